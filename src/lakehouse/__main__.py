@@ -1,0 +1,7 @@
+"""Allow ``python -m lakehouse``."""
+
+from __future__ import annotations
+
+from lakehouse.cli import main
+
+main()

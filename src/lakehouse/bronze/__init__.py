@@ -1,0 +1,1 @@
+"""Bronze: append-only raw landing tables."""

@@ -1,0 +1,79 @@
+"""What a task receives: the session, the project, the table adapter and a report to fill."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config.loader import Project
+from lakehouse.tables import DeltaTables, WriteResult
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """A model a task trained (or found up to date) and registered."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    metrics: dict[str, float]
+    retrained: bool
+    note: str = ""
+
+
+@dataclass
+class TaskOutcome:
+    task_key: str
+    status: str  # SUCCESS | FAILED | SKIPPED
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class RunReport:
+    """Everything a job run did, for the closing summary."""
+
+    job: str
+    run_id: str
+    target: str
+    engine: str
+    started: float = field(default_factory=time.time)
+    writes: list[WriteResult] = field(default_factory=list)
+    models: list[ModelResult] = field(default_factory=list)
+    tasks: list[TaskOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, scope: str, **values: int) -> None:
+        """Add named counters under ``scope`` (e.g. rows read / quarantined per table)."""
+        bucket = self.counters.setdefault(scope, {})
+        for key, value in values.items():
+            bucket[key] = bucket.get(key, 0) + int(value)
+
+    @property
+    def succeeded(self) -> bool:
+        return all(t.status == "SUCCESS" for t in self.tasks)
+
+
+@dataclass
+class TaskContext:
+    """Handed to every task function."""
+
+    spark: SparkSession
+    project: Project
+    tables: DeltaTables
+    report: RunReport
+    task_key: str
+    parameters: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.report.run_id
+
+
+class TaskFunction(Protocol):
+    def __call__(self, ctx: TaskContext) -> None: ...

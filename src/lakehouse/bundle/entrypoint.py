@@ -1,0 +1,89 @@
+"""The ``jobs/*.py`` entry point: parse args, get a session, run one task, print a summary.
+
+Works under ``spark-submit`` (the session spark-submit configured is used), with ``python``
+(the bundle target's engine is built) and on Databricks (the active session is used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
+from lakehouse.bundle.runner import new_run_id, one_line
+from lakehouse.config.loader import Project, find_bundle_root, load_project, parse_var_overrides
+from lakehouse.engine import build_session
+from lakehouse.summary import render_report
+from lakehouse.tables import DeltaTables
+
+
+def task_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Run one lakehouse bundle task; unknown arguments go to the task."
+    )
+    parser.add_argument("--project-dir", type=Path, default=None, help="directory holding bundle.yml")
+    parser.add_argument("--target", "-t", default=None, help="bundle target (default: the default target)")
+    parser.add_argument("--engine", "-e", default=None, choices=["sail", "spark", "connect"])
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--job", default=None, help="job name recorded in the run report")
+    parser.add_argument("--run-id", default=None)
+    return parser
+
+
+def _bundle_parameters(project: Project, script: Path) -> tuple[str, list[str]]:
+    """The task key and parameters the bundle declares for this script, if any."""
+    for job in project.bundle.resources.jobs.values():
+        for task in job.tasks:
+            if Path(project.resolve_path(task.spark_python_task.python_file)) == script:
+                return task.task_key, list(task.spark_python_task.parameters)
+    return script.stem, []
+
+
+def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
+    """Run ``task`` as a standalone job; returns the process exit code."""
+    script = Path(sys.argv[0]).resolve()
+    args, task_args = task_parser(script.name).parse_known_args(argv)
+    console = Console(stderr=False)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        root = args.project_dir or find_bundle_root(script.parent)
+        project = load_project(
+            root, target=args.target, engine=args.engine, var_overrides=parse_var_overrides(args.var)
+        )
+        task_key, declared = _bundle_parameters(project, script)
+        session = build_session(
+            project.engine,
+            warehouse_dir=project.data_root / "warehouse",
+            app_name=f"{project.name}:{task_key}",
+            log_dir=project.data_root / "logs",
+        )
+    except Exception as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    report = RunReport(
+        job=args.job or task_key, run_id=args.run_id or new_run_id(), target=project.target_name, engine=session.kind
+    )
+    try:
+        tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
+        tables.register_all()
+        task(
+            TaskContext(
+                spark=session.spark,
+                project=project,
+                tables=tables,
+                report=report,
+                task_key=task_key,
+                parameters=task_args or declared,
+            )
+        )
+        report.tasks.append(TaskOutcome(task_key, "SUCCESS"))
+    except Exception as exc:
+        report.tasks.append(TaskOutcome(task_key, "FAILED", error=one_line(exc)))
+    finally:
+        render_report(report, console)
+        session.stop()
+    return 0 if report.succeeded else 1

@@ -1,0 +1,193 @@
+"""The ``lakehouse`` command.
+
+Every failure exits non-zero with one readable line (``LAKEHOUSE_DEBUG=1`` shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from lakehouse import __version__
+from lakehouse.bundle.runner import one_line, run_job, select_job
+from lakehouse.config.loader import Project, load_project, parse_var_overrides
+from lakehouse.engine import EngineSession, build_session
+from lakehouse.summary import render_report
+
+app = typer.Typer(
+    help="lakehouse: medallion lakehouse jobs (Bronze -> Silver -> Gold -> MLflow) on open-source Spark.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bundle_app = typer.Typer(help="Inspect the job bundle (bundle.yml).", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True)
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option("--project-dir", "-C", help="Directory holding bundle.yml (default: nearest above cwd)."),
+]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", "-t", help="Bundle target (env LAKEHOUSE_TARGET).")
+]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", "-e", help="sail | spark | connect (env LAKEHOUSE_ENGINE); overrides the target."),
+]
+VarOpt = Annotated[
+    list[str] | None, typer.Option("--var", help="Set a bundle variable: NAME=VALUE (repeatable).")
+]
+
+
+def _load(project_dir: Path | None, target: str | None, engine: str | None, var: list[str] | None) -> Project:
+    return load_project(project_dir, target=target, engine=engine, var_overrides=parse_var_overrides(var))
+
+
+def _session(project: Project, app_name: str) -> EngineSession:
+    with console.status(f"starting the {project.engine.kind} engine…"):
+        return build_session(
+            project.engine,
+            warehouse_dir=project.data_root / "warehouse",
+            app_name=app_name,
+            log_dir=project.data_root / "logs",
+        )
+
+
+@app.command()
+def run(
+    job: Annotated[str | None, typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one).")] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Run a bundle job's tasks in dependency order and print a summary."""
+    project = _load(project_dir, target, engine, var)
+    job_name, job_spec = select_job(project, job)
+    session = _session(project, f"{project.name}:{job_name}")
+    try:
+        with console.status("") as status:
+
+            def on_event(event: str, task: object, outcome: object) -> None:
+                key = getattr(task, "task_key", "?")
+                if event == "started":
+                    status.update(f"[bold]{job_name}[/] › {key} …")
+                elif outcome is not None:
+                    state = getattr(outcome, "status", "")
+                    secs = getattr(outcome, "seconds", 0.0)
+                    mark = {"SUCCESS": "[green]✓[/]", "FAILED": "[red]✗[/]", "SKIPPED": "[yellow]–[/]"}.get(state, "")
+                    console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s[/]")
+
+            report = run_job(project, job_name, session, on_event=on_event)
+    finally:
+        session.stop()
+    render_report(report, console)
+    if not report.succeeded:
+        failed = [t for t in report.tasks if t.status == "FAILED"]
+        first = failed[0] if failed else None
+        raise LakehouseExit(f"job {job_name} failed: task {first.task_key}: {first.error}" if first else f"job {job_name} failed")
+    _ = job_spec
+
+
+@app.command()
+def tables(
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """List the catalog's tables with row counts and latest Delta versions."""
+    from lakehouse.tables import DeltaTables
+
+    project = _load(project_dir, target, engine, var)
+    session = _session(project, f"{project.name}:tables")
+    try:
+        adapter = DeltaTables(session.spark, project, session.kind)
+        table = Table(title=f"catalog {project.catalog.name} · target {project.target_name}")
+        for col, justify in (("table", "left"), ("layer", "left"), ("rows", "right"), ("version", "right"), ("location", "left")):
+            table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for ref in sorted(project.tables.values(), key=lambda r: (r.schema, r.name)):
+            if adapter.exists(ref.full_name):
+                rows, version = f"{adapter.row_count(ref.full_name):,}", str(adapter.version(ref.full_name))
+            else:
+                rows, version = "-", "not created"
+            table.add_row(ref.full_name, ref.spec.layer, rows, version, ref.location)
+        console.print(table)
+    finally:
+        session.stop()
+
+
+@bundle_app.command("validate")
+def bundle_validate(
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text | json")] = "text",
+) -> None:
+    """Validate bundle.yml and conf/, and print the resolved configuration."""
+    project = _load(project_dir, target, engine, var)
+    resolved = {
+        "bundle": project.bundle.model_dump(mode="json"),
+        "target": project.target_name,
+        "engine": project.engine.model_dump(mode="json"),
+        "variables": project.variables,
+        "catalog": project.catalog.name,
+        "tables": {name: {"layer": t.spec.layer, "location": t.location} for name, t in project.tables.items()},
+        "sources": {k: v.model_dump(mode="json") for k, v in project.sources.items()},
+        "silver": {k: v.model_dump(mode="json") for k, v in project.silver.items()},
+        "gold": {k: v.model_dump(mode="json") for k, v in project.gold.items()},
+        "models": {k: v.model_dump(mode="json") for k, v in project.models.items()},
+    }
+    if output == "json":
+        print(json.dumps(resolved, indent=2, default=str))
+        return
+    if output != "text":
+        raise LakehouseExit(f"--output: expected text or json, got {output!r}")
+    console.print(f"[green]✓[/] bundle [bold]{project.name}[/] is valid · target {project.target_name} · engine {project.engine.kind}")
+    console.print(f"  variables: {', '.join(f'{k}={v}' for k, v in project.variables.items())}")
+    console.print(f"  tables: {len(project.tables)} · sources: {len(project.sources)} · models: {len(project.models)}")
+    for name, job in project.bundle.resources.jobs.items():
+        console.print(f"  job {name}: {' → '.join(t.task_key for t in job.tasks)}")
+
+
+@app.command()
+def version() -> None:
+    """Print the lakehouse version."""
+    console.print(f"lakehouse {__version__}")
+
+
+class LakehouseExit(Exception):
+    """Exit non-zero with this one-line message."""
+
+
+def main() -> None:
+    """Console-script entry point: one readable line and a non-zero exit on any failure."""
+    debug = os.environ.get("LAKEHOUSE_DEBUG") == "1"
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {one_line(exc) if not isinstance(exc, LakehouseExit) else exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,567 @@
+"""Load ``bundle.yml`` and its included ``conf/*.yml`` into a typed :class:`Project`.
+
+Resolution order for variables (last wins): the ``default`` in ``bundle.yml``, the selected
+target's ``variables``, ``LAKEHOUSE_VAR_<name>`` environment variables, ``--var name=value``.
+``${var.name}``, ``${bundle.name}`` and ``${bundle.target}`` are interpolated in every string.
+Every error names the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from lakehouse.config.models import (
+    BRONZE_METADATA_COLUMNS,
+    BundleSpec,
+    Column,
+    CatalogSpec,
+    ConfFile,
+    EngineSpec,
+    FileSource,
+    GoldSpec,
+    ModelSpec,
+    SchemaSpec,
+    SilverSpec,
+    TableSpec,
+    Target,
+    Variable,
+)
+from lakehouse.errors import ConfigError
+
+BUNDLE_FILE = "bundle.yml"
+ENV_TARGET = "LAKEHOUSE_TARGET"
+ENV_ENGINE = "LAKEHOUSE_ENGINE"
+ENV_REMOTE = "LAKEHOUSE_REMOTE"
+ENV_PROJECT_DIR = "LAKEHOUSE_PROJECT_DIR"
+ENV_VAR_PREFIX = "LAKEHOUSE_VAR_"
+ENGINE_KINDS = ("sail", "spark", "connect")
+
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+# ---------------------------------------------------------------- YAML
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def read_yaml(path: Path, display: str) -> dict[str, Any]:
+    """Parse one YAML file into a mapping; errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(display, "", f"cannot read file ({exc.strerror})") from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(display, line, f"invalid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(display, "", f"invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(display, "", f"expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+# ---------------------------------------------------------------- errors
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic location as ``a.b[2].c``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validate(model: Any, data: Any, display: str, prefix: str = "") -> Any:
+    """Validate ``data`` against a model or type; the first error becomes a :class:`ConfigError`."""
+    try:
+        return TypeAdapter(model).validate_python(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Drop pydantic's internal union tags such as 'files' in discriminated unions.
+        path = key_path(loc)
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        message = _friendly(first)
+        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        raise ConfigError(display, path, message + more) from None
+
+
+def _friendly(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    msg = msg.removeprefix("Value error, ")
+    given = error.get("input")
+    if kind.endswith("_type") or kind.endswith("_parsing") or kind == "literal_error":
+        return f"{msg} (got {given!r})"
+    return msg
+
+
+# ---------------------------------------------------------------- interpolation
+
+
+def interpolate(value: Any, context: Mapping[str, Any], display: str, path: str = "") -> Any:
+    """Replace ``${var.x}`` / ``${bundle.name}`` / ``${bundle.target}`` in every string."""
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            out[interpolate(k, context, display, sub)] = interpolate(v, context, display, sub)
+        return out
+    if isinstance(value, list):
+        return [interpolate(v, context, display, f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def lookup(ref: str) -> Any:
+        if ref not in context:
+            if ref.startswith("var."):
+                known = ", ".join(sorted(k[4:] for k in context if k.startswith("var."))) or "none"
+                raise ConfigError(
+                    display, path, f"undefined variable '{ref[4:]}' in '${{{ref}}}' (defined: {known})"
+                )
+            raise ConfigError(
+                display,
+                path,
+                f"unknown reference '${{{ref}}}' (use ${{var.<name>}}, ${{bundle.name}} or ${{bundle.target}})",
+            )
+        return context[ref]
+
+    return _REFERENCE.sub(lambda m: str(lookup(m.group(1).strip())), value)
+
+
+# ---------------------------------------------------------------- the project
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A catalog table resolved to its three-level name and storage location."""
+
+    catalog: str
+    schema: str
+    name: str
+    spec: TableSpec
+    location: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.name}"
+
+    @property
+    def engine_name(self) -> str:
+        """The name registered in the Spark session: ``schema.table`` in its current catalog."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything loaded from a bundle, for one target."""
+
+    root: Path
+    bundle: BundleSpec
+    target_name: str
+    target: Target
+    engine: EngineSpec
+    variables: dict[str, Any]
+    catalog: CatalogSpec
+    tables: dict[str, TableRef]
+    sources: dict[str, FileSource] = field(default_factory=dict)
+    silver: dict[str, SilverSpec] = field(default_factory=dict)
+    gold: dict[str, GoldSpec] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.bundle.bundle.name
+
+    @property
+    def data_root(self) -> Path:
+        """Where the project keeps its local state (tables default under it, MLflow, logs)."""
+        return Path(self.resolve_path(str(self.variables.get("data_root", "./data"))))
+
+    def resolve_path(self, path: str) -> str:
+        """Absolute path for a relative one (relative to the bundle root); URIs unchanged."""
+        if _URI.match(path) or path.startswith("file:"):
+            return path
+        p = Path(path).expanduser()
+        return str(p if p.is_absolute() else (self.root / p).resolve())
+
+    def table(self, full_name: str) -> TableRef:
+        """Look up a catalog table by ``catalog.schema.table``."""
+        try:
+            return self.tables[full_name]
+        except KeyError:
+            known = ", ".join(sorted(self.tables)) or "none"
+            raise ConfigError("conf/", full_name, f"no such table in the catalog (known: {known})") from None
+
+    def tables_in_layer(self, layer: str) -> list[TableRef]:
+        return [t for t in self.tables.values() if t.spec.layer == layer]
+
+
+def find_bundle_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (or $LAKEHOUSE_PROJECT_DIR) with a bundle.yml."""
+    env = os.environ.get(ENV_PROJECT_DIR)
+    here = Path(env) if env and start is None else (start or Path.cwd())
+    here = here.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / BUNDLE_FILE).is_file():
+            return candidate
+    raise ConfigError(
+        BUNDLE_FILE, "", f"not found in {here} or any parent directory (pass --project-dir)"
+    )
+
+
+def parse_var_overrides(items: list[str] | None) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError("--var", item, "expected name=value")
+        out[name.strip()] = value
+    return out
+
+
+def load_project(
+    root: Path | None = None,
+    *,
+    target: str | None = None,
+    engine: str | None = None,
+    var_overrides: Mapping[str, str] | None = None,
+) -> Project:
+    """Load and validate the bundle at ``root`` for ``target`` (default: the default target)."""
+    root = find_bundle_root(root)
+    bundle_path = root / BUNDLE_FILE
+    display = BUNDLE_FILE
+    raw = read_yaml(bundle_path, display)
+
+    raw_vars = raw.get("variables") or {}
+    declared: dict[str, Variable] = validate(dict[str, Variable], raw_vars, display, "variables")
+    raw_targets = raw.get("targets")
+    if not isinstance(raw_targets, dict) or not raw_targets:
+        raise ConfigError(display, "targets", "required: a mapping with at least one target")
+    target_name = _select_target(raw_targets, target, display)
+
+    values: dict[str, Any] = {name: v.default for name, v in declared.items()}
+    target_vars = (raw_targets.get(target_name) or {}).get("variables") or {}
+    if not isinstance(target_vars, dict):
+        raise ConfigError(display, f"targets.{target_name}.variables", "expected a mapping")
+    for name, value in target_vars.items():
+        if name not in declared:
+            raise ConfigError(
+                display, f"targets.{target_name}.variables.{name}", "variable is not declared under 'variables'"
+            )
+        values[name] = value
+    for env_name, value in os.environ.items():
+        if env_name.startswith(ENV_VAR_PREFIX) and env_name[len(ENV_VAR_PREFIX) :] in declared:
+            values[env_name[len(ENV_VAR_PREFIX) :]] = value
+    for name, value in (var_overrides or {}).items():
+        if name not in declared:
+            raise ConfigError("--var", name, "variable is not declared in bundle.yml 'variables'")
+        values[name] = value
+    missing = sorted(name for name, v in values.items() if v is None)
+    if missing:
+        raise ConfigError(
+            display,
+            f"variables.{missing[0]}",
+            f"no value: set a default, a target override, {ENV_VAR_PREFIX}{missing[0]} or --var",
+        )
+
+    bundle_name = (raw.get("bundle") or {}).get("name", "") if isinstance(raw.get("bundle"), dict) else ""
+    context: dict[str, Any] = {f"var.{k}": v for k, v in values.items()}
+    context["bundle.name"] = bundle_name
+    context["bundle.target"] = target_name
+    resolved = {k: (v if k == "variables" else interpolate(v, context, display, k)) for k, v in raw.items()}
+    bundle: BundleSpec = validate(BundleSpec, resolved, display)
+    tgt = bundle.targets[target_name]
+    engine_spec = _engine_for(tgt.engine, engine, display)
+
+    confs = [
+        (path, validate(ConfFile, interpolate(read_yaml(path, rel), context, rel), rel))
+        for path, rel in _included_files(root, bundle.include, display)
+    ]
+    return _assemble(root, bundle, target_name, tgt, engine_spec, values, confs)
+
+
+def _select_target(raw_targets: dict[str, Any], requested: str | None, display: str) -> str:
+    name = requested or os.environ.get(ENV_TARGET)
+    if name:
+        if name not in raw_targets:
+            raise ConfigError(
+                display, f"targets.{name}", f"no such target (defined: {', '.join(raw_targets)})"
+            )
+        return name
+    defaults = [n for n, t in raw_targets.items() if isinstance(t, dict) and t.get("default")]
+    return defaults[0] if defaults else next(iter(raw_targets))
+
+
+def _engine_for(spec: EngineSpec, override: str | None, display: str) -> EngineSpec:
+    kind = override or os.environ.get(ENV_ENGINE)
+    remote = os.environ.get(ENV_REMOTE)
+    if not kind or kind == spec.kind:
+        return spec.model_copy(update={"remote": remote}) if remote and spec.kind == "connect" else spec
+    if kind not in ENGINE_KINDS:
+        source = "--engine" if override else ENV_ENGINE
+        raise ConfigError(source, kind, f"unknown engine (expected one of: {', '.join(ENGINE_KINDS)})")
+    if kind == "connect" and not (remote or spec.remote):
+        raise ConfigError(ENV_REMOTE, "", "engine 'connect' needs a Spark Connect URL: set LAKEHOUSE_REMOTE=sc://host:port")
+    return EngineSpec(
+        kind=kind,  # type: ignore[arg-type]
+        master=spec.master,
+        remote=remote or spec.remote,
+        conf=spec.conf,
+        delta=spec.delta,
+    )
+
+
+def _included_files(root: Path, patterns: list[str], display: str) -> list[tuple[Path, str]]:
+    files: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for i, pattern in enumerate(patterns):
+        matches = sorted(root.glob(pattern))
+        if not matches:
+            raise ConfigError(display, f"include[{i}]", f"pattern {pattern!r} matches no file")
+        for path in matches:
+            if path.is_file() and path not in seen:
+                seen.add(path)
+                files.append((path, str(path.relative_to(root))))
+    return files
+
+
+def _assemble(
+    root: Path,
+    bundle: BundleSpec,
+    target_name: str,
+    target: Target,
+    engine: EngineSpec,
+    values: dict[str, Any],
+    confs: list[tuple[Path, ConfFile]],
+) -> Project:
+    catalog: CatalogSpec | None = None
+    catalog_file = ""
+    schemas: dict[str, SchemaSpec] = {}
+    sources: dict[str, FileSource] = {}
+    silver: dict[str, SilverSpec] = {}
+    gold: dict[str, GoldSpec] = {}
+    models: dict[str, ModelSpec] = {}
+    origin: dict[str, str] = {}  # "section.key" -> file, for error messages
+
+    for path, conf in confs:
+        rel = str(path.relative_to(root))
+        if conf.catalog is not None:
+            if catalog is None:
+                catalog, catalog_file = conf.catalog, rel
+            elif conf.catalog.name != catalog.name or conf.catalog.storage_root != catalog.storage_root:
+                raise ConfigError(
+                    rel, "catalog.name", f"differs from the catalog declared in {catalog_file}"
+                )
+            for schema_name, schema in conf.catalog.schemas.items():
+                if schema_name in schemas:
+                    merged = dict(schemas[schema_name].tables)
+                    for table_name, table in schema.tables.items():
+                        if table_name in merged:
+                            raise ConfigError(
+                                rel,
+                                f"catalog.schemas.{schema_name}.tables.{table_name}",
+                                f"already declared in {origin[f'table.{schema_name}.{table_name}']}",
+                            )
+                        merged[table_name] = table
+                    schemas[schema_name] = schemas[schema_name].model_copy(update={"tables": merged})
+                else:
+                    schemas[schema_name] = schema
+                for table_name in schema.tables:
+                    origin.setdefault(f"table.{schema_name}.{table_name}", rel)
+        for section, target_dict, items in (
+            ("sources", sources, conf.sources),
+            ("silver", silver, conf.silver),
+            ("gold", gold, conf.gold),
+            ("models", models, conf.models),
+        ):
+            for key, value in items.items():
+                if key in target_dict:
+                    raise ConfigError(rel, f"{section}.{key}", f"already declared in {origin[f'{section}.{key}']}")
+                target_dict[key] = value  # type: ignore[index]
+                origin[f"{section}.{key}"] = rel
+
+    if catalog is None:
+        raise ConfigError(BUNDLE_FILE, "include", "no included file declares 'catalog:'")
+    schemas = _with_generated_tables(schemas, silver, catalog.name)
+    catalog = catalog.model_copy(update={"schemas": schemas})
+    project = Project(
+        root=root,
+        bundle=bundle,
+        target_name=target_name,
+        target=target,
+        engine=engine,
+        variables=values,
+        catalog=catalog,
+        tables={},
+        sources=sources,
+        silver=silver,
+        gold=gold,
+        models=models,
+    )
+    storage_root = project.resolve_path(catalog.storage_root)
+    tables: dict[str, TableRef] = {}
+    for schema_name, schema in schemas.items():
+        for table_name, spec in schema.tables.items():
+            location = (
+                project.resolve_path(spec.location)
+                if spec.location
+                else f"{storage_root.rstrip('/')}/{schema_name}/{table_name}"
+            )
+            ref = TableRef(catalog.name, schema_name, table_name, spec, location)
+            tables[ref.full_name] = ref
+    object.__setattr__(project, "tables", tables)
+    _check_references(project, origin)
+    return project
+
+
+PROCESSED_FILES_TABLE = "processed_files"
+SYSTEM_SCHEMA = "meta"  # "system" is a reserved catalog name on Sail
+QUARANTINE_SUFFIX = "_quarantine"
+
+_PROCESSED_FILES = TableSpec(
+    layer="system",
+    description="Files ingested into Bronze, keyed by path + size + modification time",
+    columns=[
+        Column(name="source", type="string", nullable=False),
+        Column(name="path", type="string", nullable=False),
+        Column(name="size", type="bigint", nullable=False),
+        Column(name="modified_at", type="timestamp", nullable=False),
+        Column(name="rows", type="bigint", nullable=False),
+        Column(name="corrupt_rows", type="bigint", nullable=False),
+        Column(name="run_id", type="string", nullable=False),
+        Column(name="ingested_at", type="timestamp", nullable=False),
+    ],
+    keys=["source", "path", "size", "modified_at"],
+)
+
+_QUARANTINE_COLUMNS = [
+    Column(name="_row", type="string", nullable=False, comment="the rejected row as JSON"),
+    Column(name="_reasons", type="array<string>", nullable=False, comment="violated rules"),
+    Column(name="_row_hash", type="string", nullable=False, comment="identity of the rejected row"),
+    Column(name="_source_file", type="string"),
+    Column(name="_run_id", type="string", nullable=False),
+    Column(name="_quarantined_at", type="timestamp", nullable=False),
+]
+
+
+def quarantine_table_name(silver_table: str) -> str:
+    """``cat.silver.orders`` -> ``cat.silver.orders_quarantine``."""
+    return silver_table + QUARANTINE_SUFFIX
+
+
+def processed_files_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{PROCESSED_FILES_TABLE}"
+
+
+def _with_generated_tables(
+    schemas: dict[str, SchemaSpec], silver: dict[str, SilverSpec], catalog: str
+) -> dict[str, SchemaSpec]:
+    """Add Bronze metadata columns, a quarantine table per Silver table, the system tables."""
+    out: dict[str, SchemaSpec] = {}
+    for schema_name, schema in schemas.items():
+        tables = {}
+        for table_name, spec in schema.tables.items():
+            if spec.layer == "bronze":
+                declared = {c.name for c in spec.columns}
+                extra = [c for c in BRONZE_METADATA_COLUMNS if c.name not in declared]
+                spec = spec.model_copy(update={"columns": [*spec.columns, *extra]})
+            tables[table_name] = spec
+        out[schema_name] = schema.model_copy(update={"tables": tables})
+    for full_name in silver:
+        cat, schema_name, table_name = full_name.split(".")
+        if cat != catalog or schema_name not in out or table_name not in out[schema_name].tables:
+            continue  # reported by _check_references
+        q_name = table_name + QUARANTINE_SUFFIX
+        if q_name not in out[schema_name].tables:
+            spec = TableSpec(
+                layer="silver",
+                description=f"Rows rejected on their way into {full_name}, with the reasons",
+                columns=_QUARANTINE_COLUMNS,
+                keys=["_row_hash"],
+            )
+            tables = {**out[schema_name].tables, q_name: spec}
+            out[schema_name] = out[schema_name].model_copy(update={"tables": tables})
+    system = out.get(SYSTEM_SCHEMA, SchemaSpec(description="lakehouse bookkeeping"))
+    if PROCESSED_FILES_TABLE not in system.tables:
+        system = system.model_copy(
+            update={"tables": {**system.tables, PROCESSED_FILES_TABLE: _PROCESSED_FILES}}
+        )
+    out[SYSTEM_SCHEMA] = system
+    return out
+
+
+def _check_references(project: Project, origin: dict[str, str]) -> None:
+    def need(table: str, section: str, key: str, attr: str) -> TableRef:
+        if table not in project.tables:
+            known = ", ".join(sorted(project.tables)) or "none"
+            raise ConfigError(origin[f"{section}.{key}"], f"{section}.{key}.{attr}", f"unknown table {table!r} (catalog has: {known})")
+        return project.tables[table]
+
+    for key, source in project.sources.items():
+        need(source.target, "sources", key, "target")
+    for key, spec in project.silver.items():
+        need(key, "silver", key, "")
+        source_table = need(spec.source, "silver", key, "source")
+        target_cols = {c.name for c in project.tables[key].spec.columns}
+        for col in [*spec.keys, *([spec.sequence_by] if spec.sequence_by else [])]:
+            if col not in target_cols:
+                raise ConfigError(origin[f"silver.{key}"], f"silver.{key}", f"column {col!r} is not a column of {key}")
+        source_cols = {c.name for c in source_table.spec.columns}
+        for tgt, src in spec.rename.items():
+            if src not in source_cols:
+                raise ConfigError(origin[f"silver.{key}"], f"silver.{key}.rename.{tgt}", f"{src!r} is not a column of {spec.source}")
+    for key, gold in project.gold.items():
+        need(key, "gold", key, "")
+        for alias, table in gold.inputs.items():
+            need(table, "gold", key, f"inputs.{alias}")
+    for key, model in project.models.items():
+        table = need(model.feature_table, "models", key, "feature_table")
+        cols = {c.name for c in table.spec.columns}
+        for col in [*model.key, model.label, *model.features]:
+            if col not in cols:
+                raise ConfigError(origin[f"models.{key}"], f"models.{key}", f"column {col!r} is not a column of {model.feature_table}")

@@ -1,0 +1,280 @@
+"""The only place a SparkSession is built.
+
+Three engines, one code path:
+
+* ``sail`` (default): LakeSail's Spark Connect server started in this process on 127.0.0.1
+  with a free port; native Delta, no JVM, starts in under a second. Stopped on exit.
+* ``spark``: classic JVM Spark (``local[*]`` or a master URL) with the delta-spark SQL
+  extension and catalog. Delta jars come from a jar directory (``engine.delta.jars_dir`` or
+  ``$LAKEHOUSE_DELTA_JARS``) or from ``spark.jars.packages`` (Maven coordinates, as
+  ``delta.configure_spark_with_delta_pip`` sets them).
+* ``connect``: any Spark Connect endpoint (``sc://host:port``).
+
+If a session already exists (``spark-submit``, a notebook, Databricks) it is used as is.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pyspark.sql import SparkSession
+
+from lakehouse.config.models import EngineSpec
+from lakehouse.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+EngineKind = Literal["sail", "spark", "connect"]
+ENV_DELTA_JARS = "LAKEHOUSE_DELTA_JARS"
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+@dataclass
+class EngineSession:
+    """A SparkSession plus what it runs on; stops what it started."""
+
+    spark: SparkSession
+    kind: EngineKind
+    owned: bool
+    started_in_s: float = 0.0
+    log_file: Path | None = None
+    _server: object | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        """Stop the session (and the embedded server) if this process built them."""
+        if not self.owned:
+            return
+        self.owned = False
+        with contextlib.suppress(Exception):
+            self.spark.stop()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.stop()  # type: ignore[attr-defined]
+            self._server = None
+
+    def __enter__(self) -> EngineSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def delta_maven_coordinates() -> list[str]:
+    """Maven coordinates of the Delta jars matching the installed delta-spark wheel."""
+    from importlib.metadata import version
+
+    return [f"io.delta:delta-spark_2.13:{version('delta-spark')}"]
+
+
+def under_spark_submit() -> bool:
+    """True when this Python process is the driver of a ``spark-submit`` run."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(
+    spec: EngineSpec,
+    *,
+    warehouse_dir: Path,
+    app_name: str = "lakehouse",
+    log_dir: Path | None = None,
+) -> EngineSession:
+    """Return a session for ``spec``, reusing an active one (notebook, spark-submit) if present."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        kind: EngineKind = "connect" if _is_remote(active) else "spark"
+        log.info("using the active %s session", kind)
+        if kind == "spark":
+            require_delta_classes(active)
+        return EngineSession(active, kind, owned=False)
+    if under_spark_submit():
+        return _spark_submit_session(app_name, warehouse_dir)
+    warehouse_dir.mkdir(parents=True, exist_ok=True)
+    if spec.kind == "sail":
+        return _sail_session(spec, warehouse_dir, app_name)
+    if spec.kind == "spark":
+        return _jvm_session(spec, warehouse_dir, app_name, log_dir or warehouse_dir.parent / "logs")
+    return _connect_session(spec, app_name)
+
+
+def _is_remote(spark: SparkSession) -> bool:
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def _sail_session(spec: EngineSpec, warehouse_dir: Path, app_name: str) -> EngineSession:
+    os.environ.setdefault("RUST_LOG", "error")
+    from pysail.spark import SparkConnectServer
+
+    started = time.perf_counter()
+    server = SparkConnectServer("127.0.0.1", 0)
+    server.start(background=True)
+    address = server.listening_address
+    if address is None:
+        raise EngineError("the embedded Sail server did not start")
+    host, port = address
+    builder = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name)
+    builder = builder.config("spark.sql.warehouse.dir", str(warehouse_dir.resolve()))
+    for key, value in spec.conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    session = EngineSession(
+        spark, "sail", owned=True, started_in_s=time.perf_counter() - started, _server=server
+    )
+    atexit.register(session.stop)
+    log.info("embedded Sail engine on %s:%s (%.2fs)", host, port, session.started_in_s)
+    return session
+
+
+def _connect_session(spec: EngineSpec, app_name: str) -> EngineSession:
+    started = time.perf_counter()
+    assert spec.remote is not None  # checked by EngineSpec
+    builder = SparkSession.builder.remote(spec.remote).appName(app_name)
+    for key, value in spec.conf.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+        spark.sql("SELECT 1").collect()
+    except Exception as exc:
+        raise EngineError(f"cannot reach Spark Connect at {spec.remote}: {_first_line(exc)}") from exc
+    session = EngineSession(spark, "connect", owned=True, started_in_s=time.perf_counter() - started)
+    atexit.register(session.stop)
+    return session
+
+
+def jvm_delta_jars(spec: EngineSpec) -> list[str]:
+    """Jar files from the configured Delta jar directory (config wins over the env var)."""
+    jars_dir = spec.delta.jars_dir or os.environ.get(ENV_DELTA_JARS)
+    if not jars_dir:
+        return []
+    directory = Path(jars_dir).expanduser()
+    if not directory.is_dir():
+        raise EngineError(
+            f"Delta jar directory {directory} does not exist (engine.delta.jars_dir / {ENV_DELTA_JARS})"
+        )
+    jars = sorted(str(p.resolve()) for p in directory.glob("*.jar"))
+    if not jars:
+        raise EngineError(f"no .jar files in the Delta jar directory {directory}")
+    return jars
+
+
+def jvm_spark_conf(spec: EngineSpec, warehouse_dir: Path) -> dict[str, str]:
+    """The Spark conf the ``spark`` engine starts with (also used for spark-submit lines)."""
+    conf = {
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.warehouse.dir": str(warehouse_dir.resolve()),
+        "spark.ui.showConsoleProgress": "false",
+    }
+    conf.update(spec.conf)
+    if "spark.jars" not in spec.conf and "spark.jars.packages" not in spec.conf:
+        jars = jvm_delta_jars(spec)
+        if jars:
+            conf["spark.jars"] = ",".join(jars)
+        else:
+            conf["spark.jars.packages"] = ",".join(spec.delta.packages or delta_maven_coordinates())
+    return conf
+
+
+HOW_TO_SUPPLY_DELTA = (
+    f"put delta-spark_2.13 and delta-storage jars in a directory and set {ENV_DELTA_JARS}=DIR "
+    "(or engine.delta.jars_dir in bundle.yml), or run where Maven Central is reachable "
+    "(spark.jars.packages / spark-submit --packages io.delta:delta-spark_2.13:VERSION), "
+    "or use the default embedded engine (--engine sail)"
+)
+
+
+def _jvm_session(spec: EngineSpec, warehouse_dir: Path, app_name: str, log_dir: Path) -> EngineSession:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    conf = jvm_spark_conf(spec, warehouse_dir)
+    builder = SparkSession.builder.master(spec.master).appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"spark-jvm-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    started = time.perf_counter()
+    try:
+        with _stderr_to(log_file):
+            spark = builder.getOrCreate()
+    except Exception as exc:
+        detail = _jvm_failure_detail(log_file) or _first_line(exc)
+        raise EngineError(
+            f"JVM Spark could not start with Delta Lake ({detail}): {HOW_TO_SUPPLY_DELTA}; "
+            f"JVM log: {log_file}"
+        ) from exc
+    session = EngineSession(
+        spark, "spark", owned=True, started_in_s=time.perf_counter() - started, log_file=log_file
+    )
+    try:
+        require_delta_classes(spark)
+    except EngineError:
+        session.stop()
+        raise
+    atexit.register(session.stop)
+    log.info("JVM Spark %s on %s (%.1fs); JVM log: %s", spark.version, spec.master, session.started_in_s, log_file)
+    return session
+
+
+def _spark_submit_session(app_name: str, warehouse_dir: Path) -> EngineSession:
+    builder = SparkSession.builder.appName(app_name)
+    builder = builder.config("spark.sql.extensions", DELTA_EXTENSION)
+    builder = builder.config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    spark = builder.getOrCreate()
+    require_delta_classes(spark)
+    return EngineSession(spark, "spark", owned=False)
+
+
+def require_delta_classes(spark: SparkSession) -> None:
+    """Fail with one line when the JVM cannot load the Delta Lake classes."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    try:
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(DELTA_EXTENSION, True, loader)
+    except Exception as exc:
+        raise EngineError(
+            f"JVM Spark cannot load the Delta Lake classes ({DELTA_EXTENSION} not on the classpath): "
+            f"{HOW_TO_SUPPLY_DELTA}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 to ``path`` while the JVM is launched, so its log lands there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _jvm_failure_detail(log_file: Path) -> str | None:
+    try:
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if "unresolved dependency" in line:
+            start = line.find("[unresolved dependency")
+            return line[start:].strip("[] ") if start >= 0 else line.strip()
+        if "ClassNotFoundException" in line and "delta" in line.lower():
+            return line.strip()
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Gold: feature and BI tables built from Silver by pure DataFrame transforms."""

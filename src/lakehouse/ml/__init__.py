@@ -1,0 +1,1 @@
+"""Model training, evaluation and registration in MLflow."""

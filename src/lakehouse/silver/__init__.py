@@ -1,0 +1,1 @@
+"""Silver: typed, deduplicated, validated tables."""

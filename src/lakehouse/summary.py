@@ -1,0 +1,64 @@
+"""Rich rendering of a run report: tasks, tables written, models, counters."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from lakehouse.bundle.context import RunReport
+
+STATUS_STYLE = {"SUCCESS": "green", "FAILED": "bold red", "SKIPPED": "yellow"}
+
+
+def render_report(report: RunReport, console: Console) -> None:
+    """Print the closing summary of a job run."""
+    tasks = Table(title=f"job {report.job} · run {report.run_id} · target {report.target} · engine {report.engine}")
+    tasks.add_column("task")
+    tasks.add_column("status")
+    tasks.add_column("seconds", justify="right")
+    tasks.add_column("detail", overflow="fold")
+    for outcome in report.tasks:
+        style = STATUS_STYLE.get(outcome.status, "")
+        tasks.add_row(outcome.task_key, f"[{style}]{outcome.status}[/]", f"{outcome.seconds:.1f}", outcome.error)
+    console.print(tasks)
+
+    if report.writes:
+        writes = Table(title="tables written")
+        for col, justify in (("table", "left"), ("operation", "left"), ("rows written", "right"), ("version", "right"), ("seconds", "right")):
+            writes.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for w in report.writes:
+            version = str(w.version) if w.committed else f"{w.version} (no change)"
+            writes.add_row(w.table, w.operation, f"{w.rows_written:,}", version, f"{w.seconds:.1f}")
+        console.print(writes)
+
+    if report.counters:
+        counters = Table(title="counts")
+        counters.add_column("scope")
+        counters.add_column("counts", overflow="fold")
+        for scope, values in report.counters.items():
+            counters.add_row(scope, ", ".join(f"{k}={v:,}" for k, v in values.items()))
+        console.print(counters)
+
+    if report.models:
+        models = Table(title="models")
+        for col in ("model", "version", "aliases", "retrained", "roc_auc", "f1", "accuracy", "note"):
+            models.add_column(col)
+        for m in report.models:
+            models.add_row(
+                m.name,
+                m.version,
+                ", ".join(f"@{a}" for a in m.aliases),
+                "yes" if m.retrained else "no",
+                f"{m.metrics.get('roc_auc', float('nan')):.3f}",
+                f"{m.metrics.get('f1', float('nan')):.3f}",
+                f"{m.metrics.get('accuracy', float('nan')):.3f}",
+                m.note,
+            )
+        console.print(models)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    duration = time.time() - report.started
+    verdict = "[green]succeeded[/]" if report.succeeded else "[bold red]failed[/]"
+    console.print(f"run {report.run_id} {verdict} in {duration:.1f}s")

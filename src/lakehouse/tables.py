@@ -1,0 +1,427 @@
+"""Delta I/O: the one adapter every step reads and writes tables through.
+
+* Registers the catalog's tables in each session (Sail's catalog lives in memory, per
+  session): ``CREATE TABLE IF NOT EXISTS schema.table (...) USING delta LOCATION ...``.
+* read (optionally at a version), append, overwrite, merge on keys (SQL ``MERGE INTO``).
+* Enforces the table schema before every write: safe widening casts are applied, a value
+  that does not fit its column (a BIGINT overflowing an INT, which Sail would silently store
+  as NULL) or a NULL in a NOT NULL column refuses the write with a clear error.
+* History and maintenance (optimize, vacuum, restore) through Spark SQL where the engine has
+  it (JVM Spark, Spark Connect) and through ``deltalake`` (delta-rs) where it does not (Sail).
+* Never enables table features Sail cannot write (change data feed, row tracking, domain
+  metadata): the config refuses such properties.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.config.loader import Project, TableRef
+from lakehouse.engine import EngineKind
+from lakehouse.errors import LakehouseError, SchemaMismatchError
+
+log = logging.getLogger(__name__)
+
+_INTEGRAL_RANK = {"tinyint": 1, "smallint": 2, "int": 3, "bigint": 4}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write did to one table."""
+
+    table: str
+    operation: str
+    rows_written: int
+    version: int
+    previous_version: int | None
+    seconds: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def committed(self) -> bool:
+        """False when the write changed nothing (e.g. a MERGE with no changed rows)."""
+        return self.version != self.previous_version
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: int
+    timestamp_ms: int
+    operation: str
+    metrics: dict[str, Any]
+
+
+def quote(identifier: str) -> str:
+    """Backtick-quote one identifier part."""
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ddl_columns(ref: TableRef) -> str:
+    parts = []
+    for col in ref.spec.columns:
+        part = f"{quote(col.name)} {col.type.upper()}"
+        if not col.nullable:
+            part += " NOT NULL"
+        if col.comment:
+            part += f" COMMENT {sql_string(col.comment)}"
+        parts.append(part)
+    return ", ".join(parts)
+
+
+def _is_safe_widening(source: T.DataType, target: T.DataType) -> bool:
+    s, t = source.simpleString(), target.simpleString()
+    if s == t:
+        return True
+    if s in _INTEGRAL_RANK and t in _INTEGRAL_RANK:
+        return _INTEGRAL_RANK[s] <= _INTEGRAL_RANK[t]
+    if s in _INTEGRAL_RANK and t in ("double", "string"):
+        return True
+    if s == "float" and t == "double":
+        return True
+    if s == "date" and t in ("timestamp", "timestamp_ntz"):
+        return True
+    if isinstance(source, T.DecimalType) and isinstance(target, T.DecimalType):
+        return (
+            target.scale >= source.scale
+            and target.precision - target.scale >= source.precision - source.scale
+        )
+    if isinstance(target, T.StringType):
+        return isinstance(source, T.AtomicType)
+    return isinstance(source, T.NullType)
+
+
+def conform_to_schema(df: DataFrame, target: T.StructType, table: str) -> DataFrame:
+    """Return ``df`` cast and ordered to ``target``, or raise :class:`SchemaMismatchError`.
+
+    Widening casts are applied directly. Narrowing or converting casts are checked: if any
+    non-null value would not survive the cast (and so be stored as NULL), the write is
+    refused. NULLs in NOT NULL columns and columns the table does not have are refused too.
+    """
+    source = {f.name: f for f in df.schema.fields}
+    target_names = [f.name for f in target.fields]
+    extra = [name for name in source if name not in target_names]
+    if extra:
+        raise SchemaMismatchError(
+            f"{table}: the data has columns the table does not have: {', '.join(extra)} "
+            "(declare them in the catalog first)"
+        )
+    columns: list[Column] = []
+    checks: list[tuple[str, Column]] = []
+    for f in target.fields:
+        if f.name not in source:
+            if not f.nullable:
+                raise SchemaMismatchError(f"{table}: the data lacks NOT NULL column {f.name}")
+            columns.append(F.lit(None).cast(f.dataType).alias(f.name))
+            continue
+        src_col = F.col(quote(f.name))
+        src_type = source[f.name].dataType
+        if _is_safe_widening(src_type, f.dataType):
+            out = src_col if src_type == f.dataType else src_col.cast(f.dataType)
+        else:
+            out = src_col.try_cast(f.dataType)
+            checks.append(
+                (
+                    f"{f.name}: {src_type.simpleString()} values that do not fit "
+                    f"{f.dataType.simpleString()}",
+                    src_col.isNotNull() & out.isNull(),
+                )
+            )
+        if not f.nullable and source[f.name].nullable:
+            checks.append((f"{f.name}: NULL in a NOT NULL column", out.isNull()))
+        columns.append(out.alias(f.name))
+    if checks:
+        counts = df.select(
+            *[F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}") for i, (_, cond) in enumerate(checks)]
+        ).first()
+        assert counts is not None
+        failures = [
+            f"{int(counts[i])} {label}" for i, (label, _) in enumerate(checks) if counts[i]
+        ]
+        if failures:
+            raise SchemaMismatchError(f"{table}: write refused: {'; '.join(failures)}")
+    return df.select(*columns)
+
+
+class DeltaTables:
+    """Reads and writes the catalog's Delta tables for one session."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        project: Project,
+        engine: EngineKind,
+        on_write: Callable[[WriteResult], None] | None = None,
+    ) -> None:
+        self.spark = spark
+        self.project = project
+        self.engine = engine
+        self.on_write = on_write
+        self._registered: set[str] = set()
+
+    # ------------------------------------------------------------ registration
+
+    def register_all(self) -> None:
+        """Create (if missing) and register every catalog table in this session."""
+        for ref in self.project.tables.values():
+            self.ensure_table(ref.full_name)
+
+    def ensure_table(self, name: str) -> TableRef:
+        """Create the table at its location if it does not exist, and register it."""
+        ref = self.project.table(name)
+        if name in self._registered:
+            return ref
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
+        location = sql_string(ref.location)
+        if self.exists(name):
+            self.spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {self._sql_name(ref)} USING delta LOCATION {location}"
+            )
+        else:
+            partition = (
+                f" PARTITIONED BY ({', '.join(quote(c) for c in ref.spec.partition_by)})"
+                if ref.spec.partition_by
+                else ""
+            )
+            comment = f" COMMENT {sql_string(ref.spec.description)}" if ref.spec.description else ""
+            props = (
+                " TBLPROPERTIES ("
+                + ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in ref.spec.properties.items())
+                + ")"
+                if ref.spec.properties
+                else ""
+            )
+            self.spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {self._sql_name(ref)} ({ddl_columns(ref)}) USING delta"
+                f"{partition}{comment} LOCATION {location}{props}"
+            )
+            log.info("created %s at %s", name, ref.location)
+        self._registered.add(name)
+        return ref
+
+    def exists(self, name: str) -> bool:
+        """True when a Delta table exists at the table's location."""
+        ref = self.project.table(name)
+        try:
+            from deltalake import DeltaTable
+
+            return bool(DeltaTable.is_deltatable(ref.location))
+        except Exception:  # a location delta-rs cannot reach (e.g. hdfs://): ask the engine
+            try:
+                self.spark.read.format("delta").load(ref.location).schema  # noqa: B018
+                return True
+            except Exception:
+                return False
+
+    @staticmethod
+    def _sql_name(ref: TableRef) -> str:
+        return f"{quote(ref.schema)}.{quote(ref.name)}"
+
+    # ------------------------------------------------------------ reads
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        """The table as a DataFrame, optionally as of a Delta version (time travel)."""
+        ref = self.ensure_table(name)
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(ref.location)
+
+    def schema(self, name: str) -> T.StructType:
+        return self.read(name).schema
+
+    def version(self, name: str) -> int:
+        """The latest Delta version of the table."""
+        entries = self.history(name, limit=1)
+        return entries[0].version if entries else -1
+
+    def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
+        """Commits, newest first (``DESCRIBE HISTORY`` or delta-rs on Sail)."""
+        ref = self.ensure_table(name)
+        if self.engine == "sail":
+            from deltalake import DeltaTable
+
+            rows = DeltaTable(ref.location).history(limit)
+            return [
+                HistoryEntry(
+                    version=int(r["version"]),
+                    timestamp_ms=int(r.get("timestamp", 0)),
+                    operation=str(r.get("operation", "")),
+                    metrics=dict(r.get("operationMetrics") or {}),
+                )
+                for r in rows
+            ]
+        limit_sql = f" LIMIT {int(limit)}" if limit else ""
+        out = []
+        for r in self.spark.sql(f"DESCRIBE HISTORY {self._sql_name(ref)}{limit_sql}").collect():
+            ts = r["timestamp"]
+            out.append(
+                HistoryEntry(
+                    version=int(r["version"]),
+                    timestamp_ms=int(ts.timestamp() * 1000) if ts else 0,
+                    operation=str(r["operation"]),
+                    metrics={k: _number(v) for k, v in (r["operationMetrics"] or {}).items()},
+                )
+            )
+        return out
+
+    def row_count(self, name: str) -> int:
+        return int(self.read(name).count())
+
+    # ------------------------------------------------------------ writes
+
+    def append(self, name: str, df: DataFrame) -> WriteResult:
+        """Append rows (schema enforced)."""
+        return self._write(name, df, "append")
+
+    def overwrite(self, name: str, df: DataFrame) -> WriteResult:
+        """Replace the table's rows (schema enforced; a new Delta version, old ones kept)."""
+        return self._write(name, df, "overwrite")
+
+    def _write(self, name: str, df: DataFrame, mode: str) -> WriteResult:
+        ref = self.ensure_table(name)
+        started = time.perf_counter()
+        before = self.version(name)
+        data = conform_to_schema(df, self.schema(name), name)
+        writer = data.write.format("delta").mode(mode)
+        if ref.spec.partition_by:
+            writer = writer.partitionBy(*ref.spec.partition_by)
+        writer.save(ref.location)
+        return self._result(name, mode, before, started)
+
+    def merge(
+        self,
+        name: str,
+        source: DataFrame,
+        keys: list[str],
+        *,
+        newer_than: str | None = None,
+        insert_only: bool = False,
+    ) -> WriteResult:
+        """Upsert ``source`` into the table on ``keys`` (SQL ``MERGE INTO``).
+
+        Matched rows are updated only when a column changed (so replaying the same data
+        commits nothing), and, with ``newer_than``, only when the source's value of that
+        column is at least the target's. ``insert_only`` never updates matched rows.
+        """
+        ref = self.ensure_table(name)
+        if not keys:
+            raise LakehouseError(f"{name}: merge needs at least one key column")
+        started = time.perf_counter()
+        before = self.version(name)
+        data = conform_to_schema(source, self.schema(name), name)
+        view = f"lakehouse_merge_{uuid.uuid4().hex[:12]}"
+        data.createOrReplaceTempView(view)
+        on = " AND ".join(f"t.{quote(k)} <=> s.{quote(k)}" for k in keys)
+        clauses = []
+        if not insert_only:
+            others = [c for c in data.columns if c not in keys]
+            changed = " OR ".join(f"NOT (t.{quote(c)} <=> s.{quote(c)})" for c in others) or "false"
+            condition = f"({changed})"
+            if newer_than:
+                condition += f" AND s.{quote(newer_than)} >= t.{quote(newer_than)}"
+            clauses.append(f"WHEN MATCHED AND {condition} THEN UPDATE SET *")
+        clauses.append("WHEN NOT MATCHED THEN INSERT *")
+        try:
+            self.spark.sql(
+                f"MERGE INTO {self._sql_name(ref)} t USING {view} s ON {on} {' '.join(clauses)}"
+            ).collect()
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return self._result(name, "merge", before, started)
+
+    def _result(self, name: str, operation: str, before: int, started: float) -> WriteResult:
+        latest = self.history(name, limit=1)
+        entry = latest[0] if latest else None
+        committed = entry is not None and entry.version != before
+        metrics = entry.metrics if (entry and committed) else {}
+        if operation == "merge":
+            rows = int(metrics.get("numTargetRowsInserted", 0)) + int(
+                metrics.get("numTargetRowsUpdated", 0)
+            ) + int(metrics.get("numTargetRowsDeleted", 0))
+        else:
+            rows = int(metrics.get("numOutputRows", 0))
+        result = WriteResult(
+            table=name,
+            operation=operation,
+            rows_written=rows,
+            version=entry.version if entry else before,
+            previous_version=before if before >= 0 else None,
+            seconds=time.perf_counter() - started,
+            metrics=metrics,
+        )
+        log.info("%s %s: %d rows, version %s", operation, name, rows, result.version)
+        if self.on_write is not None:
+            self.on_write(result)
+        return result
+
+    # ------------------------------------------------------------ maintenance
+
+    def optimize(self, name: str, zorder_by: list[str] | None = None) -> dict[str, Any]:
+        """Compact small files (and Z-order when columns are given)."""
+        ref = self.ensure_table(name)
+        if self.engine == "sail":
+            from deltalake import DeltaTable
+
+            table = DeltaTable(ref.location)
+            if zorder_by:
+                return dict(table.optimize.z_order(zorder_by))
+            return dict(table.optimize.compact())
+        zorder = f" ZORDER BY ({', '.join(quote(c) for c in zorder_by)})" if zorder_by else ""
+        row = self.spark.sql(f"OPTIMIZE {self._sql_name(ref)}{zorder}").first()
+        return row.asDict(recursive=True) if row else {}
+
+    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
+        """Delete files no longer referenced by versions within the retention window."""
+        ref = self.ensure_table(name)
+        if self.engine == "sail":
+            from deltalake import DeltaTable
+
+            return list(
+                DeltaTable(ref.location).vacuum(
+                    retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+                )
+            )
+        rows = self.spark.sql(
+            f"VACUUM {self._sql_name(ref)} RETAIN {int(retention_hours)} HOURS"
+        ).collect()
+        return [str(r[0]) for r in rows]
+
+    def restore(self, name: str, version: int) -> dict[str, Any]:
+        """Restore the table to an earlier version (a new commit; history is kept)."""
+        ref = self.ensure_table(name)
+        if self.engine == "sail":
+            from deltalake import DeltaTable
+
+            return dict(DeltaTable(ref.location).restore(version))
+        row = self.spark.sql(
+            f"RESTORE TABLE {self._sql_name(ref)} TO VERSION AS OF {int(version)}"
+        ).first()
+        return row.asDict(recursive=True) if row else {}
+
+
+def _number(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+
+
+def metrics_json(result: WriteResult) -> str:
+    return json.dumps(result.metrics, sort_keys=True, default=str)
