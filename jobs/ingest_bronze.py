@@ -5,8 +5,8 @@ spark-submit jobs/ingest_bronze.py [--target T] [--project-dir DIR] [task parame
 
 from __future__ import annotations
 
-from lakehouse.bundle.entrypoint import run_task_script
 from lakehouse.bronze.ingest import ingest_bronze as TASK
+from lakehouse.bundle.entrypoint import run_task_script
 
 if __name__ == "__main__":
     raise SystemExit(run_task_script(TASK))

@@ -38,22 +38,32 @@ err_console = Console(stderr=True)
 
 ProjectDir = Annotated[
     Path | None,
-    typer.Option("--project-dir", "-C", help="Directory holding bundle.yml (default: nearest above cwd)."),
+    typer.Option(
+        "--project-dir", "-C", help="Directory holding bundle.yml (default: nearest above cwd)."
+    ),
 ]
 TargetOpt = Annotated[
     str | None, typer.Option("--target", "-t", help="Bundle target (env LAKEHOUSE_TARGET).")
 ]
 EngineOpt = Annotated[
     str | None,
-    typer.Option("--engine", "-e", help="sail | spark | connect (env LAKEHOUSE_ENGINE); overrides the target."),
+    typer.Option(
+        "--engine",
+        "-e",
+        help="sail | spark | connect (env LAKEHOUSE_ENGINE); overrides the target.",
+    ),
 ]
 VarOpt = Annotated[
     list[str] | None, typer.Option("--var", help="Set a bundle variable: NAME=VALUE (repeatable).")
 ]
 
 
-def _load(project_dir: Path | None, target: str | None, engine: str | None, var: list[str] | None) -> Project:
-    return load_project(project_dir, target=target, engine=engine, var_overrides=parse_var_overrides(var))
+def _load(
+    project_dir: Path | None, target: str | None, engine: str | None, var: list[str] | None
+) -> Project:
+    return load_project(
+        project_dir, target=target, engine=engine, var_overrides=parse_var_overrides(var)
+    )
 
 
 def _session(project: Project, app_name: str) -> EngineSession:
@@ -68,7 +78,10 @@ def _session(project: Project, app_name: str) -> EngineSession:
 
 @app.command()
 def run(
-    job: Annotated[str | None, typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one).")] = None,
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one)."),
+    ] = None,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
@@ -84,11 +97,15 @@ def run(
             def on_event(event: str, task: object, outcome: object) -> None:
                 key = getattr(task, "task_key", "?")
                 if event == "started":
-                    status.update(f"[bold]{job_name}[/] › {key} …")
+                    status.update(f"[bold]{job_name}[/] > {key} …")
                 elif outcome is not None:
                     state = getattr(outcome, "status", "")
                     secs = getattr(outcome, "seconds", 0.0)
-                    mark = {"SUCCESS": "[green]✓[/]", "FAILED": "[red]✗[/]", "SKIPPED": "[yellow]–[/]"}.get(state, "")
+                    mark = {
+                        "SUCCESS": "[green]✓[/]",
+                        "FAILED": "[red]✗[/]",
+                        "SKIPPED": "[yellow]-[/]",
+                    }.get(state, "")
                     console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s[/]")
 
             report = run_job(project, job_name, session, on_event=on_event)
@@ -98,7 +115,11 @@ def run(
     if not report.succeeded:
         failed = [t for t in report.tasks if t.status == "FAILED"]
         first = failed[0] if failed else None
-        raise LakehouseExit(f"job {job_name} failed: task {first.task_key}: {first.error}" if first else f"job {job_name} failed")
+        raise CliError(
+            f"job {job_name} failed: task {first.task_key}: {first.error}"
+            if first
+            else f"job {job_name} failed"
+        )
     _ = job_spec
 
 
@@ -117,11 +138,20 @@ def tables(
     try:
         adapter = DeltaTables(session.spark, project, session.kind)
         table = Table(title=f"catalog {project.catalog.name} · target {project.target_name}")
-        for col, justify in (("table", "left"), ("layer", "left"), ("rows", "right"), ("version", "right"), ("location", "left")):
+        for col, justify in (
+            ("table", "left"),
+            ("layer", "left"),
+            ("rows", "right"),
+            ("version", "right"),
+            ("location", "left"),
+        ):
             table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for ref in sorted(project.tables.values(), key=lambda r: (r.schema, r.name)):
             if adapter.exists(ref.full_name):
-                rows, version = f"{adapter.row_count(ref.full_name):,}", str(adapter.version(ref.full_name))
+                rows, version = (
+                    f"{adapter.row_count(ref.full_name):,}",
+                    str(adapter.version(ref.full_name)),
+                )
             else:
                 rows, version = "-", "not created"
             table.add_row(ref.full_name, ref.spec.layer, rows, version, ref.location)
@@ -146,7 +176,10 @@ def bundle_validate(
         "engine": project.engine.model_dump(mode="json"),
         "variables": project.variables,
         "catalog": project.catalog.name,
-        "tables": {name: {"layer": t.spec.layer, "location": t.location} for name, t in project.tables.items()},
+        "tables": {
+            name: {"layer": t.spec.layer, "location": t.location}
+            for name, t in project.tables.items()
+        },
         "sources": {k: v.model_dump(mode="json") for k, v in project.sources.items()},
         "silver": {k: v.model_dump(mode="json") for k, v in project.silver.items()},
         "gold": {k: v.model_dump(mode="json") for k, v in project.gold.items()},
@@ -156,10 +189,14 @@ def bundle_validate(
         print(json.dumps(resolved, indent=2, default=str))
         return
     if output != "text":
-        raise LakehouseExit(f"--output: expected text or json, got {output!r}")
-    console.print(f"[green]✓[/] bundle [bold]{project.name}[/] is valid · target {project.target_name} · engine {project.engine.kind}")
+        raise CliError(f"--output: expected text or json, got {output!r}")
+    console.print(
+        f"[green]✓[/] bundle [bold]{project.name}[/] is valid · target {project.target_name} · engine {project.engine.kind}"
+    )
     console.print(f"  variables: {', '.join(f'{k}={v}' for k, v in project.variables.items())}")
-    console.print(f"  tables: {len(project.tables)} · sources: {len(project.sources)} · models: {len(project.models)}")
+    console.print(
+        f"  tables: {len(project.tables)} · sources: {len(project.sources)} · models: {len(project.models)}"
+    )
     for name, job in project.bundle.resources.jobs.items():
         console.print(f"  job {name}: {' → '.join(t.task_key for t in job.tasks)}")
 
@@ -170,7 +207,7 @@ def version() -> None:
     console.print(f"lakehouse {__version__}")
 
 
-class LakehouseExit(Exception):
+class CliError(Exception):
     """Exit non-zero with this one-line message."""
 
 
@@ -189,5 +226,9 @@ def main() -> None:
     except Exception as exc:
         if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {one_line(exc) if not isinstance(exc, LakehouseExit) else exc}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {one_line(exc) if not isinstance(exc, CliError) else exc}",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)

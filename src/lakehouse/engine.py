@@ -48,6 +48,7 @@ class EngineSession:
     owned: bool
     started_in_s: float = 0.0
     log_file: Path | None = None
+    remote: str | None = None
     _server: object | None = field(default=None, repr=False)
 
     def stop(self) -> None:
@@ -87,13 +88,18 @@ def build_session(
     warehouse_dir: Path,
     app_name: str = "lakehouse",
     log_dir: Path | None = None,
+    delta: bool = True,
 ) -> EngineSession:
-    """Return a session for ``spec``, reusing an active one (notebook, spark-submit) if present."""
+    """Return a session for ``spec``, reusing an active one (notebook, spark-submit) if present.
+
+    ``delta=False`` builds a JVM session without the Delta extension (pure DataFrame work,
+    tests and Parquet benchmarks on machines without the Delta jars); Sail always has Delta.
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
         kind: EngineKind = "connect" if _is_remote(active) else "spark"
         log.info("using the active %s session", kind)
-        if kind == "spark":
+        if kind == "spark" and delta:
             require_delta_classes(active)
         return EngineSession(active, kind, owned=False)
     if under_spark_submit():
@@ -102,7 +108,9 @@ def build_session(
     if spec.kind == "sail":
         return _sail_session(spec, warehouse_dir, app_name)
     if spec.kind == "spark":
-        return _jvm_session(spec, warehouse_dir, app_name, log_dir or warehouse_dir.parent / "logs")
+        return _jvm_session(
+            spec, warehouse_dir, app_name, log_dir or warehouse_dir.parent / "logs", delta=delta
+        )
     return _connect_session(spec, app_name)
 
 
@@ -127,7 +135,12 @@ def _sail_session(spec: EngineSpec, warehouse_dir: Path, app_name: str) -> Engin
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     session = EngineSession(
-        spark, "sail", owned=True, started_in_s=time.perf_counter() - started, _server=server
+        spark,
+        "sail",
+        owned=True,
+        started_in_s=time.perf_counter() - started,
+        remote=f"sc://{host}:{port}",
+        _server=server,
     )
     atexit.register(session.stop)
     log.info("embedded Sail engine on %s:%s (%.2fs)", host, port, session.started_in_s)
@@ -144,8 +157,12 @@ def _connect_session(spec: EngineSpec, app_name: str) -> EngineSession:
         spark = builder.getOrCreate()
         spark.sql("SELECT 1").collect()
     except Exception as exc:
-        raise EngineError(f"cannot reach Spark Connect at {spec.remote}: {_first_line(exc)}") from exc
-    session = EngineSession(spark, "connect", owned=True, started_in_s=time.perf_counter() - started)
+        raise EngineError(
+            f"cannot reach Spark Connect at {spec.remote}: {_first_line(exc)}"
+        ) from exc
+    session = EngineSession(
+        spark, "connect", owned=True, started_in_s=time.perf_counter() - started, remote=spec.remote
+    )
     atexit.register(session.stop)
     return session
 
@@ -192,9 +209,20 @@ HOW_TO_SUPPLY_DELTA = (
 )
 
 
-def _jvm_session(spec: EngineSpec, warehouse_dir: Path, app_name: str, log_dir: Path) -> EngineSession:
+def _jvm_session(
+    spec: EngineSpec, warehouse_dir: Path, app_name: str, log_dir: Path, *, delta: bool
+) -> EngineSession:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    conf = jvm_spark_conf(spec, warehouse_dir)
+    # Python workers run this interpreter (with this environment's packages) unless told otherwise.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if delta:
+        conf = jvm_spark_conf(spec, warehouse_dir)
+    else:
+        conf = {
+            "spark.sql.warehouse.dir": str(warehouse_dir.resolve()),
+            "spark.ui.showConsoleProgress": "false",
+            **spec.conf,
+        }
     builder = SparkSession.builder.master(spec.master).appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -214,12 +242,19 @@ def _jvm_session(spec: EngineSpec, warehouse_dir: Path, app_name: str, log_dir: 
         spark, "spark", owned=True, started_in_s=time.perf_counter() - started, log_file=log_file
     )
     try:
-        require_delta_classes(spark)
+        if delta:
+            require_delta_classes(spark)
     except EngineError:
         session.stop()
         raise
     atexit.register(session.stop)
-    log.info("JVM Spark %s on %s (%.1fs); JVM log: %s", spark.version, spec.master, session.started_in_s, log_file)
+    log.info(
+        "JVM Spark %s on %s (%.1fs); JVM log: %s",
+        spark.version,
+        spec.master,
+        session.started_in_s,
+        log_file,
+    )
     return session
 
 
@@ -232,6 +267,12 @@ def _spark_submit_session(app_name: str, warehouse_dir: Path) -> EngineSession:
     return EngineSession(spark, "spark", owned=False)
 
 
+HOW_TO_SUPPLY_DELTA_TO_SPARK_SUBMIT = (
+    "pass spark-submit --packages io.delta:delta-spark_2.13:VERSION (needs Maven access) "
+    "or --jars with the delta-spark_2.13 and delta-storage jars"
+)
+
+
 def require_delta_classes(spark: SparkSession) -> None:
     """Fail with one line when the JVM cannot load the Delta Lake classes."""
     jvm = spark.sparkContext._jvm
@@ -240,9 +281,9 @@ def require_delta_classes(spark: SparkSession) -> None:
         loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
         jvm.java.lang.Class.forName(DELTA_EXTENSION, True, loader)
     except Exception as exc:
+        how = HOW_TO_SUPPLY_DELTA_TO_SPARK_SUBMIT if under_spark_submit() else HOW_TO_SUPPLY_DELTA
         raise EngineError(
-            f"JVM Spark cannot load the Delta Lake classes ({DELTA_EXTENSION} not on the classpath): "
-            f"{HOW_TO_SUPPLY_DELTA}"
+            f"JVM Spark cannot load the Delta Lake classes ({DELTA_EXTENSION} not on the classpath): {how}"
         ) from exc
 
 

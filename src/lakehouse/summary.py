@@ -14,19 +14,32 @@ STATUS_STYLE = {"SUCCESS": "green", "FAILED": "bold red", "SKIPPED": "yellow"}
 
 def render_report(report: RunReport, console: Console) -> None:
     """Print the closing summary of a job run."""
-    tasks = Table(title=f"job {report.job} · run {report.run_id} · target {report.target} · engine {report.engine}")
+    tasks = Table(
+        title=f"job {report.job} · run {report.run_id} · target {report.target} · engine {report.engine}"
+    )
     tasks.add_column("task")
     tasks.add_column("status")
     tasks.add_column("seconds", justify="right")
     tasks.add_column("detail", overflow="fold")
     for outcome in report.tasks:
         style = STATUS_STYLE.get(outcome.status, "")
-        tasks.add_row(outcome.task_key, f"[{style}]{outcome.status}[/]", f"{outcome.seconds:.1f}", outcome.error)
+        tasks.add_row(
+            outcome.task_key,
+            f"[{style}]{outcome.status}[/]",
+            f"{outcome.seconds:.1f}",
+            outcome.error,
+        )
     console.print(tasks)
 
     if report.writes:
         writes = Table(title="tables written")
-        for col, justify in (("table", "left"), ("operation", "left"), ("rows written", "right"), ("version", "right"), ("seconds", "right")):
+        for col, justify in (
+            ("table", "left"),
+            ("operation", "left"),
+            ("rows written", "right"),
+            ("version", "right"),
+            ("seconds", "right"),
+        ):
             writes.add_column(col, justify=justify)  # type: ignore[arg-type]
         for w in report.writes:
             version = str(w.version) if w.committed else f"{w.version} (no change)"
@@ -43,7 +56,16 @@ def render_report(report: RunReport, console: Console) -> None:
 
     if report.models:
         models = Table(title="models")
-        for col in ("model", "version", "aliases", "retrained", "roc_auc", "f1", "accuracy", "note"):
+        for col in (
+            "model",
+            "version",
+            "aliases",
+            "retrained",
+            "roc_auc",
+            "f1",
+            "accuracy",
+            "note",
+        ):
             models.add_column(col)
         for m in report.models:
             models.add_row(

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -145,12 +144,13 @@ def conform_to_schema(df: DataFrame, target: T.StructType, table: str) -> DataFr
         columns.append(out.alias(f.name))
     if checks:
         counts = df.select(
-            *[F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}") for i, (_, cond) in enumerate(checks)]
+            *[
+                F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}")
+                for i, (_, cond) in enumerate(checks)
+            ]
         ).first()
         assert counts is not None
-        failures = [
-            f"{int(counts[i])} {label}" for i, (label, _) in enumerate(checks) if counts[i]
-        ]
+        failures = [f"{int(counts[i])} {label}" for i, (label, _) in enumerate(checks) if counts[i]]
         if failures:
             raise SchemaMismatchError(f"{table}: write refused: {'; '.join(failures)}")
     return df.select(*columns)
@@ -185,6 +185,7 @@ class DeltaTables:
         if name in self._registered:
             return ref
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
+        self._unregister_if_elsewhere(ref)
         location = sql_string(ref.location)
         if self.exists(name):
             self.spark.sql(
@@ -199,7 +200,9 @@ class DeltaTables:
             comment = f" COMMENT {sql_string(ref.spec.description)}" if ref.spec.description else ""
             props = (
                 " TBLPROPERTIES ("
-                + ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in ref.spec.properties.items())
+                + ", ".join(
+                    f"{sql_string(k)} = {sql_string(v)}" for k, v in ref.spec.properties.items()
+                )
                 + ")"
                 if ref.spec.properties
                 else ""
@@ -211,6 +214,29 @@ class DeltaTables:
             log.info("created %s at %s", name, ref.location)
         self._registered.add(name)
         return ref
+
+    def _unregister_if_elsewhere(self, ref: TableRef) -> None:
+        """Drop a session registration of this name that points at another location.
+
+        A long-lived session (a notebook, a test session) may hold the same
+        ``schema.table`` from another project or data root. Only external tables are
+        unregistered (their data stays); a managed table of that name is an error.
+        """
+        try:
+            rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {self._sql_name(ref)}").collect()
+        except Exception:
+            return  # not registered
+        info = {str(r[0]).strip(): str(r[1]).strip() for r in rows if r[0]}
+        registered = info.get("Location")
+        if registered is None or _same_location(registered, ref.location):
+            return
+        if info.get("Type", "").upper() != "EXTERNAL":
+            raise LakehouseError(
+                f"{ref.full_name}: the session already has a {info.get('Type', 'managed').lower()} "
+                f"table {ref.engine_name} at {registered}; refusing to replace it"
+            )
+        log.info("re-pointing %s from %s to %s", ref.engine_name, registered, ref.location)
+        self.spark.sql(f"DROP TABLE {self._sql_name(ref)}")
 
     def exists(self, name: str) -> bool:
         """True when a Delta table exists at the table's location."""
@@ -251,19 +277,25 @@ class DeltaTables:
     def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
         """Commits, newest first (``DESCRIBE HISTORY`` or delta-rs on Sail)."""
         ref = self.ensure_table(name)
-        if self.engine == "sail":
-            from deltalake import DeltaTable
+        if self.engine != "sail":
+            try:
+                return self._sql_history(ref, limit)
+            except Exception:  # a Connect server without DESCRIBE HISTORY (e.g. Sail)
+                log.debug("DESCRIBE HISTORY failed for %s; reading the log with delta-rs", name)
+        from deltalake import DeltaTable
 
-            rows = DeltaTable(ref.location).history(limit)
-            return [
-                HistoryEntry(
-                    version=int(r["version"]),
-                    timestamp_ms=int(r.get("timestamp", 0)),
-                    operation=str(r.get("operation", "")),
-                    metrics=dict(r.get("operationMetrics") or {}),
-                )
-                for r in rows
-            ]
+        rows = DeltaTable(ref.location).history(limit)
+        return [
+            HistoryEntry(
+                version=int(r["version"]),
+                timestamp_ms=int(r.get("timestamp", 0)),
+                operation=str(r.get("operation", "")),
+                metrics=dict(r.get("operationMetrics") or {}),
+            )
+            for r in rows
+        ]
+
+    def _sql_history(self, ref: TableRef, limit: int | None) -> list[HistoryEntry]:
         limit_sql = f" LIMIT {int(limit)}" if limit else ""
         out = []
         for r in self.spark.sql(f"DESCRIBE HISTORY {self._sql_name(ref)}{limit_sql}").collect():
@@ -349,9 +381,11 @@ class DeltaTables:
         committed = entry is not None and entry.version != before
         metrics = entry.metrics if (entry and committed) else {}
         if operation == "merge":
-            rows = int(metrics.get("numTargetRowsInserted", 0)) + int(
-                metrics.get("numTargetRowsUpdated", 0)
-            ) + int(metrics.get("numTargetRowsDeleted", 0))
+            rows = (
+                int(metrics.get("numTargetRowsInserted", 0))
+                + int(metrics.get("numTargetRowsUpdated", 0))
+                + int(metrics.get("numTargetRowsDeleted", 0))
+            )
         else:
             rows = int(metrics.get("numOutputRows", 0))
         result = WriteResult(
@@ -413,6 +447,17 @@ class DeltaTables:
         return row.asDict(recursive=True) if row else {}
 
 
+def _same_location(a: str, b: str) -> bool:
+    def norm(p: str) -> str:
+        for prefix in ("file://", "file:"):
+            if p.startswith(prefix):
+                p = p[len(prefix) :]
+                break
+        return p.rstrip("/")
+
+    return norm(a) == norm(b)
+
+
 def _number(value: Any) -> Any:
     try:
         return int(value)
@@ -421,7 +466,3 @@ def _number(value: Any) -> Any:
             return float(value)
         except (TypeError, ValueError):
             return value
-
-
-def metrics_json(result: WriteResult) -> str:
-    return json.dumps(result.metrics, sort_keys=True, default=str)

@@ -30,7 +30,16 @@ from lakehouse.config.models import FileSource
 log = logging.getLogger(__name__)
 
 DATA_COLUMNS_EXCLUDED = frozenset(
-    {"_source", "_source_file", "_batch_id", "_ingested_at", "_run_id", "_corrupt", "_raw", "_rescued_data"}
+    {
+        "_source",
+        "_source_file",
+        "_batch_id",
+        "_ingested_at",
+        "_run_id",
+        "_corrupt",
+        "_raw",
+        "_rescued_data",
+    }
 )
 
 
@@ -75,17 +84,18 @@ def parse_csv_lines(
     parsed = content.select(F.col("value").alias("_line"), split(F.col("value")).alias("_fields"))  # type: ignore[operator]
     n = len(header)
     bad: Column = F.col("_fields").isNull() | (F.size("_fields") != n)
-    reason = (
-        F.when(F.col("_fields").isNull(), F.lit("malformed CSV: broken quoting"))
-        .when(
-            F.size("_fields") != n,
-            F.concat(F.lit(f"malformed CSV: expected {n} fields, got "), F.size("_fields").cast("string")),
-        )
+    reason = F.when(F.col("_fields").isNull(), F.lit("malformed CSV: broken quoting")).when(
+        F.size("_fields") != n,
+        F.concat(
+            F.lit(f"malformed CSV: expected {n} fields, got "), F.size("_fields").cast("string")
+        ),
     )
     position = {name: i for i, name in enumerate(header)}
     data = [
         (
-            F.when(~bad, F.col("_fields")[position[c]]) if c in position else F.lit(None).cast("string")
+            F.when(~bad, F.col("_fields")[position[c]])
+            if c in position
+            else F.lit(None).cast("string")
         ).alias(c)
         for c in columns
     ]
@@ -117,7 +127,13 @@ def parse_json_lines(lines: DataFrame, columns: list[str]) -> DataFrame:
 
 
 def with_ingest_metadata(
-    df: DataFrame, *, source: str, source_file: str, batch_id: str, run_id: str, ingested_at: datetime
+    df: DataFrame,
+    *,
+    source: str,
+    source_file: str,
+    batch_id: str,
+    run_id: str,
+    ingested_at: datetime,
 ) -> DataFrame:
     """Add the Bronze metadata columns."""
     return df.select(
@@ -196,7 +212,9 @@ def ingest_file_source(ctx: TaskContext, source_name: str) -> int:
         lines = ctx.spark.read.text(landed_file.path)
         if source.format == "csv":
             header = (
-                _read_header(landed_file.path, source.csv.delimiter) if source.csv.header else columns
+                _read_header(landed_file.path, source.csv.delimiter)
+                if source.csv.header
+                else columns
             )
             parsed = parse_csv_lines(lines, header, columns, source.csv.delimiter)
         else:
@@ -240,5 +258,11 @@ def ingest_file_source(ctx: TaskContext, source_name: str) -> int:
     tables.append(processed_table, ctx.spark.createDataFrame(records, schema))
     corrupt = sum(c for _, c in per_file.values())
     ctx.report.count(f"source {source_name}", rows=result.rows_written, corrupt_rows=corrupt)
-    log.info("%s: %d files, %d rows (%d corrupt)", source_name, len(new_files), result.rows_written, corrupt)
+    log.info(
+        "%s: %d files, %d rows (%d corrupt)",
+        source_name,
+        len(new_files),
+        result.rows_written,
+        corrupt,
+    )
     return result.rows_written

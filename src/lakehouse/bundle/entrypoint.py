@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
 from lakehouse.bundle.runner import new_run_id, one_line
-from lakehouse.config.loader import Project, find_bundle_root, load_project, parse_var_overrides
+from lakehouse.config.loader import (
+    ENV_PROJECT_DIR,
+    Project,
+    find_bundle_root,
+    load_project,
+    parse_var_overrides,
+)
 from lakehouse.engine import build_session
 from lakehouse.summary import render_report
 from lakehouse.tables import DeltaTables
@@ -25,8 +33,12 @@ def task_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Run one lakehouse bundle task; unknown arguments go to the task."
     )
-    parser.add_argument("--project-dir", type=Path, default=None, help="directory holding bundle.yml")
-    parser.add_argument("--target", "-t", default=None, help="bundle target (default: the default target)")
+    parser.add_argument(
+        "--project-dir", type=Path, default=None, help="directory holding bundle.yml"
+    )
+    parser.add_argument(
+        "--target", "-t", default=None, help="bundle target (default: the default target)"
+    )
     parser.add_argument("--engine", "-e", default=None, choices=["sail", "spark", "connect"])
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--job", default=None, help="job name recorded in the run report")
@@ -50,9 +62,14 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        root = args.project_dir or find_bundle_root(script.parent)
+        root = args.project_dir or find_bundle_root(
+            Path(os.environ[ENV_PROJECT_DIR]) if os.environ.get(ENV_PROJECT_DIR) else script.parent
+        )
         project = load_project(
-            root, target=args.target, engine=args.engine, var_overrides=parse_var_overrides(args.var)
+            root,
+            target=args.target,
+            engine=args.engine,
+            var_overrides=parse_var_overrides(args.var),
         )
         task_key, declared = _bundle_parameters(project, script)
         session = build_session(
@@ -62,10 +79,15 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
             log_dir=project.data_root / "logs",
         )
     except Exception as exc:
+        if os.environ.get("LAKEHOUSE_DEBUG") == "1":
+            raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     report = RunReport(
-        job=args.job or task_key, run_id=args.run_id or new_run_id(), target=project.target_name, engine=session.kind
+        job=args.job or task_key,
+        run_id=args.run_id or new_run_id(),
+        target=project.target_name,
+        engine=session.kind,
     )
     try:
         tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
@@ -82,6 +104,8 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
         )
         report.tasks.append(TaskOutcome(task_key, "SUCCESS"))
     except Exception as exc:
+        if os.environ.get("LAKEHOUSE_DEBUG") == "1":
+            traceback.print_exc()
         report.tasks.append(TaskOutcome(task_key, "FAILED", error=one_line(exc)))
     finally:
         render_report(report, console)

@@ -37,9 +37,17 @@ def select_job(project: Project, job: str | None) -> tuple[str, Job]:
     if job is None:
         if len(jobs) == 1:
             return next(iter(jobs.items()))
-        raise ConfigError("bundle.yml", "resources.jobs", f"name a job to run (defined: {', '.join(jobs) or 'none'})")
+        raise ConfigError(
+            "bundle.yml",
+            "resources.jobs",
+            f"name a job to run (defined: {', '.join(jobs) or 'none'})",
+        )
     if job not in jobs:
-        raise ConfigError("bundle.yml", f"resources.jobs.{job}", f"no such job (defined: {', '.join(jobs) or 'none'})")
+        raise ConfigError(
+            "bundle.yml",
+            f"resources.jobs.{job}",
+            f"no such job (defined: {', '.join(jobs) or 'none'})",
+        )
     return job, jobs[job]
 
 
@@ -66,14 +74,18 @@ def run_job(
 ) -> RunReport:
     """Run every task of the job in dependency order; never raises for a task failure."""
     name, job = select_job(project, job_name)
-    report = RunReport(job=name, run_id=run_id or new_run_id(), target=project.target_name, engine=session.kind)
+    report = RunReport(
+        job=name, run_id=run_id or new_run_id(), target=project.target_name, engine=session.kind
+    )
     tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
     tables.register_all()
     failed: set[str] = set()
     for task in task_order(job):
         blocked = [d.task_key for d in task.depends_on if d.task_key in failed]
         if blocked:
-            outcome = TaskOutcome(task.task_key, "SKIPPED", error=f"upstream failed: {', '.join(blocked)}")
+            outcome = TaskOutcome(
+                task.task_key, "SKIPPED", error=f"upstream failed: {', '.join(blocked)}"
+            )
             failed.add(task.task_key)
             report.tasks.append(outcome)
             if on_event:

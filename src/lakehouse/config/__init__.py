@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from lakehouse.config.loader import Project, TableRef, find_bundle_root, load_project, parse_var_overrides
+from lakehouse.config.loader import (
+    Project,
+    TableRef,
+    find_bundle_root,
+    load_project,
+    parse_var_overrides,
+)
 from lakehouse.config.models import EngineSpec
 
-__all__ = ["EngineSpec", "Project", "TableRef", "find_bundle_root", "load_project", "parse_var_overrides"]
+__all__ = [
+    "EngineSpec",
+    "Project",
+    "TableRef",
+    "find_bundle_root",
+    "load_project",
+    "parse_var_overrides",
+]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -21,8 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 from lakehouse.config.models import (
     BRONZE_METADATA_COLUMNS,
     BundleSpec,
-    Column,
     CatalogSpec,
+    Column,
     ConfFile,
     EngineSpec,
     FileSource,
@@ -43,6 +43,7 @@ ENV_REMOTE = "LAKEHOUSE_REMOTE"
 ENV_PROJECT_DIR = "LAKEHOUSE_PROJECT_DIR"
 ENV_VAR_PREFIX = "LAKEHOUSE_VAR_"
 ENGINE_KINDS = ("sail", "spark", "connect")
+S = TypeVar("S")
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -58,7 +59,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -69,7 +70,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -80,7 +81,7 @@ def read_yaml(path: Path, display: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(display, "", f"cannot read file ({exc.strerror})") from exc
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark is not None else ""
@@ -90,7 +91,9 @@ def read_yaml(path: Path, display: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(display, "", f"expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            display, "", f"expected a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -115,14 +118,32 @@ def validate(model: Any, data: Any, display: str, prefix: str = "") -> Any:
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         first = errors[0]
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        # Drop pydantic's internal union tags such as 'files' in discriminated unions.
+        loc = tuple(first["loc"])
+        # A value matching no member of a union yields one error per member, each with the
+        # member's name as the last location part: report them as one.
+        union = [
+            e
+            for e in errors
+            if len(e["loc"]) == len(loc) and tuple(e["loc"][:-1]) == loc[:-1] and _is_type_error(e)
+        ]
+        if len(union) > 1 and _is_type_error(first):
+            members = ", ".join(str(e["loc"][-1]) for e in union)
+            loc = loc[:-1]
+            message = f"expected one of {members} (got {first.get('input')!r})"
+            remaining = len(errors) - len(union)
+        else:
+            message = _friendly(first)
+            remaining = len(errors) - 1
         path = key_path(loc)
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        message = _friendly(first)
-        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        more = f" (and {remaining} more error{'s' if remaining > 1 else ''})" if remaining else ""
         raise ConfigError(display, path, message + more) from None
+
+
+def _is_type_error(error: Mapping[str, Any]) -> bool:
+    kind = str(error["type"])
+    return kind.endswith(("_type", "_parsing")) or kind == "literal_error"
 
 
 def _friendly(error: Mapping[str, Any]) -> str:
@@ -160,7 +181,9 @@ def interpolate(value: Any, context: Mapping[str, Any], display: str, path: str 
             if ref.startswith("var."):
                 known = ", ".join(sorted(k[4:] for k in context if k.startswith("var."))) or "none"
                 raise ConfigError(
-                    display, path, f"undefined variable '{ref[4:]}' in '${{{ref}}}' (defined: {known})"
+                    display,
+                    path,
+                    f"undefined variable '{ref[4:]}' in '${{{ref}}}' (defined: {known})",
                 )
             raise ConfigError(
                 display,
@@ -234,7 +257,9 @@ class Project:
             return self.tables[full_name]
         except KeyError:
             known = ", ".join(sorted(self.tables)) or "none"
-            raise ConfigError("conf/", full_name, f"no such table in the catalog (known: {known})") from None
+            raise ConfigError(
+                "conf/", full_name, f"no such table in the catalog (known: {known})"
+            ) from None
 
     def tables_in_layer(self, layer: str) -> list[TableRef]:
         return [t for t in self.tables.values() if t.spec.layer == layer]
@@ -291,7 +316,9 @@ def load_project(
     for name, value in target_vars.items():
         if name not in declared:
             raise ConfigError(
-                display, f"targets.{target_name}.variables.{name}", "variable is not declared under 'variables'"
+                display,
+                f"targets.{target_name}.variables.{name}",
+                "variable is not declared under 'variables'",
             )
         values[name] = value
     for env_name, value in os.environ.items():
@@ -309,11 +336,15 @@ def load_project(
             f"no value: set a default, a target override, {ENV_VAR_PREFIX}{missing[0]} or --var",
         )
 
-    bundle_name = (raw.get("bundle") or {}).get("name", "") if isinstance(raw.get("bundle"), dict) else ""
+    bundle_name = (
+        (raw.get("bundle") or {}).get("name", "") if isinstance(raw.get("bundle"), dict) else ""
+    )
     context: dict[str, Any] = {f"var.{k}": v for k, v in values.items()}
     context["bundle.name"] = bundle_name
     context["bundle.target"] = target_name
-    resolved = {k: (v if k == "variables" else interpolate(v, context, display, k)) for k, v in raw.items()}
+    resolved = {
+        k: (v if k == "variables" else interpolate(v, context, display, k)) for k, v in raw.items()
+    }
     bundle: BundleSpec = validate(BundleSpec, resolved, display)
     tgt = bundle.targets[target_name]
     engine_spec = _engine_for(tgt.engine, engine, display)
@@ -341,14 +372,24 @@ def _engine_for(spec: EngineSpec, override: str | None, display: str) -> EngineS
     kind = override or os.environ.get(ENV_ENGINE)
     remote = os.environ.get(ENV_REMOTE)
     if not kind or kind == spec.kind:
-        return spec.model_copy(update={"remote": remote}) if remote and spec.kind == "connect" else spec
+        return (
+            spec.model_copy(update={"remote": remote})
+            if remote and spec.kind == "connect"
+            else spec
+        )
     if kind not in ENGINE_KINDS:
         source = "--engine" if override else ENV_ENGINE
-        raise ConfigError(source, kind, f"unknown engine (expected one of: {', '.join(ENGINE_KINDS)})")
+        raise ConfigError(
+            source, kind, f"unknown engine (expected one of: {', '.join(ENGINE_KINDS)})"
+        )
     if kind == "connect" and not (remote or spec.remote):
-        raise ConfigError(ENV_REMOTE, "", "engine 'connect' needs a Spark Connect URL: set LAKEHOUSE_REMOTE=sc://host:port")
+        raise ConfigError(
+            ENV_REMOTE,
+            "",
+            "engine 'connect' needs a Spark Connect URL: set LAKEHOUSE_REMOTE=sc://host:port",
+        )
     return EngineSpec(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         master=spec.master,
         remote=remote or spec.remote,
         conf=spec.conf,
@@ -368,6 +409,19 @@ def _included_files(root: Path, patterns: list[str], display: str) -> list[tuple
                 seen.add(path)
                 files.append((path, str(path.relative_to(root))))
     return files
+
+
+def _merge_section(
+    section: str, merged: dict[str, S], items: dict[str, S], rel: str, origin: dict[str, str]
+) -> None:
+    """Add one file's entries of a section; an entry declared in two files is an error."""
+    for key, value in items.items():
+        if key in merged:
+            raise ConfigError(
+                rel, f"{section}.{key}", f"already declared in {origin[f'{section}.{key}']}"
+            )
+        merged[key] = value
+        origin[f"{section}.{key}"] = rel
 
 
 def _assemble(
@@ -393,7 +447,10 @@ def _assemble(
         if conf.catalog is not None:
             if catalog is None:
                 catalog, catalog_file = conf.catalog, rel
-            elif conf.catalog.name != catalog.name or conf.catalog.storage_root != catalog.storage_root:
+            elif (
+                conf.catalog.name != catalog.name
+                or conf.catalog.storage_root != catalog.storage_root
+            ):
                 raise ConfigError(
                     rel, "catalog.name", f"differs from the catalog declared in {catalog_file}"
                 )
@@ -408,22 +465,17 @@ def _assemble(
                                 f"already declared in {origin[f'table.{schema_name}.{table_name}']}",
                             )
                         merged[table_name] = table
-                    schemas[schema_name] = schemas[schema_name].model_copy(update={"tables": merged})
+                    schemas[schema_name] = schemas[schema_name].model_copy(
+                        update={"tables": merged}
+                    )
                 else:
                     schemas[schema_name] = schema
                 for table_name in schema.tables:
                     origin.setdefault(f"table.{schema_name}.{table_name}", rel)
-        for section, target_dict, items in (
-            ("sources", sources, conf.sources),
-            ("silver", silver, conf.silver),
-            ("gold", gold, conf.gold),
-            ("models", models, conf.models),
-        ):
-            for key, value in items.items():
-                if key in target_dict:
-                    raise ConfigError(rel, f"{section}.{key}", f"already declared in {origin[f'{section}.{key}']}")
-                target_dict[key] = value  # type: ignore[index]
-                origin[f"{section}.{key}"] = rel
+        _merge_section("sources", sources, conf.sources, rel, origin)
+        _merge_section("silver", silver, conf.silver, rel, origin)
+        _merge_section("gold", gold, conf.gold, rel, origin)
+        _merge_section("models", models, conf.models, rel, origin)
 
     if catalog is None:
         raise ConfigError(BUNDLE_FILE, "include", "no included file declares 'catalog:'")
@@ -539,7 +591,11 @@ def _check_references(project: Project, origin: dict[str, str]) -> None:
     def need(table: str, section: str, key: str, attr: str) -> TableRef:
         if table not in project.tables:
             known = ", ".join(sorted(project.tables)) or "none"
-            raise ConfigError(origin[f"{section}.{key}"], f"{section}.{key}.{attr}", f"unknown table {table!r} (catalog has: {known})")
+            raise ConfigError(
+                origin[f"{section}.{key}"],
+                f"{section}.{key}.{attr}",
+                f"unknown table {table!r} (catalog has: {known})",
+            )
         return project.tables[table]
 
     for key, source in project.sources.items():
@@ -550,18 +606,30 @@ def _check_references(project: Project, origin: dict[str, str]) -> None:
         target_cols = {c.name for c in project.tables[key].spec.columns}
         for col in [*spec.keys, *([spec.sequence_by] if spec.sequence_by else [])]:
             if col not in target_cols:
-                raise ConfigError(origin[f"silver.{key}"], f"silver.{key}", f"column {col!r} is not a column of {key}")
+                raise ConfigError(
+                    origin[f"silver.{key}"],
+                    f"silver.{key}",
+                    f"column {col!r} is not a column of {key}",
+                )
         source_cols = {c.name for c in source_table.spec.columns}
         for tgt, src in spec.rename.items():
             if src not in source_cols:
-                raise ConfigError(origin[f"silver.{key}"], f"silver.{key}.rename.{tgt}", f"{src!r} is not a column of {spec.source}")
+                raise ConfigError(
+                    origin[f"silver.{key}"],
+                    f"silver.{key}.rename.{tgt}",
+                    f"{src!r} is not a column of {spec.source}",
+                )
     for key, gold in project.gold.items():
         need(key, "gold", key, "")
-        for alias, table in gold.inputs.items():
-            need(table, "gold", key, f"inputs.{alias}")
+        for alias, input_table in gold.inputs.items():
+            need(input_table, "gold", key, f"inputs.{alias}")
     for key, model in project.models.items():
-        table = need(model.feature_table, "models", key, "feature_table")
-        cols = {c.name for c in table.spec.columns}
+        feature_table = need(model.feature_table, "models", key, "feature_table")
+        cols = {c.name for c in feature_table.spec.columns}
         for col in [*model.key, model.label, *model.features]:
             if col not in cols:
-                raise ConfigError(origin[f"models.{key}"], f"models.{key}", f"column {col!r} is not a column of {model.feature_table}")
+                raise ConfigError(
+                    origin[f"models.{key}"],
+                    f"models.{key}",
+                    f"column {col!r} is not a column of {model.feature_table}",
+                )

@@ -17,7 +17,9 @@ DOTTED_CALLABLE = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 TableName = Annotated[str, Field(pattern=TABLE_NAME, description="catalog.schema.table")]
-DottedCallable = Annotated[str, Field(pattern=DOTTED_CALLABLE, description="package.module:function")]
+DottedCallable = Annotated[
+    str, Field(pattern=DOTTED_CALLABLE, description="package.module:function")
+]
 
 # Table features the embedded engine (Sail) refuses to write; a table carrying them
 # could no longer be written by the default engine.
@@ -273,11 +275,21 @@ BRONZE_METADATA_COLUMNS: tuple[Column, ...] = (
     Column(name="_source", type="string", nullable=False, comment="source name from conf/"),
     Column(name="_source_file", type="string", comment="file the row came from"),
     Column(name="_batch_id", type="string", comment="file drop or API batch identifier"),
-    Column(name="_ingested_at", type="timestamp", nullable=False, comment="when it landed in Bronze"),
+    Column(
+        name="_ingested_at", type="timestamp", nullable=False, comment="when it landed in Bronze"
+    ),
     Column(name="_run_id", type="string", nullable=False, comment="the job run that ingested it"),
-    Column(name="_corrupt", type="string", comment="why the record could not be parsed (NULL when fine)"),
-    Column(name="_raw", type="string", comment="the raw record text, kept when it could not be parsed"),
-    Column(name="_rescued_data", type="string", comment="JSON of fields that did not fit the schema"),
+    Column(
+        name="_corrupt",
+        type="string",
+        comment="why the record could not be parsed (NULL when fine)",
+    ),
+    Column(
+        name="_raw", type="string", comment="the raw record text, kept when it could not be parsed"
+    ),
+    Column(
+        name="_rescued_data", type="string", comment="JSON of fields that did not fit the schema"
+    ),
 )
 
 

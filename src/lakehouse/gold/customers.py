@@ -35,7 +35,7 @@ def customer_features(customers: DataFrame, orders: DataFrame) -> DataFrame:
         "customer_id",
         "region",
         "plan",
-        F.datediff(F.to_date("feature_ts"), F.col("signup_date")).alias("tenure_days"),
+        F.datediff(F.to_date("feature_ts"), F.col("signup_date")).cast("int").alias("tenure_days"),
         F.col("support_tickets"),
         F.coalesce("orders_count", F.lit(0)).cast("int").alias("orders_count"),
         F.coalesce("orders_last_90d", F.lit(0)).cast("int").alias("orders_last_90d"),
@@ -43,7 +43,9 @@ def customer_features(customers: DataFrame, orders: DataFrame) -> DataFrame:
         F.when(F.col("orders_count") > 0, F.col("total_spend") / F.col("orders_count"))
         .otherwise(F.lit(0.0))
         .alias("avg_order_value"),
-        F.datediff(F.to_date("feature_ts"), F.to_date("last_order_ts")).alias("days_since_last_order"),
+        F.datediff(F.to_date("feature_ts"), F.to_date("last_order_ts"))
+        .cast("int")
+        .alias("days_since_last_order"),
         F.coalesce("distinct_products", F.lit(0)).cast("int").alias("distinct_products"),
         F.coalesce("refunded_orders", F.lit(0)).cast("int").alias("refunded_orders"),
         F.col("churned").cast("int").alias("churned"),

@@ -64,7 +64,7 @@ def training_data(features: DataFrame, spec: ModelSpec) -> TrainingData:
     kinds = {f.name: f.dataType for f in features.schema.fields}
     numeric = [c for c in spec.features if isinstance(kinds[c], NUMERIC_TYPES)]
     categorical = [c for c in spec.features if c not in numeric]
-    pdf = features.select(*spec.key, *spec.features, spec.label).toPandas()
+    pdf: Any = features.select(*spec.key, *spec.features, spec.label).toPandas()
     pdf = pdf.sort_values(spec.key, kind="stable").reset_index(drop=True)
     for col in numeric:
         pdf[col] = pd.to_numeric(pdf[col]).astype("float64")
@@ -109,7 +109,13 @@ def build_estimator(spec: ModelSpec, numeric: list[str], categorical: list[str])
 
 def evaluate(model: Any, features: pd.DataFrame, label: pd.Series) -> dict[str, float]:
     """Accuracy, precision, recall, F1, ROC AUC and prediction time on held-out rows."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     started = time.perf_counter()
     predicted = model.predict(features)
@@ -170,7 +176,11 @@ def train_model(ctx: TaskContext, name: str) -> ModelResult:
         )
 
     x_train, x_test, y_train, y_test = train_test_split(
-        data.features, data.label, test_size=spec.test_size, random_state=spec.seed, stratify=data.label
+        data.features,
+        data.label,
+        test_size=spec.test_size,
+        random_state=spec.seed,
+        stratify=data.label,
     )
     experiment_name = spec.experiment or f"/{ctx.project.name}/{name}"
     if mlflow.get_experiment_by_name(experiment_name) is None:
@@ -184,7 +194,12 @@ def train_model(ctx: TaskContext, name: str) -> ModelResult:
         train_seconds = time.perf_counter() - started
         metrics = {**evaluate(model, x_test, y_test), "training_seconds": train_seconds}
         mlflow.log_params(
-            {"estimator": spec.estimator, "seed": spec.seed, "test_size": spec.test_size, **spec.params}
+            {
+                "estimator": spec.estimator,
+                "seed": spec.seed,
+                "test_size": spec.test_size,
+                **spec.params,
+            }
         )
         mlflow.log_metrics(metrics)
         mlflow.set_tags(
@@ -212,7 +227,13 @@ def train_model(ctx: TaskContext, name: str) -> ModelResult:
     version = str(info.registered_model_version)
     client.set_model_version_tag(spec.registered_name, version, FINGERPRINT_TAG, data.fingerprint)
     client.set_registered_model_alias(spec.registered_name, CHAMPION, version)
-    log.info("%s: registered version %s as @%s (run %s)", spec.registered_name, version, CHAMPION, run.info.run_id)
+    log.info(
+        "%s: registered version %s as @%s (run %s)",
+        spec.registered_name,
+        version,
+        CHAMPION,
+        run.info.run_id,
+    )
     return ModelResult(
         name=spec.registered_name,
         version=version,
@@ -236,9 +257,10 @@ def _version_with_fingerprint(client: Any, registered_name: str, fingerprint: st
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "pandas", "numpy", "mlflow")]
+    return [
+        f"{pkg}=={version(pkg)}" for pkg in ("scikit-learn", "skops", "pandas", "numpy", "mlflow")
+    ]
 
 
 def model_uri(registered_name: str, alias: str = CHAMPION) -> str:
     return f"models:/{registered_name}@{alias}"
-

@@ -144,7 +144,9 @@ def _orders_jsonl(rows: list[dict[str, object]], bad: bool) -> str:
         lines.append(json.dumps({**first, "order_id": None}))  # no key
         # a correction of the first order, later in sequence: dedupe keeps this one
         fixed_ts = datetime.fromisoformat(str(first["updated_at"])) + timedelta(days=1)
-        lines.append(json.dumps({**first, "status": "refunded", "updated_at": fixed_ts.isoformat()}))
+        lines.append(
+            json.dumps({**first, "status": "refunded", "updated_at": fixed_ts.isoformat()})
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -44,23 +44,34 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
     values: list[Column] = []
     if "_corrupt" in bronze_cols:
         reasons.append(
-            F.when(F.col("_corrupt").isNotNull(), F.concat(F.lit("corrupt_record: "), F.col("_corrupt")))
+            F.when(
+                F.col("_corrupt").isNotNull(),
+                F.concat(F.lit("corrupt_record: "), F.col("_corrupt")),
+            )
         )
     for col in target.spec.columns:
         source_name = spec.rename.get(col.name, col.name)
         if source_name not in bronze_cols:
-            raise TaskError(f"{target.full_name}: column {col.name!r} has no source column {source_name!r} in {spec.source}")
+            raise TaskError(
+                f"{target.full_name}: column {col.name!r} has no source column {source_name!r} in {spec.source}"
+            )
         raw = F.nullif(F.trim(F.col(quote(source_name)).cast("string")), F.lit(""))
         typed = raw if col.type == "string" else raw.try_cast(col.type)
         values.append(typed.alias(col.name))
         if col.type != "string":
-            reasons.append(F.when(raw.isNotNull() & typed.isNull(), F.lit(f"not_a_{col.type}: {col.name}")))
+            reasons.append(
+                F.when(raw.isNotNull() & typed.isNull(), F.lit(f"not_a_{col.type}: {col.name}"))
+            )
         if col.name in spec.keys:
             reasons.append(F.when(raw.isNull(), F.lit(f"missing_key: {col.name}")))
         elif not col.nullable:
             reasons.append(F.when(raw.isNull(), F.lit(f"missing_required: {col.name}")))
-    source_file = F.col("_source_file") if "_source_file" in bronze_cols else F.lit(None).cast("string")
-    ingested_at = F.col("_ingested_at") if "_ingested_at" in bronze_cols else F.lit(None).cast("timestamp")
+    source_file = (
+        F.col("_source_file") if "_source_file" in bronze_cols else F.lit(None).cast("string")
+    )
+    ingested_at = (
+        F.col("_ingested_at") if "_ingested_at" in bronze_cols else F.lit(None).cast("timestamp")
+    )
     row_json = F.to_json(F.struct(*[F.col(quote(c)) for c in bronze_cols]))
     checked = bronze.select(
         *values,
@@ -74,7 +85,9 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
     rejected = checked.where(~ok).select(
         "_row",
         REASONS,
-        F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias("_row_hash"),
+        F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias(
+            "_row_hash"
+        ),
         "_source_file",
     )
     return ConformedRows(valid, rejected)

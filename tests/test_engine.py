@@ -1,0 +1,139 @@
+"""Engine selection and the one-line failures of the JVM engine without Delta jars."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from lakehouse.config.models import DeltaJars, EngineSpec
+from lakehouse.engine import EngineSession, jvm_spark_conf
+
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LAKEHOUSE_", "PYSPARK_", "SPARK_REMOTE", "SPARK_CONNECT"))
+    }
+    return subprocess.run(
+        [LAKEHOUSE, *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+def test_sail_session_has_absolute_warehouse(
+    engine_session: EngineSession, spark: SparkSession
+) -> None:
+    assert engine_session.kind == "sail"
+    warehouse = spark.conf.get("spark.sql.warehouse.dir")
+    assert warehouse is not None and Path(warehouse).is_absolute()
+    assert spark.range(3).count() == 3
+
+
+def test_jvm_conf_uses_packages_by_default_and_jar_dir_when_given(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    conf = jvm_spark_conf(EngineSpec(kind="spark"), tmp_path)
+    assert conf["spark.jars.packages"] == f"io.delta:delta-spark_2.13:{version('delta-spark')}"
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    (tmp_path / "jars").mkdir()
+    (tmp_path / "jars" / "delta-spark_2.13-4.0.1.jar").write_bytes(b"")
+    conf = jvm_spark_conf(
+        EngineSpec(kind="spark", delta=DeltaJars(jars_dir=str(tmp_path / "jars"))), tmp_path
+    )
+    assert conf["spark.jars"].endswith("jars/delta-spark_2.13-4.0.1.jar")
+    assert "spark.jars.packages" not in conf
+
+
+def test_run_on_jvm_spark_without_delta_jars_fails_in_one_line(
+    demo_project_dir: Path, tmp_path: Path
+) -> None:
+    result = _run(
+        ["run", "--engine", "spark"], demo_project_dir, LAKEHOUSE_VAR_data_root=str(tmp_path / "d")
+    )
+    assert result.returncode == 1
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: JVM Spark could not start with Delta Lake")
+    assert "unresolved dependency: io.delta#delta-spark_2.13" in lines[0]
+    assert "LAKEHOUSE_DELTA_JARS" in lines[0]
+
+
+def test_jar_dir_without_delta_classes_fails_in_one_line(
+    demo_project_dir: Path, tmp_path: Path
+) -> None:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    with zipfile.ZipFile(jars / "not-delta.jar", "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+    result = _run(
+        ["run", "--engine", "spark"],
+        demo_project_dir,
+        LAKEHOUSE_VAR_data_root=str(tmp_path / "d"),
+        LAKEHOUSE_DELTA_JARS=str(jars),
+    )
+    assert result.returncode == 1
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert "cannot load the Delta Lake classes" in lines[0]
+
+
+def test_empty_jar_dir_is_reported_without_starting_a_jvm(
+    demo_project_dir: Path, tmp_path: Path
+) -> None:
+    result = _run(
+        ["run", "--engine", "spark"], demo_project_dir, LAKEHOUSE_DELTA_JARS=str(tmp_path)
+    )
+    assert result.returncode == 1
+    assert _error_lines(result.stderr) == [
+        f"error: no .jar files in the Delta jar directory {tmp_path}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda text: text.replace(
+                "      kind: sail\n", "      kind: sail\n      color: blue\n"
+            ),
+            "error: bundle.yml: targets.local.engine.color: unknown key",
+        ),
+        (
+            lambda text: text.replace("default: 1000", "default: [1000]"),
+            "error: bundle.yml: variables.demo_customers.default: expected one of str, int, float, bool (got [1000])",
+        ),
+        (
+            lambda text: text.replace("${var.demo_customers}", "${var.customers}"),
+            "error: bundle.yml: resources.jobs.demo.tasks[0].spark_python_task.parameters[3]: undefined variable 'customers'",
+        ),
+    ],
+    ids=["unknown-key", "wrong-type", "undefined-variable"],
+)
+def test_malformed_bundle_exits_non_zero_naming_file_and_key(
+    demo_project_dir: Path, edit, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    bundle = demo_project_dir / "bundle.yml"
+    bundle.write_text(edit(bundle.read_text()))
+    for command in (["bundle", "validate"], ["run"]):
+        result = _run(command, demo_project_dir)
+        assert result.returncode == 1
+        lines = _error_lines(result.stderr)
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(expected), lines[0]

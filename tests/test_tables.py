@@ -1,0 +1,202 @@
+"""The Delta adapter on real Delta tables (embedded engine)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from lakehouse.config import Project, load_project
+from lakehouse.engine import EngineSession
+from lakehouse.errors import SchemaMismatchError
+from lakehouse.tables import DeltaTables, conform_to_schema
+
+BUNDLE = """
+bundle: {name: t}
+include: [conf/*.yml]
+variables: {data_root: {default: ./data}}
+targets: {local: {default: true}}
+"""
+CATALOG = """
+catalog:
+  name: cat
+  storage_root: ${var.data_root}/tables
+  schemas:
+    s:
+      tables:
+        items:
+          layer: silver
+          keys: [id]
+          columns:
+            - {name: id, type: int, nullable: false}
+            - {name: label, type: string}
+            - {name: qty, type: int}
+        events:
+          layer: gold
+          partition_by: [day]
+          columns:
+            - {name: id, type: bigint}
+            - {name: day, type: date}
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Project:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "bundle.yml").write_text(textwrap.dedent(BUNDLE))
+    (tmp_path / "conf" / "catalog.yml").write_text(textwrap.dedent(CATALOG))
+    return load_project(tmp_path)
+
+
+@pytest.fixture()
+def tables(spark: SparkSession, project: Project) -> DeltaTables:
+    adapter = DeltaTables(spark, project, "sail")
+    adapter.register_all()
+    return adapter
+
+
+ITEMS = "id int, label string, qty int"
+
+
+def test_register_creates_empty_tables_with_declared_schema(
+    tables: DeltaTables, spark: SparkSession
+) -> None:
+    assert tables.version("cat.s.items") == 0
+    assert tables.row_count("cat.s.items") == 0
+    schema = tables.schema("cat.s.items")
+    assert [(f.name, f.dataType.simpleString(), f.nullable) for f in schema.fields] == [
+        ("id", "int", False),
+        ("label", "string", True),
+        ("qty", "int", True),
+    ]
+    names = {r.tableName for r in spark.sql("SHOW TABLES IN s").collect()}
+    assert {"items", "events"} <= names
+    assert spark.table("s.items").count() == 0
+
+
+def test_append_overwrite_and_time_travel(tables: DeltaTables, spark: SparkSession) -> None:
+    first = tables.append("cat.s.items", spark.createDataFrame([(1, "a", 1), (2, "b", 2)], ITEMS))
+    assert (first.rows_written, first.version, first.previous_version) == (2, 1, 0)
+    second = tables.overwrite("cat.s.items", spark.createDataFrame([(3, "c", 3)], ITEMS))
+    assert (second.rows_written, second.version) == (1, 2)
+    assert sorted(r.id for r in tables.read("cat.s.items").collect()) == [3]
+    assert sorted(r.id for r in tables.read("cat.s.items", version=1).collect()) == [1, 2]
+    assert [h.operation for h in tables.history("cat.s.items")] == [
+        "WRITE",
+        "WRITE",
+        "CREATE TABLE",
+    ]
+
+
+def test_merge_upserts_and_replay_commits_nothing(tables: DeltaTables, spark: SparkSession) -> None:
+    tables.append("cat.s.items", spark.createDataFrame([(1, "a", 1), (2, "b", 2)], ITEMS))
+    updates = spark.createDataFrame([(2, "B", 20), (3, "c", 3)], ITEMS)
+    merged = tables.merge("cat.s.items", updates, ["id"])
+    assert merged.rows_written == 2
+    assert merged.committed
+    expected = spark.createDataFrame([(1, "a", 1), (2, "B", 20), (3, "c", 3)], ITEMS)
+    assert_df_equality(
+        tables.read("cat.s.items"), expected, ignore_row_order=True, ignore_nullable=True
+    )
+    replay = tables.merge("cat.s.items", updates, ["id"])
+    assert not replay.committed
+    assert replay.rows_written == 0
+
+
+def test_merge_newer_than_keeps_the_later_row(tables: DeltaTables, spark: SparkSession) -> None:
+    tables.append("cat.s.items", spark.createDataFrame([(1, "new", 5)], ITEMS))
+    tables.merge(
+        "cat.s.items", spark.createDataFrame([(1, "old", 4)], ITEMS), ["id"], newer_than="qty"
+    )
+    assert [(r.label, r.qty) for r in tables.read("cat.s.items").collect()] == [("new", 5)]
+
+
+def test_bigint_overflow_into_int_is_refused(tables: DeltaTables, spark: SparkSession) -> None:
+    rows = spark.createDataFrame(
+        [(1, "ok", 5), (2, "big", 2**40)], "id bigint, label string, qty bigint"
+    )
+    with pytest.raises(SchemaMismatchError, match=r"1 qty: bigint values that do not fit int"):
+        tables.append("cat.s.items", rows)
+    assert tables.version("cat.s.items") == 0
+    assert tables.row_count("cat.s.items") == 0
+
+
+def test_bigint_that_fits_is_cast_and_written(tables: DeltaTables, spark: SparkSession) -> None:
+    rows = spark.createDataFrame([(1, "ok", 5)], "id bigint, label string, qty bigint")
+    tables.append("cat.s.items", rows)
+    assert tables.read("cat.s.items").collect()[0].asDict() == {"id": 1, "label": "ok", "qty": 5}
+
+
+def test_null_in_not_null_and_unknown_columns_are_refused(
+    tables: DeltaTables, spark: SparkSession
+) -> None:
+    with pytest.raises(SchemaMismatchError, match="id: NULL in a NOT NULL column"):
+        tables.append("cat.s.items", spark.createDataFrame([(None, "x", 1)], ITEMS))
+    extra = spark.createDataFrame([(1, "x", 1, "?")], ITEMS + ", color string")
+    with pytest.raises(SchemaMismatchError, match="columns the table does not have: color"):
+        tables.append("cat.s.items", extra)
+
+
+def test_partitioned_table_keeps_declared_column_order(
+    tables: DeltaTables, spark: SparkSession
+) -> None:
+    import datetime as dt
+
+    rows = spark.createDataFrame([(dt.date(2026, 1, 1), 7)], "day date, id bigint")
+    tables.append("cat.s.events", rows)
+    assert tables.read("cat.s.events").columns == ["id", "day"]
+
+
+def test_maintenance_through_delta_rs(tables: DeltaTables, spark: SparkSession) -> None:
+    for i in range(3):
+        tables.append("cat.s.items", spark.createDataFrame([(i, "x", i)], ITEMS))
+    compacted = tables.optimize("cat.s.items")
+    assert compacted["numFilesRemoved"] == 3
+    assert tables.row_count("cat.s.items") == 3
+    tables.restore("cat.s.items", 1)
+    assert [r.id for r in tables.read("cat.s.items").collect()] == [0]
+    assert tables.history("cat.s.items", limit=1)[0].operation == "RESTORE"
+    removed = tables.vacuum("cat.s.items", retention_hours=0)
+    assert len(removed) == 3  # the other two appends' files and the compacted file
+    assert [r.id for r in tables.read("cat.s.items").collect()] == [0]
+
+
+def test_tables_survive_a_new_session(
+    tables: DeltaTables, spark: SparkSession, project: Project, engine_session: EngineSession
+) -> None:
+    tables.append("cat.s.items", spark.createDataFrame([(1, "a", 1)], ITEMS))
+    assert engine_session.remote is not None
+    other = SparkSession.builder.remote(engine_session.remote).create()  # a new, empty catalog
+    try:
+        assert not _has_schema(other, "s")
+        fresh = DeltaTables(other, project, "sail")
+        fresh.register_all()
+        assert fresh.row_count("cat.s.items") == 1
+        assert other.table("s.items").count() == 1
+    finally:
+        other.stop()
+
+
+def _has_schema(spark: SparkSession, name: str) -> bool:
+    return any(r[0] == name for r in spark.sql("SHOW SCHEMAS").collect())
+
+
+@pytest.mark.transform
+def test_conform_to_schema_widens_without_a_check(spark: SparkSession) -> None:
+    target = T.StructType([T.StructField("n", T.LongType()), T.StructField("s", T.StringType())])
+    df = spark.createDataFrame([("a", 1)], "s string, n int")
+    out = conform_to_schema(df, target, "t")
+    assert out.columns == ["n", "s"]
+    assert out.schema["n"].dataType == T.LongType()
+    assert out.collect()[0].asDict() == {"n": 1, "s": "a"}
+
+
+@pytest.mark.transform
+def test_conform_to_schema_refuses_lossy_string_cast(spark: SparkSession) -> None:
+    target = T.StructType([T.StructField("n", T.IntegerType())])
+    with pytest.raises(SchemaMismatchError, match="1 n: string values that do not fit int"):
+        conform_to_schema(spark.createDataFrame([("1",), ("x",)], "n string"), target, "t")
