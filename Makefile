@@ -15,6 +15,7 @@ help:
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make typecheck  mypy src/"
+	@echo "make bench      engine start-up + small workload: Sail vs JVM Spark (benchmarks/)"
 	@echo "make clean      remove data/, caches and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -50,6 +51,9 @@ test-jvm: $(STAMP)
 	$(BIN)/pytest --engine spark -m transform; $(PYTEST_OK5)
 
 test: lint typecheck test-sail test-jvm
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine_startup.py
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache $(VENV)

@@ -30,7 +30,9 @@ EXPECTED_ROWS = {
 }
 
 
-def _run(project_dir: Path, data_root: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    project_dir: Path, data_root: Path, command: str = "run"
+) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -38,7 +40,12 @@ def _run(project_dir: Path, data_root: Path) -> subprocess.CompletedProcess[str]
     }
     env["LAKEHOUSE_VAR_data_root"] = str(data_root)
     return subprocess.run(
-        [LAKEHOUSE, "run", "demo", "--project-dir", str(project_dir)],
+        [
+            LAKEHOUSE,
+            *(["run", "demo"] if command == "run" else [command]),
+            "--project-dir",
+            str(project_dir),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -107,3 +114,13 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     changed = {n for n in EXPECTED_ROWS if versions_after_second[n] != versions_after_first[n]}
     assert changed == {"lakehouse.gold.customer_features"}
     assert [str(v.version) for v in client.search_model_versions("name = 'churn_model'")] == ["1"]
+
+    listing = _run(demo_project_dir, data_root, command="tables")
+    assert listing.returncode == 0, listing.stderr
+    lines = {
+        line.split("│")[1].strip(): line
+        for line in listing.stdout.splitlines()
+        if line.count("│") > 4
+    }
+    for name, rows in EXPECTED_ROWS.items():
+        assert f" {rows:,} " in lines[name], lines[name]
