@@ -137,3 +137,34 @@ def test_malformed_bundle_exits_non_zero_naming_file_and_key(
         lines = _error_lines(result.stderr)
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(expected), lines[0]
+
+
+def test_spark_submit_uses_its_session_and_explains_missing_delta(demo_project_dir: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LAKEHOUSE_", "PYSPARK_", "SPARK_"))
+    }
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        PYSPARK_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+    )
+    result = subprocess.run(
+        [str(bin_dir / "spark-submit"), "--master", "local[1]", "jobs/ingest_bronze.py"],
+        cwd=demo_project_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    # spark-submit merges the Python driver's stderr into its own stdout
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: JVM Spark cannot load the Delta Lake classes (io.delta.sql.DeltaSparkSessionExtension "
+        "not on the classpath): pass spark-submit --packages io.delta:delta-spark_2.13:VERSION "
+        "(needs Maven access) or --jars with the delta-spark_2.13 and delta-storage jars"
+    ]

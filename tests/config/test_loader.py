@@ -9,6 +9,7 @@ import yaml
 
 from lakehouse.config import load_project
 from lakehouse.config.loader import interpolate, parse_var_overrides
+from lakehouse.config.models import BRONZE_METADATA_COLUMNS
 from lakehouse.errors import ConfigError
 
 
@@ -37,16 +38,8 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
     assert orders.location == str(demo_project_dir / "data" / "tables" / "silver" / "orders")
     assert orders.engine_name == "silver.orders"
     bronze_cols = [c.name for c in project.table("lakehouse.bronze.orders").spec.columns]
-    assert bronze_cols[-8:] == [
-        "_source",
-        "_source_file",
-        "_batch_id",
-        "_ingested_at",
-        "_run_id",
-        "_corrupt",
-        "_raw",
-        "_rescued_data",
-    ]
+    assert bronze_cols[:2] == ["order_id", "customer_id"]
+    assert bronze_cols[-8:] == [c.name for c in BRONZE_METADATA_COLUMNS]
 
 
 def test_variable_precedence_default_target_env_cli(

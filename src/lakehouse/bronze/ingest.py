@@ -25,22 +25,11 @@ from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import processed_files_table_name
-from lakehouse.config.models import FileSource
+from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource
 
 log = logging.getLogger(__name__)
 
-DATA_COLUMNS_EXCLUDED = frozenset(
-    {
-        "_source",
-        "_source_file",
-        "_batch_id",
-        "_ingested_at",
-        "_run_id",
-        "_corrupt",
-        "_raw",
-        "_rescued_data",
-    }
-)
+METADATA_COLUMNS = frozenset(c.name for c in BRONZE_METADATA_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -205,7 +194,7 @@ def ingest_file_source(ctx: TaskContext, source_name: str) -> int:
         log.info("%s: no new files in %s", source_name, root)
         return 0
 
-    columns = [c.name for c in target.spec.columns if c.name not in DATA_COLUMNS_EXCLUDED]
+    columns = [c.name for c in target.spec.columns if c.name not in METADATA_COLUMNS]
     ingested_at = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     frames = []
     for landed_file in new_files:
