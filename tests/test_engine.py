@@ -168,3 +168,63 @@ def test_spark_submit_uses_its_session_and_explains_missing_delta(demo_project_d
         "not on the classpath): pass spark-submit --packages io.delta:delta-spark_2.13:VERSION "
         "(needs Maven access) or --jars with the delta-spark_2.13 and delta-storage jars"
     ]
+
+
+@pytest.fixture()
+def spark_connect_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A standalone Spark Connect server (Sail's) on 127.0.0.1, stopped afterwards."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pysail",
+            "spark",
+            "server",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, "RUST_LOG": "error"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as conn:
+            if conn.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    yield f"sc://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_connect_engine_runs_the_demo_job_against_a_remote_server(
+    demo_project_dir: Path, tmp_path: Path, spark_connect_server: str
+) -> None:
+    result = _run(
+        ["run", "--engine", "connect"],
+        demo_project_dir,
+        LAKEHOUSE_REMOTE=spark_connect_server,
+        LAKEHOUSE_VAR_data_root=str(tmp_path / "d"),
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "engine connect" in result.stdout
+    assert "│ lakehouse.silver.orders               │ merge     │        6,769 │" in result.stdout
+
+
+def test_connect_engine_unreachable_fails_in_one_line(demo_project_dir: Path) -> None:
+    result = _run(
+        ["tables", "--engine", "connect"], demo_project_dir, LAKEHOUSE_REMOTE="sc://127.0.0.1:9"
+    )
+    assert result.returncode == 1
+    lines = _error_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: cannot reach Spark Connect at sc://127.0.0.1:9")

@@ -150,6 +150,7 @@ def _sail_session(spec: EngineSpec, warehouse_dir: Path, app_name: str) -> Engin
 def _connect_session(spec: EngineSpec, app_name: str) -> EngineSession:
     started = time.perf_counter()
     assert spec.remote is not None  # checked by EngineSpec
+    _require_reachable(spec.remote)
     builder = SparkSession.builder.remote(spec.remote).appName(app_name)
     for key, value in spec.conf.items():
         builder = builder.config(key, value)
@@ -165,6 +166,23 @@ def _connect_session(spec: EngineSpec, app_name: str) -> EngineSession:
     )
     atexit.register(session.stop)
     return session
+
+
+def _require_reachable(url: str, timeout_s: float = 5.0) -> None:
+    """Fail fast (the Connect client retries for minutes) when nothing listens at ``url``."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url.replace("sc://", "http://", 1))
+    host, port = parsed.hostname or "localhost", parsed.port or 15002
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise EngineError(
+            f"cannot reach Spark Connect at {url}: {exc.strerror or exc} "
+            "(is the server running? set LAKEHOUSE_REMOTE or the target's engine.remote)"
+        ) from exc
 
 
 def jvm_delta_jars(spec: EngineSpec) -> list[str]:
