@@ -217,7 +217,10 @@ def test_connect_engine_runs_the_demo_job_against_a_remote_server(
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "engine connect" in result.stdout
-    assert "│ lakehouse.silver.orders               │ merge     │        6,769 │" in result.stdout
+    assert (
+        "│ lakehouse.silver.orders               │ merge     │       1 │        6,769 │"
+        in result.stdout
+    )
 
 
 def test_connect_engine_unreachable_fails_in_one_line(demo_project_dir: Path) -> None:

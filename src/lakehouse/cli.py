@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -158,6 +159,107 @@ def tables(
         console.print(table)
     finally:
         session.stop()
+
+
+@app.command()
+def ingest(
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="Sources from conf/ (default: all).")
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Ingest new files / API batches of the given sources into Bronze."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lakehouse.bronze.ingest import ingest_source
+    from lakehouse.bundle.context import RunReport, TaskContext, TaskOutcome
+    from lakehouse.bundle.runner import new_run_id
+    from lakehouse.tables import DeltaTables
+
+    project = _load(project_dir, target, engine, var)
+    names = sources or list(project.sources)
+    unknown = [n for n in names if n not in project.sources]
+    if unknown:
+        raise CliError(
+            f"unknown source(s): {', '.join(unknown)} (configured: {', '.join(project.sources) or 'none'})"
+        )
+    session = _session(project, f"{project.name}:ingest")
+    report = RunReport(
+        job="ingest", run_id=new_run_id(), target=project.target_name, engine=session.kind
+    )
+    try:
+        tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
+        tables.register_all()
+        ctx = TaskContext(
+            spark=session.spark, project=project, tables=tables, report=report, task_key="ingest"
+        )
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            bars: dict[str, object] = {}
+
+            def progress(what: str, done: int, total: int | None) -> None:
+                if what not in bars:
+                    bars[what] = bar.add_task(what, total=total)
+                bar.update(bars[what], completed=done, total=total)  # type: ignore[arg-type]
+
+            for name in names:
+                started = time.perf_counter()
+                try:
+                    ingest_source(ctx, name, progress)
+                    report.tasks.append(TaskOutcome(name, "SUCCESS", time.perf_counter() - started))
+                except Exception as exc:
+                    report.tasks.append(
+                        TaskOutcome(name, "FAILED", time.perf_counter() - started, one_line(exc))
+                    )
+    finally:
+        session.stop()
+    render_report(report, console)
+    failed = [t for t in report.tasks if t.status == "FAILED"]
+    if failed:
+        raise CliError(f"ingest of {failed[0].task_key} failed: {failed[0].error}")
+
+
+samples_app = typer.Typer(
+    help="The demo data: generator and local sample data API.", no_args_is_help=True
+)
+app.add_typer(samples_app, name="samples")
+
+
+@samples_app.command("serve")
+def samples_serve(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    interval: Annotated[float, typer.Option(help="Seconds between new batches.")] = 300.0,
+    batches: Annotated[int, typer.Option(help="Batches per group before HTTP 400.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 7,
+    token_env: Annotated[
+        str | None, typer.Option(help="Require the token held in this environment variable.")
+    ] = None,
+) -> None:
+    """Serve the sample data API (rotating batches, pagination, fault injection) until Ctrl-C."""
+    from lakehouse.samples.api import SampleApiSettings, serve_forever
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise CliError(f"--token-env: environment variable {token_env} is not set")
+    settings = SampleApiSettings(
+        interval_s=interval, batches=batches, batch_size=batch_size, seed=seed, token=token
+    )
+    console.print(
+        f"sample data API on http://{host}:{port} (docs: /docs) · new batch every {interval:g}s · Ctrl-C stops"
+    )
+    serve_forever(settings, host=host, port=port)
 
 
 @bundle_app.command("validate")

@@ -8,8 +8,17 @@ from rich.console import Console
 from rich.table import Table
 
 from lakehouse.bundle.context import RunReport
+from lakehouse.tables import WriteResult
 
 STATUS_STYLE = {"SUCCESS": "green", "FAILED": "bold red", "SKIPPED": "yellow"}
+
+
+def _by_table(writes: list[WriteResult]) -> dict[tuple[str, str], list[WriteResult]]:
+    """Writes grouped by (table, operation), in order of first appearance."""
+    groups: dict[tuple[str, str], list[WriteResult]] = {}
+    for w in writes:
+        groups.setdefault((w.table, w.operation), []).append(w)
+    return groups
 
 
 def render_report(report: RunReport, console: Console) -> None:
@@ -36,14 +45,24 @@ def render_report(report: RunReport, console: Console) -> None:
         for col, justify in (
             ("table", "left"),
             ("operation", "left"),
+            ("commits", "right"),
             ("rows written", "right"),
             ("version", "right"),
             ("seconds", "right"),
         ):
             writes.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for w in report.writes:
-            version = str(w.version) if w.committed else f"{w.version} (no change)"
-            writes.add_row(w.table, w.operation, f"{w.rows_written:,}", version, f"{w.seconds:.1f}")
+        for (table, operation), group in _by_table(report.writes).items():
+            committed = [w for w in group if w.committed]
+            last = group[-1]
+            version = str(last.version) if committed else f"{last.version} (no change)"
+            writes.add_row(
+                table,
+                operation,
+                str(len(committed)),
+                f"{sum(w.rows_written for w in group):,}",
+                version,
+                f"{sum(w.seconds for w in group):.1f}",
+            )
         console.print(writes)
 
     if report.counters:

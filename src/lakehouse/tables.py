@@ -103,7 +103,9 @@ def _is_safe_widening(source: T.DataType, target: T.DataType) -> bool:
     return isinstance(source, T.NullType)
 
 
-def conform_to_schema(df: DataFrame, target: T.StructType, table: str) -> DataFrame:
+def conform_to_schema(
+    df: DataFrame, target: T.StructType, table: str, *, allow_new_columns: bool = False
+) -> DataFrame:
     """Return ``df`` cast and ordered to ``target``, or raise :class:`SchemaMismatchError`.
 
     Widening casts are applied directly. Narrowing or converting casts are checked: if any
@@ -113,7 +115,7 @@ def conform_to_schema(df: DataFrame, target: T.StructType, table: str) -> DataFr
     source = {f.name: f for f in df.schema.fields}
     target_names = [f.name for f in target.fields]
     extra = [name for name in source if name not in target_names]
-    if extra:
+    if extra and not allow_new_columns:
         raise SchemaMismatchError(
             f"{table}: the data has columns the table does not have: {', '.join(extra)} "
             "(declare them in the catalog first)"
@@ -153,7 +155,7 @@ def conform_to_schema(df: DataFrame, target: T.StructType, table: str) -> DataFr
         failures = [f"{int(counts[i])} {label}" for i, (label, _) in enumerate(checks) if counts[i]]
         if failures:
             raise SchemaMismatchError(f"{table}: write refused: {'; '.join(failures)}")
-    return df.select(*columns)
+    return df.select(*columns, *[F.col(quote(name)) for name in extra])
 
 
 class DeltaTables:
@@ -315,24 +317,58 @@ class DeltaTables:
 
     # ------------------------------------------------------------ writes
 
-    def append(self, name: str, df: DataFrame) -> WriteResult:
-        """Append rows (schema enforced)."""
-        return self._write(name, df, "append")
+    def append(self, name: str, df: DataFrame, *, add_new_columns: bool = False) -> WriteResult:
+        """Append rows (schema enforced); ``add_new_columns`` evolves the table (mergeSchema)."""
+        return self._write(name, df, "append", add_new_columns=add_new_columns)
 
     def overwrite(self, name: str, df: DataFrame) -> WriteResult:
         """Replace the table's rows (schema enforced; a new Delta version, old ones kept)."""
         return self._write(name, df, "overwrite")
 
-    def _write(self, name: str, df: DataFrame, mode: str) -> WriteResult:
+    def _write(
+        self, name: str, df: DataFrame, mode: str, *, add_new_columns: bool = False
+    ) -> WriteResult:
         ref = self.ensure_table(name)
         started = time.perf_counter()
         before = self.version(name)
+        if add_new_columns:
+            known = set(self.schema(name).fieldNames())
+            new = [(f.name, f.dataType) for f in df.schema.fields if f.name not in known]
+            if new:
+                self.add_columns(name, new)
         data = conform_to_schema(df, self.schema(name), name)
         writer = data.write.format("delta").mode(mode)
         if ref.spec.partition_by:
             writer = writer.partitionBy(*ref.spec.partition_by)
         writer.save(ref.location)
         return self._result(name, mode, before, started)
+
+    def add_columns(self, name: str, columns: list[tuple[str, T.DataType]]) -> None:
+        """Add nullable columns (schema evolution), as a metadata-only commit.
+
+        Sail ignores ``mergeSchema`` on tables with a NOT NULL column (it drops the new
+        column without an error), so columns are added explicitly: ``ALTER TABLE ... ADD
+        COLUMNS`` where the engine has it, delta-rs on Sail.
+        """
+        ref = self.ensure_table(name)
+        if self.engine == "sail":
+            from deltalake import DeltaTable
+            from deltalake.schema import Field, PrimitiveType
+
+            fields = [
+                Field(col, PrimitiveType(_delta_type(dtype)), nullable=True)
+                for col, dtype in columns
+            ]
+            DeltaTable(ref.location).alter.add_columns(fields)
+        else:
+            spec = ", ".join(
+                f"{quote(col)} {dtype.simpleString().upper()}" for col, dtype in columns
+            )
+            self.spark.sql(f"ALTER TABLE {self._sql_name(ref)} ADD COLUMNS ({spec})")
+        missing = [col for col, _ in columns if col not in self.schema(name).fieldNames()]
+        if missing:
+            raise SchemaMismatchError(f"{name}: could not add columns {', '.join(missing)}")
+        log.warning("%s: added columns %s", name, ", ".join(col for col, _ in columns))
 
     def merge(
         self,
@@ -445,6 +481,17 @@ class DeltaTables:
             f"RESTORE TABLE {self._sql_name(ref)} TO VERSION AS OF {int(version)}"
         ).first()
         return row.asDict(recursive=True) if row else {}
+
+
+_DELTA_PRIMITIVE = {"int": "integer", "bigint": "long", "smallint": "short", "tinyint": "byte"}
+
+
+def _delta_type(dtype: T.DataType) -> str:
+    """Spark type -> delta-rs primitive type name."""
+    if not isinstance(dtype, T.AtomicType):
+        raise SchemaMismatchError(f"cannot add a column of type {dtype.simpleString()}")
+    name = dtype.simpleString()
+    return _DELTA_PRIMITIVE.get(name, name)
 
 
 def _same_location(a: str, b: str) -> bool:

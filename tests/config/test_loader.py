@@ -26,11 +26,15 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
     assert project.engine.kind == "sail"
     assert sorted(project.tables) == [
         "lakehouse.bronze.customers",
+        "lakehouse.bronze.events",
         "lakehouse.bronze.orders",
         "lakehouse.gold.customer_features",
+        "lakehouse.meta.http_responses",
         "lakehouse.meta.processed_files",
         "lakehouse.silver.customers",
         "lakehouse.silver.customers_quarantine",
+        "lakehouse.silver.events",
+        "lakehouse.silver.events_quarantine",
         "lakehouse.silver.orders",
         "lakehouse.silver.orders_quarantine",
     ]
@@ -39,7 +43,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
     assert orders.engine_name == "silver.orders"
     bronze_cols = [c.name for c in project.table("lakehouse.bronze.orders").spec.columns]
     assert bronze_cols[:2] == ["order_id", "customer_id"]
-    assert bronze_cols[-8:] == [c.name for c in BRONZE_METADATA_COLUMNS]
+    assert bronze_cols[-len(BRONZE_METADATA_COLUMNS) :] == [c.name for c in BRONZE_METADATA_COLUMNS]
 
 
 def test_variable_precedence_default_target_env_cli(

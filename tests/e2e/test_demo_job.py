@@ -27,7 +27,20 @@ EXPECTED_ROWS = {
     "lakehouse.silver.orders_quarantine": 3,
     "lakehouse.gold.customer_features": 1000,
     "lakehouse.meta.processed_files": 5,
+    # 10 rotating batches of 50 purchase events from the sample data API
+    "lakehouse.bronze.events": 500,
+    "lakehouse.silver.events": 500,
+    "lakehouse.silver.events_quarantine": 0,
+    "lakehouse.meta.http_responses": 10,
 }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _run(
@@ -39,6 +52,7 @@ def _run(
         if not k.startswith(("LAKEHOUSE_", "PYSPARK_", "SPARK_CONNECT", "SPARK_REMOTE", "MLFLOW_"))
     }
     env["LAKEHOUSE_VAR_data_root"] = str(data_root)
+    env["LAKEHOUSE_VAR_sample_api_port"] = str(_free_port())
     return subprocess.run(
         [
             LAKEHOUSE,

@@ -1,257 +1,418 @@
-"""Bronze: land new file drops as append-only Delta, losing nothing.
+"""Bronze: land file drops and API responses as append-only Delta, exactly once, losing nothing.
 
-Files are read as text and parsed here rather than with ``spark.read.csv/json``: on the
-embedded engine one malformed line fails the whole read in every mode, and there is no
-``input_file_name()``. Reading line by line works on every engine, keeps the raw text of a
-bad record (``_raw``) with the reason (``_corrupt``), and lets each row carry its file.
+Exactly once: every unit of arrival is a *batch* with an id that names its content — a file
+by path + size + modification time, an API batch by the id the API gives it, a page by a
+hash of its payload. Each Delta commit holds whole batches, and Delta commits are atomic, so
+after a crash a batch is either entirely in Bronze or not at all. Before appending, the
+batch ids already present in the Bronze table are looked up and skipped; the
+``meta.processed_files`` log lets a re-run skip known files without reading them, and is
+repaired from Bronze when a crash landed a commit but not its log entry.
 
-Each file is ingested once: the ``system.processed_files`` table remembers path + size +
-modification time, so a re-run takes only new or changed files.
+Nothing lost: unparseable records keep their text (``_raw``) and a reason (``_corrupt``);
+values that do not fit their column and undeclared fields go to ``_rescued_data``
+(schema-drift policy ``rescue``), evolve the table (``add_new_columns``) or stop the source
+before anything is written (``fail``).
 """
 
 from __future__ import annotations
 
-import csv
+import argparse
+import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
-from pathlib import Path
 
-import pandas as pd
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
+from lakehouse.bronze import files as file_drops
+from lakehouse.bronze import http
+from lakehouse.bronze.parse import FIELDS, parse_json_lines, typed_records, undeclared_fields
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import processed_files_table_name
-from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource
+from lakehouse.config.loader import http_responses_table_name, processed_files_table_name
+from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
+from lakehouse.errors import TaskError
+from lakehouse.tables import DeltaTables
 
 log = logging.getLogger(__name__)
 
 METADATA_COLUMNS = frozenset(c.name for c in BRONZE_METADATA_COLUMNS)
+Progress = Callable[[str, int, int | None], None]  # (what, done, total)
+
+
+@dataclass
+class IngestSummary:
+    """What one source's ingest did."""
+
+    source: str
+    units: int = 0  # files or API responses seen as new
+    skipped: int = 0  # already in Bronze
+    rows: int = 0
+    corrupt_rows: int = 0
+    rescued_rows: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    requests: int = 0
 
 
 @dataclass(frozen=True)
-class LandedFile:
-    """A file in a landing directory, identified by path + size + modification time."""
+class Batch:
+    """Raw records of one arrival unit plus its Bronze metadata."""
 
-    path: str
-    size: int
-    modified_at: datetime
-
-
-# ---------------------------------------------------------------- pure transforms
-
-
-def _split_csv_line(delimiter: str) -> object:
-    @F.pandas_udf(T.ArrayType(T.StringType()))  # type: ignore[call-overload]
-    def split(lines: pd.Series) -> pd.Series:
-        out: list[list[str] | None] = []
-        for line in lines:
-            try:
-                out.append(next(csv.reader([line], delimiter=delimiter, strict=True)))
-            except (csv.Error, StopIteration):
-                out.append(None)
-        return pd.Series(out)
-
-    return split
-
-
-def parse_csv_lines(
-    lines: DataFrame, header: list[str], columns: list[str], delimiter: str = ","
-) -> DataFrame:
-    """Parse a ``value`` column of CSV lines into string ``columns`` plus ``_corrupt``/``_raw``.
-
-    ``header`` is the file's header row (field order in the file); ``columns`` the table's
-    data columns. The header line itself and blank lines are skipped. A line with the wrong
-    number of fields or broken quoting is kept with its raw text and a reason.
-    """
-    header_line = delimiter.join(header)
-    split = _split_csv_line(delimiter)
-    content = lines.where((F.trim(F.col("value")) != "") & (F.col("value") != F.lit(header_line)))
-    parsed = content.select(F.col("value").alias("_line"), split(F.col("value")).alias("_fields"))  # type: ignore[operator]
-    n = len(header)
-    bad: Column = F.col("_fields").isNull() | (F.size("_fields") != n)
-    reason = F.when(F.col("_fields").isNull(), F.lit("malformed CSV: broken quoting")).when(
-        F.size("_fields") != n,
-        F.concat(
-            F.lit(f"malformed CSV: expected {n} fields, got "), F.size("_fields").cast("string")
-        ),
-    )
-    position = {name: i for i, name in enumerate(header)}
-    data = [
-        (
-            F.when(~bad, F.col("_fields")[position[c]])
-            if c in position
-            else F.lit(None).cast("string")
-        ).alias(c)
-        for c in columns
-    ]
-    return parsed.select(
-        *data,
-        reason.alias("_corrupt"),
-        F.when(bad, F.col("_line")).alias("_raw"),
-    )
-
-
-def parse_json_lines(lines: DataFrame, columns: list[str]) -> DataFrame:
-    """Parse a ``value`` column of JSON lines into string ``columns`` plus ``_corrupt``/``_raw``.
-
-    Blank lines are skipped; a line that is not a JSON object is kept with its raw text.
-    """
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns])
-    content = lines.where(F.trim(F.col("value")) != "")
-    parsed = content.select(
-        F.col("value").alias("_line"),
-        F.from_json(F.col("value"), schema).alias("_record"),
-        F.json_object_keys(F.col("value")).alias("_keys"),
-    )
-    bad = F.col("_keys").isNull()
-    return parsed.select(
-        *[F.when(~bad, F.col("_record").getField(c)).alias(c) for c in columns],
-        F.when(bad, F.lit("malformed JSON: not a JSON object")).alias("_corrupt"),
-        F.when(bad, F.col("_line")).alias("_raw"),
-    )
+    batch_id: str
+    raw: DataFrame  # _fields/_corrupt/_raw
+    source_file: str | None = None
+    request: str | None = None
+    http_status: int | None = None
+    fetched_at: datetime | None = None
 
 
 def with_ingest_metadata(
-    df: DataFrame,
-    *,
-    source: str,
-    source_file: str,
-    batch_id: str,
-    run_id: str,
-    ingested_at: datetime,
+    batch: Batch, *, source: str, run_id: str, ingested_at: datetime
 ) -> DataFrame:
-    """Add the Bronze metadata columns."""
-    return df.select(
-        "*",
+    """The batch's raw records plus the Bronze metadata columns."""
+    return batch.raw.select(
+        F.col(FIELDS),
+        F.col("_corrupt"),
+        F.col("_raw"),
         F.lit(source).alias("_source"),
-        F.lit(source_file).alias("_source_file"),
-        F.lit(batch_id).alias("_batch_id"),
+        F.lit(batch.source_file).cast("string").alias("_source_file"),
+        F.lit(batch.request).cast("string").alias("_request"),
+        F.lit(batch.http_status).cast("int").alias("_http_status"),
+        F.lit(batch.fetched_at).cast("timestamp").alias("_fetched_at"),
+        F.lit(batch.batch_id).alias("_batch_id"),
         F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
         F.lit(run_id).alias("_run_id"),
-        F.lit(None).cast("string").alias("_rescued_data"),
     )
 
 
-# ---------------------------------------------------------------- discovery
+def batches_in_bronze(
+    tables: DeltaTables, target: str, source: str, batch_ids: Iterable[str]
+) -> set[str]:
+    """Which of ``batch_ids`` the source already committed to the Bronze table."""
+    ids = sorted(set(batch_ids))
+    if not ids:
+        return set()
+    found = (
+        tables.read(target)
+        .where((F.col("_source") == source) & F.col("_batch_id").isin(ids))
+        .select("_batch_id")
+        .distinct()
+        .collect()
+    )
+    return {str(r["_batch_id"]) for r in found}
 
 
-def list_landed_files(source: FileSource, root: str) -> list[LandedFile]:
-    """Files matching the source's glob under its landing directory, sorted by path."""
-    directory = Path(root)
-    if not directory.is_dir():
-        return []
-    files = []
-    for path in sorted(directory.glob(source.glob)):
-        if path.is_file():
-            stat = path.stat()
-            files.append(
-                LandedFile(
-                    str(path.resolve()),
-                    stat.st_size,
-                    datetime.fromtimestamp(stat.st_mtime, tz=UTC).replace(tzinfo=None),
-                )
-            )
-    return files
-
-
-def _read_header(path: str, delimiter: str) -> list[str]:
-    with Path(path).open(encoding="utf-8", newline="") as handle:
-        return next(csv.reader(handle, delimiter=delimiter), [])
-
-
-# ---------------------------------------------------------------- the task
-
-
-def ingest_bronze(ctx: TaskContext) -> None:
-    """Ingest every configured file source's new drops into its Bronze table."""
-    for name in ctx.project.sources:
-        ingest_file_source(ctx, name)
-
-
-def ingest_file_source(ctx: TaskContext, source_name: str) -> int:
-    """Append a source's unprocessed files to its Bronze table; returns rows appended."""
-    source = ctx.project.sources[source_name]
+def append_batches(
+    ctx: TaskContext,
+    source_name: str,
+    target: str,
+    drift: str,
+    batches: list[Batch],
+    summary: IngestSummary,
+) -> dict[str, tuple[int, int]]:
+    """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id."""
     tables = ctx.tables
-    target = ctx.project.table(source.target)
-    processed_table = processed_files_table_name(ctx.project.catalog.name)
-    root = ctx.project.resolve_path(source.path)
+    present = batches_in_bronze(tables, target, source_name, [b.batch_id for b in batches])
+    todo = [b for b in batches if b.batch_id not in present]
+    summary.skipped += len(batches) - len(todo)
+    if not todo:
+        return {}
+    ingested_at = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
+    frames = [
+        with_ingest_metadata(b, source=source_name, run_id=ctx.run_id, ingested_at=ingested_at)
+        for b in todo
+    ]
+    raw = reduce(DataFrame.unionByName, frames)
+    schema = tables.schema(target)
+    declared = [
+        (f.name, f.dataType.simpleString()) for f in schema.fields if f.name not in METADATA_COLUMNS
+    ]
+    new_columns: list[str] = []
+    if drift != "rescue":
+        extra = undeclared_fields(raw, [name for name, _ in declared])
+        if extra and drift == "fail":
+            raise TaskError(
+                f"source {source_name}: fields not declared in {target}: {', '.join(extra)} "
+                "(schema_drift: fail); nothing was appended"
+            )
+        new_columns = extra
+    typed = typed_records(raw, declared, drift, new_columns)
+    result = tables.append(target, typed, add_new_columns=bool(new_columns))
+    if new_columns:
+        summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
+        log.warning("%s: added columns to %s: %s", source_name, target, ", ".join(new_columns))
+    counts = {
+        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]))
+        for r in tables.read(target, version=result.version)
+        .where(
+            (F.col("_run_id") == ctx.run_id) & F.col("_batch_id").isin([b.batch_id for b in todo])
+        )
+        .groupBy("_batch_id")
+        .agg(
+            F.count("*").alias("rows"),
+            F.count("_corrupt").alias("corrupt"),
+            F.count("_rescued_data").alias("rescued"),
+        )
+        .collect()
+    }
+    summary.units += len(todo)
+    summary.rows += sum(c[0] for c in counts.values())
+    summary.corrupt_rows += sum(c[1] for c in counts.values())
+    summary.rescued_rows += sum(c[2] for c in counts.values())
+    return {k: (v[0], v[1]) for k, v in counts.items()}
 
-    seen = {
+
+# ---------------------------------------------------------------- file drops
+
+
+def ingest_file_source(
+    ctx: TaskContext, source_name: str, progress: Progress | None = None
+) -> IngestSummary:
+    """Append a file source's new files to its Bronze table."""
+    source = ctx.project.sources[source_name]
+    assert isinstance(source, FileSource)
+    tables = ctx.tables
+    summary = IngestSummary(source_name)
+    log_table = processed_files_table_name(ctx.project.catalog.name)
+    location = ctx.project.resolve_path(source.path)
+
+    logged = {
         (r["path"], int(r["size"]), r["modified_at"])
-        for r in tables.read(processed_table)
+        for r in tables.read(log_table)
         .where(F.col("source") == source_name)
         .select("path", "size", "modified_at")
         .collect()
     }
-    landed = list_landed_files(source, root)
-    new_files = [f for f in landed if (f.path, f.size, f.modified_at) not in seen]
-    ctx.report.count(f"source {source_name}", files_seen=len(landed), files_new=len(new_files))
-    if not new_files:
-        log.info("%s: no new files in %s", source_name, root)
-        return 0
-
-    columns = [c.name for c in target.spec.columns if c.name not in METADATA_COLUMNS]
-    ingested_at = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
-    frames = []
-    for landed_file in new_files:
-        lines = ctx.spark.read.text(landed_file.path)
-        if source.format == "csv":
-            header = (
-                _read_header(landed_file.path, source.csv.delimiter)
-                if source.csv.header
-                else columns
-            )
-            parsed = parse_csv_lines(lines, header, columns, source.csv.delimiter)
-        else:
-            parsed = parse_json_lines(lines, columns)
-        frames.append(
-            with_ingest_metadata(
-                parsed,
-                source=source_name,
-                source_file=landed_file.path,
-                batch_id=Path(landed_file.path).name,
-                run_id=ctx.run_id,
-                ingested_at=ingested_at,
-            )
+    landed = file_drops.list_landed_files(location, source.glob)
+    new = [f for f in landed if (f.path, f.size, f.modified_at) not in logged]
+    # Repair: files committed to Bronze by a run that died before logging them.
+    recovered = batches_in_bronze(tables, source.target, source_name, [f.batch_id for f in new])
+    if recovered:
+        _log_files(ctx, log_table, source_name, [f for f in new if f.batch_id in recovered], None)
+        log.warning(
+            "%s: %d file(s) were in Bronze but not logged; logged now", source_name, len(recovered)
         )
-    batch = reduce(DataFrame.unionByName, frames)
-    result = tables.append(source.target, batch)
+    todo = [f for f in new if f.batch_id not in recovered]
+    summary.skipped += len(landed) - len(todo)
+    done = 0
+    if progress:
+        progress(f"files of {source_name}", 0, len(todo))
+    for start in range(0, len(todo), source.files_per_commit):
+        chunk = todo[start : start + source.files_per_commit]
+        batches = [
+            Batch(f.batch_id, file_drops.read_raw(ctx.spark, source, f), source_file=f.path)
+            for f in chunk
+        ]
+        counts = append_batches(
+            ctx, source_name, source.target, source.schema_drift, batches, summary
+        )
+        _log_files(ctx, log_table, source_name, chunk, counts)
+        done += len(chunk)
+        if progress:
+            progress(f"files of {source_name}", done, len(todo))
+    return summary
 
-    per_file = {
-        r["_source_file"]: (int(r["rows"]), int(r["corrupt"]))
-        for r in tables.read(source.target, version=result.version)
-        .where(F.col("_run_id") == ctx.run_id)
-        .where(F.col("_source") == source_name)
-        .groupBy("_source_file")
-        .agg(F.count("*").alias("rows"), F.count("_corrupt").alias("corrupt"))
-        .collect()
-    }
-    records = [
+
+def _log_files(
+    ctx: TaskContext,
+    log_table: str,
+    source_name: str,
+    landed: list[file_drops.LandedFile],
+    counts: dict[str, tuple[int, int]] | None,
+) -> None:
+    if not landed:
+        return
+    if counts is None:  # recovered: count what Bronze holds
+        target = ctx.project.sources[source_name].target
+        counts = {
+            str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]))
+            for r in ctx.tables.read(target)
+            .where(F.col("_batch_id").isin([f.batch_id for f in landed]))
+            .groupBy("_batch_id")
+            .agg(F.count("*").alias("rows"), F.count("_corrupt").alias("corrupt"))
+            .collect()
+        }
+    now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
+    rows = [
         (
             source_name,
             f.path,
             f.size,
             f.modified_at,
-            per_file.get(f.path, (0, 0))[0],
-            per_file.get(f.path, (0, 0))[1],
+            *counts.get(f.batch_id, (0, 0)),
             ctx.run_id,
-            ingested_at,
+            now,
         )
-        for f in new_files
+        for f in landed
     ]
-    schema = tables.schema(processed_table)
-    tables.append(processed_table, ctx.spark.createDataFrame(records, schema))
-    corrupt = sum(c for _, c in per_file.values())
-    ctx.report.count(f"source {source_name}", rows=result.rows_written, corrupt_rows=corrupt)
-    log.info(
-        "%s: %d files, %d rows (%d corrupt)",
-        source_name,
-        len(new_files),
-        result.rows_written,
-        corrupt,
+    ctx.tables.merge(
+        log_table,
+        ctx.spark.createDataFrame(rows, ctx.tables.schema(log_table)),
+        ["source", "path", "size", "modified_at"],
+        insert_only=True,
     )
-    return result.rows_written
+
+
+# ---------------------------------------------------------------- APIs
+
+
+def _response_batch(ctx: TaskContext, response: http.Response) -> Batch:
+    if response.records is None:
+        raw = ctx.spark.createDataFrame(
+            [(None, response.error or "unparseable response", response.payload)],
+            f"{FIELDS} map<string,string>, _corrupt string, _raw string",
+        )
+    else:
+        import json
+
+        lines = [json.dumps(r, default=str) for r in response.records]
+        frame = (
+            ctx.spark.createDataFrame([(line,) for line in lines], "value string")
+            if lines
+            else ctx.spark.createDataFrame([], "value string")
+        )
+        raw = parse_json_lines(frame)
+    return Batch(
+        response.batch_id,
+        raw,
+        request=response.request,
+        http_status=response.status,
+        fetched_at=response.fetched_at,
+    )
+
+
+def ingest_http_source(
+    ctx: TaskContext,
+    source_name: str,
+    progress: Progress | None = None,
+    fetcher: http.Fetcher | None = None,
+) -> IngestSummary:
+    """Fetch a JSON API's new pages or batches into its Bronze table."""
+    source = ctx.project.sources[source_name]
+    assert isinstance(source, HttpSource)
+    summary = IngestSummary(source_name)
+    responses_table = http_responses_table_name(ctx.project.catalog.name)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or http.Fetcher(source, source_name)
+    if progress is not None:
+        counter = fetcher
+
+        def on_request(_url: str, _status: int) -> None:
+            progress(f"requests to {source_name}", counter.requests, None)
+
+        fetcher.on_request = on_request
+    try:
+        if source.rotating is not None:
+            known = {
+                str(r["_batch_id"])
+                for r in ctx.tables.read(source.target)
+                .where(F.col("_source") == source_name)
+                .select("_batch_id")
+                .distinct()
+                .collect()
+            }
+            for response in http.rotating(fetcher, known):
+                _land_responses(ctx, source_name, source, [response], responses_table, summary)
+        else:
+            pending: list[http.Response] = []
+            for response in http.paginated(fetcher):
+                pending.append(response)
+                if len(pending) >= 50:
+                    _land_responses(ctx, source_name, source, pending, responses_table, summary)
+                    pending = []
+            _land_responses(ctx, source_name, source, pending, responses_table, summary)
+    finally:
+        summary.requests = fetcher.requests
+        if own_fetcher:
+            fetcher.close()
+    return summary
+
+
+def _land_responses(
+    ctx: TaskContext,
+    source_name: str,
+    source: HttpSource,
+    responses: list[http.Response],
+    responses_table: str,
+    summary: IngestSummary,
+) -> None:
+    if not responses:
+        return
+    batches = [_response_batch(ctx, r) for r in responses]
+    counts = append_batches(ctx, source_name, source.target, source.schema_drift, batches, summary)
+    rows = [
+        (
+            source_name,
+            r.batch_id,
+            r.request,
+            r.status,
+            r.fetched_at,
+            r.payload,
+            counts[r.batch_id][0] if r.batch_id in counts else None,
+            r.error,
+            ctx.run_id,
+        )
+        for r in responses
+    ]
+    ctx.tables.merge(
+        responses_table,
+        ctx.spark.createDataFrame(rows, ctx.tables.schema(responses_table)),
+        ["source", "batch_id"],
+        insert_only=True,
+    )
+
+
+# ---------------------------------------------------------------- the task
+
+
+def ingest_source(
+    ctx: TaskContext, source_name: str, progress: Progress | None = None
+) -> IngestSummary:
+    """Ingest one configured source and add its counts to the run report."""
+    source = ctx.project.sources[source_name]
+    if isinstance(source, FileSource):
+        summary = ingest_file_source(ctx, source_name, progress)
+    else:
+        summary = ingest_http_source(ctx, source_name, progress)
+    counts = {
+        "new": summary.units,
+        "skipped": summary.skipped,
+        "rows": summary.rows,
+        "corrupt_rows": summary.corrupt_rows,
+        "rescued_rows": summary.rescued_rows,
+    }
+    if isinstance(source, HttpSource):
+        counts["requests"] = summary.requests
+    ctx.report.count(f"source {source_name}", **counts)
+    if summary.new_columns:
+        ctx.report.notes.append(
+            f"{source_name}: new columns added to {source.target}: {', '.join(summary.new_columns)}"
+        )
+    return summary
+
+
+def ingest_bronze(ctx: TaskContext) -> None:
+    """Ingest every configured source (or ``--sources a b``).
+
+    ``--with-sample-api PORT`` serves the demo's sample data API on 127.0.0.1:PORT while
+    the sources are ingested (unless one already answers there) and stops it afterwards.
+    """
+    parser = argparse.ArgumentParser(prog=ctx.task_key)
+    parser.add_argument("--sources", nargs="*", default=None)
+    parser.add_argument("--with-sample-api", type=int, default=None, metavar="PORT")
+    args = parser.parse_args(ctx.parameters)
+    names = args.sources or list(ctx.project.sources)
+    unknown = [n for n in names if n not in ctx.project.sources]
+    if unknown:
+        raise TaskError(
+            f"unknown source(s): {', '.join(unknown)} (configured: {', '.join(ctx.project.sources)})"
+        )
+    with contextlib.ExitStack() as stack:
+        if args.with_sample_api is not None:
+            from lakehouse.samples.api import demo_sample_api
+
+            stack.enter_context(demo_sample_api(args.with_sample_api))
+        for name in names:
+            ingest_source(ctx, name)

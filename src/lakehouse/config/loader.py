@@ -27,6 +27,7 @@ from lakehouse.config.models import (
     EngineSpec,
     FileSource,
     GoldSpec,
+    HttpSource,
     ModelSpec,
     SchemaSpec,
     SilverSpec,
@@ -230,7 +231,7 @@ class Project:
     variables: dict[str, Any]
     catalog: CatalogSpec
     tables: dict[str, TableRef]
-    sources: dict[str, FileSource] = field(default_factory=dict)
+    sources: dict[str, FileSource | HttpSource] = field(default_factory=dict)
     silver: dict[str, SilverSpec] = field(default_factory=dict)
     gold: dict[str, GoldSpec] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
@@ -436,7 +437,7 @@ def _assemble(
     catalog: CatalogSpec | None = None
     catalog_file = ""
     schemas: dict[str, SchemaSpec] = {}
-    sources: dict[str, FileSource] = {}
+    sources: dict[str, FileSource | HttpSource] = {}
     silver: dict[str, SilverSpec] = {}
     gold: dict[str, GoldSpec] = {}
     models: dict[str, ModelSpec] = {}
@@ -531,6 +532,25 @@ _PROCESSED_FILES = TableSpec(
     keys=["source", "path", "size", "modified_at"],
 )
 
+HTTP_RESPONSES_TABLE = "http_responses"
+
+_HTTP_RESPONSES = TableSpec(
+    layer="system",
+    description="Every API response Bronze ingested, kept raw (payload text)",
+    columns=[
+        Column(name="source", type="string", nullable=False),
+        Column(name="batch_id", type="string", nullable=False),
+        Column(name="request", type="string", nullable=False, comment="URL, secrets redacted"),
+        Column(name="http_status", type="int", nullable=False),
+        Column(name="fetched_at", type="timestamp", nullable=False),
+        Column(name="payload", type="string", nullable=False),
+        Column(name="records", type="bigint"),
+        Column(name="error", type="string"),
+        Column(name="run_id", type="string", nullable=False),
+    ],
+    keys=["source", "batch_id"],
+)
+
 _QUARANTINE_COLUMNS = [
     Column(name="_row", type="string", nullable=False, comment="the rejected row as JSON"),
     Column(name="_reasons", type="array<string>", nullable=False, comment="violated rules"),
@@ -548,6 +568,10 @@ def quarantine_table_name(silver_table: str) -> str:
 
 def processed_files_table_name(catalog: str) -> str:
     return f"{catalog}.{SYSTEM_SCHEMA}.{PROCESSED_FILES_TABLE}"
+
+
+def http_responses_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{HTTP_RESPONSES_TABLE}"
 
 
 def _with_generated_tables(
@@ -582,6 +606,10 @@ def _with_generated_tables(
     if PROCESSED_FILES_TABLE not in system.tables:
         system = system.model_copy(
             update={"tables": {**system.tables, PROCESSED_FILES_TABLE: _PROCESSED_FILES}}
+        )
+    if HTTP_RESPONSES_TABLE not in system.tables:
+        system = system.model_copy(
+            update={"tables": {**system.tables, HTTP_RESPONSES_TABLE: _HTTP_RESPONSES}}
         )
     out[SYSTEM_SCHEMA] = system
     return out
