@@ -91,6 +91,8 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
+from lakehouse.samples.generator import PLANS, REGIONS
+
 Clock = Callable[[], float]
 
 COLUMNS = (
@@ -116,8 +118,6 @@ CUSTOMER_FIELDS = (
     "support_tickets",
 )
 MAX_PAGE_SIZE = 1000
-REGIONS = ("north", "south", "east", "west")
-PLANS = ("basic", "plus", "premium")
 FIRST_NAMES = ("Ada", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gia", "Hugo", "Iris", "Jon")
 LAST_NAMES = ("Abbott", "Baker", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "Hill")
 UNAUTHORIZED = "missing or invalid token"
