@@ -284,6 +284,8 @@ def test_max_requests_bounds_a_run(spark: SparkSession, project: Project) -> Non
     spec = project.sources["customers_pages"].model_copy(update={"max_requests": 3})
     object.__setattr__(project, "sources", {**project.sources, "customers_pages": spec})
     ctx = _ctx(spark, project, "r1")
-    with pytest.raises(HttpSourceError, match=r"reached max_requests=3 at .*/customers/pages\?page=4"):
+    with pytest.raises(
+        HttpSourceError, match=r"reached max_requests=3 at .*/customers/pages\?page=4"
+    ):
         ingest_http_source(ctx, "customers_pages")
     assert ctx.tables.row_count("c.bronze.customers") == 0  # pages are committed together

@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bronze.parse import FIELDS, parse_csv_lines, parse_json_lines
+from lakehouse.bronze.parse import corrupt_record, parse_csv_lines, parse_json_lines
 from lakehouse.config.models import FileSource
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -114,47 +114,43 @@ def _json_lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
     return spark.createDataFrame([(line,) for line in lines], "value string")
 
 
-def _corrupt_file(spark: SparkSession, reason: str, text: str) -> DataFrame:
-    return spark.createDataFrame(
-        [(None, reason, text)], f"{FIELDS} map<string,string>, _corrupt string, _raw string"
-    )
-
-
-def read_raw(spark: SparkSession, source: FileSource, landed: LandedFile) -> DataFrame:
-    """One landed file in the raw Bronze shape."""
+def read_raw(
+    spark: SparkSession, source: FileSource, landed: LandedFile, declared: list[str]
+) -> DataFrame:
+    """One landed file in the raw Bronze shape, for the table's ``declared`` fields."""
     if source.format == "csv":
         text_lines = spark.read.text(landed.path)
         header = _read_header(landed.path, source.csv.delimiter) if source.csv.header else None
         if header is None:
             raise ValueError(f"{landed.path}: CSV without a header needs csv.header: true")
-        return parse_csv_lines(text_lines, header, source.csv.delimiter)
+        return parse_csv_lines(text_lines, header, declared, source.csv.delimiter)
     if source.format == "jsonl":
-        return parse_json_lines(spark.read.text(landed.path))
+        return parse_json_lines(spark.read.text(landed.path), declared)
     if source.format == "parquet":
         rows = spark.read.parquet(landed.path)
         as_json = rows.select(
             F.to_json(F.struct(*[F.col(f"`{c}`") for c in rows.columns])).alias("value")
         )
-        return parse_json_lines(as_json)
+        return parse_json_lines(as_json, declared)
     data = _read_bytes(landed.path)
     if source.format == "json":
         text = data.decode("utf-8", errors="replace")
         try:
             document = json.loads(text)
         except ValueError as exc:
-            return _corrupt_file(spark, f"malformed JSON document: {exc}", text)
+            return corrupt_record(spark, declared, f"malformed JSON document: {exc}", text)
         items = document if isinstance(document, list) else [document]
         lines = [json.dumps(item) for item in items]  # a non-object item becomes a corrupt record
-        return parse_json_lines(_json_lines_frame(spark, lines))
+        return parse_json_lines(_json_lines_frame(spark, lines), declared)
     # excel
     import pandas as pd
 
     try:
         sheet = pd.read_excel(io.BytesIO(data), sheet_name=0, dtype=str, engine="openpyxl")
     except Exception as exc:  # a broken workbook is kept as one corrupt record
-        return _corrupt_file(
-            spark, f"unreadable Excel workbook: {type(exc).__name__}: {exc}", data.hex()
+        return corrupt_record(
+            spark, declared, f"unreadable Excel workbook: {type(exc).__name__}: {exc}", data.hex()
         )
     records = sheet.where(sheet.notna(), None).to_dict(orient="records")
     lines = [json.dumps({str(k): v for k, v in r.items()}) for r in records]
-    return parse_json_lines(_json_lines_frame(spark, lines))
+    return parse_json_lines(_json_lines_frame(spark, lines), declared)

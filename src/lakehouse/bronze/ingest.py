@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,12 @@ from pyspark.sql import functions as F
 
 from lakehouse.bronze import files as file_drops
 from lakehouse.bronze import http
-from lakehouse.bronze.parse import FIELDS, parse_json_lines, typed_records, undeclared_fields
+from lakehouse.bronze.parse import (
+    corrupt_record,
+    parse_json_lines,
+    typed_records,
+    undeclared_fields,
+)
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import http_responses_table_name, processed_files_table_name
 from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
@@ -73,9 +79,7 @@ def with_ingest_metadata(
 ) -> DataFrame:
     """The batch's raw records plus the Bronze metadata columns."""
     return batch.raw.select(
-        F.col(FIELDS),
-        F.col("_corrupt"),
-        F.col("_raw"),
+        "*",
         F.lit(source).alias("_source"),
         F.lit(batch.source_file).cast("string").alias("_source_file"),
         F.lit(batch.request).cast("string").alias("_request"),
@@ -104,15 +108,29 @@ def batches_in_bronze(
     return {str(r["_batch_id"]) for r in found}
 
 
+def declared_columns(tables: DeltaTables, target: str) -> list[tuple[str, str]]:
+    """The Bronze table's data columns as ``(name, type)``, from the table itself (so columns
+    added by schema evolution count as declared)."""
+    return [
+        (f.name, f.dataType.simpleString())
+        for f in tables.schema(target).fields
+        if f.name not in METADATA_COLUMNS
+    ]
+
+
 def append_batches(
     ctx: TaskContext,
     source_name: str,
     target: str,
     drift: str,
+    declared: list[tuple[str, str]],
     batches: list[Batch],
     summary: IngestSummary,
 ) -> dict[str, tuple[int, int]]:
-    """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id."""
+    """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id.
+
+    The batches' raw frames must have been parsed for ``declared``.
+    """
     tables = ctx.tables
     present = batches_in_bronze(tables, target, source_name, [b.batch_id for b in batches])
     todo = [b for b in batches if b.batch_id not in present]
@@ -125,13 +143,9 @@ def append_batches(
         for b in todo
     ]
     raw = reduce(DataFrame.unionByName, frames)
-    schema = tables.schema(target)
-    declared = [
-        (f.name, f.dataType.simpleString()) for f in schema.fields if f.name not in METADATA_COLUMNS
-    ]
     new_columns: list[str] = []
     if drift != "rescue":
-        extra = undeclared_fields(raw, [name for name, _ in declared])
+        extra = undeclared_fields(raw)
         if extra and drift == "fail":
             raise TaskError(
                 f"source {source_name}: fields not declared in {target}: {', '.join(extra)} "
@@ -201,13 +215,16 @@ def ingest_file_source(
         progress(f"files of {source_name}", 0, len(todo))
     for start in range(0, len(todo), source.files_per_commit):
         chunk = todo[start : start + source.files_per_commit]
+        declared = declared_columns(tables, source.target)
+        names = [name for name, _ in declared]
         batches = [
-            Batch(f.batch_id, file_drops.read_raw(ctx.spark, source, f), source_file=f.path)
+            Batch(f.batch_id, file_drops.read_raw(ctx.spark, source, f, names), source_file=f.path)
             for f in chunk
         ]
         counts = append_batches(
-            ctx, source_name, source.target, source.schema_drift, batches, summary
+            ctx, source_name, source.target, source.schema_drift, declared, batches, summary
         )
+
         _log_files(ctx, log_table, source_name, chunk, counts)
         done += len(chunk)
         if progress:
@@ -258,22 +275,19 @@ def _log_files(
 # ---------------------------------------------------------------- APIs
 
 
-def _response_batch(ctx: TaskContext, response: http.Response) -> Batch:
+def _response_batch(ctx: TaskContext, response: http.Response, declared: list[str]) -> Batch:
     if response.records is None:
-        raw = ctx.spark.createDataFrame(
-            [(None, response.error or "unparseable response", response.payload)],
-            f"{FIELDS} map<string,string>, _corrupt string, _raw string",
+        raw = corrupt_record(
+            ctx.spark, declared, response.error or "unparseable response", response.payload
         )
     else:
-        import json
-
         lines = [json.dumps(r, default=str) for r in response.records]
         frame = (
             ctx.spark.createDataFrame([(line,) for line in lines], "value string")
             if lines
             else ctx.spark.createDataFrame([], "value string")
         )
-        raw = parse_json_lines(frame)
+        raw = parse_json_lines(frame, declared)
     return Batch(
         response.batch_id,
         raw,
@@ -340,8 +354,12 @@ def _land_responses(
 ) -> None:
     if not responses:
         return
-    batches = [_response_batch(ctx, r) for r in responses]
-    counts = append_batches(ctx, source_name, source.target, source.schema_drift, batches, summary)
+    declared = declared_columns(ctx.tables, source.target)
+    names = [name for name, _ in declared]
+    batches = [_response_batch(ctx, r, names) for r in responses]
+    counts = append_batches(
+        ctx, source_name, source.target, source.schema_drift, declared, batches, summary
+    )
     rows = [
         (
             source_name,
