@@ -227,6 +227,119 @@ def ingest(
         raise CliError(f"ingest of {failed[0].task_key} failed: {failed[0].error}")
 
 
+@app.command()
+def refine(
+    tables_: Annotated[
+        list[str] | None, typer.Argument(metavar="[TABLE]...", help="Silver tables (default: all).")
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Conform, validate, quarantine and MERGE Bronze into Silver tables."""
+    from lakehouse.bundle.context import RunReport, TaskContext, TaskOutcome
+    from lakehouse.bundle.runner import new_run_id
+    from lakehouse.silver.refine import refine_table
+    from lakehouse.tables import DeltaTables
+
+    project = _load(project_dir, target, engine, var)
+    names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
+    session = _session(project, f"{project.name}:refine")
+    report = RunReport(
+        job="refine", run_id=new_run_id(), target=project.target_name, engine=session.kind
+    )
+    try:
+        adapter = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
+        adapter.register_all()
+        ctx = TaskContext(
+            spark=session.spark, project=project, tables=adapter, report=report, task_key="refine"
+        )
+        for name in names:
+            started = time.perf_counter()
+            with console.status(f"refining {name} …"):
+                try:
+                    refine_table(ctx, name)
+                    report.tasks.append(TaskOutcome(name, "SUCCESS", time.perf_counter() - started))
+                except Exception as exc:
+                    report.tasks.append(
+                        TaskOutcome(name, "FAILED", time.perf_counter() - started, one_line(exc))
+                    )
+    finally:
+        session.stop()
+    render_report(report, console)
+    failed = [t for t in report.tasks if t.status == "FAILED"]
+    if failed:
+        raise CliError(f"refine of {failed[0].task_key} failed: {failed[0].error}")
+
+
+def _silver_name(project: Project, name: str) -> str:
+    """Accept ``catalog.schema.table``, ``schema.table`` or ``table`` for a Silver table."""
+    matches = [t for t in project.silver if t == name or t.endswith("." + name)]
+    if len(matches) != 1:
+        raise CliError(
+            f"no single Silver table matches {name!r} (configured: {', '.join(project.silver) or 'none'})"
+        )
+    return matches[0]
+
+
+@app.command()
+def quality(
+    table: Annotated[
+        str, typer.Argument(help="Silver table (catalog.schema.table, schema.table or table).")
+    ],
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Print the latest data-quality results of a Silver table."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.config.loader import dq_results_table_name
+    from lakehouse.tables import DeltaTables
+
+    project = _load(project_dir, target, engine, var)
+    name = _silver_name(project, table)
+    session = _session(project, f"{project.name}:quality")
+    try:
+        adapter = DeltaTables(session.spark, project, session.kind)
+        results = adapter.read(dq_results_table_name(project.catalog.name)).where(
+            F.col("table") == name
+        )
+        latest = results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
+        if not latest:
+            raise CliError(f"{name}: no data-quality results yet (run `lakehouse refine {table}`)")
+        run_id = latest[0]["run_id"]
+        rows = results.where(F.col("run_id") == run_id).orderBy("rule").collect()
+    finally:
+        session.stop()
+    out = Table(title=f"{name} · run {run_id}")
+    for col, justify in (
+        ("rule", "left"),
+        ("expectation", "left"),
+        ("action", "left"),
+        ("evaluated", "right"),
+        ("failed", "right"),
+        ("pass rate", "right"),
+        ("outcome", "left"),
+    ):
+        out.add_column(col, justify=justify)  # type: ignore[arg-type]
+    styles = {"passed": "green", "warned": "yellow", "dropped": "yellow", "failed": "bold red"}
+    for r in rows:
+        out.add_row(
+            r["rule"],
+            r["expectation"],
+            r["action"],
+            f"{r['evaluated']:,}",
+            f"{r['failed']:,}",
+            f"{r['pass_rate']:.2%}",
+            f"[{styles.get(r['outcome'], '')}]{r['outcome']}[/]",
+        )
+    console.print(out)
+    console.print(f"Data Docs: {project.data_root / 'quality' / 'docs' / 'index.html'}")
+
+
 samples_app = typer.Typer(
     help="The demo data: generator and local sample data API.", no_args_is_help=True
 )

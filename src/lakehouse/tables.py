@@ -378,31 +378,49 @@ class DeltaTables:
         *,
         newer_than: str | None = None,
         insert_only: bool = False,
+        delete_flag: str | None = None,
     ) -> WriteResult:
         """Upsert ``source`` into the table on ``keys`` (SQL ``MERGE INTO``).
 
         Matched rows are updated only when a column changed (so replaying the same data
         commits nothing), and, with ``newer_than``, only when the source's value of that
         column is at least the target's. ``insert_only`` never updates matched rows.
+        ``delete_flag`` names a boolean source column: flagged rows delete their match
+        (respecting ``newer_than``) and are never inserted.
         """
         ref = self.ensure_table(name)
         if not keys:
             raise LakehouseError(f"{name}: merge needs at least one key column")
         started = time.perf_counter()
         before = self.version(name)
-        data = conform_to_schema(source, self.schema(name), name)
+        data = conform_to_schema(
+            source, self.schema(name), name, allow_new_columns=delete_flag is not None
+        )
+        columns = [c for c in data.columns if c != delete_flag]
+        unexpected = [c for c in data.columns if c not in columns and c != delete_flag]
+        if len(data.columns) - len(columns) > 1 or unexpected:
+            raise SchemaMismatchError(f"{name}: unexpected columns in the merge source")
         view = f"lakehouse_merge_{uuid.uuid4().hex[:12]}"
         data.createOrReplaceTempView(view)
         on = " AND ".join(f"t.{quote(k)} <=> s.{quote(k)}" for k in keys)
+        newer = f" AND s.{quote(newer_than)} >= t.{quote(newer_than)}" if newer_than else ""
+        flagged = f"s.{quote(delete_flag)}" if delete_flag else "false"
         clauses = []
+        if delete_flag:
+            clauses.append(f"WHEN MATCHED AND {flagged}{newer} THEN DELETE")
         if not insert_only:
-            others = [c for c in data.columns if c not in keys]
+            others = [c for c in columns if c not in keys]
             changed = " OR ".join(f"NOT (t.{quote(c)} <=> s.{quote(c)})" for c in others) or "false"
-            condition = f"({changed})"
-            if newer_than:
-                condition += f" AND s.{quote(newer_than)} >= t.{quote(newer_than)}"
-            clauses.append(f"WHEN MATCHED AND {condition} THEN UPDATE SET *")
-        clauses.append("WHEN NOT MATCHED THEN INSERT *")
+            assignments = ", ".join(f"{quote(c)} = s.{quote(c)}" for c in others)
+            if assignments:
+                clauses.append(
+                    f"WHEN MATCHED AND NOT {flagged} AND ({changed}){newer} THEN UPDATE SET {assignments}"
+                )
+        names = ", ".join(quote(c) for c in columns)
+        values = ", ".join(f"s.{quote(c)}" for c in columns)
+        clauses.append(
+            f"WHEN NOT MATCHED AND NOT {flagged} THEN INSERT ({names}) VALUES ({values})"
+        )
         try:
             self.spark.sql(
                 f"MERGE INTO {self._sql_name(ref)} t USING {view} s ON {on} {' '.join(clauses)}"

@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 from lakehouse.bronze.ingest import ingest_file_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
-from lakehouse.silver.conform import refine_table
+from lakehouse.silver.refine import refine_table
 from lakehouse.tables import DeltaTables
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "landing"
@@ -96,12 +96,13 @@ def test_silver_quarantines_with_reasons_and_replays_idempotently(
             "missing_key: order_id",
             "missing_required: customer_id",
             "missing_required: order_ts",
+            "missing_sequence: updated_at",
         ),
         ("not_a_int: quantity",),
     ]
     assert ctx.report.counters["silver lakehouse.silver.orders"] == {
         "rows_read": 6,
-        "rows_conformed": 4,
+        "rows_kept": 4,
         "rows_quarantined": 2,
         "duplicates_collapsed": 0,
     }

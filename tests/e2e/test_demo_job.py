@@ -17,14 +17,15 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 # The generator's 1,000 customers and 6,769 orders plus its deliberately bad rows:
 # bronze.customers: 1,000 + 1 ragged CSV row; bronze.orders: 6,769 + a malformed line, an
-# amount "n/a", an order without id and a later correction of an existing order.
+# amount "n/a", an order without id, a negative amount (dropped by the amount_in_range rule)
+# and a later correction of an existing order.
 EXPECTED_ROWS = {
     "lakehouse.bronze.customers": 1001,
-    "lakehouse.bronze.orders": 6773,
+    "lakehouse.bronze.orders": 6774,
     "lakehouse.silver.customers": 1000,
     "lakehouse.silver.customers_quarantine": 1,
     "lakehouse.silver.orders": 6769,
-    "lakehouse.silver.orders_quarantine": 3,
+    "lakehouse.silver.orders_quarantine": 4,
     "lakehouse.gold.customer_features": 1000,
     "lakehouse.meta.processed_files": 5,
     # 10 rotating batches of 50 purchase events from the sample data API
@@ -44,7 +45,7 @@ def _free_port() -> int:
 
 
 def _run(
-    project_dir: Path, data_root: Path, command: str = "run"
+    project_dir: Path, data_root: Path, command: str = "run", *args: str
 ) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
@@ -56,7 +57,7 @@ def _run(
     return subprocess.run(
         [
             LAKEHOUSE,
-            *(["run", "demo"] if command == "run" else [command]),
+            *(["run", "demo"] if command == "run" else [command, *args]),
             "--project-dir",
             str(project_dir),
         ],
@@ -127,6 +128,19 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     # Bronze and Silver commit nothing on a replay; Gold is rebuilt (same rows, new version).
     changed = {n for n in EXPECTED_ROWS if versions_after_second[n] != versions_after_first[n]}
     assert changed == {"lakehouse.gold.customer_features"}
+    # Every Silver run records its data-quality results and row accounting.
+    assert tables.row_count("lakehouse.meta.dq_results") == 2 * 7
+    accounting = {
+        (r["table"], r["rows_read"], r["rows_kept"], r["rows_quarantined"])
+        for r in tables.read("lakehouse.meta.silver_runs").collect()
+    }
+    assert accounting == {
+        ("lakehouse.silver.customers", 1001, 1000, 1),
+        ("lakehouse.silver.orders", 6774, 6770, 4),
+        ("lakehouse.silver.events", 500, 500, 0),
+    }
+    current = tables.read("lakehouse.silver.customers").where("is_current").count()
+    assert current == 1000
     assert [str(v.version) for v in client.search_model_versions("name = 'churn_model'")] == ["1"]
 
     listing = _run(demo_project_dir, data_root, command="tables")
@@ -138,3 +152,20 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     }
     for name, rows in EXPECTED_ROWS.items():
         assert f" {rows:,} " in lines[name], lines[name]
+
+    report = _run(demo_project_dir, data_root, "quality", "orders")
+    assert report.returncode == 0, report.stderr
+    rule_lines = {
+        line.split("│")[1].strip(): line
+        for line in report.stdout.splitlines()
+        if line.count("│") > 5
+    }
+    assert set(rule_lines) >= {
+        "amount_in_range",
+        "quantity_positive",
+        "status_known",
+        "customer_id_format",
+        "has_orders",
+    }
+    assert "dropped" in rule_lines["amount_in_range"]
+    assert "passed" in rule_lines["has_orders"]

@@ -34,9 +34,10 @@ def test_bad_rows_are_in_the_last_file_of_each_kind(tmp_path: Path) -> None:
     customers_last = (tmp_path / "customers" / "customers_002.csv").read_text().splitlines()
     assert customers_last[-1] == "C99999,Ragged Row,only-three-fields"
     orders_last = (tmp_path / "orders" / "orders_003.jsonl").read_text().splitlines()
-    assert orders_last[-4] == '{"order_id":"O9999998","customer_id":"C00001","amount":'
-    assert '"amount": "n/a"' in orders_last[-3]
-    assert '"order_id": null' in orders_last[-2]
+    assert orders_last[-5] == '{"order_id":"O9999998","customer_id":"C00001","amount":'
+    assert '"amount": "n/a"' in orders_last[-4]
+    assert '"order_id": null' in orders_last[-3]
+    assert '"order_id": "O9999997"' in orders_last[-2] and '"amount": -5.0' in orders_last[-2]
     assert '"status": "refunded"' in orders_last[-1]
     lines = sum(len(p.read_text().splitlines()) for p in (tmp_path / "orders").glob("*.jsonl"))
-    assert lines == landed.orders + 4
+    assert lines == landed.orders + 5

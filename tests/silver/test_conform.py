@@ -69,7 +69,7 @@ def test_conform_rows_splits_valid_and_rejected_with_reasons(
         BRONZE,
     )
     split = conform_rows(bronze, target, spec)
-    valid = split.valid.drop("_source_file", "_ingested_at")
+    valid = split.valid.drop("_source_file", "_ingested_at", "_lh_delete")
     expected = spark.createDataFrame(
         [("A", 2, dt.datetime(2026, 1, 1, 10))], "order_id string, quantity int, ts timestamp"
     )
@@ -77,11 +77,11 @@ def test_conform_rows_splits_valid_and_rejected_with_reasons(
     reasons = {tuple(r["_reasons"]) for r in split.rejected.collect()}
     assert reasons == {
         ("not_a_int: quantity",),
-        ("missing_key: order_id", "missing_required: ts"),
+        ("missing_key: order_id", "missing_sequence: ts"),
         (
             "corrupt_record: malformed JSON: not a JSON object",
             "missing_key: order_id",
-            "missing_required: ts",
+            "missing_sequence: ts",
         ),
     }
     hashes = [r["_row_hash"] for r in split.rejected.collect()]

@@ -551,6 +551,48 @@ _HTTP_RESPONSES = TableSpec(
     keys=["source", "batch_id"],
 )
 
+DQ_RESULTS_TABLE = "dq_results"
+SILVER_RUNS_TABLE = "silver_runs"
+
+_DQ_RESULTS = TableSpec(
+    layer="system",
+    description="Data-quality results: one row per rule per Silver run",
+    columns=[
+        Column(name="run_id", type="string", nullable=False),
+        Column(name="table", type="string", nullable=False),
+        Column(name="rule", type="string", nullable=False),
+        Column(name="expectation", type="string", nullable=False),
+        Column(name="action", type="string", nullable=False),
+        Column(name="evaluated", type="bigint", nullable=False),
+        Column(name="failed", type="bigint", nullable=False),
+        Column(name="pass_rate", type="double", nullable=False),
+        Column(
+            name="outcome", type="string", nullable=False, comment="passed|warned|dropped|failed"
+        ),
+        Column(name="evaluated_at", type="timestamp", nullable=False),
+    ],
+    keys=["run_id", "table", "rule"],
+)
+
+_SILVER_RUNS = TableSpec(
+    layer="system",
+    description="Row accounting of every Silver run: read = kept + quarantined",
+    columns=[
+        Column(name="run_id", type="string", nullable=False),
+        Column(name="table", type="string", nullable=False),
+        Column(name="rows_read", type="bigint", nullable=False),
+        Column(name="rows_kept", type="bigint", nullable=False),
+        Column(name="rows_quarantined", type="bigint", nullable=False),
+        Column(name="rows_deleted", type="bigint", nullable=False),
+        Column(name="duplicates_collapsed", type="bigint", nullable=False),
+        Column(name="rows_written", type="bigint", nullable=False),
+        Column(name="version", type="bigint", nullable=False),
+        Column(name="status", type="string", nullable=False),
+        Column(name="finished_at", type="timestamp", nullable=False),
+    ],
+    keys=["run_id", "table"],
+)
+
 _QUARANTINE_COLUMNS = [
     Column(name="_row", type="string", nullable=False, comment="the rejected row as JSON"),
     Column(name="_reasons", type="array<string>", nullable=False, comment="violated rules"),
@@ -588,10 +630,12 @@ def _with_generated_tables(
                 spec = spec.model_copy(update={"columns": [*spec.columns, *extra]})
             tables[table_name] = spec
         out[schema_name] = schema.model_copy(update={"tables": tables})
-    for full_name in silver:
+    for full_name, silver_spec in silver.items():
         cat, schema_name, table_name = full_name.split(".")
         if cat != catalog or schema_name not in out or table_name not in out[schema_name].tables:
             continue  # reported by _check_references
+        if silver_spec.mode == "scd2":
+            out[schema_name] = _with_scd2_columns(out[schema_name], table_name, silver_spec)
         q_name = table_name + QUARANTINE_SUFFIX
         if q_name not in out[schema_name].tables:
             spec = TableSpec(
@@ -607,12 +651,39 @@ def _with_generated_tables(
         system = system.model_copy(
             update={"tables": {**system.tables, PROCESSED_FILES_TABLE: _PROCESSED_FILES}}
         )
+    for name, spec in ((DQ_RESULTS_TABLE, _DQ_RESULTS), (SILVER_RUNS_TABLE, _SILVER_RUNS)):
+        if name not in system.tables:
+            system = system.model_copy(update={"tables": {**system.tables, name: spec}})
     if HTTP_RESPONSES_TABLE not in system.tables:
         system = system.model_copy(
             update={"tables": {**system.tables, HTTP_RESPONSES_TABLE: _HTTP_RESPONSES}}
         )
     out[SYSTEM_SCHEMA] = system
     return out
+
+
+def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) -> SchemaSpec:
+    """An SCD2 table gets valid_from / valid_to (the sequence column's type) and is_current."""
+    table = schema.tables[table_name]
+    types = {c.name: c.type for c in table.columns}
+    seq_type = types.get(spec.sequence_by or "", "timestamp")
+    wanted = [
+        Column(name="valid_from", type=seq_type, nullable=False, comment="version opened"),
+        Column(name="valid_to", type=seq_type, comment="version closed (NULL: open)"),
+        Column(name="is_current", type="boolean", nullable=False),
+    ]
+    extra = [c for c in wanted if c.name not in types]
+    keys = list(table.keys) if "valid_from" in table.keys else [*table.keys, "valid_from"]
+    table = table.model_copy(update={"columns": [*table.columns, *extra], "keys": keys})
+    return schema.model_copy(update={"tables": {**schema.tables, table_name: table}})
+
+
+def dq_results_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{DQ_RESULTS_TABLE}"
+
+
+def silver_runs_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{SILVER_RUNS_TABLE}"
 
 
 def _check_references(project: Project, origin: dict[str, str]) -> None:

@@ -9,17 +9,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
-DOTTED_CALLABLE = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
-
-Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
-TableName = Annotated[str, Field(pattern=TABLE_NAME, description="catalog.schema.table")]
-DottedCallable = Annotated[
-    str, Field(pattern=DOTTED_CALLABLE, description="package.module:function")
-]
+from lakehouse.config.base import (  # noqa: F401 - re-exported
+    DOTTED_CALLABLE,
+    IDENTIFIER,
+    TABLE_NAME,
+    DottedCallable,
+    Identifier,
+    StrictModel,
+    TableName,
+)
+from lakehouse.quality.rules import Rule
 
 # Table features the embedded engine (Sail) refuses to write; a table carrying them
 # could no longer be written by the default engine.
@@ -39,12 +40,6 @@ SPARK_TYPE = re.compile(
     r"(array|map|struct)<.+>)$",
     re.IGNORECASE,
 )
-
-
-class StrictModel(BaseModel):
-    """Base: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ---------------------------------------------------------------- bundle.yml
@@ -334,7 +329,16 @@ class HttpSource(StrictModel):
 Source = Annotated[FileSource | HttpSource, Field(discriminator="kind")]
 
 
+class OperationSpec(StrictModel):
+    """A source column telling inserts/updates from deletes (change data capture)."""
+
+    column: Identifier
+    delete_values: list[str] = Field(default_factory=lambda: ["DELETE", "D"], min_length=1)
+
+
 class SilverSpec(StrictModel):
+    """How a Silver table is built from its Bronze source."""
+
     source: TableName
     keys: list[Identifier] = Field(min_length=1)
     sequence_by: Identifier | None = Field(
@@ -343,6 +347,30 @@ class SilverSpec(StrictModel):
     rename: dict[Identifier, Identifier] = Field(
         default_factory=dict, description="target column: source column"
     )
+    trim: bool = Field(default=True, description="trim white space of text values")
+    case: dict[Identifier, Literal["lower", "upper"]] = Field(default_factory=dict)
+    standardize: dict[Identifier, dict[str, str]] = Field(
+        default_factory=dict, description="column: {raw value: standard value}"
+    )
+    transforms: list[DottedCallable] = Field(
+        default_factory=list, description="pure DataFrame -> DataFrame functions, applied in order"
+    )
+    mode: Literal["scd1", "scd2"] = "scd1"
+    track_columns: list[Identifier] | None = Field(
+        default=None, description="scd2: columns whose change opens a new version (default: all)"
+    )
+    operation: OperationSpec | None = None
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _scd2_needs_sequence(self) -> SilverSpec:
+        if self.mode == "scd2" and not self.sequence_by:
+            raise ValueError("mode scd2 needs sequence_by (it orders the versions)")
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate rule name: {', '.join(dupes)}")
+        return self
 
 
 class GoldSpec(StrictModel):

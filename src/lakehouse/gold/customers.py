@@ -12,6 +12,8 @@ def customer_features(customers: DataFrame, orders: DataFrame) -> DataFrame:
     The reference time is the latest ``order_ts`` seen (not the wall clock), so the same
     Silver data always yields the same features.
     """
+    if "is_current" in customers.columns:  # an SCD2 dimension: the open version per customer
+        customers = customers.where(F.col("is_current"))
     as_of = orders.agg(F.max("order_ts").alias("feature_ts"))
     activity = orders.groupBy("customer_id").agg(
         F.count("*").alias("orders_count"),

@@ -4,7 +4,8 @@ The same seed and sizes always give byte-identical files, so re-landing the demo
 no-op and tests can assert exact counts. The data carries a learnable, non-linear churn
 signal (recency x frequency, support tickets x tenure) and a few deliberately bad rows:
 a ragged CSV row, a malformed JSON line, an amount that is not a number, a row without a
-key, and an order corrected by a later record with the same ``order_id``.
+key, a negative amount (quarantined by a quality rule), and an order corrected by a later
+record with the same ``order_id``.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def _orders_jsonl(rows: list[dict[str, object]], bad: bool) -> str:
         lines.append('{"order_id":"O9999998","customer_id":"C00001","amount":')  # malformed
         lines.append(json.dumps({**first, "order_id": "O9999999", "amount": "n/a"}))  # bad type
         lines.append(json.dumps({**first, "order_id": None}))  # no key
+        lines.append(json.dumps({**first, "order_id": "O9999997", "amount": -5.0}))  # rule: amount
         # a correction of the first order, later in sequence: dedupe keeps this one
         fixed_ts = datetime.fromisoformat(str(first["updated_at"])) + timedelta(days=1)
         lines.append(
@@ -172,4 +174,4 @@ def land_sample_files(landing_root: Path, spec: SampleSpec | None = None) -> Lan
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)  # atomic: an ingest never sees a half-written drop
         written.append(path)
-    return LandedFiles(written, unchanged, len(customers), len(orders), bad_rows=5)
+    return LandedFiles(written, unchanged, len(customers), len(orders), bad_rows=6)

@@ -1,27 +1,29 @@
-"""Silver: conform Bronze rows to the typed table, dedupe by key, upsert with MERGE.
+"""Silver conform: Bronze rows -> typed Silver rows, declaratively (pure DataFrame functions).
 
-Rows that cannot be conformed (corrupt in Bronze, a value that does not fit its type, a
-missing key or required value) go to the table's quarantine with the reasons; nothing is
-dropped silently: rows read = rows conformed + rows quarantined, checked on every run.
+Per the table's ``silver:`` entry: rename, trim, case, standardise values (a mapping), cast
+to the declared types, then optional Python transforms. Rows that cannot be conformed (corrupt
+in Bronze, a value that does not fit its type, a missing key or required value) are split off
+with their reasons, for the quarantine: nothing is dropped silently.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import TableRef, quarantine_table_name
+from lakehouse.config.loader import TableRef
 from lakehouse.config.models import SilverSpec
-from lakehouse.errors import TaskError
+from lakehouse.errors import ConfigError, TaskError
+from lakehouse.silver.scd import DELETE_FLAG, SCD2_COLUMNS
 from lakehouse.tables import quote
 
-log = logging.getLogger(__name__)
-
 REASONS = "_reasons"
+ORDERING = ("_source_file", "_ingested_at")
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,41 @@ class ConformedRows:
     rejected: DataFrame
 
 
-def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> ConformedRows:
-    """Cast, trim and check Bronze rows against the Silver table's declared columns.
+def _standardized(raw: Column, column: str, spec: SilverSpec) -> Column:
+    out = raw
+    case = spec.case.get(column)
+    if case == "lower":
+        out = F.lower(out)
+    elif case == "upper":
+        out = F.upper(out)
+    mapping = spec.standardize.get(column)
+    if mapping:
+        lookup = F.create_map(*[F.lit(x) for pair in mapping.items() for x in pair])
+        out = F.coalesce(lookup.getItem(out), out)
+    return out
 
-    ``valid`` has the Silver columns plus ``_source_file``/``_ingested_at`` (for ordering);
-    ``rejected`` has the quarantine columns ``_row`` (the Bronze row as JSON),
+
+def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> ConformedRows:
+    """Rename, trim, standardise, cast and check Bronze rows for the Silver table.
+
+    ``valid`` has the Silver columns (SCD2 validity columns excluded), ``_lh_delete``
+    (the row is a delete, per ``operation``) and ``_source_file``/``_ingested_at`` (for
+    ordering); ``rejected`` has the quarantine columns ``_row`` (the Bronze row as JSON),
     ``_reasons``, ``_row_hash`` and ``_source_file``.
     """
-    bronze_cols = [c for c in bronze.columns]
+    bronze_cols = list(bronze.columns)
     reasons: list[Column] = []
     values: list[Column] = []
+    is_delete: Column = F.lit(False)
+    if spec.operation is not None:
+        if spec.operation.column not in bronze_cols:
+            raise TaskError(
+                f"{target.full_name}: operation column {spec.operation.column!r} is not in {spec.source}"
+            )
+        op = F.upper(F.trim(F.col(quote(spec.operation.column)).cast("string")))
+        is_delete = F.coalesce(
+            op.isin([v.upper() for v in spec.operation.delete_values]), F.lit(False)
+        )
     if "_corrupt" in bronze_cols:
         reasons.append(
             F.when(
@@ -50,22 +77,30 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
             )
         )
     for col in target.spec.columns:
+        if col.name in SCD2_COLUMNS and spec.mode == "scd2":
+            continue
         source_name = spec.rename.get(col.name, col.name)
         if source_name not in bronze_cols:
             raise TaskError(
                 f"{target.full_name}: column {col.name!r} has no source column {source_name!r} in {spec.source}"
             )
-        raw = F.nullif(F.trim(F.col(quote(source_name)).cast("string")), F.lit(""))
+        text = F.col(quote(source_name)).cast("string")
+        if spec.trim:
+            text = F.trim(text)
+        raw = _standardized(F.nullif(text, F.lit("")), col.name, spec)
         typed = raw if col.type == "string" else raw.try_cast(col.type)
         values.append(typed.alias(col.name))
         if col.type != "string":
             reasons.append(
                 F.when(raw.isNotNull() & typed.isNull(), F.lit(f"not_a_{col.type}: {col.name}"))
             )
-        if col.name in spec.keys:
-            reasons.append(F.when(raw.isNull(), F.lit(f"missing_key: {col.name}")))
+        if col.name in spec.keys or col.name == spec.sequence_by:
+            label = "missing_key" if col.name in spec.keys else "missing_sequence"
+            reasons.append(F.when(raw.isNull(), F.lit(f"{label}: {col.name}")))
         elif not col.nullable:
-            reasons.append(F.when(raw.isNull(), F.lit(f"missing_required: {col.name}")))
+            reasons.append(
+                F.when(raw.isNull() & ~is_delete, F.lit(f"missing_required: {col.name}"))
+            )
     source_file = (
         F.col("_source_file") if "_source_file" in bronze_cols else F.lit(None).cast("string")
     )
@@ -75,6 +110,7 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
     row_json = F.to_json(F.struct(*[F.col(quote(c)) for c in bronze_cols]))
     checked = bronze.select(
         *values,
+        is_delete.alias(DELETE_FLAG),
         F.array_compact(F.array(*reasons)).alias(REASONS),
         source_file.alias("_source_file"),
         ingested_at.alias("_ingested_at"),
@@ -93,6 +129,33 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
     return ConformedRows(valid, rejected)
 
 
+Transform = Callable[[DataFrame], DataFrame]
+
+
+def load_transforms(spec: SilverSpec) -> list[Transform]:
+    """Import the ``transforms`` (``package.module:function``)."""
+    out: list[Transform] = []
+    for dotted in spec.transforms:
+        module_name, _, attr = dotted.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as exc:
+            raise ConfigError(
+                "conf/", dotted, f"cannot import module {module_name!r}: {exc}"
+            ) from exc
+        if not callable(fn):
+            raise ConfigError("conf/", dotted, f"module {module_name!r} has no function {attr!r}")
+        out.append(cast(Transform, fn))
+    return out
+
+
+def apply_transforms(df: DataFrame, transforms: list[Transform]) -> DataFrame:
+    """Apply the table's Python transforms in order."""
+    for fn in transforms:
+        df = fn(df)
+    return df
+
+
 def latest_per_key(df: DataFrame, keys: list[str], sequence_by: str | None) -> DataFrame:
     """One row per key: the highest ``sequence_by`` wins, then the latest ingested file."""
     order = []
@@ -105,41 +168,3 @@ def latest_per_key(df: DataFrame, keys: list[str], sequence_by: str | None) -> D
         return df.dropDuplicates(keys)
     window = Window.partitionBy(*[F.col(quote(k)) for k in keys]).orderBy(*order)
     return df.withColumn("_rank", F.row_number().over(window)).where("_rank = 1").drop("_rank")
-
-
-def refine_silver(ctx: TaskContext) -> None:
-    """Conform, dedupe and MERGE every configured Silver table."""
-    for name in ctx.project.silver:
-        refine_table(ctx, name)
-
-
-def refine_table(ctx: TaskContext, name: str) -> None:
-    """Refresh one Silver table from its Bronze source."""
-    spec = ctx.project.silver[name]
-    target = ctx.project.table(name)
-    tables = ctx.tables
-    bronze = tables.read(spec.source)
-    rows_in = bronze.count()
-    split = conform_rows(bronze, target, spec)
-    valid_count = split.valid.count()
-    rejected_count = split.rejected.count()
-    if valid_count + rejected_count != rows_in:
-        raise TaskError(
-            f"{name}: row accounting failed: read {rows_in}, conformed {valid_count} + quarantined {rejected_count}"
-        )
-    deduped = latest_per_key(split.valid, spec.keys, spec.sequence_by)
-    silver_cols = [c.name for c in target.spec.columns]
-    tables.merge(name, deduped.select(*silver_cols), spec.keys, newer_than=spec.sequence_by)
-    quarantine = split.rejected.select(
-        "*",
-        F.lit(ctx.run_id).alias("_run_id"),
-        F.current_timestamp().alias("_quarantined_at"),
-    )
-    tables.merge(quarantine_table_name(name), quarantine, ["_row_hash"], insert_only=True)
-    ctx.report.count(
-        f"silver {name}",
-        rows_read=rows_in,
-        rows_conformed=valid_count,
-        rows_quarantined=rejected_count,
-        duplicates_collapsed=valid_count - deduped.count(),
-    )

@@ -1,0 +1,268 @@
+"""Silver refine: Bronze -> conform -> quality gates -> quarantine -> MERGE (SCD1 / SCD2).
+
+Delta Live Tables semantics for the rules: ``warn`` keeps the row and records the failure,
+``drop`` moves the row to the quarantine with the names of the rules it broke, ``fail``
+stops the run before anything is written to the target. Every run records one row per rule
+in ``meta.dq_results`` (plus Data Docs HTML under ``<data_root>/quality/docs``) and its row
+accounting in ``meta.silver_runs``: rows read = rows kept + rows quarantined, or the run fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.bundle.context import TaskContext
+from lakehouse.config.loader import (
+    dq_results_table_name,
+    quarantine_table_name,
+    silver_runs_table_name,
+)
+from lakehouse.errors import TaskError
+from lakehouse.quality.validate import RuleResult, cross_check, evaluate_rules, validate_with_gx
+from lakehouse.silver.conform import (
+    REASONS,
+    apply_transforms,
+    conform_rows,
+    latest_per_key,
+    load_transforms,
+)
+from lakehouse.silver.scd import (
+    DELETE_FLAG,
+    SCD2_COLUMNS,
+    VALID_FROM,
+    scd2_history,
+    scd2_merge_source,
+)
+from lakehouse.tables import WriteResult
+
+log = logging.getLogger(__name__)
+
+VIOLATIONS = "_violations"
+
+
+class QualityGateError(TaskError):
+    """A rule with action ``fail`` found failing rows; the target was not written."""
+
+
+@dataclass
+class RefineSummary:
+    table: str
+    rows_read: int = 0
+    rows_kept: int = 0
+    rows_quarantined: int = 0
+    rows_deleted: int = 0
+    duplicates_collapsed: int = 0
+    rows_written: int = 0
+    version: int = -1
+    rules: list[RuleResult] = field(default_factory=list)
+    status: str = "SUCCESS"
+
+
+def outcome(result: RuleResult) -> str:
+    """passed | warned | dropped | failed."""
+    if result.success or result.failed == 0:
+        return "passed"
+    return {"warn": "warned", "drop": "dropped", "fail": "failed"}[result.action]
+
+
+def refine_silver(ctx: TaskContext) -> None:
+    """Refine every configured Silver table (or those named in the task parameters)."""
+    names = ctx.parameters or list(ctx.project.silver)
+    unknown = [n for n in names if n not in ctx.project.silver]
+    if unknown:
+        raise TaskError(f"unknown Silver table(s): {', '.join(unknown)}")
+    for name in names:
+        refine_table(ctx, name)
+
+
+def refine_table(ctx: TaskContext, name: str) -> RefineSummary:
+    """Refresh one Silver table from its Bronze source."""
+    spec = ctx.project.silver[name]
+    target = ctx.project.table(name)
+    tables = ctx.tables
+    summary = RefineSummary(name)
+    bronze = tables.read(spec.source)
+    summary.rows_read = bronze.count()
+    split = conform_rows(bronze, target, spec)
+    conformed = apply_transforms(split.valid, load_transforms(spec))
+
+    row_rules = list(spec.rules)
+    checked, sql_results = evaluate_rules(conformed.where(~F.col(DELETE_FLAG)), row_rules)
+    deletes = conformed.where(F.col(DELETE_FLAG)).withColumn(
+        VIOLATIONS, F.array().cast("array<string>")
+    )
+    flagged = checked.unionByName(deletes)
+    if row_rules:
+        docs = ctx.project.data_root / "quality" / "docs"
+        gx_results = validate_with_gx(
+            conformed.where(~F.col(DELETE_FLAG)).drop(DELETE_FLAG, "_source_file", "_ingested_at"),
+            row_rules,
+            docs_dir=docs,
+            suite_name=name,
+            run_name=f"{ctx.run_id}-{name}",
+        )
+        cross_check(sql_results, gx_results)
+    summary.rules = sql_results
+    _record_results(ctx, name, sql_results)
+
+    failing = [r for r in sql_results if r.action == "fail" and outcome(r) == "failed"]
+    if failing:
+        summary.status = "FAILED"
+        _record_run(ctx, summary)
+        details = ", ".join(f"{r.rule} ({r.failed} of {r.evaluated} rows)" for r in failing)
+        raise QualityGateError(f"{name}: quality gate failed, nothing written: {details}")
+
+    drop_rules = {r.name for r in row_rules if r.action == "drop"}
+    dropped = (
+        F.size(F.filter(VIOLATIONS, lambda v: v.isin(list(drop_rules)))) > 0
+        if drop_rules
+        else F.lit(False)
+    )
+    kept = flagged.where(~dropped)
+    rule_rejects = (
+        flagged.where(dropped)
+        .select(
+            F.to_json(
+                F.struct(
+                    *[
+                        c
+                        for c in flagged.columns
+                        if c not in (VIOLATIONS, DELETE_FLAG, "_ingested_at")
+                    ]
+                )
+            ).alias("_row"),
+            F.filter(VIOLATIONS, lambda v: v.isin(list(drop_rules))).alias(REASONS),
+            "_source_file",
+        )
+        .select(
+            "_row",
+            REASONS,
+            F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias(
+                "_row_hash"
+            ),
+            "_source_file",
+        )
+    )
+    rejected = split.rejected.unionByName(rule_rejects)
+    summary.rows_kept = kept.count()
+    summary.rows_quarantined = rejected.count()
+    summary.rows_deleted = kept.where(F.col(DELETE_FLAG)).count()
+    if summary.rows_kept + summary.rows_quarantined != summary.rows_read:
+        summary.status = "FAILED"
+        _record_run(ctx, summary)
+        raise TaskError(
+            f"{name}: row accounting failed: read {summary.rows_read}, kept {summary.rows_kept} "
+            f"+ quarantined {summary.rows_quarantined}"
+        )
+
+    columns = [
+        c.name for c in target.spec.columns if not (spec.mode == "scd2" and c.name in SCD2_COLUMNS)
+    ]
+    rows = kept.select(*columns, DELETE_FLAG, "_source_file", "_ingested_at")
+    if spec.mode == "scd1":
+        latest = latest_per_key(rows, spec.keys, spec.sequence_by)
+        summary.duplicates_collapsed = summary.rows_kept - latest.count()
+        result = tables.merge(
+            name,
+            latest.select(*columns, DELETE_FLAG),
+            spec.keys,
+            newer_than=spec.sequence_by,
+            delete_flag=DELETE_FLAG,
+        )
+    else:
+        result = _merge_scd2(ctx, name, rows, columns)
+    summary.rows_written = result.rows_written
+    summary.version = result.version
+
+    quarantine = rejected.select(
+        "*", F.lit(ctx.run_id).alias("_run_id"), F.current_timestamp().alias("_quarantined_at")
+    )
+    tables.merge(quarantine_table_name(name), quarantine, ["_row_hash"], insert_only=True)
+    _record_run(ctx, summary)
+    ctx.report.count(
+        f"silver {name}",
+        rows_read=summary.rows_read,
+        rows_kept=summary.rows_kept,
+        rows_quarantined=summary.rows_quarantined,
+        duplicates_collapsed=summary.duplicates_collapsed,
+    )
+    for r in sql_results:
+        if r.failed:
+            ctx.report.count(f"rules {name}", **{f"{r.rule} ({r.action})": r.failed})
+    return summary
+
+
+def _merge_scd2(ctx: TaskContext, name: str, rows: DataFrame, columns: list[str]) -> WriteResult:
+    spec = ctx.project.silver[name]
+    assert spec.sequence_by is not None
+    tracked = spec.track_columns or [
+        c for c in columns if c not in spec.keys and c != spec.sequence_by
+    ]
+    keys = [F.col(k) for k in spec.keys]
+    affected = rows.select(*keys).distinct()
+    existing = ctx.tables.read(name).join(affected, on=spec.keys, how="left_semi")
+    history = scd2_history(
+        existing,
+        rows,
+        keys=spec.keys,
+        sequence_by=spec.sequence_by,
+        tracked=tracked,
+        data_columns=columns,
+    )
+    source = scd2_merge_source(existing.select(*columns, *SCD2_COLUMNS), history, spec.keys)
+    return ctx.tables.merge(name, source, [*spec.keys, VALID_FROM], delete_flag=DELETE_FLAG)
+
+
+def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> None:
+    if not results:
+        return
+    now = datetime.now(tz=UTC).replace(tzinfo=None)
+    rows = [
+        (
+            ctx.run_id,
+            name,
+            r.rule,
+            r.expectation,
+            r.action,
+            r.evaluated,
+            r.failed,
+            r.pass_rate,
+            outcome(r),
+            now,
+        )
+        for r in results
+    ]
+    table = dq_results_table_name(ctx.project.catalog.name)
+    ctx.tables.merge(
+        table,
+        ctx.spark.createDataFrame(rows, ctx.tables.schema(table)),
+        ["run_id", "table", "rule"],
+    )
+
+
+def _record_run(ctx: TaskContext, s: RefineSummary) -> None:
+    now = datetime.now(tz=UTC).replace(tzinfo=None)
+    table = silver_runs_table_name(ctx.project.catalog.name)
+    row = [
+        (
+            ctx.run_id,
+            s.table,
+            s.rows_read,
+            s.rows_kept,
+            s.rows_quarantined,
+            s.rows_deleted,
+            s.duplicates_collapsed,
+            s.rows_written,
+            s.version,
+            s.status,
+            now,
+        )
+    ]
+    ctx.tables.merge(
+        table, ctx.spark.createDataFrame(row, ctx.tables.schema(table)), ["run_id", "table"]
+    )

@@ -1,0 +1,250 @@
+"""Silver refine on real Delta tables with real great-expectations: gates, quarantine, SCD1/2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from lakehouse.bronze.ingest import ingest_file_source
+from lakehouse.bundle.context import RunReport, TaskContext
+from lakehouse.config import Project, load_project
+from lakehouse.silver.refine import QualityGateError, refine_table
+from lakehouse.tables import DeltaTables
+
+BUNDLE = """
+bundle: {name: t}
+include: [conf/*.yml]
+variables: {data_root: {default: ./data}}
+targets: {local: {default: true}}
+"""
+CONF = """
+catalog:
+  name: c
+  storage_root: ${var.data_root}/tables
+  schemas:
+    bronze:
+      tables:
+        orders:
+          layer: bronze
+          columns:
+            - {name: order_id, type: string}
+            - {name: customer, type: string}
+            - {name: amount, type: string}
+            - {name: status, type: string}
+            - {name: seq, type: string}
+            - {name: op, type: string}
+    silver:
+      tables:
+        orders:
+          layer: silver
+          keys: [order_id]
+          columns:
+            - {name: order_id, type: string, nullable: false}
+            - {name: customer, type: string}
+            - {name: amount, type: double}
+            - {name: status, type: string}
+            - {name: seq, type: int, nullable: false}
+        customers:
+          layer: silver
+          keys: [customer]
+          columns:
+            - {name: customer, type: string, nullable: false}
+            - {name: status, type: string}
+            - {name: seq, type: int, nullable: false}
+sources:
+  drop:
+    kind: files
+    path: ${var.data_root}/landing
+    glob: "*.jsonl"
+    format: jsonl
+    target: c.bronze.orders
+silver:
+  c.silver.orders:
+    source: c.bronze.orders
+    keys: [order_id]
+    sequence_by: seq
+    operation: {column: op}
+    case: {status: lower}
+    standardize: {status: {done: completed}}
+    rules:
+      - name: amount_in_range
+        expectation: {type: expect_column_values_to_be_between, kwargs: {column: amount, min_value: 0, max_value: 1000}}
+        action: drop
+      - name: status_known
+        expectation: {type: expect_column_values_to_be_in_set, kwargs: {column: status, value_set: [completed, refunded]}}
+        action: warn
+      - name: customer_given
+        sql: "customer IS NOT NULL"
+        action: drop
+      - name: not_too_many
+        expectation: {type: expect_table_row_count_to_be_between, kwargs: {max_value: MAX_ROWS}}
+        action: fail
+  c.silver.customers:
+    source: c.bronze.orders
+    keys: [customer]
+    sequence_by: seq
+    mode: scd2
+    track_columns: [status]
+"""
+
+GOOD_AND_BAD = [
+    '{"order_id": "1", "customer": "a", "amount": "10", "status": "DONE", "seq": "1"}',
+    '{"order_id": "2", "customer": "b", "amount": "-3", "status": "completed", "seq": "1"}',
+    '{"order_id": "3", "customer": null, "amount": "5", "status": "completed", "seq": "1"}',
+    '{"order_id": "4", "customer": "c", "amount": "7", "status": "lost", "seq": "1"}',
+    '{"order_id": "5", "customer": "d", "amount": "x", "status": "completed", "seq": "1"}',
+    '{"order_id": "6", "customer": "e", "amount": "2000", "status": "weird", "seq": "1"}',
+]
+
+
+def _project(tmp_path: Path, max_rows: int = 100) -> Project:
+    root = tmp_path / "p"
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    (root / "bundle.yml").write_text(BUNDLE)
+    (root / "conf" / "c.yml").write_text(CONF.replace("MAX_ROWS", str(max_rows)))
+    (root / "data" / "landing").mkdir(parents=True, exist_ok=True)
+    return load_project(root)
+
+
+def _ctx(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
+    tables = DeltaTables(spark, project, "sail")
+    tables.register_all()
+    return TaskContext(spark, project, tables, RunReport("t", run_id, "local", "sail"), "refine")
+
+
+def _land(
+    spark: SparkSession, project: Project, name: str, lines: list[str], run_id: str
+) -> TaskContext:
+    (project.data_root / "landing" / name).write_text("\n".join(lines) + "\n")
+    ctx = _ctx(spark, project, run_id)
+    ingest_file_source(ctx, "drop")
+    return ctx
+
+
+def test_rules_quarantine_warn_and_record_results(spark: SparkSession, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    ctx = _land(spark, project, "a.jsonl", GOOD_AND_BAD, "r1")
+    summary = refine_table(ctx, "c.silver.orders")
+    assert (summary.rows_read, summary.rows_kept, summary.rows_quarantined) == (6, 2, 4)
+    silver = ctx.tables.read("c.silver.orders")
+    assert sorted((r["order_id"], r["status"]) for r in silver.collect()) == [
+        ("1", "completed"),
+        ("4", "lost"),
+    ]
+    quarantined = {
+        __import__("json").loads(r["_row"])["order_id"]: sorted(r["_reasons"])
+        for r in ctx.tables.read("c.silver.orders_quarantine").collect()
+    }
+    assert quarantined == {
+        "2": ["amount_in_range"],
+        "3": ["customer_given"],
+        "5": ["not_a_double: amount"],
+        "6": ["amount_in_range"],
+    }
+    results = {
+        r["rule"]: (r["evaluated"], r["failed"], r["outcome"])
+        for r in ctx.tables.read("c.meta.dq_results").where("run_id = 'r1'").collect()
+    }
+    assert results == {
+        "amount_in_range": (5, 2, "dropped"),
+        "status_known": (5, 2, "warned"),
+        "customer_given": (5, 1, "dropped"),
+        "not_too_many": (5, 0, "passed"),
+    }
+    runs = ctx.tables.read("c.meta.silver_runs").collect()
+    assert [(r["rows_read"], r["rows_kept"], r["rows_quarantined"], r["status"]) for r in runs] == [
+        (6, 2, 4, "SUCCESS")
+    ]
+    assert (project.data_root / "quality" / "docs" / "index.html").is_file()
+
+
+def test_fail_rule_stops_before_the_target_is_written(spark: SparkSession, tmp_path: Path) -> None:
+    project = _project(tmp_path, max_rows=3)
+    ctx = _land(spark, project, "a.jsonl", GOOD_AND_BAD, "r1")
+    before = ctx.tables.version("c.silver.orders")
+    with pytest.raises(
+        QualityGateError, match=r"quality gate failed, nothing written: not_too_many"
+    ):
+        refine_table(ctx, "c.silver.orders")
+    assert ctx.tables.version("c.silver.orders") == before
+    assert ctx.tables.row_count("c.silver.orders_quarantine") == 0
+    outcome = ctx.tables.read("c.meta.dq_results").where("rule = 'not_too_many'").collect()
+    assert [r["outcome"] for r in outcome] == ["failed"]
+
+
+def test_replay_is_idempotent_and_late_updates_resolve_by_sequence(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    ctx = _land(
+        spark,
+        project,
+        "a.jsonl",
+        [
+            '{"order_id": "1", "customer": "a", "amount": "10", "status": "completed", "seq": "3"}',
+            '{"order_id": "2", "customer": "b", "amount": "20", "status": "completed", "seq": "1"}',
+        ],
+        "r1",
+    )
+    refine_table(ctx, "c.silver.orders")
+    version = ctx.tables.version("c.silver.orders")
+    refine_table(_ctx(spark, project, "r2"), "c.silver.orders")  # same Bronze again
+    assert ctx.tables.version("c.silver.orders") == version
+    ctx = _land(
+        spark,
+        project,
+        "b.jsonl",
+        [
+            '{"order_id": "1", "customer": "a", "amount": "99", "status": "refunded", "seq": "2"}',  # older
+            '{"order_id": "2", "customer": "b", "amount": "25", "status": "refunded", "seq": "2"}',  # newer
+            '{"order_id": "3", "customer": "c", "amount": "5", "status": "completed", "seq": "1"}',
+        ],
+        "r3",
+    )
+    refine_table(ctx, "c.silver.orders")
+    rows = sorted(
+        (r["order_id"], r["amount"], r["seq"]) for r in ctx.tables.read("c.silver.orders").collect()
+    )
+    assert rows == [("1", 10.0, 3), ("2", 25.0, 2), ("3", 5.0, 1)]
+    ctx = _land(spark, project, "c.jsonl", ['{"order_id": "3", "seq": "2", "op": "DELETE"}'], "r4")
+    refine_table(ctx, "c.silver.orders")
+    assert sorted(r["order_id"] for r in ctx.tables.read("c.silver.orders").collect()) == ["1", "2"]
+
+
+def test_scd2_tracked_attribute_changed_twice_gives_three_versions(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    ctx = _land(
+        spark,
+        project,
+        "a.jsonl",
+        [
+            '{"order_id": "1", "customer": "a", "amount": "1", "status": "completed", "seq": "1"}',
+            '{"order_id": "2", "customer": "a", "amount": "1", "status": "refunded", "seq": "3"}',
+        ],
+        "r1",
+    )
+    refine_table(ctx, "c.silver.customers")
+    ctx = _land(
+        spark,
+        project,
+        "b.jsonl",
+        ['{"order_id": "3", "customer": "a", "amount": "1", "status": "completed", "seq": "5"}'],
+        "r2",
+    )
+    refine_table(ctx, "c.silver.customers")
+    versions = sorted(
+        (r["status"], r["valid_from"], r["valid_to"], r["is_current"])
+        for r in ctx.tables.read("c.silver.customers").where("customer = 'a'").collect()
+    )
+    assert sorted(versions, key=lambda v: v[1]) == [
+        ("completed", 1, 3, False),
+        ("refunded", 3, 5, False),
+        ("completed", 5, None, True),
+    ]
+    version = ctx.tables.version("c.silver.customers")
+    refine_table(_ctx(spark, project, "r3"), "c.silver.customers")
+    assert ctx.tables.version("c.silver.customers") == version
