@@ -248,3 +248,32 @@ def test_scd2_tracked_attribute_changed_twice_gives_three_versions(
     version = ctx.tables.version("c.silver.customers")
     refine_table(_ctx(spark, project, "r3"), "c.silver.customers")
     assert ctx.tables.version("c.silver.customers") == version
+
+
+def test_python_transforms_run_after_conforming(spark: SparkSession, tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    conf = project.root / "conf" / "c.yml"
+    conf.write_text(
+        conf.read_text().replace(
+            "    operation: {column: op}\n",
+            "    operation: {column: op}\n    transforms: ['tests.silver.transforms_fixture:tag_big_orders']\n",
+        )
+    )
+    project = load_project(project.root)
+    ctx = _land(
+        spark,
+        project,
+        "a.jsonl",
+        [
+            '{"order_id": "1", "customer": "a", "amount": "500", "status": "completed", "seq": "1"}',
+            '{"order_id": "2", "customer": "b", "amount": "5", "status": "completed", "seq": "1"}',
+        ],
+        "r1",
+    )
+    refine_table(ctx, "c.silver.orders")
+    rows = sorted(
+        (r["order_id"], r["status"]) for r in ctx.tables.read("c.silver.orders").collect()
+    )
+    assert rows == [("1", "big"), ("2", "completed")]
+    warned = ctx.tables.read("c.meta.dq_results").where("rule = 'status_known'").collect()
+    assert [(r["failed"], r["outcome"]) for r in warned] == [(1, "warned")]
