@@ -668,8 +668,9 @@ def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) ->
     types = {c.name: c.type for c in table.columns}
     seq_type = types.get(spec.sequence_by or "", "timestamp")
     wanted = [
-        Column(name="valid_from", type=seq_type, nullable=False, comment="version opened"),
-        Column(name="valid_to", type=seq_type, comment="version closed (NULL: open)"),
+        # No column comments here: Sail fails SCD2 MERGE plans over columns with metadata.
+        Column(name="valid_from", type=seq_type, nullable=False),
+        Column(name="valid_to", type=seq_type),
         Column(name="is_current", type="boolean", nullable=False),
     ]
     extra = [c for c in wanted if c.name not in types]

@@ -56,6 +56,27 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
     ordering); ``rejected`` has the quarantine columns ``_row`` (the Bronze row as JSON),
     ``_reasons``, ``_row_hash`` and ``_source_file``.
     """
+    return split_checked(checked_rows(bronze, target, spec))
+
+
+def split_checked(checked: DataFrame) -> ConformedRows:
+    """Split :func:`checked_rows` output into rows fit for Silver and rows for quarantine."""
+    ok = F.size(REASONS) == 0
+    valid = checked.where(ok).drop(REASONS, "_row")
+    rejected = checked.where(~ok).select(
+        "_row",
+        REASONS,
+        F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias(
+            "_row_hash"
+        ),
+        "_source_file",
+    )
+    return ConformedRows(valid, rejected)
+
+
+def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataFrame:
+    """Every Bronze row conformed, with ``_reasons`` it cannot go to Silver (empty if none)
+    and ``_row`` (the Bronze row as JSON, only for rows with reasons)."""
     bronze_cols = list(bronze.columns)
     reasons: list[Column] = []
     values: list[Column] = []
@@ -108,25 +129,15 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
         F.col("_ingested_at") if "_ingested_at" in bronze_cols else F.lit(None).cast("timestamp")
     )
     row_json = F.to_json(F.struct(*[F.col(quote(c)) for c in bronze_cols]))
-    checked = bronze.select(
+    problems = F.array_compact(F.array(*reasons))
+    return bronze.select(
         *values,
         is_delete.alias(DELETE_FLAG),
-        F.array_compact(F.array(*reasons)).alias(REASONS),
+        problems.alias(REASONS),
         source_file.alias("_source_file"),
         ingested_at.alias("_ingested_at"),
-        row_json.alias("_row"),
+        F.when(F.size(problems) > 0, row_json).alias("_row"),
     )
-    ok = F.size(REASONS) == 0
-    valid = checked.where(ok).drop(REASONS, "_row")
-    rejected = checked.where(~ok).select(
-        "_row",
-        REASONS,
-        F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias(
-            "_row_hash"
-        ),
-        "_source_file",
-    )
-    return ConformedRows(valid, rejected)
 
 
 Transform = Callable[[DataFrame], DataFrame]

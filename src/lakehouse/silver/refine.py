@@ -10,8 +10,10 @@ accounting in ``meta.silver_runs``: rows read = rows kept + rows quarantined, or
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -27,9 +29,10 @@ from lakehouse.quality.validate import RuleResult, cross_check, evaluate_rules, 
 from lakehouse.silver.conform import (
     REASONS,
     apply_transforms,
-    conform_rows,
+    checked_rows,
     latest_per_key,
     load_transforms,
+    split_checked,
 )
 from lakehouse.silver.scd import (
     DELETE_FLAG,
@@ -88,11 +91,30 @@ def refine_table(ctx: TaskContext, name: str) -> RefineSummary:
     summary = RefineSummary(name)
     bronze = tables.read(spec.source)
     summary.rows_read = bronze.count()
-    split = conform_rows(bronze, target, spec)
+    # Conform once and stage the result (Parquet under the data root): the rule checks, the
+    # counts, GX and the MERGEs below then read it instead of re-running the conform plan.
+    staging = ctx.project.data_root / "_staging" / ctx.run_id / name.replace(".", "_")
+    checked = checked_rows(bronze, target, spec)
+    checked.write.mode("overwrite").parquet(str(staging / "checked"))
+    try:
+        staged = ctx.spark.read.schema(checked.schema).parquet(str(staging / "checked"))
+        return _refine_staged(ctx, name, summary, staging, staged)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _refine_staged(
+    ctx: TaskContext, name: str, summary: RefineSummary, staging: Path, staged: DataFrame
+) -> RefineSummary:
+    spec = ctx.project.silver[name]
+    target = ctx.project.table(name)
+    tables = ctx.tables
+    split = split_checked(staged)
     conformed = apply_transforms(split.valid, load_transforms(spec))
 
     row_rules = list(spec.rules)
-    checked, sql_results = evaluate_rules(conformed.where(~F.col(DELETE_FLAG)), row_rules)
+    upserts = conformed.where(~F.col(DELETE_FLAG))
+    checked, sql_results = evaluate_rules(upserts, row_rules)
     deletes = conformed.where(F.col(DELETE_FLAG)).withColumn(
         VIOLATIONS, F.array().cast("array<string>")
     )
@@ -100,7 +122,7 @@ def refine_table(ctx: TaskContext, name: str) -> RefineSummary:
     if row_rules:
         docs = ctx.project.data_root / "quality" / "docs"
         gx_results = validate_with_gx(
-            conformed.where(~F.col(DELETE_FLAG)).drop(DELETE_FLAG, "_source_file", "_ingested_at"),
+            upserts.drop(DELETE_FLAG, "_source_file", "_ingested_at"),
             row_rules,
             docs_dir=docs,
             suite_name=name,
@@ -117,41 +139,39 @@ def refine_table(ctx: TaskContext, name: str) -> RefineSummary:
         details = ", ".join(f"{r.rule} ({r.failed} of {r.evaluated} rows)" for r in failing)
         raise QualityGateError(f"{name}: quality gate failed, nothing written: {details}")
 
-    drop_rules = {r.name for r in row_rules if r.action == "drop"}
-    dropped = (
-        F.size(F.filter(VIOLATIONS, lambda v: v.isin(list(drop_rules)))) > 0
+    drop_rules = sorted(r.name for r in row_rules if r.action == "drop")
+    broken = (
+        F.filter(VIOLATIONS, lambda v: v.isin(drop_rules))
         if drop_rules
-        else F.lit(False)
+        else F.array().cast("array<string>")
     )
+    dropped = F.size(broken) > 0
     kept = flagged.where(~dropped)
-    rule_rejects = (
-        flagged.where(dropped)
-        .select(
-            F.to_json(
-                F.struct(
-                    *[
-                        c
-                        for c in flagged.columns
-                        if c not in (VIOLATIONS, DELETE_FLAG, "_ingested_at")
-                    ]
-                )
-            ).alias("_row"),
-            F.filter(VIOLATIONS, lambda v: v.isin(list(drop_rules))).alias(REASONS),
-            "_source_file",
-        )
-        .select(
-            "_row",
-            REASONS,
-            F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias(
-                "_row_hash"
+    payload = [c for c in flagged.columns if c not in (VIOLATIONS, DELETE_FLAG, "_ingested_at")]
+    rule_rejects = flagged.where(dropped).select(
+        F.to_json(F.struct(*[F.col(c) for c in payload])).alias("_row"),
+        broken.alias(REASONS),
+        F.sha2(
+            F.concat_ws(
+                "|",
+                F.coalesce("_source_file", F.lit("")),
+                F.to_json(F.struct(*[F.col(c) for c in payload])),
             ),
-            "_source_file",
-        )
+            256,
+        ).alias("_row_hash"),
+        "_source_file",
     )
     rejected = split.rejected.unionByName(rule_rejects)
-    summary.rows_kept = kept.count()
-    summary.rows_quarantined = rejected.count()
-    summary.rows_deleted = kept.where(F.col(DELETE_FLAG)).count()
+    counts = flagged.agg(
+        F.count_if(~dropped).alias("kept"),
+        F.count_if(dropped).alias("dropped"),
+        F.count_if(~dropped & F.col(DELETE_FLAG)).alias("deleted"),
+    ).first()
+    assert counts is not None
+    not_conformed = staged.where(F.size(REASONS) > 0).count()
+    summary.rows_kept = int(counts["kept"])
+    summary.rows_quarantined = not_conformed + int(counts["dropped"])
+    summary.rows_deleted = int(counts["deleted"])
     if summary.rows_kept + summary.rows_quarantined != summary.rows_read:
         summary.status = "FAILED"
         _record_run(ctx, summary)
@@ -179,8 +199,14 @@ def refine_table(ctx: TaskContext, name: str) -> RefineSummary:
     summary.rows_written = result.rows_written
     summary.version = result.version
 
-    quarantine = rejected.select(
-        "*", F.lit(ctx.run_id).alias("_run_id"), F.current_timestamp().alias("_quarantined_at")
+    # Staged too: Sail's MERGE loses values of a UNION source built from different plans.
+    rejected.write.mode("overwrite").parquet(str(staging / "rejected"))
+    quarantine = (
+        ctx.spark.read.schema(rejected.schema)
+        .parquet(str(staging / "rejected"))
+        .select(
+            "*", F.lit(ctx.run_id).alias("_run_id"), F.current_timestamp().alias("_quarantined_at")
+        )
     )
     tables.merge(quarantine_table_name(name), quarantine, ["_row_hash"], insert_only=True)
     _record_run(ctx, summary)
