@@ -277,3 +277,22 @@ def test_python_transforms_run_after_conforming(spark: SparkSession, tmp_path: P
     assert rows == [("1", "big"), ("2", "completed")]
     warned = ctx.tables.read("c.meta.dq_results").where("rule = 'status_known'").collect()
     assert [(r["failed"], r["outcome"]) for r in warned] == [(1, "warned")]
+
+
+def test_without_great_expectations_the_sql_path_still_gates(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    conf = project.root / "conf" / "c.yml"
+    conf.write_text(
+        conf.read_text().replace(
+            "    operation: {column: op}\n",
+            "    operation: {column: op}\n    great_expectations: false\n",
+        )
+    )
+    project = load_project(project.root)
+    ctx = _land(spark, project, "a.jsonl", GOOD_AND_BAD, "r1")
+    summary = refine_table(ctx, "c.silver.orders")
+    assert (summary.rows_kept, summary.rows_quarantined) == (2, 4)
+    assert not (project.data_root / "quality" / "docs").exists()
+    assert ctx.tables.read("c.meta.dq_results").count() == 4

@@ -361,6 +361,11 @@ class SilverSpec(StrictModel):
     )
     operation: OperationSpec | None = None
     rules: list[Rule] = Field(default_factory=list)
+    great_expectations: bool = Field(
+        default=True,
+        description="also validate with great-expectations (Data Docs + cross-check); the "
+        "compiled SQL path decides either way and is about 3x faster on 1M rows",
+    )
 
     @model_validator(mode="after")
     def _scd2_needs_sequence(self) -> SilverSpec:

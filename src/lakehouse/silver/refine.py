@@ -119,7 +119,7 @@ def _refine_staged(
         VIOLATIONS, F.array().cast("array<string>")
     )
     flagged = checked.unionByName(deletes)
-    if row_rules:
+    if row_rules and spec.great_expectations:
         docs = ctx.project.data_root / "quality" / "docs"
         gx_results = validate_with_gx(
             upserts.drop(DELETE_FLAG, "_source_file", "_ingested_at"),
