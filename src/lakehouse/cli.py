@@ -6,20 +6,24 @@ traceback).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import TaskID
 from rich.table import Table
 
 from lakehouse import __version__
+from lakehouse.bundle.context import TaskContext
 from lakehouse.bundle.runner import one_line, run_job, select_job
 from lakehouse.config.loader import Project, load_project, parse_var_overrides
 from lakehouse.engine import EngineSession, build_session
@@ -161,6 +165,49 @@ def tables(
         session.stop()
 
 
+@contextlib.contextmanager
+def _task_context(project: Project, job: str) -> Iterator[TaskContext]:
+    """A session, the table adapter (catalog registered) and a run report for one command."""
+    from lakehouse.bundle.context import RunReport, TaskContext
+    from lakehouse.bundle.runner import new_run_id
+    from lakehouse.tables import DeltaTables
+
+    session = _session(project, f"{project.name}:{job}")
+    report = RunReport(
+        job=job, run_id=new_run_id(), target=project.target_name, engine=session.kind
+    )
+    try:
+        tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
+        tables.register_all()
+        yield TaskContext(
+            spark=session.spark, project=project, tables=tables, report=report, task_key=job
+        )
+    finally:
+        session.stop()
+
+
+def _run_each(ctx: TaskContext, names: list[str], step: Callable[[str], object]) -> None:
+    """Run ``step`` per name, recording each outcome instead of stopping at the first failure."""
+    from lakehouse.bundle.context import TaskOutcome
+
+    for name in names:
+        started = time.perf_counter()
+        try:
+            step(name)
+            ctx.report.tasks.append(TaskOutcome(name, "SUCCESS", time.perf_counter() - started))
+        except Exception as exc:
+            ctx.report.tasks.append(
+                TaskOutcome(name, "FAILED", time.perf_counter() - started, one_line(exc))
+            )
+
+
+def _finish(ctx: TaskContext, what: str) -> None:
+    render_report(ctx.report, console)
+    failed = [t for t in ctx.report.tasks if t.status == "FAILED"]
+    if failed:
+        raise CliError(f"{what} of {failed[0].task_key} failed: {failed[0].error}")
+
+
 @app.command()
 def ingest(
     sources: Annotated[
@@ -175,9 +222,6 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lakehouse.bronze.ingest import ingest_source
-    from lakehouse.bundle.context import RunReport, TaskContext, TaskOutcome
-    from lakehouse.bundle.runner import new_run_id
-    from lakehouse.tables import DeltaTables
 
     project = _load(project_dir, target, engine, var)
     names = sources or list(project.sources)
@@ -186,51 +230,32 @@ def ingest(
         raise CliError(
             f"unknown source(s): {', '.join(unknown)} (configured: {', '.join(project.sources) or 'none'})"
         )
-    session = _session(project, f"{project.name}:ingest")
-    report = RunReport(
-        job="ingest", run_id=new_run_id(), target=project.target_name, engine=session.kind
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
     )
-    try:
-        tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
-        tables.register_all()
-        ctx = TaskContext(
-            spark=session.spark, project=project, tables=tables, report=report, task_key="ingest"
-        )
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console, transient=True) as bar:
-            bars: dict[str, object] = {}
+    with (
+        _task_context(project, "ingest") as ctx,
+        Progress(*columns, console=console, transient=True) as bar,
+    ):
+        bars: dict[str, TaskID] = {}
 
-            def progress(what: str, done: int, total: int | None) -> None:
-                if what not in bars:
-                    bars[what] = bar.add_task(what, total=total)
-                bar.update(bars[what], completed=done, total=total)  # type: ignore[arg-type]
+        def progress(what: str, done: int, total: int | None) -> None:
+            if what not in bars:
+                bars[what] = bar.add_task(what, total=total)
+            bar.update(bars[what], completed=done, total=total)
 
-            for name in names:
-                started = time.perf_counter()
-                try:
-                    ingest_source(ctx, name, progress)
-                    report.tasks.append(TaskOutcome(name, "SUCCESS", time.perf_counter() - started))
-                except Exception as exc:
-                    report.tasks.append(
-                        TaskOutcome(name, "FAILED", time.perf_counter() - started, one_line(exc))
-                    )
-    finally:
-        session.stop()
-    render_report(report, console)
-    failed = [t for t in report.tasks if t.status == "FAILED"]
-    if failed:
-        raise CliError(f"ingest of {failed[0].task_key} failed: {failed[0].error}")
+        _run_each(ctx, names, lambda name: ingest_source(ctx, name, progress))
+    _finish(ctx, "ingest")
 
 
 @app.command()
 def refine(
     tables_: Annotated[
-        list[str] | None, typer.Argument(metavar="[TABLE]...", help="Silver tables (default: all).")
+        list[str] | None,
+        typer.Argument(metavar="[TABLE]...", help="Silver tables (default: all)."),
     ] = None,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
@@ -238,39 +263,13 @@ def refine(
     var: VarOpt = None,
 ) -> None:
     """Conform, validate, quarantine and MERGE Bronze into Silver tables."""
-    from lakehouse.bundle.context import RunReport, TaskContext, TaskOutcome
-    from lakehouse.bundle.runner import new_run_id
     from lakehouse.silver.refine import refine_table
-    from lakehouse.tables import DeltaTables
 
     project = _load(project_dir, target, engine, var)
     names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
-    session = _session(project, f"{project.name}:refine")
-    report = RunReport(
-        job="refine", run_id=new_run_id(), target=project.target_name, engine=session.kind
-    )
-    try:
-        adapter = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
-        adapter.register_all()
-        ctx = TaskContext(
-            spark=session.spark, project=project, tables=adapter, report=report, task_key="refine"
-        )
-        for name in names:
-            started = time.perf_counter()
-            with console.status(f"refining {name} …"):
-                try:
-                    refine_table(ctx, name)
-                    report.tasks.append(TaskOutcome(name, "SUCCESS", time.perf_counter() - started))
-                except Exception as exc:
-                    report.tasks.append(
-                        TaskOutcome(name, "FAILED", time.perf_counter() - started, one_line(exc))
-                    )
-    finally:
-        session.stop()
-    render_report(report, console)
-    failed = [t for t in report.tasks if t.status == "FAILED"]
-    if failed:
-        raise CliError(f"refine of {failed[0].task_key} failed: {failed[0].error}")
+    with _task_context(project, "refine") as ctx, console.status("refining …"):
+        _run_each(ctx, names, lambda name: refine_table(ctx, name))
+    _finish(ctx, "refine")
 
 
 def _silver_name(project: Project, name: str) -> str:
