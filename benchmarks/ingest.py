@@ -26,14 +26,14 @@ import random
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _common import git_commit, timed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -272,27 +272,6 @@ def _summary(seconds: list[float], rows: int, mb: float) -> dict[str, float]:
     }
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _timed(label: str, fn: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
-    value = fn()
-    print(f"  {label}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -309,7 +288,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="lakehouse-ingest-bench-") as tmp:
         work = Path(tmp)
-        mb = _timed(
+        mb = timed(
             f"generate {args.rows:,} rows x {args.files} files",
             lambda: generate(work / "landing", args.rows, args.files),
         )
@@ -364,7 +343,7 @@ def main() -> None:
     record = {
         "benchmark": "ingest",
         "when": when,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -30,14 +30,14 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _common import git_commit, timed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -498,27 +498,6 @@ RATIOS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def _timed(label: str, fn: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
-    value = fn()
-    print(f"  {label}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -532,7 +511,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lakehouse-silver-bench-") as tmp:
         bench = Bench(Path(tmp), args.rows)
         try:
-            bronze_rows = _timed(f"write Bronze, {args.rows:,} rows", bench.write_bronze)
+            bronze_rows = timed(f"write Bronze, {args.rows:,} rows", bench.write_bronze)
             if bronze_rows != args.rows:
                 raise AssertionError(f"Bronze holds {bronze_rows} rows, expected {args.rows}")
             rounds: list[Round] = []
@@ -569,7 +548,7 @@ def main() -> None:
     record = {
         "benchmark": "silver",
         "when": when,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
