@@ -94,7 +94,7 @@ def run(
 ) -> None:
     """Run a bundle job's tasks in dependency order and print a summary."""
     project = _load(project_dir, target, engine, var)
-    job_name, job_spec = select_job(project, job)
+    job_name, _ = select_job(project, job)
     session = _session(project, f"{project.name}:{job_name}")
     try:
         with console.status("") as status:
@@ -125,7 +125,6 @@ def run(
             if first
             else f"job {job_name} failed"
         )
-    _ = job_spec
 
 
 @app.command()

@@ -118,6 +118,23 @@ def declared_columns(tables: DeltaTables, target: str) -> list[tuple[str, str]]:
     ]
 
 
+def batch_counts(
+    bronze: DataFrame, source: str, batch_ids: list[str]
+) -> dict[str, tuple[int, int, int]]:
+    """Rows, corrupt rows and rows with rescued data per batch id of a source in Bronze."""
+    return {
+        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]))
+        for r in bronze.where((F.col("_source") == source) & F.col("_batch_id").isin(batch_ids))
+        .groupBy("_batch_id")
+        .agg(
+            F.count("*").alias("rows"),
+            F.count("_corrupt").alias("corrupt"),
+            F.count("_rescued_data").alias("rescued"),
+        )
+        .collect()
+    }
+
+
 def append_batches(
     ctx: TaskContext,
     source_name: str,
@@ -157,20 +174,9 @@ def append_batches(
     if new_columns:
         summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
         log.warning("%s: added columns to %s: %s", source_name, target, ", ".join(new_columns))
-    counts = {
-        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]))
-        for r in tables.read(target, version=result.version)
-        .where(
-            (F.col("_run_id") == ctx.run_id) & F.col("_batch_id").isin([b.batch_id for b in todo])
-        )
-        .groupBy("_batch_id")
-        .agg(
-            F.count("*").alias("rows"),
-            F.count("_corrupt").alias("corrupt"),
-            F.count("_rescued_data").alias("rescued"),
-        )
-        .collect()
-    }
+    counts = batch_counts(
+        tables.read(target, version=result.version), source_name, [b.batch_id for b in todo]
+    )
     summary.units += len(todo)
     summary.rows += sum(c[0] for c in counts.values())
     summary.corrupt_rows += sum(c[1] for c in counts.values())
@@ -244,12 +250,10 @@ def _log_files(
     if counts is None:  # recovered: count what Bronze holds
         target = ctx.project.sources[source_name].target
         counts = {
-            str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]))
-            for r in ctx.tables.read(target)
-            .where(F.col("_batch_id").isin([f.batch_id for f in landed]))
-            .groupBy("_batch_id")
-            .agg(F.count("*").alias("rows"), F.count("_corrupt").alias("corrupt"))
-            .collect()
+            batch: (rows, corrupt)
+            for batch, (rows, corrupt, _) in batch_counts(
+                ctx.tables.read(target), source_name, [f.batch_id for f in landed]
+            ).items()
         }
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     rows = [

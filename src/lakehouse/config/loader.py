@@ -8,9 +8,10 @@ Every error names the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -264,6 +265,19 @@ class Project:
 
     def tables_in_layer(self, layer: str) -> list[TableRef]:
         return [t for t in self.tables.values() if t.spec.layer == layer]
+
+
+def import_callable(dotted: str) -> Callable[..., Any]:
+    """Import a ``package.module:function`` named in the configuration."""
+    module_name, _, attr = dotted.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError("conf/", dotted, f"cannot import module {module_name!r}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError("conf/", dotted, f"module {module_name!r} has no function {attr!r}")
+    return fn
 
 
 def find_bundle_root(start: Path | None = None) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from typing import cast
@@ -10,7 +9,7 @@ from typing import cast
 from pyspark.sql import DataFrame
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.errors import ConfigError
+from lakehouse.config.loader import import_callable
 
 log = logging.getLogger(__name__)
 
@@ -19,15 +18,7 @@ GoldTransform = Callable[..., DataFrame]
 
 def load_transform(dotted: str) -> GoldTransform:
     """Import ``package.module:function``."""
-    module_name, _, attr = dotted.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError("conf/", dotted, f"cannot import module {module_name!r}: {exc}") from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ConfigError("conf/", dotted, f"module {module_name!r} has no function {attr!r}")
-    return cast(GoldTransform, fn)
+    return cast(GoldTransform, import_callable(dotted))
 
 
 def build_gold(ctx: TaskContext) -> None:

@@ -8,7 +8,6 @@ with their reasons, for the quarantine: nothing is dropped silently.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -16,9 +15,9 @@ from typing import cast
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.config.loader import TableRef
+from lakehouse.config.loader import TableRef, import_callable
 from lakehouse.config.models import SilverSpec
-from lakehouse.errors import ConfigError, TaskError
+from lakehouse.errors import TaskError
 from lakehouse.silver.scd import DELETE_FLAG, SCD2_COLUMNS
 from lakehouse.tables import quote
 
@@ -64,14 +63,14 @@ def split_checked(checked: DataFrame) -> ConformedRows:
     ok = F.size(REASONS) == 0
     valid = checked.where(ok).drop(REASONS, "_row")
     rejected = checked.where(~ok).select(
-        "_row",
-        REASONS,
-        F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256).alias(
-            "_row_hash"
-        ),
-        "_source_file",
+        "_row", REASONS, row_hash().alias("_row_hash"), "_source_file"
     )
     return ConformedRows(valid, rejected)
+
+
+def row_hash() -> Column:
+    """Identity of a quarantined row: its source file and its JSON (``_row``)."""
+    return F.sha2(F.concat_ws("|", F.coalesce("_source_file", F.lit("")), "_row"), 256)
 
 
 def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataFrame:
@@ -145,19 +144,7 @@ Transform = Callable[[DataFrame], DataFrame]
 
 def load_transforms(spec: SilverSpec) -> list[Transform]:
     """Import the ``transforms`` (``package.module:function``)."""
-    out: list[Transform] = []
-    for dotted in spec.transforms:
-        module_name, _, attr = dotted.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError as exc:
-            raise ConfigError(
-                "conf/", dotted, f"cannot import module {module_name!r}: {exc}"
-            ) from exc
-        if not callable(fn):
-            raise ConfigError("conf/", dotted, f"module {module_name!r} has no function {attr!r}")
-        out.append(cast(Transform, fn))
-    return out
+    return [cast(Transform, import_callable(dotted)) for dotted in spec.transforms]
 
 
 def apply_transforms(df: DataFrame, transforms: list[Transform]) -> DataFrame:

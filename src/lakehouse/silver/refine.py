@@ -32,6 +32,7 @@ from lakehouse.silver.conform import (
     checked_rows,
     latest_per_key,
     load_transforms,
+    row_hash,
     split_checked,
 )
 from lakehouse.silver.scd import (
@@ -148,18 +149,14 @@ def _refine_staged(
     dropped = F.size(broken) > 0
     kept = flagged.where(~dropped)
     payload = [c for c in flagged.columns if c not in (VIOLATIONS, DELETE_FLAG, "_ingested_at")]
-    rule_rejects = flagged.where(dropped).select(
-        F.to_json(F.struct(*[F.col(c) for c in payload])).alias("_row"),
-        broken.alias(REASONS),
-        F.sha2(
-            F.concat_ws(
-                "|",
-                F.coalesce("_source_file", F.lit("")),
-                F.to_json(F.struct(*[F.col(c) for c in payload])),
-            ),
-            256,
-        ).alias("_row_hash"),
-        "_source_file",
+    rule_rejects = (
+        flagged.where(dropped)
+        .select(
+            F.to_json(F.struct(*[F.col(c) for c in payload])).alias("_row"),
+            broken.alias(REASONS),
+            "_source_file",
+        )
+        .select("_row", REASONS, row_hash().alias("_row_hash"), "_source_file")
     )
     rejected = split.rejected.unionByName(rule_rejects)
     counts = flagged.agg(
