@@ -344,6 +344,102 @@ samples_app = typer.Typer(
 app.add_typer(samples_app, name="samples")
 
 
+@app.command()
+def train(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[MODEL]...", help="Models from conf/ (default: all)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Retrain even if data and settings are unchanged.")
+    ] = False,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Train a model's candidates, log them to MLflow, register the best, apply promotion."""
+    from lakehouse.ml.train import train_model
+
+    project = _load(project_dir, target, engine, var)
+    names = models or list(project.models)
+    _known_models(project, names)
+    with _task_context(project, "train") as ctx, console.status("training …"):
+        _run_each(
+            ctx, names, lambda name: ctx.report.models.append(train_model(ctx, name, force=force))
+        )
+    _finish(ctx, "training")
+
+
+@app.command()
+def score(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[MODEL]...", help="Models with a scoring section (default: all)."),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Batch-score each model's scoring table with its @champion into the predictions table."""
+    from lakehouse.ml.score import score_model
+
+    project = _load(project_dir, target, engine, var)
+    names = models or [n for n, m in project.models.items() if m.scoring is not None]
+    _known_models(project, names)
+    with _task_context(project, "score") as ctx, console.status("scoring …"):
+        _run_each(ctx, names, lambda name: score_model(ctx, name))
+    _finish(ctx, "scoring")
+
+
+def _known_models(project: Project, names: list[str]) -> None:
+    unknown = [n for n in names if n not in project.models]
+    if unknown:
+        raise CliError(
+            f"no model {unknown[0]!r} in conf/ (configured: {', '.join(project.models) or 'none'})"
+        )
+
+
+@app.command("models")
+def models_(
+    name: Annotated[
+        str | None, typer.Argument(help="A registered model name (default: all).")
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text | json")] = "text",
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """List registered models: versions, aliases and key holdout metrics."""
+    from dataclasses import asdict
+
+    from lakehouse.ml.registry import METRIC_COLUMNS, connect, list_versions, tracking_uri
+
+    project = _load(project_dir, target, None, var)
+    versions = list_versions(connect(project), name)
+    if output == "json":
+        typer.echo(json.dumps([asdict(v) for v in versions], indent=2))
+        return
+    if not versions:
+        console.print(f"no registered models in {tracking_uri(project)}")
+        return
+    table = Table(title=f"registered models ({tracking_uri(project)})")
+    for col in ("model", "version", "aliases", "created", *METRIC_COLUMNS, "promotion"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created / 1000))
+        table.add_row(
+            v.name,
+            v.version,
+            ", ".join(f"@{a}" for a in v.aliases),
+            created,
+            *[f"{v.metrics[m]:.3f}" if m in v.metrics else "-" for m in METRIC_COLUMNS],
+            v.tags.get("lakehouse.promotion", ""),
+        )
+    console.print(table)
+
+
 @samples_app.command("serve")
 def samples_serve(
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",

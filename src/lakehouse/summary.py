@@ -75,31 +75,44 @@ def render_report(report: RunReport, console: Console) -> None:
 
     if report.models:
         models = Table(title="models")
-        for col in (
-            "model",
-            "version",
-            "aliases",
-            "retrained",
-            "roc_auc",
-            "f1",
-            "accuracy",
-            "note",
-        ):
-            models.add_column(col)
+        for col in ("model", "version", "aliases", "retrained", "best", *SCORE_COLUMNS, "note"):
+            models.add_column(col, overflow="fold")
         for m in report.models:
             models.add_row(
                 m.name,
                 m.version,
                 ", ".join(f"@{a}" for a in m.aliases),
                 "yes" if m.retrained else "no",
-                f"{m.metrics.get('roc_auc', float('nan')):.3f}",
-                f"{m.metrics.get('f1', float('nan')):.3f}",
-                f"{m.metrics.get('accuracy', float('nan')):.3f}",
+                m.best or "-",
+                *[_score(m.metrics, c) for c in SCORE_COLUMNS],
                 m.note,
             )
         console.print(models)
+        candidates = [
+            (m, name, metrics) for m in report.models for name, metrics in m.candidates.items()
+        ]
+        if candidates:
+            ranked = Table(title="candidates (holdout)")
+            for col in ("model", "candidate", *SCORE_COLUMNS, "train s", "predict s"):
+                ranked.add_column(col)
+            for m, name, metrics in candidates:
+                ranked.add_row(
+                    m.name,
+                    name + (" *" if name == m.best else ""),
+                    *[_score(metrics, c) for c in SCORE_COLUMNS],
+                    f"{metrics.get('training_seconds', 0.0):.2f}",
+                    f"{metrics.get('prediction_seconds', 0.0):.3f}",
+                )
+            console.print(ranked)
     for note in report.notes:
         console.print(f"note: {note}")
     duration = time.time() - report.started
     verdict = "[green]succeeded[/]" if report.succeeded else "[bold red]failed[/]"
     console.print(f"run {report.run_id} {verdict} in {duration:.1f}s")
+
+
+SCORE_COLUMNS = ("roc_auc", "f1", "precision", "recall", "accuracy")
+
+
+def _score(metrics: dict[str, float], name: str) -> str:
+    return f"{metrics[name]:.3f}" if name in metrics else "-"

@@ -22,6 +22,9 @@ class ModelResult:
     metrics: dict[str, float]
     retrained: bool
     note: str = ""
+    best: str = ""
+    promoted: bool | None = None
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass

@@ -495,6 +495,7 @@ def _assemble(
     if catalog is None:
         raise ConfigError(BUNDLE_FILE, "include", "no included file declares 'catalog:'")
     schemas = _with_generated_tables(schemas, silver, catalog.name)
+    schemas = _with_prediction_tables(schemas, gold, models, catalog.name)
     catalog = catalog.model_copy(update={"schemas": schemas})
     project = Project(
         root=root,
@@ -676,6 +677,55 @@ def _with_generated_tables(
     return out
 
 
+def _with_prediction_tables(
+    schemas: dict[str, SchemaSpec],
+    gold: dict[str, GoldSpec],
+    models: dict[str, ModelSpec],
+    catalog: str,
+) -> dict[str, SchemaSpec]:
+    """A Gold predictions table per scored model, unless the catalog declares it.
+
+    Columns: the scored table's keys (and its timestamp key), the prediction, the positive
+    class probability, which model version scored it, and when.
+    """
+    for model in models.values():
+        if model.scoring is None:
+            continue
+        parts = model.scoring.output.split(".")
+        in_parts = model.scoring.input.split(".")
+        if parts[0] != catalog or in_parts[0] != catalog:
+            continue  # reported by _check_references
+        source = schemas.get(in_parts[1], SchemaSpec()).tables.get(in_parts[2])
+        schema = schemas.get(parts[1])
+        if source is None or schema is None or parts[2] in schema.tables:
+            continue
+        ts_key = gold[model.scoring.input].timestamp_key if model.scoring.input in gold else None
+        types = {c.name: c.type for c in source.columns}
+        keys = [k for k in source.keys if k != ts_key]
+        columns = [Column(name=k, type=types[k], nullable=False) for k in keys]
+        if ts_key:
+            columns.append(Column(name=ts_key, type=types[ts_key], comment="features as of"))
+        columns += [
+            Column(name="prediction", type="int", nullable=False),
+            Column(name="probability", type="double", nullable=False, comment="P(class 1)"),
+            Column(name="model_name", type="string", nullable=False),
+            Column(name="model_version", type="string", nullable=False),
+            Column(name="scored_at", type="timestamp", nullable=False),
+            Column(name="run_id", type="string", nullable=False),
+        ]
+        table = TableSpec(
+            layer="gold",
+            description=f"Batch predictions of {model.registered_name} for {model.scoring.input}",
+            columns=columns,
+            keys=keys,
+        )
+        schemas = {
+            **schemas,
+            parts[1]: schema.model_copy(update={"tables": {**schema.tables, parts[2]: table}}),
+        }
+    return schemas
+
+
 def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) -> SchemaSpec:
     """An SCD2 table gets valid_from / valid_to (the sequence column's type) and is_current."""
     table = schema.tables[table_name]
@@ -734,16 +784,75 @@ def _check_references(project: Project, origin: dict[str, str]) -> None:
                     f"{src!r} is not a column of {spec.source}",
                 )
     for key, gold in project.gold.items():
-        need(key, "gold", key, "")
+        gold_table = need(key, "gold", key, "")
         for alias, input_table in gold.inputs.items():
             need(input_table, "gold", key, f"inputs.{alias}")
+        if gold.timestamp_key is not None and gold.timestamp_key not in gold_table.spec.keys:
+            raise ConfigError(
+                origin[f"gold.{key}"],
+                f"gold.{key}.timestamp_key",
+                f"{gold.timestamp_key!r} must be one of the keys of {key} "
+                f"(catalog keys: {', '.join(gold_table.spec.keys) or 'none'})",
+            )
     for key, model in project.models.items():
-        feature_table = need(model.feature_table, "models", key, "feature_table")
-        cols = {c.name for c in feature_table.spec.columns}
-        for col in [*model.key, model.label, *model.features]:
-            if col not in cols:
+
+        def columns_of(table: TableRef, attr: str, wanted: list[str], model_key: str = key) -> None:
+            cols = {c.name for c in table.spec.columns}
+            for col in wanted:
+                if col not in cols:
+                    raise ConfigError(
+                        origin[f"models.{model_key}"],
+                        f"models.{model_key}.{attr}",
+                        f"column {col!r} is not a column of {table.name}",
+                    )
+
+        labels = model.training_set.labels
+        label_table = need(labels.table, "models", key, "training_set.labels.table")
+        columns_of(
+            label_table,
+            "training_set.labels",
+            [*labels.keys, *([labels.timestamp] if labels.timestamp else [])],
+        )
+        for n, lookup in enumerate(model.training_set.features):
+            attr = f"training_set.features[{n}]"
+            table = need(lookup.table, "models", key, f"{attr}.table")
+            columns_of(table, attr, lookup.features)
+            feature_keys = feature_lookup_keys(project, lookup.table)
+            lookup_keys = lookup.lookup_keys or feature_keys
+            if len(lookup_keys) != len(feature_keys):
                 raise ConfigError(
                     origin[f"models.{key}"],
-                    f"models.{key}",
-                    f"column {col!r} is not a column of {model.feature_table}",
+                    f"models.{key}.{attr}.lookup_keys",
+                    f"{lookup.table} is keyed by {', '.join(feature_keys) or 'nothing'}; "
+                    f"give one lookup key per table key",
                 )
+            columns_of(label_table, f"{attr}.lookup_keys", lookup_keys)
+            if feature_timestamp_key(project, lookup.table) and not labels.timestamp:
+                raise ConfigError(
+                    origin[f"models.{key}"],
+                    f"models.{key}.training_set.labels.timestamp",
+                    f"{lookup.table} is a time series feature table: the labels need a "
+                    "timestamp to look features up as of",
+                )
+        if model.split.by == "time" and not labels.timestamp:
+            raise ConfigError(
+                origin[f"models.{key}"],
+                f"models.{key}.split.by",
+                "a time-based split needs training_set.labels.timestamp (or use 'random')",
+            )
+        if model.scoring is not None:
+            scoring_input = need(model.scoring.input, "models", key, "scoring.input")
+            columns_of(scoring_input, "scoring.input", model.features)
+            need(model.scoring.output, "models", key, "scoring.output")
+
+
+def feature_timestamp_key(project: Project, table: str) -> str | None:
+    """The timestamp key of a Gold feature table (None for a table without one)."""
+    gold = project.gold.get(table)
+    return gold.timestamp_key if gold is not None else None
+
+
+def feature_lookup_keys(project: Project, table: str) -> list[str]:
+    """The keys a feature table is looked up by: its catalog keys minus the timestamp key."""
+    ts = feature_timestamp_key(project, table)
+    return [k for k in project.table(table).spec.keys if k != ts]

@@ -379,22 +379,134 @@ class SilverSpec(StrictModel):
 
 
 class GoldSpec(StrictModel):
+    """A Gold table built from named inputs by a pure transform function or a SQL query.
+
+    ``features`` adds (or replaces) columns given as Spark SQL expressions over the result.
+    A feature table names its ``timestamp_key`` (also one of the catalog table's keys): rows
+    are values as of that time, and training sets look them up point-in-time.
+    """
+
     inputs: dict[Identifier, TableName] = Field(min_length=1)
-    transform: DottedCallable
+    transform: DottedCallable | None = Field(
+        default=None, description="package.module:function(**inputs, **params) -> DataFrame"
+    )
+    query: str | None = Field(
+        default=None,
+        description="Spark SQL over the inputs, each visible as a view named by its alias",
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    features: dict[Identifier, str] = Field(
+        default_factory=dict, description="column name -> Spark SQL expression"
+    )
+    timestamp_key: Identifier | None = None
     mode: Literal["overwrite"] = "overwrite"
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> GoldSpec:
+        if (self.transform is None) == (self.query is None):
+            raise ValueError("give exactly one of 'transform' or 'query'")
+        if self.query is not None and self.params:
+            raise ValueError("'params' are passed to a 'transform'; a 'query' takes none")
+        return self
+
+
+Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting"]
+
+
+class LabelSpec(StrictModel):
+    """Where labels come from: one row per example, with the time the label was observed."""
+
+    table: TableName
+    keys: list[Identifier] = Field(min_length=1)
+    timestamp: Identifier | None = Field(
+        default=None, description="label time; features are looked up as of it"
+    )
+    label: str = Field(description="a column, or a Spark SQL expression giving 0/1")
+    where: str | None = Field(default=None, description="Spark SQL filter on the label table")
+
+
+class FeatureLookup(StrictModel):
+    """Features taken from one feature table, joined on keys (as of the label time)."""
+
+    table: TableName
+    lookup_keys: list[Identifier] | None = Field(
+        default=None, description="label columns matching the table's keys; default: the same names"
+    )
+    features: list[Identifier] = Field(min_length=1)
+    lookback_days: int | None = Field(
+        default=None, gt=0, description="ignore feature values older than this at label time"
+    )
+
+
+class TrainingSetSpec(StrictModel):
+    labels: LabelSpec
+    features: list[FeatureLookup] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_features(self) -> TrainingSetSpec:
+        names = [f for lookup in self.features for f in lookup.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature named twice: {', '.join(dupes)}")
+        return self
+
+
+class CandidateSpec(StrictModel):
+    estimator: Estimator | None = Field(default=None, description="default: the candidate name")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SplitSpec(StrictModel):
+    by: Literal["time", "random"] = Field(
+        default="time",
+        description="time: the latest label times are held out (needs a label timestamp)",
+    )
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+
+
+class PromotionSpec(StrictModel):
+    metric: Literal["roc_auc", "f1", "accuracy", "precision", "recall"] = "roc_auc"
+    min_improvement: float = Field(
+        default=0.0, ge=0, description="the challenger must beat the champion by at least this"
+    )
+    thresholds: dict[Literal["roc_auc", "f1", "accuracy", "precision", "recall"], float] = Field(
+        default_factory=dict, description="minimum metric values for any champion"
+    )
+
+
+class ScoringSpec(StrictModel):
+    input: TableName
+    output: TableName
 
 
 class ModelSpec(StrictModel):
     registered_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-    feature_table: TableName
-    key: list[Identifier] = Field(min_length=1)
-    label: Identifier
-    features: list[Identifier] = Field(min_length=1)
-    estimator: Literal["logistic_regression", "random_forest", "gradient_boosting"]
-    params: dict[str, Any] = Field(default_factory=dict)
-    test_size: float = Field(default=0.25, gt=0, lt=1)
+    training_set: TrainingSetSpec
+    candidates: dict[Identifier, CandidateSpec] = Field(min_length=1)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    scoring: ScoringSpec | None = None
     seed: int = 42
     experiment: str | None = None
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_estimators(cls, value: dict[str, CandidateSpec]) -> dict[str, CandidateSpec]:
+        known = ("logistic_regression", "random_forest", "gradient_boosting")
+        for name, candidate in value.items():
+            if candidate.estimator is None and name not in known:
+                raise ValueError(
+                    f"candidate {name!r} needs 'estimator' (one of {', '.join(known)})"
+                )
+        return value
+
+    def estimator_of(self, candidate: str) -> str:
+        spec = self.candidates[candidate]
+        return spec.estimator or candidate
+
+    @property
+    def features(self) -> list[str]:
+        return [f for lookup in self.training_set.features for f in lookup.features]
 
 
 BRONZE_METADATA_COLUMNS: tuple[Column, ...] = (

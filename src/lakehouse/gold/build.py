@@ -1,15 +1,19 @@
-"""Build the configured Gold tables: read inputs, apply the transform, overwrite."""
+"""Build the configured Gold tables: read inputs, apply the transform or query, overwrite."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import cast
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
+from lakehouse.config.models import GoldSpec
+from lakehouse.errors import LakehouseError
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +25,53 @@ def load_transform(dotted: str) -> GoldTransform:
     return cast(GoldTransform, import_callable(dotted))
 
 
+@contextmanager
+def gold_frame(
+    spark: SparkSession, spec: GoldSpec, inputs: dict[str, DataFrame]
+) -> Iterator[DataFrame]:
+    """The Gold table's rows: the transform (or SQL query) over ``inputs``, then ``features``.
+
+    A query sees each input as a temporary view named by its alias. Spark resolves a SQL
+    plan lazily, so the views live until the ``with`` block that uses the result ends.
+    """
+    views: list[str] = []
+    try:
+        if spec.transform is not None:
+            result = load_transform(spec.transform)(**inputs, **spec.params)
+        else:
+            for alias, df in inputs.items():
+                df.createOrReplaceTempView(alias)
+                views.append(alias)
+            result = spark.sql(str(spec.query))
+        if spec.features:
+            result = result.withColumns({name: F.expr(sql) for name, sql in spec.features.items()})
+        yield result
+    finally:
+        for view in views:
+            spark.catalog.dropTempView(view)
+
+
+def duplicate_keys(df: DataFrame, keys: list[str]) -> list[dict[str, object]]:
+    """Up to five key values that occur more than once."""
+    dupes = df.groupBy(*keys).count().where(F.col("count") > 1).limit(5).collect()
+    return [{k: row[k] for k in keys} for row in dupes]
+
+
 def build_gold(ctx: TaskContext) -> None:
-    """Rebuild every configured Gold table from its inputs."""
+    """Rebuild every configured Gold table from its inputs.
+
+    Feature tables (those with a ``timestamp_key``) are checked for unique keys before the
+    write: a point-in-time lookup needs exactly one row per key and time.
+    """
     for name, spec in ctx.project.gold.items():
-        transform = load_transform(spec.transform)
         inputs = {alias: ctx.tables.read(table) for alias, table in spec.inputs.items()}
-        result = transform(**inputs)
-        ctx.tables.overwrite(name, result)
+        keys = ctx.project.table(name).spec.keys
+        with gold_frame(ctx.spark, spec, inputs) as result:
+            if spec.timestamp_key is not None and keys:
+                dupes = duplicate_keys(result, keys)
+                if dupes:
+                    raise LakehouseError(
+                        f"{name}: the transform produced more than one row per "
+                        f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
+                    )
+            ctx.tables.overwrite(name, result)

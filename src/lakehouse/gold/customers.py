@@ -1,55 +1,146 @@
-"""Customer feature table for the churn model (pure transforms)."""
+"""Customer feature table for the churn model: a time series of weekly snapshots (pure).
+
+Every row describes one customer as of one snapshot time ``feature_ts`` using only the
+orders placed *before* that time, so a training set can look features up as of its label
+time (see :func:`lakehouse.ml.training_set.point_in_time_join`).
+
+The snapshots are computed in one pass over the orders rather than one aggregation per
+snapshot: each order is assigned the first snapshot it counts towards, per-snapshot
+increments are summed, and cumulative window sums turn increments into as-of values.
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+RECENT_DAYS = 90
 
-def customer_features(customers: DataFrame, orders: DataFrame) -> DataFrame:
-    """One row per customer: activity and value features as of the latest order in the data.
 
-    The reference time is the latest ``order_ts`` seen (not the wall clock), so the same
-    Silver data always yields the same features.
+def _first_snapshot(days_before_last: Column, every_days: int, snapshots: int) -> Column:
+    """Index of the first snapshot an event ``days_before_last`` days before the last one counts in.
+
+    Snapshot ``j`` (0 = oldest, ``snapshots - 1`` = latest) is taken at the start of the day
+    ``last - (snapshots - 1 - j) * every_days``; an event on day ``d`` counts in every
+    snapshot taken after it, i.e. ``j >= snapshots - ceil((last - d) / every_days)``.
+    """
+    first = F.lit(snapshots) - F.ceil(days_before_last / F.lit(every_days)).cast("int")
+    return F.greatest(first, F.lit(0))
+
+
+def customer_features(
+    customers: DataFrame,
+    orders: DataFrame,
+    every_days: int = 7,
+    snapshots: int = 30,
+) -> DataFrame:
+    """One row per customer and snapshot: activity and value features as of ``feature_ts``.
+
+    Snapshots are taken every ``every_days`` days, ``snapshots`` of them, the latest at the
+    start of the day after the latest order in the data (not the wall clock, so the same
+    Silver data always yields the same table). A customer appears from the first snapshot
+    after their signup. Region, plan and support tickets come from the customer's current
+    record; ``avg_order_value`` is declared as a SQL expression in ``conf/pipelines.yml``.
     """
     if "is_current" in customers.columns:  # an SCD2 dimension: the open version per customer
         customers = customers.where(F.col("is_current"))
-    as_of = orders.agg(F.max("order_ts").alias("feature_ts"))
-    activity = orders.groupBy("customer_id").agg(
-        F.count("*").alias("orders_count"),
-        F.sum("amount").cast("double").alias("total_spend"),
-        F.max("order_ts").alias("last_order_ts"),
-        F.countDistinct("product").alias("distinct_products"),
-        F.sum(F.when(F.col("status") == "refunded", 1).otherwise(0)).alias("refunded_orders"),
+    last = orders.agg(F.date_add(F.to_date(F.max("order_ts")), 1).alias("last_snapshot"))
+    index = F.explode(F.sequence(F.lit(0), F.lit(snapshots - 1))).alias("snapshot")
+    grid = (
+        customers.select("customer_id", "region", "plan", "signup_date", "support_tickets")
+        .crossJoin(last)
+        .select("*", index)
+        .withColumn(
+            "snapshot_day",
+            F.date_sub(
+                F.col("last_snapshot"),
+                (F.lit(snapshots - 1) - F.col("snapshot")) * F.lit(every_days),
+            ),
+        )
     )
-    recent = (
-        orders.crossJoin(as_of)
-        .where(F.col("order_ts") > F.col("feature_ts") - F.expr("INTERVAL 90 DAYS"))
-        .groupBy("customer_id")
-        .agg(F.count("*").alias("orders_last_90d"))
+
+    dated = orders.crossJoin(last).withColumn(
+        "days_before", F.datediff(F.col("last_snapshot"), F.to_date("order_ts"))
     )
-    joined = (
-        customers.crossJoin(as_of)
-        .join(activity, "customer_id", "left")
-        .join(recent, "customer_id", "left")
+    first = _first_snapshot(F.col("days_before"), every_days, snapshots)
+    # an order leaves the 90-day window in the first snapshot taken RECENT_DAYS days after it
+    leaves = F.when(
+        F.col("days_before") > RECENT_DAYS,
+        _first_snapshot(F.col("days_before") - F.lit(RECENT_DAYS), every_days, snapshots),
     )
-    return joined.select(
+    per_order = dated.select(
         "customer_id",
+        first.alias("snapshot"),
+        leaves.alias("leaves_recent"),
+        "order_ts",
+        F.col("amount").cast("double").alias("amount"),
+        (F.col("status") == "refunded").cast("int").alias("refunded"),
+    )
+    increments = per_order.groupBy("customer_id", "snapshot").agg(
+        F.count("*").alias("new_orders"),
+        F.sum("amount").alias("new_spend"),
+        F.sum("refunded").alias("new_refunded"),
+        F.max("order_ts").alias("latest_order_ts"),
+    )
+    expiring = (
+        per_order.where(F.col("leaves_recent").isNotNull())
+        .groupBy("customer_id", F.col("leaves_recent").alias("snapshot"))
+        .agg(F.count("*").alias("expired_orders"))
+    )
+    first_buys = (
+        dated.groupBy("customer_id", "product")
+        .agg(F.max("days_before").alias("days_before"))  # the first purchase
+        .groupBy(
+            "customer_id",
+            _first_snapshot(F.col("days_before"), every_days, snapshots).alias("snapshot"),
+        )
+        .agg(F.count("*").alias("new_products"))
+    )
+
+    upto = (
+        Window.partitionBy("customer_id")
+        .orderBy("snapshot")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+
+    def running(column: str) -> Column:
+        return F.sum(F.coalesce(F.col(column), F.lit(0))).over(upto)
+
+    series = (
+        grid.join(increments, ["customer_id", "snapshot"], "left")
+        .join(expiring, ["customer_id", "snapshot"], "left")
+        .join(first_buys, ["customer_id", "snapshot"], "left")
+        .select(
+            "customer_id",
+            "region",
+            "plan",
+            "signup_date",
+            "support_tickets",
+            "snapshot_day",
+            running("new_orders").alias("orders_count"),
+            (running("new_orders") - running("expired_orders")).alias("orders_last_90d"),
+            running("new_spend").alias("total_spend"),
+            running("new_refunded").alias("refunded_orders"),
+            running("new_products").alias("distinct_products"),
+            F.max("latest_order_ts").over(upto).alias("last_order_ts"),
+        )
+        .where(F.col("signup_date") < F.col("snapshot_day"))
+    )
+    tenure = F.datediff(F.col("snapshot_day"), F.col("signup_date"))
+    return series.select(
+        "customer_id",
+        F.col("snapshot_day").cast("timestamp").alias("feature_ts"),
         "region",
         "plan",
-        F.datediff(F.to_date("feature_ts"), F.col("signup_date")).cast("int").alias("tenure_days"),
-        F.col("support_tickets"),
-        F.coalesce("orders_count", F.lit(0)).cast("int").alias("orders_count"),
-        F.coalesce("orders_last_90d", F.lit(0)).cast("int").alias("orders_last_90d"),
-        F.coalesce("total_spend", F.lit(0.0)).alias("total_spend"),
-        F.when(F.col("orders_count") > 0, F.col("total_spend") / F.col("orders_count"))
-        .otherwise(F.lit(0.0))
-        .alias("avg_order_value"),
-        F.datediff(F.to_date("feature_ts"), F.to_date("last_order_ts"))
+        tenure.cast("int").alias("tenure_days"),
+        F.col("support_tickets").cast("int").alias("support_tickets"),
+        F.col("orders_count").cast("int").alias("orders_count"),
+        F.col("orders_last_90d").cast("int").alias("orders_last_90d"),
+        F.col("total_spend").cast("double").alias("total_spend"),
+        # no order yet: days since signup, the longest the customer can have been inactive
+        F.coalesce(F.datediff(F.col("snapshot_day"), F.to_date("last_order_ts")), tenure)
         .cast("int")
         .alias("days_since_last_order"),
-        F.coalesce("distinct_products", F.lit(0)).cast("int").alias("distinct_products"),
-        F.coalesce("refunded_orders", F.lit(0)).cast("int").alias("refunded_orders"),
-        F.col("churned").cast("int").alias("churned"),
-        "feature_ts",
+        F.col("distinct_products").cast("int").alias("distinct_products"),
+        F.col("refunded_orders").cast("int").alias("refunded_orders"),
     )

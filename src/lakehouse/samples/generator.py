@@ -1,8 +1,15 @@
 """Deterministic demo data: customers (CSV drops) and orders (JSON-lines drops).
 
 The same seed and sizes always give byte-identical files, so re-landing the demo data is a
-no-op and tests can assert exact counts. The data carries a learnable, non-linear churn
-signal (recency x frequency, support tickets x tenure) and a few deliberately bad rows:
+no-op and tests can assert exact counts.
+
+Each customer's churn outcome is recorded on a different day (``updated_at``, the *label
+time*, within the last 180 days before ``REFERENCE_DAY``). The outcome depends non-linearly on
+the customer's history *up to that day* (recency x frequency, support tickets x tenure);
+customers who did not churn keep ordering afterwards, churned ones stop. So features must be
+looked up as of the label time: a join with the latest feature values leaks the outcome.
+
+The drops also carry a few deliberately bad rows:
 a ragged CSV row, a malformed JSON line, an amount that is not a number, a row without a
 key, a negative amount (quarantined by a quality rule), and an order corrected by a later
 record with the same ``order_id``.
@@ -34,6 +41,7 @@ CUSTOMER_FIELDS = (
     "updated_at",
 )
 REFERENCE_DAY = date(2026, 6, 30)
+LABEL_WINDOW_DAYS = 180
 
 
 @dataclass(frozen=True)
@@ -77,8 +85,9 @@ def build_sample_data(spec: SampleSpec) -> tuple[list[dict[str, str]], list[dict
     order_seq = 0
     for i in range(1, spec.customers + 1):
         cid = f"C{i:05d}"
-        tenure = rng.randint(30, 1500)
-        signup = REFERENCE_DAY - timedelta(days=tenure)
+        label_day = REFERENCE_DAY - timedelta(days=rng.randint(0, LABEL_WINDOW_DAYS))
+        tenure = rng.randint(30, 1500)  # days from signup to the label day
+        signup = label_day - timedelta(days=tenure)
         region = rng.choice(REGIONS)
         plan = rng.choices(PLANS, weights=(5, 3, 2))[0]
         tickets = min(int(rng.expovariate(0.45)), 12)
@@ -95,14 +104,23 @@ def build_sample_data(spec: SampleSpec) -> tuple[list[dict[str, str]], list[dict
                 "signup_date": signup.isoformat(),
                 "support_tickets": str(tickets),
                 "churned": "1" if churned else "0",
-                "updated_at": datetime(2026, 6, 30, 12, 0, 0).isoformat(),
+                "updated_at": datetime(
+                    label_day.year, label_day.month, label_day.day, 12
+                ).isoformat(),
             }
         )
-        last_day = REFERENCE_DAY - timedelta(days=recency)
+        last_day = label_day - timedelta(days=recency)
         span = max(tenure - recency, 1)
-        for k in range(n_orders):
+        days = [
+            last_day if k == 0 else last_day - timedelta(days=rng.randint(0, span))
+            for k in range(n_orders)
+        ]
+        if not churned:  # active customers keep ordering after the label day
+            after = (REFERENCE_DAY - label_day).days
+            n_after = int(after / 30 * rng.uniform(0.4, 1.6))
+            days += [label_day + timedelta(days=rng.randint(1, after)) for _ in range(n_after)]
+        for day in days:
             order_seq += 1
-            day = last_day if k == 0 else last_day - timedelta(days=rng.randint(0, span))
             ts = datetime(day.year, day.month, day.day, rng.randint(8, 21), rng.randint(0, 59))
             quantity = rng.randint(1, 5)
             unit = {"basic": 18.0, "plus": 30.0, "premium": 55.0}[plan] * rng.uniform(0.6, 1.6)
