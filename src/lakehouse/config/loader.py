@@ -811,7 +811,12 @@ def _check_references(project: Project, origin: dict[str, str]) -> None:
         columns_of(
             label_table,
             "training_set.labels",
-            [*labels.keys, *([labels.timestamp] if labels.timestamp else [])],
+            [
+                *labels.keys,
+                *([labels.timestamp] if labels.timestamp else []),
+                # a bare name is a column (see ml.training_set.label_column), else an expression
+                *([labels.label] if labels.label.isidentifier() else []),
+            ],
         )
         for n, lookup in enumerate(model.training_set.features):
             attr = f"training_set.features[{n}]"

@@ -88,7 +88,8 @@ def customer_features(
         .agg(F.count("*").alias("expired_orders"))
     )
     first_buys = (
-        dated.groupBy("customer_id", "product")
+        dated.where(F.col("product").isNotNull())  # as COUNT(DISTINCT product): NULL is no product
+        .groupBy("customer_id", "product")
         .agg(F.max("days_before").alias("days_before"))  # the first purchase
         .groupBy(
             "customer_id",

@@ -41,7 +41,7 @@ class ScoringModel:
     """What the workers need: the fitted model and how to shape its input."""
 
     model: Any
-    numeric: list[str]
+    features: list[str]
     categorical: list[str]
 
 
@@ -55,19 +55,19 @@ def score_frame(rows: DataFrame, scorer: ScoringModel, passthrough: list[str]) -
             T.StructField("probability", T.DoubleType(), False),
         ]
     )
-    model, numeric, categorical = scorer.model, scorer.numeric, scorer.categorical
+    model, features, categorical = scorer.model, scorer.features, scorer.categorical
 
     def predict(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             if batch.empty:
                 continue
-            x = model_input(batch, numeric, categorical)
+            x = model_input(batch, features, categorical)
             out = batch[passthrough].copy()
             out["prediction"] = model.predict(x).astype("int32")
             out["probability"] = model.predict_proba(x)[:, 1].astype("float64")
             yield out
 
-    columns = list(dict.fromkeys([*passthrough, *numeric, *categorical]))
+    columns = list(dict.fromkeys([*passthrough, *features]))
     return rows.select(*columns).mapInPandas(predict, out_schema)
 
 
@@ -100,10 +100,10 @@ def score_model(ctx: TaskContext, name: str) -> None:
     keys = feature_lookup_keys(ctx.project, source)
     ts_key = feature_timestamp_key(ctx.project, source)
     table = ctx.tables.read(source)
-    numeric, categorical = feature_kinds(table.schema, spec.features)
+    _, categorical = feature_kinds(table.schema, spec.features)
     rows = latest_rows(table, keys, ts_key)
     passthrough = [*keys, *([ts_key] if ts_key else [])]
-    predictions = score_frame(rows, ScoringModel(model, numeric, categorical), passthrough)
+    predictions = score_frame(rows, ScoringModel(model, spec.features, categorical), passthrough)
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     result = predictions.select(
         *passthrough,

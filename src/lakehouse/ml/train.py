@@ -62,7 +62,7 @@ class TrainingData:
 
     @property
     def x(self) -> pd.DataFrame:
-        return model_input(self.frame, self.numeric, self.categorical)
+        return model_input(self.frame, self.features, self.categorical)
 
     @property
     def y(self) -> pd.Series:
@@ -76,17 +76,19 @@ def feature_kinds(schema: T.StructType, features: list[str]) -> tuple[list[str],
     return numeric, [c for c in features if c not in numeric]
 
 
-def model_input(pdf: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    """The model's input columns with the dtypes it was trained on (float64 / object, NaN missing).
+def model_input(pdf: pd.DataFrame, features: list[str], categorical: list[str]) -> pd.DataFrame:
+    """The model's input columns in ``features`` order with the dtypes it was trained on.
 
-    Training, batch scoring and serving all go through this function.
+    Categorical columns are objects with NaN for missing, all others float64. Training,
+    batch scoring and serving all go through this function.
     """
     out = pd.DataFrame(index=pdf.index)
-    for col in numeric:
-        out[col] = pd.to_numeric(pdf[col], errors="coerce").astype("float64")
-    for col in categorical:
-        values = pdf[col].astype(object)
-        out[col] = values.where(values.notna(), np.nan)
+    for col in features:
+        if col in categorical:
+            values = pdf[col].astype(object)
+            out[col] = values.where(values.notna(), np.nan)
+        else:
+            out[col] = pd.to_numeric(pdf[col], errors="coerce").astype("float64")
     return out
 
 
@@ -318,12 +320,13 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
 
     _set_experiment(ctx, spec, name)
     tags = _run_tags(ctx, spec, training_set, data)
+    locations = {t: ctx.project.table(t).location for t in training_set.input_versions}
     with mlflow.start_run(run_name=f"{name}-{ctx.run_id}", tags=tags) as parent:
         mlflow.log_params(
             {"split": spec.split.by, "test_size": spec.split.test_size, "seed": spec.seed}
         )
         for candidate in candidates:
-            _log_candidate(candidate, data, test_rows, training_set, tags)
+            _log_candidate(candidate, data, test_rows, training_set, tags, locations)
         mlflow.log_metrics({f"best_{k}": v for k, v in best.metrics.items()})
         mlflow.set_tags({"lakehouse.best_candidate": best.name, PROMOTION_TAG: decision.reason})
         registered = mlflow.register_model(
@@ -397,6 +400,7 @@ def _log_candidate(
     test_rows: np.ndarray,
     training_set: TrainingSet,
     tags: dict[str, str],
+    locations: dict[str, str],
 ) -> None:
     """One nested MLflow run: params, metrics, inputs with Delta versions, the model."""
     import mlflow
@@ -416,7 +420,8 @@ def _log_candidate(
         mlflow.log_params({"candidate": candidate.name, "estimator": candidate.estimator, **params})
         mlflow.log_metrics(candidate.metrics)
         for table, version in training_set.input_versions.items():
-            source = DeltaDatasetSource(delta_table_name=table, delta_table_version=version)
+            # by path: a three-part name makes MLflow look the table up in Databricks Unity Catalog
+            source = DeltaDatasetSource(path=locations[table], delta_table_version=version)
             mlflow.log_input(MetaDataset(source, name=table), context="input_table")  # type: ignore[abstract]
         training_frame = data.frame[train_mask]
         mlflow.log_input(
