@@ -36,6 +36,7 @@ from lakehouse.ml.registry import (
     artifact_root,
     connect,
     model_uri,
+    tracking_uri,
     version_by_alias,
 )
 from lakehouse.ml.training_set import TrainingSet, build_training_set
@@ -372,7 +373,11 @@ def _set_experiment(ctx: TaskContext, spec: ModelSpec, name: str) -> None:
 
     experiment = spec.experiment or f"/{ctx.project.name}/{name}"
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=artifact_root(ctx.project))
+        # A local store keeps artifacts under the data root; a tracking server decides itself
+        # (its --default-artifact-root or proxied artifact store).
+        local = tracking_uri(ctx.project).startswith(("sqlite:", "file:", "/"))
+        location = artifact_root(ctx.project) if local else None
+        mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
 
 
