@@ -28,7 +28,9 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.bronze.customers",
         "lakehouse.bronze.events",
         "lakehouse.bronze.orders",
+        "lakehouse.gold.churn_predictions",
         "lakehouse.gold.customer_features",
+        "lakehouse.gold.daily_sales",
         "lakehouse.meta.dq_results",
         "lakehouse.meta.http_responses",
         "lakehouse.meta.processed_files",
@@ -201,3 +203,231 @@ def test_parse_var_overrides() -> None:
     assert parse_var_overrides(["a=1", "b=x=y"]) == {"a": "1", "b": "x=y"}
     with pytest.raises(ConfigError):
         parse_var_overrides(["novalue"])
+
+
+# ---------------------------------------------------------------- Gold and models
+
+FEATURES = "${var.catalog}.gold.customer_features"
+DAILY_SALES = "${var.catalog}.gold.daily_sales"
+
+
+def _edit_gold(project_dir: Path, table: str, **changes: object) -> None:
+    """Set (or, with None, remove) keys of one Gold table in conf/pipelines.yml."""
+
+    def edit(d: dict) -> None:
+        spec = d["gold"][table]
+        for k, v in changes.items():
+            if v is None:
+                spec.pop(k, None)
+            else:
+                spec[k] = v
+
+    _edit_yaml(project_dir / "conf" / "pipelines.yml", edit)
+
+
+def _edit_model(project_dir: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    _edit_yaml(project_dir / "conf" / "models.yml", lambda d: edit(d["models"]["churn"]))
+
+
+def test_gold_timestamp_key_must_be_a_table_key(demo_project_dir: Path) -> None:
+    _edit_gold(demo_project_dir, FEATURES, timestamp_key="region")
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == (
+        "conf/pipelines.yml",
+        "gold.lakehouse.gold.customer_features.timestamp_key",
+    )
+    assert err.message == (
+        "'region' must be one of the keys of lakehouse.gold.customer_features "
+        "(catalog keys: customer_id, feature_ts)"
+    )
+
+
+def test_gold_needs_exactly_one_of_transform_and_query(demo_project_dir: Path) -> None:
+    _edit_gold(demo_project_dir, FEATURES, query="SELECT * FROM customers")
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/pipelines.yml", "gold.lakehouse.gold.customer_features")
+    assert err.message == "give exactly one of 'transform' or 'query'"
+    _edit_gold(demo_project_dir, FEATURES, query=None, transform=None)
+    assert _error(demo_project_dir).message == "give exactly one of 'transform' or 'query'"
+
+
+def test_gold_query_takes_no_params(demo_project_dir: Path) -> None:
+    _edit_gold(demo_project_dir, DAILY_SALES, params={"days": 7})
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/pipelines.yml", "gold.lakehouse.gold.daily_sales")
+    assert err.message == "'params' are passed to a 'transform'; a 'query' takes none"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "column"),
+    [
+        ("label", "churnd", "churnd"),
+        ("keys", ["customer"], "customer"),
+        ("timestamp", "labelled_at", "labelled_at"),
+    ],
+)
+def test_model_label_columns_must_exist(
+    demo_project_dir: Path, field: str, value: object, column: str
+) -> None:
+    _edit_model(demo_project_dir, lambda m: m["training_set"]["labels"].update({field: value}))
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.labels")
+    assert err.message == f"column {column!r} is not a column of customers"
+
+
+def test_model_label_may_be_a_sql_expression(demo_project_dir: Path) -> None:
+    label = "CASE WHEN churned = 1 THEN 1 ELSE 0 END"
+    _edit_model(demo_project_dir, lambda m: m["training_set"]["labels"].update({"label": label}))
+    assert load_project(demo_project_dir).models["churn"].training_set.labels.label == label
+
+
+def test_model_label_table_must_exist(demo_project_dir: Path) -> None:
+    _edit_model(
+        demo_project_dir,
+        lambda m: m["training_set"]["labels"].update({"table": "${var.catalog}.silver.nope"}),
+    )
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.labels.table")
+    assert "unknown table 'lakehouse.silver.nope'" in err.message
+
+
+def test_time_series_feature_table_needs_a_label_timestamp(demo_project_dir: Path) -> None:
+    def edit(m: dict) -> None:
+        del m["training_set"]["labels"]["timestamp"]
+        m["split"] = {"by": "random", "test_size": 0.25}
+
+    _edit_model(demo_project_dir, edit)
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.labels.timestamp")
+    assert err.message.startswith(
+        "lakehouse.gold.customer_features is a time series feature table: the labels need a "
+        "timestamp"
+    )
+
+
+def _features_without_timestamp_key(project_dir: Path) -> None:
+    """Make customer_features a plain (one row per customer) feature table."""
+    _edit_gold(project_dir, FEATURES, timestamp_key=None)
+    _edit_yaml(
+        project_dir / "conf" / "catalog.yml",
+        lambda d: d["catalog"]["schemas"]["gold"]["tables"]["customer_features"].update(
+            {"keys": ["customer_id"]}
+        ),
+    )
+    _edit_model(project_dir, lambda m: m["training_set"]["labels"].pop("timestamp"))
+
+
+def test_time_split_needs_a_label_timestamp(demo_project_dir: Path) -> None:
+    _features_without_timestamp_key(demo_project_dir)
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.split.by")
+    assert err.message == (
+        "a time-based split needs training_set.labels.timestamp (or use 'random')"
+    )
+    _edit_model(demo_project_dir, lambda m: m["split"].update({"by": "random"}))
+    project = load_project(demo_project_dir)
+    assert project.models["churn"].split.by == "random"
+    predictions = project.table("lakehouse.gold.churn_predictions").spec
+    assert [c.name for c in predictions.columns][:2] == ["customer_id", "prediction"]
+
+
+def test_candidate_needs_an_estimator_unless_named_after_one(demo_project_dir: Path) -> None:
+    _edit_model(demo_project_dir, lambda m: m["candidates"].update({"xgboost": {"params": {}}}))
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.candidates")
+    assert err.message.startswith("candidate 'xgboost' needs 'estimator' (one of")
+    _edit_model(
+        demo_project_dir,
+        lambda m: m["candidates"].update({"xgboost": {"estimator": "svm"}}),
+    )
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.candidates.xgboost.estimator")
+    assert "'svm'" in err.message
+    _edit_model(
+        demo_project_dir,
+        lambda m: m["candidates"].update(
+            {"deep_forest": {"estimator": "random_forest", "params": {"max_depth": 16}}}
+        ),
+    )
+    _edit_model(demo_project_dir, lambda m: m["candidates"].pop("xgboost"))
+    model = load_project(demo_project_dir).models["churn"]
+    assert model.estimator_of("deep_forest") == "random_forest"
+    assert model.estimator_of("gradient_boosting") == "gradient_boosting"
+
+
+def test_feature_lookup_columns_must_exist(demo_project_dir: Path) -> None:
+    _edit_model(
+        demo_project_dir,
+        lambda m: m["training_set"]["features"][0]["features"].append("lifetime_value"),
+    )
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.features[0]")
+    assert err.message == "column 'lifetime_value' is not a column of customer_features"
+
+
+def test_feature_lookup_keys_match_the_feature_table_keys(demo_project_dir: Path) -> None:
+    lookup = lambda m: m["training_set"]["features"][0]  # noqa: E731
+    _edit_model(
+        demo_project_dir, lambda m: lookup(m).update({"lookup_keys": ["customer_id", "updated_at"]})
+    )
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == (
+        "conf/models.yml",
+        "models.churn.training_set.features[0].lookup_keys",
+    )
+    assert err.message == (
+        "lakehouse.gold.customer_features is keyed by customer_id; give one lookup key per table key"
+    )
+    _edit_model(demo_project_dir, lambda m: lookup(m).update({"lookup_keys": ["cust"]}))
+    err = _error(demo_project_dir)
+    assert err.key == "models.churn.training_set.features[0].lookup_keys"
+    assert err.message == "column 'cust' is not a column of customers"
+
+
+def test_scoring_input_must_have_the_model_features(demo_project_dir: Path) -> None:
+    _edit_model(
+        demo_project_dir,
+        lambda m: m["scoring"].update({"input": "${var.catalog}.gold.daily_sales"}),
+    )
+    err = _error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.scoring.input")
+    assert err.message == "column 'plan' is not a column of daily_sales"
+
+
+def test_generated_predictions_table(demo_project_dir: Path) -> None:
+    project = load_project(demo_project_dir)
+    table = project.table("lakehouse.gold.churn_predictions")
+    assert table.location == str(
+        demo_project_dir / "data" / "tables" / "gold" / "churn_predictions"
+    )
+    assert table.spec.layer == "gold"
+    assert table.spec.keys == ["customer_id"]
+    assert [(c.name, c.type, c.nullable) for c in table.spec.columns] == [
+        ("customer_id", "string", False),
+        ("feature_ts", "timestamp", True),
+        ("prediction", "int", False),
+        ("probability", "double", False),
+        ("model_name", "string", False),
+        ("model_version", "string", False),
+        ("scored_at", "timestamp", False),
+        ("run_id", "string", False),
+    ]
+
+
+def test_declared_predictions_table_is_kept(demo_project_dir: Path) -> None:
+    declared = {
+        "layer": "gold",
+        "keys": ["customer_id"],
+        "columns": [
+            {"name": "customer_id", "type": "string", "nullable": False},
+            {"name": "prediction", "type": "int"},
+            {"name": "probability", "type": "double"},
+            {"name": "note", "type": "string"},
+        ],
+    }
+    _edit_yaml(
+        demo_project_dir / "conf" / "catalog.yml",
+        lambda d: d["catalog"]["schemas"]["gold"]["tables"].update({"churn_predictions": declared}),
+    )
+    spec = load_project(demo_project_dir).table("lakehouse.gold.churn_predictions").spec
+    assert [c.name for c in spec.columns] == ["customer_id", "prediction", "probability", "note"]
