@@ -264,3 +264,11 @@ def test_every_row_matches_a_brute_force_computation(
     assert any(r["orders_count"] == 0 for r in rows)
     assert orders["product"].isna().any()
     assert len({snapshot for _, snapshot in expected}) == snapshots
+
+
+@pytest.mark.transform
+def test_snapshot_params_must_be_positive(spark: SparkSession) -> None:
+    customers = spark.createDataFrame([], CUSTOMERS)
+    orders = spark.createDataFrame([], ORDERS)
+    with pytest.raises(ValueError, match="must be >= 1"):
+        customer_features(customers, orders, snapshots=0)

@@ -42,6 +42,8 @@ def customer_features(
     after their signup. Region, plan and support tickets come from the customer's current
     record; ``avg_order_value`` is declared as a SQL expression in ``conf/pipelines.yml``.
     """
+    if every_days < 1 or snapshots < 1:
+        raise ValueError(f"every_days and snapshots must be >= 1 (got {every_days}, {snapshots})")
     if "is_current" in customers.columns:  # an SCD2 dimension: the open version per customer
         customers = customers.where(F.col("is_current"))
     last = orders.agg(F.date_add(F.to_date(F.max("order_ts")), 1).alias("last_snapshot"))
