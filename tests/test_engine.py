@@ -218,7 +218,7 @@ def test_connect_engine_runs_the_demo_job_against_a_remote_server(
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "engine connect" in result.stdout
     assert (
-        "│ lakehouse.silver.orders               │ merge     │       1 │        6,769 │"
+        "│ lakehouse.silver.orders               │ merge     │       1 │        8,666 │"
         in result.stdout
     )
 

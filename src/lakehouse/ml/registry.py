@@ -41,6 +41,8 @@ def artifact_root(project: Project) -> str:
 def quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # MLflow probes for a Databricks workspace when it meets three-part table names
+    logging.getLogger("mlflow.utils.databricks_utils").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="mlflow")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 

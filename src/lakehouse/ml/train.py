@@ -326,8 +326,9 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
         mlflow.log_params(
             {"split": spec.split.by, "test_size": spec.split.test_size, "seed": spec.seed}
         )
+        inputs = run_inputs(candidates[0], data, test_rows, training_set, locations)
         for candidate in candidates:
-            _log_candidate(candidate, data, test_rows, training_set, tags, locations)
+            _log_candidate(candidate, inputs, tags)
         mlflow.log_metrics({f"best_{k}": v for k, v in best.metrics.items()})
         mlflow.set_tags({"lakehouse.best_candidate": best.name, PROMOTION_TAG: decision.reason})
         registered = mlflow.register_model(
@@ -399,52 +400,73 @@ def _run_tags(
     return tags
 
 
-def _log_candidate(
+@dataclass(frozen=True)
+class RunInputs:
+    """What every candidate run logs alike, prepared once per training run."""
+
+    datasets: list[tuple[Any, str]]  # (MLflow dataset, context)
+    signature: Any
+    input_example: pd.DataFrame
+
+
+def run_inputs(
     candidate: Candidate,
     data: TrainingData,
     test_rows: np.ndarray,
     training_set: TrainingSet,
-    tags: dict[str, str],
     locations: dict[str, str],
-) -> None:
-    """One nested MLflow run: params, metrics, inputs with Delta versions, the model."""
-    import mlflow
-    import skops.io
+) -> RunInputs:
+    """Input tables (by path and Delta version), the training and holdout frames, the signature.
+
+    The signature is inferred from a sample that includes rows with missing values, so
+    columns that can be missing are marked optional without scanning every row.
+    """
     from mlflow.data.delta_dataset_source import DeltaDatasetSource
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
-    x = data.x
-    train_mask = np.ones(len(x), dtype=bool)
+    datasets: list[tuple[Any, str]] = []
+    for table, version in training_set.input_versions.items():
+        # by path: a three-part name makes MLflow look the table up in Databricks Unity Catalog
+        source = DeltaDatasetSource(path=locations[table], delta_table_version=version)
+        datasets.append((MetaDataset(source, name=table), "input_table"))  # type: ignore[abstract]
+    train_mask = np.ones(len(data.frame), dtype=bool)
     train_mask[test_rows] = False
-    x_train = x[train_mask]
+    datasets.append(
+        (from_pandas(data.frame[train_mask], name="training_set", targets=data.label), "training")
+    )
+    datasets.append(
+        (
+            from_pandas(data.frame.iloc[test_rows], name="holdout", targets=data.label),
+            "evaluation",
+        )
+    )
+    x_train = data.x[train_mask]
+    sample = pd.concat([x_train.head(1000), x_train[x_train.isna().any(axis=1)].head(1000)])
+    signature = infer_signature(sample, candidate.model.predict(sample))
+    return RunInputs(datasets, signature, x_train.head(3))
+
+
+def _log_candidate(candidate: Candidate, inputs: RunInputs, tags: dict[str, str]) -> None:
+    """One nested MLflow run: params, metrics, inputs with Delta versions, the model."""
+    import mlflow
+    import skops.io
+
     with mlflow.start_run(run_name=candidate.name, nested=True, tags=tags) as run:
         classifier = candidate.model.named_steps["classifier"]
         params = {k: v for k, v in classifier.get_params().items() if not callable(v)}
         mlflow.log_params({"candidate": candidate.name, "estimator": candidate.estimator, **params})
         mlflow.log_metrics(candidate.metrics)
-        for table, version in training_set.input_versions.items():
-            # by path: a three-part name makes MLflow look the table up in Databricks Unity Catalog
-            source = DeltaDatasetSource(path=locations[table], delta_table_version=version)
-            mlflow.log_input(MetaDataset(source, name=table), context="input_table")  # type: ignore[abstract]
-        training_frame = data.frame[train_mask]
-        mlflow.log_input(
-            from_pandas(training_frame, name="training_set", targets=data.label),
-            context="training",
-        )
-        mlflow.log_input(
-            from_pandas(data.frame.iloc[test_rows], name="holdout", targets=data.label),
-            context="evaluation",
-        )
-        signature = infer_signature(x_train, candidate.model.predict(x_train.head(100)))
+        for dataset, context in inputs.datasets:
+            mlflow.log_input(dataset, context=context)
         # skops (not pickle) format; the types this model needs are listed as trusted.
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(candidate.model))
         info = mlflow.sklearn.log_model(
             sk_model=candidate.model,
             name="model",
-            signature=signature,
-            input_example=x_train.head(3),
+            signature=inputs.signature,
+            input_example=inputs.input_example,
             pip_requirements=_pip_requirements(),
             serialization_format="skops",
             skops_trusted_types=trusted,

@@ -43,7 +43,7 @@ def _standardized(raw: Column, column: str, spec: SilverSpec) -> Column:
     mapping = spec.standardize.get(column)
     if mapping:
         lookup = F.create_map(*[F.lit(x) for pair in mapping.items() for x in pair])
-        out = F.coalesce(lookup.getItem(out), out)
+        out = F.coalesce(lookup[out], out)
     return out
 
 
