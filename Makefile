@@ -15,7 +15,7 @@ help:
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make typecheck  mypy src/"
-	@echo "make bench      benchmarks/: engine start-up (Sail vs JVM) and files -> Bronze ingest"
+	@echo "make bench      benchmarks/: engine start-up (Sail vs JVM), files -> Bronze ingest, demo pipeline + training"
 	@echo "make clean      remove data/, caches and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -55,6 +55,7 @@ test: lint typecheck test-sail test-jvm
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_startup.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache $(VENV)
