@@ -28,6 +28,7 @@ from lakehouse.bundle.runner import one_line, run_job, select_job
 from lakehouse.config.loader import Project, load_project, parse_var_overrides
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.summary import render_report
+from lakehouse.tables import DeltaTables
 
 app = typer.Typer(
     help="lakehouse: medallion lakehouse jobs (Bronze -> Silver -> Gold -> MLflow) on open-source Spark.",
@@ -37,6 +38,45 @@ app = typer.Typer(
 )
 bundle_app = typer.Typer(help="Inspect the job bundle (bundle.yml).", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
+catalog_app = typer.Typer(
+    help="The catalog as code: objects, owners, grants, masks.", no_args_is_help=True
+)
+app.add_typer(catalog_app, name="catalog")
+
+_options: dict[str, str | None] = {"principal": None}
+
+
+@app.callback()
+def _global_options(
+    principal: Annotated[
+        str | None,
+        typer.Option(
+            "--principal",
+            "-p",
+            envvar="LAKEHOUSE_PRINCIPAL",
+            help="Act as this user / service principal (default: the bundle's run_as).",
+        ),
+    ] = None,
+) -> None:
+    """lakehouse: medallion lakehouse jobs on open-source Spark."""
+    _options["principal"] = principal
+
+
+def _governed(project: Project, session: EngineSession, job: str, **kwargs: object) -> DeltaTables:
+    """The table adapter for a CLI command, acting as the CLI principal."""
+    from lakehouse.bundle.runner import new_run_id
+    from lakehouse.catalog.governance import governed_tables, resolve_principal
+
+    return governed_tables(
+        session.spark,
+        project,
+        session.kind,
+        principal=resolve_principal(project, explicit=_options["principal"]),
+        run_id=str(kwargs.pop("run_id", None) or new_run_id()),
+        job=job,
+        on_write=kwargs.pop("on_write", None),
+    )
+
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
@@ -135,12 +175,11 @@ def tables(
     var: VarOpt = None,
 ) -> None:
     """List the catalog's tables with row counts and latest Delta versions."""
-    from lakehouse.tables import DeltaTables
-
     project = _load(project_dir, target, engine, var)
     session = _session(project, f"{project.name}:tables")
     try:
-        adapter = DeltaTables(session.spark, project, session.kind)
+        adapter = _governed(project, session, "tables")
+        gov = adapter.governance
         table = Table(title=f"catalog {project.catalog.name} · target {project.target_name}")
         for col, justify in (
             ("table", "left"),
@@ -151,9 +190,11 @@ def tables(
         ):
             table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for ref in sorted(project.tables.values(), key=lambda r: (r.schema, r.name)):
-            if adapter.exists(ref.full_name):
+            if gov is not None and not gov.may("SELECT", ref.full_name):
+                rows, version = "no SELECT", "-"
+            elif adapter.exists(ref.full_name):
                 rows, version = (
-                    f"{adapter.row_count(ref.full_name):,}",
+                    f"{adapter.row_count_unchecked(ref.full_name):,}",
                     str(adapter.version(ref.full_name)),
                 )
             else:
@@ -169,18 +210,21 @@ def _task_context(project: Project, job: str) -> Iterator[TaskContext]:
     """A session, the table adapter (catalog registered) and a run report for one command."""
     from lakehouse.bundle.context import RunReport, TaskContext
     from lakehouse.bundle.runner import new_run_id
-    from lakehouse.tables import DeltaTables
 
     session = _session(project, f"{project.name}:{job}")
     report = RunReport(
         job=job, run_id=new_run_id(), target=project.target_name, engine=session.kind
     )
     try:
-        tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
-        tables.register_all()
-        yield TaskContext(
-            spark=session.spark, project=project, tables=tables, report=report, task_key=job
+        tables = _governed(
+            project, session, job, run_id=report.run_id, on_write=report.writes.append
         )
+        assert tables.governance is not None
+        with tables.governance.task_scope(job):
+            tables.register_all()
+            yield TaskContext(
+                spark=session.spark, project=project, tables=tables, report=report, task_key=job
+            )
     finally:
         session.stop()
 
@@ -295,21 +339,26 @@ def quality(
     from pyspark.sql import functions as F
 
     from lakehouse.config.loader import dq_results_table_name
-    from lakehouse.tables import DeltaTables
 
     project = _load(project_dir, target, engine, var)
     name = _silver_name(project, table)
     session = _session(project, f"{project.name}:quality")
     try:
-        adapter = DeltaTables(session.spark, project, session.kind)
-        results = adapter.read(dq_results_table_name(project.catalog.name)).where(
-            F.col("table") == name
-        )
-        latest = results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
-        if not latest:
-            raise CliError(f"{name}: no data-quality results yet (run `lakehouse refine {table}`)")
-        run_id = latest[0]["run_id"]
-        rows = results.where(F.col("run_id") == run_id).orderBy("rule").collect()
+        adapter = _governed(project, session, "quality")
+        assert adapter.governance is not None
+        with adapter.governance.task_scope("quality"):
+            results = adapter.read(dq_results_table_name(project.catalog.name)).where(
+                F.col("table") == name
+            )
+            latest = (
+                results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
+            )
+            if not latest:
+                raise CliError(
+                    f"{name}: no data-quality results yet (run `lakehouse refine {table}`)"
+                )
+            run_id = latest[0]["run_id"]
+            rows = results.where(F.col("run_id") == run_id).orderBy("rule").collect()
     finally:
         session.stop()
     out = Table(title=f"{name} · run {run_id}")
@@ -438,6 +487,158 @@ def models_(
             v.tags.get("lakehouse.promotion", ""),
         )
     console.print(table)
+
+
+def _securable(project: Project, name: str) -> str:
+    """Accept catalog, schema, table as full or partial names (``silver.orders``, ``orders``)."""
+    catalog = project.catalog.name
+    schemas = [f"{catalog}.{s}" for s in project.catalog.schemas]
+    candidates = [catalog, *schemas, *project.tables]
+    matches = [c for c in candidates if c == name or c.endswith("." + name)]
+    if len(matches) != 1:
+        raise CliError(
+            f"no single catalog object matches {name!r}"
+            + (f" (candidates: {', '.join(matches)})" if matches else "")
+        )
+    return matches[0]
+
+
+@catalog_app.command("show")
+def catalog_show(
+    name: Annotated[
+        str | None, typer.Argument(help="A schema or table (default: everything).")
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Show catalog objects: owners, tags, columns with tags and masks."""
+    from rich.tree import Tree
+
+    from lakehouse.catalog.access import AccessPolicy
+
+    project = _load(project_dir, target, None, var)
+    policy = AccessPolicy(project.catalog, project.grants)
+    catalog = project.catalog
+    focus = _securable(project, name) if name else None
+    if focus in project.tables:
+        ref = project.tables[focus]
+        out = Table(title=f"{focus} · {ref.spec.layer} · owner {policy.owner(focus) or '-'}")
+        for col in ("column", "type", "nullable", "tags", "mask", "comment"):
+            out.add_column(col, overflow="fold")
+        for c in ref.spec.columns:
+            out.add_row(
+                c.name,
+                c.type,
+                "yes" if c.nullable else "no",
+                ", ".join(c.tags),
+                c.mask or "",
+                c.comment,
+            )
+        console.print(out)
+        tags = ", ".join(f"{k}={v}" for k, v in ref.spec.tags.items()) or "-"
+        console.print(f"description: {ref.spec.description or '-'}")
+        console.print(
+            f"tags: {tags} · keys: {', '.join(ref.spec.keys) or '-'} · location: {ref.location}"
+        )
+        return
+    tree = Tree(f"[bold]{catalog.name}[/] (catalog · owner {catalog.owner or '-'})")
+    for schema_name, schema in catalog.schemas.items():
+        full = f"{catalog.name}.{schema_name}"
+        if focus not in (None, catalog.name, full):
+            continue
+        branch = tree.add(f"[bold]{schema_name}[/] (schema · owner {policy.owner(full) or '-'})")
+        for table_name, table in schema.tables.items():
+            t_full = f"{full}.{table_name}"
+            masked = [c.name for c in table.columns if c.mask]
+            extra = f" · masked: {', '.join(masked)}" if masked else ""
+            tags = (
+                f" · tags: {', '.join(f'{k}={v}' for k, v in table.tags.items())}"
+                if table.tags
+                else ""
+            )
+            branch.add(
+                f"{table_name} [dim]({table.layer} · owner {policy.owner(t_full) or '-'}{tags}{extra})[/]"
+            )
+    console.print(tree)
+
+
+@catalog_app.command("grants")
+def catalog_grants(
+    name: Annotated[str, typer.Argument(help="A catalog, schema or table.")],
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Effective grants on an object: its own and those inherited from above, and its owner."""
+    from lakehouse.catalog.access import AccessPolicy
+
+    project = _load(project_dir, target, None, var)
+    policy = AccessPolicy(project.catalog, project.grants)
+    securable = _securable(project, name)
+    out = Table(
+        title=f"grants on {securable} · owner {policy.owner(securable) or '-'} (all privileges)"
+    )
+    for col in ("principal", "privileges", "granted on", "members"):
+        out.add_column(col, overflow="fold")
+    for principal, privileges, level in policy.effective_grants(securable):
+        inherited = "" if level == securable else " (inherited)"
+        out.add_row(
+            principal,
+            ", ".join(privileges),
+            level + inherited,
+            ", ".join(policy.members(principal)),
+        )
+    console.print(out)
+
+
+@catalog_app.command("check")
+def catalog_check(
+    principal: Annotated[str, typer.Argument(help="A user, service principal or group.")],
+    privilege: Annotated[str, typer.Argument(help="e.g. SELECT, MODIFY, 'CREATE TABLE', UNMASK.")],
+    name: Annotated[str, typer.Argument(help="A table (or a schema for CREATE TABLE).")],
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Would PRINCIPAL be allowed PRIVILEGE on NAME? Exit 0 if allowed, 1 if denied."""
+    from lakehouse.catalog.access import AccessPolicy
+    from lakehouse.config.models import PRIVILEGES
+
+    wanted = privilege.upper().replace("_", " ")
+    if wanted not in PRIVILEGES:
+        raise CliError(f"unknown privilege {privilege!r} (one of {', '.join(PRIVILEGES)})")
+    project = _load(project_dir, target, None, var)
+    decision = AccessPolicy(project.catalog, project.grants).check(
+        principal, wanted, _securable(project, name)
+    )
+    if not decision.allowed:
+        raise CliError(f"denied: {decision.reason}")
+    console.print(f"[green]allowed[/]: {decision.reason}")
+
+
+@catalog_app.command("validate")
+def catalog_validate(
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Check the catalog: known principals, grants on known objects, masks on pii columns."""
+    project = _load(project_dir, target, None, var)  # every check raises file + key
+    catalog = project.catalog
+    p = catalog.principals
+    grants = len(catalog.grants) + len(project.grants)
+    masked = 0
+    for schema in catalog.schemas.values():
+        grants += len(schema.grants)
+        for table in schema.tables.values():
+            grants += len(table.grants)
+            masked += sum(1 for c in table.columns if c.mask)
+    console.print(
+        f"catalog {catalog.name}: OK · {len(project.tables)} tables · "
+        f"{len(p.users) + len(p.service_principals)} principals in {len(p.groups)} groups · "
+        f"{grants} grants · {masked} masked columns"
+    )
 
 
 @samples_app.command("serve")

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,6 +28,9 @@ from pyspark.sql import types as T
 from lakehouse.config.loader import Project, TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.errors import LakehouseError, SchemaMismatchError
+
+if TYPE_CHECKING:
+    from lakehouse.catalog.governance import Governance
 
 log = logging.getLogger(__name__)
 
@@ -167,19 +170,37 @@ class DeltaTables:
         project: Project,
         engine: EngineKind,
         on_write: Callable[[WriteResult], None] | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.spark = spark
         self.project = project
         self.engine = engine
         self.on_write = on_write
+        self.governance = governance
+        if governance is not None:
+            governance.tables = self
         self._registered: set[str] = set()
+
+    def _authorize(self, privilege: str, name: str) -> None:
+        if self.governance is not None:
+            self.governance.authorize(privilege, name)
 
     # ------------------------------------------------------------ registration
 
     def register_all(self) -> None:
-        """Create (if missing) and register every catalog table in this session."""
+        """Register every catalog table in this session, creating the missing ones.
+
+        Under access control, missing tables are created only where the acting principal
+        may CREATE TABLE; the others are registered once they exist.
+        """
         for ref in self.project.tables.values():
-            self.ensure_table(ref.full_name)
+            schema = f"{ref.catalog}.{ref.schema}"
+            if (
+                self.governance is None
+                or self.governance.may("CREATE TABLE", schema)
+                or self.exists(ref.full_name)
+            ):
+                self.ensure_table(ref.full_name)
 
     def ensure_table(self, name: str) -> TableRef:
         """Create the table at its location if it does not exist, and register it."""
@@ -194,6 +215,8 @@ class DeltaTables:
                 f"CREATE TABLE IF NOT EXISTS {self._sql_name(ref)} USING delta LOCATION {location}"
             )
         else:
+            if not name.endswith(".meta.access_audit"):
+                self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
             partition = (
                 f" PARTITIONED BY ({', '.join(quote(c) for c in ref.spec.partition_by)})"
                 if ref.spec.partition_by
@@ -261,7 +284,21 @@ class DeltaTables:
     # ------------------------------------------------------------ reads
 
     def read(self, name: str, version: int | None = None) -> DataFrame:
-        """The table as a DataFrame, optionally as of a Delta version (time travel)."""
+        """The table as a DataFrame, optionally as of a Delta version (time travel).
+
+        Under access control this needs SELECT; masked columns come back masked for a
+        principal without UNMASK, and observers (lineage) learn the version read.
+        """
+        gov = self.governance
+        if gov is None:
+            return self._load(name, version)
+        gov.authorize("SELECT", name)
+        if gov.observers:
+            version = self.version(name) if version is None else version
+            gov.table_read(name, version)
+        return gov.mask(name, self._load(name, version))
+
+    def _load(self, name: str, version: int | None = None) -> DataFrame:
         ref = self.ensure_table(name)
         reader = self.spark.read.format("delta")
         if version is not None:
@@ -269,7 +306,7 @@ class DeltaTables:
         return reader.load(ref.location)
 
     def schema(self, name: str) -> T.StructType:
-        return self.read(name).schema
+        return self._load(name).schema
 
     def version(self, name: str) -> int:
         """The latest Delta version of the table."""
@@ -315,19 +352,37 @@ class DeltaTables:
     def row_count(self, name: str) -> int:
         return int(self.read(name).count())
 
+    def row_count_unchecked(self, name: str) -> int:
+        """Row count for listings (metadata, no SELECT needed, not audited)."""
+        return int(self._load(name).count())
+
     # ------------------------------------------------------------ writes
 
-    def append(self, name: str, df: DataFrame, *, add_new_columns: bool = False) -> WriteResult:
-        """Append rows (schema enforced); ``add_new_columns`` evolves the table (mergeSchema)."""
-        return self._write(name, df, "append", add_new_columns=add_new_columns)
+    def append(
+        self, name: str, df: DataFrame, *, add_new_columns: bool = False, system: bool = False
+    ) -> WriteResult:
+        """Append rows (schema enforced); ``add_new_columns`` evolves the table (mergeSchema).
+
+        ``system`` marks the project's own bookkeeping (audit, lineage): not checked, not
+        observed.
+        """
+        return self._write(name, df, "append", add_new_columns=add_new_columns, system=system)
 
     def overwrite(self, name: str, df: DataFrame) -> WriteResult:
         """Replace the table's rows (schema enforced; a new Delta version, old ones kept)."""
         return self._write(name, df, "overwrite")
 
     def _write(
-        self, name: str, df: DataFrame, mode: str, *, add_new_columns: bool = False
+        self,
+        name: str,
+        df: DataFrame,
+        mode: str,
+        *,
+        add_new_columns: bool = False,
+        system: bool = False,
     ) -> WriteResult:
+        if not system:
+            self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         started = time.perf_counter()
         before = self.version(name)
@@ -341,7 +396,7 @@ class DeltaTables:
         if ref.spec.partition_by:
             writer = writer.partitionBy(*ref.spec.partition_by)
         writer.save(ref.location)
-        return self._result(name, mode, before, started)
+        return self._result(name, mode, before, started, observed=not system)
 
     def add_columns(self, name: str, columns: list[tuple[str, T.DataType]]) -> None:
         """Add nullable columns (schema evolution), as a metadata-only commit.
@@ -350,6 +405,7 @@ class DeltaTables:
         column without an error), so columns are added explicitly: ``ALTER TABLE ... ADD
         COLUMNS`` where the engine has it, delta-rs on Sail.
         """
+        self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if self.engine == "sail":
             from deltalake import DeltaTable
@@ -388,6 +444,7 @@ class DeltaTables:
         ``delete_flag`` names a boolean source column: flagged rows delete their match
         (respecting ``newer_than``) and are never inserted.
         """
+        self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if not keys:
             raise LakehouseError(f"{name}: merge needs at least one key column")
@@ -429,7 +486,9 @@ class DeltaTables:
             self.spark.catalog.dropTempView(view)
         return self._result(name, "merge", before, started)
 
-    def _result(self, name: str, operation: str, before: int, started: float) -> WriteResult:
+    def _result(
+        self, name: str, operation: str, before: int, started: float, *, observed: bool = True
+    ) -> WriteResult:
         latest = self.history(name, limit=1)
         entry = latest[0] if latest else None
         committed = entry is not None and entry.version != before
@@ -452,14 +511,17 @@ class DeltaTables:
             metrics=metrics,
         )
         log.info("%s %s: %d rows, version %s", operation, name, rows, result.version)
-        if self.on_write is not None:
+        if observed and self.on_write is not None:
             self.on_write(result)
+        if observed and self.governance is not None:
+            self.governance.table_written(result)
         return result
 
     # ------------------------------------------------------------ maintenance
 
     def optimize(self, name: str, zorder_by: list[str] | None = None) -> dict[str, Any]:
         """Compact small files (and Z-order when columns are given)."""
+        self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if self.engine == "sail":
             from deltalake import DeltaTable
@@ -474,6 +536,7 @@ class DeltaTables:
 
     def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
         """Delete files no longer referenced by versions within the retention window."""
+        self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if self.engine == "sail":
             from deltalake import DeltaTable
@@ -490,6 +553,7 @@ class DeltaTables:
 
     def restore(self, name: str, version: int) -> dict[str, Any]:
         """Restore the table to an earlier version (a new commit; history is kept)."""
+        self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if self.engine == "sail":
             from deltalake import DeltaTable

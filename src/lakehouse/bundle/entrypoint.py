@@ -17,6 +17,7 @@ from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
 from lakehouse.bundle.runner import new_run_id, one_line
+from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
     Project,
@@ -26,7 +27,6 @@ from lakehouse.config.loader import (
 )
 from lakehouse.engine import build_session
 from lakehouse.summary import render_report
-from lakehouse.tables import DeltaTables
 
 
 def task_parser(prog: str) -> argparse.ArgumentParser:
@@ -43,6 +43,11 @@ def task_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--job", default=None, help="job name recorded in the run report")
     parser.add_argument("--run-id", default=None)
+    parser.add_argument(
+        "--principal",
+        default=None,
+        help="acting principal when --job has no run_as (env LAKEHOUSE_PRINCIPAL)",
+    )
     return parser
 
 
@@ -90,18 +95,28 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
         engine=session.kind,
     )
     try:
-        tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
-        tables.register_all()
-        task(
-            TaskContext(
-                spark=session.spark,
-                project=project,
-                tables=tables,
-                report=report,
-                task_key=task_key,
-                parameters=task_args or declared,
-            )
+        tables = governed_tables(
+            session.spark,
+            project,
+            session.kind,
+            principal=resolve_principal(project, job=args.job, explicit=args.principal),
+            run_id=report.run_id,
+            job=report.job,
+            on_write=report.writes.append,
         )
+        assert tables.governance is not None
+        with tables.governance.task_scope(task_key):
+            tables.register_all()
+            task(
+                TaskContext(
+                    spark=session.spark,
+                    project=project,
+                    tables=tables,
+                    report=report,
+                    task_key=task_key,
+                    parameters=task_args or declared,
+                )
+            )
         report.tasks.append(TaskOutcome(task_key, "SUCCESS"))
     except Exception as exc:
         if os.environ.get("LAKEHOUSE_DEBUG") == "1":

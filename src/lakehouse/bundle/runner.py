@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
+from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import Project
 from lakehouse.config.models import Job, Task, task_order
 from lakehouse.engine import EngineSession
 from lakehouse.errors import ConfigError, LakehouseError
-from lakehouse.tables import DeltaTables
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,19 @@ def run_job(
     report = RunReport(
         job=name, run_id=run_id or new_run_id(), target=project.target_name, engine=session.kind
     )
-    tables = DeltaTables(session.spark, project, session.kind, on_write=report.writes.append)
-    tables.register_all()
+    tables = governed_tables(
+        session.spark,
+        project,
+        session.kind,
+        principal=resolve_principal(project, job=name),
+        run_id=report.run_id,
+        job=name,
+        on_write=report.writes.append,
+    )
+    governance = tables.governance
+    assert governance is not None
+    with governance.task_scope("register"):
+        tables.register_all()
     failed: set[str] = set()
     for task in task_order(job):
         blocked = [d.task_key for d in task.depends_on if d.task_key in failed]
@@ -96,16 +107,17 @@ def run_job(
         started = time.perf_counter()
         try:
             fn = load_task_function(project, task)
-            fn(
-                TaskContext(
-                    spark=session.spark,
-                    project=project,
-                    tables=tables,
-                    report=report,
-                    task_key=task.task_key,
-                    parameters=list(task.spark_python_task.parameters),
+            with governance.task_scope(task.task_key):
+                fn(
+                    TaskContext(
+                        spark=session.spark,
+                        project=project,
+                        tables=tables,
+                        report=report,
+                        task_key=task.task_key,
+                        parameters=list(task.spark_python_task.parameters),
+                    )
                 )
-            )
             outcome = TaskOutcome(task.task_key, "SUCCESS", time.perf_counter() - started)
         except Exception as exc:  # a task failure is reported, not raised
             log.debug("task %s failed", task.task_key, exc_info=True)

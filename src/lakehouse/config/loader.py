@@ -31,6 +31,7 @@ from lakehouse.config.models import (
     HttpSource,
     ModelSpec,
     SchemaSpec,
+    SecurableGrant,
     SilverSpec,
     TableSpec,
     Target,
@@ -236,6 +237,7 @@ class Project:
     silver: dict[str, SilverSpec] = field(default_factory=dict)
     gold: dict[str, GoldSpec] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
+    grants: list[SecurableGrant] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -456,6 +458,7 @@ def _assemble(
     gold: dict[str, GoldSpec] = {}
     models: dict[str, ModelSpec] = {}
     origin: dict[str, str] = {}  # "section.key" -> file, for error messages
+    external_grants: list[tuple[SecurableGrant, str]] = []
 
     for path, conf in confs:
         rel = str(path.relative_to(root))
@@ -469,7 +472,10 @@ def _assemble(
                 raise ConfigError(
                     rel, "catalog.name", f"differs from the catalog declared in {catalog_file}"
                 )
+            else:
+                catalog = _merge_catalog_governance(catalog, conf.catalog, rel, catalog_file)
             for schema_name, schema in conf.catalog.schemas.items():
+                origin.setdefault(f"schema.{schema_name}", rel)
                 if schema_name in schemas:
                     merged = dict(schemas[schema_name].tables)
                     for table_name, table in schema.tables.items():
@@ -480,8 +486,20 @@ def _assemble(
                                 f"already declared in {origin[f'table.{schema_name}.{table_name}']}",
                             )
                         merged[table_name] = table
-                    schemas[schema_name] = schemas[schema_name].model_copy(
-                        update={"tables": merged}
+                    earlier = schemas[schema_name]
+                    if schema.owner and earlier.owner and schema.owner != earlier.owner:
+                        raise ConfigError(
+                            rel,
+                            f"catalog.schemas.{schema_name}.owner",
+                            f"differs from the owner declared in {origin[f'schema.{schema_name}']}",
+                        )
+                    schemas[schema_name] = earlier.model_copy(
+                        update={
+                            "tables": merged,
+                            "owner": earlier.owner or schema.owner,
+                            "grants": [*earlier.grants, *schema.grants],
+                            "tags": {**earlier.tags, **schema.tags},
+                        }
                     )
                 else:
                     schemas[schema_name] = schema
@@ -491,6 +509,7 @@ def _assemble(
         _merge_section("silver", silver, conf.silver, rel, origin)
         _merge_section("gold", gold, conf.gold, rel, origin)
         _merge_section("models", models, conf.models, rel, origin)
+        external_grants.extend((g, rel) for g in conf.grants)
 
     if catalog is None:
         raise ConfigError(BUNDLE_FILE, "include", "no included file declares 'catalog:'")
@@ -510,6 +529,7 @@ def _assemble(
         silver=silver,
         gold=gold,
         models=models,
+        grants=[g for g, _ in external_grants],
     )
     storage_root = project.resolve_path(catalog.storage_root)
     tables: dict[str, TableRef] = {}
@@ -524,7 +544,118 @@ def _assemble(
             tables[ref.full_name] = ref
     object.__setattr__(project, "tables", tables)
     _check_references(project, origin)
+    _check_governance(project, origin, catalog_file, external_grants)
     return project
+
+
+def _merge_catalog_governance(
+    catalog: CatalogSpec, other: CatalogSpec, rel: str, first_file: str
+) -> CatalogSpec:
+    """Principals, grants and owner of a catalog declared again in another conf file."""
+    if other.owner and catalog.owner and other.owner != catalog.owner:
+        raise ConfigError(rel, "catalog.owner", f"differs from the owner declared in {first_file}")
+    groups = dict(catalog.principals.groups)
+    for group, members in other.principals.groups.items():
+        groups[group] = sorted({*groups.get(group, []), *members})
+    principals = catalog.principals.model_copy(
+        update={
+            "users": sorted({*catalog.principals.users, *other.principals.users}),
+            "service_principals": sorted(
+                {*catalog.principals.service_principals, *other.principals.service_principals}
+            ),
+            "groups": groups,
+        }
+    )
+    return catalog.model_copy(
+        update={
+            "owner": catalog.owner or other.owner,
+            "principals": principals,
+            "grants": [*catalog.grants, *other.grants],
+        }
+    )
+
+
+def governance_enabled(catalog: CatalogSpec, external: list[SecurableGrant] | None = None) -> bool:
+    """Access control applies once the catalog names any principal, owner or grant."""
+    p = catalog.principals
+    if p.users or p.service_principals or p.groups or catalog.owner or catalog.grants or external:
+        return True
+    return any(
+        schema.owner or schema.grants or any(t.owner or t.grants for t in schema.tables.values())
+        for schema in catalog.schemas.values()
+    )
+
+
+def _check_governance(
+    project: Project,
+    origin: dict[str, str],
+    catalog_file: str,
+    external_grants: list[tuple[SecurableGrant, str]],
+) -> None:
+    """Known principals everywhere, grants on known objects, a mask on every pii column."""
+    catalog = project.catalog
+    p = catalog.principals
+    known = {*p.users, *p.service_principals, *p.groups}
+    enabled = governance_enabled(catalog, [g for g, _ in external_grants])
+
+    def principal(name: str | None, file: str, key: str) -> None:
+        if enabled and name is not None and name not in known:
+            raise ConfigError(
+                file,
+                key,
+                f"unknown principal {name!r}: declare it under catalog.principals "
+                "(users, service_principals or groups)",
+            )
+
+    for group, members in p.groups.items():
+        for n, member in enumerate(members):
+            principal(member, catalog_file, f"catalog.principals.groups.{group}[{n}]")
+    principal(catalog.owner, catalog_file, "catalog.owner")
+    for n, grant in enumerate(catalog.grants):
+        principal(grant.principal, catalog_file, f"catalog.grants[{n}].principal")
+    for schema_name, schema in catalog.schemas.items():
+        schema_file = origin.get(f"schema.{schema_name}", catalog_file)
+        where = f"catalog.schemas.{schema_name}"
+        principal(schema.owner, schema_file, f"{where}.owner")
+        for n, grant in enumerate(schema.grants):
+            principal(grant.principal, schema_file, f"{where}.grants[{n}].principal")
+        for table_name, table in schema.tables.items():
+            table_file = origin.get(f"table.{schema_name}.{table_name}", schema_file)
+            t_where = f"{where}.tables.{table_name}"
+            principal(table.owner, table_file, f"{t_where}.owner")
+            for n, grant in enumerate(table.grants):
+                principal(grant.principal, table_file, f"{t_where}.grants[{n}].principal")
+            for n, column in enumerate(table.columns):
+                key = f"{t_where}.columns[{n}]"
+                if "pii" in column.tags and column.mask is None:
+                    raise ConfigError(
+                        table_file,
+                        f"{key}.mask",
+                        f"column {column.name!r} is tagged pii but has no mask "
+                        "(hash, redact or null)",
+                    )
+                if column.mask in ("hash", "redact") and column.type != "string":
+                    raise ConfigError(
+                        table_file,
+                        f"{key}.mask",
+                        f"a {column.mask} mask needs a string column ({column.name!r} is "
+                        f"{column.type}); use 'null'",
+                    )
+    securables = {catalog.name} | {f"{catalog.name}.{s}" for s in catalog.schemas}
+    securables |= set(project.tables)
+    for n, (grant, file) in enumerate(external_grants):
+        if grant.securable not in securables:
+            raise ConfigError(
+                file,
+                f"grants[{n}].securable",
+                f"unknown object {grant.securable!r} (a catalog, catalog.schema or catalog.schema.table)",
+            )
+        principal(grant.principal, file, f"grants[{n}].principal")
+    bundle = project.bundle
+    principal(bundle.run_as.principal if bundle.run_as else None, BUNDLE_FILE, "run_as")
+    for job_name, job in bundle.resources.jobs.items():
+        run_as = job.run_as.principal if job.run_as else None
+        principal(run_as, BUNDLE_FILE, f"resources.jobs.{job_name}.run_as")
 
 
 PROCESSED_FILES_TABLE = "processed_files"
@@ -568,6 +699,42 @@ _HTTP_RESPONSES = TableSpec(
 
 DQ_RESULTS_TABLE = "dq_results"
 SILVER_RUNS_TABLE = "silver_runs"
+ACCESS_AUDIT_TABLE = "access_audit"
+LINEAGE_TABLE = "lineage"
+
+_ACCESS_AUDIT = TableSpec(
+    layer="system",
+    description="Every access decision of the project's table access path, allowed or denied",
+    columns=[
+        Column(name="event_time", type="timestamp", nullable=False),
+        Column(name="principal", type="string", nullable=False),
+        Column(name="privilege", type="string", nullable=False),
+        Column(name="securable", type="string", nullable=False),
+        Column(name="allowed", type="boolean", nullable=False),
+        Column(name="reason", type="string"),
+        Column(name="job", type="string"),
+        Column(name="task", type="string"),
+        Column(name="run_id", type="string"),
+    ],
+)
+_LINEAGE = TableSpec(
+    layer="system",
+    description="One row per input -> output edge of every write (table versions, columns)",
+    columns=[
+        Column(name="event_time", type="timestamp", nullable=False),
+        Column(name="run_id", type="string", nullable=False),
+        Column(name="job", type="string"),
+        Column(name="task", type="string"),
+        Column(name="principal", type="string"),
+        Column(name="operation", type="string", nullable=False),
+        Column(name="output_table", type="string", nullable=False),
+        Column(name="output_version", type="bigint", nullable=False),
+        Column(name="input_kind", type="string", comment="table | files | http | none"),
+        Column(name="input_name", type="string", comment="table name, landing path or URL"),
+        Column(name="input_version", type="bigint", comment="Delta version read (tables)"),
+        Column(name="column_lineage", type="string", comment="JSON: output column -> inputs"),
+    ],
+)
 
 _DQ_RESULTS = TableSpec(
     layer="system",
@@ -666,7 +833,12 @@ def _with_generated_tables(
         system = system.model_copy(
             update={"tables": {**system.tables, PROCESSED_FILES_TABLE: _PROCESSED_FILES}}
         )
-    for name, spec in ((DQ_RESULTS_TABLE, _DQ_RESULTS), (SILVER_RUNS_TABLE, _SILVER_RUNS)):
+    for name, spec in (
+        (DQ_RESULTS_TABLE, _DQ_RESULTS),
+        (SILVER_RUNS_TABLE, _SILVER_RUNS),
+        (ACCESS_AUDIT_TABLE, _ACCESS_AUDIT),
+        (LINEAGE_TABLE, _LINEAGE),
+    ):
         if name not in system.tables:
             system = system.model_copy(update={"tables": {**system.tables, name: spec}})
     if HTTP_RESPONSES_TABLE not in system.tables:
@@ -747,6 +919,14 @@ def dq_results_table_name(catalog: str) -> str:
     return f"{catalog}.{SYSTEM_SCHEMA}.{DQ_RESULTS_TABLE}"
 
 
+def access_audit_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{ACCESS_AUDIT_TABLE}"
+
+
+def lineage_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{LINEAGE_TABLE}"
+
+
 def silver_runs_table_name(catalog: str) -> str:
     return f"{catalog}.{SYSTEM_SCHEMA}.{SILVER_RUNS_TABLE}"
 
@@ -757,7 +937,7 @@ def _check_references(project: Project, origin: dict[str, str]) -> None:
             known = ", ".join(sorted(project.tables)) or "none"
             raise ConfigError(
                 origin[f"{section}.{key}"],
-                f"{section}.{key}.{attr}",
+                f"{section}.{key}" + (f".{attr}" if attr else ""),
                 f"unknown table {table!r} (catalog has: {known})",
             )
         return project.tables[table]

@@ -105,9 +105,27 @@ class Task(StrictModel):
     spark_python_task: SparkPythonTask
 
 
+class RunAs(StrictModel):
+    """The identity a job runs as (Databricks Asset Bundles ``run_as``)."""
+
+    user_name: str | None = None
+    service_principal_name: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RunAs:
+        if (self.user_name is None) == (self.service_principal_name is None):
+            raise ValueError("give exactly one of 'user_name' or 'service_principal_name'")
+        return self
+
+    @property
+    def principal(self) -> str:
+        return str(self.user_name or self.service_principal_name)
+
+
 class Job(StrictModel):
     name: str | None = None
     description: str = ""
+    run_as: RunAs | None = Field(default=None, description="default: the bundle's run_as")
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -149,6 +167,9 @@ class Resources(StrictModel):
 
 class BundleSpec(StrictModel):
     bundle: BundleInfo
+    run_as: RunAs | None = Field(
+        default=None, description="identity for jobs and, by default, for CLI commands"
+    )
     include: list[str] = Field(default_factory=list)
     variables: dict[Identifier, Variable] = Field(default_factory=dict)
     targets: dict[Identifier, Target] = Field(min_length=1)
@@ -166,11 +187,51 @@ class BundleSpec(StrictModel):
 # ---------------------------------------------------------------- conf/*.yml
 
 
+PRIVILEGES = (
+    "USE CATALOG",
+    "USE SCHEMA",
+    "SELECT",
+    "MODIFY",
+    "CREATE TABLE",
+    "UNMASK",
+    "ALL PRIVILEGES",
+)
+Privilege = Literal[
+    "USE CATALOG", "USE SCHEMA", "SELECT", "MODIFY", "CREATE TABLE", "UNMASK", "ALL PRIVILEGES"
+]
+MaskKind = Literal["hash", "redact", "null"]
+
+
+class Grant(StrictModel):
+    """Privileges for a user, service principal or group (Unity Catalog privilege names)."""
+
+    principal: str = Field(min_length=1)
+    privileges: list[Privilege] = Field(min_length=1)
+
+
+class SecurableGrant(Grant):
+    """A grant declared apart from its object (e.g. in a conf/grants.yml)."""
+
+    securable: str = Field(description="catalog, catalog.schema or catalog.schema.table")
+
+
+class Principals(StrictModel):
+    users: list[str] = Field(default_factory=list)
+    service_principals: list[str] = Field(default_factory=list)
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="group -> members (users, service principals, groups)"
+    )
+
+
 class Column(StrictModel):
     name: Identifier
     type: str
     nullable: bool = True
     comment: str = ""
+    tags: list[str] = Field(default_factory=list, description="e.g. pii")
+    mask: MaskKind | None = Field(
+        default=None, description="hash | redact | null unless the reader holds UNMASK"
+    )
 
     @field_validator("type")
     @classmethod
@@ -190,6 +251,9 @@ class TableSpec(StrictModel):
     keys: list[str] = Field(default_factory=list)
     partition_by: list[str] = Field(default_factory=list)
     properties: dict[str, str] = Field(default_factory=dict)
+    owner: str | None = Field(default=None, description="default: the schema's owner")
+    tags: dict[str, str] = Field(default_factory=dict)
+    grants: list[Grant] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_columns(self) -> TableSpec:
@@ -212,12 +276,18 @@ class TableSpec(StrictModel):
 
 class SchemaSpec(StrictModel):
     description: str = ""
+    owner: str | None = Field(default=None, description="default: the catalog's owner")
+    tags: dict[str, str] = Field(default_factory=dict)
+    grants: list[Grant] = Field(default_factory=list)
     tables: dict[Identifier, TableSpec] = Field(default_factory=dict)
 
 
 class CatalogSpec(StrictModel):
     name: Identifier
     storage_root: str
+    owner: str | None = None
+    principals: Principals = Field(default_factory=Principals)
+    grants: list[Grant] = Field(default_factory=list)
     schemas: dict[Identifier, SchemaSpec] = Field(default_factory=dict)
 
 
@@ -532,3 +602,6 @@ class ConfFile(StrictModel):
     silver: dict[TableName, SilverSpec] = Field(default_factory=dict)
     gold: dict[TableName, GoldSpec] = Field(default_factory=dict)
     models: dict[Identifier, ModelSpec] = Field(default_factory=dict)
+    grants: list[SecurableGrant] = Field(
+        default_factory=list, description="grants on catalog objects by name"
+    )
