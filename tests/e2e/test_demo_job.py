@@ -114,6 +114,21 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     )
     assert [r["status"] for r in silver_row] == ["refunded"]  # the later correction won
     versions_after_first = {name: tables.version(name) for name in EXPECTED_ROWS}
+    # every access of the run was checked and audited, as the job's run_as identity
+    audit = tables.read("lakehouse.meta.access_audit").collect()
+    assert {(r["principal"], r["allowed"], r["job"]) for r in audit} == {
+        ("lakehouse-job", True, "demo")
+    }
+    assert {r["task"] for r in audit} >= {
+        "ingest_bronze",
+        "refine_silver",
+        "build_gold",
+        "train_model",
+        "score_batch",
+    }
+    assert ("SELECT", "lakehouse.silver.orders", "build_gold") in {
+        (r["privilege"], r["securable"], r["task"]) for r in audit
+    }
 
     uri = f"sqlite:///{data_root}/mlflow/mlflow.db"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
