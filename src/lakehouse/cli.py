@@ -712,6 +712,51 @@ def bundle_validate(
 
 
 @app.command()
+def lineage(
+    name: Annotated[
+        str, typer.Argument(help="A table: catalog.schema.table, schema.table or table.")
+    ],
+    upstream: Annotated[
+        bool, typer.Option("--upstream", help="Only what the table is built from.")
+    ] = False,
+    downstream: Annotated[
+        bool, typer.Option("--downstream", help="Only what is built from the table.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Picture file: .svg, .png, .dot, .mmd or .md "
+            "(default: <data_root>/lineage/<table>-<direction>.svg).",
+        ),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Where a table comes from and what is built from it, with Delta versions; draws a picture."""
+    from lakehouse.catalog.lineage_graph import Direction, show_lineage
+
+    project = _load(project_dir, target, engine, var)
+    table = _securable(project, name)
+    if table not in project.tables:
+        raise CliError(f"{table} is not a table")
+    direction: Direction = "both"  # neither flag or both: up and down
+    if upstream != downstream:
+        direction = "upstream" if upstream else "downstream"
+    session = _session(project, f"{project.name}:lineage")
+    try:
+        adapter = _governed(project, session, "lineage")
+        assert adapter.governance is not None
+        with adapter.governance.task_scope("lineage"):
+            show_lineage(adapter, table, direction, console, output)
+    finally:
+        session.stop()
+
+
+@app.command()
 def version() -> None:
     """Print the lakehouse version."""
     console.print(f"lakehouse {__version__}")

@@ -161,6 +161,9 @@ def conform_to_schema(
     return df.select(*columns, *[F.col(quote(name)) for name in extra])
 
 
+BOOKKEEPING_TABLES = (".meta.access_audit", ".meta.lineage")
+
+
 class DeltaTables:
     """Reads and writes the catalog's Delta tables for one session."""
 
@@ -215,7 +218,7 @@ class DeltaTables:
                 f"CREATE TABLE IF NOT EXISTS {self._sql_name(ref)} USING delta LOCATION {location}"
             )
         else:
-            if not name.endswith(".meta.access_audit"):
+            if not name.endswith(BOOKKEEPING_TABLES):  # written by the system, not a principal
                 self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
             partition = (
                 f" PARTITIONED BY ({', '.join(quote(c) for c in ref.spec.partition_by)})"

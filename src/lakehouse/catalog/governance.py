@@ -107,7 +107,7 @@ class Governance:
         decision = self.policy.check(self.principal, privilege, securable)
         self._record(privilege, securable, decision)
         if not decision.allowed:
-            self.flush()  # the denial is on record even if the caller gives up now
+            self._flush_audit()  # the denial is on record even if the caller gives up now
             raise AccessDeniedError(
                 f"access denied: {self.principal} may not {privilege} on {securable} "
                 f"({decision.reason})"
@@ -156,16 +156,24 @@ class Governance:
             self.flush()
             self.task = previous
 
+    def _flush_audit(self) -> None:
+        tables = self.tables
+        rows, self._audit = self._audit, []
+        if tables is None or not rows:
+            return
+        try:
+            df = tables.spark.createDataFrame(rows, AUDIT_SCHEMA)
+            tables.append(self._audit_table, df, system=True)
+        except Exception:  # never hide the task's own outcome behind a bookkeeping error
+            log.warning("could not write the access audit rows", exc_info=True)
+
     def flush(self) -> None:
         """Append buffered audit rows (and observers' rows) to their Delta tables."""
         tables = self.tables
         if tables is None:
             return
-        rows, self._audit = self._audit, []
+        self._flush_audit()
         try:
-            if rows:
-                df = tables.spark.createDataFrame(rows, AUDIT_SCHEMA)
-                tables.append(self._audit_table, df, system=True)
             for observer in self.observers:
                 observer.flush(tables)
         except AccessDeniedError:
@@ -195,4 +203,8 @@ def governed_tables(
 
 def default_observers(project: Project, governance: Governance) -> list[TableObserver]:
     """The observers every governed run gets (lineage)."""
-    return []
+    from lakehouse.catalog.lineage import LineageRecorder
+    from lakehouse.catalog.openlineage import openlineage_emitter
+
+    emitter = openlineage_emitter(project, governance.run_id)
+    return [LineageRecorder(project, governance, emitter=emitter)]
