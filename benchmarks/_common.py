@@ -33,3 +33,15 @@ def timed(label: str, fn: Callable[[], Any]) -> Any:
     value = fn()
     print(f"  {label}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
     return value
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import os
+    import platform
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

@@ -31,7 +31,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -43,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, git_commit
+from _common import REPO, git_commit, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_CUSTOMERS = 120_000  # about 8.57 orders per customer: 1,027,882 orders
@@ -587,11 +586,7 @@ def main() -> None:
         "benchmark": "train",
         "when": when,
         "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "engine": "sail",
         "quick": args.quick,
         "customers": out["landed"]["customers"],
