@@ -55,8 +55,9 @@ def _bundle_parameters(project: Project, script: Path) -> tuple[str, list[str]]:
     """The task key and parameters the bundle declares for this script, if any."""
     for job in project.bundle.resources.jobs.values():
         for task in job.tasks:
-            if Path(project.resolve_path(task.spark_python_task.python_file)) == script:
-                return task.task_key, list(task.spark_python_task.parameters)
+            spark_task = task.spark_python_task
+            if spark_task and Path(project.resolve_path(spark_task.python_file)) == script:
+                return task.task_key, list(spark_task.parameters)
     return script.stem, []
 
 

@@ -17,7 +17,7 @@ from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
 from lakehouse.catalog.governance import governed_tables, resolve_principal
-from lakehouse.config.loader import Project
+from lakehouse.config.loader import Project, import_callable
 from lakehouse.config.models import Job, Task, task_order
 from lakehouse.engine import EngineSession
 from lakehouse.errors import ConfigError, LakehouseError
@@ -52,7 +52,10 @@ def select_job(project: Project, job: str | None) -> tuple[str, Job]:
 
 
 def load_task_function(project: Project, task: Task) -> TaskFunction:
-    """Load ``TASK`` from the task's jobs/ script."""
+    """``TASK`` from the task's jobs/ script, or the ``python_function_task`` function."""
+    if task.python_function_task is not None:
+        return cast(TaskFunction, import_callable(task.python_function_task.function))
+    assert task.spark_python_task is not None
     script = Path(project.resolve_path(task.spark_python_task.python_file))
     where = f"resources.jobs.*.tasks[{task.task_key}].spark_python_task.python_file"
     if not script.is_file():
@@ -115,7 +118,7 @@ def run_job(
                         tables=tables,
                         report=report,
                         task_key=task.task_key,
-                        parameters=list(task.spark_python_task.parameters),
+                        parameters=task.parameters,
                     )
                 )
             outcome = TaskOutcome(task.task_key, "SUCCESS", time.perf_counter() - started)
