@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -121,20 +121,65 @@ def _session(project: Project, app_name: str) -> EngineSession:
         )
 
 
+OnlyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--only", help="Run just this task (repeatable); upstream tasks are assumed done."
+    ),
+]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Run this task and everything downstream of it.")
+]
+
+
 @app.command()
 def run(
     job: Annotated[
         str | None,
         typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one)."),
     ] = None,
+    only: OnlyOpt = None,
+    from_task: FromOpt = None,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
 ) -> None:
-    """Run a bundle job's tasks in dependency order and print a summary."""
+    """Run a bundle job's task DAG and print a summary (same as `bundle run`)."""
+    _run_bundle_job(job, only, from_task, project_dir, target, engine, var)
+
+
+@bundle_app.command("run")
+def bundle_run(
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one)."),
+    ] = None,
+    only: OnlyOpt = None,
+    from_task: FromOpt = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
+    _run_bundle_job(job, only, from_task, project_dir, target, engine, var)
+
+
+def _run_bundle_job(
+    job: str | None,
+    only: list[str] | None,
+    from_task: str | None,
+    project_dir: Path | None,
+    target: str | None,
+    engine: str | None,
+    var: list[str] | None,
+) -> None:
+    from lakehouse.bundle.runner import select_tasks
+
     project = _load(project_dir, target, engine, var)
-    job_name, _ = select_job(project, job)
+    job_name, job_spec = select_job(project, job)
+    select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
     session = _session(project, f"{project.name}:{job_name}")
     try:
         with console.status("") as status:
@@ -146,25 +191,98 @@ def run(
                 elif outcome is not None:
                     state = getattr(outcome, "status", "")
                     secs = getattr(outcome, "seconds", 0.0)
+                    tries = getattr(outcome, "attempts", 1)
                     mark = {
                         "SUCCESS": "[green]✓[/]",
                         "FAILED": "[red]✗[/]",
+                        "TIMED_OUT": "[red]⏱[/]",
                         "SKIPPED": "[yellow]-[/]",
                     }.get(state, "")
-                    console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s[/]")
+                    retried = f" after {tries} attempts" if tries > 1 else ""
+                    console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s{retried}[/]")
 
-            report = run_job(project, job_name, session, on_event=on_event)
+            report = run_job(
+                project, job_name, session, on_event=on_event, only=only, from_task=from_task
+            )
     finally:
         session.stop()
     render_report(report, console)
     if not report.succeeded:
-        failed = [t for t in report.tasks if t.status == "FAILED"]
+        failed = [t for t in report.tasks if t.status in ("FAILED", "TIMED_OUT")]
+        skipped = [t.task_key for t in report.tasks if t.status == "SKIPPED"]
         first = failed[0] if failed else None
-        raise CliError(
-            f"job {job_name} failed: task {first.task_key}: {first.error}"
-            if first
-            else f"job {job_name} failed"
+        detail = f"task {first.task_key}: {first.error}" if first else "failed"
+        also = f" (skipped: {', '.join(skipped)})" if skipped else ""
+        raise CliError(f"job {job_name} failed: {detail}{also}")
+
+
+@app.command()
+def runs(
+    job: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 10,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """List recent job runs from the run records: status, duration, tasks and attempts."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.config.loader import job_runs_table_name
+
+    project = _load(project_dir, target, engine, var)
+    session = _session(project, f"{project.name}:runs")
+    try:
+        adapter = _governed(project, session, "runs")
+        assert adapter.governance is not None
+        with adapter.governance.task_scope("runs"):
+            records = adapter.read(job_runs_table_name(project.catalog.name))
+            if job:
+                records = records.where(F.col("job") == job)
+            rows = records.collect()
+    finally:
+        session.stop()
+    by_run: dict[str, list[Any]] = {}
+    for r in rows:
+        by_run.setdefault(r["run_id"], []).append(r)
+    if not by_run:
+        console.print("no job runs recorded yet")
+        return
+    out = Table(title="job runs (newest first)")
+    for col in (
+        "run id",
+        "job",
+        "status",
+        "started",
+        "seconds",
+        "tasks",
+        "retried / failed / skipped",
+    ):
+        out.add_column(col, overflow="fold")
+    for run_id in sorted(by_run, reverse=True)[:limit]:
+        attempts = by_run[run_id]
+        final: dict[str, Any] = {}
+        for r in sorted(attempts, key=lambda r: (r["task"], r["attempt"])):
+            final[r["task"]] = r
+        statuses = [r["status"] for r in final.values()]
+        status = "SUCCESS" if all(s == "SUCCESS" for s in statuses) else "FAILED"
+        starts = [r["start_time"] for r in attempts if r["start_time"] is not None]
+        ends = [r["end_time"] for r in attempts if r["end_time"] is not None]
+        seconds = f"{(max(ends) - min(starts)).total_seconds():.1f}" if starts and ends else "-"
+        retried = sorted({r["task"] for r in attempts if r["attempt"] > 1})
+        failed = sorted(k for k, r in final.items() if r["status"] in ("FAILED", "TIMED_OUT"))
+        skipped = sorted(k for k, r in final.items() if r["status"] == "SKIPPED")
+        style = "green" if status == "SUCCESS" else "bold red"
+        out.add_row(
+            run_id,
+            attempts[0]["job"],
+            f"[{style}]{status}[/]",
+            str(min(starts))[:19] if starts else "-",
+            seconds,
+            str(len(final)),
+            " / ".join(", ".join(x) or "-" for x in (retried, failed, skipped)),
         )
+    console.print(out)
 
 
 @app.command()

@@ -34,6 +34,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.meta.access_audit",
         "lakehouse.meta.dq_results",
         "lakehouse.meta.http_responses",
+        "lakehouse.meta.job_runs",
         "lakehouse.meta.lineage",
         "lakehouse.meta.processed_files",
         "lakehouse.meta.silver_runs",

@@ -114,6 +114,18 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     )
     assert [r["status"] for r in silver_row] == ["refunded"]  # the later correction won
     versions_after_first = {name: tables.version(name) for name in EXPECTED_ROWS}
+    attempts = tables.read("lakehouse.meta.job_runs").collect()
+    assert sorted((r["task"], r["attempt"], r["status"]) for r in attempts) == sorted(
+        (task, 1, "SUCCESS")
+        for task in (
+            "land_demo_files",
+            "ingest_bronze",
+            "refine_silver",
+            "build_gold",
+            "train_model",
+            "score_batch",
+        )
+    )
     # every access of the run was checked and audited, as the job's run_as identity
     audit = tables.read("lakehouse.meta.access_audit").collect()
     assert {(r["principal"], r["allowed"], r["job"]) for r in audit} == {

@@ -30,9 +30,10 @@ class ModelResult:
 @dataclass
 class TaskOutcome:
     task_key: str
-    status: str  # SUCCESS | FAILED | SKIPPED
+    status: str  # SUCCESS | FAILED | TIMED_OUT | SKIPPED
     seconds: float = 0.0
     error: str = ""
+    attempts: int = 1
 
 
 @dataclass

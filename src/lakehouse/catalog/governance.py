@@ -28,6 +28,7 @@ from lakehouse.config.loader import Project, access_audit_table_name
 from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
+    from lakehouse.config.models import Task
     from lakehouse.tables import DeltaTables, WriteResult
 
 log = logging.getLogger(__name__)
@@ -55,17 +56,20 @@ class TableObserver(Protocol):
     def flush(self, tables: DeltaTables) -> None: ...
 
 
-def resolve_principal(project: Project, job: str | None = None, explicit: str | None = None) -> str:
+def resolve_principal(
+    project: Project, job: str | None = None, explicit: str | None = None, task: Task | None = None
+) -> str:
     """Who is acting.
 
-    A job runs as its ``run_as`` (else the bundle's). A CLI command acts as ``--principal``
-    / ``LAKEHOUSE_PRINCIPAL``, else as the bundle's ``run_as``, else the OS user.
+    A job's task runs as the task's ``run_as``, else the job's, else the bundle's. A CLI
+    command acts as ``--principal`` / ``LAKEHOUSE_PRINCIPAL``, else as the bundle's
+    ``run_as``, else the OS user.
     """
     jobs = project.bundle.resources.jobs
-    if job is not None and job in jobs and jobs[job].run_as is not None:
-        return jobs[job].run_as.principal  # type: ignore[union-attr]
-    if job is not None and job in jobs and project.bundle.run_as is not None:
-        return project.bundle.run_as.principal
+    if job is not None and job in jobs:
+        for run_as in (task.run_as if task else None, jobs[job].run_as, project.bundle.run_as):
+            if run_as is not None:
+                return run_as.principal
     if explicit:
         return explicit
     if os.environ.get(ENV_PRINCIPAL):

@@ -656,6 +656,13 @@ def _check_governance(
     for job_name, job in bundle.resources.jobs.items():
         run_as = job.run_as.principal if job.run_as else None
         principal(run_as, BUNDLE_FILE, f"resources.jobs.{job_name}.run_as")
+        for n, task in enumerate(job.tasks):
+            task_run_as = task.run_as.principal if task.run_as else None
+            principal(task_run_as, BUNDLE_FILE, f"resources.jobs.{job_name}.tasks[{n}].run_as")
+        for n, permission in enumerate(job.permissions):
+            principal(
+                permission.principal, BUNDLE_FILE, f"resources.jobs.{job_name}.permissions[{n}]"
+            )
 
 
 PROCESSED_FILES_TABLE = "processed_files"
@@ -701,6 +708,30 @@ DQ_RESULTS_TABLE = "dq_results"
 SILVER_RUNS_TABLE = "silver_runs"
 ACCESS_AUDIT_TABLE = "access_audit"
 LINEAGE_TABLE = "lineage"
+JOB_RUNS_TABLE = "job_runs"
+
+_JOB_RUNS = TableSpec(
+    layer="system",
+    description="One row per task attempt of every bundle job run (and per skipped task)",
+    columns=[
+        Column(name="job", type="string", nullable=False),
+        Column(name="run_id", type="string", nullable=False),
+        Column(name="task", type="string", nullable=False),
+        Column(name="attempt", type="int", nullable=False, comment="0 for a skipped task"),
+        Column(
+            name="status",
+            type="string",
+            nullable=False,
+            comment="SUCCESS | FAILED | TIMED_OUT | SKIPPED",
+        ),
+        Column(name="start_time", type="timestamp"),
+        Column(name="end_time", type="timestamp"),
+        Column(name="error", type="string"),
+        Column(name="principal", type="string"),
+        Column(name="target", type="string"),
+        Column(name="engine", type="string"),
+    ],
+)
 
 _ACCESS_AUDIT = TableSpec(
     layer="system",
@@ -838,6 +869,7 @@ def _with_generated_tables(
         (SILVER_RUNS_TABLE, _SILVER_RUNS),
         (ACCESS_AUDIT_TABLE, _ACCESS_AUDIT),
         (LINEAGE_TABLE, _LINEAGE),
+        (JOB_RUNS_TABLE, _JOB_RUNS),
     ):
         if name not in system.tables:
             system = system.model_copy(update={"tables": {**system.tables, name: spec}})
@@ -921,6 +953,10 @@ def dq_results_table_name(catalog: str) -> str:
 
 def access_audit_table_name(catalog: str) -> str:
     return f"{catalog}.{SYSTEM_SCHEMA}.{ACCESS_AUDIT_TABLE}"
+
+
+def job_runs_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{JOB_RUNS_TABLE}"
 
 
 def lineage_table_name(catalog: str) -> str:

@@ -1,0 +1,516 @@
+"""Run the bundle's job schedules in a foreground process (``lakehouse schedule``).
+
+Schedules are Databricks-style: a Quartz cron expression (``sec min hour day-of-month month
+day-of-week [year]``) or a 5-field cron expression, a ``timezone_id`` and a
+``pause_status``. Both are evaluated by croniter; Quartz is translated first:
+
+* day-of-week ``1-7`` means ``SUN-SAT`` (cron: ``0-6``), in numbers, ranges, steps,
+  ``n#k`` (k-th weekday n of the month) and ``nL`` (last weekday n); names (``MON-FRI``)
+  are the same in both;
+* ``?`` (no specific value) in day-of-month or day-of-week, ``L`` and ``nW`` in
+  day-of-month, ``a/b`` steps and the optional year field are understood as Quartz means
+  them. ``LW`` and ``L-n`` are not supported (croniter has no equivalent) and are refused;
+* giving both a day-of-month and a day-of-week (neither ``?`` nor ``*``) is refused, as
+  Quartz refuses it.
+
+A fire time that falls into a daylight-saving gap fires at the first instant after the gap.
+
+The scheduler never starts a job while ``max_concurrent_runs`` runs of it (default 1) are
+still going: that fire is skipped and reported. Fires missed while the process was not
+running (or asleep) are not caught up. Each run is a subprocess, by default
+``lakehouse bundle run JOB --target T --project-dir ROOT``; tests pass their own launcher,
+clock and sleep.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterError, croniter
+
+from lakehouse.config.loader import Project
+from lakehouse.config.models import Job, Schedule
+from lakehouse.errors import ConfigError, LakehouseError
+
+MAX_SLEEP_S = 30.0  # wake up at least this often (clock changes, Ctrl-C responsiveness)
+STOP_GRACE_S = 10.0
+
+
+class ScheduleError(LakehouseError):
+    """Nothing can be scheduled (no schedule, all paused, unknown job)."""
+
+
+# ---------------------------------------------------------------- expressions
+
+
+_DOW_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_FIELD_NAMES = ("second", "minute", "hour", "day-of-month", "month", "day-of-week", "year")
+
+
+def quartz_to_croniter(expression: str) -> str:
+    """A Quartz cron expression as a croniter expression with the seconds field first.
+
+    Evaluate the result with ``croniter(expr, start, second_at_beginning=True)``.
+    """
+    fields = expression.split()
+    if len(fields) not in (6, 7):
+        raise ValueError(
+            f"a Quartz cron expression has 6 or 7 fields (sec min hour day-of-month month "
+            f"day-of-week [year]), got {len(fields)}"
+        )
+    dom, dow = fields[3], fields[5]
+    if dom not in ("?", "*") and dow not in ("?", "*"):
+        raise ValueError(
+            "give '?' in day-of-month or day-of-week: Quartz does not combine both "
+            f"(got day-of-month {dom!r}, day-of-week {dow!r})"
+        )
+    if dom == "?" and dow == "?":
+        raise ValueError("'?' may stand in day-of-month or day-of-week, not both")
+    for index, value in enumerate(fields):
+        if "?" in value and (index not in (3, 5) or value != "?"):
+            raise ValueError(
+                f"'?' is only allowed alone in day-of-month or day-of-week (got {value!r} in {_FIELD_NAMES[index]})"
+            )
+    if re.search(r"LW|L-\d", dom.upper()):
+        raise ValueError(f"day-of-month {dom!r}: 'LW' and 'L-n' are not supported")
+    fields[5] = ",".join(_quartz_dow_item(item) for item in dow.split(","))
+    if len(fields) == 7 and fields[6] in ("", "*"):
+        fields = fields[:6]
+    return " ".join(fields)
+
+
+def _dow_number(value: str) -> str:
+    """A Quartz day-of-week (``1``-``7`` or a name) as a cron one (``0``-``6`` or the name)."""
+    if value.upper() in _DOW_NAMES:
+        return value.upper()
+    if not value.isdigit() or not 1 <= int(value) <= 7:
+        raise ValueError(f"day-of-week {value!r}: expected 1-7 (SUN-SAT) or SUN..SAT")
+    return str(int(value) - 1)
+
+
+def _quartz_dow_item(item: str) -> str:
+    upper = item.upper()
+    if upper in ("?", "*") or re.fullmatch(r"\*/\d+", upper):
+        return upper
+    if upper == "L":  # the last day of the week: Saturday
+        return "6"
+    if m := re.fullmatch(r"(\w+?)L", upper):  # last <weekday> of the month
+        return f"L{_dow_index(m.group(1))}"
+    if m := re.fullmatch(r"(\w+)#([1-5])", upper):  # k-th <weekday> of the month
+        return f"{_dow_number(m.group(1))}#{m.group(2)}"
+    if m := re.fullmatch(r"(\w+)-(\w+)(/\d+)?", upper):
+        return f"{_dow_number(m.group(1))}-{_dow_number(m.group(2))}{m.group(3) or ''}"
+    if m := re.fullmatch(r"(\w+)/(\d+)", upper):  # from <weekday> every n days
+        return f"{_dow_number(m.group(1))}-6/{m.group(2)}"
+    return _dow_number(upper)
+
+
+def _dow_index(value: str) -> int:
+    number = _dow_number(value)
+    return _DOW_NAMES.index(number) if number in _DOW_NAMES else int(number)
+
+
+@dataclass(frozen=True)
+class CompiledSchedule:
+    """A schedule ready to evaluate: croniter expression, seconds-first flag and zone."""
+
+    expression: str
+    seconds_first: bool
+    zone: ZoneInfo
+    source: str
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire time strictly after ``after`` (aware, in the schedule's zone)."""
+        if after.tzinfo is None:
+            after = after.replace(tzinfo=UTC)
+        start = after.astimezone(self.zone)
+        fire = croniter(
+            self.expression, start, ret_type=datetime, second_at_beginning=self.seconds_first
+        ).get_next(datetime)
+        return fire.astimezone(self.zone)
+
+
+def compile_schedule(schedule: Schedule) -> CompiledSchedule:
+    """Check and translate a bundle schedule; a bad expression raises ``ValueError``."""
+    zone = ZoneInfo(schedule.timezone_id)
+    if schedule.quartz_cron_expression is not None:
+        source = schedule.quartz_cron_expression
+        expression, seconds_first = quartz_to_croniter(source), True
+    else:
+        assert schedule.cron_expression is not None
+        source = schedule.cron_expression
+        if len(source.split()) != 5:
+            raise ValueError(
+                f"cron_expression has 5 fields (min hour day-of-month month day-of-week), "
+                f"got {len(source.split())}"
+            )
+        expression, seconds_first = source, False
+    try:
+        croniter(expression, datetime(2000, 1, 1, tzinfo=zone), second_at_beginning=seconds_first)
+    except CroniterError as exc:
+        raise ValueError(f"{source!r} is not a valid expression ({_first_line(exc)})") from None
+    return CompiledSchedule(expression, seconds_first, zone, source)
+
+
+def next_fire(schedule: Schedule, after: datetime) -> datetime:
+    """The schedule's first fire time strictly after ``after`` (naive means UTC)."""
+    return compile_schedule(schedule).next_after(after)
+
+
+def describe(schedule: Schedule) -> str:
+    """``quartz 0 0 2 * * ? UTC`` / ``cron 0 2 * * * Europe/Berlin``."""
+    if schedule.quartz_cron_expression is not None:
+        return f"quartz {schedule.quartz_cron_expression} {schedule.timezone_id}"
+    return f"cron {schedule.cron_expression} {schedule.timezone_id}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# ---------------------------------------------------------------- the scheduler
+
+
+class Process(Protocol):
+    """What a launcher returns: ``subprocess.Popen`` or anything that quacks like it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+Launcher = Callable[[str], Process]
+EventKind = Literal[
+    "scheduled", "paused", "started", "skipped", "finished", "failed_to_start", "stopping"
+]
+
+
+@dataclass(frozen=True)
+class ScheduleEvent:
+    kind: EventKind
+    job: str
+    at: datetime
+    run: int = 0
+    pid: int | None = None
+    exit_code: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class _Run:
+    number: int
+    process: Process
+    started: float  # time.monotonic()
+
+
+@dataclass
+class _Entry:
+    name: str
+    job: Job
+    compiled: CompiledSchedule
+    next_fire: datetime
+    runs: list[_Run] = field(default_factory=list)
+
+
+@dataclass
+class ScheduleSummary:
+    fires: int = 0
+    started: int = 0
+    skipped: int = 0
+    failed_to_start: int = 0
+    finished: list[tuple[str, int, int]] = field(default_factory=list)  # job, run, exit code
+    interrupted: bool = False
+
+
+def scheduled_jobs(project: Project, job: str | None = None) -> dict[str, Job]:
+    """Jobs with a schedule (only ``job`` when named); raises when there are none."""
+    jobs = project.bundle.resources.jobs
+    if job is not None:
+        if job not in jobs:
+            raise ConfigError(
+                "bundle.yml",
+                f"resources.jobs.{job}",
+                f"no such job (defined: {', '.join(jobs) or 'none'})",
+            )
+        if jobs[job].schedule is None:
+            raise ScheduleError(f"job {job} has no schedule (resources.jobs.{job}.schedule)")
+        return {job: jobs[job]}
+    found = {name: j for name, j in jobs.items() if j.schedule is not None}
+    if not found:
+        raise ScheduleError("no job in bundle.yml has a schedule (resources.jobs.<job>.schedule)")
+    return found
+
+
+class Scheduler:
+    """Fire each unpaused scheduled job at its times, one subprocess per run."""
+
+    def __init__(
+        self,
+        project: Project,
+        launch: Launcher,
+        *,
+        job: str | None = None,
+        echo: Callable[[str], None] = print,
+        now: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self.project = project
+        self.launch = launch
+        self.echo = echo
+        self.now = now or (lambda: datetime.now(UTC))
+        self.sleep = sleep
+        self.monotonic = monotonic
+        self.poll_interval_s = poll_interval_s
+        self.events: list[ScheduleEvent] = []
+        self.summary = ScheduleSummary()
+        self._runs_started: dict[str, int] = {}
+        self.entries: list[_Entry] = []
+        self.paused: list[str] = []
+        start = self.now()
+        for name, spec in scheduled_jobs(project, job).items():
+            assert spec.schedule is not None
+            try:
+                compiled = compile_schedule(spec.schedule)
+            except ValueError as exc:
+                raise ConfigError(
+                    "bundle.yml", f"resources.jobs.{name}.schedule", str(exc)
+                ) from None
+            if spec.schedule.pause_status == "PAUSED":
+                self.paused.append(name)
+                self._event("paused", name, start, detail=describe(spec.schedule))
+                continue
+            entry = _Entry(name, spec, compiled, compiled.next_after(start))
+            self.entries.append(entry)
+            self._event(
+                "scheduled",
+                name,
+                start,
+                detail=f"{describe(spec.schedule)}, next run {_stamp(entry.next_fire)}",
+            )
+        if not self.entries:
+            raise ScheduleError(
+                f"nothing to run: every scheduled job is paused ({', '.join(self.paused)})"
+            )
+
+    # -- the loop
+
+    def run(
+        self, *, max_fires: int | None = None, until: datetime | None = None
+    ) -> ScheduleSummary:
+        """Fire jobs until ``max_fires`` fires, ``until`` or Ctrl-C; then wait for running runs."""
+        try:
+            while not self._done(max_fires, until):
+                self._reap()
+                current = self.now()
+                for entry in sorted(self.entries, key=lambda e: e.next_fire):
+                    if entry.next_fire > current or self._done(max_fires, until):
+                        continue
+                    self._fire(entry, entry.next_fire)
+                    entry.next_fire = entry.compiled.next_after(max(current, entry.next_fire))
+                if self._done(max_fires, until):
+                    break
+                self.sleep(self._delay(until))
+            self._wait_all()
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            self._stop_all()
+        return self.summary
+
+    def _done(self, max_fires: int | None, until: datetime | None) -> bool:
+        if max_fires is not None and self.summary.fires >= max_fires:
+            return True
+        return until is not None and self.now() >= until
+
+    def _delay(self, until: datetime | None) -> float:
+        wake = min(e.next_fire for e in self.entries)
+        if until is not None:
+            wake = min(wake, until)
+        delay = (wake - self.now()).total_seconds()
+        if self._running():
+            delay = min(delay, self.poll_interval_s)
+        return max(0.0, min(delay, MAX_SLEEP_S))
+
+    def _fire(self, entry: _Entry, fire_time: datetime) -> None:
+        self.summary.fires += 1
+        going = [r for r in entry.runs if r.process.poll() is None]
+        if len(going) >= entry.job.max_concurrent_runs:
+            self.summary.skipped += 1
+            pids = ", ".join(str(r.process.pid) for r in going)
+            what = (
+                "previous run still going" if len(going) == 1 else f"{len(going)} runs still going"
+            )
+            self._event(
+                "skipped",
+                entry.name,
+                fire_time,
+                run=going[-1].number,
+                pid=going[-1].process.pid,
+                detail=f"{what} (run {', '.join(str(r.number) for r in going)}, pid {pids})",
+            )
+            return
+        number = self._runs_started.get(entry.name, 0) + 1
+        self._runs_started[entry.name] = number
+        try:
+            process = self.launch(entry.name)
+        except Exception as exc:  # a launch failure is reported; the schedule goes on
+            self.summary.failed_to_start += 1
+            self._event(
+                "failed_to_start", entry.name, fire_time, run=number, detail=_first_line(exc)
+            )
+            return
+        entry.runs.append(_Run(number, process, self.monotonic()))
+        self.summary.started += 1
+        log_path = getattr(process, "log_path", None)
+        self._event(
+            "started",
+            entry.name,
+            fire_time,
+            run=number,
+            pid=process.pid,
+            detail=f"log: {log_path}" if log_path else "",
+        )
+
+    def _reap(self) -> None:
+        for entry in self.entries:
+            for run in list(entry.runs):
+                code = run.process.poll()
+                if code is None:
+                    continue
+                entry.runs.remove(run)
+                self.summary.finished.append((entry.name, run.number, code))
+                self._event(
+                    "finished",
+                    entry.name,
+                    self.now(),
+                    run=run.number,
+                    pid=run.process.pid,
+                    exit_code=code,
+                    detail=f"after {self.monotonic() - run.started:.1f}s",
+                )
+
+    def _running(self) -> list[_Run]:
+        return [r for e in self.entries for r in e.runs]
+
+    def _wait_all(self) -> None:
+        while self._running():
+            self._reap()
+            if self._running():
+                self.sleep(self.poll_interval_s)
+
+    def _stop_all(self) -> None:
+        """After Ctrl-C: give running runs a grace period (they got SIGINT too), then stop them."""
+        running = self._running()
+        if not running:
+            return
+        self._event("stopping", "*", self.now(), detail=f"{len(running)} run(s) still going")
+        for sig_stop in (None, "terminate", "kill"):
+            for run in self._running():
+                if sig_stop is not None and run.process.poll() is None:
+                    getattr(run.process, sig_stop)()
+            deadline = self.monotonic() + STOP_GRACE_S
+            while self._running() and self.monotonic() < deadline:
+                self._reap()
+                if self._running():
+                    self.sleep(self.poll_interval_s)
+            if not self._running():
+                return
+
+    def _event(self, kind: EventKind, job: str, at: datetime, **kwargs: Any) -> None:
+        event = ScheduleEvent(kind, job, at, **kwargs)
+        self.events.append(event)
+        self.echo(format_event(event))
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def format_event(event: ScheduleEvent) -> str:
+    """One line per event: ``<time> <job>: started run 2 (pid 123)``."""
+    head = f"{_stamp(event.at)} {event.job}:"
+    if event.kind == "scheduled":
+        return f"{head} scheduled ({event.detail})"
+    if event.kind == "paused":
+        return f"{head} paused ({event.detail}), not run"
+    if event.kind == "started":
+        extra = f", {event.detail}" if event.detail else ""
+        return f"{head} started run {event.run} (pid {event.pid}{extra})"
+    if event.kind == "skipped":
+        return f"{head} skipped: {event.detail}"
+    if event.kind == "finished":
+        return f"{head} run {event.run} finished with exit code {event.exit_code} {event.detail}"
+    if event.kind == "failed_to_start":
+        return f"{head} run {event.run} could not start: {event.detail}"
+    return f"{head} stopping: {event.detail}"
+
+
+# ---------------------------------------------------------------- the default launcher
+
+
+class LoggedPopen(subprocess.Popen[bytes]):
+    """A Popen that remembers where its output goes."""
+
+    log_path: Path | None = None
+
+
+def bundle_run_launcher(
+    project: Project,
+    *,
+    var_overrides: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+    command: list[str] | None = None,
+) -> Launcher:
+    """Launch ``lakehouse bundle run JOB --target T --project-dir ROOT [--var ...]``.
+
+    Output goes to ``<log_dir>/schedule-<job>-<time>.log`` (default ``<data_root>/logs``).
+    The run stays in this process group, so Ctrl-C in the terminal reaches it too.
+    """
+    base = command or [sys.executable, "-m", "lakehouse"]
+    directory = log_dir or project.data_root / "logs"
+
+    def launch(job: str) -> Process:
+        argv = [
+            *base,
+            "bundle",
+            "run",
+            job,
+            "--target",
+            project.target_name,
+            "--project-dir",
+            str(project.root),
+        ]
+        for name, value in (var_overrides or {}).items():
+            argv += ["--var", f"{name}={value}"]
+        directory.mkdir(parents=True, exist_ok=True)
+        log_path = directory / f"schedule-{job}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        with log_path.open("ab") as log:
+            process = LoggedPopen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=project.root,
+            )
+        process.log_path = log_path
+        return process
+
+    return launch

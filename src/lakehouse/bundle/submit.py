@@ -1,0 +1,270 @@
+"""Run one bundle task with ``spark-submit`` (the ``spark`` engine's way to run a task).
+
+The command line is the one a person would type (README "Running the steps with
+spark-submit"): the pyspark wheel's ``spark-submit``, the target's master and conf, the
+Delta jars or packages the target names, then the task's ``jobs/`` script and parameters.
+It is printed before it runs; its output goes to a log file under ``<data_root>/logs``.
+
+* A script that calls :func:`lakehouse.bundle.entrypoint.run_task_script` (every ``jobs/``
+  entry point) also gets ``--target``, ``--project-dir``, ``--job``, ``--run-id`` (and the
+  ``--var`` overrides), so it loads the same bundle and records the same run. Any other
+  script gets exactly its ``parameters``, as ``spark-submit script.py ARGS`` would pass them.
+* Delta: ``--jars`` with the jars of ``engine.delta.jars_dir`` / ``$LAKEHOUSE_DELTA_JARS``,
+  else ``--packages`` with ``engine.delta.packages``; the Delta SQL extension and catalog are
+  set only then. With neither, a plain PySpark script runs as it is and a lakehouse entry
+  point stops with a one-line message saying how to provide the jars.
+* ``engine.conf`` wins over every ``--conf`` this module sets (Python interpreter, warehouse).
+* A ``python_function_task`` cannot be submitted yet: it is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lakehouse.config.loader import Project
+from lakehouse.config.models import EngineSpec, Task
+from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, jvm_delta_jars
+from lakehouse.errors import ConfigError, EngineError
+
+ENTRYPOINT_MARKER = re.compile(r"\brun_task_script\b")
+KILL_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """How one ``spark-submit`` run ended."""
+
+    returncode: int
+    command: list[str]
+    log_path: Path
+    timed_out: bool
+    seconds: float
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def error(self) -> str:
+        """One line for a failed run: why, the most telling log line, and where the log is."""
+        if self.timed_out:
+            return f"timed out after {self.seconds:.0f}s (log: {self.log_path})"
+        if self.succeeded:
+            return ""
+        return f"spark-submit exited {self.returncode}: {_telling_line(self.log_path)} (log: {self.log_path})"
+
+
+def spark_submit_executable() -> str:
+    """``spark-submit`` of the installed pyspark wheel (its Spark matches the Python API)."""
+    import pyspark
+
+    wheel = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    if wheel.is_file():
+        return str(wheel)
+    found = shutil.which("spark-submit")
+    if found:
+        return found
+    raise EngineError("spark-submit not found: install pyspark or put Spark's bin/ on PATH")
+
+
+def is_lakehouse_entrypoint(script: Path) -> bool:
+    """True for a script that runs its task through ``run_task_script`` (accepts --target etc.)."""
+    try:
+        return bool(ENTRYPOINT_MARKER.search(script.read_text(errors="replace")))
+    except OSError:
+        return False
+
+
+def spark_submit_command(
+    project: Project,
+    job_name: str,
+    task: Task,
+    run_id: str,
+    *,
+    var_overrides: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The ``spark-submit`` command line that runs ``task`` of ``job_name`` on the target."""
+    where = f"resources.jobs.{job_name}.tasks[{task.task_key}]"
+    if task.spark_python_task is None:
+        raise ConfigError(
+            "bundle.yml",
+            where,
+            "a python_function_task cannot be run with spark-submit yet; "
+            "use a spark_python_task (a jobs/ script) on a spark target",
+        )
+    script = Path(project.resolve_path(task.spark_python_task.python_file))
+    if not script.is_file():
+        raise ConfigError(
+            "bundle.yml", f"{where}.spark_python_task.python_file", f"{script} does not exist"
+        )
+    spec = project.engine
+    command = [
+        spark_submit_executable(),
+        "--master",
+        spec.master,
+        "--name",
+        f"{project.name}:{job_name}:{task.task_key}",
+    ]
+    command += _delta_options(spec)
+    for key, value in _submit_conf(project, spec).items():
+        command += ["--conf", f"{key}={value}"]
+    command.append(str(script))
+    if is_lakehouse_entrypoint(script):
+        command += [
+            "--target",
+            project.target_name,
+            "--project-dir",
+            str(project.root),
+            "--job",
+            job_name,
+            "--run-id",
+            run_id,
+        ]
+        for name, value in (var_overrides or {}).items():
+            command += ["--var", f"{name}={value}"]
+    command += task.spark_python_task.parameters
+    return command
+
+
+def _delta_options(spec: EngineSpec) -> list[str]:
+    """``--jars`` (jar directory) or ``--packages`` (Maven) for Delta, unless conf names jars."""
+    if "spark.jars" in spec.conf or "spark.jars.packages" in spec.conf:
+        return []
+    jars = jvm_delta_jars(spec)
+    if jars:
+        return ["--jars", ",".join(jars)]
+    if spec.delta.packages:
+        return ["--packages", ",".join(spec.delta.packages)]
+    return []
+
+
+def _has_delta(spec: EngineSpec) -> bool:
+    if "spark.jars" in spec.conf or "spark.jars.packages" in spec.conf:
+        given = spec.conf.get("spark.jars", "") + spec.conf.get("spark.jars.packages", "")
+        return "delta" in given.lower()
+    return bool(jvm_delta_jars(spec) or spec.delta.packages)
+
+
+def _submit_conf(project: Project, spec: EngineSpec) -> dict[str, str]:
+    conf: dict[str, str] = {}
+    if _has_delta(spec):
+        conf["spark.sql.extensions"] = DELTA_EXTENSION
+        conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+    conf["spark.sql.warehouse.dir"] = str((project.data_root / "warehouse").resolve())
+    conf["spark.ui.showConsoleProgress"] = "false"
+    # Driver and executors run this interpreter, so they see the project's packages.
+    conf["spark.pyspark.python"] = sys.executable
+    conf["spark.pyspark.driver.python"] = sys.executable
+    conf.update(spec.conf)
+    return conf
+
+
+def submit_env(master: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a spark-submit process (loopback SPARK_LOCAL_IP for local masters)."""
+    env = dict(os.environ if base is None else base)
+    import pyspark
+
+    # The wheel's scripts find SPARK_HOME with whatever `python3` is on PATH; name it.
+    env.setdefault("SPARK_HOME", str(Path(pyspark.__file__).parent))
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    if _loopback_master(master):
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return env
+
+
+def _loopback_master(master: str) -> bool:
+    """``local[...]`` or a master on this host: the driver may bind to 127.0.0.1."""
+    if master == "local" or master.startswith("local["):
+        return True
+    host = urlparse(master).hostname or ""
+    return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def submit_task(
+    project: Project,
+    job_name: str,
+    task: Task,
+    run_id: str,
+    *,
+    timeout_seconds: float | None = None,
+    log_dir: Path | None = None,
+    echo: Callable[[str], None] = print,
+    var_overrides: Mapping[str, str] | None = None,
+) -> SubmitResult:
+    """Print the spark-submit line for ``task``, run it, and wait (killing it on timeout).
+
+    Output goes to ``<log_dir>/<run_id>-<job>-<task>.log`` (default log dir:
+    ``<data_root>/logs``). ``timeout_seconds`` of ``None`` or ``0`` means no timeout; on
+    timeout the whole process group (spark-submit's JVM and the Python driver) is stopped.
+    """
+    command = spark_submit_command(project, job_name, task, run_id, var_overrides=var_overrides)
+    log_dir = log_dir or project.data_root / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{run_id}-{job_name}-{task.task_key}.log"
+    echo(shlex.join(command))
+    started = time.perf_counter()
+    timed_out = False
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=submit_env(project.engine.master),
+            cwd=project.root,
+            start_new_session=True,
+        )
+        try:
+            returncode = proc.wait(timeout=timeout_seconds or None)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            returncode = stop_process_group(proc)
+        except BaseException:  # KeyboardInterrupt: leave nothing running behind
+            stop_process_group(proc)
+            raise
+    return SubmitResult(
+        returncode=returncode,
+        command=command,
+        log_path=log_path,
+        timed_out=timed_out,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> int:
+    """SIGTERM the process group of ``proc``, SIGKILL it after ``grace_s``; the exit code."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            return proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
+
+
+_ERROR_LINE = re.compile(r"(Error|Exception|error:)", re.IGNORECASE)
+
+
+def _telling_line(log_path: Path, limit: int = 300) -> str:
+    """The last line of the log that names an error, else its last non-empty line."""
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return "no log"
+    lines = [ln for ln in lines if ln]
+    for line in reversed(lines):
+        if _ERROR_LINE.search(line) and not line.startswith("at "):
+            return line[:limit]
+    return lines[-1][:limit] if lines else "no output"

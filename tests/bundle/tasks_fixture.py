@@ -1,0 +1,43 @@
+"""Task functions for runner tests (referenced from a test bundle's python_function_task)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from lakehouse.bundle.context import TaskContext
+
+
+def _log(ctx: TaskContext, event: str) -> None:
+    path = ctx.project.data_root / "task-log.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps({"task": ctx.task_key, "event": event, "t": time.time()}) + "\n")
+
+
+def ok(ctx: TaskContext) -> None:
+    _log(ctx, "ok")
+
+
+def flaky(ctx: TaskContext) -> None:
+    """Fails on its first attempt, succeeds on the next."""
+    _log(ctx, f"attempt {ctx.extra['attempt']}")
+    if ctx.extra["attempt"] == 1:
+        raise RuntimeError("transient failure (first attempt)")
+
+
+def broken(ctx: TaskContext) -> None:
+    _log(ctx, "broken")
+    raise ValueError("this task always fails")
+
+
+def sleepy(ctx: TaskContext) -> None:
+    """Sleeps for the seconds given as its first parameter."""
+    _log(ctx, "start")
+    time.sleep(float(ctx.parameters[0]))
+    _log(ctx, "end")
+
+
+def reads_a_table(ctx: TaskContext) -> None:
+    """Touches the catalog, so access checks and audit rows are attributed to this task."""
+    ctx.tables.read("lakehouse.meta.processed_files").count()
