@@ -4,6 +4,10 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Airflow in its own venv (its pins clash with ours), only to load exported DAGs in tests
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_VERSION ?= 3.3.2
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
 .PHONY: help install run test test-sail test-jvm lint format typecheck bench clean
 
@@ -44,8 +48,13 @@ typecheck: $(STAMP)
 # pytest exits 5 when it collects no test: treated as success, with a loud line.
 PYTEST_OK5 = rc=$$?; if [ $$rc -eq 5 ]; then echo "warning: pytest collected no tests"; exit 0; fi; exit $$rc
 
-test-sail: $(STAMP)
-	$(BIN)/pytest --engine sail; $(PYTEST_OK5)
+$(AIRFLOW_STAMP):
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q apache-airflow==$(AIRFLOW_VERSION)
+	touch $@
+
+test-sail: $(STAMP) $(AIRFLOW_STAMP)
+	LAKEHOUSE_AIRFLOW_PYTHON=$(CURDIR)/$(AIRFLOW_VENV)/bin/python $(BIN)/pytest --engine sail; $(PYTEST_OK5)
 
 test-jvm: $(STAMP)
 	$(BIN)/pytest --engine spark -m transform; $(PYTEST_OK5)
@@ -58,4 +67,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 
 clean:
-	rm -rf data .pytest_cache .mypy_cache .ruff_cache $(VENV)
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache $(VENV) $(AIRFLOW_VENV)

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -130,6 +131,10 @@ OnlyOpt = Annotated[
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Run this task and everything downstream of it.")
 ]
+NoRetriesOpt = Annotated[
+    bool,
+    typer.Option("--no-retries", help="Ignore max_retries (when a scheduler retries instead)."),
+]
 
 
 @app.command()
@@ -140,13 +145,14 @@ def run(
     ] = None,
     only: OnlyOpt = None,
     from_task: FromOpt = None,
+    no_retries: NoRetriesOpt = False,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
 ) -> None:
     """Run a bundle job's task DAG and print a summary (same as `bundle run`)."""
-    _run_bundle_job(job, only, from_task, project_dir, target, engine, var)
+    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
 
 
 @bundle_app.command("run")
@@ -157,19 +163,21 @@ def bundle_run(
     ] = None,
     only: OnlyOpt = None,
     from_task: FromOpt = None,
+    no_retries: NoRetriesOpt = False,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
 ) -> None:
     """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
-    _run_bundle_job(job, only, from_task, project_dir, target, engine, var)
+    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
 
 
 def _run_bundle_job(
     job: str | None,
     only: list[str] | None,
     from_task: str | None,
+    no_retries: bool,
     project_dir: Path | None,
     target: str | None,
     engine: str | None,
@@ -202,7 +210,13 @@ def _run_bundle_job(
                     console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s{retried}[/]")
 
             report = run_job(
-                project, job_name, session, on_event=on_event, only=only, from_task=from_task
+                project,
+                job_name,
+                session,
+                on_event=on_event,
+                only=only,
+                from_task=from_task,
+                retries=not no_retries,
             )
     finally:
         session.stop()
@@ -786,6 +800,71 @@ def samples_serve(
         f"sample data API on http://{host}:{port} (docs: /docs) · new batch every {interval:g}s · Ctrl-C stops"
     )
     serve_forever(settings, host=host, port=port)
+
+
+class ExportFormat(StrEnum):
+    airflow = "airflow"
+    databricks = "databricks"
+
+
+@bundle_app.command("export")
+def bundle_export(
+    fmt: Annotated[
+        ExportFormat,
+        typer.Argument(
+            metavar="FORMAT",
+            case_sensitive=False,
+            help="airflow: a DAG file for one job · databricks: a databricks.yml for the bundle.",
+        ),
+    ],
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            "-j",
+            help="airflow: the job (default: the only one); databricks: only this job.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (default: <project>/dist/airflow/<bundle>_<job>.py or <project>/dist/databricks.yml).",
+        ),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Export a job as an Airflow DAG file, or the bundle as a Databricks databricks.yml."""
+    from lakehouse.bundle.export import (
+        airflow_dag_id,
+        airflow_notes,
+        write_airflow,
+        write_databricks,
+    )
+
+    project = _load(project_dir, target, None, var)
+    overrides = parse_var_overrides(var)
+    if fmt is ExportFormat.airflow:
+        job_name, _ = select_job(project, job)
+        path = (
+            output or project.root / "dist" / "airflow" / f"{airflow_dag_id(project, job_name)}.py"
+        )
+        write_airflow(project, job_name, path, var_overrides=overrides)
+        console.print(
+            f"[green]✓[/] wrote {path} · DAG {airflow_dag_id(project, job_name)} · target {project.target_name}"
+        )
+        for note in airflow_notes(project, job_name):
+            console.print(f"  [yellow]note[/]: {note}", highlight=False)
+        return
+    path = output or project.root / "dist" / "databricks.yml"
+    write_databricks(project, path, jobs=[job] if job else None, var_overrides=overrides)
+    console.print(
+        f"[green]✓[/] wrote {path} · add workspace and compute settings before "
+        "`databricks bundle deploy` (see the comments at its top)"
+    )
 
 
 @bundle_app.command("validate")

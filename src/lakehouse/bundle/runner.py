@@ -121,13 +121,15 @@ def run_job(
     only: list[str] | None = None,
     from_task: str | None = None,
     task_runner: TaskRunner | None = None,
+    retries: bool = True,
 ) -> RunReport:
     """Run the job's tasks as a DAG; never raises for a task failure.
 
     Independent tasks run side by side up to the job's ``max_parallel_tasks``. A failed
     attempt is retried up to ``max_retries`` times after ``min_retry_interval_millis``
     (doubling per retry); an attempt over ``timeout_seconds`` is TIMED_OUT (retried only with
-    ``retry_on_timeout``). A task whose upstream failed is SKIPPED. Every attempt is
+    ``retry_on_timeout``; ``retries=False`` when a scheduler such as Airflow retries
+    instead). A task whose upstream failed is SKIPPED. Every attempt is
     recorded in ``<catalog>.meta.job_runs``; the job's webhooks are called at start and end.
 
     In-process tasks cannot be killed: a timed-out attempt is abandoned (its thread may
@@ -259,7 +261,8 @@ def run_job(
                 seconds = time.perf_counter() - attempt.started
                 records.add(key, attempt.number, status, attempt.started_at, _utcnow(), error)
                 retry = status == "FAILED" or (status == "TIMED_OUT" and task.retry_on_timeout)
-                if status != "SUCCESS" and retry and attempt.number <= task.max_retries:
+                allowed = task.max_retries if retries else 0
+                if status != "SUCCESS" and retry and attempt.number <= allowed:
                     delay = task.min_retry_interval_millis / 1000 * 2 ** (attempt.number - 1)
                     log.warning(
                         "task %s attempt %d %s; retrying in %.1fs",
