@@ -25,7 +25,7 @@ from rich.table import Table
 
 from lakehouse import __version__
 from lakehouse.bundle.context import TaskContext
-from lakehouse.bundle.runner import one_line, run_job, select_job
+from lakehouse.bundle.runner import new_run_id, one_line, run_job, select_job
 from lakehouse.config.loader import Project, load_project, parse_var_overrides
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.summary import render_report
@@ -188,7 +188,32 @@ def _run_bundle_job(
     project = _load(project_dir, target, engine, var)
     job_name, job_spec = select_job(project, job)
     select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
-    session = _session(project, f"{project.name}:{job_name}")
+    run_id = new_run_id()
+    task_runner = None
+    if project.engine.kind == "spark":
+        # Each task is a spark-submit process (killable, as on a cluster); this process only
+        # keeps the run records and registrations, on the embedded engine.
+        from lakehouse.bundle.submit import submit_task_runner
+        from lakehouse.config.models import EngineSpec
+
+        with console.status("starting the embedded engine for the run records…"):
+            session = build_session(
+                EngineSpec(kind="sail"),
+                warehouse_dir=project.data_root / "warehouse",
+                app_name=f"{project.name}:{job_name}",
+                log_dir=project.data_root / "logs",
+            )
+        task_runner = submit_task_runner(
+            project,
+            job_name,
+            run_id,
+            echo=lambda line: console.print(
+                f"$ {line}", markup=False, highlight=False, soft_wrap=True
+            ),
+            var_overrides=parse_var_overrides(var),
+        )
+    else:
+        session = _session(project, f"{project.name}:{job_name}")
     try:
         with console.status("") as status:
 
@@ -213,10 +238,13 @@ def _run_bundle_job(
                 project,
                 job_name,
                 session,
+                run_id=run_id,
                 on_event=on_event,
                 only=only,
                 from_task=from_task,
                 retries=not no_retries,
+                task_runner=task_runner,
+                engine=project.engine.kind,
             )
     finally:
         session.stop()
@@ -228,6 +256,48 @@ def _run_bundle_job(
         detail = f"task {first.task_key}: {first.error}" if first else "failed"
         also = f" (skipped: {', '.join(skipped)})" if skipped else ""
         raise CliError(f"job {job_name} failed: {detail}{also}")
+
+
+@app.command()
+def schedule(
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Only this job (default: every job that has a schedule)."),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+    max_fires: Annotated[
+        int | None,
+        typer.Option(
+            "--max-fires", min=1, help="Stop after this many fire times (started or skipped)."
+        ),
+    ] = None,
+) -> None:
+    """Run the bundle's job schedules in the foreground until Ctrl-C; a job never overlaps itself."""
+    from lakehouse.bundle.schedule import Scheduler, bundle_run_launcher
+
+    project = _load(project_dir, target, None, var)
+    launch = bundle_run_launcher(project, var_overrides=parse_var_overrides(var))
+    console.print(
+        f"scheduling bundle [bold]{project.name}[/] · target {project.target_name} · "
+        f"runs log to {project.data_root / 'logs'} · Ctrl-C stops"
+    )
+    scheduler = Scheduler(
+        project,
+        launch,
+        job=job,
+        echo=lambda line: console.print(line, markup=False, highlight=False),
+    )
+    summary = scheduler.run(max_fires=max_fires)
+    failed = sum(1 for _, _, code in summary.finished if code != 0)
+    console.print(
+        f"{summary.started} started · {summary.skipped} skipped · "
+        f"{len(summary.finished)} finished ({failed} failed)"
+        + (f" · {summary.failed_to_start} could not start" if summary.failed_to_start else "")
+    )
+    if summary.interrupted:
+        raise typer.Exit(130)
 
 
 @app.command()

@@ -122,6 +122,7 @@ def run_job(
     from_task: str | None = None,
     task_runner: TaskRunner | None = None,
     retries: bool = True,
+    engine: str | None = None,
 ) -> RunReport:
     """Run the job's tasks as a DAG; never raises for a task failure.
 
@@ -137,7 +138,10 @@ def run_job(
     """
     name, job = select_job(project, job_name)
     report = RunReport(
-        job=name, run_id=run_id or new_run_id(), target=project.target_name, engine=session.kind
+        job=name,
+        run_id=run_id or new_run_id(),
+        target=project.target_name,
+        engine=engine or session.kind,  # spark when tasks are spark-submitted
     )
     principal = resolve_principal(project, job=name)
     tables = governed_tables(

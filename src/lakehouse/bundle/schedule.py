@@ -24,6 +24,7 @@ clock and sleep.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterError, croniter
+from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 
 from lakehouse.config.loader import Project
 from lakehouse.config.models import Job, Schedule
@@ -285,6 +286,7 @@ class Scheduler:
         self._runs_started: dict[str, int] = {}
         self.entries: list[_Entry] = []
         self.paused: list[str] = []
+        self._zones: dict[str, ZoneInfo] = {}  # event times are shown in the job's zone
         start = self.now()
         for name, spec in scheduled_jobs(project, job).items():
             assert spec.schedule is not None
@@ -294,6 +296,7 @@ class Scheduler:
                 raise ConfigError(
                     "bundle.yml", f"resources.jobs.{name}.schedule", str(exc)
                 ) from None
+            self._zones[name] = compiled.zone
             if spec.schedule.pause_status == "PAUSED":
                 self.paused.append(name)
                 self._event("paused", name, start, detail=describe(spec.schedule))
@@ -435,6 +438,8 @@ class Scheduler:
                 return
 
     def _event(self, kind: EventKind, job: str, at: datetime, **kwargs: Any) -> None:
+        if job in self._zones:
+            at = at.astimezone(self._zones[job])
         event = ScheduleEvent(kind, job, at, **kwargs)
         self.events.append(event)
         self.echo(format_event(event))
@@ -481,11 +486,13 @@ def bundle_run_launcher(
 ) -> Launcher:
     """Launch ``lakehouse bundle run JOB --target T --project-dir ROOT [--var ...]``.
 
-    Output goes to ``<log_dir>/schedule-<job>-<time>.log`` (default ``<data_root>/logs``).
+    Output goes to ``<log_dir>/schedule-<job>-<time>-<n>.log`` (default ``<data_root>/logs``;
+    ``n`` counts this scheduler's launches).
     The run stays in this process group, so Ctrl-C in the terminal reaches it too.
     """
     base = command or [sys.executable, "-m", "lakehouse"]
     directory = log_dir or project.data_root / "logs"
+    launches = itertools.count(1)
 
     def launch(job: str) -> Process:
         argv = [
@@ -501,7 +508,8 @@ def bundle_run_launcher(
         for name, value in (var_overrides or {}).items():
             argv += ["--var", f"{name}={value}"]
         directory.mkdir(parents=True, exist_ok=True)
-        log_path = directory / f"schedule-{job}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        log_path = directory / f"schedule-{job}-{stamp}-{next(launches)}.log"
         with log_path.open("ab") as log:
             process = LoggedPopen(
                 argv,

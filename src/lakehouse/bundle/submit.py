@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 from lakehouse.config.loader import Project
 from lakehouse.config.models import EngineSpec, Task
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, jvm_delta_jars
-from lakehouse.errors import ConfigError, EngineError
+from lakehouse.errors import ConfigError, EngineError, TaskError
 
 ENTRYPOINT_MARKER = re.compile(r"\brun_task_script\b")
 KILL_GRACE_S = 10.0
@@ -170,9 +170,30 @@ def _submit_conf(project: Project, spec: EngineSpec) -> dict[str, str]:
     return conf
 
 
+# Set in this process by a Spark Connect session (Sail, connect) or by spark-submit's own
+# driver; inherited, they would turn the child's SparkSession into a Connect client or
+# point it at this process's JVM gateway.
+SESSION_ENV_VARS = (
+    "SPARK_CONNECT_MODE_ENABLED",
+    "SPARK_REMOTE",
+    "SPARK_LOCAL_REMOTE",
+    "SPARK_CONNECT_AUTHENTICATE_TOKEN",
+    "PYSPARK_GATEWAY_PORT",
+    "PYSPARK_GATEWAY_SECRET",
+)
+
+
+def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the variables of its own Spark session."""
+    env = dict(os.environ if base is None else base)
+    for name in SESSION_ENV_VARS:
+        env.pop(name, None)
+    return env
+
+
 def submit_env(master: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a spark-submit process (loopback SPARK_LOCAL_IP for local masters)."""
-    env = dict(os.environ if base is None else base)
+    env = child_env(base)
     import pyspark
 
     # The wheel's scripts find SPARK_HOME with whatever `python3` is on PATH; name it.
@@ -201,17 +222,20 @@ def submit_task(
     log_dir: Path | None = None,
     echo: Callable[[str], None] = print,
     var_overrides: Mapping[str, str] | None = None,
+    attempt: int = 1,
 ) -> SubmitResult:
     """Print the spark-submit line for ``task``, run it, and wait (killing it on timeout).
 
-    Output goes to ``<log_dir>/<run_id>-<job>-<task>.log`` (default log dir:
-    ``<data_root>/logs``). ``timeout_seconds`` of ``None`` or ``0`` means no timeout; on
-    timeout the whole process group (spark-submit's JVM and the Python driver) is stopped.
+    Output goes to ``<log_dir>/<run_id>-<job>-<task>.log`` (``…-attempt<N>.log`` for a
+    retry; default log dir: ``<data_root>/logs``). ``timeout_seconds`` of ``None`` or ``0``
+    means no timeout; on timeout the whole process group (spark-submit's JVM and the Python
+    driver) is stopped.
     """
     command = spark_submit_command(project, job_name, task, run_id, var_overrides=var_overrides)
     log_dir = log_dir or project.data_root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{run_id}-{job_name}-{task.task_key}.log"
+    suffix = f"-attempt{attempt}" if attempt > 1 else ""
+    log_path = log_dir / f"{run_id}-{job_name}-{task.task_key}{suffix}.log"
     echo(shlex.join(command))
     started = time.perf_counter()
     timed_out = False
@@ -242,6 +266,46 @@ def submit_task(
     )
 
 
+class SubmitTimeoutError(TaskError):
+    """A spark-submit run went over the task's ``timeout_seconds`` and was stopped."""
+
+
+def submit_task_runner(
+    project: Project,
+    job_name: str,
+    run_id: str,
+    *,
+    echo: Callable[[str], None] = print,
+    var_overrides: Mapping[str, str] | None = None,
+    log_dir: Path | None = None,
+) -> Callable[[Task, int], None]:
+    """A task runner for ``run_job``: each attempt is one spark-submit run.
+
+    Returns ``None`` when the run succeeded; raises :class:`SubmitTimeoutError` when it went over
+    ``task.timeout_seconds`` (the process group is stopped first) and :class:`TaskError`
+    with the telling log line when it failed.
+    """
+
+    def run(task: Task, attempt: int) -> None:
+        result = submit_task(
+            project,
+            job_name,
+            task,
+            run_id,
+            timeout_seconds=task.timeout_seconds or None,
+            log_dir=log_dir,
+            echo=echo,
+            var_overrides=var_overrides,
+            attempt=attempt,
+        )
+        if result.timed_out:
+            raise SubmitTimeoutError(result.error())
+        if not result.succeeded:
+            raise TaskError(result.error())
+
+    return run
+
+
 def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> int:
     """SIGTERM the process group of ``proc``, SIGKILL it after ``grace_s``; the exit code."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -254,17 +318,31 @@ def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRAC
     return proc.wait()
 
 
-_ERROR_LINE = re.compile(r"(Error|Exception|error:)", re.IGNORECASE)
+_JVM_LOG_LINE = re.compile(r"^\d{2}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (\w+) ")
+_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 
 def _telling_line(log_path: Path, limit: int = 300) -> str:
-    """The last line of the log that names an error, else its last non-empty line."""
+    """The line of the log that best says what went wrong.
+
+    In this order, the last of: a lakehouse ``error:`` line, a Python exception line
+    (``ValueError: ...``), a JVM ``ERROR`` log line; else the last non-empty line.
+    """
     try:
-        lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines()]
+        text = log_path.read_text(errors="replace")
     except OSError:
         return "no log"
-    lines = [ln for ln in lines if ln]
-    for line in reversed(lines):
-        if _ERROR_LINE.search(line) and not line.startswith("at "):
-            return line[:limit]
-    return lines[-1][:limit] if lines else "no output"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return "no output"
+
+    def last(match: Callable[[str], bool]) -> str | None:
+        return next((ln for ln in reversed(lines) if match(ln)), None)
+
+    found = (
+        last(lambda ln: ln.startswith("error:"))
+        or last(lambda ln: bool(_PYTHON_ERROR.match(ln)))
+        or last(lambda ln: (m := _JVM_LOG_LINE.match(ln)) is not None and m.group(1) == "ERROR")
+        or lines[-1]
+    )
+    return found[:limit]
