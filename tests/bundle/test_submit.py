@@ -123,6 +123,8 @@ def test_lakehouse_entrypoint_gets_target_project_job_and_run_id(tmp_path: Path)
         "cluster_job",
         "--run-id",
         "r42",
+        "--task-key",
+        "entry",
         "--var",
         "data_root=/d",
         "--x",

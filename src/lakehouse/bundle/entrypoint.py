@@ -25,6 +25,7 @@ from lakehouse.config.loader import (
     load_project,
     parse_var_overrides,
 )
+from lakehouse.config.models import Task
 from lakehouse.engine import build_session
 from lakehouse.summary import render_report
 
@@ -43,6 +44,7 @@ def task_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--job", default=None, help="job name recorded in the run report")
     parser.add_argument("--run-id", default=None)
+    parser.add_argument("--task-key", default=None, help="the bundle task this run is")
     parser.add_argument(
         "--principal",
         default=None,
@@ -51,14 +53,26 @@ def task_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _bundle_parameters(project: Project, script: Path) -> tuple[str, list[str]]:
-    """The task key and parameters the bundle declares for this script, if any."""
-    for job in project.bundle.resources.jobs.values():
-        for task in job.tasks:
+def _bundle_task(
+    project: Project, script: Path, job: str | None, task_key: str | None
+) -> tuple[str, list[str], Task | None]:
+    """The task key, declared parameters and task of this script in the bundle.
+
+    ``--task-key`` (with ``--job``) names the task exactly; otherwise the first task whose
+    ``python_file`` is this script is taken.
+    """
+    jobs = project.bundle.resources.jobs
+    for job_name, spec in jobs.items():
+        if job is not None and job in jobs and job_name != job:
+            continue
+        for task in spec.tasks:
             spark_task = task.spark_python_task
-            if spark_task and Path(project.resolve_path(spark_task.python_file)) == script:
-                return task.task_key, list(spark_task.parameters)
-    return script.stem, []
+            if task_key is not None:
+                if task.task_key == task_key:
+                    return task.task_key, task.parameters, task
+            elif spark_task and Path(project.resolve_path(spark_task.python_file)) == script:
+                return task.task_key, list(spark_task.parameters), task
+    return task_key or script.stem, [], None
 
 
 def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
@@ -77,7 +91,7 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
             engine=args.engine,
             var_overrides=parse_var_overrides(args.var),
         )
-        task_key, declared = _bundle_parameters(project, script)
+        task_key, declared, bundle_task = _bundle_task(project, script, args.job, args.task_key)
         session = build_session(
             project.engine,
             warehouse_dir=project.data_root / "warehouse",
@@ -100,7 +114,9 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
             session.spark,
             project,
             session.kind,
-            principal=resolve_principal(project, job=args.job, explicit=args.principal),
+            principal=resolve_principal(
+                project, job=args.job, explicit=args.principal, task=bundle_task
+            ),
             run_id=report.run_id,
             job=report.job,
             on_write=report.writes.append,

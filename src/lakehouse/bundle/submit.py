@@ -130,6 +130,8 @@ def spark_submit_command(
             job_name,
             "--run-id",
             run_id,
+            "--task-key",
+            task.task_key,
         ]
         for name, value in (var_overrides or {}).items():
             command += ["--var", f"{name}={value}"]
