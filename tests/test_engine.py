@@ -67,12 +67,17 @@ def test_run_on_jvm_spark_without_delta_jars_fails_in_one_line(
     result = _run(
         ["run", "--engine", "spark"], demo_project_dir, LAKEHOUSE_VAR_data_root=str(tmp_path / "d")
     )
+    # each task is spark-submitted; the first one cannot load Delta and the rest are skipped
     assert result.returncode == 1
     lines = _error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: JVM Spark could not start with Delta Lake")
-    assert "unresolved dependency: io.delta#delta-spark_2.13" in lines[0]
-    assert "LAKEHOUSE_DELTA_JARS" in lines[0]
+    assert lines[0].startswith(
+        "error: job demo failed: task land_demo_files: spark-submit exited 1"
+    )
+    assert "JVM Spark cannot load the Delta Lake classes" in lines[0]
+    assert (
+        "(skipped: ingest_bronze, refine_silver, build_gold, train_model, score_batch)" in lines[0]
+    )
 
 
 def test_jar_dir_without_delta_classes_fails_in_one_line(

@@ -195,7 +195,9 @@ def _run_bundle_job(
         # keeps the run records and registrations, on the embedded engine.
         from lakehouse.bundle.submit import submit_task_runner
         from lakehouse.config.models import EngineSpec
+        from lakehouse.engine import jvm_delta_jars
 
+        jvm_delta_jars(project.engine)  # a bad jar directory fails here, before any task
         with console.status("starting the embedded engine for the run records…"):
             session = build_session(
                 EngineSpec(kind="sail"),
