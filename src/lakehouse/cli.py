@@ -37,7 +37,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-bundle_app = typer.Typer(help="Inspect the job bundle (bundle.yml).", no_args_is_help=True)
+bundle_app = typer.Typer(
+    help="The job bundle (bundle.yml): validate, run, export.", no_args_is_help=True
+)
 app.add_typer(bundle_app, name="bundle")
 catalog_app = typer.Typer(
     help="The catalog as code: objects, owners, grants, masks.", no_args_is_help=True
@@ -137,24 +139,6 @@ NoRetriesOpt = Annotated[
 ]
 
 
-@app.command()
-def run(
-    job: Annotated[
-        str | None,
-        typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one)."),
-    ] = None,
-    only: OnlyOpt = None,
-    from_task: FromOpt = None,
-    no_retries: NoRetriesOpt = False,
-    project_dir: ProjectDir = None,
-    target: TargetOpt = None,
-    engine: EngineOpt = None,
-    var: VarOpt = None,
-) -> None:
-    """Run a bundle job's task DAG and print a summary (same as `bundle run`)."""
-    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
-
-
 @bundle_app.command("run")
 def bundle_run(
     job: Annotated[
@@ -171,6 +155,12 @@ def bundle_run(
 ) -> None:
     """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
     _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
+
+
+# `lakehouse run` is `lakehouse bundle run`
+app.command("run", help="Run a bundle job's task DAG and print a summary (same as `bundle run`).")(
+    bundle_run
+)
 
 
 def _run_bundle_job(
