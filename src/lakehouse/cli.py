@@ -644,6 +644,45 @@ def _known_models(project: Project, names: list[str]) -> None:
         )
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        str, typer.Argument(help="A model from conf/ (its registered name is served).")
+    ],
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    challenger_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of requests answered by @challenger (A/B)."),
+    ] = 0.0,
+    refresh_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between checks for moved aliases.")
+    ] = 5.0,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Serve MODEL's @champion over HTTP: POST /predict, GET /health, /model, /docs; Ctrl-C stops."""
+    from lakehouse.serving.server import serve as serve_model
+
+    project = _load(project_dir, target, None, var)
+    _known_models(project, [model])
+    name = project.models[model].registered_name
+    console.print(
+        f"serving models:/{name}@champion on http://{host}:{port} (docs: /docs)"
+        + (f" · {challenger_share:.0%} to @challenger" if challenger_share else "")
+        + f" · predictions logged to {project.data_root / 'landing' / 'predictions'}"
+    )
+    serve_model(
+        project,
+        model,
+        host=host,
+        port=port,
+        challenger_share=challenger_share,
+        refresh_seconds=refresh_seconds,
+    )
+
+
 @app.command("models")
 def models_(
     name: Annotated[
