@@ -28,6 +28,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.bronze.customers",
         "lakehouse.bronze.events",
         "lakehouse.bronze.orders",
+        "lakehouse.bronze.predictions",
         "lakehouse.gold.churn_predictions",
         "lakehouse.gold.customer_features",
         "lakehouse.gold.daily_sales",
