@@ -63,7 +63,7 @@ Fault injection (for tests)
 
 Running
     :func:`run_sample_api` starts uvicorn in a background thread (port 0 = a free port),
-    waits for ``/health`` and yields a :class:`RunningSampleApi` with ``base_url``; it stops
+    waits until it accepts connections and yields a :class:`RunningSampleApi` with ``base_url``; it stops
     the server on exit. :func:`serve_forever` runs uvicorn in the foreground.
 """
 
@@ -77,7 +77,6 @@ import hmac
 import json
 import math
 import random
-import socket
 import threading
 import time
 import urllib.request
@@ -91,6 +90,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, model_validator
 
+from lakehouse.local_server import background_server
 from lakehouse.samples.generator import PLANS, REGIONS
 
 Clock = Callable[[], float]
@@ -536,43 +536,11 @@ def run_sample_api(
     startup_timeout_s: float = 10.0,
 ) -> Iterator[RunningSampleApi]:
     """Serve the sample API in a background thread while the ``with`` block runs."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        bound_port = int(sock.getsockname()[1])
-    except OSError:
-        sock.close()
-        raise
-    server = uvicorn.Server(_uvicorn_config(create_app(settings, clock), host, bound_port))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"sample-api-{bound_port}", daemon=True
-    )
-    running = RunningSampleApi(host=host, port=bound_port, settings=settings)
-    thread.start()
-    try:
-        _wait_healthy(running.base_url, thread, startup_timeout_s)
-        yield running
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-
-
-def _wait_healthy(base_url: str, thread: threading.Thread, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not thread.is_alive():
-            raise RuntimeError(f"sample API at {base_url} failed to start")
-        try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"sample API at {base_url} did not answer /health in {timeout_s}s")
-        time.sleep(0.02)
+    app = create_app(settings, clock)
+    with background_server(
+        app, host, port, name="sample API", lifespan="off", startup_timeout_s=startup_timeout_s
+    ) as bound:
+        yield RunningSampleApi(host=host, port=bound, settings=settings)
 
 
 def serve_forever(

@@ -9,9 +9,6 @@ shutdown flushes the prediction log).
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from lakehouse.config.loader import Project
+from lakehouse.local_server import background_server
 
 
 def serve(
@@ -50,44 +48,7 @@ def running_server(
     app: FastAPI, port: int = 0, host: str = "127.0.0.1", *, startup_timeout_s: float = 15.0
 ) -> Iterator[str]:
     """Serve ``app`` in a background thread while the ``with`` block runs; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted connections inherit this (Linux): asyncio does not set TCP_NODELAY on
-        # connections of a socket handed to uvicorn, and without it every response waits
-        # ~40 ms for a delayed ACK (Nagle) on loopback
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        bound = int(sock.getsockname()[1])
-    except OSError:
-        sock.close()
-        raise
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=bound,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"serving-{bound}", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError(f"the server on {host}:{bound} failed to start")
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the server on {host}:{bound} did not start in {startup_timeout_s}s"
-                )
-            time.sleep(0.01)
+    with background_server(
+        app, host, port, name="serving", lifespan="on", startup_timeout_s=startup_timeout_s
+    ) as bound:
         yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
