@@ -307,17 +307,11 @@ def runs(
     from lakehouse.config.loader import job_runs_table_name
 
     project = _load(project_dir, target, engine, var)
-    session = _session(project, f"{project.name}:runs")
-    try:
-        adapter = _governed(project, session, "runs")
-        assert adapter.governance is not None
-        with adapter.governance.task_scope("runs"):
-            records = adapter.read(job_runs_table_name(project.catalog.name))
-            if job:
-                records = records.where(F.col("job") == job)
-            rows = records.collect()
-    finally:
-        session.stop()
+    with _governed_command(project, "runs") as adapter:
+        records = adapter.read(job_runs_table_name(project.catalog.name))
+        if job:
+            records = records.where(F.col("job") == job)
+        rows = records.collect()
     by_run: dict[str, list[Any]] = {}
     for r in rows:
         by_run.setdefault(r["run_id"], []).append(r)
@@ -400,6 +394,18 @@ def tables(
 
 
 @contextlib.contextmanager
+def _governed_command(project: Project, command: str) -> Iterator[DeltaTables]:
+    """A session and the governed table adapter for one read-only command, then cleanup."""
+    session = _session(project, f"{project.name}:{command}")
+    try:
+        adapter = _governed(project, session, command)
+        with adapter.task_scope(command):
+            yield adapter
+    finally:
+        session.stop()
+
+
+@contextlib.contextmanager
 def _task_context(project: Project, job: str) -> Iterator[TaskContext]:
     """A session, the table adapter (catalog registered) and a run report for one command."""
     from lakehouse.bundle.context import RunReport, TaskContext
@@ -413,8 +419,7 @@ def _task_context(project: Project, job: str) -> Iterator[TaskContext]:
         tables = _governed(
             project, session, job, run_id=report.run_id, on_write=report.writes.append
         )
-        assert tables.governance is not None
-        with tables.governance.task_scope(job):
+        with tables.task_scope(job):
             tables.register_all()
             yield TaskContext(
                 spark=session.spark, project=project, tables=tables, report=report, task_key=job
@@ -536,25 +541,15 @@ def quality(
 
     project = _load(project_dir, target, engine, var)
     name = _silver_name(project, table)
-    session = _session(project, f"{project.name}:quality")
-    try:
-        adapter = _governed(project, session, "quality")
-        assert adapter.governance is not None
-        with adapter.governance.task_scope("quality"):
-            results = adapter.read(dq_results_table_name(project.catalog.name)).where(
-                F.col("table") == name
-            )
-            latest = (
-                results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
-            )
-            if not latest:
-                raise CliError(
-                    f"{name}: no data-quality results yet (run `lakehouse refine {table}`)"
-                )
-            run_id = latest[0]["run_id"]
-            rows = results.where(F.col("run_id") == run_id).orderBy("rule").collect()
-    finally:
-        session.stop()
+    with _governed_command(project, "quality") as adapter:
+        results = adapter.read(dq_results_table_name(project.catalog.name)).where(
+            F.col("table") == name
+        )
+        latest = results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
+        if not latest:
+            raise CliError(f"{name}: no data-quality results yet (run `lakehouse refine {table}`)")
+        run_id = latest[0]["run_id"]
+        rows = results.where(F.col("run_id") == run_id).orderBy("rule").collect()
     out = Table(title=f"{name} · run {run_id}")
     for col, justify in (
         ("rule", "left"),
@@ -1044,14 +1039,8 @@ def lineage(
     direction: Direction = "both"  # neither flag or both: up and down
     if upstream != downstream:
         direction = "upstream" if upstream else "downstream"
-    session = _session(project, f"{project.name}:lineage")
-    try:
-        adapter = _governed(project, session, "lineage")
-        assert adapter.governance is not None
-        with adapter.governance.task_scope("lineage"):
-            show_lineage(adapter, table, direction, console, output)
-    finally:
-        session.stop()
+    with _governed_command(project, "lineage") as adapter:
+        show_lineage(adapter, table, direction, console, output)
 
 
 @app.command()

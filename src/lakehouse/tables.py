@@ -14,10 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +184,15 @@ class DeltaTables:
         if governance is not None:
             governance.tables = self
         self._registered: set[str] = set()
+
+    @contextlib.contextmanager
+    def task_scope(self, task_key: str) -> Iterator[None]:
+        """Attribute accesses to ``task_key`` and write their audit/lineage rows afterwards."""
+        if self.governance is None:
+            yield
+            return
+        with self.governance.task_scope(task_key):
+            yield
 
     def _authorize(self, privilege: str, name: str) -> None:
         if self.governance is not None:

@@ -121,8 +121,7 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
             job=report.job,
             on_write=report.writes.append,
         )
-        assert tables.governance is not None
-        with tables.governance.task_scope(task_key):
+        with tables.task_scope(task_key):
             tables.register_all()
             task(
                 TaskContext(

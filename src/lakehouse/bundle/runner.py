@@ -153,9 +153,7 @@ def run_job(
         job=name,
         on_write=report.writes.append,
     )
-    governance = tables.governance
-    assert governance is not None
-    with governance.task_scope("register"):
+    with tables.task_scope("register"):
         tables.register_all()
     records = RunRecords(tables, report, principal)
     notify(job, "on_start", report)
@@ -172,8 +170,7 @@ def run_job(
             job=name,
             on_write=report.writes.append,
         )
-        assert task_tables.governance is not None
-        with task_tables.governance.task_scope(task.task_key):
+        with task_tables.task_scope(task.task_key):
             fn(
                 TaskContext(
                     spark=session.spark,
