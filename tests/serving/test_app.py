@@ -10,15 +10,28 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.models import ModelSignature
 from mlflow.types.schema import ColSpec, DataType, Schema
 from pydantic import ValidationError
+from pyspark.sql import SparkSession
 
+from lakehouse.bronze.ingest import ingest_file_source
+from lakehouse.bundle.context import RunReport, TaskContext
+from lakehouse.config import load_project
 from lakehouse.errors import LakehouseError
-from lakehouse.serving.app import create_app, record_model, signature_columns
+from lakehouse.ml.train import model_input
+from lakehouse.serving.app import (
+    create_app,
+    entity_keys,
+    input_frame,
+    record_model,
+    signature_columns,
+)
 from lakehouse.serving.predictions import PredictionLog
 from lakehouse.serving.server import running_server
+from lakehouse.tables import DeltaTables
 from tests.serving.conftest import MODEL, NAME, Registry
 
 
@@ -101,6 +114,11 @@ def test_the_record_schema_follows_the_signature_and_nulls_are_imputed(
     rows.loc[[1, 2], "plan"] = None
     records = registry.records(rows)
     assert records[2]["plan"] is None and records[0]["days_since_last_order"] is None
+    # the serving input frame is exactly what training and batch scoring feed the model
+    pd.testing.assert_frame_equal(
+        input_frame(records, server.columns),
+        model_input(rows, registry.features, ["region", "plan"]),
+    )
     predicted, probability = server.predict(server.served["champion"], records)
     expected_predicted, expected_probability = registry.expected("champion", rows)
     assert predicted.tolist() == expected_predicted
@@ -173,13 +191,21 @@ def test_health_model_and_openapi_describe_the_served_model(
         assert champion["metrics"]["roc_auc"] == pytest.approx(run.data.metrics["roc_auc"])
         assert info["versions"]["challenger"]["version"] == "2"
         assert [i["name"] for i in info["inputs"]] == registry.features
+        assert info["keys"] == ["customer_id"]
         kinds = {i["name"]: i["type"] for i in info["inputs"]}
         assert kinds["region"] == "string" and kinds["tenure_days"] == "number"
 
         spec = http.get("/openapi.json").json()
         schemas = spec["components"]["schemas"]
         record = schemas["ChurnModelRecord"]
-        assert list(record["properties"]) == registry.features
+        # the entity key first (an optional string), then the features
+        assert list(record["properties"]) == ["customer_id", *registry.features]
+        assert record["properties"]["customer_id"]["anyOf"] == [
+            {"type": "string"},
+            {"type": "null"},
+        ]
+        assert "customer_id" not in record["required"]
+        assert "keys" in schemas["Prediction"]["properties"]
         assert record["additionalProperties"] is False
         assert "tenure_days" in record["required"]
         assert set(schemas["ChurnModelRequest"]["properties"]) == {
@@ -318,3 +344,68 @@ def test_the_prediction_log_writes_whole_files_by_count_and_on_flush(tmp_path: P
     assert files[0].name.startswith("predictions-") and files[0].name.endswith("-000001.jsonl")
     assert [json.loads(x)["n"] for f in files for x in f.read_text().splitlines()] == [1, 2, 3, 4]
     assert log.lines_written == 4
+
+
+def test_entity_keys_are_echoed_logged_and_ingested_into_bronze(
+    registry: Registry, spark: SparkSession, tmp_path: Path
+) -> None:
+    assert entity_keys(registry.project, MODEL) == ("customer_id",)
+    assert entity_keys(registry.project, "not_in_conf") == ()
+    records = registry.records()
+    ids = [str(c) for c in registry.rows["customer_id"]]
+    predicted, _ = registry.expected("champion")
+    data = tmp_path / "data"
+    log_dir = data / "landing" / "predictions"
+    app = create_app(registry.project, MODEL, log_dir=log_dir, flush_records=10_000)
+    with running_server(app) as url, httpx.Client(base_url=url) as http:
+        keyed = http.post(
+            "/predict",
+            json={"records": [{"customer_id": ids[0], **records[0]}, records[1]]},
+            headers={"X-Request-ID": "keyed"},
+        )
+        assert keyed.status_code == 200, keyed.text
+        got = keyed.json()["predictions"]
+        assert [p["keys"] for p in got] == [{"customer_id": ids[0]}, {}]
+        assert [p["prediction"] for p in got] == predicted[:2]  # keys do not reach the model
+        one = http.post(
+            "/predict",
+            json={"record": {**records[2], "customer_id": ids[2]}},
+            headers={"X-Request-ID": "one"},
+        ).json()
+        assert one["predictions"][0]["keys"] == {"customer_id": ids[2]}
+        # an explicit null is the same as leaving the key out
+        null_key = http.post("/predict", json={"record": {**records[3], "customer_id": None}})
+        assert null_key.json()["predictions"][0]["keys"] == {}
+
+        wrong = http.post("/predict", json={"record": {**records[0], "customer_id": 17}})
+        assert wrong.status_code == 422, wrong.text
+        assert [(e["loc"], e["type"]) for e in wrong.json()["detail"]] == [
+            (["body", "record", "customer_id"], "string_type")
+        ]
+    lines = _log_lines(log_dir)
+    assert [(line["request_id"], line["keys"]) for line in lines] == [
+        ("keyed", {"customer_id": ids[0]}),
+        ("keyed", {}),
+        ("one", {"customer_id": ids[2]}),
+        (lines[3]["request_id"], {}),
+    ]
+    # the key is not a feature: the logged features are exactly the model's inputs
+    assert lines[0]["features"] == records[0] and lines[2]["features"] == records[2]
+
+    # the Bronze file source ingests the log with the keys as JSON text
+    project = load_project(registry.project.root, var_overrides={"data_root": str(data)})
+    tables = DeltaTables(spark, project, "sail")
+    tables.register_all()
+    report = RunReport(job="test", run_id="r-keys", target="local", engine="sail")
+    ctx = TaskContext(spark, project, tables, report, task_key="ingest")
+    summary = ingest_file_source(ctx, "predictions_log")
+    assert (summary.units, summary.rows, summary.corrupt_rows) == (1, 4, 0)
+    bronze = tables.read("lakehouse.bronze.predictions").orderBy("request_id", "record_index")
+    rows = [r.asDict() for r in bronze.collect()]
+    assert {r["_rescued_data"] for r in rows} == {None}
+    assert [(r["request_id"], r["record_index"], json.loads(r["keys"])) for r in rows] == sorted(
+        [(line["request_id"], str(line["record_index"]), line["keys"]) for line in lines]
+    )
+    assert json.loads(rows[0]["features"]) == next(
+        line["features"] for line in lines if line["request_id"] == rows[0]["request_id"]
+    )

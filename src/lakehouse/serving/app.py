@@ -4,20 +4,25 @@
 
 - The version behind ``models:/NAME@champion`` is loaded with ``mlflow.pyfunc.load_model``
   (by version number, so an alias moving mid-load cannot mix versions); predictions and
-  probabilities come from the underlying scikit-learn pipeline, fed by
-  :func:`lakehouse.ml.train.model_input` exactly as in training and batch scoring.
+  probabilities come from the underlying scikit-learn pipeline, fed the same input frame
+  as :func:`lakehouse.ml.train.model_input` gives in training and batch scoring (built
+  faster, see :func:`input_frame`).
 - With ``challenger_share > 0`` and an ``@challenger`` version different from the champion,
   each request goes to the challenger with that probability (A/B test; seeded for tests).
 - Request and response schemas are generated from the model signature: one record is a
   pydantic model with one field per input column (numbers ``float``, categories ``str``;
   a column the signature marks optional may be ``null`` or left out, unknown fields are
   rejected). Invalid payloads get HTTP 422 with the failing fields in ``detail``.
+- A record may also carry the model's entity keys (for churn ``customer_id``: the label keys
+  and feature lookup keys of its training set, see :func:`entity_keys`) as optional strings.
+  They are not features and never reach the model; they are echoed in the response and
+  logged, so monitoring can join served predictions to labels that arrive later.
 - A background task re-resolves the aliases every ``refresh_seconds`` and loads a version
   when an alias moved, without a restart. A version whose input signature differs from the
   one the API was built for is not switched to (the schema is fixed at start); ``/health``
   then reports it.
-- Every prediction is logged (request id, model version, alias, features, output) as JSON
-  lines under ``<data_root>/landing/predictions`` (see :mod:`lakehouse.serving.predictions`).
+- Every prediction is logged (request id, model version, alias, keys, features, output) as
+  JSON lines under ``<data_root>/landing/predictions`` (see :mod:`lakehouse.serving.predictions`).
 
 Request bodies (all records in one request go to the same version)::
 
@@ -27,11 +32,12 @@ Request bodies (all records in one request go to the same version)::
 
 Response::
 
-    {"predictions": [{"prediction": 1, "probability": 0.83}, ...],
+    {"predictions": [{"prediction": 1, "probability": 0.83, "keys": {"customer_id": "C1"}}, ...],
      "model_name": "churn_model", "model_version": "3", "alias": "champion",
      "request_id": "…"}
 
-The request id is the client's ``X-Request-ID`` header when given, else a new UUID; it is
+``keys`` holds the entity keys the record carried (``{}`` when it carried none); the
+prediction log line has the same top-level ``keys`` object. The request id is the client's ``X-Request-ID`` header when given, else a new UUID; it is
 returned in the body and in the ``X-Request-ID`` response header.
 """
 
@@ -53,10 +59,9 @@ import pandas as pd
 from fastapi import FastAPI, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from lakehouse.config.loader import Project
+from lakehouse.config.loader import Project, feature_lookup_keys
 from lakehouse.errors import LakehouseError
 from lakehouse.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
-from lakehouse.ml.train import model_input
 from lakehouse.serving.predictions import PredictionLog
 
 log = logging.getLogger(__name__)
@@ -102,9 +107,38 @@ def signature_columns(signature: Any) -> tuple[InputColumn, ...]:
     return tuple(out)
 
 
-def record_model(model_name: str, columns: tuple[InputColumn, ...]) -> type[BaseModel]:
-    """The pydantic model of one record: a field per input column, unknown fields rejected."""
+def entity_keys(project: Project, model_name: str) -> tuple[str, ...]:
+    """The entity key columns a served record may carry for ``model_name`` (a ``conf/`` model).
+
+    The training set's label keys, then each feature lookup's keys on the label side
+    (``lookup_keys``, default the feature table's keys without its timestamp key), without
+    repeats: the columns that identify an example, so a served prediction can be joined to
+    its label later. ``()`` for a registered name that is not a model in ``conf/``.
+    """
+    spec = project.models.get(model_name)
+    if spec is None:
+        return ()
+    names: list[str] = list(spec.training_set.labels.keys)
+    for lookup in spec.training_set.features:
+        names.extend(lookup.lookup_keys or feature_lookup_keys(project, lookup.table))
+    return tuple(dict.fromkeys(names))
+
+
+def record_model(
+    model_name: str, columns: tuple[InputColumn, ...], keys: tuple[str, ...] = ()
+) -> type[BaseModel]:
+    """The pydantic model of one record: a field per input column, unknown fields rejected.
+
+    ``keys`` (entity keys that are not input columns) come first, as optional strings.
+    """
     fields: dict[str, Any] = {}
+    inputs = {col.name for col in columns}
+    for key in keys:
+        if key not in inputs:
+            fields[key] = (
+                str | None,
+                Field(default=None, description="entity key: logged and echoed, not a feature"),
+            )
     for col in columns:
         kind: Any = float if col.kind == "number" else str
         if col.required:
@@ -158,6 +192,9 @@ def request_model(model_name: str, record: type[BaseModel]) -> type[_RequestBase
 class Prediction(BaseModel):
     prediction: int
     probability: float = Field(description="probability of the positive class (1)")
+    keys: dict[str, str] = Field(
+        default_factory=dict, description="the entity keys the record carried ({} when none)"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -166,6 +203,22 @@ class PredictResponse(BaseModel):
     model_version: str
     alias: str = Field(description="champion or challenger")
     request_id: str
+
+
+def input_frame(rows: list[dict[str, Any]], columns: tuple[InputColumn, ...]) -> pd.DataFrame:
+    """Validated records as the model's input frame, built column by column in one go.
+
+    The same frame as :func:`lakehouse.ml.train.model_input` gives for these records (numbers
+    float64, categories objects, missing values NaN), without its per-column pandas
+    conversions, which cost about a third of a single prediction (measured with py-spy in
+    ``benchmarks/serve.py``). The records come from the pydantic request model, so numbers
+    are already floats and categories strings or None.
+    """
+    data: dict[str, np.ndarray] = {}
+    for col in columns:
+        values = [np.nan if (v := row.get(col.name)) is None else v for row in rows]
+        data[col.name] = np.array(values, dtype="float64" if col.kind == "number" else object)
+    return pd.DataFrame(data, columns=[c.name for c in columns], copy=False)
 
 
 def _camel(name: str) -> str:
@@ -301,9 +354,7 @@ class ModelServer:
         self, model: ServedModel, rows: list[dict[str, Any]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predicted classes and positive-class probabilities for these records."""
-        frame = pd.DataFrame.from_records(rows, columns=self.features)
-        x = model_input(frame, self.features, self.categorical)
-        probabilities = model.model.predict_proba(x)
+        probabilities = model.model.predict_proba(input_frame(rows, self.columns))
         # the class with the highest probability: what predict() returns for these models,
         # without running the pipeline twice
         classes = np.asarray(model.model.classes_)
@@ -378,21 +429,23 @@ def create_app(
     )
     app.state.model_server = server
     app.state.prediction_log = predictions_log
-    record_cls = record_model(registered, server.columns)
+    keys = entity_keys(project, model_name)
+    features = server.features  # the input schema is fixed at start
+    record_cls = record_model(registered, server.columns, keys)
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)
     def predict(
         body: request_cls,  # type: ignore[valid-type]
-        response: Response,
         x_request_id: str | None = Header(default=None, max_length=200),
-    ) -> PredictResponse:
+    ) -> Response:
         """Predict one record or a batch; all records of a request use the same version."""
         request_id = x_request_id or str(uuid.uuid4())
         rows = body.rows()  # type: ignore[attr-defined]
+        # keys with a value; a key that is also an input column is taken from the features
+        row_keys = [{k: str(r[k]) for k in keys if r.get(k) is not None} for r in rows]
         alias, model = server.route()
         predicted, probability = server.predict(model, rows)
-        response.headers["X-Request-ID"] = request_id
         if predictions_log is not None:
             ts = _now()
             predictions_log.append(
@@ -404,22 +457,33 @@ def create_app(
                         "model_name": registered,
                         "model_version": model.version,
                         "alias": alias,
-                        "features": row,
+                        "keys": k,
+                        "features": {c: row[c] for c in features},
                         "prediction": int(p),
                         "probability": float(q),
                     }
-                    for i, (row, p, q) in enumerate(zip(rows, predicted, probability, strict=True))
+                    for i, (row, k, p, q) in enumerate(
+                        zip(rows, row_keys, predicted, probability, strict=True)
+                    )
                 ]
             )
-        return PredictResponse(
+        result = PredictResponse(
             predictions=[
-                Prediction(prediction=int(p), probability=float(q))
-                for p, q in zip(predicted, probability, strict=True)
+                Prediction(prediction=int(p), probability=float(q), keys=k)
+                for p, q, k in zip(predicted, probability, row_keys, strict=True)
             ],
             model_name=registered,
             model_version=model.version,
             alias=alias,
             request_id=request_id,
+        )
+        # a Response is sent as is: FastAPI skips re-validating the (already typed) result
+        # against response_model, a second thread-pool hop that cost about a sixth of a
+        # single prediction (py-spy, benchmarks/serve.py); response_model still documents it
+        return Response(
+            result.model_dump_json(),
+            media_type="application/json",
+            headers={"X-Request-ID": request_id},
         )
 
     @app.get("/health")
@@ -453,6 +517,7 @@ def create_app(
             "inputs": [
                 {"name": c.name, "type": c.kind, "required": c.required} for c in server.columns
             ],
+            "keys": list(keys),
         }
 
     return app
