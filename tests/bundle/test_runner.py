@@ -181,7 +181,7 @@ def test_independent_tasks_run_side_by_side(
 def test_only_and_from_select_tasks(project: Project) -> None:
     demo: Job = project.bundle.resources.jobs["demo"]
     keys = [t.task_key for t in select_tasks(demo, from_task="build_gold")]
-    assert keys == ["build_gold", "train_model", "score_batch"]
+    assert keys == ["build_gold", "train_model", "score_batch", "monitor_model"]
     assert [t.task_key for t in select_tasks(demo, only=["train_model"])] == ["train_model"]
     with pytest.raises(Exception, match="no task 'nope'"):
         select_tasks(demo, only=["nope"])

@@ -37,6 +37,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.meta.http_responses",
         "lakehouse.meta.job_runs",
         "lakehouse.meta.lineage",
+        "lakehouse.meta.model_monitoring",
         "lakehouse.meta.processed_files",
         "lakehouse.meta.silver_runs",
         "lakehouse.silver.customers",

@@ -124,6 +124,7 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
             "build_gold",
             "train_model",
             "score_batch",
+            "monitor_model",
         )
     )
     # every access of the run was checked and audited, as the job's run_as identity
@@ -137,6 +138,7 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
         "build_gold",
         "train_model",
         "score_batch",
+        "monitor_model",
     }
     assert ("SELECT", "lakehouse.silver.orders", "build_gold") in {
         (r["privilege"], r["securable"], r["task"]) for r in audit
@@ -192,6 +194,16 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     }
     current = tables.read("lakehouse.silver.customers").where("is_current").count()
     assert current == 1000
+    # Each run's monitor_model task: 10 features x (PSI, p-value) against the latest scoring
+    # run, the latest DQ pass rate of the 7 rules, 6 performance rows per scoring run so far
+    # (nothing was served, so no A/B rows).
+    monitoring = tables.read("lakehouse.meta.model_monitoring").toPandas()
+    per_run = monitoring.groupby(["monitor_run_id", "kind"]).size().unstack()
+    assert sorted(per_run.to_dict("records"), key=lambda r: r["performance"]) == [
+        {"drift": 20, "quality": 7, "performance": 6},
+        {"drift": 20, "quality": 7, "performance": 12},
+    ]
+    assert set(monitoring["model_version"]) == {"1"}
     assert [str(v.version) for v in client.search_model_versions("name = 'churn_model'")] == ["1"]
 
     listing = _run(demo_project_dir, data_root, command="tables")

@@ -1,0 +1,1 @@
+"""Model monitoring: input drift, data quality, performance over time and A/B reports."""
