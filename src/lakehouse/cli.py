@@ -631,6 +631,37 @@ def score(
     _finish(ctx, "scoring")
 
 
+@app.command()
+def monitor(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[MODEL]...", help="Models (default: those under monitoring)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="End of the window (ISO time, UTC); default now.")
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Monitor each champion: drift, data quality, performance, A/B; alerts printed and stored."""
+    import datetime as dt
+
+    from lakehouse.monitoring.monitor import monitor_model
+
+    project = _load(project_dir, target, engine, var)
+    names = models or list(project.monitoring.models)
+    _known_models(project, names)
+    try:
+        end = dt.datetime.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise CliError(f"--as-of {as_of!r}: expected an ISO time like 2026-01-31T00:00") from exc
+    with _task_context(project, "monitor") as ctx, console.status("monitoring …"):
+        _run_each(ctx, names, lambda name: monitor_model(ctx, name, as_of=end))
+    _finish(ctx, "monitoring")
+
+
 def _known_models(project: Project, names: list[str]) -> None:
     unknown = [n for n in names if n not in project.models]
     if unknown:
@@ -676,6 +707,39 @@ def serve(
         challenger_share=challenger_share,
         refresh_seconds=refresh_seconds,
     )
+
+
+@app.command()
+def ui(
+    model: Annotated[
+        str | None,
+        typer.Argument(help="A model from conf/ (default: the only one configured)."),
+    ] = None,
+    serving_url: Annotated[
+        str, typer.Option(help="Base URL of `lakehouse serve` for the prediction form.")
+    ] = "http://127.0.0.1:8000",
+    port: Annotated[int, typer.Option(help="Port.")] = 8501,
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Web UI for MODEL: versions, a prediction form, data quality, drift, lineage; Ctrl-C stops."""
+    from lakehouse.ui.server import serve as serve_ui
+
+    project = _load(project_dir, target, engine, var)
+    if model is None:
+        if len(project.models) != 1:
+            raise CliError(f"name a model (configured: {', '.join(project.models) or 'none'})")
+        model = next(iter(project.models))
+    _known_models(project, [model])
+    with _governed_command(project, "ui") as adapter:
+        console.print(
+            f"UI of models:/{project.models[model].registered_name} on http://{host}:{port}"
+            f" · predictions from {serving_url}"
+        )
+        serve_ui(project, model, adapter, serving_url=serving_url, host=host, port=port)
 
 
 @app.command("models")
@@ -867,6 +931,82 @@ def catalog_validate(
         f"{len(p.users) + len(p.service_principals)} principals in {len(p.groups)} groups · "
         f"{grants} grants · {masked} masked columns"
     )
+
+
+sql_app = typer.Typer(
+    help="A read-only SQL endpoint for BI tools (PostgreSQL protocol).", no_args_is_help=True
+)
+app.add_typer(sql_app, name="sql")
+
+
+@sql_app.command("serve")
+def sql_serve(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 15432,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schema", help="Serve this schema (repeatable; default: the schemas of Gold tables)."
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="Require the password held in this environment variable."),
+    ] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(help="Record the SELECT decisions in the access audit table at start."),
+    ] = True,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Serve the tables the principal may SELECT over the PostgreSQL protocol until Ctrl-C.
+
+    Read-only; masked columns stay masked; each query sees the latest Delta version.
+    """
+    from lakehouse.bundle.runner import new_run_id
+    from lakehouse.catalog.governance import Governance, resolve_principal
+    from lakehouse.sql.endpoint import SqlEndpoint
+
+    project = _load(project_dir, target, engine, var)
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise CliError(f"--password-env: environment variable {password_env} is not set")
+
+    def endpoint_for(gov: Governance) -> SqlEndpoint:
+        return SqlEndpoint(project, gov, schemas=schema, host=host, port=port, password=password)
+
+    principal = resolve_principal(project, explicit=_options["principal"])
+    governance = Governance(project, principal, run_id=new_run_id(), job="sql-serve")
+    if audit and governance.enabled:  # the decisions go to the audit table through Spark
+        session = _session(project, f"{project.name}:sql-serve")
+        try:
+            governance = _governed(project, session, "sql-serve").governance or governance
+            endpoint = endpoint_for(governance)
+            governance.flush()
+        finally:
+            session.stop()
+    else:
+        endpoint = endpoint_for(governance)
+    info = endpoint.info
+    console.print(
+        f"SQL endpoint (PostgreSQL protocol, read-only) on {info.host}:{info.port}\n"
+        f"  host {info.host} · port {info.port} · database {info.database} · user {info.user}"
+        f" · password {'from $' + str(password_env) if password else 'none'}\n"
+        f"  {len(endpoint.tables)} tables: "
+        + ", ".join(f"{t.schema}.{t.name}" for t in endpoint.tables)
+        + f"\n  psql: psql '{info.url()}'\n  Ctrl-C stops"
+    )
+    if not password and host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[yellow]warning[/]: listening on {host} without a password (use --password-env)"
+        )
+    endpoint.serve_forever()
+    console.print("SQL endpoint stopped")
 
 
 @samples_app.command("serve")

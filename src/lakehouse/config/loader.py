@@ -30,6 +30,7 @@ from lakehouse.config.models import (
     GoldSpec,
     HttpSource,
     ModelSpec,
+    MonitoringSpec,
     SchemaSpec,
     SecurableGrant,
     SilverSpec,
@@ -238,6 +239,7 @@ class Project:
     gold: dict[str, GoldSpec] = field(default_factory=dict)
     models: dict[str, ModelSpec] = field(default_factory=dict)
     grants: list[SecurableGrant] = field(default_factory=list)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     @property
     def name(self) -> str:
@@ -459,6 +461,7 @@ def _assemble(
     models: dict[str, ModelSpec] = {}
     origin: dict[str, str] = {}  # "section.key" -> file, for error messages
     external_grants: list[tuple[SecurableGrant, str]] = []
+    monitoring = MonitoringSpec()
 
     for path, conf in confs:
         rel = str(path.relative_to(root))
@@ -509,6 +512,8 @@ def _assemble(
         _merge_section("silver", silver, conf.silver, rel, origin)
         _merge_section("gold", gold, conf.gold, rel, origin)
         _merge_section("models", models, conf.models, rel, origin)
+        if conf.monitoring is not None:
+            monitoring = _merge_monitoring(monitoring, conf.monitoring, rel, origin)
         external_grants.extend((g, rel) for g in conf.grants)
 
     if catalog is None:
@@ -530,6 +535,7 @@ def _assemble(
         gold=gold,
         models=models,
         grants=[g for g, _ in external_grants],
+        monitoring=monitoring,
     )
     storage_root = project.resolve_path(catalog.storage_root)
     tables: dict[str, TableRef] = {}
@@ -546,6 +552,25 @@ def _assemble(
     _check_references(project, origin)
     _check_governance(project, origin, catalog_file, external_grants)
     return project
+
+
+def _merge_monitoring(
+    merged: MonitoringSpec, spec: MonitoringSpec, rel: str, origin: dict[str, str]
+) -> MonitoringSpec:
+    """Add one file's ``monitoring:`` section; a model or webhook set in two files is an error."""
+    models = dict(merged.models)
+    _merge_section("monitoring.models", models, spec.models, rel, origin)
+    update: dict[str, Any] = {"models": models}
+    if spec.webhook_url:
+        if merged.webhook_url:
+            raise ConfigError(
+                rel,
+                "monitoring.webhook_url",
+                f"already set in {origin['monitoring.webhook_url']}",
+            )
+        origin["monitoring.webhook_url"] = rel
+        update.update(webhook_url=spec.webhook_url, webhook_timeout_s=spec.webhook_timeout_s)
+    return merged.model_copy(update=update)
 
 
 def _merge_catalog_governance(
@@ -709,6 +734,31 @@ SILVER_RUNS_TABLE = "silver_runs"
 ACCESS_AUDIT_TABLE = "access_audit"
 LINEAGE_TABLE = "lineage"
 JOB_RUNS_TABLE = "job_runs"
+MODEL_MONITORING_TABLE = "model_monitoring"
+
+_MODEL_MONITORING = TableSpec(
+    layer="system",
+    description="Model monitoring results, long format: one row per metric per monitoring run",
+    columns=[
+        Column(name="monitored_at", type="timestamp", nullable=False),
+        Column(name="monitor_run_id", type="string", nullable=False),
+        Column(name="model_name", type="string", nullable=False),
+        Column(name="model_version", type="string"),
+        Column(name="kind", type="string", nullable=False, comment="drift|quality|performance|ab"),
+        Column(
+            name="subject", type="string", nullable=False, comment="feature, rule, run, version"
+        ),
+        Column(name="metric", type="string", nullable=False),
+        Column(name="value", type="double"),
+        Column(name="threshold", type="double"),
+        Column(name="alert", type="boolean", nullable=False),
+        Column(name="window_start", type="timestamp"),
+        Column(name="window_end", type="timestamp"),
+        Column(name="reference_rows", type="bigint"),
+        Column(name="current_rows", type="bigint"),
+        Column(name="details", type="string", comment="JSON"),
+    ],
+)
 
 _JOB_RUNS = TableSpec(
     layer="system",
@@ -870,6 +920,7 @@ def _with_generated_tables(
         (ACCESS_AUDIT_TABLE, _ACCESS_AUDIT),
         (LINEAGE_TABLE, _LINEAGE),
         (JOB_RUNS_TABLE, _JOB_RUNS),
+        (MODEL_MONITORING_TABLE, _MODEL_MONITORING),
     ):
         if name not in system.tables:
             system = system.model_copy(update={"tables": {**system.tables, name: spec}})
@@ -953,6 +1004,10 @@ def dq_results_table_name(catalog: str) -> str:
 
 def access_audit_table_name(catalog: str) -> str:
     return f"{catalog}.{SYSTEM_SCHEMA}.{ACCESS_AUDIT_TABLE}"
+
+
+def model_monitoring_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{MODEL_MONITORING_TABLE}"
 
 
 def job_runs_table_name(catalog: str) -> str:
@@ -1065,6 +1120,28 @@ def _check_references(project: Project, origin: dict[str, str]) -> None:
             scoring_input = need(model.scoring.input, "models", key, "scoring.input")
             columns_of(scoring_input, "scoring.input", model.features)
             need(model.scoring.output, "models", key, "scoring.output")
+    for key, monitor in project.monitoring.models.items():
+        file = origin[f"monitoring.models.{key}"]
+        if key not in project.models:
+            known = ", ".join(sorted(project.models)) or "none"
+            raise ConfigError(
+                file, f"monitoring.models.{key}", f"no such model in conf/ (models: {known})"
+            )
+        features = project.models[key].features
+        for n, feature in enumerate(monitor.drift.features or []):
+            if feature not in features:
+                raise ConfigError(
+                    file,
+                    f"monitoring.models.{key}.drift.features[{n}]",
+                    f"{feature!r} is not a feature of model {key!r}",
+                )
+        for dq_table in monitor.quality.tables:
+            if dq_table not in project.tables:
+                raise ConfigError(
+                    file,
+                    f"monitoring.models.{key}.quality.tables.{dq_table}",
+                    "unknown table (not in the catalog)",
+                )
 
 
 def feature_timestamp_key(project: Project, table: str) -> str | None:

@@ -1,0 +1,21 @@
+"""A read-only SQL endpoint over the catalog's Gold tables for BI tools (PostgreSQL wire).
+
+``served_tables`` decides what a principal sees (catalog grants, masks), ``DeltaMirror``
+keeps those tables, masked, in an in-process DuckDB database that follows the latest Delta
+version, and ``PgWireServer`` answers PostgreSQL clients (psql, JDBC/ODBC drivers, psycopg)
+from it.
+"""
+
+from __future__ import annotations
+
+from lakehouse.sql.mirror import DeltaMirror, ServedTable, masked_projection, served_tables
+from lakehouse.sql.wire import PgWireServer, ReadOnlyError
+
+__all__ = [
+    "DeltaMirror",
+    "PgWireServer",
+    "ReadOnlyError",
+    "ServedTable",
+    "masked_projection",
+    "served_tables",
+]
