@@ -72,6 +72,11 @@ class EngineSpec(StrictModel):
     remote: str | None = Field(default=None, description="sc://host:port for the connect engine")
     conf: dict[str, str] = Field(default_factory=dict)
     delta: DeltaJars = Field(default_factory=DeltaJars)
+    table_format: Literal["delta", "parquet"] = Field(
+        default="delta",
+        description="parquet: plain Parquet tables (no versions, history or maintenance; "
+        "MERGE emulated by read + union + overwrite), for JVM Spark without the Delta jars",
+    )
 
     @model_validator(mode="after")
     def _remote_for_connect(self) -> EngineSpec:
@@ -680,6 +685,101 @@ BRONZE_METADATA_COLUMNS: tuple[Column, ...] = (
 )
 
 
+MonitoredMetric = Literal["roc_auc", "accuracy", "precision", "recall", "f1"]
+
+
+def _all_metrics() -> list[MonitoredMetric]:
+    return ["roc_auc", "accuracy", "precision", "recall", "f1"]
+
+
+def _default_max_drop() -> dict[MonitoredMetric, float]:
+    return {"roc_auc": 0.05}
+
+
+class DriftSpec(StrictModel):
+    """Input drift: each feature of a current window against the champion's training set.
+
+    A feature alerts when its PSI exceeds ``psi_threshold`` AND its test p-value (KS for
+    numbers, chi-square for categories) is below ``alpha`` (divided by the number of
+    features tested under ``correction: bonferroni``), and the window has ``min_rows``.
+    """
+
+    current: Literal["gold", "served"] = Field(
+        default="gold",
+        description="gold: the rows of the latest batch scoring run; served: logged online "
+        "predictions within window_days",
+    )
+    window_days: float = Field(default=7.0, gt=0)
+    features: list[Identifier] | None = Field(default=None, description="default: all")
+    bins: int = Field(default=10, ge=2, le=100, description="PSI bins (reference quantiles)")
+    epsilon: float = Field(default=1e-4, gt=0, lt=0.01, description="share of an empty bin")
+    psi_threshold: float = Field(default=0.2, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["bonferroni", "none"] = "bonferroni"
+    min_rows: int = Field(default=100, ge=1, description="fewer current rows: no alert")
+    max_rows: int = Field(
+        default=200_000, ge=1000, description="larger frames are compared on a seeded sample"
+    )
+
+
+class QualityMonitorSpec(StrictModel):
+    """Data-quality pass rates of each table's latest Silver run against a minimum."""
+
+    min_pass_rate: float = Field(default=0.99, ge=0, le=1)
+    tables: dict[TableName, float] = Field(
+        default_factory=dict, description="per-table minimum pass rate (overrides the default)"
+    )
+    only_listed: bool = Field(default=False, description="monitor only the tables listed")
+
+
+class PerformanceSpec(StrictModel):
+    """Metrics of the last batch scoring runs once labels arrive, vs minimums and training."""
+
+    metrics: list[MonitoredMetric] = Field(default_factory=_all_metrics)
+    thresholds: dict[MonitoredMetric, float] = Field(
+        default_factory=dict, description="absolute minimums"
+    )
+    max_drop: dict[MonitoredMetric, float] = Field(
+        default_factory=_default_max_drop,
+        description="largest allowed drop below the champion's training (holdout) metric",
+    )
+    last_runs: int = Field(default=5, ge=1, description="scoring runs (Delta versions) to judge")
+    min_labeled: int = Field(default=30, ge=1, description="fewer labelled rows: no alert")
+
+
+class ABSpec(StrictModel):
+    """Champion vs challenger from served predictions (and labels) within a window."""
+
+    window_days: float = Field(default=7.0, gt=0)
+    metric: MonitoredMetric = "roc_auc"
+    min_improvement: float = Field(
+        default=0.01, ge=0, description="challenger lift that raises a 'consider promoting' alert"
+    )
+    min_labeled: int = Field(default=30, ge=1)
+
+
+class ModelMonitorSpec(StrictModel):
+    """What the monitoring job checks for one model of conf/models.yml."""
+
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    quality: QualityMonitorSpec = Field(default_factory=QualityMonitorSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    ab: ABSpec = Field(default_factory=ABSpec)
+
+
+class MonitoringSpec(StrictModel):
+    """The ``monitoring:`` section: per-model monitors and where alerts are sent."""
+
+    webhook_url: str = Field(
+        default="", pattern=r"^(https?://.*)?$", description="JSON POST per run; empty = none"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    predictions_table: TableName | None = Field(
+        default=None, description="logged online predictions; default <catalog>.bronze.predictions"
+    )
+    models: dict[Identifier, ModelMonitorSpec] = Field(default_factory=dict)
+
+
 class ConfFile(StrictModel):
     """One file under conf/: any of the sections below."""
 
@@ -688,6 +788,7 @@ class ConfFile(StrictModel):
     silver: dict[TableName, SilverSpec] = Field(default_factory=dict)
     gold: dict[TableName, GoldSpec] = Field(default_factory=dict)
     models: dict[Identifier, ModelSpec] = Field(default_factory=dict)
+    monitoring: MonitoringSpec | None = None
     grants: list[SecurableGrant] = Field(
         default_factory=list, description="grants on catalog objects by name"
     )
