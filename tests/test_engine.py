@@ -76,7 +76,8 @@ def test_run_on_jvm_spark_without_delta_jars_fails_in_one_line(
     )
     assert "JVM Spark cannot load the Delta Lake classes" in lines[0]
     assert (
-        "(skipped: ingest_bronze, refine_silver, build_gold, train_model, score_batch)" in lines[0]
+        "(skipped: ingest_bronze, refine_silver, build_gold, train_model, score_batch, "
+        "monitor_model)" in lines[0]
     )
 
 
