@@ -8,6 +8,7 @@ can leak into training. A feature table without a timestamp key is joined on key
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -93,6 +94,26 @@ class TrainingSet:
     input_versions: dict[str, int]
 
 
+def training_frame(
+    project: Project, spec: ModelSpec, read: Callable[[str], DataFrame]
+) -> DataFrame:
+    """The label rows joined point-in-time to every feature lookup; ``read`` gives each table."""
+    labels_spec = spec.training_set.labels
+    frame = label_rows(read(labels_spec.table), labels_spec)
+    for lookup in spec.training_set.features:
+        feature_keys = feature_lookup_keys(project, lookup.table)
+        frame = point_in_time_join(
+            frame,
+            read(lookup.table),
+            label_keys=lookup.lookup_keys or feature_keys,
+            feature_keys=feature_keys,
+            feature_ts=feature_timestamp_key(project, lookup.table),
+            columns=lookup.features,
+            lookback_days=lookup.lookback_days,
+        )
+    return frame
+
+
 def build_training_set(project: Project, tables: DeltaTables, spec: ModelSpec) -> TrainingSet:
     """Read the label and feature tables (each at one pinned version) and join them."""
     versions: dict[str, int] = {}
@@ -102,19 +123,8 @@ def build_training_set(project: Project, tables: DeltaTables, spec: ModelSpec) -
             versions[name] = tables.version(name)
         return tables.read(name, version=versions[name])
 
+    frame = training_frame(project, spec, pinned)
     labels_spec = spec.training_set.labels
-    frame = label_rows(pinned(labels_spec.table), labels_spec)
-    for lookup in spec.training_set.features:
-        feature_keys = feature_lookup_keys(project, lookup.table)
-        frame = point_in_time_join(
-            frame,
-            pinned(lookup.table),
-            label_keys=lookup.lookup_keys or feature_keys,
-            feature_keys=feature_keys,
-            feature_ts=feature_timestamp_key(project, lookup.table),
-            columns=lookup.features,
-            lookback_days=lookup.lookback_days,
-        )
     return TrainingSet(
         frame=frame,
         label=label_column(labels_spec),

@@ -42,7 +42,7 @@ from lakehouse.config.models import ModelMonitorSpec, ModelSpec
 from lakehouse.errors import LakehouseError
 from lakehouse.ml.registry import CHAMPION, connect, version_by_alias
 from lakehouse.ml.train import feature_kinds
-from lakehouse.ml.training_set import LABEL_TS, label_column, label_rows, point_in_time_join
+from lakehouse.ml.training_set import LABEL_TS, label_column, label_rows, training_frame
 from lakehouse.monitoring.checks import (
     MetricRow,
     ab_rows,
@@ -95,20 +95,7 @@ def reference_frame(ctx: TaskContext, spec: ModelSpec, input_versions: dict[str,
             )
         return tables.read(name, version=int(input_versions[name]))
 
-    labels = spec.training_set.labels
-    frame = label_rows(pinned(labels.table), labels)
-    for lookup in spec.training_set.features:
-        feature_keys = feature_lookup_keys(project, lookup.table)
-        frame = point_in_time_join(
-            frame,
-            pinned(lookup.table),
-            label_keys=lookup.lookup_keys or feature_keys,
-            feature_keys=feature_keys,
-            feature_ts=feature_timestamp_key(project, lookup.table),
-            columns=lookup.features,
-            lookback_days=lookup.lookback_days,
-        )
-    return frame
+    return training_frame(project, spec, pinned)
 
 
 def _scoring_keys(ctx: TaskContext, spec: ModelSpec) -> tuple[list[str], list[str], str | None]:
