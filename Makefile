@@ -9,7 +9,7 @@ AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 
-.PHONY: help install run test test-sail test-jvm lint format typecheck bench clean
+.PHONY: help install run test test-sail test-jvm lint format typecheck bench bench-medallion clean
 
 help:
 	@echo "make run        create .venv, install, run the demo job on the embedded engine"
@@ -19,7 +19,8 @@ help:
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make typecheck  mypy src/"
-	@echo "make bench      benchmarks/: engine start-up (Sail vs JVM), files -> Bronze ingest, demo pipeline + training"
+	@echo "make bench      benchmarks/: engine start-up (Sail vs JVM), files -> Bronze ingest, demo pipeline + training, TPC-H medallion vs peers"
+	@echo "make bench-medallion  TPC-H drops -> Bronze -> Silver -> Gold: ours vs JVM Spark, Polars, DuckDB (SF=1; SF=10)"
 	@echo "make clean      remove data/, caches and the venv"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -61,7 +62,11 @@ test-jvm: $(STAMP)
 
 test: lint typecheck test-sail test-jvm
 
-bench: $(STAMP)
+SF ?= 1
+bench-medallion: $(STAMP)
+	$(BIN)/python benchmarks/medallion/bench.py --sf $(SF) --repeat 2 --jvm-repeat 1
+
+bench: $(STAMP) bench-medallion
 	$(BIN)/python benchmarks/engine_startup.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/train.py

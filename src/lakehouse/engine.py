@@ -94,7 +94,9 @@ def build_session(
 
     ``delta=False`` builds a JVM session without the Delta extension (pure DataFrame work,
     tests and Parquet benchmarks on machines without the Delta jars); Sail always has Delta.
+    A target with ``engine.table_format: parquet`` needs no Delta jars either.
     """
+    delta = delta and spec.table_format == "delta"
     active = SparkSession.getActiveSession()
     if active is not None:
         kind: EngineKind = "connect" if _is_remote(active) else "spark"

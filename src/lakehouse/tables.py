@@ -10,6 +10,10 @@
   it (JVM Spark, Spark Connect) and through ``deltalake`` (delta-rs) where it does not (Sail).
 * Never enables table features Sail cannot write (change data feed, row tracking, domain
   metadata): the config refuses such properties.
+* ``engine.table_format: parquet`` (JVM Spark without the Delta jars, e.g. benchmarks): plain
+  Parquet directories read and written by path, not registered in the session; no versions
+  (``version()`` is -1), history or maintenance; MERGE is emulated by read + union + overwrite
+  of the whole table into a new directory that then replaces the old one (not atomic).
 """
 
 from __future__ import annotations
@@ -184,6 +188,8 @@ class DeltaTables:
         if governance is not None:
             governance.tables = self
         self._registered: set[str] = set()
+        self.table_format = project.engine.table_format
+        self._declared: dict[str, T.StructType] = {}
 
     @contextlib.contextmanager
     def task_scope(self, task_key: str) -> Iterator[None]:
@@ -220,6 +226,8 @@ class DeltaTables:
         ref = self.project.table(name)
         if name in self._registered:
             return ref
+        if self.table_format == "parquet":
+            return self._ensure_parquet(name, ref)
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
         self._unregister_if_elsewhere(ref)
         location = sql_string(ref.location)
@@ -253,6 +261,33 @@ class DeltaTables:
         self._registered.add(name)
         return ref
 
+    def _ensure_parquet(self, name: str, ref: TableRef) -> TableRef:
+        """Create an empty Parquet table directory (declared schema) if there is none."""
+        if not self.exists(name):
+            if not name.endswith(BOOKKEEPING_TABLES):
+                self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
+            writer = self.spark.createDataFrame([], self._declared_schema(ref)).write
+            if ref.spec.partition_by:
+                writer = writer.partitionBy(*ref.spec.partition_by)
+            writer.mode("overwrite").parquet(ref.location)
+            fs, path = _filesystem(ref.location)
+            fs.create_dir(path)  # Sail writes no files for an empty frame
+        self._registered.add(name)
+        return ref
+
+    def _declared_schema(self, ref: TableRef) -> T.StructType:
+        """The catalog's schema of a table (with its NOT NULL columns), for Parquet tables."""
+        if ref.full_name not in self._declared:
+            ddl = ", ".join(f"{quote(c.name)} {c.type}" for c in ref.spec.columns)
+            parsed = self.spark.createDataFrame([], ddl).schema
+            self._declared[ref.full_name] = T.StructType(
+                [
+                    T.StructField(f.name, f.dataType, c.nullable)
+                    for f, c in zip(parsed.fields, ref.spec.columns, strict=True)
+                ]
+            )
+        return self._declared[ref.full_name]
+
     def _unregister_if_elsewhere(self, ref: TableRef) -> None:
         """Drop a session registration of this name that points at another location.
 
@@ -279,6 +314,9 @@ class DeltaTables:
     def exists(self, name: str) -> bool:
         """True when a Delta table exists at the table's location."""
         ref = self.project.table(name)
+        if self.table_format == "parquet":
+            fs, path = _filesystem(ref.location)
+            return bool(fs.get_file_info(path).type == _directory())
         try:
             from deltalake import DeltaTable
 
@@ -313,12 +351,18 @@ class DeltaTables:
 
     def _load(self, name: str, version: int | None = None) -> DataFrame:
         ref = self.ensure_table(name)
+        if self.table_format == "parquet":
+            if version is not None and version >= 0:
+                raise LakehouseError(f"{name}: a Parquet table has no versions to read")
+            return self.spark.read.schema(self._declared_schema(ref)).parquet(ref.location)
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
         return reader.load(ref.location)
 
     def schema(self, name: str) -> T.StructType:
+        if self.table_format == "parquet":
+            return self._declared_schema(self.ensure_table(name))
         return self._load(name).schema
 
     def version(self, name: str) -> int:
@@ -329,6 +373,8 @@ class DeltaTables:
     def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
         """Commits, newest first (``DESCRIBE HISTORY`` or delta-rs on Sail)."""
         ref = self.ensure_table(name)
+        if self.table_format == "parquet":
+            return []
         if self.engine != "sail":
             try:
                 return self._sql_history(ref, limit)
@@ -405,7 +451,7 @@ class DeltaTables:
             if new:
                 self.add_columns(name, new)
         data = conform_to_schema(df, self.schema(name), name)
-        writer = data.write.format("delta").mode(mode)
+        writer = data.write.format(self.table_format).mode(mode)
         if ref.spec.partition_by:
             writer = writer.partitionBy(*ref.spec.partition_by)
         writer.save(ref.location)
@@ -470,6 +516,9 @@ class DeltaTables:
         unexpected = [c for c in data.columns if c not in columns and c != delete_flag]
         if len(data.columns) - len(columns) > 1 or unexpected:
             raise SchemaMismatchError(f"{name}: unexpected columns in the merge source")
+        if self.table_format == "parquet":
+            self._merge_parquet(ref, data, columns, keys, newer_than, insert_only, delete_flag)
+            return self._result(name, "merge", before, started)
         view = f"lakehouse_merge_{uuid.uuid4().hex[:12]}"
         data.createOrReplaceTempView(view)
         on = " AND ".join(f"t.{quote(k)} <=> s.{quote(k)}" for k in keys)
@@ -498,6 +547,51 @@ class DeltaTables:
         finally:
             self.spark.catalog.dropTempView(view)
         return self._result(name, "merge", before, started)
+
+    def _merge_parquet(
+        self,
+        ref: TableRef,
+        data: DataFrame,
+        columns: list[str],
+        keys: list[str],
+        newer_than: str | None,
+        insert_only: bool,
+        delete_flag: str | None,
+    ) -> None:
+        """MERGE semantics of :meth:`merge` on a Parquet table: rewrite it whole."""
+        target = self._load(ref.full_name)
+        if insert_only and delete_flag is None:  # only new keys: an append is enough
+            new = data.alias("s").join(target.alias("t"), _key_match(keys, "s", "t"), "left_anti")
+            new.select(*columns).write.mode("append").parquet(ref.location)
+            return
+        t = target.withColumn("_lh_in_target", F.lit(True)).alias("t")
+        s = data.alias("s")
+        present = F.col("t._lh_in_target").isNotNull()
+        flagged = F.col(f"s.{quote(delete_flag)}") if delete_flag else F.lit(False)
+        newer = (
+            F.coalesce(
+                F.col(f"s.{quote(newer_than)}") >= F.col(f"t.{quote(newer_than)}"), F.lit(False)
+            )
+            if newer_than
+            else F.lit(True)
+        )
+        action = (
+            F.when(~present & ~flagged, F.lit("insert"))
+            .when(present & flagged & newer, F.lit("delete"))
+            .when(present & ~flagged & newer & F.lit(not insert_only), F.lit("update"))
+        )
+        acting = s.join(t, _key_match(keys, "s", "t"), "left").select(
+            *[F.col(f"s.{quote(c)}").alias(c) for c in columns], action.alias("_lh_action")
+        )
+        replaced = acting.where(F.col("_lh_action").isin("update", "delete")).select(*keys)
+        kept = target.alias("t").join(replaced.alias("r"), _key_match(keys, "t", "r"), "left_anti")
+        written = acting.where(F.col("_lh_action").isin("insert", "update")).select(*columns)
+        staged = f"{ref.location.rstrip('/')}.lh-merge-{uuid.uuid4().hex[:12]}"
+        writer = kept.select(*columns).unionByName(written).write.mode("overwrite")
+        if ref.spec.partition_by:
+            writer = writer.partitionBy(*ref.spec.partition_by)
+        writer.parquet(staged)
+        _replace_directory(ref.location, staged)
 
     def _result(
         self, name: str, operation: str, before: int, started: float, *, observed: bool = True
@@ -587,6 +681,40 @@ def _delta_type(dtype: T.DataType) -> str:
         raise SchemaMismatchError(f"cannot add a column of type {dtype.simpleString()}")
     name = dtype.simpleString()
     return _DELTA_PRIMITIVE.get(name, name)
+
+
+def _key_match(keys: list[str], left: str, right: str) -> Column:
+    """Null-safe equality of ``keys`` between two aliased frames."""
+    cond: Column | None = None
+    for k in keys:
+        part = F.col(f"{left}.{quote(k)}").eqNullSafe(F.col(f"{right}.{quote(k)}"))
+        cond = part if cond is None else cond & part
+    assert cond is not None
+    return cond
+
+
+def _filesystem(location: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path in it) for a table location: a local path or a URI."""
+    import pyarrow.fs as pafs
+
+    if "://" in location and not location.startswith("file://"):
+        return pafs.FileSystem.from_uri(location)
+    local = location.removeprefix("file://").removeprefix("file:")
+    return pafs.LocalFileSystem(), local
+
+
+def _directory() -> Any:
+    import pyarrow.fs as pafs
+
+    return pafs.FileType.Directory
+
+
+def _replace_directory(location: str, staged: str) -> None:
+    """Put the directory ``staged`` in the place of ``location`` (delete, then rename)."""
+    fs, path = _filesystem(location)
+    _, staged_path = _filesystem(staged)
+    fs.delete_dir(path)
+    fs.move(staged_path, path)
 
 
 def _same_location(a: str, b: str) -> bool:

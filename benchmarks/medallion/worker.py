@@ -1,0 +1,109 @@
+"""One measured run of one system in a fresh process: ``bench.py`` starts it once per
+system, phase and repetition, and reads the JSON it writes.
+
+    python benchmarks/medallion/worker.py SYSTEM --root DIR --landing DIR --out FILE.json
+
+SYSTEM: ``ours`` (the bundle's ``medallion`` job on the ``local`` target: embedded Sail,
+Delta), ``jvm`` (the same job on ``jvm_parquet``: JVM Spark local[2], Parquet), ``polars``
+(polars_peer.py), ``duckdb`` (duckdb_peer.py). Peak RSS is sampled over this process and all
+its descendants (the JVM is a child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import LayerTimes, TreeRss  # noqa: E402
+
+LAYER_OF_TASK = {"ingest_bronze": "bronze", "refine_silver": "silver", "build_gold": "gold"}
+
+
+def run_bundle(target: str, root: Path, landing: Path, times: LayerTimes) -> dict[str, Any]:
+    """The project's own job (bundle runner, in-process tasks) on ``target``."""
+    from lakehouse.bundle.runner import run_job
+    from lakehouse.config.loader import load_project
+    from lakehouse.engine import build_session
+
+    project = load_project(
+        HERE, target=target, var_overrides={"data_root": str(root), "landing": str(landing)}
+    )
+    with times.layer("start"):
+        session = build_session(
+            project.engine,
+            warehouse_dir=root / "warehouse",
+            app_name="medallion-bench",
+            log_dir=root / "logs",
+        )
+    try:
+        open_layer: dict[str, Any] = {}
+
+        def on_event(event: str, task: Any, outcome: Any) -> None:
+            layer = LAYER_OF_TASK[task.task_key]
+            if event == "started":
+                ctx = times.layer(layer)
+                ctx.__enter__()
+                open_layer[layer] = ctx
+            elif layer in open_layer:
+                open_layer.pop(layer).__exit__(None, None, None)
+
+        started = time.perf_counter()
+        report = run_job(project, "medallion", session, on_event=on_event)
+        total = time.perf_counter() - started
+        if not report.succeeded:
+            failed = [f"{t.task_key}: {t.error}" for t in report.tasks if t.status != "SUCCESS"]
+            raise SystemExit(f"{target}: the job failed: {'; '.join(failed)}")
+        times.seconds["overhead"] = total - sum(
+            times.seconds.get(layer, 0.0) for layer in LAYER_OF_TASK.values()
+        )
+        return {
+            "counters": report.counters,
+            "engine": session.kind,
+            "format": project.engine.table_format,
+        }
+    finally:
+        session.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("system", choices=["ours", "jvm", "polars", "duckdb"])
+    parser.add_argument("--root", type=Path, required=True, help="tables and state")
+    parser.add_argument("--landing", type=Path, required=True, help="the raw drops")
+    parser.add_argument("--out", type=Path, required=True, help="result JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    rss = TreeRss()
+    rss.start()
+    times = LayerTimes(rss)
+    info: dict[str, Any]
+    if args.system == "ours":
+        info = run_bundle("local", args.root, args.landing, times)
+    elif args.system == "jvm":
+        info = run_bundle("jvm_parquet", args.root, args.landing, times)
+    elif args.system == "polars":
+        import polars_peer
+
+        info = polars_peer.run(args.root, args.landing, times)
+    else:
+        import duckdb_peer
+
+        info = duckdb_peer.run(args.root, args.landing, times)
+    rss.stop()
+    result = {"system": args.system, **times.as_dict(), **info}
+    args.out.write_text(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
