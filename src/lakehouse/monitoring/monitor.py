@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -41,6 +41,7 @@ from lakehouse.config.loader import (
 from lakehouse.config.models import ModelMonitorSpec, ModelSpec
 from lakehouse.errors import LakehouseError
 from lakehouse.ml.registry import CHAMPION, connect, version_by_alias
+from lakehouse.ml.score import latest_rows
 from lakehouse.ml.train import feature_kinds
 from lakehouse.ml.training_set import LABEL_TS, label_column, label_rows, training_frame
 from lakehouse.monitoring.checks import (
@@ -213,9 +214,7 @@ def latest_labels(ctx: TaskContext, spec: ModelSpec) -> DataFrame:
     rows = label_rows(ctx.tables.read(labels.table), labels).withColumnRenamed(
         label_column(labels), "label"
     )
-    if labels.timestamp:
-        newest = Window.partitionBy(*labels.keys).orderBy(F.col(LABEL_TS).desc())
-        rows = rows.withColumn("__n", F.row_number().over(newest)).where("__n = 1").drop("__n")
+    rows = latest_rows(rows, list(labels.keys), LABEL_TS if labels.timestamp else None)
     return rows.select(*labels.keys, "label").where(F.col("label").isNotNull())
 
 
