@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ silver:
     sequence_by: seq
     mode: scd2
     track_columns: [status]
+    operation: {column: op}
 """
 
 GOOD_AND_BAD = [
@@ -296,3 +298,86 @@ def test_without_great_expectations_the_sql_path_still_gates(
     assert (summary.rows_kept, summary.rows_quarantined) == (2, 4)
     assert not (project.data_root / "quality" / "docs").exists()
     assert ctx.tables.read("c.meta.dq_results").count() == 4
+
+
+def _silver_rows(ctx: TaskContext, table: str) -> list[tuple]:  # type: ignore[type-arg]
+    return sorted((r["order_id"], r["amount"], r["seq"]) for r in ctx.tables.read(table).collect())
+
+
+def test_each_run_refines_only_the_batches_it_has_not_refined(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    ctx = _land(spark, project, "a.jsonl", GOOD_AND_BAD, "r1")
+    assert refine_table(ctx, "c.silver.orders").rows_read == 6
+    ctx = _land(
+        spark,
+        project,
+        "b.jsonl",
+        ['{"order_id": "1", "customer": "a", "amount": "11", "status": "completed", "seq": "2"}'],
+        "r2",
+    )
+    second = refine_table(ctx, "c.silver.orders")
+    assert (second.rows_read, second.rows_kept, second.rows_quarantined) == (1, 1, 0)
+    assert _silver_rows(ctx, "c.silver.orders") == [("1", 11.0, 2), ("4", 7.0, 1)]
+    ledger = ctx.tables.read("c.meta.silver_batches").where("table = 'c.silver.orders'").collect()
+    assert sorted((r["rows"], r["run_id"]) for r in ledger) == [(1, "r2"), (6, "r1")]
+    version = ctx.tables.version("c.silver.orders")
+    nothing = refine_table(_ctx(spark, project, "r3"), "c.silver.orders")
+    assert (nothing.rows_read, nothing.status) == (0, "SUCCESS")
+    assert ctx.tables.version("c.silver.orders") == version
+    # A full refresh reads all of Bronze again; the MERGE leaves the table as it was.
+    full = refine_table(_ctx(spark, project, "r4"), "c.silver.orders", full_refresh=True)
+    assert (full.rows_read, full.rows_kept, full.rows_quarantined) == (7, 3, 4)
+    assert _silver_rows(ctx, "c.silver.orders") == [("1", 11.0, 2), ("4", 7.0, 1)]
+    assert ctx.tables.row_count("c.silver.orders_quarantine") == 4  # keyed by row hash
+
+
+def test_a_late_upsert_older_than_an_earlier_delete_does_not_bring_the_key_back(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    row = '{"order_id": "1", "customer": "a", "amount": "AMOUNT", "status": "completed", "seq": "SEQ"}'
+    ctx = _land(spark, project, "a.jsonl", [row.replace("AMOUNT", "1").replace("SEQ", "1")], "r1")
+    refine_table(ctx, "c.silver.orders")
+    refine_table(ctx, "c.silver.customers")
+    ctx = _land(
+        spark,
+        project,
+        "b.jsonl",
+        ['{"order_id": "1", "customer": "a", "seq": "3", "op": "DELETE"}'],
+        "r2",
+    )
+    refine_table(ctx, "c.silver.orders")
+    refine_table(ctx, "c.silver.customers")
+    assert _silver_rows(ctx, "c.silver.orders") == []
+    late = row.replace("AMOUNT", "2").replace("SEQ", "2").replace("completed", "refunded")
+    ctx = _land(spark, project, "c.jsonl", [late], "r3")
+    summary = refine_table(ctx, "c.silver.orders")
+    assert (summary.rows_read, summary.rows_kept, summary.duplicates_collapsed) == (1, 1, 1)
+    assert _silver_rows(ctx, "c.silver.orders") == []
+    refine_table(ctx, "c.silver.customers")
+    versions = sorted(
+        (r["status"], r["valid_from"], r["valid_to"], r["is_current"])
+        for r in ctx.tables.read("c.silver.customers").collect()
+    )
+    assert versions == [("completed", 1, 2, False), ("refunded", 2, 3, False)]
+    newer = row.replace("AMOUNT", "4").replace("SEQ", "4")
+    ctx = _land(spark, project, "d.jsonl", [newer], "r4")
+    refine_table(ctx, "c.silver.orders")
+    assert _silver_rows(ctx, "c.silver.orders") == [("1", 4.0, 4)]
+
+
+def test_silver_tables_are_created_with_deletion_vectors(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = _project(tmp_path)
+    ctx = _land(spark, project, "a.jsonl", GOOD_AND_BAD, "r1")
+    refine_table(ctx, "c.silver.orders")
+    first_commit = Path(project.table("c.silver.orders").location) / "_delta_log"
+    protocol = next(
+        json.loads(line)["protocol"]
+        for line in (first_commit / "00000000000000000000.json").read_text().splitlines()
+        if "protocol" in json.loads(line)
+    )
+    assert "deletionVectors" in protocol["readerFeatures"]

@@ -86,6 +86,22 @@ def test_delete_closes_the_open_version_and_a_reinsert_opens_one(spark: SparkSes
 
 
 @pytest.mark.transform
+def test_late_row_before_a_stored_delete_does_not_reopen_the_key(spark: SparkSession) -> None:
+    # The delete's row was refined by an earlier run: only the closed version shows it.
+    stored = [("A", "basic", D(2026, 1, 1), D(2026, 1, 1), D(2026, 3, 1), False)]
+    late = [("A", "plus", D(2026, 2, 1), False)]
+    assert _history(spark, stored, late) == [
+        ("A", "basic", D(2026, 1, 1), D(2026, 2, 1), False),
+        ("A", "plus", D(2026, 2, 1), D(2026, 3, 1), False),
+    ]
+    after = [("A", "premium", D(2026, 4, 1), False)]  # a row after the delete reopens it
+    assert _history(spark, stored, after) == [
+        ("A", "basic", D(2026, 1, 1), D(2026, 3, 1), False),
+        ("A", "premium", D(2026, 4, 1), None, True),
+    ]
+
+
+@pytest.mark.transform
 def test_merge_source_marks_stored_versions_that_disappeared(spark: SparkSession) -> None:
     stored: DataFrame = spark.createDataFrame(
         [

@@ -731,6 +731,7 @@ _HTTP_RESPONSES = TableSpec(
 
 DQ_RESULTS_TABLE = "dq_results"
 SILVER_RUNS_TABLE = "silver_runs"
+SILVER_BATCHES_TABLE = "silver_batches"
 ACCESS_AUDIT_TABLE = "access_audit"
 LINEAGE_TABLE = "lineage"
 JOB_RUNS_TABLE = "job_runs"
@@ -856,6 +857,20 @@ _SILVER_RUNS = TableSpec(
     keys=["run_id", "table"],
 )
 
+_SILVER_BATCHES = TableSpec(
+    layer="system",
+    description="Which Bronze batches each Silver table has refined: its incremental progress",
+    columns=[
+        Column(name="table", type="string", nullable=False),
+        Column(name="source", type="string", nullable=False, comment="the Bronze table"),
+        Column(name="batch_id", type="string", nullable=False, comment="Bronze _batch_id"),
+        Column(name="rows", type="bigint", nullable=False, comment="Bronze rows of the batch"),
+        Column(name="run_id", type="string", nullable=False),
+        Column(name="refined_at", type="timestamp", nullable=False),
+    ],
+    keys=["table", "batch_id"],
+)
+
 _QUARANTINE_COLUMNS = [
     Column(name="_row", type="string", nullable=False, comment="the rejected row as JSON"),
     Column(name="_reasons", type="array<string>", nullable=False, comment="violated rules"),
@@ -917,6 +932,7 @@ def _with_generated_tables(
     for name, spec in (
         (DQ_RESULTS_TABLE, _DQ_RESULTS),
         (SILVER_RUNS_TABLE, _SILVER_RUNS),
+        (SILVER_BATCHES_TABLE, _SILVER_BATCHES),
         (ACCESS_AUDIT_TABLE, _ACCESS_AUDIT),
         (LINEAGE_TABLE, _LINEAGE),
         (JOB_RUNS_TABLE, _JOB_RUNS),
@@ -1020,6 +1036,10 @@ def lineage_table_name(catalog: str) -> str:
 
 def silver_runs_table_name(catalog: str) -> str:
     return f"{catalog}.{SYSTEM_SCHEMA}.{SILVER_RUNS_TABLE}"
+
+
+def silver_batches_table_name(catalog: str) -> str:
+    return f"{catalog}.{SYSTEM_SCHEMA}.{SILVER_BATCHES_TABLE}"
 
 
 def _check_references(project: Project, origin: dict[str, str]) -> None:

@@ -241,9 +241,10 @@ def _gx_result(rule: Rule, result: Any, rows: int | None) -> RuleResult:
         )
     if rule.expectation_type == SQL:
         assert rows is not None
-        return RuleResult.of(rule, evaluated=rows, failed=int(values["observed_value"]))
-    evaluated = int(values["element_count"]) - int(values.get("missing_count") or 0)
-    return RuleResult.of(rule, evaluated=evaluated, failed=int(values["unexpected_count"]))
+        return RuleResult.of(rule, evaluated=rows, failed=int(values["observed_value"] or 0))
+    # An empty batch (say, a run that refines only deletes) has no counts: None, not 0.
+    evaluated = int(values.get("element_count") or 0) - int(values.get("missing_count") or 0)
+    return RuleResult.of(rule, evaluated=evaluated, failed=int(values.get("unexpected_count") or 0))
 
 
 def _batch_rows(results: Sequence[Any], df: DataFrame) -> int:

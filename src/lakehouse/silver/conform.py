@@ -85,10 +85,7 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
             raise TaskError(
                 f"{target.full_name}: operation column {spec.operation.column!r} is not in {spec.source}"
             )
-        op = F.upper(F.trim(F.col(quote(spec.operation.column)).cast("string")))
-        is_delete = F.coalesce(
-            op.isin([v.upper() for v in spec.operation.delete_values]), F.lit(False)
-        )
+        is_delete = delete_operation(spec)
     if "_corrupt" in bronze_cols:
         reasons.append(
             F.when(
@@ -136,6 +133,32 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
         source_file.alias("_source_file"),
         ingested_at.alias("_ingested_at"),
         F.when(F.size(problems) > 0, row_json).alias("_row"),
+    )
+
+
+def delete_operation(spec: SilverSpec) -> Column:
+    """True for a Bronze row whose ``operation`` column says delete (false without one)."""
+    if spec.operation is None:
+        return F.lit(False)
+    op = F.upper(F.trim(F.col(quote(spec.operation.column)).cast("string")))
+    return F.coalesce(op.isin([v.upper() for v in spec.operation.delete_values]), F.lit(False))
+
+
+def without_deleted_later(
+    upserts: DataFrame, deletes: DataFrame, keys: list[str], sequence_by: str
+) -> DataFrame:
+    """``upserts`` minus the rows a delete of the same key with a higher sequence overrides.
+
+    ``deletes`` are conformed delete rows refined by earlier runs: their keys are gone from
+    an SCD1 table, so without this a late, older upsert would bring the key back.
+    """
+    last_delete = deletes.groupBy(*[quote(k) for k in keys]).agg(
+        F.max(quote(sequence_by)).alias("_deleted_at")
+    )
+    return (
+        upserts.join(last_delete, on=keys, how="left")
+        .where(F.col("_deleted_at").isNull() | (F.col(quote(sequence_by)) >= F.col("_deleted_at")))
+        .drop("_deleted_at")
     )
 
 

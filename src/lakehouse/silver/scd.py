@@ -2,9 +2,10 @@
 
 A version is opened by a change in a tracked column and closed by the next change or by a
 delete. For the keys that have new rows, the history is recomputed from the versions already
-in the table plus the new rows, ordered by the sequence column, so late (out-of-order) rows
-land in the right place and replaying rows already applied changes nothing. The result is
-applied with one MERGE on ``keys + valid_from`` (rows that stop being versions are deleted).
+in the table (and the deletes that closed them) plus the new rows, ordered by the sequence
+column, so late (out-of-order) rows land in the right place and replaying rows already
+applied changes nothing. The result is applied with one MERGE on ``keys + valid_from``
+(rows that stop being versions are deleted).
 """
 
 from __future__ import annotations
@@ -50,7 +51,27 @@ def scd2_history(
         F.lit(1).alias("_priority"),
     )
     by_key = [F.col(quote(k)) for k in keys]
-    events = old.unionByName(new)
+    # A stored version closed without a successor was closed by a delete: replay it, so a
+    # late row older than the delete does not reopen the key (the delete's Bronze row was
+    # refined by an earlier run and is not among ``changes``).
+    starts = existing.select(
+        *[F.col(quote(k)).alias(f"_start_{i}") for i, k in enumerate(keys)],
+        F.col(VALID_FROM).alias("_start"),
+    )
+    successor = [F.col(quote(k)) == F.col(f"_start_{i}") for i, k in enumerate(keys)] + [
+        F.col(VALID_TO) == F.col("_start")
+    ]
+    deleted = (
+        existing.where(F.col(VALID_TO).isNotNull())
+        .join(starts, on=successor, how="left_anti")
+        .select(
+            *[F.col(quote(c)) for c in data_columns],
+            F.col(VALID_TO).alias("_seq"),
+            F.lit(True).alias(DELETE_FLAG),
+            F.lit(0).alias("_priority"),
+        )
+    )
+    events = old.unionByName(deleted).unionByName(new)
     # One event per key and sequence value: a new row wins over a stored version.
     events = (
         events.withColumn(

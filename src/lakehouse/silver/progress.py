@@ -1,0 +1,97 @@
+"""Incremental Silver: which Bronze rows a Silver table has not refined yet.
+
+Bronze is append-only and each ingest commit writes whole batches, every row carrying its
+``_batch_id``. A Silver table's progress is the set of batch ids it has refined, kept as rows
+of ``meta.silver_batches`` (the role a streaming checkpoint plays for a Delta source, but as
+data: it survives compaction and can be queried). A run refines the batches of one pinned
+Bronze version that are not in that set, and records them once its MERGE has committed; a
+run that dies in between refines them again next time, which the MERGE makes harmless
+(updates need a newer sequence, quarantine inserts are keyed by row hash).
+
+A Bronze table without ``_batch_id`` (not written by the project's ingest) is read whole
+every run, as is any table on ``full_refresh``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.bundle.context import TaskContext
+from lakehouse.config.loader import silver_batches_table_name
+
+BATCH_ID = "_batch_id"
+
+
+@dataclass(frozen=True)
+class PendingBatches:
+    """The Bronze rows to refine this run and the batches they belong to."""
+
+    rows: DataFrame
+    source_version: int
+    batches: dict[str, int] = field(default_factory=dict)  # batch id -> Bronze rows
+    refined_before: int = 0  # batches of the source refined by earlier runs
+    incremental: bool = True
+
+    @property
+    def empty(self) -> bool:
+        return self.incremental and not self.batches
+
+
+def batches_not_refined(present: dict[str, int], refined: set[str]) -> dict[str, int]:
+    """The batches of ``present`` (id -> rows) that are not in ``refined``."""
+    return {b: n for b, n in present.items() if b not in refined}
+
+
+def pending_rows(bronze: DataFrame, pending: list[str], refined: list[str]) -> DataFrame:
+    """The Bronze rows of the ``pending`` batches, by the shorter of the two id lists (a batch
+    is in exactly one of them); Delta file statistics on ``_batch_id`` prune the rest."""
+    if not refined:
+        return bronze
+    if len(pending) <= len(refined):
+        return bronze.where(F.col(BATCH_ID).isin(pending))
+    return bronze.where(~F.col(BATCH_ID).isin(refined))
+
+
+def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> PendingBatches:
+    """What ``name`` has to refine: the batches of its Bronze source (at its current version)
+    that no earlier run of ``name`` refined."""
+    spec = ctx.project.silver[name]
+    tables = ctx.tables
+    version = tables.version(spec.source)
+    bronze = tables.read(spec.source, version=version)
+    if BATCH_ID not in bronze.columns:
+        return PendingBatches(bronze, version, incremental=False)
+    present = {
+        str(r[BATCH_ID]): int(r["rows"])
+        for r in bronze.groupBy(BATCH_ID).agg(F.count("*").alias("rows")).collect()
+    }
+    refined: set[str] = set()
+    if not full_refresh:
+        ledger = tables.read(silver_batches_table_name(ctx.project.catalog.name))
+        refined = {
+            str(r["batch_id"])
+            for r in ledger.where(F.col("table") == name).select("batch_id").collect()
+        } & set(present)
+    todo = batches_not_refined(present, refined)
+    rows = pending_rows(bronze, sorted(todo), sorted(refined))
+    return PendingBatches(rows, version, todo, refined_before=len(refined))
+
+
+def record_refined(ctx: TaskContext, name: str, pending: PendingBatches) -> None:
+    """Add the run's batches to ``meta.silver_batches`` (after the table's MERGE committed)."""
+    if not pending.batches:
+        return
+    table = silver_batches_table_name(ctx.project.catalog.name)
+    now = datetime.now(tz=UTC).replace(tzinfo=None)
+    source = ctx.project.silver[name].source
+    rows = [(name, source, b, n, ctx.run_id, now) for b, n in sorted(pending.batches.items())]
+    ctx.tables.merge(
+        table,
+        ctx.spark.createDataFrame(rows, ctx.tables.schema(table)),
+        ["table", "batch_id"],
+        insert_only=True,
+    )
