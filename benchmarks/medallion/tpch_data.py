@@ -66,43 +66,42 @@ def generate(sf: float, cache: Path) -> Path:
     return out
 
 
-def read(parquet_dir: Path, table: str) -> pl.DataFrame:
-    return pl.read_parquet(parquet_dir / f"{table}.parquet")
+def read(parquet_dir: Path, table: str) -> pl.LazyFrame:
+    """A lazy scan: SF10 lineitem (60M rows) does not fit in memory as text at once."""
+    return pl.scan_parquet(parquet_dir / f"{table}.parquet")
 
 
-def as_text(df: pl.DataFrame, updated_at: str) -> pl.DataFrame:
+def as_text(df: pl.LazyFrame, updated_at: str) -> pl.LazyFrame:
     """Every value as text (as an export writes it) plus ``updated_at``."""
     return df.select(pl.all().cast(pl.String)).with_columns(updated_at=pl.lit(updated_at))
 
 
-def write_drop(df: pl.DataFrame, table: str, folder: Path, stem: str) -> list[Path]:
-    """Write one table's drop (CSV or JSON lines), split into parts; returns the files."""
+def write_drop(df: pl.LazyFrame, table: str, folder: Path, stem: str) -> int:
+    """Write one table's drop (CSV or JSON lines), split into parts of ``PART_ROWS`` that are
+    collected one at a time; returns the rows written."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    parts = max(1, -(-df.height // PART_ROWS))
+    rows = int(df.select(pl.len()).collect().item())
+    parts = max(1, -(-rows // PART_ROWS))
     for i in range(parts):
-        chunk = df.slice(i * PART_ROWS, PART_ROWS)
+        chunk = df.slice(i * PART_ROWS, PART_ROWS).collect()
         if table in CSV_TABLES:
-            path = folder / f"{stem}-{i:04d}.csv"
-            chunk.write_csv(path, separator="|", quote_style="necessary")
+            chunk.write_csv(folder / f"{stem}-{i:04d}.csv", separator="|", quote_style="necessary")
         else:
-            path = folder / f"{stem}-{i:04d}.jsonl"
-            chunk.write_ndjson(path)
-        files.append(path)
-    return files
+            chunk.write_ndjson(folder / f"{stem}-{i:04d}.jsonl")
+    return rows
 
 
 def land_full(parquet_dir: Path, landing: Path) -> dict[str, int]:
     """The full drops under ``landing/<table>/``; returns rows per table."""
-    rows = {}
-    for table in TABLES:
-        df = as_text(read(parquet_dir, table), FULL_EXPORT)
-        write_drop(df, table, landing / table, table)
-        rows[table] = df.height
-    return rows
+    return {
+        table: write_drop(
+            as_text(read(parquet_dir, table), FULL_EXPORT), table, landing / table, table
+        )
+        for table in TABLES
+    }
 
 
-def incremental_frames(parquet_dir: Path) -> dict[str, pl.DataFrame]:
+def incremental_frames(parquet_dir: Path) -> dict[str, pl.LazyFrame]:
     """The incremental drop (typed): changed and new rows, about 1% of each large table."""
     customer = read(parquet_dir, "customer")
     orders = read(parquet_dir, "orders")
@@ -114,22 +113,29 @@ def incremental_frames(parquet_dir: Path) -> dict[str, pl.DataFrame]:
         o_orderdate=pl.col("o_orderdate") + pl.duration(days=1),
         o_orderpriority=pl.lit("1-URGENT"),
     )
-    max_key = int(orders["o_orderkey"].max())  # type: ignore[arg-type]
+    max_key = int(orders.select(pl.col("o_orderkey").max()).collect().item())
     copied = orders.filter(pl.col("o_orderkey") % 200 == 5)
     new_keys = copied.select(
-        "o_orderkey", new_key=pl.int_range(1, copied.height + 1, dtype=pl.Int64) + max_key
+        "o_orderkey", new_key=pl.int_range(1, pl.len() + 1, dtype=pl.Int64) + max_key
+    ).collect()
+    new_orders = (
+        copied.join(new_keys.lazy(), on="o_orderkey", maintain_order="left")
+        .with_columns(o_orderkey=pl.col("new_key"))
+        .drop("new_key")
     )
-    new_orders = copied.join(new_keys, on="o_orderkey").with_columns(o_orderkey=pl.col("new_key"))
-    new_orders = new_orders.drop("new_key")
     changed_lines = lineitem.filter(pl.col("l_orderkey") % 200 == 11).with_columns(
         l_quantity=pl.min_horizontal(pl.col("l_quantity").cast(pl.Int64) + 1, pl.lit(50)).cast(
             pl.Decimal(15, 2)
         )
     )
     new_lines = (
-        lineitem.join(new_keys, left_on="l_orderkey", right_on="o_orderkey")
+        lineitem.join(
+            new_keys.lazy(), left_on="l_orderkey", right_on="o_orderkey", maintain_order="left"
+        )
         .with_columns(l_orderkey=pl.col("new_key"))
         .drop("new_key")
+        .collect()
+        .sort("l_orderkey", "l_linenumber")
     )
     invalid = new_lines.head(3).with_columns(
         l_linenumber=pl.lit(8, dtype=pl.Int32), l_quantity=pl.lit(0).cast(pl.Decimal(15, 2))
@@ -137,7 +143,7 @@ def incremental_frames(parquet_dir: Path) -> dict[str, pl.DataFrame]:
     return {
         "customer": changed_customers,
         "orders": pl.concat([changed_orders, new_orders]),
-        "lineitem": pl.concat([changed_lines, new_lines, invalid]),
+        "lineitem": pl.concat([changed_lines.collect(), new_lines, invalid]).lazy(),
     }
 
 
@@ -145,7 +151,7 @@ def land_incremental(parquet_dir: Path, landing: Path) -> dict[str, int]:
     """The incremental drops under ``landing/<table>/`` (``<table>-incr-*``); rows per table."""
     rows = {}
     for table, df in incremental_frames(parquet_dir).items():
-        text = as_text(df, INCREMENTAL_EXPORT)
-        write_drop(text, table, landing / table, f"{table}-incr")
-        rows[table] = text.height
+        rows[table] = write_drop(
+            as_text(df, INCREMENTAL_EXPORT), table, landing / table, f"{table}-incr"
+        )
     return rows

@@ -503,14 +503,21 @@ def refine(
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Re-read all of Bronze, not only the batches not refined yet.",
+        ),
+    ] = False,
 ) -> None:
-    """Conform, validate, quarantine and MERGE Bronze into Silver tables."""
+    """Conform, validate, quarantine and MERGE new Bronze batches into Silver tables."""
     from lakehouse.silver.refine import refine_table
 
     project = _load(project_dir, target, engine, var)
     names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
     with _task_context(project, "refine") as ctx, console.status("refining …"):
-        _run_each(ctx, names, lambda name: refine_table(ctx, name))
+        _run_each(ctx, names, lambda name: refine_table(ctx, name, full_refresh=full_refresh))
     _finish(ctx, "refine")
 
 

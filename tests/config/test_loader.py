@@ -39,6 +39,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.meta.lineage",
         "lakehouse.meta.model_monitoring",
         "lakehouse.meta.processed_files",
+        "lakehouse.meta.silver_batches",
         "lakehouse.meta.silver_runs",
         "lakehouse.silver.customers",
         "lakehouse.silver.customers_quarantine",

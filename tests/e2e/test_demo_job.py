@@ -181,17 +181,30 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     # new versions).
     changed = {n for n in EXPECTED_ROWS if versions_after_second[n] != versions_after_first[n]}
     assert changed == REBUILT_EVERY_RUN
-    # Every Silver run records its data-quality results and row accounting.
-    assert tables.row_count("lakehouse.meta.dq_results") == 2 * 7
-    accounting = {
-        (r["table"], r["rows_read"], r["rows_kept"], r["rows_quarantined"])
-        for r in tables.read("lakehouse.meta.silver_runs").collect()
-    }
-    assert accounting == {
+    # Every Silver run records its row accounting; the second run had no new Bronze batches,
+    # so it read nothing and ran no rules.
+    assert tables.row_count("lakehouse.meta.dq_results") == 7
+    first_reads = {
         ("lakehouse.silver.customers", 1001, 1000, 1),
         ("lakehouse.silver.orders", 8671, 8667, 4),
         ("lakehouse.silver.events", 500, 500, 0),
     }
+
+    def accounting() -> list[tuple[str, int, int, int]]:
+        return sorted(
+            (r["table"], r["rows_read"], r["rows_kept"], r["rows_quarantined"])
+            for r in tables.read("lakehouse.meta.silver_runs").collect()
+        )
+
+    assert accounting() == sorted([*first_reads, *{(t, 0, 0, 0) for t, *_ in first_reads}])
+    # A full refresh reads all of Bronze again and, with nothing changed, commits nothing.
+    refresh = _run(demo_project_dir, data_root, "refine", "--full-refresh")
+    assert refresh.returncode == 0, refresh.stdout[-3000:] + refresh.stderr[-3000:]
+    assert accounting() == sorted(
+        [*first_reads, *first_reads, *{(t, 0, 0, 0) for t, *_ in first_reads}]
+    )
+    assert {n: tables.version(n) for n in EXPECTED_ROWS} == versions_after_second
+    assert tables.row_count("lakehouse.meta.dq_results") == 2 * 7
     current = tables.read("lakehouse.silver.customers").where("is_current").count()
     assert current == 1000
     # Each run's monitor_model task: 10 features x (PSI, p-value) against the latest scoring
