@@ -357,6 +357,10 @@ def markdown(result: dict[str, Any]) -> str:
         "from Maven Central, and this machine cannot reach it. It runs the same bundle with "
         "`engine.table_format: parquet` (MERGE emulated by read + union + overwrite).",
         "",
+        "Incremental runs: ours and the JVM peer (the same code) refine only the Bronze "
+        "batches Silver has not refined yet (`meta.silver_batches`); the Polars and DuckDB "
+        "peers re-read all of Bronze and MERGE it. Every system rebuilds Gold in full.",
+        "",
         *[f"Note: {n}" for n in result["notes"][2:]],
         "",
     ]
