@@ -10,14 +10,13 @@ the same as polars_peer.py: new files only to Bronze, the whole Bronze table typ
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 from deltalake import DeltaTable, write_deltalake
-from harness import LayerTimes
+from harness import LayerTimes, ProcessedFiles
 from polars_peer import TYPES
 from tpch_data import CSV_TABLES, KEYS, TABLES
 
@@ -61,16 +60,11 @@ def _sql_type(dtype: Any) -> str:
 
 
 def bronze(con: duckdb.DuckDBPyConnection, root: Path, landing: Path) -> dict[str, int]:
-    state_file = root / "processed_files.json"
-    processed: dict[str, list[Any]] = (
-        json.loads(state_file.read_text()) if state_file.exists() else {}
-    )
+    processed = ProcessedFiles(root)
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     rows = {}
     for table in TABLES:
-        seen = {tuple(x) for x in processed.get(table, [])}
-        files = sorted(p for p in (landing / table).iterdir() if not p.name.startswith((".", "_")))
-        new = [p for p in files if (str(p), p.stat().st_size, p.stat().st_mtime_ns) not in seen]
+        new = processed.new_files(landing, table)
         if not new:
             continue
         names = [*TYPES[table], "updated_at"]
@@ -89,10 +83,8 @@ def bronze(con: duckdb.DuckDBPyConnection, root: Path, landing: Path) -> dict[st
         ).to_arrow_table()
         write_deltalake(str(root / "bronze" / table), data, mode="append")
         rows[table] = data.num_rows
-        processed.setdefault(table, []).extend(
-            [str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in new
-        )
-    state_file.write_text(json.dumps(processed))
+        processed.add(table, new)
+    processed.save()
     return rows
 
 

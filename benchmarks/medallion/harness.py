@@ -1,9 +1,11 @@
 """Measurement pieces of the medallion benchmark: a process-tree RSS sampler, layer timing,
-and Gold checksums that every system's output is compared with."""
+Gold checksums that every system's output is compared with, and the hand-written peers'
+processed-files log."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import threading
@@ -20,6 +22,34 @@ import pyarrow.compute as pc
 
 GOLD_TABLES = ("pricing_summary", "customer_revenue", "nation_revenue", "daily_shipments")
 MB = 1024 * 1024
+
+
+class ProcessedFiles:
+    """The hand-written peers' processed-files log (``processed_files.json`` next to their
+    tables): a drop file is new unless its path, size and mtime were ingested before."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "processed_files.json"
+        self.done: dict[str, list[Any]] = (
+            json.loads(self.path.read_text()) if self.path.exists() else {}
+        )
+
+    def new_files(self, landing: Path, table: str) -> list[Path]:
+        seen = {tuple(x) for x in self.done.get(table, [])}
+        folder = landing / table
+        files = sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
+        return [p for p in files if _identity(p) not in seen]
+
+    def add(self, table: str, files: list[Path]) -> None:
+        self.done.setdefault(table, []).extend(list(_identity(p)) for p in files)
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps(self.done))
+
+
+def _identity(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return (str(path), stat.st_size, stat.st_mtime_ns)
 
 
 class TreeRss(threading.Thread):

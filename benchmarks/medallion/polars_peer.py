@@ -14,14 +14,13 @@ bundle's job so the times compare:
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from harness import LayerTimes
+from harness import LayerTimes, ProcessedFiles
 from tpch_data import CSV_TABLES, KEYS, TABLES
 
 DEC = pl.Decimal(15, 2)
@@ -134,17 +133,11 @@ RULES: dict[str, list[tuple[str, str, pl.Expr]]] = {
 
 def bronze(root: Path, landing: Path) -> dict[str, int]:
     """Append the new files of every drop to its Bronze table; rows per table."""
-    state_file = root / "processed_files.json"
-    processed: dict[str, list[Any]] = (
-        json.loads(state_file.read_text()) if state_file.exists() else {}
-    )
+    processed = ProcessedFiles(root)
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     rows = {}
     for table in TABLES:
-        seen = {tuple(x) for x in processed.get(table, [])}
-        folder = landing / table
-        files = sorted(p for p in folder.iterdir() if not p.name.startswith((".", "_")))
-        new = [p for p in files if (str(p), p.stat().st_size, p.stat().st_mtime_ns) not in seen]
+        new = processed.new_files(landing, table)
         if not new:
             continue
         frames = []
@@ -158,10 +151,8 @@ def bronze(root: Path, landing: Path) -> dict[str, int]:
         data = pl.concat(frames).with_columns(_ingested_at=pl.lit(now))
         write_deltalake(str(root / "bronze" / table), data.to_arrow(), mode="append")
         rows[table] = data.height
-        processed.setdefault(table, []).extend(
-            [str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in new
-        )
-    state_file.write_text(json.dumps(processed))
+        processed.add(table, new)
+    processed.save()
     return rows
 
 
