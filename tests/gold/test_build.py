@@ -17,7 +17,8 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config import load_project
 from lakehouse.config.models import GoldSpec
 from lakehouse.errors import LakehouseError
-from lakehouse.gold.build import build_gold, duplicate_keys, gold_frame
+from lakehouse.gold.build import build_gold, gold_frame
+from lakehouse.quality.validate import duplicate_keys
 
 pytestmark = pytest.mark.transform
 
@@ -182,21 +183,6 @@ def test_demo_daily_sales_query(
         (dt.date(2026, 3, 1), "east", "gadget"): ("2026-03", 1, 3, Decimal("45.00"), 0, 1),
         (dt.date(2026, 3, 2), "unknown", "widget"): ("2026-03", 1, 1, Decimal("12.50"), 0, 1),
     }
-
-
-def test_duplicate_keys_lists_up_to_five(spark: SparkSession) -> None:
-    rows = [(f"C{i}", 1, v) for i in range(7) for v in ("a", "b")] + [
-        ("C9", 1, "a"),
-        ("C9", 2, "a"),
-    ]
-    df = spark.createDataFrame(rows, "customer_id string, snapshot int, value string")
-    dupes = duplicate_keys(df, ["customer_id", "snapshot"])
-    assert len(dupes) == 5
-    assert all(
-        d["snapshot"] == 1 and d["customer_id"] in {f"C{i}" for i in range(7)} for d in dupes
-    )
-    assert duplicate_keys(df, ["customer_id", "snapshot", "value"]) == []
-    assert duplicate_keys(df.where("customer_id = 'C9'"), ["customer_id", "snapshot"]) == []
 
 
 class _Tables:

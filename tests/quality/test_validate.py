@@ -16,6 +16,7 @@ from lakehouse.quality.validate import (
     QualityError,
     RuleResult,
     cross_check,
+    duplicate_keys,
     evaluate_rules,
     flag_violations,
     validate_with_gx,
@@ -253,3 +254,19 @@ def test_data_docs_index_lists_every_run(orders: DataFrame, tmp_path: Path) -> N
         "lines.html",
         "orders.html",
     ]
+
+
+@pytest.mark.transform
+def test_duplicate_keys_lists_up_to_five(spark: SparkSession) -> None:
+    rows = [(f"C{i}", 1, v) for i in range(7) for v in ("a", "b")] + [
+        ("C9", 1, "a"),
+        ("C9", 2, "a"),
+    ]
+    df = spark.createDataFrame(rows, "customer_id string, snapshot int, value string")
+    dupes = duplicate_keys(df, ["customer_id", "snapshot"])
+    assert len(dupes) == 5
+    assert all(
+        d["snapshot"] == 1 and d["customer_id"] in {f"C{i}" for i in range(7)} for d in dupes
+    )
+    assert duplicate_keys(df, ["customer_id", "snapshot", "value"]) == []
+    assert duplicate_keys(df.where("customer_id = 'C9'"), ["customer_id", "snapshot"]) == []

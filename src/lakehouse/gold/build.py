@@ -14,6 +14,7 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
 from lakehouse.config.models import GoldSpec
 from lakehouse.errors import LakehouseError
+from lakehouse.quality.validate import duplicate_keys
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,6 @@ def gold_frame(
     finally:
         for view in views:
             spark.catalog.dropTempView(view)
-
-
-def duplicate_keys(df: DataFrame, keys: list[str]) -> list[dict[str, object]]:
-    """Up to five key values that occur more than once."""
-    dupes = df.groupBy(*keys).count().where(F.col("count") > 1).limit(5).collect()
-    return [{k: row[k] for k in keys} for row in dupes]
 
 
 def build_gold(ctx: TaskContext) -> None:

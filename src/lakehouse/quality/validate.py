@@ -227,6 +227,12 @@ def _gx_context(project_dir: Path | None, docs_dir: Path | None) -> AbstractData
     return context
 
 
+def duplicate_keys(df: DataFrame, keys: list[str]) -> list[dict[str, object]]:
+    """Up to five key values that occur more than once (one pass: a grouped count)."""
+    dupes = df.groupBy(*keys).count().where(F.col("count") > 1).limit(5).collect()
+    return [{k: row[k] for k in keys} for row in dupes]
+
+
 def _gx_result(rule: Rule, result: Any, rows: int | None) -> RuleResult:
     info = result.exception_info or {}
     if info.get("raised_exception"):

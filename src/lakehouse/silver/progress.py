@@ -31,10 +31,10 @@ class PendingBatches:
     """The Bronze rows to refine this run and the batches they belong to."""
 
     rows: DataFrame
-    source_version: int
     batches: dict[str, int] = field(default_factory=dict)  # batch id -> Bronze rows
     refined_before: int = 0  # batches of the source refined by earlier runs
     incremental: bool = True
+    earlier: DataFrame | None = None  # the rows of those batches (same Bronze version)
 
     @property
     def empty(self) -> bool:
@@ -46,14 +46,15 @@ def batches_not_refined(present: dict[str, int], refined: set[str]) -> dict[str,
     return {b: n for b, n in present.items() if b not in refined}
 
 
-def pending_rows(bronze: DataFrame, pending: list[str], refined: list[str]) -> DataFrame:
-    """The Bronze rows of the ``pending`` batches, by the shorter of the two id lists (a batch
-    is in exactly one of them); Delta file statistics on ``_batch_id`` prune the rest."""
-    if not refined:
+def rows_of_batches(bronze: DataFrame, wanted: list[str], others: list[str]) -> DataFrame:
+    """The Bronze rows of the ``wanted`` batches, where every batch of ``bronze`` is in
+    ``wanted`` or ``others``: filtered by the shorter list; Delta file statistics on
+    ``_batch_id`` prune the files of the rest."""
+    if not others:
         return bronze
-    if len(pending) <= len(refined):
-        return bronze.where(F.col(BATCH_ID).isin(pending))
-    return bronze.where(~F.col(BATCH_ID).isin(refined))
+    if len(wanted) <= len(others):
+        return bronze.where(F.col(BATCH_ID).isin(wanted))
+    return bronze.where(~F.col(BATCH_ID).isin(others))
 
 
 def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> PendingBatches:
@@ -64,7 +65,7 @@ def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) 
     version = tables.version(spec.source)
     bronze = tables.read(spec.source, version=version)
     if BATCH_ID not in bronze.columns:
-        return PendingBatches(bronze, version, incremental=False)
+        return PendingBatches(bronze, incremental=False)
     present = {
         str(r[BATCH_ID]): int(r["rows"])
         for r in bronze.groupBy(BATCH_ID).agg(F.count("*").alias("rows")).collect()
@@ -77,8 +78,12 @@ def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) 
             for r in ledger.where(F.col("table") == name).select("batch_id").collect()
         } & set(present)
     todo = batches_not_refined(present, refined)
-    rows = pending_rows(bronze, sorted(todo), sorted(refined))
-    return PendingBatches(rows, version, todo, refined_before=len(refined))
+    return PendingBatches(
+        rows_of_batches(bronze, sorted(todo), sorted(refined)),
+        todo,
+        refined_before=len(refined),
+        earlier=rows_of_batches(bronze, sorted(refined), sorted(todo)),
+    )
 
 
 def record_refined(ctx: TaskContext, name: str, pending: PendingBatches) -> None:

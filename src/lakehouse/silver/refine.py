@@ -25,7 +25,13 @@ from lakehouse.config.loader import (
     silver_runs_table_name,
 )
 from lakehouse.errors import TaskError
-from lakehouse.quality.validate import RuleResult, cross_check, evaluate_rules, validate_with_gx
+from lakehouse.quality.validate import (
+    RuleResult,
+    cross_check,
+    duplicate_keys,
+    evaluate_rules,
+    validate_with_gx,
+)
 from lakehouse.silver.conform import (
     REASONS,
     apply_transforms,
@@ -37,12 +43,7 @@ from lakehouse.silver.conform import (
     split_checked,
     without_deleted_later,
 )
-from lakehouse.silver.progress import (
-    BATCH_ID,
-    PendingBatches,
-    pending_batches,
-    record_refined,
-)
+from lakehouse.silver.progress import PendingBatches, pending_batches, record_refined
 from lakehouse.silver.scd import (
     DELETE_FLAG,
     SCD2_COLUMNS,
@@ -50,7 +51,7 @@ from lakehouse.silver.scd import (
     scd2_history,
     scd2_merge_source,
 )
-from lakehouse.tables import WriteResult, quote
+from lakehouse.tables import WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def _refine_staged(
     rows = kept.select(*columns, DELETE_FLAG, "_source_file", "_ingested_at")
     if spec.mode == "scd1":
         # The window ranking is a third of a large refine: skip it when every key is unique.
-        unique = not _has_duplicate_keys(rows, spec.keys)
+        unique = not duplicate_keys(rows, spec.keys)
         latest = rows if unique else latest_per_key(rows, spec.keys, spec.sequence_by)
         latest = latest.select(*columns, DELETE_FLAG)
         if spec.operation is not None and spec.sequence_by and pending.refined_before:
@@ -275,23 +276,15 @@ def _is_empty(ctx: TaskContext, name: str) -> bool:
     return not ctx.tables.exists(name) or ctx.tables.read(name).limit(1).count() == 0
 
 
-def _has_duplicate_keys(df: DataFrame, keys: list[str]) -> bool:
-    """True when two rows of ``df`` share a key (one pass: a grouped count)."""
-    dupes = df.groupBy(*[quote(k) for k in keys]).count().where(F.col("count") > 1)
-    return bool(dupes.limit(1).count())
-
-
 def _without_deleted_later(
     ctx: TaskContext, name: str, latest: DataFrame, pending: PendingBatches
 ) -> DataFrame:
     """``latest`` minus the upserts that a delete refined by an earlier run overrides (a
     higher sequence): the delete removed the key, so the late upsert must not bring it back."""
     spec = ctx.project.silver[name]
-    assert spec.sequence_by is not None
-    earlier = ctx.tables.read(spec.source, version=pending.source_version)
-    if pending.batches:
-        earlier = earlier.where(~F.col(BATCH_ID).isin(sorted(pending.batches)))
-    conformed = checked_rows(earlier.where(delete_operation(spec)), ctx.project.table(name), spec)
+    assert spec.sequence_by is not None and pending.earlier is not None
+    earlier_deletes = pending.earlier.where(delete_operation(spec))
+    conformed = checked_rows(earlier_deletes, ctx.project.table(name), spec)
     deletes = conformed.where((F.size(REASONS) == 0) & F.col(DELETE_FLAG))
     upserts = without_deleted_later(
         latest.where(~F.col(DELETE_FLAG)), deletes, spec.keys, spec.sequence_by
