@@ -8,14 +8,19 @@ STAMP := $(VENV)/.installed
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+# JVM jars resolved by Maven from Maven Central (jvm/pom.xml; cached in ~/.m2, never committed):
+# delta-spark + delta-storage for JVM Spark, pgjdbc for the SQL endpoint's JDBC test
+JARS_DIR := $(CURDIR)/build/jars
+JARS_STAMP := $(JARS_DIR)/.resolved
 
-.PHONY: help install run test test-sail test-jvm lint format typecheck bench bench-medallion clean
+.PHONY: help install jars run test test-sail test-jvm lint format typecheck bench bench-medallion clean
 
 help:
 	@echo "make run        create .venv, install, run the demo job on the embedded engine"
-	@echo "make test       lint + typecheck + tests on Sail + pure-transform tests on JVM Spark"
-	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end)"
-	@echo "make test-jvm   pure-transform tests on classic JVM Spark (own pytest process)"
+	@echo "make jars       resolve the Delta (JVM Spark) and PostgreSQL JDBC jars from Maven Central into build/jars"
+	@echo "make test       lint + typecheck + tests on Sail + the Delta and JVM tests on JVM Spark + delta-spark"
+	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
+	@echo "make test-jvm   transforms, Delta tests and JVM-only tests on JVM Spark + delta-spark (own pytest process)"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make typecheck  mypy src/"
@@ -31,6 +36,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(JARS_STAMP): jvm/pom.xml
+	@command -v mvn >/dev/null 2>&1 || { echo "error: mvn not found (Maven resolves the JVM jars: apt-get install maven)"; exit 1; }
+	rm -rf $(JARS_DIR)
+	mvn -q -B -f jvm/pom.xml process-resources
+	touch $@
+
+jars: $(JARS_STAMP)
 
 run: $(STAMP)
 	$(BIN)/lakehouse run
@@ -54,11 +67,15 @@ $(AIRFLOW_STAMP):
 	$(AIRFLOW_VENV)/bin/pip install -q apache-airflow==$(AIRFLOW_VERSION)
 	touch $@
 
-test-sail: $(STAMP) $(AIRFLOW_STAMP)
-	LAKEHOUSE_AIRFLOW_PYTHON=$(CURDIR)/$(AIRFLOW_VENV)/bin/python $(BIN)/pytest --engine sail; $(PYTEST_OK5)
+test-sail: $(STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP)
+	LAKEHOUSE_AIRFLOW_PYTHON=$(CURDIR)/$(AIRFLOW_VENV)/bin/python LAKEHOUSE_JDBC_JARS=$(JARS_DIR)/jdbc \
+	  $(BIN)/pytest --engine sail; $(PYTEST_OK5)
 
-test-jvm: $(STAMP)
-	$(BIN)/pytest --engine spark -m transform; $(PYTEST_OK5)
+# JVM Spark + delta-spark: the pure transforms, the in-process Delta tests (marker `delta`) and
+# the JVM-only ones (marker `jvm`: demo job on JVM vs Sail, cross-engine tables, standalone
+# cluster, Spark Connect server)
+test-jvm: $(STAMP) $(JARS_STAMP)
+	LAKEHOUSE_DELTA_JARS=$(JARS_DIR)/delta $(BIN)/pytest --engine spark -m "transform or delta or jvm"; $(PYTEST_OK5)
 
 test: lint typecheck test-sail test-jvm
 
@@ -72,4 +89,4 @@ bench: $(STAMP) bench-medallion
 	$(BIN)/python benchmarks/train.py
 
 clean:
-	rm -rf data .pytest_cache .mypy_cache .ruff_cache $(VENV) $(AIRFLOW_VENV)
+	rm -rf data build .pytest_cache .mypy_cache .ruff_cache $(VENV) $(AIRFLOW_VENV)

@@ -51,7 +51,13 @@ PG_MACROS = {
     "array_upper(lh_array, lh_dimension)": "len(lh_array)",
     "array_lower(lh_array, lh_dimension)": "CASE WHEN len(lh_array) > 0 THEN 1 END",
     "pg_partition_ancestors(lh_oid)": "CAST(NULL AS BIGINT)",
-    "to_regtype(lh_name)": "(SELECT min(oid) FROM pg_catalog.pg_type WHERE typname = lh_name)",
+    "pg_get_function_result(lh_oid)": "CAST(NULL AS VARCHAR)",
+    # information_schema._pg_expandarray: a set of (x: element, n: 1-based index) per array
+    "_pg_expandarray(lh_array)": (
+        "unnest(list_transform(range(1, len(lh_array) + 1),"
+        " lambda lh_i: struct_pack(x := lh_array[lh_i], n := lh_i)))"
+    ),
+    "to_regtype(lh_name)": f"(SELECT min(oid) FROM {COMPAT_SCHEMA}.pg_type WHERE typname = lh_name)",
     "to_regclass(lh_name)": (
         "CASE WHEN lh_name IN ('pg_class', 'pg_catalog.pg_class') THEN 1259 ELSE"
         " (SELECT min(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
@@ -68,6 +74,15 @@ PG_MACROS = {
 }
 
 
+def quote(identifier: str) -> str:
+    """A DuckDB / PostgreSQL quoted identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 # pg_catalog relations DuckDB lacks or has without columns PostgreSQL 15 clients read, as
 # views in the served database's main schema (the wire layer points pg_catalog.X here).
 def _empty(columns: str) -> str:
@@ -76,7 +91,96 @@ def _empty(columns: str) -> str:
     return "SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in items) + " WHERE false"
 
 
+# PostgreSQL 15's built-in types that the endpoint reports or accepts as parameter types:
+# (oid, typname, typlen, typcategory, typispreferred). DuckDB's own pg_type lacks several
+# (text, name, oid, json) and has rows without an OID.
+PG_TYPES = (
+    (16, "bool", 1, "B", True),
+    (17, "bytea", -1, "U", False),
+    (18, "char", 1, "Z", False),
+    (19, "name", 64, "S", False),
+    (20, "int8", 8, "N", False),
+    (21, "int2", 2, "N", False),
+    (23, "int4", 4, "N", False),
+    (25, "text", -1, "S", True),
+    (26, "oid", 4, "N", True),
+    (114, "json", -1, "U", False),
+    (700, "float4", 4, "N", False),
+    (701, "float8", 8, "N", True),
+    (1042, "bpchar", -1, "S", False),
+    (1043, "varchar", -1, "S", False),
+    (1082, "date", 4, "D", False),
+    (1083, "time", 8, "D", False),
+    (1114, "timestamp", 8, "D", False),
+    (1184, "timestamptz", 8, "D", True),
+    (1186, "interval", 16, "T", True),
+    (1266, "timetz", 12, "D", False),
+    (1560, "bit", -1, "V", False),
+    (1700, "numeric", -1, "N", False),
+    (2950, "uuid", 16, "U", False),
+    (3802, "jsonb", -1, "U", False),
+)
+# The OID of DuckDB's system pg_catalog schema, which owns the catalog relations in pg_class.
+_PG_CATALOG_OID = (
+    "(SELECT min(oid) FROM duckdb_schemas()"
+    " WHERE database_name = 'system' AND schema_name = 'pg_catalog')"
+)
+
+
+def _pg_type() -> str:
+    """SQL for pg_type: one row per :data:`PG_TYPES` entry, in PostgreSQL's columns."""
+    rows = ", ".join(
+        f"({oid}, '{name}', {length}, '{category}', {str(preferred).lower()})"
+        for oid, name, length, category, preferred in PG_TYPES
+    )
+    return (
+        "SELECT CAST(oid AS BIGINT) AS oid, typname, CAST("
+        + _PG_CATALOG_OID
+        + " AS BIGINT) AS typnamespace, CAST(10 AS BIGINT) AS typowner,"
+        " CAST(typlen AS SMALLINT) AS typlen, typlen IN (1, 2, 4, 8) AS typbyval,"
+        " 'b' AS typtype, typcategory, typispreferred, true AS typisdefined, ',' AS typdelim,"
+        " CAST(0 AS BIGINT) AS typrelid, CAST(0 AS BIGINT) AS typsubscript,"
+        " CAST(0 AS BIGINT) AS typelem, CAST(0 AS BIGINT) AS typarray,"
+        " typname || 'in' AS typinput, typname || 'out' AS typoutput,"
+        " typname || 'recv' AS typreceive, typname || 'send' AS typsend,"
+        " '-' AS typmodin, '-' AS typmodout, '-' AS typanalyze,"
+        " CASE WHEN typlen = 8 THEN 'd' WHEN typlen IN (1, 2) THEN 'c' ELSE 'i' END AS typalign,"
+        " CASE WHEN typlen = -1 THEN 'x' ELSE 'p' END AS typstorage, false AS typnotnull,"
+        " CAST(0 AS BIGINT) AS typbasetype, -1 AS typtypmod, 0 AS typndims,"
+        " CAST(CASE WHEN typcategory = 'S' THEN 100 ELSE 0 END AS BIGINT) AS typcollation,"
+        " CAST(NULL AS VARCHAR) AS typdefaultbin, CAST(NULL AS VARCHAR) AS typdefault,"
+        " CAST(NULL AS VARCHAR[]) AS typacl"
+        f" FROM (VALUES {rows}) AS t(oid, typname, typlen, typcategory, typispreferred)"
+    )
+
+
+def _pg_settings() -> str:
+    """SQL for pg_settings: the PostgreSQL settings the endpoint reports (:data:`SETTINGS`),
+    none of them changeable (SET is accepted and ignored)."""
+    rows = ", ".join(f"({sql_literal(k)}, {sql_literal(v)})" for k, v in SETTINGS.items())
+    vartype = (
+        "CASE WHEN regexp_matches(setting, '^[0-9]+$') THEN 'integer'"
+        " WHEN setting IN ('on', 'off') THEN 'bool' ELSE 'string' END"
+    )
+    return (
+        "SELECT name, setting, CAST(NULL AS VARCHAR) AS unit, 'Preset Options' AS category,"
+        " name AS short_desc, CAST(NULL AS VARCHAR) AS extra_desc, 'internal' AS context,"
+        f" {vartype} AS vartype, 'default' AS source, CAST(NULL AS VARCHAR) AS min_val,"
+        " CAST(NULL AS VARCHAR) AS max_val, CAST(NULL AS VARCHAR[]) AS enumvals,"
+        " setting AS boot_val, setting AS reset_val, CAST(NULL AS VARCHAR) AS sourcefile,"
+        " CAST(NULL AS INTEGER) AS sourceline, false AS pending_restart"
+        f" FROM (VALUES {rows}) AS s(name, setting)"
+    )
+
+
 PG_RELATIONS = {
+    "pg_type": _pg_type(),
+    "pg_settings": _pg_settings(),
+    "pg_namespace": (  # the served database's schemas, and pg_catalog and information_schema
+        "SELECT * FROM pg_catalog.pg_namespace UNION ALL"
+        " SELECT oid, schema_name, 0, NULL FROM duckdb_schemas()"
+        " WHERE database_name = 'system' AND schema_name IN ('pg_catalog', 'information_schema')"
+    ),
     "pg_policy": _empty(
         "oid BIGINT, polname VARCHAR, polrelid BIGINT, polcmd VARCHAR, polpermissive BOOLEAN,"
         " polroles BIGINT[], polqual VARCHAR, polwithcheck VARCHAR"
@@ -234,15 +338,6 @@ def _format_type_case(oid: str, typmod: str) -> str:
         f"|| (({typmod} - 4) & 65535) || ')' ELSE 'numeric' END"
     )
     return f"CASE {oid} WHEN {NUMERIC_OID} THEN {numeric} {whens} ELSE 'text' END"
-
-
-def quote(identifier: str) -> str:
-    """A DuckDB / PostgreSQL quoted identifier."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def masked_projection(columns: list[tuple[str, str]], masks: dict[str, str]) -> str:

@@ -118,7 +118,7 @@ STARTUP_PARAMETERS = (
 )
 READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 
-_FN_PREFIX = re.compile(r"\bpg_catalog\s*\.\s*(\w+)\s*\(", re.IGNORECASE)
+_FN_PREFIX = re.compile(r"\b(?:pg_catalog|information_schema)\s*\.\s*(\w+)\s*\(", re.IGNORECASE)
 _OPERATOR = re.compile(r"OPERATOR\s*\(\s*pg_catalog\s*\.\s*([^\s)]+)\s*\)", re.IGNORECASE)
 _VERSION = re.compile(r"\bversion\s*\(\s*\)", re.IGNORECASE)
 _REG_CAST = re.compile(r"::\s*(pg_catalog\s*\.\s*)?reg(class|type|proc|namespace)\b", re.IGNORECASE)
@@ -126,6 +126,9 @@ _GET_EXPR = re.compile(r"\bpg_get_expr\s*\(([^,()]+),([^,()]+),\s*(true|false)\s
 _CATALOG_CAST = re.compile(r"::\s*pg_catalog\s*\.\s*", re.IGNORECASE)
 _COLLATE = re.compile(r'\s+COLLATE\s+(pg_catalog\s*\.\s*)?"?default"?', re.IGNORECASE)
 _REGCLASS = re.compile(r"CAST\s*\(\s*(\$\d+|'[^']*')\s+AS\s+REGCLASS\s*\)", re.IGNORECASE)
+_REG_LITERAL = re.compile(  # 'pg_class'::regclass, 'int4'::regtype: a name looked up as an OID
+    r"('(?:[^']|'')*')\s*::\s*(?:pg_catalog\s*\.\s*)?reg(class|type)\b", re.IGNORECASE
+)
 _AS_REG = re.compile(r"AS\s+REG(CLASS|TYPE|PROC|NAMESPACE)\s*\)", re.IGNORECASE)
 EMULATED_RELATIONS = (
     "pg_attribute",
@@ -135,14 +138,17 @@ EMULATED_RELATIONS = (
     "pg_description",
     "pg_index",
     "pg_inherits",
+    "pg_namespace",
     "pg_opclass",
     "pg_policy",
     "pg_publication",
     "pg_publication_namespace",
     "pg_publication_rel",
     "pg_roles",
+    "pg_settings",
     "pg_statistic_ext",
     "pg_trigger",
+    "pg_type",
 )
 _EMULATED = re.compile(
     r"\bpg_catalog\s*\.\s*(" + "|".join(EMULATED_RELATIONS) + r")\b",
@@ -194,6 +200,7 @@ def translate(sql: str) -> str:
     """Rewrite the PostgreSQL spellings DuckDB does not parse or bind."""
     sql = _OPERATOR.sub(r"\1", sql)
     sql = _REGCLASS.sub(r"to_regclass(\1)", sql)
+    sql = _REG_LITERAL.sub(r"to_reg\2(\1)", sql)
     sql = _AS_REG.sub("AS BIGINT)", sql)
     sql = _EMULATED.sub(r"memory.main.\1", sql)
     sql = _FN_PREFIX.sub(r"\1(", sql)
@@ -316,7 +323,9 @@ def text_value(value: Any) -> str:
 
 def _binary_numeric(value: decimal.Decimal) -> bytes:
     if value.is_nan():
-        return struct.pack("!hhhh", 0, 0, 0xC000, 0)
+        return struct.pack("!hhHh", 0, 0, 0xC000, 0)
+    if value.is_infinite():
+        return struct.pack("!hhHh", 0, 0, 0xF000 if value < 0 else 0xD000, 0)
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     dscale = max(0, -exponent)
@@ -382,24 +391,60 @@ def decode_parameter(raw: bytes | None, oid: int, binary: bool) -> Any:
     if raw is None:
         return None
     if binary:
-        if oid == 16:
-            return raw != b"\x00"
-        if oid in INT_OIDS:
-            return int.from_bytes(raw, "big", signed=True)
-        if oid == 700:
-            return struct.unpack("!f", raw)[0]
-        if oid == 701:
-            return struct.unpack("!d", raw)[0]
-        if oid == 17:
-            return raw
-        if oid in (0, 25, 1043, 19, 114):
-            return raw.decode()
-        if oid == 1082:
-            return PG_EPOCH_DATE + dt.timedelta(days=struct.unpack("!i", raw)[0])
-        if oid in (1114, 1184):
-            return PG_EPOCH + dt.timedelta(microseconds=struct.unpack("!q", raw)[0])
-        raise PgError(f"binary parameters of type OID {oid} are not supported", "0A000")
-    text = raw.decode()
+        return _binary_parameter(raw, oid)
+    return _text_parameter(raw.decode(), oid)
+
+
+def _binary_parameter(raw: bytes, oid: int) -> Any:
+    """A parameter in PostgreSQL's binary format (what drivers send for typed values)."""
+    if oid == 16:
+        return raw != b"\x00"
+    if oid in INT_OIDS:
+        return int.from_bytes(raw, "big", signed=True)
+    if oid == 700:
+        return struct.unpack("!f", raw)[0]
+    if oid == 701:
+        return struct.unpack("!d", raw)[0]
+    if oid == NUMERIC_OID:
+        return _numeric_from_binary(raw)
+    if oid == 17:
+        return raw
+    if oid in (0, 25, 1043, 1042, 19, 114):
+        return raw.decode()
+    if oid == 1082:
+        return PG_EPOCH_DATE + dt.timedelta(days=struct.unpack("!i", raw)[0])
+    if oid in (1114, 1184):
+        stamp = PG_EPOCH + dt.timedelta(microseconds=struct.unpack("!q", raw)[0])
+        return stamp.replace(tzinfo=dt.UTC) if oid == 1184 else stamp
+    if oid == 1083:
+        return (dt.datetime.min + dt.timedelta(microseconds=struct.unpack("!q", raw)[0])).time()
+    if oid == 2950:
+        return str(uuid.UUID(bytes=raw))
+    raise PgError(f"binary parameters of type OID {oid} are not supported", "0A000")
+
+
+def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
+    """PostgreSQL's binary numeric: digit count, weight, sign, scale, base-10000 digits."""
+    ndigits, weight, sign, dscale = struct.unpack("!hhHh", raw[:8])
+    if sign == 0xC000:
+        return decimal.Decimal("NaN")
+    if sign in (0xD000, 0xF000):
+        return decimal.Decimal("-Infinity" if sign == 0xF000 else "Infinity")
+    digits = struct.unpack(f"!{ndigits}H", raw[8 : 8 + 2 * ndigits])
+    coefficient = int("".join(f"{d:04d}" for d in digits) or "0")
+    value = decimal.Decimal(-coefficient if sign == 0x4000 else coefficient)
+    value = value.scaleb(4 * (weight - ndigits + 1), context=_WIDE)
+    return value.quantize(decimal.Decimal(1).scaleb(-dscale), context=_WIDE)
+
+
+_WIDE = decimal.Context(prec=131072 + 16383)  # exact: PostgreSQL's most numeric digits
+# A date with a time zone ("2024-03-01 +00", pgjdbc's setDate): PostgreSQL's date, timestamp
+# and timestamptz inputs accept it, DuckDB's do not (they do with a midnight time added).
+_DATE_WITH_ZONE = re.compile(r"^(\d{4,}-\d{2}-\d{2})\s*([+-]\d{2}(?::?\d{2}){0,2})$")
+
+
+def _text_parameter(text: str, oid: int) -> Any:
+    """A parameter in PostgreSQL's text format, parsed as the type ``oid`` names."""
     if oid == 16:
         return text.lower() in ("t", "true", "1", "yes", "on")
     if oid in INT_OIDS:
@@ -408,10 +453,16 @@ def decode_parameter(raw: bytes | None, oid: int, binary: bool) -> Any:
         return float(text)
     if oid == NUMERIC_OID:
         return decimal.Decimal(text)
-    if oid == 1082:
-        return dt.date.fromisoformat(text)
-    if oid in (1114, 1184):
-        return dt.datetime.fromisoformat(text)
+    if oid == 1082:  # PostgreSQL's date input ignores a zone after the date
+        return dt.date.fromisoformat(text.split()[0])
+    dated = _DATE_WITH_ZONE.match(text.strip()) if oid in (0, 1114, 1184) else None
+    if dated:
+        text = f"{dated.group(1)} 00:00:00{dated.group(2)}"
+    if oid == 1114:  # and so does its timestamp (without time zone) input
+        return dt.datetime.fromisoformat(text.strip()).replace(tzinfo=None)
+    if oid == 1184:
+        stamp = dt.datetime.fromisoformat(text.strip())
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)  # the session zone
     return text
 
 
@@ -927,6 +978,7 @@ class _Handler(socketserver.StreamRequestHandler):
         encoders = [_encoder(c, _format(formats, i) == 1) for i, c in enumerate(result.columns)]
         write = self.wfile.write
         pack = struct.Struct("!i").pack
+        count = 0  # rows of this Execute: PostgreSQL's tag counts those, not the portal's total
         for count, row in enumerate(result.rows, start=1):
             parts = [struct.pack("!h", len(row))]
             for value, encode in zip(row, encoders, strict=True):
@@ -944,7 +996,7 @@ class _Handler(socketserver.StreamRequestHandler):
         result.done = True
         result.close()
         tag = "SELECT" if result.tag in READ_STATEMENTS else result.tag
-        self._send(b"C", f"{tag} {result.sent}\x00".encode())
+        self._send(b"C", f"{tag} {count}\x00".encode())
 
 
 def _encoder(column: ColumnInfo, binary: bool) -> Callable[[Any], bytes]:
