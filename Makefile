@@ -69,13 +69,13 @@ $(AIRFLOW_STAMP):
 
 test-sail: $(STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP)
 	LAKEHOUSE_AIRFLOW_PYTHON=$(CURDIR)/$(AIRFLOW_VENV)/bin/python LAKEHOUSE_JDBC_JARS=$(JARS_DIR)/jdbc \
-	  $(BIN)/pytest --engine sail; $(PYTEST_OK5)
+	  $(BIN)/pytest --engine sail --durations=15; $(PYTEST_OK5)
 
 # JVM Spark + delta-spark: the pure transforms, the in-process Delta tests (marker `delta`) and
 # the JVM-only ones (marker `jvm`: demo job on JVM vs Sail, cross-engine tables, standalone
 # cluster, Spark Connect server)
 test-jvm: $(STAMP) $(JARS_STAMP)
-	LAKEHOUSE_DELTA_JARS=$(JARS_DIR)/delta $(BIN)/pytest --engine spark -m "transform or delta or jvm"; $(PYTEST_OK5)
+	LAKEHOUSE_DELTA_JARS=$(JARS_DIR)/delta $(BIN)/pytest --engine spark -m "transform or delta or jvm" --durations=15; $(PYTEST_OK5)
 
 test: lint typecheck test-sail test-jvm
 

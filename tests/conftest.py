@@ -1,8 +1,14 @@
 """Shared fixtures: one session per engine per pytest process, small temporary projects.
 
-``pytest --engine sail`` (default) runs everything on the embedded engine; ``pytest
---engine spark -m transform`` runs the pure-transform tests on classic JVM Spark. The two
-cannot share a process (a Spark Connect and a classic session cannot coexist).
+Two pytest invocations, because a Spark Connect and a classic session cannot share a process:
+
+* ``pytest --engine sail`` (default): everything except the ``jvm`` tests, on the embedded
+  engine.
+* ``pytest --engine spark -m "transform or delta or jvm"``: the pure transforms, every
+  in-process Delta test and the JVM-only tests (demo job on JVM Spark, cross-engine tables,
+  standalone cluster, Spark Connect server), on classic JVM Spark with delta-spark. The Delta
+  jars come from ``$LAKEHOUSE_DELTA_JARS`` (``make jars`` puts them in ``build/jars/delta``)
+  or, without it, from Maven Central through ``spark.jars.packages``.
 """
 
 from __future__ import annotations
@@ -16,10 +22,21 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.config.models import EngineSpec
-from lakehouse.engine import EngineSession, build_session
+from lakehouse.engine import EngineKind, EngineSession, build_session
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+# The markers a test needs to run in the `--engine spark` invocation.
+JVM_MARKERS = {"transform", "delta", "jvm"}
+# Settings that make JVM Delta quick on small test tables (Delta's defaults are for clusters:
+# 50 partitions to read a table's log, 200 shuffle partitions).
+JVM_TEST_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+    "spark.ui.enabled": "false",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,22 +44,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--engine",
         choices=["sail", "spark"],
         default="sail",
-        help="engine for the session fixtures (sail: everything; spark: -m transform tests)",
+        help="engine for the session fixtures (sail: all but -m jvm; spark: -m 'transform or delta or jvm')",
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--engine") == "sail":
+        skip = pytest.mark.skip(reason="needs JVM Spark with Delta: run with --engine spark")
+        for item in items:
+            if "jvm" in item.keywords:
+                item.add_marker(skip)
         return
-    skip = pytest.mark.skip(reason="needs the embedded engine; run without --engine spark")
+    skip = pytest.mark.skip(reason="runs once, in the embedded-engine invocation (--engine sail)")
     for item in items:
-        if "transform" not in item.keywords:
+        if not JVM_MARKERS & set(item.keywords):
             item.add_marker(skip)
+        elif "sail_only" in item.keywords:
+            reason = item.get_closest_marker("sail_only")
+            why = reason.args[0] if reason and reason.args else "Sail-only behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"Sail only: {why}"))
 
 
 @pytest.fixture(scope="session")
 def engine_name(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--engine"))
+
+
+def jvm_test_spec(**overrides: object) -> EngineSpec:
+    """The JVM engine the tests run on: local[2] with delta-spark, small partition counts."""
+    return EngineSpec.model_validate(
+        {"kind": "spark", "master": "local[2]", "conf": dict(JVM_TEST_CONF), **overrides}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,12 +86,9 @@ def engine_session(
     if engine_name == "sail":
         session = build_session(EngineSpec(kind="sail"), warehouse_dir=warehouse)
     else:
-        spec = EngineSpec(
-            kind="spark",
-            master="local[2]",
-            conf={"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"},
+        session = build_session(
+            jvm_test_spec(), warehouse_dir=warehouse, log_dir=warehouse.parent / "logs"
         )
-        session = build_session(spec, warehouse_dir=warehouse, delta=False)
     yield session
     session.stop()
 
@@ -68,6 +97,12 @@ def engine_session(
 def spark(engine_session: EngineSession) -> SparkSession:
     """The session for the engine chosen with --engine."""
     return engine_session.spark
+
+
+@pytest.fixture(scope="session")
+def engine_kind(engine_session: EngineSession) -> EngineKind:
+    """``sail`` or ``spark``: what the tables adapter and run reports are told."""
+    return engine_session.kind
 
 
 @pytest.fixture()

@@ -46,9 +46,12 @@ def test_sail_session_has_absolute_warehouse(
     assert spark.range(3).count() == 3
 
 
-def test_jvm_conf_uses_packages_by_default_and_jar_dir_when_given(tmp_path: Path) -> None:
+def test_jvm_conf_uses_packages_by_default_and_jar_dir_when_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from importlib.metadata import version
 
+    monkeypatch.delenv("LAKEHOUSE_DELTA_JARS", raising=False)
     conf = jvm_spark_conf(EngineSpec(kind="spark"), tmp_path)
     assert conf["spark.jars.packages"] == f"io.delta:delta-spark_2.13:{version('delta-spark')}"
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
@@ -64,6 +67,12 @@ def test_jvm_conf_uses_packages_by_default_and_jar_dir_when_given(tmp_path: Path
 def test_run_on_jvm_spark_without_delta_jars_fails_in_one_line(
     demo_project_dir: Path, tmp_path: Path
 ) -> None:
+    bundle = demo_project_dir / "bundle.yml"  # packages: [] = plain Spark, no Delta jars
+    bundle.write_text(
+        bundle.read_text().replace(
+            "      kind: sail\n", "      kind: sail\n      delta: {packages: []}\n"
+        )
+    )
     result = _run(
         ["run", "--engine", "spark"], demo_project_dir, LAKEHOUSE_VAR_data_root=str(tmp_path / "d")
     )

@@ -1,7 +1,8 @@
-"""The Delta adapter on real Delta tables (embedded engine)."""
+"""The Delta adapter on real Delta tables, on Sail and on JVM Spark + delta-spark."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config import Project, load_project
-from lakehouse.engine import EngineSession
-from lakehouse.errors import SchemaMismatchError
+from lakehouse.engine import EngineKind, EngineSession
+from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.tables import DeltaTables, conform_to_schema
+
+pytestmark = pytest.mark.delta
 
 BUNDLE = """
 bundle: {name: t}
@@ -53,8 +56,8 @@ def project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture()
-def tables(spark: SparkSession, project: Project) -> DeltaTables:
-    adapter = DeltaTables(spark, project, "sail")
+def tables(spark: SparkSession, project: Project, engine_kind: EngineKind) -> DeltaTables:
+    adapter = DeltaTables(spark, project, engine_kind)
     adapter.register_all()
     return adapter
 
@@ -151,20 +154,25 @@ def test_partitioned_table_keeps_declared_column_order(
     assert tables.read("cat.s.events").columns == ["id", "day"]
 
 
-def test_maintenance_through_delta_rs(tables: DeltaTables, spark: SparkSession) -> None:
+def test_maintenance_optimize_restore_vacuum(tables: DeltaTables, spark: SparkSession) -> None:
+    """delta-rs on Sail, OPTIMIZE / RESTORE / VACUUM in Spark SQL on JVM Spark: same outcome."""
     for i in range(3):
-        tables.append("cat.s.items", spark.createDataFrame([(i, "x", i)], ITEMS))
+        tables.append("cat.s.items", spark.createDataFrame([(i, "x", i)], ITEMS).coalesce(1))
     compacted = tables.optimize("cat.s.items")
-    assert compacted["numFilesRemoved"] == 3
+    assert (compacted.files_removed, compacted.files_added) == (3, 1)
     assert tables.row_count("cat.s.items") == 3
-    tables.restore("cat.s.items", 1)
+    restored = tables.restore("cat.s.items", 1)
+    assert (restored.files_removed, restored.files_restored) == (1, 1)
     assert [r.id for r in tables.read("cat.s.items").collect()] == [0]
     assert tables.history("cat.s.items", limit=1)[0].operation == "RESTORE"
-    removed = tables.vacuum("cat.s.items", retention_hours=0)
+    with pytest.raises(LakehouseError, match="retention"):
+        tables.vacuum("cat.s.items", retention_hours=0)
+    removed = tables.vacuum("cat.s.items", retention_hours=0, enforce_retention_duration=False)
     assert len(removed) == 3  # the other two appends' files and the compacted file
     assert [r.id for r in tables.read("cat.s.items").collect()] == [0]
 
 
+@pytest.mark.sail_only("a new Connect session has an empty catalog; JVM sessions share theirs")
 def test_tables_survive_a_new_session(
     tables: DeltaTables, spark: SparkSession, project: Project, engine_session: EngineSession
 ) -> None:
@@ -200,3 +208,62 @@ def test_conform_to_schema_refuses_lossy_string_cast(spark: SparkSession) -> Non
     target = T.StructType([T.StructField("n", T.IntegerType())])
     with pytest.raises(SchemaMismatchError, match="1 n: string values that do not fit int"):
         conform_to_schema(spark.createDataFrame([("1",), ("x",)], "n string"), target, "t")
+
+
+def test_check_constraints_are_enforced_on_append_and_merge(
+    tables: DeltaTables, spark: SparkSession, project: Project
+) -> None:
+    """Sail enforces CHECK constraints on appends only and commits violating MERGE rows;
+    the write guard checks them itself, so both engines refuse the same rows."""
+    from deltalake import DeltaTable
+
+    location = project.table("cat.s.items").location
+    DeltaTable(location).alter.add_constraint({"qty_positive": "qty > 0"})
+    fresh = DeltaTables(spark, project, tables.engine)  # reads the new protocol
+    fresh.append("cat.s.items", spark.createDataFrame([(1, "a", 1), (2, "b", 2)], ITEMS))
+    refused = "1 CHECK constraint qty_positive \\(qty > 0\\) violated"
+    with pytest.raises(SchemaMismatchError, match=refused):
+        fresh.append("cat.s.items", spark.createDataFrame([(3, "c", -3)], ITEMS))
+    with pytest.raises(SchemaMismatchError, match=refused):
+        fresh.merge("cat.s.items", spark.createDataFrame([(2, "b", -2)], ITEMS), ["id"])
+    with pytest.raises(SchemaMismatchError, match="2 CHECK constraint qty_positive"):
+        fresh.merge(
+            "cat.s.items", spark.createDataFrame([(4, "d", None), (5, "e", 0)], ITEMS), ["id"]
+        )
+    # a row the MERGE deletes is not checked (its values are never written)
+    flagged = spark.createDataFrame([(1, "a", -1, True)], ITEMS + ", _deleted boolean")
+    fresh.merge("cat.s.items", flagged, ["id"], delete_flag="_deleted")
+    assert [(r.id, r.qty) for r in fresh.read("cat.s.items").collect()] == [(2, 2)]
+
+
+def test_change_data_feed_table_is_refused_up_front_on_sail_and_written_on_jvm(
+    tables: DeltaTables, spark: SparkSession, project: Project, tmp_path: Path
+) -> None:
+    """A table with a feature Sail cannot write fails before any work, naming the feature;
+    delta-spark writes it."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    location = project.table("cat.s.events").location
+    shutil.rmtree(location)  # created by the fixture: write it anew, with the feature
+    schema = pa.schema([("id", pa.int64()), ("day", pa.date32())])
+    write_deltalake(
+        location,
+        pa.table({"id": [1], "day": [None]}, schema=schema),
+        mode="overwrite",
+        partition_by=["day"],
+        configuration={"delta.enableChangeDataFeed": "true"},
+    )
+    fresh = DeltaTables(spark, project, tables.engine)
+    rows = spark.createDataFrame([(2, None)], "id bigint, day date")
+    if tables.engine == "sail":
+        with pytest.raises(LakehouseError) as refused:
+            fresh.append("cat.s.events", rows)
+        assert str(refused.value).startswith(
+            "cat.s.events: the sail engine cannot append this Delta table: it uses "
+            "changeDataFeed (protocol 1/4); run this step with --engine spark"
+        )
+        assert fresh.row_count("cat.s.events") == 1  # reading it works
+    else:
+        fresh.append("cat.s.events", rows)
+        assert sorted(r.id for r in fresh.read("cat.s.events").collect()) == [1, 2]

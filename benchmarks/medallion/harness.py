@@ -152,20 +152,16 @@ def checksum(table: pa.Table) -> dict[str, Any]:
     return out
 
 
-def read_gold(kind: str, location: Path) -> pa.Table:
-    """A Gold table as Arrow: ``delta`` (delta-rs) or ``parquet`` (a Spark output directory)."""
-    if kind == "delta":
-        from deltalake import DeltaTable
+def read_gold(location: Path) -> pa.Table:
+    """A Gold Delta table as Arrow, read with delta-rs (the same reader for every system)."""
+    from deltalake import DeltaTable
 
-        return DeltaTable(str(location)).to_pyarrow_table()
-    import pyarrow.dataset as ds
-
-    return ds.dataset(str(location), format="parquet").to_table()
+    return DeltaTable(str(location)).to_pyarrow_table()
 
 
-def gold_checksums(kind: str, tables_root: Path) -> dict[str, Any]:
-    """Checksums of the four Gold tables under ``tables_root/gold/``."""
-    return {t: checksum(read_gold(kind, tables_root / "gold" / t)) for t in GOLD_TABLES}
+def gold_checksums(tables_root: Path) -> dict[str, Any]:
+    """Checksums of the four Gold Delta tables under ``tables_root/gold/``."""
+    return {t: checksum(read_gold(tables_root / "gold" / t)) for t in GOLD_TABLES}
 
 
 def compare(ours: dict[str, Any], peer: dict[str, Any], rel: float = 1e-9) -> list[str]:

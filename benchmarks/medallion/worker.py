@@ -4,9 +4,14 @@ system, phase and repetition, and reads the JSON it writes.
     python benchmarks/medallion/worker.py SYSTEM --root DIR --landing DIR --out FILE.json
 
 SYSTEM: ``ours`` (the bundle's ``medallion`` job on the ``local`` target: embedded Sail,
-Delta), ``jvm`` (the same job on ``jvm_parquet``: JVM Spark local[2], Parquet), ``polars``
-(polars_peer.py), ``duckdb`` (duckdb_peer.py). Peak RSS is sampled over this process and all
-its descendants (the JVM is a child process).
+Delta), ``jvm`` (the same job on the ``jvm`` target: JVM Spark local[2] + delta-spark, Delta),
+``polars`` (polars_peer.py), ``duckdb`` (duckdb_peer.py). Peak RSS is sampled over this process
+and all its descendants (the JVM is a child process).
+
+The ``jvm`` run gets its Delta jars the way the ``spark`` engine does: ``engine.delta.jars_dir``,
+else ``$LAKEHOUSE_DELTA_JARS``; when that is unset and ``build/jars/delta`` (``make jars``)
+exists, the worker sets the variable to it; otherwise the engine resolves delta-spark from
+Maven Central (``spark.jars.packages``).
 """
 
 from __future__ import annotations
@@ -18,14 +23,39 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+LOCAL_DELTA_JARS = REPO / "build" / "jars" / "delta"  # where `make jars` puts them
 sys.path.insert(0, str(HERE))
 
 from harness import LayerTimes, TreeRss  # noqa: E402
 
+if TYPE_CHECKING:
+    from lakehouse.config import Project
+
 LAYER_OF_TASK = {"ingest_bronze": "bronze", "refine_silver": "silver", "build_gold": "gold"}
+
+
+def use_local_delta_jars() -> None:
+    """Point ``$LAKEHOUSE_DELTA_JARS`` at ``build/jars/delta`` if it is unset and that exists."""
+    from lakehouse.engine import ENV_DELTA_JARS
+
+    if not os.environ.get(ENV_DELTA_JARS) and LOCAL_DELTA_JARS.is_dir():
+        os.environ[ENV_DELTA_JARS] = str(LOCAL_DELTA_JARS)
+
+
+def delta_jars_used(project: Project) -> dict[str, Any]:
+    """Where a ``spark`` target's Delta jars come from (recorded with the result)."""
+    from lakehouse.engine import delta_classpath
+
+    classpath = delta_classpath(project.engine)
+    if classpath.jars:
+        return {"delta_jars": [Path(j).name for j in classpath.jars]}
+    if classpath.packages:
+        return {"delta_packages": list(classpath.packages)}
+    return {"delta_jars": "from the target's spark.jars / spark.jars.packages conf"}
 
 
 def run_bundle(target: str, root: Path, landing: Path, times: LayerTimes) -> dict[str, Any]:
@@ -37,6 +67,7 @@ def run_bundle(target: str, root: Path, landing: Path, times: LayerTimes) -> dic
     project = load_project(
         HERE, target=target, var_overrides={"data_root": str(root), "landing": str(landing)}
     )
+    jars = delta_jars_used(project) if project.engine.kind == "spark" else {}
     with times.layer("start"):
         session = build_session(
             project.engine,
@@ -65,11 +96,7 @@ def run_bundle(target: str, root: Path, landing: Path, times: LayerTimes) -> dic
         times.seconds["overhead"] = total - sum(
             times.seconds.get(layer, 0.0) for layer in LAYER_OF_TASK.values()
         )
-        return {
-            "counters": report.counters,
-            "engine": session.kind,
-            "format": project.engine.table_format,
-        }
+        return {"counters": report.counters, "engine": session.kind, "format": "delta", **jars}
     finally:
         session.stop()
 
@@ -90,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.system == "ours":
         info = run_bundle("local", args.root, args.landing, times)
     elif args.system == "jvm":
-        info = run_bundle("jvm_parquet", args.root, args.landing, times)
+        use_local_delta_jars()
+        info = run_bundle("jvm", args.root, args.landing, times)
     elif args.system == "polars":
         import polars_peer
 

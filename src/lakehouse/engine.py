@@ -19,6 +19,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -93,16 +94,15 @@ def build_session(
     """Return a session for ``spec``, reusing an active one (notebook, spark-submit) if present.
 
     ``delta=False`` builds a JVM session without the Delta extension (pure DataFrame work,
-    tests and Parquet benchmarks on machines without the Delta jars); Sail always has Delta.
-    A target with ``engine.table_format: parquet`` needs no Delta jars either.
+    e.g. the engine start-up benchmark); Sail always has Delta.
     """
-    delta = delta and spec.table_format == "delta"
     active = SparkSession.getActiveSession()
     if active is not None:
         kind: EngineKind = "connect" if _is_remote(active) else "spark"
         log.info("using the active %s session", kind)
         if kind == "spark" and delta:
             require_delta_classes(active)
+            write_portable_timestamps(active)
         return EngineSession(active, kind, owned=False)
     if under_spark_submit():
         return _spark_submit_session(app_name, warehouse_dir)
@@ -203,6 +203,80 @@ def jvm_delta_jars(spec: EngineSpec) -> list[str]:
     return jars
 
 
+@dataclass(frozen=True)
+class DeltaClasspath:
+    """Where JVM Spark gets the Delta Lake jars: jar files, Maven coordinates, or the
+    target's own ``spark.jars``/``spark.jars.packages`` conf (then nothing is added)."""
+
+    jars: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    from_conf: bool = False
+
+    @property
+    def has_delta(self) -> bool:
+        return bool(self.jars or self.packages or self.from_conf)
+
+
+def delta_classpath(spec: EngineSpec) -> DeltaClasspath:
+    """The Delta jars of a ``spark`` target, in order: ``engine.conf`` naming jars itself,
+    ``engine.delta.jars_dir``, ``$LAKEHOUSE_DELTA_JARS``, ``engine.delta.packages`` (default:
+    delta-spark matching the installed wheel, from Maven Central; ``[]``: no Delta)."""
+    if "spark.jars" in spec.conf or "spark.jars.packages" in spec.conf:
+        given = spec.conf.get("spark.jars", "") + spec.conf.get("spark.jars.packages", "")
+        return DeltaClasspath(from_conf="delta" in given.lower())
+    jars = jvm_delta_jars(spec)
+    if jars:
+        return DeltaClasspath(jars=tuple(jars))
+    packages = delta_maven_coordinates() if spec.delta.packages is None else spec.delta.packages
+    return DeltaClasspath(packages=tuple(packages))
+
+
+# JVM Spark (and delta-spark, which reverted its INT64 default) writes TIMESTAMP columns as
+# Parquet INT96, deprecated by the Parquet format; Sail 0.7.2 cannot read those ("Cannot cast
+# column ... from 'Timestamp(µs)' (physical) to 'Timestamp(µs, "UTC")' (logical)"). INT64
+# microseconds is what Sail, delta-rs, DuckDB and delta-kernel write and read.
+PORTABLE_PARQUET_CONF = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
+
+
+def write_portable_timestamps(spark: SparkSession) -> None:
+    """Have a JVM session the project did not build write INT64 timestamps, unless its
+    configuration chose an encoding itself."""
+    for key, value in PORTABLE_PARQUET_CONF.items():
+        if spark.sparkContext.getConf().get(key) is None:
+            spark.conf.set(key, value)
+
+
+def local_cores(master: str) -> int | None:
+    """Worker threads of a ``local``/``local[N]``/``local[*]``/``local[N,F]`` master; None
+    for a cluster master."""
+    if master == "local":
+        return 1
+    match = re.fullmatch(r"local\[(\*|\d+)(?:,\s*\d+)?\]", master)
+    if match is None:
+        return None
+    if match.group(1) == "*":
+        return os.cpu_count() or 1
+    return max(1, int(match.group(1)))
+
+
+def local_mode_conf(master: str) -> dict[str, str]:
+    """Partition counts sized to one machine for a local master (none for a cluster).
+
+    Spark's and Delta's defaults are sized for clusters: 200 shuffle partitions, 50 tasks to
+    rebuild each Delta snapshot, 10,000 to list a table's files for VACUUM. On a laptop those
+    tasks are pure overhead: the demo's ingest made 3,671 tasks for 1 MB of input and took
+    6 minutes. The target's ``engine.conf`` wins over these.
+    """
+    cores = local_cores(master)
+    if cores is None:
+        return {}
+    return {
+        "spark.sql.shuffle.partitions": str(2 * cores),
+        "spark.databricks.delta.snapshotPartitions": str(cores),
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(2 * cores),
+    }
+
+
 def jvm_spark_conf(spec: EngineSpec, warehouse_dir: Path) -> dict[str, str]:
     """The Spark conf the ``spark`` engine starts with (also used for spark-submit lines)."""
     conf = {
@@ -210,14 +284,15 @@ def jvm_spark_conf(spec: EngineSpec, warehouse_dir: Path) -> dict[str, str]:
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.warehouse.dir": str(warehouse_dir.resolve()),
         "spark.ui.showConsoleProgress": "false",
+        **PORTABLE_PARQUET_CONF,
+        **local_mode_conf(spec.master),
     }
     conf.update(spec.conf)
-    if "spark.jars" not in spec.conf and "spark.jars.packages" not in spec.conf:
-        jars = jvm_delta_jars(spec)
-        if jars:
-            conf["spark.jars"] = ",".join(jars)
-        else:
-            conf["spark.jars.packages"] = ",".join(spec.delta.packages or delta_maven_coordinates())
+    classpath = delta_classpath(spec)
+    if classpath.jars:
+        conf["spark.jars"] = ",".join(classpath.jars)
+    elif classpath.packages:
+        conf["spark.jars.packages"] = ",".join(classpath.packages)
     return conf
 
 
@@ -241,6 +316,8 @@ def _jvm_session(
         conf = {
             "spark.sql.warehouse.dir": str(warehouse_dir.resolve()),
             "spark.ui.showConsoleProgress": "false",
+            **PORTABLE_PARQUET_CONF,
+            **local_mode_conf(spec.master),
             **spec.conf,
         }
     builder = SparkSession.builder.master(spec.master).appName(app_name)
@@ -284,6 +361,7 @@ def _spark_submit_session(app_name: str, warehouse_dir: Path) -> EngineSession:
     builder = builder.config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     spark = builder.getOrCreate()
     require_delta_classes(spark)
+    write_portable_timestamps(spark)
     return EngineSession(spark, "spark", owned=False)
 
 

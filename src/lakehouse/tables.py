@@ -10,10 +10,6 @@
   it (JVM Spark, Spark Connect) and through ``deltalake`` (delta-rs) where it does not (Sail).
 * Never enables table features Sail cannot write (change data feed, row tracking, domain
   metadata): the config refuses such properties.
-* ``engine.table_format: parquet`` (JVM Spark without the Delta jars, e.g. benchmarks): plain
-  Parquet directories read and written by path, not registered in the session; no versions
-  (``version()`` is -1), history or maintenance; MERGE is emulated by read + union + overwrite
-  of the whole table into a new directory that then replaces the old one (not atomic).
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +30,13 @@ from pyspark.sql import types as T
 from lakehouse.config.loader import Project, TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.errors import LakehouseError, SchemaMismatchError
+from lakehouse.table_features import (
+    Operation,
+    TableProtocol,
+    read_protocol,
+    refuse_unreadable,
+    refuse_unwritable,
+)
 
 if TYPE_CHECKING:
     from lakehouse.catalog.governance import Governance
@@ -118,44 +121,75 @@ WRITE_GUARD = "LAKEHOUSE_WRITE_GUARD"
 @dataclass(frozen=True)
 class SchemaConformed:
     """A frame's columns cast and ordered to a table's schema, with the checks the rows must
-    pass (conditions over the frame's own columns, before the casts)."""
+    pass: ``checks`` are conditions over the frame's own columns (before the casts),
+    ``constraints`` the table's CHECK constraints (SQL over its columns, after the casts),
+    not applied to rows whose ``exempt`` column is true (rows a MERGE deletes)."""
 
     source: DataFrame
     columns: list[Column]  # the table's columns, cast and aliased, then the extra ones
     checks: list[tuple[str, Column]]
     table: str
+    constraints: dict[str, str] = field(default_factory=dict)
+    exempt: str | None = None
 
     @property
     def data(self) -> DataFrame:
         return self.source.select(*self.columns)
 
+    @property
+    def has_checks(self) -> bool:
+        return bool(self.checks or self.constraints)
+
+    def _constraint_checks(self) -> list[tuple[str, Column]]:
+        """Delta's rule: a row violates a CHECK constraint when it is false or NULL."""
+        exempt = F.coalesce(F.col(quote(self.exempt)), F.lit(False)) if self.exempt else None
+        out = []
+        for name, expr in self.constraints.items():
+            failing = ~F.coalesce(F.expr(expr), F.lit(False))
+            out.append(
+                (
+                    f"CHECK constraint {name} ({expr}) violated",
+                    failing if exempt is None else failing & ~exempt,
+                )
+            )
+        return out
+
     def refuse_failures(self) -> None:
-        """Count the rows failing each check (one pass); raise if any does."""
-        if not self.checks:
-            return
-        counts = self.source.select(
-            *[
-                F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}")
-                for i, (_, cond) in enumerate(self.checks)
-            ]
-        ).first()
-        assert counts is not None
-        failures = [
-            f"{int(counts[i])} {label}" for i, (label, _) in enumerate(self.checks) if counts[i]
-        ]
+        """Count the rows failing each check (one pass per layer); raise if any does."""
+        failures = _failure_counts(self.source, self.checks)
+        failures += _failure_counts(self.data, self._constraint_checks())
         if failures:
             raise SchemaMismatchError(f"{self.table}: write refused: {'; '.join(failures)}")
 
     def guarded(self) -> DataFrame:
         """The rows with the checks riding along: a failing row fails the job that writes
         it (``raise_error``), so the write and its checks are one pass and nothing commits."""
-        if not self.checks:
-            return self.data
-        failing = reduce(lambda a, b: a | b, [cond for _, cond in self.checks])
+        guard = F.raise_error(F.lit(f"{WRITE_GUARD}: {self.table}"))
         first, *rest = self.columns
         name = self.data.columns[0]
-        guard = F.raise_error(F.lit(f"{WRITE_GUARD}: {self.table}"))
-        return self.source.select(F.when(failing, guard).otherwise(first).alias(name), *rest)
+        rows = self.data
+        if self.checks:
+            failing = reduce(lambda a, b: a | b, [cond for _, cond in self.checks])
+            rows = self.source.select(F.when(failing, guard).otherwise(first).alias(name), *rest)
+        constraints = self._constraint_checks()
+        if constraints:
+            failing = reduce(lambda a, b: a | b, [cond for _, cond in constraints])
+            others = [F.col(quote(c)) for c in rows.columns[1:]]
+            rows = rows.select(
+                F.when(failing, guard).otherwise(F.col(quote(name))).alias(name), *others
+            )
+        return rows
+
+
+def _failure_counts(frame: DataFrame, checks: list[tuple[str, Column]]) -> list[str]:
+    """``"N label"`` for each check that ``N > 0`` rows of ``frame`` fail (one pass)."""
+    if not checks:
+        return []
+    counts = frame.select(
+        *[F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}") for i, (_, cond) in enumerate(checks)]
+    ).first()
+    assert counts is not None
+    return [f"{int(counts[i])} {label}" for i, (label, _) in enumerate(checks) if counts[i]]
 
 
 def conform_to_schema(
@@ -246,8 +280,7 @@ class DeltaTables:
         if governance is not None:
             governance.tables = self
         self._registered: set[str] = set()
-        self.table_format = project.engine.table_format
-        self._declared: dict[str, T.StructType] = {}
+        self._protocols: dict[str, TableProtocol | None] = {}
 
     @contextlib.contextmanager
     def task_scope(self, task_key: str) -> Iterator[None]:
@@ -284,12 +317,11 @@ class DeltaTables:
         ref = self.project.table(name)
         if name in self._registered:
             return ref
-        if self.table_format == "parquet":
-            return self._ensure_parquet(name, ref)
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
         self._unregister_if_elsewhere(ref)
         location = sql_string(ref.location)
         if self.exists(name):
+            refuse_unreadable(ref.location, self.engine, name)
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {self._sql_name(ref)} USING delta LOCATION {location}"
             )
@@ -315,35 +347,20 @@ class DeltaTables:
                 f"{partition}{comment} LOCATION {location}{props}"
             )
             log.info("created %s at %s", name, ref.location)
+        self._protocols[name] = read_protocol(ref.location)
         self._registered.add(name)
         return ref
 
-    def _ensure_parquet(self, name: str, ref: TableRef) -> TableRef:
-        """Create an empty Parquet table directory (declared schema) if there is none."""
-        if not self.exists(name):
-            if not name.endswith(BOOKKEEPING_TABLES):
-                self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
-            writer = self.spark.createDataFrame([], self._declared_schema(ref)).write
-            if ref.spec.partition_by:
-                writer = writer.partitionBy(*ref.spec.partition_by)
-            writer.mode("overwrite").parquet(ref.location)
-            fs, path = _filesystem(ref.location)
-            fs.create_dir(path)  # Sail writes no files for an empty frame
-        self._registered.add(name)
-        return ref
+    def protocol(self, name: str) -> TableProtocol | None:
+        """The table's Delta protocol and properties as read when it was registered."""
+        self.ensure_table(name)
+        return self._protocols.get(name)
 
-    def _declared_schema(self, ref: TableRef) -> T.StructType:
-        """The catalog's schema of a table (with its NOT NULL columns), for Parquet tables."""
-        if ref.full_name not in self._declared:
-            ddl = ", ".join(f"{quote(c.name)} {c.type}" for c in ref.spec.columns)
-            parsed = self.spark.createDataFrame([], ddl).schema
-            self._declared[ref.full_name] = T.StructType(
-                [
-                    T.StructField(f.name, f.dataType, c.nullable)
-                    for f, c in zip(parsed.fields, ref.spec.columns, strict=True)
-                ]
-            )
-        return self._declared[ref.full_name]
+    def _writable(self, name: str, operation: Operation) -> dict[str, str]:
+        """Refuse what this engine cannot write; the table's CHECK constraints otherwise."""
+        protocol = self.protocol(name)
+        refuse_unwritable(protocol, self.engine, name, operation)
+        return protocol.constraints if protocol is not None else {}
 
     def _unregister_if_elsewhere(self, ref: TableRef) -> None:
         """Drop a session registration of this name that points at another location.
@@ -352,10 +369,9 @@ class DeltaTables:
         ``schema.table`` from another project or data root. Only external tables are
         unregistered (their data stays); a managed table of that name is an error.
         """
-        try:
-            rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {self._sql_name(ref)}").collect()
-        except Exception:
-            return  # not registered
+        if not self.spark.catalog.tableExists(self._sql_name(ref)):
+            return  # asking first: a failed DESCRIBE logs a page of JSON on JVM Spark
+        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {self._sql_name(ref)}").collect()
         info = {str(r[0]).strip(): str(r[1]).strip() for r in rows if r[0]}
         registered = info.get("Location")
         if registered is None or _same_location(registered, ref.location):
@@ -371,9 +387,6 @@ class DeltaTables:
     def exists(self, name: str) -> bool:
         """True when a Delta table exists at the table's location."""
         ref = self.project.table(name)
-        if self.table_format == "parquet":
-            fs, path = _filesystem(ref.location)
-            return bool(fs.get_file_info(path).type == _directory())
         try:
             from deltalake import DeltaTable
 
@@ -408,18 +421,12 @@ class DeltaTables:
 
     def _load(self, name: str, version: int | None = None) -> DataFrame:
         ref = self.ensure_table(name)
-        if self.table_format == "parquet":
-            if version is not None and version >= 0:
-                raise LakehouseError(f"{name}: a Parquet table has no versions to read")
-            return self.spark.read.schema(self._declared_schema(ref)).parquet(ref.location)
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
         return reader.load(ref.location)
 
     def schema(self, name: str) -> T.StructType:
-        if self.table_format == "parquet":
-            return self._declared_schema(self.ensure_table(name))
         return self._load(name).schema
 
     def version(self, name: str) -> int:
@@ -430,8 +437,6 @@ class DeltaTables:
     def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
         """Commits, newest first (``DESCRIBE HISTORY`` or delta-rs on Sail)."""
         ref = self.ensure_table(name)
-        if self.table_format == "parquet":
-            return []
         if self.engine != "sail":
             try:
                 return self._sql_history(ref, limit)
@@ -500,6 +505,7 @@ class DeltaTables:
         if not system:
             self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
+        constraints = self._writable(name, "overwrite" if mode == "overwrite" else "append")
         started = time.perf_counter()
         before = self.version(name)
         if add_new_columns:
@@ -509,12 +515,13 @@ class DeltaTables:
                 self.add_columns(name, new)
 
         def save(data: DataFrame) -> None:
-            writer = data.write.format(self.table_format).mode(mode)
+            writer = data.write.format("delta").mode(mode)
             if ref.spec.partition_by:
                 writer = writer.partitionBy(*ref.spec.partition_by)
             writer.save(ref.location)
 
-        self._write_checked(schema_conformed(df, self.schema(name), name), save)
+        conformed = schema_conformed(df, self.schema(name), name)
+        self._write_checked(replace(conformed, constraints=constraints), save)
         return self._result(name, mode, before, started, observed=not system)
 
     def _write_checked(
@@ -522,16 +529,11 @@ class DeltaTables:
     ) -> None:
         """Write rows that must pass the schema checks, in one pass where that is safe.
 
-        On Delta the checks ride along the write (:meth:`SchemaConformed.guarded`): a failing
-        row fails the job before the commit, and only then are the failures counted for the
+        The checks ride along the write (:meth:`SchemaConformed.guarded`): a failing row
+        fails the job before the commit, and only then are the failures counted for the
         error. Checking first would run the whole plan twice (a Gold query, a Bronze parse).
-        A Parquet table is rewritten in place, so there the checks run before the write.
         """
-        if not conformed.checks:
-            write(conformed.data)
-            return
-        if self.table_format == "parquet":
-            conformed.refuse_failures()
+        if not conformed.has_checks:
             write(conformed.data)
             return
         try:
@@ -553,6 +555,7 @@ class DeltaTables:
         """
         self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
+        self._writable(name, "alter")
         if self.engine == "sail":
             from deltalake import DeltaTable
             from deltalake.schema import Field, PrimitiveType
@@ -594,20 +597,21 @@ class DeltaTables:
         ref = self.ensure_table(name)
         if not keys:
             raise LakehouseError(f"{name}: merge needs at least one key column")
+        constraints = self._writable(name, "merge")
         started = time.perf_counter()
         before = self.version(name)
-        conformed = schema_conformed(
-            source, self.schema(name), name, allow_new_columns=delete_flag is not None
+        conformed = replace(
+            schema_conformed(
+                source, self.schema(name), name, allow_new_columns=delete_flag is not None
+            ),
+            constraints=constraints,
+            exempt=delete_flag,
         )
         data = conformed.data
         columns = [c for c in data.columns if c != delete_flag]
         unexpected = [c for c in data.columns if c not in columns and c != delete_flag]
         if len(data.columns) - len(columns) > 1 or unexpected:
             raise SchemaMismatchError(f"{name}: unexpected columns in the merge source")
-        if self.table_format == "parquet":
-            conformed.refuse_failures()
-            self._merge_parquet(ref, data, columns, keys, newer_than, insert_only, delete_flag)
-            return self._result(name, "merge", before, started)
         view = f"lakehouse_merge_{uuid.uuid4().hex[:12]}"
         on = " AND ".join(f"t.{quote(k)} <=> s.{quote(k)}" for k in keys)
         newer = f" AND s.{quote(newer_than)} >= t.{quote(newer_than)}" if newer_than else ""
@@ -639,51 +643,6 @@ class DeltaTables:
 
         self._write_checked(conformed, run_merge)
         return self._result(name, "merge", before, started)
-
-    def _merge_parquet(
-        self,
-        ref: TableRef,
-        data: DataFrame,
-        columns: list[str],
-        keys: list[str],
-        newer_than: str | None,
-        insert_only: bool,
-        delete_flag: str | None,
-    ) -> None:
-        """MERGE semantics of :meth:`merge` on a Parquet table: rewrite it whole."""
-        target = self._load(ref.full_name)
-        if insert_only and delete_flag is None:  # only new keys: an append is enough
-            new = data.alias("s").join(target.alias("t"), _key_match(keys, "s", "t"), "left_anti")
-            new.select(*columns).write.mode("append").parquet(ref.location)
-            return
-        t = target.withColumn("_lh_in_target", F.lit(True)).alias("t")
-        s = data.alias("s")
-        present = F.col("t._lh_in_target").isNotNull()
-        flagged = F.col(f"s.{quote(delete_flag)}") if delete_flag else F.lit(False)
-        newer = (
-            F.coalesce(
-                F.col(f"s.{quote(newer_than)}") >= F.col(f"t.{quote(newer_than)}"), F.lit(False)
-            )
-            if newer_than
-            else F.lit(True)
-        )
-        action = (
-            F.when(~present & ~flagged, F.lit("insert"))
-            .when(present & flagged & newer, F.lit("delete"))
-            .when(present & ~flagged & newer & F.lit(not insert_only), F.lit("update"))
-        )
-        acting = s.join(t, _key_match(keys, "s", "t"), "left").select(
-            *[F.col(f"s.{quote(c)}").alias(c) for c in columns], action.alias("_lh_action")
-        )
-        replaced = acting.where(F.col("_lh_action").isin("update", "delete")).select(*keys)
-        kept = target.alias("t").join(replaced.alias("r"), _key_match(keys, "t", "r"), "left_anti")
-        written = acting.where(F.col("_lh_action").isin("insert", "update")).select(*columns)
-        staged = f"{ref.location.rstrip('/')}.lh-merge-{uuid.uuid4().hex[:12]}"
-        writer = kept.select(*columns).unionByName(written).write.mode("overwrite")
-        if ref.spec.partition_by:
-            writer = writer.partitionBy(*ref.spec.partition_by)
-        writer.parquet(staged)
-        _replace_directory(ref.location, staged)
 
     def _result(
         self, name: str, operation: str, before: int, started: float, *, observed: bool = True
@@ -718,7 +677,7 @@ class DeltaTables:
 
     # ------------------------------------------------------------ maintenance
 
-    def optimize(self, name: str, zorder_by: list[str] | None = None) -> dict[str, Any]:
+    def optimize(self, name: str, zorder_by: list[str] | None = None) -> Compaction:
         """Compact small files (and Z-order when columns are given)."""
         self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
@@ -726,42 +685,108 @@ class DeltaTables:
             from deltalake import DeltaTable
 
             table = DeltaTable(ref.location)
-            if zorder_by:
-                return dict(table.optimize.z_order(zorder_by))
-            return dict(table.optimize.compact())
+            done = table.optimize.z_order(zorder_by) if zorder_by else table.optimize.compact()
+            return Compaction(int(done["numFilesAdded"]), int(done["numFilesRemoved"]))
         zorder = f" ZORDER BY ({', '.join(quote(c) for c in zorder_by)})" if zorder_by else ""
         row = self.spark.sql(f"OPTIMIZE {self._sql_name(ref)}{zorder}").first()
-        return row.asDict(recursive=True) if row else {}
+        metrics = row["metrics"].asDict() if row else {}
+        return Compaction(
+            int(metrics.get("numFilesAdded", 0)), int(metrics.get("numFilesRemoved", 0))
+        )
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
-        """Delete files no longer referenced by versions within the retention window."""
+    def vacuum(
+        self, name: str, retention_hours: int = 168, *, enforce_retention_duration: bool = True
+    ) -> list[str]:
+        """Delete files no longer referenced by versions within the retention window; the
+        files deleted.
+
+        As in Delta, a window shorter than the table's ``delta.deletedFileRetentionDuration``
+        (7 days by default) is refused unless ``enforce_retention_duration=False``: readers
+        of an older version may still need those files.
+        """
         self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if self.engine == "sail":
             from deltalake import DeltaTable
 
-            return list(
-                DeltaTable(ref.location).vacuum(
-                    retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+            try:
+                return list(
+                    DeltaTable(ref.location).vacuum(
+                        retention_hours=retention_hours,
+                        dry_run=False,
+                        enforce_retention_duration=enforce_retention_duration,
+                    )
                 )
-            )
-        rows = self.spark.sql(
-            f"VACUUM {self._sql_name(ref)} RETAIN {int(retention_hours)} HOURS"
-        ).collect()
-        return [str(r[0]) for r in rows]
+            except Exception as e:
+                if "retention" in str(e).lower():
+                    raise LakehouseError(f"{name}: {_first_line(e)}") from e
+                raise
+        statement = f"VACUUM {self._sql_name(ref)} RETAIN {int(retention_hours)} HOURS"
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        with _sql_conf(self.spark, check, None if enforce_retention_duration else "false"):
+            try:
+                files = [str(r[0]) for r in self.spark.sql(f"{statement} DRY RUN").collect()]
+            except Exception as e:
+                if "retention" in str(e).lower():
+                    raise LakehouseError(f"{name}: {_first_line(e)}") from e
+                raise
+            self.spark.sql(statement).collect()
+        return files
 
-    def restore(self, name: str, version: int) -> dict[str, Any]:
+    def restore(self, name: str, version: int) -> Restored:
         """Restore the table to an earlier version (a new commit; history is kept)."""
         self._authorize("MODIFY", name)
         ref = self.ensure_table(name)
         if self.engine == "sail":
             from deltalake import DeltaTable
 
-            return dict(DeltaTable(ref.location).restore(version))
+            done = DeltaTable(ref.location).restore(version)
+            return Restored(int(done["numRemovedFile"]), int(done["numRestoredFile"]))
         row = self.spark.sql(
             f"RESTORE TABLE {self._sql_name(ref)} TO VERSION AS OF {int(version)}"
         ).first()
-        return row.asDict(recursive=True) if row else {}
+        metrics = row.asDict() if row else {}
+        return Restored(
+            int(metrics.get("num_removed_files", 0)), int(metrics.get("num_restored_files", 0))
+        )
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What an OPTIMIZE did."""
+
+    files_added: int
+    files_removed: int
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a RESTORE did (data files taken out of and put back into the table)."""
+
+    files_removed: int
+    files_restored: int
+
+
+@contextlib.contextmanager
+def _sql_conf(spark: SparkSession, key: str, value: str | None) -> Iterator[None]:
+    """Set a session conf for the block (``None``: leave it as it is), then put it back."""
+    if value is None:
+        yield
+        return
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, before)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 _DELTA_PRIMITIVE = {"int": "integer", "bigint": "long", "smallint": "short", "tinyint": "byte"}
@@ -773,40 +798,6 @@ def _delta_type(dtype: T.DataType) -> str:
         raise SchemaMismatchError(f"cannot add a column of type {dtype.simpleString()}")
     name = dtype.simpleString()
     return _DELTA_PRIMITIVE.get(name, name)
-
-
-def _key_match(keys: list[str], left: str, right: str) -> Column:
-    """Null-safe equality of ``keys`` between two aliased frames."""
-    cond: Column | None = None
-    for k in keys:
-        part = F.col(f"{left}.{quote(k)}").eqNullSafe(F.col(f"{right}.{quote(k)}"))
-        cond = part if cond is None else cond & part
-    assert cond is not None
-    return cond
-
-
-def _filesystem(location: str) -> tuple[Any, str]:
-    """(pyarrow filesystem, path in it) for a table location: a local path or a URI."""
-    import pyarrow.fs as pafs
-
-    if "://" in location and not location.startswith("file://"):
-        return pafs.FileSystem.from_uri(location)
-    local = location.removeprefix("file://").removeprefix("file:")
-    return pafs.LocalFileSystem(), local
-
-
-def _directory() -> Any:
-    import pyarrow.fs as pafs
-
-    return pafs.FileType.Directory
-
-
-def _replace_directory(location: str, staged: str) -> None:
-    """Put the directory ``staged`` in the place of ``location`` (delete, then rename)."""
-    fs, path = _filesystem(location)
-    _, staged_path = _filesystem(staged)
-    fs.delete_dir(path)
-    fs.move(staged_path, path)
 
 
 def _same_location(a: str, b: str) -> bool:

@@ -1,5 +1,6 @@
 """Smoke test of benchmarks/medallion at TPC-H SF0.01: our pipeline (the bundle's job on the
-embedded engine) and the Polars peer, full + incremental, with equal Gold outputs."""
+embedded engine) and the Polars peer, full + incremental, with equal Gold outputs; and the
+``jvm`` target the JVM peer runs on (its Spark conf, no JVM started)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from lakehouse.config import load_project
+from lakehouse.engine import ENV_DELTA_JARS, jvm_spark_conf
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmarks" / "medallion"
@@ -65,3 +69,24 @@ def test_incremental_run_quarantines_the_three_invalid_lines(result: dict[str, o
     assert (
         summary["ours"]["full"]["counters"]["silver tpch.silver.lineitem"]["rows_quarantined"] == 0
     )
+
+
+def test_jvm_target_runs_the_bundle_on_jvm_spark_with_delta_jars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jars = tmp_path.resolve() / "jars"
+    jars.mkdir()
+    names = ["delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar"]
+    for name in names:
+        (jars / name).write_bytes(b"")
+    monkeypatch.setenv(ENV_DELTA_JARS, str(jars))
+    project = load_project(BENCH, target="jvm", var_overrides={"data_root": str(tmp_path)})
+    assert (project.engine.kind, project.engine.master) == ("spark", "local[2]")
+    conf = jvm_spark_conf(project.engine, tmp_path / "warehouse")
+    assert conf["spark.jars"] == ",".join(str(jars / name) for name in names)
+    assert "spark.jars.packages" not in conf
+    assert (
+        conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    )
+    assert conf["spark.sql.shuffle.partitions"] == "8"  # the target's conf wins over local mode
+    assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"

@@ -25,6 +25,7 @@ from lakehouse.samples.api import (
 )
 from lakehouse.summary import render_report
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 TOKEN = "s3cr3t-t0ken-do-not-leak"
 
@@ -116,9 +117,11 @@ def project(tmp_path: Path, api: RunningSampleApi) -> Project:
 
 
 def _ctx(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
-    return TaskContext(spark, project, tables, RunReport("t", run_id, "local", "sail"), "ingest")
+    return TaskContext(
+        spark, project, tables, RunReport("t", run_id, "local", session_engine(spark)), "ingest"
+    )
 
 
 def _fault(api: RunningSampleApi, **body: object) -> None:
@@ -128,6 +131,7 @@ def _fault(api: RunningSampleApi, **body: object) -> None:
     assert reply.status_code == 200, reply.text
 
 
+@pytest.mark.delta
 def test_rotating_batches_land_once_until_the_api_is_exhausted(
     spark: SparkSession, project: Project
 ) -> None:
@@ -169,6 +173,7 @@ def test_5xx_429_timeouts_and_truncated_bodies_are_retried(
     assert (summary.units, summary.rows, summary.corrupt_rows) == (3, 15, 0)
 
 
+@pytest.mark.delta
 def test_a_repeated_batch_is_not_appended_twice(
     spark: SparkSession, project: Project, api: RunningSampleApi
 ) -> None:

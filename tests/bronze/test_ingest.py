@@ -13,6 +13,7 @@ from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
 from lakehouse.silver.refine import refine_table
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "landing"
 
@@ -23,9 +24,9 @@ def project(demo_project_dir: Path, tmp_path: Path) -> Project:
 
 
 def _context(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
-    report = RunReport(job="test", run_id=run_id, target="local", engine="sail")
+    report = RunReport(job="test", run_id=run_id, target="local", engine=session_engine(spark))
     return TaskContext(spark=spark, project=project, tables=tables, report=report, task_key="t")
 
 
@@ -35,6 +36,7 @@ def _land(project: Project, kind: str, name: str) -> None:
     shutil.copy(DATA / name, target / name)
 
 
+@pytest.mark.delta
 def test_json_drops_are_ingested_once_with_corrupt_lines_kept(
     spark: SparkSession, project: Project
 ) -> None:
@@ -67,6 +69,7 @@ def test_json_drops_are_ingested_once_with_corrupt_lines_kept(
     ]
 
 
+@pytest.mark.delta
 def test_csv_drop_keeps_quoted_commas_and_flags_ragged_rows(
     spark: SparkSession, project: Project
 ) -> None:
@@ -79,6 +82,7 @@ def test_csv_drop_keeps_quoted_commas_and_flags_ragged_rows(
     assert rows[None]["_corrupt"] == "malformed CSV: expected 9 fields, got 4"
 
 
+@pytest.mark.delta
 def test_silver_quarantines_with_reasons_and_replays_idempotently(
     spark: SparkSession, project: Project
 ) -> None:
@@ -187,6 +191,7 @@ def test_drift_rescue_keeps_extra_fields_and_bad_values(
     assert rows == {"1": (2, '{"color":"red"}'), "2": (None, '{"qty":"many"}')}
 
 
+@pytest.mark.delta
 def test_drift_add_new_columns_evolves_the_table(spark: SparkSession, tmp_path: Path) -> None:
     project = _typed_project(tmp_path, "add_new_columns")
     _write(project, "a.jsonl", '{"id": "1", "qty": 2}\n')
@@ -235,6 +240,7 @@ def test_changed_file_is_a_new_batch_and_unchanged_is_skipped(
     assert ingest_file_source(_context(spark, project, "r3"), "drop").rows == 0
 
 
+@pytest.mark.delta
 def test_bronze_commit_without_log_entry_is_not_ingested_twice(
     spark: SparkSession, tmp_path: Path
 ) -> None:

@@ -9,9 +9,12 @@ import stat
 import sys
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
 
 from lakehouse.bundle import submit
 from lakehouse.bundle.runner import run_job
@@ -25,6 +28,8 @@ from lakehouse.config.loader import Project, load_project
 from lakehouse.config.models import Task
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, EngineSession
 from lakehouse.errors import ConfigError, TaskError
+from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 from .spark_cluster import StandaloneCluster, standalone_cluster
 
@@ -38,8 +43,13 @@ def write_project(root: Path, engine_yaml: str, *, tasks_yaml: str | None = None
     (root / "jobs").mkdir(exist_ok=True)
     shutil.copy(HERE / "cluster_sum.py", root / "jobs" / "cluster_sum.py")
     shutil.copy(HERE / "lakehouse_entry.py", root / "jobs" / "lakehouse_entry.py")
+    shutil.copy(HERE / "delta_entry.py", root / "jobs" / "delta_entry.py")
     (root / "conf" / "catalog.yml").write_text(
         "catalog:\n  name: lh\n  storage_root: ${var.data_root}/tables\n"
+        "  schemas:\n    s:\n      tables:\n        items:\n          layer: silver\n"
+        "          keys: [id]\n          columns:\n"
+        "            - {name: id, type: int, nullable: false}\n"
+        "            - {name: label, type: string}\n"
     )
     tasks = tasks_yaml or (
         "        - task_key: sum\n"
@@ -50,6 +60,8 @@ def write_project(root: Path, engine_yaml: str, *, tasks_yaml: str | None = None
         "          spark_python_task: {python_file: jobs/lakehouse_entry.py, parameters: [--x, '1']}\n"
         "        - task_key: fn\n"
         "          python_function_task: {function: 'os:getcwd'}\n"
+        "        - task_key: delta\n"
+        "          spark_python_task: {python_file: jobs/delta_entry.py}\n"
     )
     (root / "bundle.yml").write_text(
         "bundle: {name: plain}\n"
@@ -87,7 +99,10 @@ def conf_values(command: list[str]) -> list[str]:
 # ---------------------------------------------------------------- the command line
 
 
-def test_plain_script_gets_only_its_parameters(tmp_path: Path) -> None:
+def test_plain_script_gets_only_its_parameters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LAKEHOUSE_DELTA_JARS", raising=False)
     write_project(tmp_path, "      kind: spark\n      master: ${var.spark_master}\n")
     project = load_project(
         tmp_path, target="cluster", var_overrides={"spark_master": "spark://h:7077"}
@@ -102,9 +117,29 @@ def test_plain_script_gets_only_its_parameters(tmp_path: Path) -> None:
     confs = conf_values(command)
     assert f"spark.pyspark.python={sys.executable}" in confs
     assert f"spark.sql.warehouse.dir={project.data_root / 'warehouse'}" in confs
-    # no Delta given: no jars, no packages, no Delta extension
+    # no Delta configured: the delta-spark release matching the installed wheel, from Maven
+    assert command[command.index("--packages") + 1] == (
+        f"io.delta:delta-spark_2.13:{version('delta-spark')}"
+    )
+    assert DELTA_CONF in confs
+    assert "spark.sql.parquet.outputTimestampType=TIMESTAMP_MICROS" in confs
+    # a cluster master keeps Spark's partition counts; a local one gets its own
+    assert not any(c.startswith("spark.sql.shuffle.partitions") for c in confs)
+    local = load_project(tmp_path, target="cluster", var_overrides={"spark_master": "local[3]"})
+    local_confs = conf_values(spark_submit_command(local, "cluster_job", task(local, "sum"), "r"))
+    assert "spark.sql.shuffle.partitions=6" in local_confs
+    assert "spark.databricks.delta.snapshotPartitions=3" in local_confs
+
+
+def test_no_delta_packages_means_plain_spark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LAKEHOUSE_DELTA_JARS", raising=False)
+    write_project(tmp_path, "      kind: spark\n      delta: {packages: []}\n")
+    project = load_project(tmp_path, target="cluster")
+    command = spark_submit_command(project, "cluster_job", task(project, "sum"), "r1")
     assert "--packages" not in command and "--jars" not in command
-    assert not any(c.startswith("spark.sql.extensions") for c in confs)
+    assert not any(c.startswith("spark.sql.extensions") for c in conf_values(command))
 
 
 def test_lakehouse_entrypoint_gets_target_project_job_and_run_id(tmp_path: Path) -> None:
@@ -337,8 +372,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
         yield running
 
 
+NO_DELTA = "      delta: {packages: []}\n"
+
+
 def test_job_runs_on_the_standalone_cluster(tmp_path: Path, cluster: StandaloneCluster) -> None:
-    write_project(tmp_path, "      kind: spark\n      master: ${var.spark_master}\n")
+    write_project(tmp_path, "      kind: spark\n      master: ${var.spark_master}\n" + NO_DELTA)
     project = load_project(
         tmp_path, target="cluster", var_overrides={"spark_master": cluster.master_url}
     )
@@ -363,7 +401,7 @@ def test_lakehouse_entrypoint_without_delta_stops_with_one_line(
     tmp_path: Path, cluster: StandaloneCluster
 ) -> None:
     """The entry point loads the bundle from --project-dir/--target, then asks for Delta jars."""
-    write_project(tmp_path, "      kind: spark\n      master: ${var.spark_master}\n")
+    write_project(tmp_path, "      kind: spark\n      master: ${var.spark_master}\n" + NO_DELTA)
     project = load_project(
         tmp_path, target="cluster", var_overrides={"spark_master": cluster.master_url}
     )
@@ -382,10 +420,11 @@ def test_lakehouse_entrypoint_without_delta_stops_with_one_line(
     )
 
 
-def test_bundle_run_on_the_cluster_target_through_the_cli(
-    tmp_path: Path, cluster: StandaloneCluster
+def test_bundle_run_on_the_cluster_target_writes_delta(
+    tmp_path: Path, cluster: StandaloneCluster, spark: SparkSession
 ) -> None:
-    """`lakehouse bundle run -t cluster`: the task is spark-submitted to the cluster and recorded."""
+    """`lakehouse bundle run -t cluster`: each task is spark-submitted to the cluster with
+    delta-spark from Maven (``--packages``), and the Delta table it writes is read back."""
     import os
     import subprocess
     import sys
@@ -396,27 +435,22 @@ def test_bundle_run_on_the_cluster_target_through_the_cli(
         for k, v in os.environ.items()
         if not k.startswith(("LAKEHOUSE_", "SPARK_CONNECT", "PYSPARK_"))
     }
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "lakehouse"),
-            "bundle",
-            "run",
-            "cluster_job",
-            "--only",
-            "sum",
-            "-t",
-            "cluster",
-            "--var",
-            f"spark_master={cluster.master_url}",
-            "-C",
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [str(Path(sys.executable).parent / "lakehouse"), "bundle", "run", "cluster_job"]
+    command += ["--only", "sum", "--only", "delta", "-t", "cluster"]
+    command += ["--var", f"spark_master={cluster.master_url}", "-C", str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "$ " in done.stdout and f"--master {cluster.master_url}" in done.stdout
-    assert "✓ sum success" in done.stdout
+    assert f"--master {cluster.master_url}" in done.stdout
+    assert "--packages io.delta:delta-spark_2.13:" in done.stdout
+    assert "✓ sum success" in done.stdout and "✓ delta success" in done.stdout
     assert (tmp_path / "data" / "sum.txt").read_text() == f"338350 {cluster.master_url} 2\n"
+    apps = cluster.state()["completedapps"] + cluster.state()["activeapps"]
+    assert any(app["name"].endswith(":delta") for app in apps)  # it ran on the cluster
+    project = load_project(tmp_path)
+    tables = DeltaTables(spark, project, session_engine(spark))
+    rows = sorted((r.id, r.label) for r in tables.read("lh.s.items").collect())
+    assert rows == [(1, "item-1"), (2, "two"), (3, "item-3"), (4, "item-4"), (9, "nine")]
+    history = DeltaTable(project.table("lh.s.items").location).history()
+    assert [h["operation"] for h in history] == ["MERGE", "WRITE", "CREATE TABLE"]
+    # the CLI registered (created) the table on the embedded engine; the cluster wrote it
+    assert all(str(h["engineInfo"]).startswith("Apache-Spark/4.0") for h in history[:2])

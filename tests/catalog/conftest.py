@@ -18,6 +18,7 @@ from lakehouse.gold.build import build_gold
 from lakehouse.samples.generator import SampleSpec, land_sample_files
 from lakehouse.silver.refine import refine_table
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "r-lineage-1"
@@ -39,11 +40,11 @@ def demo_run(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> D
         shutil.copytree(REPO / name, root / name)
     project = load_project(root, var_overrides={"data_root": str(root / "data")})
     tables = governed_tables(
-        spark, project, "sail", principal="lakehouse-job", run_id=RUN_ID, job="demo"
+        spark, project, session_engine(spark), principal="lakehouse-job", run_id=RUN_ID, job="demo"
     )
     governance = tables.governance
     assert governance is not None
-    report = RunReport(job="demo", run_id=RUN_ID, target="local", engine="sail")
+    report = RunReport(job="demo", run_id=RUN_ID, target="local", engine=session_engine(spark))
 
     def ctx(task: str) -> TaskContext:
         return TaskContext(spark, project, tables, report, task_key=task)

@@ -20,6 +20,9 @@ from lakehouse.config import Project, load_project
 from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
+
+pytestmark = pytest.mark.delta
 
 REPO = Path(__file__).resolve().parents[2]
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
@@ -29,7 +32,12 @@ AUDIT = "lakehouse.meta.access_audit"
 
 def _tables(spark: SparkSession, project: Project, principal: str) -> DeltaTables:
     tables = governed_tables(
-        spark, project, "sail", principal=principal, run_id=f"r-{principal}", job="test"
+        spark,
+        project,
+        session_engine(spark),
+        principal=principal,
+        run_id=f"r-{principal}",
+        job="test",
     )
     assert tables.governance is not None
     with tables.governance.task_scope("register"):
@@ -47,7 +55,7 @@ def project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Pr
     project = load_project(root, var_overrides={"data_root": str(root / "data")})
     land_sample_files(root / "data" / "landing")
     tables = _tables(spark, project, "lakehouse-job")
-    report = RunReport("test", "r-job", "local", "sail")
+    report = RunReport("test", "r-job", "local", session_engine(spark))
     ctx = TaskContext(spark, project, tables, report, task_key="refine")
     assert tables.governance is not None
     with tables.governance.task_scope("refine"):
@@ -58,7 +66,7 @@ def project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Pr
 
 def _audit(spark: SparkSession, project: Project, principal: str) -> list[tuple[object, ...]]:
     rows = (
-        DeltaTables(spark, project, "sail")
+        DeltaTables(spark, project, session_engine(spark))
         .read(AUDIT)
         .where(F.col("principal") == principal)
         .select("privilege", "securable", "allowed", "reason", "task")

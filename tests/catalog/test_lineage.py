@@ -30,6 +30,8 @@ from lakehouse.config.loader import Project
 from lakehouse.config.models import GoldSpec
 from lakehouse.tables import WriteResult
 
+pytestmark = pytest.mark.delta
+
 REPO = Path(__file__).resolve().parents[2]
 BC = "lakehouse.bronze.customers"
 BO = "lakehouse.bronze.orders"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from openlineage.client.event_v2 import RunState
 from rich.console import Console
 
@@ -14,6 +15,8 @@ from lakehouse.catalog.openlineage import dataset_naming, events_file, read_even
 from lakehouse.config.loader import lineage_table_name
 from lakehouse.silver.refine import refine_table
 from tests.catalog.conftest import RUN_ID, DemoRun
+
+pytestmark = pytest.mark.delta
 
 BC = "lakehouse.bronze.customers"
 BO = "lakehouse.bronze.orders"
@@ -139,7 +142,7 @@ def test_a_replay_that_commits_nothing_adds_no_edges(demo_run: DemoRun) -> None:
     before = _edges(demo_run)
     governance = demo_run.tables.governance
     assert governance is not None
-    report = RunReport(job="demo", run_id=RUN_ID, target="local", engine="sail")
+    report = RunReport(job="demo", run_id=RUN_ID, target="local", engine=demo_run.tables.engine)
     ctx = TaskContext(
         demo_run.tables.spark, demo_run.project, demo_run.tables, report, task_key="again"
     )

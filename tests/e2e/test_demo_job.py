@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from lakehouse.config import load_project
 from lakehouse.ml.train import model_input
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
@@ -44,6 +45,17 @@ REBUILT_EVERY_RUN = {
     "lakehouse.gold.daily_sales",
     "lakehouse.gold.churn_predictions",
 }
+
+
+def assert_listed_row_counts(tables_output: str) -> None:
+    """`lakehouse tables` lists every demo table with its expected row count."""
+    lines = {
+        line.split("│")[1].strip(): line
+        for line in tables_output.splitlines()
+        if line.count("│") > 4
+    }
+    for name, rows in EXPECTED_ROWS.items():
+        assert f" {rows:,} " in lines[name], lines[name]
 
 
 def _free_port() -> int:
@@ -91,7 +103,7 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     assert "succeeded" in first.stdout
 
     project = load_project(demo_project_dir, var_overrides={"data_root": str(data_root)})
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
     assert {name: tables.row_count(name) for name in EXPECTED_ROWS} == EXPECTED_ROWS
     corrupt = {
@@ -221,13 +233,7 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
 
     listing = _run(demo_project_dir, data_root, command="tables")
     assert listing.returncode == 0, listing.stderr
-    lines = {
-        line.split("│")[1].strip(): line
-        for line in listing.stdout.splitlines()
-        if line.count("│") > 4
-    }
-    for name, rows in EXPECTED_ROWS.items():
-        assert f" {rows:,} " in lines[name], lines[name]
+    assert_listed_row_counts(listing.stdout)
 
     report = _run(demo_project_dir, data_root, "quality", "orders")
     assert report.returncode == 0, report.stderr

@@ -17,6 +17,7 @@ from lakehouse.gold.build import build_gold
 from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
 ContextFactory = Callable[..., TaskContext]
@@ -24,9 +25,9 @@ ContextFactory = Callable[..., TaskContext]
 
 def _context(spark: SparkSession, root: Path, overrides: dict[str, str]) -> TaskContext:
     project = load_project(root, var_overrides=overrides)
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
-    report = RunReport(job="test", run_id="r-test", target="local", engine="sail")
+    report = RunReport(job="test", run_id="r-test", target="local", engine=session_engine(spark))
     return TaskContext(spark, project, tables, report, task_key="train_model")
 
 

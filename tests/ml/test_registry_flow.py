@@ -146,6 +146,7 @@ def test_every_candidate_is_logged_with_inputs_signature_and_commit(
     assert [c.name for c in info.signature.inputs.inputs] == ctx.project.models[MODEL].features
 
 
+@pytest.mark.delta
 def test_scoring_writes_one_champion_prediction_per_key(ml_context: ContextFactory) -> None:
     ctx = ml_context()
     result = train_model(ctx, MODEL)

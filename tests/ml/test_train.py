@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
 from lakehouse.errors import LakehouseError
@@ -77,6 +78,15 @@ def test_training_data_is_ordered_by_label_time_and_fingerprinted(spark: SparkSe
     assert data.fingerprint != training_data(_training_set(spark, flip=True), SPEC).fingerprint
     other = SPEC.model_copy(update={"seed": 43})
     assert data.fingerprint != training_data(_training_set(spark), other).fingerprint
+    # a double summed in another order (another engine) differs in its last bits only
+    base = _training_set(spark)
+    noisy = base.frame.withColumn("x", F.col("x") + F.col("x") * F.lit(1e-15))
+    same = TrainingSet(noisy, "y", ["id"], "label_ts", {})
+    assert data.fingerprint == training_data(same, SPEC).fingerprint
+    changed = TrainingSet(
+        base.frame.withColumn("x", F.col("x") * 1.001), "y", ["id"], "label_ts", {}
+    )
+    assert data.fingerprint != training_data(changed, SPEC).fingerprint
 
 
 @pytest.mark.transform

@@ -3,7 +3,8 @@
 The demo job runs once through the CLI into a temporary data root; each notebook is then
 executed by a real Jupyter kernel (nbclient + ipykernel) from the notebooks/ directory, as an
 analyst would open it, with ``LAKEHOUSE_VAR_data_root`` pointing at that data. A failing cell
-fails the test with the cell's error.
+fails the test with the cell's error. In the JVM invocation (``--engine spark``) the kernels
+open the same tables on JVM Spark + delta-spark (``LAKEHOUSE_ENGINE=spark``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 CLEARED = ("LAKEHOUSE_", "PYSPARK_", "SPARK_CONNECT", "SPARK_REMOTE", "MLFLOW_")
+KEPT = ("LAKEHOUSE_DELTA_JARS",)
+
+pytestmark = pytest.mark.delta
 
 
 def _free_port() -> int:
@@ -70,12 +74,13 @@ def test_the_notebooks_are_committed_without_outputs() -> None:
     "name", ["01_explore_medallion", "02_compare_models", "03_access_and_lineage"]
 )
 def test_a_notebook_runs_top_to_bottom_against_the_demo_data(
-    name: str, demo_data: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    name: str, demo_data: Path, monkeypatch: pytest.MonkeyPatch, engine_name: str
 ) -> None:
     for key in list(os.environ):
-        if key.startswith(CLEARED):
+        if key.startswith(CLEARED) and key not in KEPT:
             monkeypatch.delenv(key)
     monkeypatch.setenv("LAKEHOUSE_VAR_data_root", str(demo_data))
+    monkeypatch.setenv("LAKEHOUSE_ENGINE", engine_name)
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     client = NotebookClient(
         book,
@@ -91,7 +96,7 @@ def test_a_notebook_runs_top_to_bottom_against_the_demo_data(
         # keep the executed copy for a human to look at (CI artifact), never in the repo
         out = Path(os.environ.get("LAKEHOUSE_TEST_ARTIFACTS", REPO / "build" / "test-artifacts"))
         out.mkdir(parents=True, exist_ok=True)
-        nbformat.write(book, out / f"{name}.ipynb")
+        nbformat.write(book, out / f"{name}-{engine_name}.ipynb")
     outputs = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert len(outputs) >= 5

@@ -33,6 +33,7 @@ from lakehouse.serving.predictions import PredictionLog
 from lakehouse.serving.server import running_server
 from lakehouse.tables import DeltaTables
 from tests.serving.conftest import MODEL, NAME, Registry
+from tests.support import session_engine
 
 
 def _app(registry: Registry, tmp_path: Path, **kwargs: Any) -> Any:
@@ -394,9 +395,9 @@ def test_entity_keys_are_echoed_logged_and_ingested_into_bronze(
 
     # the Bronze file source ingests the log with the keys as JSON text
     project = load_project(registry.project.root, var_overrides={"data_root": str(data)})
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
-    report = RunReport(job="test", run_id="r-keys", target="local", engine="sail")
+    report = RunReport(job="test", run_id="r-keys", target="local", engine=session_engine(spark))
     ctx = TaskContext(spark, project, tables, report, task_key="ingest")
     summary = ingest_file_source(ctx, "predictions_log")
     assert (summary.units, summary.rows, summary.corrupt_rows) == (1, 4, 0)

@@ -13,6 +13,8 @@ from pyspark.sql import SparkSession
 from lakehouse.config import TableRef, load_project
 from lakehouse.silver.conform import conform_rows, latest_per_key
 
+pytestmark = pytest.mark.delta
+
 BRONZE = "order_id string, qty string, ts string, _corrupt string, _source_file string, _ingested_at timestamp"
 
 

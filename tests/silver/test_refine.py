@@ -13,6 +13,7 @@ from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
 from lakehouse.silver.refine import QualityGateError, refine_table
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 BUNDLE = """
 bundle: {name: t}
@@ -111,9 +112,11 @@ def _project(tmp_path: Path, max_rows: int = 100) -> Project:
 
 
 def _ctx(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
-    return TaskContext(spark, project, tables, RunReport("t", run_id, "local", "sail"), "refine")
+    return TaskContext(
+        spark, project, tables, RunReport("t", run_id, "local", session_engine(spark)), "refine"
+    )
 
 
 def _land(
@@ -215,6 +218,7 @@ def test_replay_is_idempotent_and_late_updates_resolve_by_sequence(
     assert sorted(r["order_id"] for r in ctx.tables.read("c.silver.orders").collect()) == ["1", "2"]
 
 
+@pytest.mark.delta
 def test_scd2_tracked_attribute_changed_twice_gives_three_versions(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -304,6 +308,7 @@ def _silver_rows(ctx: TaskContext, table: str) -> list[tuple]:  # type: ignore[t
     return sorted((r["order_id"], r["amount"], r["seq"]) for r in ctx.tables.read(table).collect())
 
 
+@pytest.mark.delta
 def test_each_run_refines_only_the_batches_it_has_not_refined(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -368,6 +373,7 @@ def test_a_late_upsert_older_than_an_earlier_delete_does_not_bring_the_key_back(
     assert _silver_rows(ctx, "c.silver.orders") == [("1", 4.0, 4)]
 
 
+@pytest.mark.delta
 def test_silver_tables_are_created_with_deletion_vectors(
     spark: SparkSession, tmp_path: Path
 ) -> None:

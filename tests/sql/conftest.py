@@ -26,6 +26,7 @@ from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table
 from lakehouse.sql.endpoint import SqlEndpoint
 from lakehouse.tables import DeltaTables
+from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
 PSQL = shutil.which("psql") or "/usr/bin/psql"
@@ -57,9 +58,9 @@ def sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "fixture"], cwd=root, check=True)
     project = load(root)
-    tables = DeltaTables(spark, project, "sail")
+    tables = DeltaTables(spark, project, session_engine(spark))
     tables.register_all()
-    report = RunReport(job="test", run_id="r-sql", target="local", engine="sail")
+    report = RunReport(job="test", run_id="r-sql", target="local", engine=session_engine(spark))
     ctx = TaskContext(spark, project, tables, report, task_key="build")
     land_sample_files(root / "data" / "landing")
     for source in ("customers_drop", "orders_drop"):
@@ -73,7 +74,7 @@ def sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def tables(spark: SparkSession, sql_project: Path) -> DeltaTables:
     """An ungoverned table adapter on the built project (writes, Spark-side reads)."""
-    adapter = DeltaTables(spark, load(sql_project), "sail")
+    adapter = DeltaTables(spark, load(sql_project), session_engine(spark))
     adapter.register_all()
     return adapter
 

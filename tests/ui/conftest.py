@@ -32,6 +32,7 @@ from lakehouse.ui.app import create_app as create_ui_app
 from lakehouse.ui.server import running_ui
 from tests.ml.conftest import churn_project  # noqa: F401  (fixture)
 from tests.serving.conftest import MODEL, NAME, Registry, registry  # noqa: F401  (fixture)
+from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,18 +89,25 @@ def ui_stack(
 
     principal = resolve_principal(project)
     tables = governed_tables(
-        spark, project, "sail", principal=principal, run_id="r-ui-test", job="ui-test"
+        spark,
+        project,
+        session_engine(spark),
+        principal=principal,
+        run_id="r-ui-test",
+        job="ui-test",
     )
     with tables.task_scope("build_gold"):
         tables.register_all()
-        report = RunReport(job="ui-test", run_id="r-ui-test", target="local", engine="sail")
+        report = RunReport(
+            job="ui-test", run_id="r-ui-test", target="local", engine=session_engine(spark)
+        )
         build_gold(TaskContext(spark, project, tables, report, task_key="build_gold"))
         tables.append(name, spark.createDataFrame(monitoring_rows(), tables.schema(name)))
 
     bare = load_project(churn_project, var_overrides=overrides)
     bare.tables.pop(name)  # a catalog from before the monitoring job
     bare_tables = governed_tables(
-        spark, bare, "sail", principal=principal, run_id="r-ui-bare", job="ui-test"
+        spark, bare, session_engine(spark), principal=principal, run_id="r-ui-bare", job="ui-test"
     )
     serving = create_serving_app(registry.project, MODEL, log_predictions=False)
     with running_server(serving) as serving_url:

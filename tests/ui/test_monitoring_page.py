@@ -16,6 +16,7 @@ from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.ml.score import score_model
 from lakehouse.monitoring.monitor import monitor_model
 from tests.serving.conftest import MODEL
+from tests.support import session_engine
 from tests.ui.conftest import PSI, UiStack
 from tests.ui.test_pages import text
 
@@ -23,7 +24,9 @@ from tests.ui.test_pages import text
 def test_drift_page_shows_the_monitoring_jobs_latest_run(
     ui_stack: UiStack, spark: SparkSession
 ) -> None:
-    report = RunReport(job="ui-test", run_id="r-ui-monitor", target="local", engine="sail")
+    report = RunReport(
+        job="ui-test", run_id="r-ui-monitor", target="local", engine=session_engine(spark)
+    )
     ctx = TaskContext(spark, ui_stack.project, ui_stack.tables, report, task_key="monitor")
     with ui_stack.tables.task_scope("monitor"):
         score_model(ctx, MODEL)

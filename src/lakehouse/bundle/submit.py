@@ -9,10 +9,11 @@ It is printed before it runs; its output goes to a log file under ``<data_root>/
   entry point) also gets ``--target``, ``--project-dir``, ``--job``, ``--run-id`` (and the
   ``--var`` overrides), so it loads the same bundle and records the same run. Any other
   script gets exactly its ``parameters``, as ``spark-submit script.py ARGS`` would pass them.
-* Delta: ``--jars`` with the jars of ``engine.delta.jars_dir`` / ``$LAKEHOUSE_DELTA_JARS``,
-  else ``--packages`` with ``engine.delta.packages``; the Delta SQL extension and catalog are
-  set only then. With neither, a plain PySpark script runs as it is and a lakehouse entry
-  point stops with a one-line message saying how to provide the jars.
+* Delta (:func:`lakehouse.engine.delta_classpath`): ``--jars`` with the jars of
+  ``engine.delta.jars_dir`` / ``$LAKEHOUSE_DELTA_JARS``, else ``--packages`` with
+  ``engine.delta.packages`` (default: delta-spark matching the installed wheel), with the
+  Delta SQL extension and catalog. With ``packages: []`` a plain PySpark script runs as it
+  is and a lakehouse entry point stops with a one-line message saying how to provide the jars.
 * ``engine.conf`` wins over every ``--conf`` this module sets (Python interpreter, warehouse).
 * A ``python_function_task`` cannot be submitted yet: it is refused with a clear error.
 """
@@ -35,7 +36,13 @@ from urllib.parse import urlparse
 
 from lakehouse.config.loader import Project
 from lakehouse.config.models import EngineSpec, Task
-from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, jvm_delta_jars
+from lakehouse.engine import (
+    DELTA_CATALOG,
+    DELTA_EXTENSION,
+    PORTABLE_PARQUET_CONF,
+    delta_classpath,
+    local_mode_conf,
+)
 from lakehouse.errors import ConfigError, EngineError, TaskError
 
 ENTRYPOINT_MARKER = re.compile(r"\brun_task_script\b")
@@ -141,30 +148,23 @@ def spark_submit_command(
 
 def _delta_options(spec: EngineSpec) -> list[str]:
     """``--jars`` (jar directory) or ``--packages`` (Maven) for Delta, unless conf names jars."""
-    if "spark.jars" in spec.conf or "spark.jars.packages" in spec.conf:
-        return []
-    jars = jvm_delta_jars(spec)
-    if jars:
-        return ["--jars", ",".join(jars)]
-    if spec.delta.packages:
-        return ["--packages", ",".join(spec.delta.packages)]
+    classpath = delta_classpath(spec)
+    if classpath.jars:
+        return ["--jars", ",".join(classpath.jars)]
+    if classpath.packages:
+        return ["--packages", ",".join(classpath.packages)]
     return []
-
-
-def _has_delta(spec: EngineSpec) -> bool:
-    if "spark.jars" in spec.conf or "spark.jars.packages" in spec.conf:
-        given = spec.conf.get("spark.jars", "") + spec.conf.get("spark.jars.packages", "")
-        return "delta" in given.lower()
-    return bool(jvm_delta_jars(spec) or spec.delta.packages)
 
 
 def _submit_conf(project: Project, spec: EngineSpec) -> dict[str, str]:
     conf: dict[str, str] = {}
-    if _has_delta(spec):
+    if delta_classpath(spec).has_delta:
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
     conf["spark.sql.warehouse.dir"] = str((project.data_root / "warehouse").resolve())
     conf["spark.ui.showConsoleProgress"] = "false"
+    conf.update(PORTABLE_PARQUET_CONF)
+    conf.update(local_mode_conf(spec.master))
     # Driver and executors run this interpreter, so they see the project's packages.
     conf["spark.pyspark.python"] = sys.executable
     conf["spark.pyspark.driver.python"] = sys.executable

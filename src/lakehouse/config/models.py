@@ -59,7 +59,8 @@ class DeltaJars(StrictModel):
 
     packages: list[str] | None = Field(
         default=None,
-        description="Maven coordinates for spark.jars.packages; default: the delta-spark pip version",
+        description="Maven coordinates for spark.jars.packages; default: delta-spark_2.13 at the "
+        "installed delta-spark wheel's version; [] adds no Delta jars (plain Spark)",
     )
     jars_dir: str | None = Field(
         default=None, description="a directory holding delta-spark_2.13 and delta-storage jars"
@@ -72,11 +73,6 @@ class EngineSpec(StrictModel):
     remote: str | None = Field(default=None, description="sc://host:port for the connect engine")
     conf: dict[str, str] = Field(default_factory=dict)
     delta: DeltaJars = Field(default_factory=DeltaJars)
-    table_format: Literal["delta", "parquet"] = Field(
-        default="delta",
-        description="parquet: plain Parquet tables (no versions, history or maintenance; "
-        "MERGE emulated by read + union + overwrite), for JVM Spark without the Delta jars",
-    )
 
     @model_validator(mode="after")
     def _remote_for_connect(self) -> EngineSpec:

@@ -93,6 +93,21 @@ def model_input(pdf: pd.DataFrame, features: list[str], categorical: list[str]) 
     return out
 
 
+FINGERPRINT_DIGITS = 12
+
+
+def _fingerprint_view(pdf: Any) -> Any:
+    """The frame with doubles rounded to 12 significant digits: the same data summed in
+    another order (another engine, another partitioning) differs in the last bits of a
+    double, and that must not count as new training data."""
+    out = pdf.copy()
+    for column in out.select_dtypes(include="floating").columns:
+        out[column] = out[column].map(
+            lambda v: float(f"{v:.{FINGERPRINT_DIGITS}g}") if pd.notna(v) else v
+        )
+    return out
+
+
 def training_data(training_set: TrainingSet, spec: ModelSpec) -> TrainingData:
     """Collect the training set to pandas, ordered deterministically, and fingerprint it."""
     features = spec.features
@@ -107,7 +122,9 @@ def training_data(training_set: TrainingSet, spec: ModelSpec) -> TrainingData:
         )
     pdf = pdf.sort_values(order, kind="stable").reset_index(drop=True)
     digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(pdf, index=False).to_numpy().tobytes())
+    digest.update(
+        pd.util.hash_pandas_object(_fingerprint_view(pdf), index=False).to_numpy().tobytes()
+    )
     digest.update(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode())
     return TrainingData(
         frame=pdf,

@@ -437,7 +437,7 @@ class DeltaMirror:
 
     def _load(self, table: ServedTable, delta: DeltaTable) -> None:
         source = "__lakehouse_source"
-        self.db.register(source, _arrow_source(delta))
+        self.db.register(source, delta_arrow(delta))
         try:
             described = self.db.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
             columns = [(str(row[0]), str(row[1])) for row in described]
@@ -462,11 +462,18 @@ class DeltaMirror:
         self.db.close()
 
 
-def _arrow_source(delta: DeltaTable) -> Any:
+def delta_arrow(delta: DeltaTable) -> Any:
     """The Delta table as Arrow: a lazy dataset, or delta-rs's own scan for features the
-    dataset cannot read (deletion vectors, column mapping)."""
-    try:
-        return delta.to_pyarrow_dataset()
-    except Exception:  # deltalake raises for table features pyarrow datasets lack
-        reader = QueryBuilder().register("t", delta).execute("SELECT * FROM t")
-        return pa.RecordBatchReader.from_stream(reader).read_all()
+    dataset cannot read (deletion vectors, column mapping).
+
+    deltalake 1.6 raises for deletion vectors but not for column mapping: on a table written
+    by delta-spark with ``delta.columnMapping.mode`` set, ``to_pyarrow_dataset`` reads the
+    logical column names from files that store physical ones and returns every value NULL.
+    """
+    if delta.metadata().configuration.get("delta.columnMapping.mode", "none") == "none":
+        try:
+            return delta.to_pyarrow_dataset()
+        except Exception:  # deltalake raises for table features pyarrow datasets lack
+            log.debug("no Arrow dataset for %s; scanning it with delta-rs", delta.table_uri)
+    reader = QueryBuilder().register("t", delta).execute("SELECT * FROM t")
+    return pa.RecordBatchReader.from_stream(reader).read_all()
