@@ -50,9 +50,7 @@ def imports_of(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
             for alias in node.names:
                 sub = f"{target}.{alias.name}"
                 found.add(sub if sub in modules else target)
-    return {_owning_module(name, modules) for name in found if name.startswith(PACKAGE)} - {
-        module
-    }
+    return {_owning_module(name, modules) for name in found if name.startswith(PACKAGE)} - {module}
 
 
 def _owning_module(name: str, modules: dict[str, Path]) -> str:
@@ -123,9 +121,7 @@ def test_no_import_cycles() -> None:
     graph = import_graph()
     found = cycles(graph)
     new = [c for c in found if frozenset(c) not in KNOWN_CYCLES]
-    assert not new, "import cycles:\n" + "\n".join(
-        " -> ".join(a_cycle(graph, c)) for c in new
-    )
+    assert not new, "import cycles:\n" + "\n".join(" -> ".join(a_cycle(graph, c)) for c in new)
 
 
 def test_storage_imports_no_governance() -> None:
