@@ -119,12 +119,12 @@ def train_demo_model(work: Path, customers: int, candidates: list[str]) -> dict[
     from lakehouse.config import load_project
     from lakehouse.engine import build_session
     from lakehouse.gold.build import build_gold
+    from lakehouse.io.delta import DeltaStore
     from lakehouse.ml.registry import CHAMPION, connect, version_by_alias
     from lakehouse.ml.train import train_model
     from lakehouse.samples.generator import SampleSpec, land_sample_files
     from lakehouse.serving.app import entity_keys
     from lakehouse.silver.refine import refine_table
-    from lakehouse.tables import DeltaTables
 
     copy_bundle(work / "project", candidates)
     data_root = work / "data"
@@ -141,7 +141,7 @@ def train_demo_model(work: Path, customers: int, candidates: list[str]) -> dict[
     )
     session = build_session(project.engine, warehouse_dir=work / "warehouse", app_name="bench")
     try:
-        tables = DeltaTables(session.spark, project, session.kind)
+        tables = DeltaStore(session.spark, project, session.kind)
         tables.register_all()
         report = RunReport(job="bench-serve", run_id="bench", target="local", engine=session.kind)
         ctx = TaskContext(session.spark, project, tables, report, task_key="bench")

@@ -301,13 +301,13 @@ class Bench:
     def context(self, data_root: Path) -> Any:
         from lakehouse.bundle.context import RunReport, TaskContext
         from lakehouse.config import load_project
-        from lakehouse.tables import DeltaTables
+        from lakehouse.io.delta import DeltaStore
 
         project = load_project(
             self.project_root,
             var_overrides={"data_root": str(data_root), "bronze_root": str(self.bronze_root)},
         )
-        tables = DeltaTables(self.spark, project, "sail")
+        tables = DeltaStore(self.spark, project, "sail")
         tables.register_all()
         report = RunReport(job="bench", run_id=data_root.name, target="local", engine="sail")
         return TaskContext(

@@ -230,13 +230,13 @@ def run_pipeline(work: Path, customers: int, overrides: list[str]) -> dict[str, 
     from lakehouse.bundle.context import RunReport, TaskContext
     from lakehouse.config import load_project
     from lakehouse.gold.build import build_gold
+    from lakehouse.io.delta import DeltaStore
     from lakehouse.ml.registry import CHAMPION, connect
     from lakehouse.ml.score import score_model
     from lakehouse.ml.train import holdout_split, train_model, training_data
     from lakehouse.ml.training_set import build_training_set
     from lakehouse.samples.generator import SampleSpec, land_sample_files
     from lakehouse.silver.refine import refine_table
-    from lakehouse.tables import DeltaTables
 
     sampler = RssSampler()
     sampler.start()
@@ -285,7 +285,7 @@ def run_pipeline(work: Path, customers: int, overrides: list[str]) -> dict[str, 
     )
     session = session_step.detail.pop("_session")
     try:
-        tables = DeltaTables(session.spark, project, session.kind, on_write=runner.on_write)
+        tables = DeltaStore(session.spark, project, session.kind, on_write=runner.on_write)
         tables.register_all()
         report = RunReport(job="bench-train", run_id="bench", target="local", engine=session.kind)
         ctx = TaskContext(

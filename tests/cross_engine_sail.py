@@ -20,7 +20,7 @@ from lakehouse.config import load_project
 from lakehouse.config.models import EngineSpec
 from lakehouse.engine import build_session
 from lakehouse.errors import LakehouseError
-from lakehouse.tables import DeltaTables
+from lakehouse.io.delta import DeltaStore
 
 ITEMS = "cat.s.items"
 EVENTS = "cat.s.events"
@@ -29,7 +29,7 @@ ITEM_COLUMNS = "id int, label string, qty int"
 EVENT_COLUMNS = "id bigint, day date, at timestamp"
 
 
-def rows(tables: DeltaTables, name: str, version: int | None = None) -> list[list[Any]]:
+def rows(tables: DeltaStore, name: str, version: int | None = None) -> list[list[Any]]:
     """The table's rows, sorted, as JSON-able lists."""
     frame = tables.read(name, version=version)
     out = [[_plain(v) for v in r] for r in frame.collect()]
@@ -40,7 +40,7 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
 
 
-def write(spark: SparkSession, tables: DeltaTables) -> dict[str, Any]:
+def write(spark: SparkSession, tables: DeltaStore) -> dict[str, Any]:
     """Create the tables, append, and MERGE (deletion vectors on the Silver table)."""
     tables.register_all()
     items = [(i, f"item{i}", i) for i in range(1, 7)]
@@ -57,7 +57,7 @@ def write(spark: SparkSession, tables: DeltaTables) -> dict[str, Any]:
     return {"merge_version": merged.version, "items": rows(tables, ITEMS)}
 
 
-def read_back(spark: SparkSession, tables: DeltaTables) -> dict[str, Any]:
+def read_back(spark: SparkSession, tables: DeltaStore) -> dict[str, Any]:
     """Read what JVM Spark wrote (latest and time travel), then MERGE on top of it."""
     tables.register_all()
     latest = rows(tables, ITEMS)
@@ -74,7 +74,7 @@ def read_back(spark: SparkSession, tables: DeltaTables) -> dict[str, Any]:
     }
 
 
-def read_stamps(spark: SparkSession, tables: DeltaTables) -> dict[str, Any]:
+def read_stamps(spark: SparkSession, tables: DeltaStore) -> dict[str, Any]:
     """Register and read the timestamp table JVM Spark wrote."""
     try:
         tables.ensure_table(STAMPS)
@@ -91,7 +91,7 @@ def main() -> None:
     step = STEPS[sys.argv[2]]
     session = build_session(EngineSpec(kind="sail"), warehouse_dir=project.data_root / "wh")
     with session:
-        tables = DeltaTables(session.spark, project, "sail")
+        tables = DeltaStore(session.spark, project, "sail")
         print(json.dumps(step(session.spark, tables)))
 
 

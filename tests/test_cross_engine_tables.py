@@ -17,7 +17,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.config import Project, load_project
-from lakehouse.tables import DeltaTables
+from lakehouse.io.delta import DeltaStore
 from tests.cross_engine_sail import (
     EVENT_COLUMNS,
     EVENTS,
@@ -26,7 +26,7 @@ from tests.cross_engine_sail import (
     STAMPS,
     rows,
 )
-from tests.test_tables import BUNDLE
+from tests.io.test_delta import BUNDLE
 
 pytestmark = pytest.mark.jvm
 
@@ -94,7 +94,7 @@ def test_a_table_round_trips_between_sail_and_jvm_delta(
 ) -> None:
     written = sail(project, "write")
     assert written["merge_version"] == 2
-    jvm = DeltaTables(spark, project, "spark")
+    jvm = DeltaStore(spark, project, "spark")
     jvm.register_all()
     items_dir = Path(project.table(ITEMS).location)
     # Sail's MERGE marked the updated row deleted in its file (a deletion vector)
@@ -137,7 +137,7 @@ def test_int96_timestamps_are_refused_by_sail_until_rewritten(
 ) -> None:
     """JVM Spark's default timestamp encoding (INT96) is one Sail cannot read: Sail refuses
     the table in one line at registration; the spark engine writes INT64, which Sail reads."""
-    jvm = DeltaTables(spark, project, "spark")
+    jvm = DeltaStore(spark, project, "spark")
     stamp = dt.datetime(2026, 12, 2, 12, 0)
     frame = spark.createDataFrame([(1, stamp)], "id bigint, at timestamp")
     key = "spark.sql.parquet.outputTimestampType"

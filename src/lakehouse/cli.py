@@ -28,8 +28,8 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.bundle.runner import new_run_id, one_line, run_job, select_job
 from lakehouse.config.loader import Project, load_project, parse_var_overrides
 from lakehouse.engine import EngineSession, build_session
+from lakehouse.governance.store import GovernedStore
 from lakehouse.summary import render_report
-from lakehouse.tables import DeltaTables
 
 app = typer.Typer(
     help="lakehouse: medallion lakehouse jobs (Bronze -> Silver -> Gold -> MLflow) on open-source Spark.",
@@ -65,10 +65,13 @@ def _global_options(
     _options["principal"] = principal
 
 
-def _governed(project: Project, session: EngineSession, job: str, **kwargs: object) -> DeltaTables:
-    """The table adapter for a CLI command, acting as the CLI principal."""
+def _governed(
+    project: Project, session: EngineSession, job: str, **kwargs: object
+) -> GovernedStore:
+    """The governed store for a CLI command, acting as the CLI principal."""
     from lakehouse.bundle.runner import new_run_id
-    from lakehouse.catalog.governance import governed_tables, resolve_principal
+    from lakehouse.governance.scope import resolve_principal
+    from lakehouse.governance.store import governed_tables
 
     return governed_tables(
         session.spark,
@@ -394,8 +397,8 @@ def tables(
 
 
 @contextlib.contextmanager
-def _governed_command(project: Project, command: str) -> Iterator[DeltaTables]:
-    """A session and the governed table adapter for one read-only command, then cleanup."""
+def _governed_command(project: Project, command: str) -> Iterator[GovernedStore]:
+    """A session and the governed store for one read-only command, then cleanup."""
     session = _session(project, f"{project.name}:{command}")
     try:
         adapter = _governed(project, session, command)
@@ -407,7 +410,7 @@ def _governed_command(project: Project, command: str) -> Iterator[DeltaTables]:
 
 @contextlib.contextmanager
 def _task_context(project: Project, job: str) -> Iterator[TaskContext]:
-    """A session, the table adapter (catalog registered) and a run report for one command."""
+    """A session, the governed store (catalog registered) and a run report for one command."""
     from lakehouse.bundle.context import RunReport, TaskContext
     from lakehouse.bundle.runner import new_run_id
 
@@ -814,7 +817,7 @@ def catalog_show(
     """Show catalog objects: owners, tags, columns with tags and masks."""
     from rich.tree import Tree
 
-    from lakehouse.catalog.access import AccessPolicy
+    from lakehouse.governance.policy import AccessPolicy
 
     project = _load(project_dir, target, None, var)
     policy = AccessPolicy(project.catalog, project.grants)
@@ -870,7 +873,7 @@ def catalog_grants(
     var: VarOpt = None,
 ) -> None:
     """Effective grants on an object: its own and those inherited from above, and its owner."""
-    from lakehouse.catalog.access import AccessPolicy
+    from lakehouse.governance.policy import AccessPolicy
 
     project = _load(project_dir, target, None, var)
     policy = AccessPolicy(project.catalog, project.grants)
@@ -901,8 +904,8 @@ def catalog_check(
     var: VarOpt = None,
 ) -> None:
     """Would PRINCIPAL be allowed PRIVILEGE on NAME? Exit 0 if allowed, 1 if denied."""
-    from lakehouse.catalog.access import AccessPolicy
     from lakehouse.config.models import PRIVILEGES
+    from lakehouse.governance.policy import AccessPolicy
 
     wanted = privilege.upper().replace("_", " ")
     if wanted not in PRIVILEGES:
@@ -974,7 +977,8 @@ def sql_serve(
     Read-only; masked columns stay masked; each query sees the latest Delta version.
     """
     from lakehouse.bundle.runner import new_run_id
-    from lakehouse.catalog.governance import Governance, resolve_principal
+    from lakehouse.governance.scope import GovernanceScope as Governance
+    from lakehouse.governance.scope import resolve_principal
     from lakehouse.sql.endpoint import SqlEndpoint
 
     project = _load(project_dir, target, engine, var)
@@ -1177,7 +1181,7 @@ def lineage(
     var: VarOpt = None,
 ) -> None:
     """Where a table comes from and what is built from it, with Delta versions; draws a picture."""
-    from lakehouse.catalog.lineage_graph import Direction, show_lineage
+    from lakehouse.governance.lineage.graph import Direction, show_lineage
 
     project = _load(project_dir, target, engine, var)
     table = _securable(project, name)

@@ -32,18 +32,18 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config.loader import Project, load_project
 from lakehouse.engine import EngineSession, build_session
-from lakehouse.tables import DeltaTables
+from lakehouse.io.store import TableStore
 
 NOTEBOOK_JOB = "notebook"
 
 
 @dataclass
 class Lakehouse:
-    """One notebook's project, engine session and governed table adapter."""
+    """One notebook's project, engine session and governed table store."""
 
     project: Project
     session: EngineSession
-    tables: DeltaTables
+    tables: TableStore
     principal: str
     _scope: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
@@ -98,7 +98,8 @@ def open_lakehouse(
 ) -> Lakehouse:
     """Load the bundle, start (or reuse) its engine and register the catalog's tables."""
     from lakehouse.bundle.runner import new_run_id
-    from lakehouse.catalog.governance import governed_tables, resolve_principal
+    from lakehouse.governance.scope import resolve_principal
+    from lakehouse.governance.store import governed_tables
 
     project = load_project(
         Path(project_dir) if project_dir is not None else None,

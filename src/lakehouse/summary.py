@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lakehouse.bundle.context import RunReport
-from lakehouse.tables import WriteResult
+from lakehouse.io.results import WriteResult
 
 STATUS_STYLE = {"SUCCESS": "green", "FAILED": "bold red", "SKIPPED": "yellow"}
 

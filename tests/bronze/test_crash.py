@@ -12,7 +12,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
-from lakehouse.tables import DeltaTables
+from lakehouse.io.delta import DeltaStore
 from tests.bronze.test_ingest import _typed_project
 from tests.support import session_engine
 
@@ -52,7 +52,7 @@ def test_sigkill_mid_ingest_then_rerun_lands_every_row_once(
     victim.wait(timeout=30)
     assert victim.returncode == -signal.SIGKILL
 
-    tables = DeltaTables(spark, load_project(project.root), session_engine(spark))
+    tables = DeltaStore(spark, load_project(project.root), session_engine(spark))
     tables.register_all()
     landed_before = tables.row_count("c.bronze.events")
     assert 2 * LINES <= landed_before < FILES * LINES  # it really was interrupted

@@ -16,6 +16,7 @@ from lakehouse.bronze.http import HttpSourceError, redact_url
 from lakehouse.bronze.ingest import ingest_http_source, ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
+from lakehouse.io.delta import DeltaStore
 from lakehouse.samples.api import (
     COLUMNS,
     RequestClock,
@@ -24,7 +25,6 @@ from lakehouse.samples.api import (
     run_sample_api,
 )
 from lakehouse.summary import render_report
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 TOKEN = "s3cr3t-t0ken-do-not-leak"
@@ -117,7 +117,7 @@ def project(tmp_path: Path, api: RunningSampleApi) -> Project:
 
 
 def _ctx(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     return TaskContext(
         spark, project, tables, RunReport("t", run_id, "local", session_engine(spark)), "ingest"

@@ -11,8 +11,8 @@ from pyspark.sql import SparkSession
 from lakehouse.bronze.ingest import ingest_file_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
+from lakehouse.io.delta import DeltaStore
 from lakehouse.silver.refine import refine_table
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "landing"
@@ -24,7 +24,7 @@ def project(demo_project_dir: Path, tmp_path: Path) -> Project:
 
 
 def _context(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     report = RunReport(job="test", run_id=run_id, target="local", engine=session_engine(spark))
     return TaskContext(spark=spark, project=project, tables=tables, report=report, task_key="t")

@@ -21,7 +21,7 @@ from lakehouse.bundle.runner import run_job, select_tasks
 from lakehouse.config import Project, load_project
 from lakehouse.config.models import Job
 from lakehouse.engine import EngineSession
-from lakehouse.tables import DeltaTables
+from lakehouse.io.delta import DeltaStore
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def _log(project: Project) -> list[dict[str, Any]]:
 
 def _records(spark: SparkSession, project: Project, run_id: str) -> list[tuple[Any, ...]]:
     rows = (
-        DeltaTables(spark, project, session_engine(spark))
+        DeltaStore(spark, project, session_engine(spark))
         .read("lakehouse.meta.job_runs")
         .where(f"run_id = '{run_id}'")
         .select("task", "attempt", "status", "error")
@@ -127,7 +127,7 @@ def test_a_task_that_fails_once_is_retried_and_the_run_succeeds(
         ("flaky", 1, "FAILED", "RuntimeError: transient failure (first attempt)"),
         ("flaky", 2, "SUCCESS", None),
     ]
-    audit = DeltaTables(spark, project, session_engine(spark)).read("lakehouse.meta.access_audit")
+    audit = DeltaStore(spark, project, session_engine(spark)).read("lakehouse.meta.access_audit")
     tasks = {r["task"] for r in audit.where("run_id = 'r-retry'").collect()}
     assert "after" in tasks  # each task's accesses are attributed to it
 

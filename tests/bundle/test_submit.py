@@ -28,7 +28,7 @@ from lakehouse.config.loader import Project, load_project
 from lakehouse.config.models import Task
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, EngineSession
 from lakehouse.errors import ConfigError, TaskError
-from lakehouse.tables import DeltaTables
+from lakehouse.io.delta import DeltaStore
 from tests.support import session_engine
 
 from .spark_cluster import StandaloneCluster, standalone_cluster
@@ -447,7 +447,7 @@ def test_bundle_run_on_the_cluster_target_writes_delta(
     apps = cluster.state()["completedapps"] + cluster.state()["activeapps"]
     assert any(app["name"].endswith(":delta") for app in apps)  # it ran on the cluster
     project = load_project(tmp_path)
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     rows = sorted((r.id, r.label) for r in tables.read("lh.s.items").collect())
     assert rows == [(1, "item-1"), (2, "two"), (3, "item-3"), (4, "item-4"), (9, "nine")]
     history = DeltaTable(project.table("lh.s.items").location).history()

@@ -12,8 +12,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
+from lakehouse.io.delta import DeltaStore
 from lakehouse.ml.train import model_input
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
@@ -103,7 +103,7 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     assert "succeeded" in first.stdout
 
     project = load_project(demo_project_dir, var_overrides={"data_root": str(data_root)})
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     assert {name: tables.row_count(name) for name in EXPECTED_ROWS} == EXPECTED_ROWS
     corrupt = {

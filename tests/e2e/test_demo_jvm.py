@@ -26,7 +26,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
-from lakehouse.tables import DeltaTables
+from lakehouse.io.delta import DeltaStore
 
 pytestmark = [pytest.mark.jvm, pytest.mark.e2e]
 
@@ -117,7 +117,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def table_rows(tables: DeltaTables, name: str) -> list[tuple[Any, ...]]:
+def table_rows(tables: DeltaStore, name: str) -> list[tuple[Any, ...]]:
     frame = tables.read(name)
     kept = [c for c in frame.columns if c not in RUN_SPECIFIC]
     out = [tuple(comparable(v) for v in r) for r in frame.select(*kept).collect()]
@@ -155,9 +155,9 @@ def test_the_demo_job_on_jvm_spark_equals_the_embedded_engine(
     submitted = [line for line in on_jvm.stdout.splitlines() if line.startswith("$ ")]
     assert len(submitted) == 7 and all("spark.sql.extensions=io.delta" in s for s in submitted)
 
-    def adapter(root: Path) -> DeltaTables:
+    def adapter(root: Path) -> DeltaStore:
         project = load_project(demo_project_dir, var_overrides={"data_root": str(root)})
-        return DeltaTables(spark, project, "spark")
+        return DeltaStore(spark, project, "spark")
 
     sail_tables, jvm_tables = adapter(sail_root), adapter(jvm_root)
     for name in COMPARED:

@@ -186,7 +186,7 @@ def test_demo_daily_sales_query(
 
 
 class _Tables:
-    """Stands in for DeltaTables: reads from a dict, records what would be written."""
+    """Stands in for the TableStore: reads from a dict, records what would be written."""
 
     def __init__(self, frames: dict[str, DataFrame]) -> None:
         self.frames = frames

@@ -14,9 +14,9 @@ from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
 from lakehouse.gold.build import build_gold
+from lakehouse.io.delta import DeltaStore
 from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ ContextFactory = Callable[..., TaskContext]
 
 def _context(spark: SparkSession, root: Path, overrides: dict[str, str]) -> TaskContext:
     project = load_project(root, var_overrides=overrides)
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     report = RunReport(job="test", run_id="r-test", target="local", engine=session_engine(spark))
     return TaskContext(spark, project, tables, report, task_key="train_model")

@@ -21,6 +21,7 @@ from lakehouse.bronze.ingest import ingest_file_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
 from lakehouse.errors import LakehouseError
+from lakehouse.io.delta import DeltaStore
 from lakehouse.ml.train import model_input
 from lakehouse.serving.app import (
     create_app,
@@ -31,7 +32,6 @@ from lakehouse.serving.app import (
 )
 from lakehouse.serving.predictions import PredictionLog
 from lakehouse.serving.server import running_server
-from lakehouse.tables import DeltaTables
 from tests.serving.conftest import MODEL, NAME, Registry
 from tests.support import session_engine
 
@@ -395,7 +395,7 @@ def test_entity_keys_are_echoed_logged_and_ingested_into_bronze(
 
     # the Bronze file source ingests the log with the keys as JSON text
     project = load_project(registry.project.root, var_overrides={"data_root": str(data)})
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     report = RunReport(job="test", run_id="r-keys", target="local", engine=session_engine(spark))
     ctx = TaskContext(spark, project, tables, report, task_key="ingest")

@@ -11,8 +11,8 @@ from pyspark.sql import SparkSession
 from lakehouse.bronze.ingest import ingest_file_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
+from lakehouse.io.delta import DeltaStore
 from lakehouse.silver.refine import QualityGateError, refine_table
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 BUNDLE = """
@@ -112,7 +112,7 @@ def _project(tmp_path: Path, max_rows: int = 100) -> Project:
 
 
 def _ctx(spark: SparkSession, project: Project, run_id: str) -> TaskContext:
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     return TaskContext(
         spark, project, tables, RunReport("t", run_id, "local", session_engine(spark)), "refine"

@@ -18,14 +18,14 @@ from pyspark.sql import SparkSession
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.catalog.governance import Governance
 from lakehouse.config import load_project
 from lakehouse.config.loader import Project
 from lakehouse.gold.build import build_gold
+from lakehouse.governance.scope import GovernanceScope
+from lakehouse.io.delta import DeltaStore
 from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table
 from lakehouse.sql.endpoint import SqlEndpoint
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "fixture"], cwd=root, check=True)
     project = load(root)
-    tables = DeltaTables(spark, project, session_engine(spark))
+    tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     report = RunReport(job="test", run_id="r-sql", target="local", engine=session_engine(spark))
     ctx = TaskContext(spark, project, tables, report, task_key="build")
@@ -72,16 +72,16 @@ def sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture(scope="module")
-def tables(spark: SparkSession, sql_project: Path) -> DeltaTables:
-    """An ungoverned table adapter on the built project (writes, Spark-side reads)."""
-    adapter = DeltaTables(spark, load(sql_project), session_engine(spark))
+def tables(spark: SparkSession, sql_project: Path) -> DeltaStore:
+    """An ungoverned Delta store on the built project (writes, Spark-side reads)."""
+    adapter = DeltaStore(spark, load(sql_project), session_engine(spark))
     adapter.register_all()
     return adapter
 
 
 def start_endpoint(root: Path, principal: str, **kwargs: Any) -> SqlEndpoint:
     project = load(root)
-    governance = Governance(project, principal, run_id="r-sql", job="sql-serve")
+    governance = GovernanceScope(project, principal, run_id="r-sql", job="sql-serve")
     return SqlEndpoint(project, governance, port=0, **kwargs).start()
 
 

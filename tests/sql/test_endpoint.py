@@ -24,9 +24,10 @@ from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog.governance import Governance
+from lakehouse.governance.scope import GovernanceScope
+from lakehouse.governance.store import GovernedStore
+from lakehouse.io.delta import DeltaStore
 from lakehouse.sql.endpoint import SqlEndpoint
-from lakehouse.tables import DeltaTables
 from tests.sql.conftest import PSQL, load, psql, start_endpoint
 
 DAILY = "lakehouse.gold.daily_sales"
@@ -77,7 +78,7 @@ def test_psql_lists_only_tables_the_principal_may_select(endpoint: SqlEndpoint) 
 
 
 def test_psql_full_table_equals_spark(
-    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaTables
+    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaStore
 ) -> None:
     tables.read(DAILY).createOrReplaceTempView("daily_sales_spark")
     query = "SELECT * FROM {t} ORDER BY order_date, region, product"
@@ -89,7 +90,7 @@ def test_psql_full_table_equals_spark(
 
 
 def test_psql_aggregate_on_partitioned_table_equals_spark(
-    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaTables
+    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaStore
 ) -> None:
     tables.read(DAILY).createOrReplaceTempView("daily_sales_spark")
     query = (
@@ -105,7 +106,7 @@ def test_psql_aggregate_on_partitioned_table_equals_spark(
 
 
 def test_sqlalchemy_reflects_and_queries(
-    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaTables
+    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaStore
 ) -> None:
     engine = sa.create_engine(f"postgresql+psycopg://{endpoint.info.url().split('://', 1)[1]}")
     try:
@@ -150,7 +151,7 @@ def test_sqlalchemy_reflects_and_queries(
     assert got == expected and len(got) == 4
 
 
-def test_binary_results_and_parameters(endpoint: SqlEndpoint, tables: DeltaTables) -> None:
+def test_binary_results_and_parameters(endpoint: SqlEndpoint, tables: DeltaStore) -> None:
     with psycopg.connect(endpoint.info.url()) as conn, conn.cursor(binary=True) as cur:
         cur.execute(
             "SELECT order_date, region, orders, revenue FROM gold.daily_sales"
@@ -171,16 +172,14 @@ def test_binary_results_and_parameters(endpoint: SqlEndpoint, tables: DeltaTable
 
 
 def test_masked_gold_columns_stay_masked(
-    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaTables, sql_project: Path
+    endpoint: SqlEndpoint, spark: SparkSession, tables: DeltaStore, sql_project: Path
 ) -> None:
     query = "SELECT customer_id, region, plan, orders_count FROM {t} ORDER BY 1, 2, 3, 4"
     got = psql(endpoint, query.format(t="gold.customer_features"))
     assert got.returncode == 0, got.stderr
-    governed = DeltaTables(
-        spark,
-        load(sql_project),
-        "sail",
-        governance=Governance(load(sql_project), "bi-reader", run_id="r", job="t"),
+    governed = GovernedStore(
+        DeltaStore(spark, load(sql_project), "sail"),
+        GovernanceScope(load(sql_project), "bi-reader", run_id="r", job="t"),
     )
     governed.read(FEATURES).createOrReplaceTempView("features_as_bi_reader")
     assert got.stdout == spark_csv(spark, query.format(t="features_as_bi_reader"))
@@ -192,7 +191,7 @@ def test_masked_gold_columns_stay_masked(
     }
 
 
-def test_owner_sees_unmasked_values(sql_project: Path, tables: DeltaTables) -> None:
+def test_owner_sees_unmasked_values(sql_project: Path, tables: DeltaStore) -> None:
     ep = start_endpoint(sql_project, "alice")  # data-engineers own the catalog
     try:
         got = psql(ep, "SELECT DISTINCT region FROM gold.customer_features ORDER BY 1", "-t")
@@ -203,7 +202,7 @@ def test_owner_sees_unmasked_values(sql_project: Path, tables: DeltaTables) -> N
 
 
 def test_write_after_start_is_visible_to_the_next_query(
-    endpoint: SqlEndpoint, tables: DeltaTables
+    endpoint: SqlEndpoint, tables: DeltaStore
 ) -> None:
     count = "SELECT count(*) AS n FROM gold.daily_sales WHERE region = 'antarctica'"
     before = psql(endpoint, count, "-t")

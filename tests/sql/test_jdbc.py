@@ -29,9 +29,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.catalog.governance import Governance
+from lakehouse.governance.scope import GovernanceScope
+from lakehouse.governance.store import GovernedStore
+from lakehouse.io.delta import DeltaStore
 from lakehouse.sql.endpoint import SqlEndpoint
-from lakehouse.tables import DeltaTables
 from tests.sql.conftest import load
 from tests.support import session_engine
 
@@ -108,7 +109,7 @@ class ProbeRun:
         return [r["values"] for r in self.kind("row") if r["query"] == query and r["run"] == run]
 
 
-def daily_windows(tables: DeltaTables) -> list[tuple[dt.date, dt.date, str, int, decimal.Decimal]]:
+def daily_windows(tables: DeltaStore) -> list[tuple[dt.date, dt.date, str, int, decimal.Decimal]]:
     """Six (first day, last day, region, minimum units, minimum revenue) filters: 10-day
     windows back from the last order date. Six runs take pgjdbc past its prepareThreshold (5),
     so the later ones use a named server-side statement and binary results."""
@@ -123,7 +124,7 @@ def daily_windows(tables: DeltaTables) -> list[tuple[dt.date, dt.date, str, int,
     return out
 
 
-def feature_snapshots(tables: DeltaTables) -> list[dt.datetime]:
+def feature_snapshots(tables: DeltaStore) -> list[dt.datetime]:
     """The last and fifth-last feature snapshot times, as UTC instants."""
     micros = tables.read(FEATURES).select(F.unix_micros("feature_ts").alias("m")).distinct()
     ordered = sorted(r.m for r in micros.collect())
@@ -154,7 +155,7 @@ def java_command() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def probe(java_command: list[str], endpoint: SqlEndpoint, tables: DeltaTables) -> ProbeRun:
+def probe(java_command: list[str], endpoint: SqlEndpoint, tables: DeltaStore) -> ProbeRun:
     """Run JdbcProbe.java once against the endpoint (as bi-reader)."""
     planned = ProbeRun([], daily_windows(tables), feature_snapshots(tables))
     info = endpoint.info
@@ -254,7 +255,7 @@ def test_jdbc_lists_schemas_and_exactly_the_selectable_tables(
 
 
 def test_jdbc_columns_and_types_of_a_gold_table(
-    probe: ProbeRun, tables: DeltaTables, sql_project: Path
+    probe: ProbeRun, tables: DeltaStore, sql_project: Path
 ) -> None:
     types = {  # name -> (JDBC type, PostgreSQL type name, COLUMN_SIZE, DECIMAL_DIGITS)
         "order_month": ("VARCHAR", "text", 2147483647, 0),
@@ -280,7 +281,7 @@ def test_jdbc_columns_and_types_of_a_gold_table(
 
 
 def test_jdbc_prepared_statement_with_typed_parameters_equals_spark(
-    probe: ProbeRun, tables: DeltaTables
+    probe: ProbeRun, tables: DeltaStore
 ) -> None:
     result = [
         (c["name"], c["jdbc_type"], c["type_name"], c["precision"], c["scale"])
@@ -314,7 +315,7 @@ def test_jdbc_prepared_statement_with_typed_parameters_equals_spark(
     assert total >= 10  # the six filters select real rows
 
 
-def test_jdbc_timestamp_parameters_equal_spark(probe: ProbeRun, tables: DeltaTables) -> None:
+def test_jdbc_timestamp_parameters_equal_spark(probe: ProbeRun, tables: DeltaStore) -> None:
     features = tables.read(FEATURES)
     for run, (snapshot, tenure, aov) in enumerate(
         zip(probe.snapshots, (365, 30), (50.5, 0.0), strict=True)
@@ -341,13 +342,11 @@ def test_jdbc_parameters_round_trip_in_text_and_binary(probe: ProbeRun) -> None:
 
 
 def test_jdbc_streams_a_whole_masked_gold_table(
-    probe: ProbeRun, spark: SparkSession, tables: DeltaTables, sql_project: Path
+    probe: ProbeRun, spark: SparkSession, tables: DeltaStore, sql_project: Path
 ) -> None:
-    governed = DeltaTables(
-        spark,
-        load(sql_project),
-        session_engine(spark),
-        governance=Governance(load(sql_project), "bi-reader", run_id="r", job="t"),
+    governed = GovernedStore(
+        DeltaStore(spark, load(sql_project), session_engine(spark)),
+        GovernanceScope(load(sql_project), "bi-reader", run_id="r", job="t"),
     )
     as_bi_reader = governed.read(FEATURES)
     expected = canonical_rows(as_bi_reader, "customer_id", "feature_ts")

@@ -21,13 +21,13 @@ import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config import load_project
 from lakehouse.config.loader import Project, model_monitoring_table_name
 from lakehouse.gold.build import build_gold
+from lakehouse.governance.scope import resolve_principal
+from lakehouse.governance.store import GovernedStore, governed_tables
 from lakehouse.serving.app import create_app as create_serving_app
 from lakehouse.serving.server import running_server
-from lakehouse.tables import DeltaTables
 from lakehouse.ui.app import create_app as create_ui_app
 from lakehouse.ui.server import running_ui
 from tests.ml.conftest import churn_project  # noqa: F401  (fixture)
@@ -68,7 +68,7 @@ def monitoring_rows() -> list[tuple[Any, ...]]:
 class UiStack:
     registry: Registry
     project: Project
-    tables: DeltaTables
+    tables: GovernedStore
     serving_url: str
     ui_url: str
     bare_ui_url: str  # a UI whose catalog has no monitoring table

@@ -40,7 +40,7 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import http_responses_table_name, processed_files_table_name
 from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.errors import TaskError
-from lakehouse.tables import DeltaTables
+from lakehouse.io.store import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def with_ingest_metadata(
 
 
 def batches_in_bronze(
-    tables: DeltaTables, target: str, source: str, batch_ids: Iterable[str]
+    tables: TableStore, target: str, source: str, batch_ids: Iterable[str]
 ) -> set[str]:
     """Which of ``batch_ids`` the source already committed to the Bronze table."""
     ids = sorted(set(batch_ids))
@@ -108,7 +108,7 @@ def batches_in_bronze(
     return {str(r["_batch_id"]) for r in found}
 
 
-def declared_columns(tables: DeltaTables, target: str) -> list[tuple[str, str]]:
+def declared_columns(tables: TableStore, target: str) -> list[tuple[str, str]]:
     """The Bronze table's data columns as ``(name, type)``, from the table itself (so columns
     added by schema evolution count as declared)."""
     return [

@@ -24,7 +24,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.tables import quote
+from lakehouse.io.sql import quote
 
 EXTRA = "_extra"
 

@@ -1,4 +1,4 @@
-"""What a task receives: the session, the project, the table adapter and a report to fill."""
+"""What a task receives: the session, the project, the table store and a report to fill."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any, Protocol
 from pyspark.sql import SparkSession
 
 from lakehouse.config.loader import Project
-from lakehouse.tables import DeltaTables, WriteResult
+from lakehouse.io.results import WriteResult
+from lakehouse.io.store import TableStore
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class TaskContext:
 
     spark: SparkSession
     project: Project
-    tables: DeltaTables
+    tables: TableStore
     report: RunReport
     task_key: str
     parameters: list[str] = field(default_factory=list)

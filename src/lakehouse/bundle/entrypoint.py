@@ -17,7 +17,6 @@ from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
 from lakehouse.bundle.runner import new_run_id, one_line
-from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
     Project,
@@ -27,6 +26,8 @@ from lakehouse.config.loader import (
 )
 from lakehouse.config.models import Task
 from lakehouse.engine import build_session
+from lakehouse.governance.scope import resolve_principal
+from lakehouse.governance.store import governed_tables
 from lakehouse.summary import render_report
 
 

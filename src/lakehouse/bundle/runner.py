@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
-from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import Project, import_callable, job_runs_table_name
 from lakehouse.config.models import Job, Task, task_order
 from lakehouse.engine import EngineSession
 from lakehouse.errors import ConfigError, LakehouseError
-from lakehouse.tables import DeltaTables
+from lakehouse.governance.scope import resolve_principal
+from lakehouse.governance.store import governed_tables
+from lakehouse.io.store import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ RUN_RECORD_SCHEMA = (
 class RunRecords:
     """Rows of ``<catalog>.meta.job_runs``: one per task attempt (and per skipped task)."""
 
-    def __init__(self, tables: DeltaTables, report: RunReport, principal: str) -> None:
+    def __init__(self, tables: TableStore, report: RunReport, principal: str) -> None:
         self.tables = tables
         self.report = report
         self.principal = principal
@@ -341,9 +342,7 @@ class RunRecords:
             return
         try:
             df = self.tables.spark.createDataFrame(rows, RUN_RECORD_SCHEMA)
-            self.tables.append(
-                job_runs_table_name(self.tables.project.catalog.name), df, system=True
-            )
+            self.tables.append_system(job_runs_table_name(self.tables.project.catalog.name), df)
         except Exception:  # bookkeeping never fails the run
             log.warning("could not write the run records", exc_info=True)
 

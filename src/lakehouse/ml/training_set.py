@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config.loader import Project, feature_lookup_keys, feature_timestamp_key
 from lakehouse.config.models import LabelSpec, ModelSpec
-from lakehouse.tables import DeltaTables
+from lakehouse.io.store import TableStore
 
 LABEL_TS = "label_ts"
 _MATCHED_TS = "__feature_ts"
@@ -114,7 +114,7 @@ def training_frame(
     return frame
 
 
-def build_training_set(project: Project, tables: DeltaTables, spec: ModelSpec) -> TrainingSet:
+def build_training_set(project: Project, tables: TableStore, spec: ModelSpec) -> TrainingSet:
     """Read the label and feature tables (each at one pinned version) and join them."""
     versions: dict[str, int] = {}
 

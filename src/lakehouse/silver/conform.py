@@ -18,8 +18,8 @@ from pyspark.sql import functions as F
 from lakehouse.config.loader import TableRef, import_callable
 from lakehouse.config.models import SilverSpec
 from lakehouse.errors import TaskError
+from lakehouse.io.sql import quote
 from lakehouse.silver.scd import DELETE_FLAG, SCD2_COLUMNS
-from lakehouse.tables import quote
 
 REASONS = "_reasons"
 ORDERING = ("_source_file", "_ingested_at")

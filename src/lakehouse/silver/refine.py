@@ -25,6 +25,7 @@ from lakehouse.config.loader import (
     silver_runs_table_name,
 )
 from lakehouse.errors import TaskError
+from lakehouse.io.results import WriteResult
 from lakehouse.quality.validate import (
     RuleResult,
     cross_check,
@@ -51,7 +52,6 @@ from lakehouse.silver.scd import (
     scd2_history,
     scd2_merge_source,
 )
-from lakehouse.tables import WriteResult
 
 log = logging.getLogger(__name__)
 

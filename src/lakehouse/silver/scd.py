@@ -13,7 +13,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.tables import quote
+from lakehouse.io.sql import quote
 
 VALID_FROM = "valid_from"
 VALID_TO = "valid_to"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lakehouse.catalog.governance import Governance
 from lakehouse.config.loader import Project
+from lakehouse.governance.scope import GovernanceScope
 from lakehouse.sql.mirror import (
     DeltaMirror,
     ServedTable,
@@ -38,7 +38,7 @@ class SqlEndpoint:
     def __init__(
         self,
         project: Project,
-        governance: Governance,
+        governance: GovernanceScope,
         *,
         schemas: Iterable[str] | None = None,
         host: str = "127.0.0.1",

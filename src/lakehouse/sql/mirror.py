@@ -26,13 +26,13 @@ import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.catalog.governance import AccessDeniedError
 from lakehouse.errors import LakehouseError
+from lakehouse.governance.scope import AccessDeniedError
 from lakehouse.sql.wire import NUMERIC_OID, SETTINGS, TEXT_OID, TYPE_OIDS
 
 if TYPE_CHECKING:
-    from lakehouse.catalog.governance import Governance
     from lakehouse.config.loader import Project
+    from lakehouse.governance.scope import GovernanceScope
 
 log = logging.getLogger(__name__)
 
@@ -265,13 +265,13 @@ def default_schemas(project: Project) -> list[str]:
 
 
 def served_tables(
-    project: Project, governance: Governance, schemas: Iterable[str]
+    project: Project, governance: GovernanceScope, schemas: Iterable[str]
 ) -> list[ServedTable]:
     """The tables of ``schemas`` the governance's principal may SELECT, with their masks.
 
-    Every decision goes through :meth:`Governance.authorize`, so it lands in the access
-    audit when the governance has a table adapter attached. Masks apply unless the
-    principal holds UNMASK, exactly as :meth:`DeltaTables.read` applies them.
+    Every decision goes through :meth:`GovernanceScope.authorize`, so it lands in the access
+    audit when the scope has a system store to write it to. Masks apply unless the
+    principal holds UNMASK, exactly as :meth:`GovernedStore.read` applies them.
     """
     wanted = set(schemas)
     unknown = wanted - {ref.schema for ref in project.tables.values()}
@@ -341,7 +341,7 @@ def _format_type_case(oid: str, typmod: str) -> str:
 
 
 def masked_projection(columns: list[tuple[str, str]], masks: dict[str, str]) -> str:
-    """A DuckDB select list that masks like :func:`lakehouse.catalog.access.mask_expression`.
+    """A DuckDB select list that masks like :func:`lakehouse.governance.policy.mask_expression`.
 
     ``columns`` are (name, DuckDB type). hash: SHA-256 hex of the value as text; redact:
     ``'***'``; null: NULL; NULL stays NULL, and the column keeps its type (a value that

@@ -29,8 +29,8 @@ from markupsafe import Markup
 
 from lakehouse.config.loader import Project, dq_results_table_name, model_monitoring_table_name
 from lakehouse.errors import LakehouseError
+from lakehouse.io.store import TableStore
 from lakehouse.ml.registry import CHAMPION, connect, list_versions
-from lakehouse.tables import DeltaTables
 from lakehouse.ui import charts, views
 from lakehouse.ui.sources import ServingClient, TableReader
 
@@ -58,7 +58,7 @@ def create_app(
     model_name: str,
     *,
     serving_url: str,
-    tables: DeltaTables,
+    tables: TableStore,
     timeout_s: float = 10.0,
 ) -> FastAPI:
     """The UI for ``model_name`` (a key of ``project.models`` or a registered name).

@@ -9,14 +9,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from lakehouse.config.loader import Project
+from lakehouse.io.store import TableStore
 from lakehouse.local_server import background_server
-from lakehouse.tables import DeltaTables
 
 
 def serve(
     project: Project,
     model: str,
-    tables: DeltaTables,
+    tables: TableStore,
     *,
     serving_url: str,
     host: str = "127.0.0.1",

@@ -1,6 +1,6 @@
 """Thin I/O for the UI: the registry, the serving API, and governed Delta table reads.
 
-Table reads go through :class:`~lakehouse.tables.DeltaTables` (so access control, masks and
+Table reads go through the governed store (:mod:`lakehouse.governance.store`, so access control, masks and
 the audit apply to the UI's principal) and are serialized by one lock: a Spark session is
 shared by all requests. DataFrame functions here only filter and project; the page content
 is shaped by :mod:`lakehouse.ui.views`.
@@ -24,7 +24,7 @@ from lakehouse.errors import LakehouseError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from lakehouse.tables import DeltaTables
+    from lakehouse.io.store import TableStore
 
 # the columns of ``<catalog>.meta.model_monitoring`` (written by :mod:`lakehouse.monitoring`)
 MONITORING_COLUMNS = (
@@ -78,7 +78,7 @@ def dq_columns(df: DataFrame) -> DataFrame:
 class TableReader:
     """Governed reads of the bookkeeping tables the UI shows; one request at a time."""
 
-    tables: DeltaTables
+    tables: TableStore
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -88,7 +88,7 @@ class TableReader:
         return self.tables.project
 
     @contextmanager
-    def _scope(self) -> Iterator[DeltaTables]:
+    def _scope(self) -> Iterator[TableStore]:
         # one task scope per page: the access audit rows are written when the page is done
         with self._lock, self.tables.task_scope("ui"):
             yield self.tables
@@ -114,7 +114,7 @@ class TableReader:
 
     def lineage_tables(self) -> list[str]:
         """Tables that appear in recorded lineage (inputs and outputs), sorted."""
-        from lakehouse.catalog.lineage_graph import load_edges
+        from lakehouse.governance.lineage.graph import load_edges
 
         with self._scope() as tables:
             edges = load_edges(tables)
@@ -125,7 +125,7 @@ class TableReader:
 
     def lineage_svg(self, table: str) -> str | None:
         """The lineage picture of ``table`` (up- and downstream) as SVG text; None if none."""
-        from lakehouse.catalog.lineage_graph import build_graph, load_edges, write_picture
+        from lakehouse.governance.lineage.graph import build_graph, load_edges, write_picture
 
         with self._scope() as tables:
             edges = load_edges(tables)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.config.loader import governance_enabled
 from lakehouse.config.models import CatalogSpec, Grant, SecurableGrant, TableSpec
 
 ALL = "ALL PRIVILEGES"
@@ -40,7 +41,7 @@ class AccessPolicy:
 
     def __init__(self, catalog: CatalogSpec, external: list[SecurableGrant] | None = None):
         self.catalog = catalog
-        self.enabled = _enabled(catalog, external or [])
+        self.enabled = governance_enabled(catalog, external or [])
         self._grants: dict[str, list[Grant]] = {catalog.name: list(catalog.grants)}
         self._owners: dict[str, str] = {}
         if catalog.owner:
@@ -161,9 +162,3 @@ def mask_expression(column: str, kind: str) -> Column:
     if kind == "redact":
         return F.when(col.isNull(), F.lit(None)).otherwise(F.lit("***"))
     return F.lit(None)
-
-
-def _enabled(catalog: CatalogSpec, external: list[SecurableGrant]) -> bool:
-    from lakehouse.config.loader import governance_enabled
-
-    return governance_enabled(catalog, external)

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lakehouse.catalog import lineage_graph as lg
-from lakehouse.catalog.lineage_graph import (
+from lakehouse.errors import LakehouseError
+from lakehouse.governance.lineage import graph as lg
+from lakehouse.governance.lineage.graph import (
     LineageEdge,
     build_graph,
     column_table,
@@ -22,7 +23,6 @@ from lakehouse.catalog.lineage_graph import (
     to_mermaid,
     write_picture,
 )
-from lakehouse.errors import LakehouseError
 
 BO = "c.bronze.orders"
 BE = "c.bronze.events"

@@ -43,8 +43,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from lakehouse import __version__
-from lakehouse.catalog.lineage import InputRef, TableWrite, TaskActivity, split_column
 from lakehouse.config.loader import Project
+from lakehouse.governance.lineage.columns import InputRef, split_column
+from lakehouse.governance.lineage.recorder import TableWrite, TaskActivity
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient

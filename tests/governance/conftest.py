@@ -11,13 +11,12 @@ from pyspark.sql import SparkSession
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.catalog.governance import governed_tables
 from lakehouse.config import load_project
 from lakehouse.config.loader import Project
 from lakehouse.gold.build import build_gold
+from lakehouse.governance.store import GovernedStore, governed_tables
 from lakehouse.samples.generator import SampleSpec, land_sample_files
 from lakehouse.silver.refine import refine_table
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +27,7 @@ RUN_ID = "r-lineage-1"
 class DemoRun:
     root: Path
     project: Project
-    tables: DeltaTables
+    tables: GovernedStore
 
 
 @pytest.fixture(scope="module")

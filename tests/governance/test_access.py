@@ -7,8 +7,8 @@ import hashlib
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.catalog.access import AccessPolicy, parents
 from lakehouse.config.models import CatalogSpec, SecurableGrant
+from lakehouse.governance.policy import AccessPolicy, parents
 
 CATALOG = CatalogSpec.model_validate(
     {

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lakehouse.cli import app
-from tests.catalog.conftest import DemoRun
+from tests.governance.conftest import DemoRun
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 

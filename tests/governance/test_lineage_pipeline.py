@@ -10,11 +10,16 @@ from rich.console import Console
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.catalog.lineage_graph import lineage_graph, show_lineage
-from lakehouse.catalog.openlineage import dataset_naming, events_file, read_events, run_uuid
 from lakehouse.config.loader import lineage_table_name
+from lakehouse.governance.lineage.graph import lineage_graph, show_lineage
+from lakehouse.governance.lineage.openlineage import (
+    dataset_naming,
+    events_file,
+    read_events,
+    run_uuid,
+)
 from lakehouse.silver.refine import refine_table
-from tests.catalog.conftest import RUN_ID, DemoRun
+from tests.governance.conftest import RUN_ID, DemoRun
 
 pytestmark = pytest.mark.delta
 

@@ -14,7 +14,8 @@ from pyspark.sql import types as T
 from lakehouse.config import Project, load_project
 from lakehouse.engine import EngineKind, EngineSession
 from lakehouse.errors import LakehouseError, SchemaMismatchError
-from lakehouse.tables import DeltaTables, conform_to_schema
+from lakehouse.io.delta import DeltaStore
+from lakehouse.io.schema_guard import conform_to_schema
 
 pytestmark = pytest.mark.delta
 
@@ -56,8 +57,8 @@ def project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture()
-def tables(spark: SparkSession, project: Project, engine_kind: EngineKind) -> DeltaTables:
-    adapter = DeltaTables(spark, project, engine_kind)
+def tables(spark: SparkSession, project: Project, engine_kind: EngineKind) -> DeltaStore:
+    adapter = DeltaStore(spark, project, engine_kind)
     adapter.register_all()
     return adapter
 
@@ -66,7 +67,7 @@ ITEMS = "id int, label string, qty int"
 
 
 def test_register_creates_empty_tables_with_declared_schema(
-    tables: DeltaTables, spark: SparkSession
+    tables: DeltaStore, spark: SparkSession
 ) -> None:
     assert tables.version("cat.s.items") == 0
     assert tables.row_count("cat.s.items") == 0
@@ -81,7 +82,7 @@ def test_register_creates_empty_tables_with_declared_schema(
     assert spark.table("s.items").count() == 0
 
 
-def test_append_overwrite_and_time_travel(tables: DeltaTables, spark: SparkSession) -> None:
+def test_append_overwrite_and_time_travel(tables: DeltaStore, spark: SparkSession) -> None:
     first = tables.append("cat.s.items", spark.createDataFrame([(1, "a", 1), (2, "b", 2)], ITEMS))
     assert (first.rows_written, first.version, first.previous_version) == (2, 1, 0)
     second = tables.overwrite("cat.s.items", spark.createDataFrame([(3, "c", 3)], ITEMS))
@@ -95,7 +96,7 @@ def test_append_overwrite_and_time_travel(tables: DeltaTables, spark: SparkSessi
     ]
 
 
-def test_merge_upserts_and_replay_commits_nothing(tables: DeltaTables, spark: SparkSession) -> None:
+def test_merge_upserts_and_replay_commits_nothing(tables: DeltaStore, spark: SparkSession) -> None:
     tables.append("cat.s.items", spark.createDataFrame([(1, "a", 1), (2, "b", 2)], ITEMS))
     updates = spark.createDataFrame([(2, "B", 20), (3, "c", 3)], ITEMS)
     merged = tables.merge("cat.s.items", updates, ["id"])
@@ -110,7 +111,7 @@ def test_merge_upserts_and_replay_commits_nothing(tables: DeltaTables, spark: Sp
     assert replay.rows_written == 0
 
 
-def test_merge_newer_than_keeps_the_later_row(tables: DeltaTables, spark: SparkSession) -> None:
+def test_merge_newer_than_keeps_the_later_row(tables: DeltaStore, spark: SparkSession) -> None:
     tables.append("cat.s.items", spark.createDataFrame([(1, "new", 5)], ITEMS))
     tables.merge(
         "cat.s.items", spark.createDataFrame([(1, "old", 4)], ITEMS), ["id"], newer_than="qty"
@@ -118,7 +119,7 @@ def test_merge_newer_than_keeps_the_later_row(tables: DeltaTables, spark: SparkS
     assert [(r.label, r.qty) for r in tables.read("cat.s.items").collect()] == [("new", 5)]
 
 
-def test_bigint_overflow_into_int_is_refused(tables: DeltaTables, spark: SparkSession) -> None:
+def test_bigint_overflow_into_int_is_refused(tables: DeltaStore, spark: SparkSession) -> None:
     rows = spark.createDataFrame(
         [(1, "ok", 5), (2, "big", 2**40)], "id bigint, label string, qty bigint"
     )
@@ -128,14 +129,14 @@ def test_bigint_overflow_into_int_is_refused(tables: DeltaTables, spark: SparkSe
     assert tables.row_count("cat.s.items") == 0
 
 
-def test_bigint_that_fits_is_cast_and_written(tables: DeltaTables, spark: SparkSession) -> None:
+def test_bigint_that_fits_is_cast_and_written(tables: DeltaStore, spark: SparkSession) -> None:
     rows = spark.createDataFrame([(1, "ok", 5)], "id bigint, label string, qty bigint")
     tables.append("cat.s.items", rows)
     assert tables.read("cat.s.items").collect()[0].asDict() == {"id": 1, "label": "ok", "qty": 5}
 
 
 def test_null_in_not_null_and_unknown_columns_are_refused(
-    tables: DeltaTables, spark: SparkSession
+    tables: DeltaStore, spark: SparkSession
 ) -> None:
     with pytest.raises(SchemaMismatchError, match="id: NULL in a NOT NULL column"):
         tables.append("cat.s.items", spark.createDataFrame([(None, "x", 1)], ITEMS))
@@ -145,7 +146,7 @@ def test_null_in_not_null_and_unknown_columns_are_refused(
 
 
 def test_partitioned_table_keeps_declared_column_order(
-    tables: DeltaTables, spark: SparkSession
+    tables: DeltaStore, spark: SparkSession
 ) -> None:
     import datetime as dt
 
@@ -154,7 +155,7 @@ def test_partitioned_table_keeps_declared_column_order(
     assert tables.read("cat.s.events").columns == ["id", "day"]
 
 
-def test_maintenance_optimize_restore_vacuum(tables: DeltaTables, spark: SparkSession) -> None:
+def test_maintenance_optimize_restore_vacuum(tables: DeltaStore, spark: SparkSession) -> None:
     """delta-rs on Sail, OPTIMIZE / RESTORE / VACUUM in Spark SQL on JVM Spark: same outcome."""
     for i in range(3):
         tables.append("cat.s.items", spark.createDataFrame([(i, "x", i)], ITEMS).coalesce(1))
@@ -174,14 +175,14 @@ def test_maintenance_optimize_restore_vacuum(tables: DeltaTables, spark: SparkSe
 
 @pytest.mark.sail_only("a new Connect session has an empty catalog; JVM sessions share theirs")
 def test_tables_survive_a_new_session(
-    tables: DeltaTables, spark: SparkSession, project: Project, engine_session: EngineSession
+    tables: DeltaStore, spark: SparkSession, project: Project, engine_session: EngineSession
 ) -> None:
     tables.append("cat.s.items", spark.createDataFrame([(1, "a", 1)], ITEMS))
     assert engine_session.remote is not None
     other = SparkSession.builder.remote(engine_session.remote).create()  # a new, empty catalog
     try:
         assert not _has_schema(other, "s")
-        fresh = DeltaTables(other, project, "sail")
+        fresh = DeltaStore(other, project, "sail")
         fresh.register_all()
         assert fresh.row_count("cat.s.items") == 1
         assert other.table("s.items").count() == 1
@@ -211,7 +212,7 @@ def test_conform_to_schema_refuses_lossy_string_cast(spark: SparkSession) -> Non
 
 
 def test_check_constraints_are_enforced_on_append_and_merge(
-    tables: DeltaTables, spark: SparkSession, project: Project
+    tables: DeltaStore, spark: SparkSession, project: Project
 ) -> None:
     """Sail enforces CHECK constraints on appends only and commits violating MERGE rows;
     the write guard checks them itself, so both engines refuse the same rows."""
@@ -219,7 +220,7 @@ def test_check_constraints_are_enforced_on_append_and_merge(
 
     location = project.table("cat.s.items").location
     DeltaTable(location).alter.add_constraint({"qty_positive": "qty > 0"})
-    fresh = DeltaTables(spark, project, tables.engine)  # reads the new protocol
+    fresh = DeltaStore(spark, project, tables.engine)  # reads the new protocol
     fresh.append("cat.s.items", spark.createDataFrame([(1, "a", 1), (2, "b", 2)], ITEMS))
     refused = "1 CHECK constraint qty_positive \\(qty > 0\\) violated"
     with pytest.raises(SchemaMismatchError, match=refused):
@@ -237,7 +238,7 @@ def test_check_constraints_are_enforced_on_append_and_merge(
 
 
 def test_change_data_feed_table_is_refused_up_front_on_sail_and_written_on_jvm(
-    tables: DeltaTables, spark: SparkSession, project: Project, tmp_path: Path
+    tables: DeltaStore, spark: SparkSession, project: Project, tmp_path: Path
 ) -> None:
     """A table with a feature Sail cannot write fails before any work, naming the feature;
     delta-spark writes it."""
@@ -254,7 +255,7 @@ def test_change_data_feed_table_is_refused_up_front_on_sail_and_written_on_jvm(
         partition_by=["day"],
         configuration={"delta.enableChangeDataFeed": "true"},
     )
-    fresh = DeltaTables(spark, project, tables.engine)
+    fresh = DeltaStore(spark, project, tables.engine)
     rows = spark.createDataFrame([(2, None)], "id bigint, day date")
     if tables.engine == "sail":
         with pytest.raises(LakehouseError) as refused:

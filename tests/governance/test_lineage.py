@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from lakehouse.catalog.lineage import (
+from lakehouse.config import load_project
+from lakehouse.config.loader import Project
+from lakehouse.config.models import GoldSpec
+from lakehouse.governance.events import TaskOutcome
+from lakehouse.governance.lineage.columns import (
     AGGREGATION,
     IDENTITY,
     TRANSFORMATION,
     ColumnMapping,
     InputRef,
-    LineageRecorder,
-    TaskActivity,
     column_lineage,
     column_lineage_json,
     declared_inputs,
@@ -25,10 +27,8 @@ from lakehouse.catalog.lineage import (
     referenced_columns,
     resolve_inputs,
 )
-from lakehouse.config import load_project
-from lakehouse.config.loader import Project
-from lakehouse.config.models import GoldSpec
-from lakehouse.tables import WriteResult
+from lakehouse.governance.lineage.recorder import LineageRecorder, RunInfo, TaskActivity
+from lakehouse.io.results import WriteResult
 
 pytestmark = pytest.mark.delta
 
@@ -179,16 +179,12 @@ def test_stored_form_is_json_of_sources() -> None:
 # ---------------------------------------------------------------- the recorder
 
 
-class FakeGovernance:
-    def __init__(self) -> None:
-        self.run_id, self.job, self.task, self.principal = "r1", "demo", "demo", "someone"
-        self.tables: Any = None
+RUN = RunInfo(job="demo", run_id="r1", principal="someone", engine="sail")
+DONE = TaskOutcome()
 
 
 class FakeTables:
     """Captures the lineage append (the recorder's only use of the adapter)."""
-
-    engine = "sail"
 
     def __init__(self) -> None:
         self.appended: list[tuple[str, list[tuple[Any, ...]], bool]] = []
@@ -200,8 +196,8 @@ class FakeTables:
     def schema(self, name: str) -> None:
         return None
 
-    def append(self, name: str, df: Any, *, system: bool = False) -> None:
-        self.appended.append((name, df, system))
+    def append_system(self, name: str, df: Any) -> None:
+        self.appended.append((name, df, True))
 
 
 class FakeEmitter:
@@ -221,16 +217,16 @@ def _write(table: str, op: str, version: int, previous: int | None) -> WriteResu
 
 
 def test_recorder_buffers_edges_per_task_and_appends_once(project: Project) -> None:
-    governance, tables, emitter = FakeGovernance(), FakeTables(), FakeEmitter()
-    recorder = LineageRecorder(project, governance, emitter=emitter)  # type: ignore[arg-type]
+    tables, emitter = FakeTables(), FakeEmitter()
+    recorder = LineageRecorder(project, RUN, emitter=emitter)
     recorder.start_task("build_gold")
     recorder.table_read(SC, 3)
     recorder.table_read(SO, 5)
     recorder.table_written(_write(FEATURES, "overwrite", 7, 6))
     recorder.table_written(_write("lakehouse.meta.dq_results", "merge", 2, 1))  # bookkeeping
     recorder.table_written(_write(SALES, "overwrite", 4, 4))  # committed nothing: no rows
-    recorder.flush(tables)  # type: ignore[arg-type]
-    recorder.flush(tables)  # type: ignore[arg-type]  # nothing left: no second append
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]  # nothing left: no second append
 
     [(name, rows, system)] = tables.appended
     assert (name, system) == ("lakehouse.meta.lineage", True)
@@ -250,17 +246,17 @@ def test_recorder_buffers_edges_per_task_and_appends_once(project: Project) -> N
 
 
 def test_recorder_reports_a_failed_task_and_skips_idle_tasks(project: Project) -> None:
-    governance, tables, emitter = FakeGovernance(), FakeTables(), FakeEmitter()
-    recorder = LineageRecorder(project, governance, emitter=emitter)  # type: ignore[arg-type]
+    tables, emitter = FakeTables(), FakeEmitter()
+    recorder = LineageRecorder(project, RUN, emitter=emitter)
     recorder.start_task("register")
-    recorder.flush(tables)  # type: ignore[arg-type]  # no table touched: no events
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]  # no table touched: no events
     recorder.start_task("refine_silver")
     recorder.table_read(BC, 1)
     recorder.table_written(_write(SC, "merge", 2, 1))
     try:
         raise RuntimeError("boom")
-    except RuntimeError:
-        recorder.flush(tables)  # type: ignore[arg-type]  # as in a task scope's finally
+    except RuntimeError as boom:
+        recorder.flush(tables, TaskOutcome(boom))  # type: ignore[arg-type]  # a failed scope
     assert [e[:2] for e in emitter.events] == [
         ("START", "refine_silver"),
         ("FAIL", "refine_silver"),
@@ -270,12 +266,12 @@ def test_recorder_reports_a_failed_task_and_skips_idle_tasks(project: Project) -
 
 
 def test_a_bronze_write_records_its_landing_directory(project: Project) -> None:
-    governance, tables = FakeGovernance(), FakeTables()
-    recorder = LineageRecorder(project, governance)  # type: ignore[arg-type]
+    tables = FakeTables()
+    recorder = LineageRecorder(project, RUN)
     recorder.start_task("ingest")
     recorder.table_written(_write(BO, "append", 1, 0))
     recorder.table_written(_write("lakehouse.meta.processed_files", "merge", 1, 0))
-    recorder.flush(tables)  # type: ignore[arg-type]
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]
     [(_, rows, _)] = tables.appended
     landing = project.resolve_path(str(project.variables["data_root"])) + "/landing/orders"
     assert [(r[6], r[8], r[9], r[10], r[11]) for r in rows] == [(BO, "files", landing, None, None)]
@@ -283,12 +279,12 @@ def test_a_bronze_write_records_its_landing_directory(project: Project) -> None:
 
 def test_a_write_nothing_explains_records_no_input(project: Project) -> None:
     sourceless = dataclasses.replace(project, sources={})
-    governance, tables = FakeGovernance(), FakeTables()
-    recorder = LineageRecorder(sourceless, governance)  # type: ignore[arg-type]
+    tables = FakeTables()
+    recorder = LineageRecorder(sourceless, RUN)
     recorder.start_task("custom")
     recorder.table_read("lakehouse.meta.processed_files", 4)  # bookkeeping is no input
     recorder.table_written(_write(BO, "append", 1, 0))
-    recorder.flush(tables)  # type: ignore[arg-type]
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]
     [(_, rows, _)] = tables.appended
     assert [(r[6], r[8], r[9], r[10]) for r in rows] == [(BO, "none", None, None)]
 
@@ -296,28 +292,28 @@ def test_a_write_nothing_explains_records_no_input(project: Project) -> None:
 def test_read_only_tasks_report_at_their_end_and_bookkeeping_reads_not_at_all(
     project: Project,
 ) -> None:
-    governance, tables, emitter = FakeGovernance(), FakeTables(), FakeEmitter()
-    recorder = LineageRecorder(project, governance, emitter=emitter)  # type: ignore[arg-type]
+    tables, emitter = FakeTables(), FakeEmitter()
+    recorder = LineageRecorder(project, RUN, emitter=emitter)
     recorder.start_task("lineage")
     recorder.table_read("lakehouse.meta.lineage", 7)
-    recorder.flush(tables)  # type: ignore[arg-type]
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]
     recorder.start_task("train_model")
     recorder.table_read(FEATURES, 2)
     assert emitter.events == []
-    recorder.flush(tables)  # type: ignore[arg-type]
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]
     assert emitter.events == [("START", "train_model", []), ("COMPLETE", "train_model", [])]
     assert tables.appended == []
 
 
 def test_a_denial_mid_task_ends_as_a_failure(project: Project) -> None:
-    governance, tables, emitter = FakeGovernance(), FakeTables(), FakeEmitter()
-    recorder = LineageRecorder(project, governance, emitter=emitter)  # type: ignore[arg-type]
+    tables, emitter = FakeTables(), FakeEmitter()
+    recorder = LineageRecorder(project, RUN, emitter=emitter)
     recorder.start_task("refine_silver")
     recorder.table_written(_write(SC, "merge", 2, 1))
-    recorder.flush(tables)  # type: ignore[arg-type]  # Governance.authorize flushes on a denial
+    recorder.flush(tables, DONE)  # type: ignore[arg-type]  # a flush mid-task
     try:
         raise PermissionError("denied")
-    except PermissionError:
-        recorder.flush(tables)  # type: ignore[arg-type]  # ... then the task scope ends
+    except PermissionError as denied:
+        recorder.flush(tables, TaskOutcome(denied))  # type: ignore[arg-type]  # the scope ends
     assert [e[0] for e in emitter.events] == ["START", "COMPLETE", "FAIL"]
     assert len(tables.appended) == 1

@@ -1,21 +1,13 @@
-"""Lineage: what every job write read, at which Delta versions, and where its columns came from.
+"""Lineage from the configuration: which inputs feed a table, and where its columns come from.
 
-:class:`LineageRecorder` is a :class:`~lakehouse.catalog.governance.TableObserver`: the table
-adapter tells it every Delta version a task reads and every write it makes. For each write that
-committed a new version it records one row per input -> output edge in
-``<catalog>.meta.lineage`` (appended once per task) and hands the task's reads and writes to an
-OpenLineage emitter (:mod:`lakehouse.catalog.openlineage`).
-
-Which inputs feed an output follows from the configuration, with the versions this task read:
+Which inputs feed an output follows from the configuration, with the versions a task read:
 
 * a Silver table (and its ``_quarantine`` table) <- its ``source`` Bronze table;
 * a Gold table <- its ``inputs``; a model's ``scoring.output`` <- its ``scoring.input``;
 * a Bronze table <- the sources whose ``target`` it is (a landing directory or an API URL);
 * any other table <- the tables the task read before writing it (observed lineage).
 
-A declared input the task did not read is recorded with a NULL version. Tables of the ``meta``
-schema (bookkeeping: processed files, API responses, quality results, audit, lineage) are not
-recorded. A write that committed nothing (a MERGE that changed no row) adds no row.
+A declared input the task did not read is recorded with a NULL version.
 
 Column lineage, where it follows from declarations, is stored as JSON on every edge row of a
 write (``{"output column": ["catalog.schema.table.column", ...]}``):
@@ -34,26 +26,17 @@ write (``{"output column": ["catalog.schema.table.column", ...]}``):
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
-import sys
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
 
 from lakehouse.config.loader import (
     QUARANTINE_SUFFIX,
     Project,
     feature_lookup_keys,
     feature_timestamp_key,
-    lineage_table_name,
 )
 from lakehouse.config.models import FileSource, GoldSpec, ModelSpec
-
-if TYPE_CHECKING:
-    from lakehouse.catalog.governance import Governance
-    from lakehouse.tables import DeltaTables, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -87,41 +70,6 @@ class ColumnMapping:
 
 
 ColumnLineage = dict[str, ColumnMapping]
-
-
-@dataclass
-class TableWrite:
-    """What one task wrote to one table (several writes to a table are merged)."""
-
-    table: str
-    operations: list[str]
-    version: int
-    rows_written: int
-    committed: bool
-    inputs: list[InputRef]
-    columns: ColumnLineage
-
-
-@dataclass
-class TaskActivity:
-    """One task's reads and writes, as the OpenLineage emitter sees them."""
-
-    job: str
-    task: str
-    run_id: str
-    principal: str
-    engine: str
-    started_at: dt.datetime
-    reads: dict[str, int] = field(default_factory=dict)  # table -> latest Delta version read
-    writes: dict[str, TableWrite] = field(default_factory=dict)
-
-
-class RunEventSink(Protocol):
-    """Receives a task's activity (the OpenLineage emitter implements this)."""
-
-    def start(self, activity: TaskActivity) -> None: ...
-
-    def finish(self, activity: TaskActivity, error: BaseException | None) -> None: ...
 
 
 # ---------------------------------------------------------------- inputs from the config
@@ -399,142 +347,3 @@ def column_lineage_json(columns: ColumnLineage) -> str | None:
     if not columns:
         return None
     return json.dumps({name: list(m.sources) for name, m in columns.items()}, sort_keys=True)
-
-
-# ---------------------------------------------------------------- the recorder
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-class LineageRecorder:
-    """Buffers a task's lineage rows and appends them to ``meta.lineage`` at the task's end."""
-
-    def __init__(
-        self, project: Project, governance: Governance, emitter: RunEventSink | None = None
-    ) -> None:
-        self.project = project
-        self.governance = governance
-        self.emitter = emitter
-        self.table = lineage_table_name(project.catalog.name)
-        self._columns: dict[str, ColumnLineage] = {}
-        self._rows: list[tuple[Any, ...]] = []
-        self._activity: TaskActivity | None = None
-        self._started = False
-        self._terminal: str | None = None
-
-    # ------------------------------------------------------------ observer protocol
-
-    def start_task(self, task_key: str) -> None:
-        self._rows = []
-        tables = self.governance.tables
-        self._activity = TaskActivity(
-            job=self.governance.job,
-            task=task_key,
-            run_id=self.governance.run_id,
-            principal=self.governance.principal,
-            engine=str(tables.engine) if tables is not None else "",
-            started_at=_now(),
-        )
-        self._started = False
-        self._terminal = None
-
-    def table_read(self, table: str, version: int) -> None:
-        self._current().reads[table] = version
-
-    def table_written(self, result: WriteResult) -> None:
-        if is_system_table(self.project, result.table):
-            return
-        activity = self._current()
-        inputs = resolve_inputs(self.project, result.table, activity.reads)
-        columns = self.columns_of(result.table)
-        previous = activity.writes.get(result.table)
-        if previous is None:
-            activity.writes[result.table] = TableWrite(
-                result.table,
-                [result.operation],
-                result.version,
-                result.rows_written,
-                result.committed,
-                inputs,
-                columns,
-            )
-        else:
-            if result.operation not in previous.operations:
-                previous.operations.append(result.operation)
-            previous.version = result.version
-            previous.rows_written += result.rows_written
-            previous.committed = previous.committed or result.committed
-            previous.inputs = _merge_inputs(previous.inputs, inputs)
-        self._ensure_started()
-        if result.committed:
-            self._rows.extend(self.rows_for(result, inputs, columns, activity))
-
-    def flush(self, tables: DeltaTables) -> None:
-        """Emit the task's OpenLineage event and append its lineage rows (once per task)."""
-        error = sys.exc_info()[1]  # a task scope ending with an exception: the task failed
-        try:
-            self._finish(error)
-        finally:
-            rows, self._rows = self._rows, []
-            if rows:
-                df = tables.spark.createDataFrame(rows, tables.schema(self.table))
-                tables.append(self.table, df, system=True)
-
-    # ------------------------------------------------------------ helpers
-
-    def columns_of(self, table: str) -> ColumnLineage:
-        if table not in self._columns:
-            self._columns[table] = column_lineage(self.project, table)
-        return self._columns[table]
-
-    def rows_for(
-        self,
-        result: WriteResult,
-        inputs: Iterable[InputRef],
-        columns: ColumnLineage,
-        activity: TaskActivity,
-    ) -> list[tuple[Any, ...]]:
-        """The ``meta.lineage`` rows of one committed write (one per input)."""
-        now = _now()
-        mapping = column_lineage_json(columns)
-        head = (now, activity.run_id, activity.job, activity.task, activity.principal)
-        tail = (result.operation, result.table, result.version)
-        refs = list(inputs) or [InputRef("none", "")]
-        return [(*head, *tail, ref.kind, ref.name or None, ref.version, mapping) for ref in refs]
-
-    def _current(self) -> TaskActivity:
-        if self._activity is None:  # a read or write outside any task scope
-            self.start_task(self.governance.task)
-        assert self._activity is not None
-        return self._activity
-
-    def _ensure_started(self) -> None:
-        if self._started or self.emitter is None or self._activity is None:
-            return
-        self._started = True
-        self.emitter.start(self._activity)
-
-    def _finish(self, error: BaseException | None) -> None:
-        activity = self._activity
-        if self.emitter is None or activity is None:
-            return
-        if not self._started and any(not is_system_table(self.project, t) for t in activity.reads):
-            self._ensure_started()  # a task that only read tables (e.g. training)
-        if not self._started:
-            return
-        state = "FAIL" if error is not None else "COMPLETE"
-        if self._terminal in (state, "FAIL"):
-            return
-        self._terminal = state
-        self.emitter.finish(activity, error)
-
-
-def _merge_inputs(old: list[InputRef], new: list[InputRef]) -> list[InputRef]:
-    """Union by (kind, name); the later version wins where one was read."""
-    merged = {ref.key: ref for ref in old}
-    for ref in new:
-        if ref.key not in merged or ref.version is not None:
-            merged[ref.key] = ref
-    return list(merged.values())

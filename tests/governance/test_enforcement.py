@@ -15,11 +15,12 @@ from pyspark.sql import functions as F
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.catalog.governance import AccessDeniedError, governed_tables
 from lakehouse.config import Project, load_project
+from lakehouse.governance.scope import AccessDeniedError
+from lakehouse.governance.store import GovernedStore, governed_tables
+from lakehouse.io.delta import DeltaStore
 from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table
-from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 
 pytestmark = pytest.mark.delta
@@ -30,7 +31,7 @@ CUSTOMERS = "lakehouse.silver.customers"
 AUDIT = "lakehouse.meta.access_audit"
 
 
-def _tables(spark: SparkSession, project: Project, principal: str) -> DeltaTables:
+def _tables(spark: SparkSession, project: Project, principal: str) -> GovernedStore:
     tables = governed_tables(
         spark,
         project,
@@ -66,7 +67,7 @@ def project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Pr
 
 def _audit(spark: SparkSession, project: Project, principal: str) -> list[tuple[object, ...]]:
     rows = (
-        DeltaTables(spark, project, session_engine(spark))
+        DeltaStore(spark, project, session_engine(spark))
         .read(AUDIT)
         .where(F.col("principal") == principal)
         .select("privilege", "securable", "allowed", "reason", "task")

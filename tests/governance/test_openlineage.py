@@ -21,14 +21,10 @@ from openlineage.client.event_v2 import RunEvent, RunState
 from openlineage.client.facet_v2 import column_lineage_dataset, dataset_version_dataset
 from openlineage.client.serde import Serde
 
-from lakehouse.catalog.lineage import (
-    ColumnMapping,
-    InputRef,
-    TableWrite,
-    TaskActivity,
-    column_lineage,
-)
-from lakehouse.catalog.openlineage import (
+from lakehouse.config import load_project
+from lakehouse.config.loader import Project
+from lakehouse.governance.lineage.columns import ColumnMapping, InputRef, column_lineage
+from lakehouse.governance.lineage.openlineage import (
     MAX_FAILURES,
     OpenLineageEmitter,
     dataset_naming,
@@ -39,8 +35,7 @@ from lakehouse.catalog.openlineage import (
     run_event,
     run_uuid,
 )
-from lakehouse.config import load_project
-from lakehouse.config.loader import Project
+from lakehouse.governance.lineage.recorder import TableWrite, TaskActivity
 
 REPO = Path(__file__).resolve().parents[2]
 BC = "lakehouse.bronze.customers"
@@ -216,11 +211,15 @@ def test_an_unreachable_endpoint_warns_and_never_raises(
     emitter = OpenLineageEmitter(configured, "run-down")
     activity = refine_activity(project)
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="lakehouse.catalog.openlineage"):
+    with caplog.at_level(logging.WARNING, logger="lakehouse.governance.lineage.openlineage"):
         for _ in range(MAX_FAILURES + 2):
             emitter.finish(activity, None)
     assert emitter.sent == 0
-    warnings = [r.getMessage() for r in caplog.records if r.name == "lakehouse.catalog.openlineage"]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "lakehouse.governance.lineage.openlineage"
+    ]
     assert len(warnings) == MAX_FAILURES  # then it stops trying for this run
     assert "no more events this run" in warnings[-1]
     assert time.perf_counter() - started < 20

@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lakehouse.catalog.lineage import split_column
 from lakehouse.config.loader import Project, lineage_table_name
 from lakehouse.errors import LakehouseError
+from lakehouse.governance.lineage.columns import source_ref, split_column
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
     from rich.tree import Tree
 
-    from lakehouse.tables import DeltaTables
+    from lakehouse.io.store import TableStore
 
 Direction = Literal["upstream", "downstream", "both"]
 LAYERS = ("source", "bronze", "silver", "gold", "system", "other")
@@ -153,7 +153,7 @@ def latest_edges(edges: Iterable[LineageEdge]) -> list[LineageEdge]:
     ]
 
 
-def load_edges(tables: DeltaTables) -> list[LineageEdge]:
+def load_edges(tables: TableStore) -> list[LineageEdge]:
     """The latest write's edges of every output table recorded in ``meta.lineage``."""
     from pyspark.sql import functions as F
 
@@ -232,7 +232,7 @@ def _layer_from_name(table: str) -> str:
 
 
 def lineage_graph(
-    tables: DeltaTables, table: str, direction: Direction = "upstream"
+    tables: TableStore, table: str, direction: Direction = "upstream"
 ) -> LineageGraph:
     """The lineage of ``table`` recorded in the catalog's ``meta.lineage``."""
     return _graph(tables.project, load_edges(tables), table, direction)
@@ -241,8 +241,6 @@ def lineage_graph(
 def _graph(
     project: Project, edges: list[LineageEdge], table: str, direction: Direction
 ) -> LineageGraph:
-    from lakehouse.catalog.lineage import source_ref
-
     layers = {name: ref.spec.layer for name, ref in project.tables.items()}
     titles = {}
     for name in project.sources:
@@ -499,7 +497,7 @@ def default_picture_path(project: Project, table: str, direction: Direction) -> 
 
 
 def show_lineage(
-    tables: DeltaTables,
+    tables: TableStore,
     table: str,
     direction: Direction,
     console: Console,

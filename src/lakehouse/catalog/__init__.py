@@ -1,1 +1,0 @@
-"""Placeholder package: see the open issues for what lands here."""

@@ -1,0 +1,1 @@
+"""Lineage: the recorder, column lineage from the configuration, OpenLineage and the graph."""

@@ -1,0 +1,228 @@
+"""The governed store: a :class:`~lakehouse.io.store.TableStore` that checks access first.
+
+Every operation asks the run's :class:`GovernanceScope` (a denial raises
+:class:`~lakehouse.governance.scope.AccessDeniedError`), delegates to the inner Delta store,
+masks what it reads and publishes :class:`TableRead` / :class:`WriteCommitted` events to the
+scope's sink, which the audit log and the lineage recorder subscribe to. The system's own
+bookkeeping (audit, lineage, job runs) is written through the inner store (:attr:`system`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from lakehouse.config.loader import (
+    Project,
+    TableRef,
+    access_audit_table_name,
+    lineage_table_name,
+)
+from lakehouse.engine import EngineKind
+from lakehouse.governance.audit import AuditLog
+from lakehouse.governance.events import SUCCEEDED, EventSink, TableRead, TaskOutcome, WriteCommitted
+from lakehouse.governance.lineage.openlineage import openlineage_emitter
+from lakehouse.governance.lineage.recorder import LineageRecorder, RunInfo
+from lakehouse.governance.scope import GovernanceScope, TaskScope
+from lakehouse.io.delta import DeltaStore
+from lakehouse.io.results import Compaction, HistoryEntry, Restored, WriteResult
+from lakehouse.io.schema_guard import new_columns
+from lakehouse.io.table_features import TableProtocol
+
+
+class GovernedStore:
+    """One principal's access to the catalog's tables during one run.
+
+    ``system_tables`` are the tables the subscribers write (audit, lineage): creating them
+    is the system's doing, not the principal's, so it is not checked.
+    """
+
+    def __init__(
+        self, inner: DeltaStore, scope: GovernanceScope, system_tables: frozenset[str] = frozenset()
+    ) -> None:
+        self.system = inner
+        self.governance = scope
+        self.system_tables = system_tables
+
+    @property
+    def spark(self) -> SparkSession:
+        return self.system.spark
+
+    @property
+    def project(self) -> Project:
+        return self.system.project
+
+    @property
+    def engine(self) -> EngineKind:
+        return self.system.engine
+
+    def task_scope(self, task_key: str) -> TaskScope:
+        """Attribute accesses to ``task_key``; write the audit and lineage rows at its end."""
+        return self.governance.task_scope(task_key)
+
+    def flush(self, outcome: TaskOutcome = SUCCEEDED) -> None:
+        """Write the buffered audit and lineage rows now."""
+        self.governance.flush(outcome)
+
+    def _authorize(self, privilege: str, name: str) -> None:
+        self.governance.authorize(privilege, name)
+
+    # ------------------------------------------------------------ registration
+
+    def register_all(self) -> None:
+        """Register every catalog table in this session, creating the missing ones where the
+        acting principal may CREATE TABLE; the others are registered once they exist."""
+        for ref in self.project.tables.values():
+            schema = f"{ref.catalog}.{ref.schema}"
+            if self.governance.may("CREATE TABLE", schema) or self.system.exists(ref.full_name):
+                self.ensure_table(ref.full_name)
+
+    def ensure_table(self, name: str) -> TableRef:
+        """Register the table; creating it needs CREATE TABLE on its schema."""
+        if (
+            name not in self.system_tables
+            and not self.system.is_registered(name)
+            and not self.system.exists(name)
+        ):
+            ref = self.project.table(name)
+            self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
+        return self.system.ensure_table(name)
+
+    def protocol(self, name: str) -> TableProtocol | None:
+        self.ensure_table(name)
+        return self.system.protocol(name)
+
+    def exists(self, name: str) -> bool:
+        return self.system.exists(name)
+
+    # ------------------------------------------------------------ reads
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        """The table (needs SELECT), masked for a principal without UNMASK; subscribers
+        (lineage) learn the version read."""
+        self._authorize("SELECT", name)
+        self.ensure_table(name)
+        if self.governance.events:
+            version = self.system.version(name) if version is None else version
+            self.governance.events.publish(TableRead(name, version))
+        return self.governance.mask(name, self.system.read(name, version))
+
+    def schema(self, name: str) -> T.StructType:
+        self.ensure_table(name)
+        return self.system.schema(name)
+
+    def version(self, name: str) -> int:
+        self.ensure_table(name)
+        return self.system.version(name)
+
+    def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
+        self.ensure_table(name)
+        return self.system.history(name, limit)
+
+    def row_count(self, name: str) -> int:
+        return int(self.read(name).count())
+
+    def row_count_unchecked(self, name: str) -> int:
+        """Row count for listings (metadata, no SELECT needed, not audited)."""
+        self.ensure_table(name)
+        return self.system.row_count_unchecked(name)
+
+    # ------------------------------------------------------------ writes
+
+    def append(self, name: str, df: DataFrame, *, add_new_columns: bool = False) -> WriteResult:
+        """Append rows (needs MODIFY; adding columns is checked as its own MODIFY)."""
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        if add_new_columns and new_columns(self.system.schema(name), df):
+            self._authorize("MODIFY", name)
+        return self._committed(self.system.append(name, df, add_new_columns=add_new_columns))
+
+    def append_system(self, name: str, df: DataFrame) -> WriteResult:
+        """The system's own bookkeeping rows: straight to the inner store."""
+        return self.system.append_system(name, df)
+
+    def overwrite(self, name: str, df: DataFrame) -> WriteResult:
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        return self._committed(self.system.overwrite(name, df))
+
+    def merge(
+        self,
+        name: str,
+        source: DataFrame,
+        keys: list[str],
+        *,
+        newer_than: str | None = None,
+        insert_only: bool = False,
+        delete_flag: str | None = None,
+    ) -> WriteResult:
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        result = self.system.merge(
+            name,
+            source,
+            keys,
+            newer_than=newer_than,
+            insert_only=insert_only,
+            delete_flag=delete_flag,
+        )
+        return self._committed(result)
+
+    def _committed(self, result: WriteResult) -> WriteResult:
+        self.governance.events.publish(WriteCommitted(result))
+        return result
+
+    def add_columns(self, name: str, columns: list[tuple[str, T.DataType]]) -> None:
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        self.system.add_columns(name, columns)
+
+    # ------------------------------------------------------------ maintenance
+
+    def optimize(self, name: str, zorder_by: list[str] | None = None) -> Compaction:
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        return self.system.optimize(name, zorder_by)
+
+    def vacuum(
+        self, name: str, retention_hours: int = 168, *, enforce_retention_duration: bool = True
+    ) -> list[str]:
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        return self.system.vacuum(
+            name, retention_hours, enforce_retention_duration=enforce_retention_duration
+        )
+
+    def restore(self, name: str, version: int) -> Restored:
+        self._authorize("MODIFY", name)
+        self.ensure_table(name)
+        return self.system.restore(name, version)
+
+
+def governed_tables(
+    spark: SparkSession,
+    project: Project,
+    engine: EngineKind,
+    *,
+    principal: str,
+    run_id: str,
+    job: str,
+    on_write: Any = None,
+) -> GovernedStore:
+    """The store for one run: access control, with audit and lineage subscribed."""
+    inner = DeltaStore(spark, project, engine, on_write=on_write)
+    audit = AuditLog(access_audit_table_name(project.catalog.name))
+    run = RunInfo(job=job, run_id=run_id, principal=principal, engine=str(engine))
+    recorder = LineageRecorder(project, run, emitter=openlineage_emitter(project, run_id))
+    scope = GovernanceScope(
+        project,
+        principal,
+        run_id=run_id,
+        job=job,
+        events=EventSink([audit, recorder]),
+        system_store=inner,
+    )
+    system_tables = frozenset({audit.table, lineage_table_name(project.catalog.name)})
+    return GovernedStore(inner, scope, system_tables)

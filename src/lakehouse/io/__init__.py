@@ -1,0 +1,1 @@
+"""Storage: the TableStore protocol and its Delta implementation (no governance here)."""
