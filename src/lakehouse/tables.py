@@ -27,7 +27,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.config.loader import Project, TableRef
+from lakehouse.config.project import Project, TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.table_features import (

@@ -26,8 +26,8 @@ from lakehouse.catalog.lineage import (
     resolve_inputs,
 )
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
 from lakehouse.config.models import GoldSpec
+from lakehouse.config.project import Project
 from lakehouse.tables import WriteResult
 
 pytestmark = pytest.mark.delta

@@ -12,7 +12,7 @@ from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.catalog.lineage_graph import lineage_graph, show_lineage
 from lakehouse.catalog.openlineage import dataset_naming, events_file, read_events, run_uuid
-from lakehouse.config.loader import lineage_table_name
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.silver.refine import refine_table
 from tests.catalog.conftest import RUN_ID, DemoRun
 
@@ -27,7 +27,7 @@ SALES = "lakehouse.gold.daily_sales"
 
 
 def _edges(run: DemoRun) -> set[tuple[object, ...]]:
-    rows = run.tables.read(lineage_table_name("lakehouse")).collect()
+    rows = run.tables.read(system_table_name("lakehouse", SystemTable.LINEAGE)).collect()
     return {
         (
             r["task"],
@@ -57,7 +57,7 @@ def test_every_write_of_the_demo_tasks_records_its_inputs_and_versions(demo_run:
         ("build_gold", "overwrite", SALES, 1, "table", SO, 1),
     }
     row = (
-        demo_run.tables.read(lineage_table_name("lakehouse"))
+        demo_run.tables.read(system_table_name("lakehouse", SystemTable.LINEAGE))
         .where(f"output_table = '{SALES}'")
         .first()
     )

@@ -40,7 +40,7 @@ from lakehouse.catalog.openlineage import (
     run_uuid,
 )
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
 BC = "lakehouse.bronze.customers"

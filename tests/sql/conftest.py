@@ -20,7 +20,7 @@ from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.catalog.governance import Governance
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.gold.build import build_gold
 from lakehouse.samples.generator import land_sample_files
 from lakehouse.silver.refine import refine_table

@@ -20,12 +20,12 @@ from lakehouse.bundle.runner import new_run_id, one_line
 from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
-    Project,
     find_bundle_root,
     load_project,
     parse_var_overrides,
 )
 from lakehouse.config.models import Task
+from lakehouse.config.project import Project
 from lakehouse.engine import build_session
 from lakehouse.summary import render_report
 

@@ -22,8 +22,10 @@ from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
 from lakehouse.catalog.governance import governed_tables, resolve_principal
-from lakehouse.config.loader import Project, import_callable, job_runs_table_name
+from lakehouse.config.loader import import_callable
 from lakehouse.config.models import Job, Task, task_order
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, system_table_name
 from lakehouse.engine import EngineSession
 from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.tables import DeltaTables
@@ -290,13 +292,6 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-RUN_RECORD_SCHEMA = (
-    "job string, run_id string, task string, attempt int, status string, "
-    "start_time timestamp, end_time timestamp, error string, principal string, "
-    "target string, engine string"
-)
-
-
 class RunRecords:
     """Rows of ``<catalog>.meta.job_runs``: one per task attempt (and per skipped task)."""
 
@@ -304,7 +299,7 @@ class RunRecords:
         self.tables = tables
         self.report = report
         self.principal = principal
-        self._rows: list[tuple[object, ...]] = []
+        self._rows: list[JobRunRow] = []
         self._lock = threading.Lock()
 
     def add(
@@ -317,7 +312,7 @@ class RunRecords:
         error: str | None,
     ) -> None:
         r = self.report
-        row = (
+        row = JobRunRow(
             r.job,
             r.run_id,
             task,
@@ -340,9 +335,11 @@ class RunRecords:
         if not rows:
             return
         try:
-            df = self.tables.spark.createDataFrame(rows, RUN_RECORD_SCHEMA)
+            df = rows_frame(self.tables.spark, SystemTable.JOB_RUNS, rows)
             self.tables.append(
-                job_runs_table_name(self.tables.project.catalog.name), df, system=True
+                system_table_name(self.tables.project.catalog.name, SystemTable.JOB_RUNS),
+                df,
+                system=True,
             )
         except Exception:  # bookkeeping never fails the run
             log.warning("could not write the run records", exc_info=True)

@@ -164,6 +164,6 @@ def mask_expression(column: str, kind: str) -> Column:
 
 
 def _enabled(catalog: CatalogSpec, external: list[SecurableGrant]) -> bool:
-    from lakehouse.config.loader import governance_enabled
+    from lakehouse.config.validate import governance_enabled
 
     return governance_enabled(catalog, external)

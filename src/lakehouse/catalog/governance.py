@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyspark.sql import DataFrame
 
 from lakehouse.catalog.access import AccessPolicy, Decision
-from lakehouse.config.loader import Project, access_audit_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import (
+    AccessAuditRow,
+    SystemTable,
+    rows_frame,
+    system_table_name,
+)
 from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
@@ -34,10 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENV_PRINCIPAL = "LAKEHOUSE_PRINCIPAL"
-AUDIT_SCHEMA = (
-    "event_time timestamp, principal string, privilege string, securable string, "
-    "allowed boolean, reason string, job string, task string, run_id string"
-)
 
 
 class AccessDeniedError(LakehouseError):
@@ -91,8 +93,8 @@ class Governance:
         self.task = job
         self.observers: list[TableObserver] = []
         self.tables: DeltaTables | None = None
-        self._audit: list[tuple[Any, ...]] = []
-        self._audit_table = access_audit_table_name(project.catalog.name)
+        self._audit: list[AccessAuditRow] = []
+        self._audit_table = system_table_name(project.catalog.name, SystemTable.ACCESS_AUDIT)
 
     @property
     def enabled(self) -> bool:
@@ -125,7 +127,7 @@ class Governance:
             return
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self._audit.append(
-            (
+            AccessAuditRow(
                 now,
                 self.principal,
                 privilege,
@@ -166,7 +168,7 @@ class Governance:
         if tables is None or not rows:
             return
         try:
-            df = tables.spark.createDataFrame(rows, AUDIT_SCHEMA)
+            df = rows_frame(tables.spark, SystemTable.ACCESS_AUDIT, rows)
             tables.append(self._audit_table, df, system=True)
         except Exception:  # never hide the task's own outcome behind a bookkeeping error
             log.warning("could not write the access audit rows", exc_info=True)

@@ -40,16 +40,11 @@ import logging
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from lakehouse.config.loader import (
-    QUARANTINE_SUFFIX,
-    Project,
-    feature_lookup_keys,
-    feature_timestamp_key,
-    lineage_table_name,
-)
 from lakehouse.config.models import FileSource, GoldSpec, ModelSpec
+from lakehouse.config.project import Project, feature_lookup_keys, feature_timestamp_key
+from lakehouse.config.system_tables import LineageRow, SystemTable, rows_frame, system_table_name
 
 if TYPE_CHECKING:
     from lakehouse.catalog.governance import Governance
@@ -140,11 +135,7 @@ def is_system_table(project: Project, table: str) -> bool:
 
 def quarantined_table(project: Project, table: str) -> str | None:
     """The Silver table whose quarantine ``table`` is, if it is one."""
-    if table.endswith(QUARANTINE_SUFFIX):
-        base = table[: -len(QUARANTINE_SUFFIX)]
-        if base in project.silver:
-            return base
-    return None
+    return project.quarantined_table(table)
 
 
 def scoring_model(project: Project, table: str) -> ModelSpec | None:
@@ -417,9 +408,9 @@ class LineageRecorder:
         self.project = project
         self.governance = governance
         self.emitter = emitter
-        self.table = lineage_table_name(project.catalog.name)
+        self.table = system_table_name(project.catalog.name, SystemTable.LINEAGE)
         self._columns: dict[str, ColumnLineage] = {}
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[LineageRow] = []
         self._activity: TaskActivity | None = None
         self._started = False
         self._terminal: str | None = None
@@ -479,7 +470,7 @@ class LineageRecorder:
         finally:
             rows, self._rows = self._rows, []
             if rows:
-                df = tables.spark.createDataFrame(rows, tables.schema(self.table))
+                df = rows_frame(tables.spark, SystemTable.LINEAGE, rows)
                 tables.append(self.table, df, system=True)
 
     # ------------------------------------------------------------ helpers
@@ -495,14 +486,17 @@ class LineageRecorder:
         inputs: Iterable[InputRef],
         columns: ColumnLineage,
         activity: TaskActivity,
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[LineageRow]:
         """The ``meta.lineage`` rows of one committed write (one per input)."""
         now = _now()
         mapping = column_lineage_json(columns)
         head = (now, activity.run_id, activity.job, activity.task, activity.principal)
         tail = (result.operation, result.table, result.version)
         refs = list(inputs) or [InputRef("none", "")]
-        return [(*head, *tail, ref.kind, ref.name or None, ref.version, mapping) for ref in refs]
+        return [
+            LineageRow(*head, *tail, ref.kind, ref.name or None, ref.version, mapping)
+            for ref in refs
+        ]
 
     def _current(self) -> TaskActivity:
         if self._activity is None:  # a read or write outside any task scope

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.catalog.lineage import split_column
-from lakehouse.config.loader import Project, lineage_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def load_edges(tables: DeltaTables) -> list[LineageEdge]:
     """The latest write's edges of every output table recorded in ``meta.lineage``."""
     from pyspark.sql import functions as F
 
-    name = lineage_table_name(tables.project.catalog.name)
+    name = system_table_name(tables.project.catalog.name, SystemTable.LINEAGE)
     if not tables.exists(name):
         return []
     df = tables.read(name)

@@ -44,7 +44,7 @@ from urllib.parse import urlparse
 
 from lakehouse import __version__
 from lakehouse.catalog.lineage import InputRef, TableWrite, TaskActivity, split_column
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient

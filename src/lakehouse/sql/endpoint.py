@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lakehouse.catalog.governance import Governance
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.sql.mirror import (
     DeltaMirror,
     ServedTable,

@@ -32,7 +32,7 @@ from lakehouse.sql.wire import NUMERIC_OID, SETTINGS, TEXT_OID, TYPE_OIDS
 
 if TYPE_CHECKING:
     from lakehouse.catalog.governance import Governance
-    from lakehouse.config.loader import Project
+    from lakehouse.config.project import Project
 
 log = logging.getLogger(__name__)
 
