@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, fields
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ from lakehouse.config import load_project
 from lakehouse.config.system_tables import (
     QUARANTINE_COLUMNS,
     JobRunRow,
-    LineageRow,
     SystemTable,
     row_values,
     rows_frame,
@@ -76,7 +75,8 @@ def test_rows_frame_refuses_another_tables_rows(spark: SparkSession) -> None:
     with pytest.raises(TypeError, match="LINEAGE rows are LineageRow, got JobRunRow"):
         rows_frame(spark, SystemTable.LINEAGE, [row])
     assert row_values(row)[:5] == ("job", "run", "task", 1, "SUCCESS")
-    assert LineageRow.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    with pytest.raises(FrozenInstanceError):
+        row.job = "another"  # type: ignore[misc]
 
 
 def test_rows_round_trip_through_the_created_tables(
