@@ -26,7 +26,8 @@ from rich.table import Table
 from lakehouse import __version__
 from lakehouse.bundle.context import TaskContext
 from lakehouse.bundle.runner import new_run_id, one_line, run_job, select_job
-from lakehouse.config.loader import Project, load_project, parse_var_overrides
+from lakehouse.config.loader import load_project, parse_var_overrides
+from lakehouse.config.project import Project
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.governance.store import GovernedStore
 from lakehouse.summary import render_report
@@ -307,11 +308,11 @@ def runs(
     """List recent job runs from the run records: status, duration, tasks and attempts."""
     from pyspark.sql import functions as F
 
-    from lakehouse.config.loader import job_runs_table_name
+    from lakehouse.config.system_tables import SystemTable, system_table_name
 
     project = _load(project_dir, target, engine, var)
     with _governed_command(project, "runs") as adapter:
-        records = adapter.read(job_runs_table_name(project.catalog.name))
+        records = adapter.read(system_table_name(project.catalog.name, SystemTable.JOB_RUNS))
         if job:
             records = records.where(F.col("job") == job)
         rows = records.collect()
@@ -547,14 +548,14 @@ def quality(
     """Print the latest data-quality results of a Silver table."""
     from pyspark.sql import functions as F
 
-    from lakehouse.config.loader import dq_results_table_name
+    from lakehouse.config.system_tables import SystemTable, system_table_name
 
     project = _load(project_dir, target, engine, var)
     name = _silver_name(project, table)
     with _governed_command(project, "quality") as adapter:
-        results = adapter.read(dq_results_table_name(project.catalog.name)).where(
-            F.col("table") == name
-        )
+        results = adapter.read(
+            system_table_name(project.catalog.name, SystemTable.DQ_RESULTS)
+        ).where(F.col("table") == name)
         latest = results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
         if not latest:
             raise CliError(f"{name}: no data-quality results yet (run `lakehouse refine {table}`)")

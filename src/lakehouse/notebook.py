@@ -30,7 +30,8 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse.config.loader import Project, load_project
+from lakehouse.config.loader import load_project
+from lakehouse.config.project import Project
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.io.store import TableStore
 

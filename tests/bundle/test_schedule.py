@@ -19,8 +19,9 @@ from lakehouse.bundle.schedule import (
     next_fire,
     quartz_to_croniter,
 )
-from lakehouse.config.loader import Project, load_project
+from lakehouse.config.loader import load_project
 from lakehouse.config.models import Schedule
+from lakehouse.config.project import Project
 from lakehouse.errors import ConfigError
 
 WED = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)  # a Wednesday

@@ -24,8 +24,9 @@ from lakehouse.bundle.submit import (
     submit_task,
     submit_task_runner,
 )
-from lakehouse.config.loader import Project, load_project
+from lakehouse.config.loader import load_project
 from lakehouse.config.models import Task
+from lakehouse.config.project import Project
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, EngineSession
 from lakehouse.errors import ConfigError, TaskError
 from lakehouse.io.delta import DeltaStore

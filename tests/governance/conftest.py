@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.gold.build import build_gold
 from lakehouse.governance.store import GovernedStore, governed_tables
 from lakehouse.samples.generator import SampleSpec, land_sample_files

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
 from lakehouse.config.models import GoldSpec
+from lakehouse.config.project import Project
 from lakehouse.governance.events import TaskOutcome
 from lakehouse.governance.lineage.columns import (
     AGGREGATION,

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.config.loader import lineage_table_name
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.governance.lineage.graph import lineage_graph, show_lineage
 from lakehouse.governance.lineage.openlineage import (
     dataset_naming,
@@ -32,7 +32,7 @@ SALES = "lakehouse.gold.daily_sales"
 
 
 def _edges(run: DemoRun) -> set[tuple[object, ...]]:
-    rows = run.tables.read(lineage_table_name("lakehouse")).collect()
+    rows = run.tables.read(system_table_name("lakehouse", SystemTable.LINEAGE)).collect()
     return {
         (
             r["task"],
@@ -62,7 +62,7 @@ def test_every_write_of_the_demo_tasks_records_its_inputs_and_versions(demo_run:
         ("build_gold", "overwrite", SALES, 1, "table", SO, 1),
     }
     row = (
-        demo_run.tables.read(lineage_table_name("lakehouse"))
+        demo_run.tables.read(system_table_name("lakehouse", SystemTable.LINEAGE))
         .where(f"output_table = '{SALES}'")
         .first()
     )

@@ -22,7 +22,7 @@ from openlineage.client.facet_v2 import column_lineage_dataset, dataset_version_
 from openlineage.client.serde import Serde
 
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.governance.lineage.columns import ColumnMapping, InputRef, column_lineage
 from lakehouse.governance.lineage.openlineage import (
     MAX_FAILURES,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.governance.events import (
     EventSink,
     GovernanceEvent,

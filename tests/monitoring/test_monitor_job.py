@@ -29,7 +29,7 @@ from sklearn.metrics import accuracy_score, roc_auc_score
 
 from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import model_monitoring_table_name
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.ml.score import score_model
 from lakehouse.ml.training_set import build_training_set
 from lakehouse.monitoring.monitor import MonitorResult, monitor_model, monitor_models
@@ -225,7 +225,7 @@ def test_quality_and_performance_rows_match_the_tables(monitored: Monitored) -> 
     monitor_models(ctx)  # the job's task function, as jobs/monitor_model.py runs it
     seconds = time.perf_counter() - started
     print(f"monitor_model task on the demo data: {seconds:.2f} s")
-    table = model_monitoring_table_name("lakehouse")
+    table = system_table_name("lakehouse", SystemTable.MODEL_MONITORING)
     stored = ctx.tables.read(table).toPandas()
     run = stored[stored["monitor_run_id"] == f"r-gold-{MODEL}"]
     assert list(stored.columns) == [
@@ -280,7 +280,9 @@ def test_cli_monitor_prints_the_alerts_it_stores(monitored: Monitored) -> None:
         if line.startswith("ALERT churn_model v1 (drift)")
     )
     ctx = monitored.context()
-    stored = ctx.tables.read(model_monitoring_table_name("lakehouse")).toPandas()
+    stored = ctx.tables.read(
+        system_table_name("lakehouse", SystemTable.MODEL_MONITORING)
+    ).toPandas()
     latest = stored[stored["monitored_at"] == stored["monitored_at"].max()]
     assert set(latest["kind"]) == {"drift", "quality", "performance"}
     alerts = latest[latest["alert"] & (latest["kind"] == "drift")]

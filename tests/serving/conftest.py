@@ -18,8 +18,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from lakehouse.config.loader import Project
 from lakehouse.config.models import CandidateSpec, PromotionSpec
+from lakehouse.config.project import Project
 from lakehouse.ml.registry import connect
 from lakehouse.ml.train import model_input, train_model
 from tests.ml.conftest import _context, churn_project  # noqa: F401  (fixture)

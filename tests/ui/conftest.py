@@ -22,7 +22,8 @@ from pyspark.sql import SparkSession
 
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
-from lakehouse.config.loader import Project, model_monitoring_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.gold.build import build_gold
 from lakehouse.governance.scope import resolve_principal
 from lakehouse.governance.store import GovernedStore, governed_tables
@@ -85,7 +86,7 @@ def ui_stack(
         "mlflow_tracking_uri": str(registry.project.variables["mlflow_tracking_uri"]),
     }
     project = load_project(churn_project, var_overrides=overrides)
-    name = model_monitoring_table_name(project.catalog.name)
+    name = system_table_name(project.catalog.name, SystemTable.MODEL_MONITORING)
 
     principal = resolve_principal(project)
     tables = governed_tables(

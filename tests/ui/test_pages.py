@@ -12,7 +12,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config.loader import dq_results_table_name
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.ui.app import create_app
 from lakehouse.ui.server import running_ui
 from lakehouse.ui.views import PROMOTION_TAG
@@ -160,7 +160,7 @@ def test_unreachable_serving_api_is_reported(ui_stack: UiStack) -> None:
 def test_quality_page_shows_the_latest_run_per_table(
     ui_stack: UiStack, spark: SparkSession
 ) -> None:
-    name = dq_results_table_name(ui_stack.project.catalog.name)
+    name = system_table_name(ui_stack.project.catalog.name, SystemTable.DQ_RESULTS)
     df = ui_stack.tables.read(name)
     latest = df.groupBy("table").agg(F.max("evaluated_at").alias("evaluated_at"))
     rows = df.join(latest, ["table", "evaluated_at"]).orderBy("table", "rule").collect()

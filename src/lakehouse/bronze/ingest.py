@@ -37,8 +37,14 @@ from lakehouse.bronze.parse import (
     undeclared_fields,
 )
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import http_responses_table_name, processed_files_table_name
 from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
+from lakehouse.config.system_tables import (
+    HttpResponseRow,
+    ProcessedFileRow,
+    SystemTable,
+    rows_frame,
+    system_table_name,
+)
 from lakehouse.errors import TaskError
 from lakehouse.io.store import TableStore
 
@@ -195,7 +201,7 @@ def ingest_file_source(
     assert isinstance(source, FileSource)
     tables = ctx.tables
     summary = IngestSummary(source_name)
-    log_table = processed_files_table_name(ctx.project.catalog.name)
+    log_table = system_table_name(ctx.project.catalog.name, SystemTable.PROCESSED_FILES)
     location = ctx.project.resolve_path(source.path)
 
     logged = {
@@ -257,7 +263,7 @@ def _log_files(
         }
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     rows = [
-        (
+        ProcessedFileRow(
             source_name,
             f.path,
             f.size,
@@ -270,7 +276,7 @@ def _log_files(
     ]
     ctx.tables.merge(
         log_table,
-        ctx.spark.createDataFrame(rows, ctx.tables.schema(log_table)),
+        rows_frame(ctx.spark, SystemTable.PROCESSED_FILES, rows),
         ["source", "path", "size", "modified_at"],
         insert_only=True,
     )
@@ -311,7 +317,7 @@ def ingest_http_source(
     source = ctx.project.sources[source_name]
     assert isinstance(source, HttpSource)
     summary = IngestSummary(source_name)
-    responses_table = http_responses_table_name(ctx.project.catalog.name)
+    responses_table = system_table_name(ctx.project.catalog.name, SystemTable.HTTP_RESPONSES)
     own_fetcher = fetcher is None
     fetcher = fetcher or http.Fetcher(source, source_name)
     if progress is not None:
@@ -365,7 +371,7 @@ def _land_responses(
         ctx, source_name, source.target, source.schema_drift, declared, batches, summary
     )
     rows = [
-        (
+        HttpResponseRow(
             source_name,
             r.batch_id,
             r.request,
@@ -380,7 +386,7 @@ def _land_responses(
     ]
     ctx.tables.merge(
         responses_table,
-        ctx.spark.createDataFrame(rows, ctx.tables.schema(responses_table)),
+        rows_frame(ctx.spark, SystemTable.HTTP_RESPONSES, rows),
         ["source", "batch_id"],
         insert_only=True,
     )

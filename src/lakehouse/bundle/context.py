@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.io.results import WriteResult
 from lakehouse.io.store import TableStore
 

@@ -19,12 +19,12 @@ from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskO
 from lakehouse.bundle.runner import new_run_id, one_line
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
-    Project,
     find_bundle_root,
     load_project,
     parse_var_overrides,
 )
 from lakehouse.config.models import Task
+from lakehouse.config.project import Project
 from lakehouse.engine import build_session
 from lakehouse.governance.scope import resolve_principal
 from lakehouse.governance.store import governed_tables

@@ -45,8 +45,10 @@ from typing import Any
 
 import yaml
 
-from lakehouse.config.loader import BUNDLE_FILE, Project, read_yaml
+from lakehouse.config.base import BUNDLE_FILE
+from lakehouse.config.loader import read_yaml
 from lakehouse.config.models import Job, Schedule, Task, task_order
+from lakehouse.config.project import Project
 from lakehouse.errors import ConfigError, LakehouseError
 
 

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
-from lakehouse.config.loader import Project, import_callable, job_runs_table_name
+from lakehouse.config.loader import import_callable
 from lakehouse.config.models import Job, Task, task_order
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, system_table_name
 from lakehouse.engine import EngineSession
 from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.governance.scope import resolve_principal
@@ -291,13 +293,6 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-RUN_RECORD_SCHEMA = (
-    "job string, run_id string, task string, attempt int, status string, "
-    "start_time timestamp, end_time timestamp, error string, principal string, "
-    "target string, engine string"
-)
-
-
 class RunRecords:
     """Rows of ``<catalog>.meta.job_runs``: one per task attempt (and per skipped task)."""
 
@@ -305,7 +300,7 @@ class RunRecords:
         self.tables = tables
         self.report = report
         self.principal = principal
-        self._rows: list[tuple[object, ...]] = []
+        self._rows: list[JobRunRow] = []
         self._lock = threading.Lock()
 
     def add(
@@ -318,7 +313,7 @@ class RunRecords:
         error: str | None,
     ) -> None:
         r = self.report
-        row = (
+        row = JobRunRow(
             r.job,
             r.run_id,
             task,
@@ -341,8 +336,10 @@ class RunRecords:
         if not rows:
             return
         try:
-            df = self.tables.spark.createDataFrame(rows, RUN_RECORD_SCHEMA)
-            self.tables.append_system(job_runs_table_name(self.tables.project.catalog.name), df)
+            df = rows_frame(self.tables.spark, SystemTable.JOB_RUNS, rows)
+            self.tables.append_system(
+                system_table_name(self.tables.project.catalog.name, SystemTable.JOB_RUNS), df
+            )
         except Exception:  # bookkeeping never fails the run
             log.warning("could not write the run records", exc_info=True)
 

@@ -38,8 +38,8 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 
-from lakehouse.config.loader import Project
 from lakehouse.config.models import Job, Schedule
+from lakehouse.config.project import Project
 from lakehouse.errors import ConfigError, LakehouseError
 
 MAX_SLEEP_S = 30.0  # wake up at least this often (clock changes, Ctrl-C responsiveness)

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lakehouse.config.loader import Project
 from lakehouse.config.models import EngineSpec, Task
+from lakehouse.config.project import Project
 from lakehouse.engine import (
     DELTA_CATALOG,
     DELTA_EXTENSION,

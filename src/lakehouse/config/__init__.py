@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from lakehouse.config.loader import (
-    Project,
-    TableRef,
-    find_bundle_root,
-    load_project,
-    parse_var_overrides,
-)
+from lakehouse.config.loader import find_bundle_root, load_project, parse_var_overrides
 from lakehouse.config.models import EngineSpec
+from lakehouse.config.project import Project, TableRef
 
 __all__ = [
     "EngineSpec",

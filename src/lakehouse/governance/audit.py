@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from lakehouse.config.system_tables import AccessAuditRow, SystemTable, rows_frame
 from lakehouse.governance.events import AccessChecked, GovernanceEvent, TaskOutcome
 from lakehouse.io.store import TableStore
 
 log = logging.getLogger(__name__)
 
-AUDIT_SCHEMA = (
-    "event_time timestamp, principal string, privilege string, securable string, "
-    "allowed boolean, reason string, job string, task string, run_id string"
-)
 
-
-def audit_row(event: AccessChecked) -> tuple[Any, ...]:
-    """The audit table row of one decision (columns of :data:`AUDIT_SCHEMA`)."""
-    return (
+def audit_row(event: AccessChecked) -> AccessAuditRow:
+    """The audit table row of one decision."""
+    return AccessAuditRow(
         event.at,
         event.principal,
         event.privilege,
@@ -36,7 +31,7 @@ class AuditLog:
 
     def __init__(self, table: str) -> None:
         self.table = table
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[AccessAuditRow] = []
 
     def handle(self, event: GovernanceEvent) -> None:
         if isinstance(event, AccessChecked):
@@ -48,6 +43,6 @@ class AuditLog:
         if not rows:
             return
         try:
-            store.append_system(self.table, store.spark.createDataFrame(rows, AUDIT_SCHEMA))
+            store.append_system(self.table, rows_frame(store.spark, SystemTable.ACCESS_AUDIT, rows))
         except Exception:  # never hide the task's own outcome behind a bookkeeping error
             log.warning("could not write the access audit rows", exc_info=True)

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 
-from lakehouse.config.loader import Project, access_audit_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.errors import LakehouseError
 from lakehouse.governance.audit import AuditLog
 from lakehouse.governance.events import (
@@ -94,7 +95,7 @@ class GovernanceScope:
         self.task = job
         self.events = events if events is not None else EventSink()
         self.system_store = system_store
-        self._audit_table = access_audit_table_name(project.catalog.name)
+        self._audit_table = system_table_name(project.catalog.name, SystemTable.ACCESS_AUDIT)
 
     @property
     def enabled(self) -> bool:

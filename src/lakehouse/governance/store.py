@@ -14,12 +14,8 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config.loader import (
-    Project,
-    TableRef,
-    access_audit_table_name,
-    lineage_table_name,
-)
+from lakehouse.config.project import Project, TableRef
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.engine import EngineKind
 from lakehouse.governance.audit import AuditLog
 from lakehouse.governance.events import SUCCEEDED, EventSink, TableRead, TaskOutcome, WriteCommitted
@@ -213,7 +209,7 @@ def governed_tables(
 ) -> GovernedStore:
     """The store for one run: access control, with audit and lineage subscribed."""
     inner = DeltaStore(spark, project, engine, on_write=on_write)
-    audit = AuditLog(access_audit_table_name(project.catalog.name))
+    audit = AuditLog(system_table_name(project.catalog.name, SystemTable.ACCESS_AUDIT))
     run = RunInfo(job=job, run_id=run_id, principal=principal, engine=str(engine))
     recorder = LineageRecorder(project, run, emitter=openlineage_emitter(project, run_id))
     scope = GovernanceScope(
@@ -224,5 +220,7 @@ def governed_tables(
         events=EventSink([audit, recorder]),
         system_store=inner,
     )
-    system_tables = frozenset({audit.table, lineage_table_name(project.catalog.name)})
+    system_tables = frozenset(
+        {audit.table, system_table_name(project.catalog.name, SystemTable.LINEAGE)}
+    )
     return GovernedStore(inner, scope, system_tables)

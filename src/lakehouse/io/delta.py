@@ -27,7 +27,7 @@ from dataclasses import replace
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config.loader import Project, TableRef
+from lakehouse.config.project import Project, TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.io import maintenance

@@ -14,7 +14,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config.loader import TableRef
+from lakehouse.config.project import TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.io.results import Compaction, HistoryEntry, Restored

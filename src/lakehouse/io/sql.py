@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakehouse.config.loader import TableRef
+from lakehouse.config.project import TableRef
 
 
 def quote(identifier: str) -> str:

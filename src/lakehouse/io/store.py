@@ -12,7 +12,7 @@ from typing import Protocol
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config.loader import Project, TableRef
+from lakehouse.config.project import Project, TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.io.results import Compaction, HistoryEntry, Restored, WriteResult
 from lakehouse.io.table_features import TableProtocol

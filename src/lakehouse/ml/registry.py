@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

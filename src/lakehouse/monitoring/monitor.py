@@ -32,13 +32,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import (
-    dq_results_table_name,
-    feature_lookup_keys,
-    feature_timestamp_key,
-    model_monitoring_table_name,
-)
 from lakehouse.config.models import ModelMonitorSpec, ModelSpec
+from lakehouse.config.project import feature_lookup_keys, feature_timestamp_key
+from lakehouse.config.system_tables import (
+    ModelMonitoringRow,
+    SystemTable,
+    rows_frame,
+    system_table_name,
+)
 from lakehouse.errors import LakehouseError
 from lakehouse.ml.registry import CHAMPION, connect, version_by_alias
 from lakehouse.ml.score import latest_rows
@@ -280,7 +281,7 @@ def quality_check(
     ctx: TaskContext, monitor: ModelMonitorSpec, champion_version: str
 ) -> list[MetricRow]:
     """DQ pass-rate rows of each table's latest Silver run."""
-    name = dq_results_table_name(ctx.project.catalog.name)
+    name = system_table_name(ctx.project.catalog.name, SystemTable.DQ_RESULTS)
     results = ctx.tables.read(name).toPandas()
     return quality_rows(
         results,
@@ -423,9 +424,8 @@ def monitor_model(
 
 def result_frame(ctx: TaskContext, result: MonitorResult) -> DataFrame:
     """The rows as a DataFrame of the ``meta.model_monitoring`` schema."""
-    table = model_monitoring_table_name(ctx.project.catalog.name)
     data = [
-        (
+        ModelMonitoringRow(
             result.monitored_at,
             result.monitor_run_id,
             result.model_name,
@@ -444,13 +444,13 @@ def result_frame(ctx: TaskContext, result: MonitorResult) -> DataFrame:
         )
         for r in result.rows
     ]
-    return ctx.spark.createDataFrame(data, ctx.tables.schema(table))
+    return rows_frame(ctx.spark, SystemTable.MODEL_MONITORING, data)
 
 
 def write_results(ctx: TaskContext, result: MonitorResult) -> None:
     """Append the rows to ``<catalog>.meta.model_monitoring``."""
     if result.rows:
-        table = model_monitoring_table_name(ctx.project.catalog.name)
+        table = system_table_name(ctx.project.catalog.name, SystemTable.MODEL_MONITORING)
         ctx.tables.append(table, result_frame(ctx, result))
 
 
@@ -493,7 +493,7 @@ def announce(ctx: TaskContext, result: MonitorResult) -> None:
     )
     monitoring = ctx.project.monitoring
     if alerts and monitoring.webhook_url:
-        table = model_monitoring_table_name(ctx.project.catalog.name)
+        table = system_table_name(ctx.project.catalog.name, SystemTable.MODEL_MONITORING)
         try:
             post_json(
                 monitoring.webhook_url,

@@ -15,7 +15,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.local_server import background_server
 
 

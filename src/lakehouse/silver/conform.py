@@ -15,8 +15,9 @@ from typing import cast
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.config.loader import TableRef, import_callable
+from lakehouse.config.loader import import_callable
 from lakehouse.config.models import SilverSpec
+from lakehouse.config.project import TableRef
 from lakehouse.errors import TaskError
 from lakehouse.io.sql import quote
 from lakehouse.silver.scd import DELETE_FLAG, SCD2_COLUMNS

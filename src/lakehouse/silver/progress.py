@@ -21,7 +21,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import silver_batches_table_name
+from lakehouse.config.system_tables import (
+    SilverBatchRow,
+    SystemTable,
+    rows_frame,
+    system_table_name,
+)
 
 BATCH_ID = "_batch_id"
 
@@ -72,7 +77,9 @@ def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) 
     }
     refined: set[str] = set()
     if not full_refresh:
-        ledger = tables.read(silver_batches_table_name(ctx.project.catalog.name))
+        ledger = tables.read(
+            system_table_name(ctx.project.catalog.name, SystemTable.SILVER_BATCHES)
+        )
         refined = {
             str(r["batch_id"])
             for r in ledger.where(F.col("table") == name).select("batch_id").collect()
@@ -90,13 +97,16 @@ def record_refined(ctx: TaskContext, name: str, pending: PendingBatches) -> None
     """Add the run's batches to ``meta.silver_batches`` (after the table's MERGE committed)."""
     if not pending.batches:
         return
-    table = silver_batches_table_name(ctx.project.catalog.name)
+    table = system_table_name(ctx.project.catalog.name, SystemTable.SILVER_BATCHES)
     now = datetime.now(tz=UTC).replace(tzinfo=None)
     source = ctx.project.silver[name].source
-    rows = [(name, source, b, n, ctx.run_id, now) for b, n in sorted(pending.batches.items())]
+    rows = [
+        SilverBatchRow(name, source, b, n, ctx.run_id, now)
+        for b, n in sorted(pending.batches.items())
+    ]
     ctx.tables.merge(
         table,
-        ctx.spark.createDataFrame(rows, ctx.tables.schema(table)),
+        rows_frame(ctx.spark, SystemTable.SILVER_BATCHES, rows),
         ["table", "batch_id"],
         insert_only=True,
     )

@@ -19,10 +19,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.loader import (
-    dq_results_table_name,
-    quarantine_table_name,
-    silver_runs_table_name,
+from lakehouse.config.system_tables import (
+    DqResultRow,
+    SilverRunRow,
+    SystemTable,
+    rows_frame,
+    system_table_name,
 )
 from lakehouse.errors import TaskError
 from lakehouse.io.results import WriteResult
@@ -257,7 +259,9 @@ def _refine_staged(
                 F.current_timestamp().alias("_quarantined_at"),
             )
         )
-        tables.merge(quarantine_table_name(name), quarantine, ["_row_hash"], insert_only=True)
+        tables.merge(
+            ctx.project.quarantine_table(name), quarantine, ["_row_hash"], insert_only=True
+        )
     _record_run(ctx, summary)
     ctx.report.count(
         f"silver {name}",
@@ -318,7 +322,7 @@ def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> N
         return
     now = datetime.now(tz=UTC).replace(tzinfo=None)
     rows = [
-        (
+        DqResultRow(
             ctx.run_id,
             name,
             r.rule,
@@ -332,19 +336,19 @@ def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> N
         )
         for r in results
     ]
-    table = dq_results_table_name(ctx.project.catalog.name)
+    table = system_table_name(ctx.project.catalog.name, SystemTable.DQ_RESULTS)
     ctx.tables.merge(
         table,
-        ctx.spark.createDataFrame(rows, ctx.tables.schema(table)),
+        rows_frame(ctx.spark, SystemTable.DQ_RESULTS, rows),
         ["run_id", "table", "rule"],
     )
 
 
 def _record_run(ctx: TaskContext, s: RefineSummary) -> None:
     now = datetime.now(tz=UTC).replace(tzinfo=None)
-    table = silver_runs_table_name(ctx.project.catalog.name)
+    table = system_table_name(ctx.project.catalog.name, SystemTable.SILVER_RUNS)
     row = [
-        (
+        SilverRunRow(
             ctx.run_id,
             s.table,
             s.rows_read,
@@ -359,5 +363,5 @@ def _record_run(ctx: TaskContext, s: RefineSummary) -> None:
         )
     ]
     ctx.tables.merge(
-        table, ctx.spark.createDataFrame(row, ctx.tables.schema(table)), ["run_id", "table"]
+        table, rows_frame(ctx.spark, SystemTable.SILVER_RUNS, row), ["run_id", "table"]
     )

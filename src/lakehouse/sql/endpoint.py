@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.governance.scope import GovernanceScope
 from lakehouse.sql.mirror import (
     DeltaMirror,

@@ -31,7 +31,7 @@ from lakehouse.governance.scope import AccessDeniedError
 from lakehouse.sql.wire import NUMERIC_OID, SETTINGS, TEXT_OID, TYPE_OIDS
 
 if TYPE_CHECKING:
-    from lakehouse.config.loader import Project
+    from lakehouse.config.project import Project
     from lakehouse.governance.scope import GovernanceScope
 
 log = logging.getLogger(__name__)

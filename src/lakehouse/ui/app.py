@@ -27,7 +27,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from lakehouse.config.loader import Project, dq_results_table_name, model_monitoring_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.errors import LakehouseError
 from lakehouse.io.store import TableStore
 from lakehouse.ml.registry import CHAMPION, connect, list_versions
@@ -185,7 +186,7 @@ def create_app(
             "quality.html",
             title="Data quality",
             tables=views.dq_tables(rows or []),
-            source=dq_results_table_name(project.catalog.name),
+            source=system_table_name(project.catalog.name, SystemTable.DQ_RESULTS),
         )
 
     @app.get("/drift", response_class=HTMLResponse)
@@ -199,7 +200,7 @@ def create_app(
             has_table=rows is not None,
             charts=[(s, Markup(charts.drift_chart_svg(s))) for s in series],
             latest=views.latest_monitor_run(rows or []),
-            source=model_monitoring_table_name(project.catalog.name),
+            source=system_table_name(project.catalog.name, SystemTable.MODEL_MONITORING),
         )
 
     @app.get("/lineage", response_class=HTMLResponse)

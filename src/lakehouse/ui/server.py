@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.io.store import TableStore
 from lakehouse.local_server import background_server
 

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from lakehouse.config.loader import Project, dq_results_table_name, model_monitoring_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.errors import LakehouseError
 
 if TYPE_CHECKING:
@@ -26,24 +27,8 @@ if TYPE_CHECKING:
 
     from lakehouse.io.store import TableStore
 
-# the columns of ``<catalog>.meta.model_monitoring`` (written by :mod:`lakehouse.monitoring`)
-MONITORING_COLUMNS = (
-    "monitored_at",
-    "monitor_run_id",
-    "model_name",
-    "model_version",
-    "kind",
-    "subject",
-    "metric",
-    "value",
-    "threshold",
-    "alert",
-    "window_start",
-    "window_end",
-    "reference_rows",
-    "current_rows",
-    "details",
-)
+MONITORING_COLUMNS = tuple(c.name for c in SystemTable.MODEL_MONITORING.spec.columns)
+DQ_COLUMNS = tuple(c.name for c in SystemTable.DQ_RESULTS.spec.columns)
 
 
 # ---------------------------------------------------------------- DataFrame functions
@@ -57,18 +42,7 @@ def model_monitoring(df: DataFrame, model_name: str) -> DataFrame:
 
 
 def dq_columns(df: DataFrame) -> DataFrame:
-    return df.select(
-        "run_id",
-        "table",
-        "rule",
-        "expectation",
-        "action",
-        "evaluated",
-        "failed",
-        "pass_rate",
-        "outcome",
-        "evaluated_at",
-    )
+    return df.select(*DQ_COLUMNS)
 
 
 # ---------------------------------------------------------------- tables
@@ -98,7 +72,7 @@ class TableReader:
 
     def dq_rows(self) -> list[dict[str, Any]] | None:
         """All data-quality result rows; None when the table does not exist yet."""
-        name = dq_results_table_name(self.project.catalog.name)
+        name = system_table_name(self.project.catalog.name, SystemTable.DQ_RESULTS)
         with self._scope() as tables:
             if not self._defined(name) or not tables.exists(name):
                 return None
@@ -106,7 +80,7 @@ class TableReader:
 
     def monitoring_rows(self, model_name: str) -> list[dict[str, Any]] | None:
         """The model's monitoring rows; None when the catalog has no monitoring table (yet)."""
-        name = model_monitoring_table_name(self.project.catalog.name)
+        name = system_table_name(self.project.catalog.name, SystemTable.MODEL_MONITORING)
         with self._scope() as tables:
             if not self._defined(name) or not tables.exists(name):
                 return None

@@ -30,13 +30,8 @@ import json
 import logging
 from dataclasses import dataclass
 
-from lakehouse.config.loader import (
-    QUARANTINE_SUFFIX,
-    Project,
-    feature_lookup_keys,
-    feature_timestamp_key,
-)
 from lakehouse.config.models import FileSource, GoldSpec, ModelSpec
+from lakehouse.config.project import Project, feature_lookup_keys, feature_timestamp_key
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +83,7 @@ def is_system_table(project: Project, table: str) -> bool:
 
 def quarantined_table(project: Project, table: str) -> str | None:
     """The Silver table whose quarantine ``table`` is, if it is one."""
-    if table.endswith(QUARANTINE_SUFFIX):
-        base = table[: -len(QUARANTINE_SUFFIX)]
-        if base in project.silver:
-            return base
-    return None
+    return project.quarantined_table(table)
 
 
 def scoring_model(project: Project, table: str) -> ModelSpec | None:

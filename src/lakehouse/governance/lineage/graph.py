@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lakehouse.config.loader import Project, lineage_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.errors import LakehouseError
 from lakehouse.governance.lineage.columns import source_ref, split_column
 
@@ -157,7 +158,7 @@ def load_edges(tables: TableStore) -> list[LineageEdge]:
     """The latest write's edges of every output table recorded in ``meta.lineage``."""
     from pyspark.sql import functions as F
 
-    name = lineage_table_name(tables.project.catalog.name)
+    name = system_table_name(tables.project.catalog.name, SystemTable.LINEAGE)
     if not tables.exists(name):
         return []
     df = tables.read(name)

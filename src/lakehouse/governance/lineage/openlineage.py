@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from lakehouse import __version__
-from lakehouse.config.loader import Project
+from lakehouse.config.project import Project
 from lakehouse.governance.lineage.columns import InputRef, split_column
 from lakehouse.governance.lineage.recorder import TableWrite, TaskActivity
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from lakehouse.config.loader import Project, lineage_table_name
+from lakehouse.config.project import Project
+from lakehouse.config.system_tables import LineageRow, SystemTable, rows_frame, system_table_name
 from lakehouse.governance.events import (
     GovernanceEvent,
     TableRead,
@@ -99,9 +100,9 @@ class LineageRecorder:
         self.run = run
         self._task = run.job  # the task of reads and writes outside any task scope
         self.emitter = emitter
-        self.table = lineage_table_name(project.catalog.name)
+        self.table = system_table_name(project.catalog.name, SystemTable.LINEAGE)
         self._columns: dict[str, ColumnLineage] = {}
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[LineageRow] = []
         self._activity: TaskActivity | None = None
         self._started = False
         self._terminal: str | None = None
@@ -170,7 +171,7 @@ class LineageRecorder:
         finally:
             rows, self._rows = self._rows, []
             if rows:
-                df = store.spark.createDataFrame(rows, store.schema(self.table))
+                df = rows_frame(store.spark, SystemTable.LINEAGE, rows)
                 store.append_system(self.table, df)
 
     # ------------------------------------------------------------ helpers
@@ -186,14 +187,17 @@ class LineageRecorder:
         inputs: Iterable[InputRef],
         columns: ColumnLineage,
         activity: TaskActivity,
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[LineageRow]:
         """The ``meta.lineage`` rows of one committed write (one per input)."""
         now = _now()
         mapping = column_lineage_json(columns)
         head = (now, activity.run_id, activity.job, activity.task, activity.principal)
         tail = (result.operation, result.table, result.version)
         refs = list(inputs) or [InputRef("none", "")]
-        return [(*head, *tail, ref.kind, ref.name or None, ref.version, mapping) for ref in refs]
+        return [
+            LineageRow(*head, *tail, ref.kind, ref.name or None, ref.version, mapping)
+            for ref in refs
+        ]
 
     def _current(self) -> TaskActivity:
         if self._activity is None:  # a read or write outside any task scope

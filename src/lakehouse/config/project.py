@@ -1,0 +1,124 @@
+"""The resolved project: :class:`Project` (one target of a bundle) and its :class:`TableRef`\\ s."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakehouse.config.models import (
+    BundleSpec,
+    CatalogSpec,
+    EngineSpec,
+    FileSource,
+    GoldSpec,
+    HttpSource,
+    ModelSpec,
+    MonitoringSpec,
+    SecurableGrant,
+    SilverSpec,
+    TableSpec,
+    Target,
+)
+from lakehouse.errors import ConfigError
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def resolve_path(root: Path, path: str) -> str:
+    """Absolute path for a relative one (relative to ``root``); URIs unchanged."""
+    if _URI.match(path) or path.startswith("file:"):
+        return path
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (root / p).resolve())
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A catalog table resolved to its three-level name and storage location."""
+
+    catalog: str
+    schema: str
+    name: str
+    spec: TableSpec
+    location: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.name}"
+
+    @property
+    def engine_name(self) -> str:
+        """The name registered in the Spark session: ``schema.table`` in its current catalog."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything loaded from a bundle, for one target."""
+
+    root: Path
+    bundle: BundleSpec
+    target_name: str
+    target: Target
+    engine: EngineSpec
+    variables: dict[str, Any]
+    catalog: CatalogSpec
+    tables: dict[str, TableRef]
+    sources: dict[str, FileSource | HttpSource] = field(default_factory=dict)
+    silver: dict[str, SilverSpec] = field(default_factory=dict)
+    gold: dict[str, GoldSpec] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    grants: list[SecurableGrant] = field(default_factory=list)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
+    quarantines: dict[str, str] = field(default_factory=dict)  # Silver table -> its quarantine
+
+    @property
+    def name(self) -> str:
+        return self.bundle.bundle.name
+
+    @property
+    def data_root(self) -> Path:
+        """Where the project keeps its local state (tables default under it, MLflow, logs)."""
+        return Path(self.resolve_path(str(self.variables.get("data_root", "./data"))))
+
+    def resolve_path(self, path: str) -> str:
+        """Absolute path for a relative one (relative to the bundle root); URIs unchanged."""
+        return resolve_path(self.root, path)
+
+    def table(self, full_name: str) -> TableRef:
+        """Look up a catalog table by ``catalog.schema.table``."""
+        try:
+            return self.tables[full_name]
+        except KeyError:
+            known = ", ".join(sorted(self.tables)) or "none"
+            raise ConfigError(
+                "conf/", full_name, f"no such table in the catalog (known: {known})"
+            ) from None
+
+    def quarantine_table(self, silver_table: str) -> str:
+        """The quarantine table of a configured Silver table."""
+        try:
+            return self.quarantines[silver_table]
+        except KeyError:
+            known = ", ".join(sorted(self.quarantines)) or "none"
+            raise ConfigError(
+                "conf/", silver_table, f"no Silver table with a quarantine (known: {known})"
+            ) from None
+
+    def quarantined_table(self, table: str) -> str | None:
+        """The Silver table whose quarantine ``table`` is, if it is one."""
+        return next((s for s, q in self.quarantines.items() if q == table), None)
+
+
+def feature_timestamp_key(project: Project, table: str) -> str | None:
+    """The timestamp key of a Gold feature table (None for a table without one)."""
+    gold = project.gold.get(table)
+    return gold.timestamp_key if gold is not None else None
+
+
+def feature_lookup_keys(project: Project, table: str) -> list[str]:
+    """The keys a feature table is looked up by: its catalog keys minus the timestamp key."""
+    ts = feature_timestamp_key(project, table)
+    return [k for k in project.table(table).spec.keys if k != ts]

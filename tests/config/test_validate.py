@@ -1,0 +1,145 @@
+"""Reference checks of the resolved project: tables, columns, keys and features named in conf/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lakehouse.config import load_project
+from tests.config.editing import FEATURES, edit_gold, edit_model, edit_yaml, load_error
+
+
+def test_reference_to_unknown_table(demo_project_dir: Path) -> None:
+    edit_yaml(
+        demo_project_dir / "conf" / "sources.yml",
+        lambda d: d["sources"]["orders_drop"].update({"target": "lakehouse.bronze.nope"}),
+    )
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/sources.yml", "sources.orders_drop.target")
+    assert "unknown table 'lakehouse.bronze.nope'" in err.message
+
+
+def test_gold_timestamp_key_must_be_a_table_key(demo_project_dir: Path) -> None:
+    edit_gold(demo_project_dir, FEATURES, timestamp_key="region")
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == (
+        "conf/pipelines.yml",
+        "gold.lakehouse.gold.customer_features.timestamp_key",
+    )
+    assert err.message == (
+        "'region' must be one of the keys of lakehouse.gold.customer_features "
+        "(catalog keys: customer_id, feature_ts)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "column"),
+    [
+        ("label", "churnd", "churnd"),
+        ("keys", ["customer"], "customer"),
+        ("timestamp", "labelled_at", "labelled_at"),
+    ],
+)
+def test_model_label_columns_must_exist(
+    demo_project_dir: Path, field: str, value: object, column: str
+) -> None:
+    edit_model(demo_project_dir, lambda m: m["training_set"]["labels"].update({field: value}))
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.labels")
+    assert err.message == f"column {column!r} is not a column of customers"
+
+
+def test_model_label_may_be_a_sql_expression(demo_project_dir: Path) -> None:
+    label = "CASE WHEN churned = 1 THEN 1 ELSE 0 END"
+    edit_model(demo_project_dir, lambda m: m["training_set"]["labels"].update({"label": label}))
+    assert load_project(demo_project_dir).models["churn"].training_set.labels.label == label
+
+
+def test_model_label_table_must_exist(demo_project_dir: Path) -> None:
+    edit_model(
+        demo_project_dir,
+        lambda m: m["training_set"]["labels"].update({"table": "${var.catalog}.silver.nope"}),
+    )
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.labels.table")
+    assert "unknown table 'lakehouse.silver.nope'" in err.message
+
+
+def test_time_series_feature_table_needs_a_label_timestamp(demo_project_dir: Path) -> None:
+    def edit(m: dict) -> None:
+        del m["training_set"]["labels"]["timestamp"]
+        m["split"] = {"by": "random", "test_size": 0.25}
+
+    edit_model(demo_project_dir, edit)
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.labels.timestamp")
+    assert err.message.startswith(
+        "lakehouse.gold.customer_features is a time series feature table: the labels need a "
+        "timestamp"
+    )
+
+
+def _features_without_timestamp_key(project_dir: Path) -> None:
+    """Make customer_features a plain (one row per customer) feature table."""
+    edit_gold(project_dir, FEATURES, timestamp_key=None)
+    edit_yaml(
+        project_dir / "conf" / "catalog.yml",
+        lambda d: d["catalog"]["schemas"]["gold"]["tables"]["customer_features"].update(
+            {"keys": ["customer_id"]}
+        ),
+    )
+    edit_model(project_dir, lambda m: m["training_set"]["labels"].pop("timestamp"))
+
+
+def test_time_split_needs_a_label_timestamp(demo_project_dir: Path) -> None:
+    _features_without_timestamp_key(demo_project_dir)
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.split.by")
+    assert err.message == (
+        "a time-based split needs training_set.labels.timestamp (or use 'random')"
+    )
+    edit_model(demo_project_dir, lambda m: m["split"].update({"by": "random"}))
+    project = load_project(demo_project_dir)
+    assert project.models["churn"].split.by == "random"
+    predictions = project.table("lakehouse.gold.churn_predictions").spec
+    assert [c.name for c in predictions.columns][:2] == ["customer_id", "prediction"]
+
+
+def test_feature_lookup_columns_must_exist(demo_project_dir: Path) -> None:
+    edit_model(
+        demo_project_dir,
+        lambda m: m["training_set"]["features"][0]["features"].append("lifetime_value"),
+    )
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.training_set.features[0]")
+    assert err.message == "column 'lifetime_value' is not a column of customer_features"
+
+
+def test_feature_lookup_keys_match_the_feature_table_keys(demo_project_dir: Path) -> None:
+    lookup = lambda m: m["training_set"]["features"][0]  # noqa: E731
+    edit_model(
+        demo_project_dir, lambda m: lookup(m).update({"lookup_keys": ["customer_id", "updated_at"]})
+    )
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == (
+        "conf/models.yml",
+        "models.churn.training_set.features[0].lookup_keys",
+    )
+    assert err.message == (
+        "lakehouse.gold.customer_features is keyed by customer_id; give one lookup key per table key"
+    )
+    edit_model(demo_project_dir, lambda m: lookup(m).update({"lookup_keys": ["cust"]}))
+    err = load_error(demo_project_dir)
+    assert err.key == "models.churn.training_set.features[0].lookup_keys"
+    assert err.message == "column 'cust' is not a column of customers"
+
+
+def test_scoring_input_must_have_the_model_features(demo_project_dir: Path) -> None:
+    edit_model(
+        demo_project_dir,
+        lambda m: m["scoring"].update({"input": "${var.catalog}.gold.daily_sales"}),
+    )
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.scoring.input")
+    assert err.message == "column 'plan' is not a column of daily_sales"
