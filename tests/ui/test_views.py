@@ -7,10 +7,6 @@ import json
 import re
 from typing import Any
 
-import pytest
-from typer.testing import CliRunner
-
-from lakehouse.cli import app as cli
 from lakehouse.ml.registry import VersionInfo
 from lakehouse.ui import charts, views
 
@@ -193,12 +189,3 @@ def test_drift_chart_is_inline_svg_with_red_alert_points() -> None:
     assert charts.ALERT not in charts.drift_chart_svg(quiet)
     ids = set(re.findall(r'id="([^"]+)"', svg))
     assert not ids & set(re.findall(r'id="([^"]+)"', charts.drift_chart_svg(quiet)))
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [(["ui", "nope"], "no model 'nope' in conf/"), (["ui", "--help"], "--serving-url")],
-)
-def test_the_ui_command(args: list[str], message: str) -> None:
-    result = CliRunner().invoke(cli, [*args, "-C", "."] if "--help" not in args else args)
-    assert message in (result.output + str(result.exception)), result.output

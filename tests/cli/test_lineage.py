@@ -1,4 +1,4 @@
-"""``lakehouse lineage`` on the demo run (runs once the command is registered in cli.py)."""
+"""``lakehouse lineage`` on the demo run (runs once the command is registered in lakehouse.cli)."""
 
 from __future__ import annotations
 

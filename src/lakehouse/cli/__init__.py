@@ -1,0 +1,77 @@
+"""The ``lakehouse`` command.
+
+Every failure exits non-zero with one readable line (``LAKEHOUSE_DEBUG=1`` shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+from rich.logging import RichHandler
+
+from lakehouse.bundle.runner import one_line
+from lakehouse.cli import apps, bundle, catalog, data, ml
+from lakehouse.cli._context import CliError, _global_options
+from lakehouse.cli.render import err_console
+
+app = typer.Typer(
+    help="lakehouse: medallion lakehouse jobs (Bronze -> Silver -> Gold -> MLflow) on open-source Spark.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.callback()(_global_options)
+
+# `lakehouse --help` lists the commands in this order, then the groups
+app.command("run", help="Run a bundle job's task DAG and print a summary (same as `bundle run`).")(
+    bundle.bundle_run
+)
+for _command in (
+    bundle.schedule,
+    bundle.runs,
+    data.tables,
+    data.ingest,
+    data.refine,
+    data.quality,
+    ml.train,
+    ml.score,
+    ml.monitor,
+    ml.serve,
+    apps.ui,
+):
+    app.command()(_command)
+app.command("models")(ml.models_)
+app.command()(catalog.lineage)
+app.command()(apps.version)
+
+app.add_typer(bundle.bundle_app, name="bundle")
+app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(apps.samples_app, name="samples")
+app.add_typer(apps.sql_app, name="sql")
+
+
+def main() -> None:
+    """Console-script entry point: one readable line and a non-zero exit on any failure."""
+    debug = os.environ.get("LAKEHOUSE_DEBUG") == "1"
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]error:[/] {one_line(exc) if not isinstance(exc, CliError) else exc}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,184 @@
+"""Long-running apps and the rest: ``ui``, ``sql serve``, ``samples serve`` and ``version``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lakehouse import __version__
+from lakehouse.cli._context import (
+    CliError,
+    _governed,
+    _governed_command,
+    _load,
+    _options,
+    _session,
+)
+from lakehouse.cli.ml import require_known_models
+from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
+from lakehouse.cli.render import console, err_console
+from lakehouse.config.project import Project
+
+if TYPE_CHECKING:
+    from lakehouse.governance.scope import GovernanceScope
+    from lakehouse.sql.endpoint import SqlEndpoint
+
+sql_app = typer.Typer(
+    help="A read-only SQL endpoint for BI tools (PostgreSQL protocol).", no_args_is_help=True
+)
+samples_app = typer.Typer(
+    help="The demo data: generator and local sample data API.", no_args_is_help=True
+)
+
+
+def ui(
+    model: Annotated[
+        str | None,
+        typer.Argument(help="A model from conf/ (default: the only one configured)."),
+    ] = None,
+    serving_url: Annotated[
+        str, typer.Option(help="Base URL of `lakehouse serve` for the prediction form.")
+    ] = "http://127.0.0.1:8000",
+    port: Annotated[int, typer.Option(help="Port.")] = 8501,
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Web UI for MODEL: versions, a prediction form, data quality, drift, lineage; Ctrl-C stops."""
+    from lakehouse.ui.server import serve as serve_ui
+
+    project = _load(project_dir, target, engine, var)
+    if model is None:
+        if len(project.models) != 1:
+            raise CliError(f"name a model (configured: {', '.join(project.models) or 'none'})")
+        model = next(iter(project.models))
+    require_known_models(project, [model])
+    with _governed_command(project, "ui") as adapter:
+        console.print(
+            f"UI of models:/{project.models[model].registered_name} on http://{host}:{port}"
+            f" · predictions from {serving_url}"
+        )
+        serve_ui(project, model, adapter, serving_url=serving_url, host=host, port=port)
+
+
+@sql_app.command("serve")
+def sql_serve(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 15432,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schema", help="Serve this schema (repeatable; default: the schemas of Gold tables)."
+        ),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="Require the password held in this environment variable."),
+    ] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(help="Record the SELECT decisions in the access audit table at start."),
+    ] = True,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Serve the tables the principal may SELECT over the PostgreSQL protocol until Ctrl-C.
+
+    Read-only; masked columns stay masked; each query sees the latest Delta version.
+    """
+    from lakehouse.sql.endpoint import SqlEndpoint
+
+    project = _load(project_dir, target, engine, var)
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise CliError(f"--password-env: environment variable {password_env} is not set")
+
+    def endpoint_for(gov: GovernanceScope) -> SqlEndpoint:
+        return SqlEndpoint(project, gov, schemas=schema, host=host, port=port, password=password)
+
+    endpoint = _governed_endpoint(project, audit, endpoint_for)
+    _print_endpoint(endpoint, password_env if password else None)
+    if not password and host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"[yellow]warning[/]: listening on {host} without a password (use --password-env)"
+        )
+    endpoint.serve_forever()
+    console.print("SQL endpoint stopped")
+
+
+def _governed_endpoint(
+    project: Project, audit: bool, endpoint_for: Callable[[GovernanceScope], SqlEndpoint]
+) -> SqlEndpoint:
+    """The endpoint under the CLI principal's governance; with ``audit``, its decisions stored."""
+    from lakehouse.bundle.runner import new_run_id
+    from lakehouse.governance.scope import GovernanceScope, resolve_principal
+
+    principal = resolve_principal(project, explicit=_options["principal"])
+    governance = GovernanceScope(project, principal, run_id=new_run_id(), job="sql-serve")
+    if audit and governance.enabled:  # the decisions go to the audit table through Spark
+        session = _session(project, f"{project.name}:sql-serve")
+        try:
+            governance = _governed(project, session, "sql-serve").governance or governance
+            endpoint = endpoint_for(governance)
+            governance.flush()
+        finally:
+            session.stop()
+    else:
+        endpoint = endpoint_for(governance)
+    return endpoint
+
+
+def _print_endpoint(endpoint: SqlEndpoint, password_env: str | None) -> None:
+    """How to connect: address, database, user, where the password comes from, the tables."""
+    info = endpoint.info
+    console.print(
+        f"SQL endpoint (PostgreSQL protocol, read-only) on {info.host}:{info.port}\n"
+        f"  host {info.host} · port {info.port} · database {info.database} · user {info.user}"
+        f" · password {'from $' + str(password_env) if password_env else 'none'}\n"
+        f"  {len(endpoint.tables)} tables: "
+        + ", ".join(f"{t.schema}.{t.name}" for t in endpoint.tables)
+        + f"\n  psql: psql '{info.url()}'\n  Ctrl-C stops"
+    )
+
+
+@samples_app.command("serve")
+def samples_serve(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    interval: Annotated[float, typer.Option(help="Seconds between new batches.")] = 300.0,
+    batches: Annotated[int, typer.Option(help="Batches per group before HTTP 400.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 7,
+    token_env: Annotated[
+        str | None, typer.Option(help="Require the token held in this environment variable.")
+    ] = None,
+) -> None:
+    """Serve the sample data API (rotating batches, pagination, fault injection) until Ctrl-C."""
+    from lakehouse.samples.api import SampleApiSettings, serve_forever
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise CliError(f"--token-env: environment variable {token_env} is not set")
+    settings = SampleApiSettings(
+        interval_s=interval, batches=batches, batch_size=batch_size, seed=seed, token=token
+    )
+    console.print(
+        f"sample data API on http://{host}:{port} (docs: /docs) · new batch every {interval:g}s · Ctrl-C stops"
+    )
+    serve_forever(settings, host=host, port=port)
+
+
+def version() -> None:
+    """Print the lakehouse version."""
+    console.print(f"lakehouse {__version__}")

@@ -1,0 +1,389 @@
+"""The job bundle: ``bundle run`` (also ``run``), ``bundle export``, ``bundle validate``,
+``schedule`` and ``runs``."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lakehouse.bundle.runner import new_run_id, run_job, select_job
+from lakehouse.cli._context import CliError, _governed_command, _load, _session
+from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
+from lakehouse.cli.render import console, new_table
+from lakehouse.config.loader import parse_var_overrides
+from lakehouse.config.project import Project
+from lakehouse.engine import EngineSession, build_session
+from lakehouse.summary import render_report
+
+if TYPE_CHECKING:
+    from rich.status import Status
+    from rich.table import Table
+
+    from lakehouse.bundle.context import RunReport
+    from lakehouse.bundle.runner import TaskEvent, TaskRunner
+
+bundle_app = typer.Typer(
+    help="The job bundle (bundle.yml): validate, run, export.", no_args_is_help=True
+)
+
+OnlyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--only", help="Run just this task (repeatable); upstream tasks are assumed done."
+    ),
+]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Run this task and everything downstream of it.")
+]
+NoRetriesOpt = Annotated[
+    bool,
+    typer.Option("--no-retries", help="Ignore max_retries (when a scheduler retries instead)."),
+]
+
+
+@bundle_app.command("run")
+def bundle_run(
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one)."),
+    ] = None,
+    only: OnlyOpt = None,
+    from_task: FromOpt = None,
+    no_retries: NoRetriesOpt = False,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
+    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
+
+
+def _run_bundle_job(
+    job: str | None,
+    only: list[str] | None,
+    from_task: str | None,
+    no_retries: bool,
+    project_dir: Path | None,
+    target: str | None,
+    engine: str | None,
+    var: list[str] | None,
+) -> None:
+    from lakehouse.bundle.runner import select_tasks
+
+    project = _load(project_dir, target, engine, var)
+    job_name, job_spec = select_job(project, job)
+    select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
+    run_id = new_run_id()
+    task_runner = None
+    if project.engine.kind == "spark":
+        session, task_runner = _spark_submit_run(project, job_name, run_id, var)
+    else:
+        session = _session(project, f"{project.name}:{job_name}")
+    try:
+        with console.status("") as status:
+            report = run_job(
+                project,
+                job_name,
+                session,
+                run_id=run_id,
+                on_event=_task_event_printer(status, job_name),
+                only=only,
+                from_task=from_task,
+                retries=not no_retries,
+                task_runner=task_runner,
+                engine=project.engine.kind,
+            )
+    finally:
+        session.stop()
+    render_report(report, console)
+    if not report.succeeded:
+        raise CliError(_job_failure(job_name, report))
+
+
+def _spark_submit_run(
+    project: Project, job_name: str, run_id: str, var: list[str] | None
+) -> tuple[EngineSession, TaskRunner]:
+    """The embedded session for the run records and a task runner that spark-submits each task."""
+    # Each task is a spark-submit process (killable, as on a cluster); this process only
+    # keeps the run records and registrations, on the embedded engine.
+    from lakehouse.bundle.submit import submit_task_runner
+    from lakehouse.config.models import EngineSpec
+    from lakehouse.engine import jvm_delta_jars
+
+    jvm_delta_jars(project.engine)  # a bad jar directory fails here, before any task
+    with console.status("starting the embedded engine for the run records…"):
+        session = build_session(
+            EngineSpec(kind="sail"),
+            warehouse_dir=project.data_root / "warehouse",
+            app_name=f"{project.name}:{job_name}",
+            log_dir=project.data_root / "logs",
+        )
+    task_runner = submit_task_runner(
+        project,
+        job_name,
+        run_id,
+        echo=lambda line: console.print(f"$ {line}", markup=False, highlight=False, soft_wrap=True),
+        var_overrides=parse_var_overrides(var),
+    )
+    return session, task_runner
+
+
+def _task_event_printer(status: Status, job_name: str) -> TaskEvent:
+    """Show the running task in ``status`` and print one line per finished task."""
+
+    def on_event(event: str, task: object, outcome: object) -> None:
+        key = getattr(task, "task_key", "?")
+        if event == "started":
+            status.update(f"[bold]{job_name}[/] > {key} …")
+        elif outcome is not None:
+            state = getattr(outcome, "status", "")
+            secs = getattr(outcome, "seconds", 0.0)
+            tries = getattr(outcome, "attempts", 1)
+            mark = {
+                "SUCCESS": "[green]✓[/]",
+                "FAILED": "[red]✗[/]",
+                "TIMED_OUT": "[red]⏱[/]",
+                "SKIPPED": "[yellow]-[/]",
+            }.get(state, "")
+            retried = f" after {tries} attempts" if tries > 1 else ""
+            console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s{retried}[/]")
+
+    return on_event
+
+
+def _job_failure(job_name: str, report: RunReport) -> str:
+    """One line naming the first failed task and the tasks skipped because of it."""
+    failed = [t for t in report.tasks if t.status in ("FAILED", "TIMED_OUT")]
+    skipped = [t.task_key for t in report.tasks if t.status == "SKIPPED"]
+    first = failed[0] if failed else None
+    detail = f"task {first.task_key}: {first.error}" if first else "failed"
+    also = f" (skipped: {', '.join(skipped)})" if skipped else ""
+    return f"job {job_name} failed: {detail}{also}"
+
+
+def schedule(
+    job: Annotated[
+        str | None,
+        typer.Argument(help="Only this job (default: every job that has a schedule)."),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+    max_fires: Annotated[
+        int | None,
+        typer.Option(
+            "--max-fires", min=1, help="Stop after this many fire times (started or skipped)."
+        ),
+    ] = None,
+) -> None:
+    """Run the bundle's job schedules in the foreground until Ctrl-C; a job never overlaps itself."""
+    from lakehouse.bundle.schedule import Scheduler, bundle_run_launcher
+
+    project = _load(project_dir, target, None, var)
+    launch = bundle_run_launcher(project, var_overrides=parse_var_overrides(var))
+    console.print(
+        f"scheduling bundle [bold]{project.name}[/] · target {project.target_name} · "
+        f"runs log to {project.data_root / 'logs'} · Ctrl-C stops"
+    )
+    scheduler = Scheduler(
+        project,
+        launch,
+        job=job,
+        echo=lambda line: console.print(line, markup=False, highlight=False),
+    )
+    summary = scheduler.run(max_fires=max_fires)
+    failed = sum(1 for _, _, code in summary.finished if code != 0)
+    console.print(
+        f"{summary.started} started · {summary.skipped} skipped · "
+        f"{len(summary.finished)} finished ({failed} failed)"
+        + (f" · {summary.failed_to_start} could not start" if summary.failed_to_start else "")
+    )
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+def runs(
+    job: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 10,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """List recent job runs from the run records: status, duration, tasks and attempts."""
+    project = _load(project_dir, target, engine, var)
+    by_run = _attempts_by_run(project, job)
+    if not by_run:
+        console.print("no job runs recorded yet")
+        return
+    console.print(_job_runs_table(by_run, limit))
+
+
+def _attempts_by_run(project: Project, job: str | None) -> dict[str, list[Any]]:
+    """The recorded task attempts per run id, of one job or all."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.config.system_tables import SystemTable, system_table_name
+
+    with _governed_command(project, "runs") as adapter:
+        records = adapter.read(system_table_name(project.catalog.name, SystemTable.JOB_RUNS))
+        if job:
+            records = records.where(F.col("job") == job)
+        rows = records.collect()
+    by_run: dict[str, list[Any]] = {}
+    for r in rows:
+        by_run.setdefault(r["run_id"], []).append(r)
+    return by_run
+
+
+def _job_runs_table(by_run: dict[str, list[Any]], limit: int) -> Table:
+    """The newest ``limit`` runs, one row each."""
+    out = new_table(
+        "job runs (newest first)",
+        ("run id", "job", "status", "started", "seconds", "tasks", "retried / failed / skipped"),
+    )
+    for run_id in sorted(by_run, reverse=True)[:limit]:
+        out.add_row(*_job_run_row(run_id, by_run[run_id]))
+    return out
+
+
+def _job_run_row(run_id: str, attempts: list[Any]) -> tuple[str, ...]:
+    """One run: its status from each task's final attempt, its time span and notable tasks."""
+    final: dict[str, Any] = {}
+    for r in sorted(attempts, key=lambda r: (r["task"], r["attempt"])):
+        final[r["task"]] = r
+    statuses = [r["status"] for r in final.values()]
+    status = "SUCCESS" if all(s == "SUCCESS" for s in statuses) else "FAILED"
+    starts = [r["start_time"] for r in attempts if r["start_time"] is not None]
+    ends = [r["end_time"] for r in attempts if r["end_time"] is not None]
+    seconds = f"{(max(ends) - min(starts)).total_seconds():.1f}" if starts and ends else "-"
+    retried = sorted({r["task"] for r in attempts if r["attempt"] > 1})
+    failed = sorted(k for k, r in final.items() if r["status"] in ("FAILED", "TIMED_OUT"))
+    skipped = sorted(k for k, r in final.items() if r["status"] == "SKIPPED")
+    style = "green" if status == "SUCCESS" else "bold red"
+    return (
+        run_id,
+        attempts[0]["job"],
+        f"[{style}]{status}[/]",
+        str(min(starts))[:19] if starts else "-",
+        seconds,
+        str(len(final)),
+        " / ".join(", ".join(x) or "-" for x in (retried, failed, skipped)),
+    )
+
+
+class ExportFormat(StrEnum):
+    airflow = "airflow"
+    databricks = "databricks"
+
+
+@bundle_app.command("export")
+def bundle_export(
+    fmt: Annotated[
+        ExportFormat,
+        typer.Argument(
+            metavar="FORMAT",
+            case_sensitive=False,
+            help="airflow: a DAG file for one job · databricks: a databricks.yml for the bundle.",
+        ),
+    ],
+    job: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            "-j",
+            help="airflow: the job (default: the only one); databricks: only this job.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (default: <project>/dist/airflow/<bundle>_<job>.py or <project>/dist/databricks.yml).",
+        ),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Export a job as an Airflow DAG file, or the bundle as a Databricks databricks.yml."""
+    from lakehouse.bundle.export import write_databricks
+
+    project = _load(project_dir, target, None, var)
+    overrides = parse_var_overrides(var)
+    if fmt is ExportFormat.airflow:
+        _export_airflow(project, job, output, overrides)
+        return
+    path = output or project.root / "dist" / "databricks.yml"
+    write_databricks(project, path, jobs=[job] if job else None, var_overrides=overrides)
+    console.print(
+        f"[green]✓[/] wrote {path} · add workspace and compute settings before "
+        "`databricks bundle deploy` (see the comments at its top)"
+    )
+
+
+def _export_airflow(
+    project: Project, job: str | None, output: Path | None, overrides: dict[str, str]
+) -> None:
+    """Write one job's Airflow DAG file and print where, with the export's notes."""
+    from lakehouse.bundle.export import airflow_dag_id, airflow_notes, write_airflow
+
+    job_name, _ = select_job(project, job)
+    path = output or project.root / "dist" / "airflow" / f"{airflow_dag_id(project, job_name)}.py"
+    write_airflow(project, job_name, path, var_overrides=overrides)
+    console.print(
+        f"[green]✓[/] wrote {path} · DAG {airflow_dag_id(project, job_name)} · target {project.target_name}"
+    )
+    for note in airflow_notes(project, job_name):
+        console.print(f"  [yellow]note[/]: {note}", highlight=False)
+
+
+@bundle_app.command("validate")
+def bundle_validate(
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text | json")] = "text",
+) -> None:
+    """Validate bundle.yml and conf/, and print the resolved configuration."""
+    project = _load(project_dir, target, engine, var)
+    if output == "json":
+        print(json.dumps(_resolved_config(project), indent=2, default=str))
+        return
+    if output != "text":
+        raise CliError(f"--output: expected text or json, got {output!r}")
+    console.print(
+        f"[green]✓[/] bundle [bold]{project.name}[/] is valid · target {project.target_name} · engine {project.engine.kind}"
+    )
+    console.print(f"  variables: {', '.join(f'{k}={v}' for k, v in project.variables.items())}")
+    console.print(
+        f"  tables: {len(project.tables)} · sources: {len(project.sources)} · models: {len(project.models)}"
+    )
+    for name, job in project.bundle.resources.jobs.items():
+        console.print(f"  job {name}: {' → '.join(t.task_key for t in job.tasks)}")
+
+
+def _resolved_config(project: Project) -> dict[str, Any]:
+    """The resolved bundle and conf/ as JSON-ready data."""
+    return {
+        "bundle": project.bundle.model_dump(mode="json"),
+        "target": project.target_name,
+        "engine": project.engine.model_dump(mode="json"),
+        "variables": project.variables,
+        "catalog": project.catalog.name,
+        "tables": {
+            name: {"layer": t.spec.layer, "location": t.location}
+            for name, t in project.tables.items()
+        },
+        "sources": {k: v.model_dump(mode="json") for k, v in project.sources.items()},
+        "silver": {k: v.model_dump(mode="json") for k, v in project.silver.items()},
+        "gold": {k: v.model_dump(mode="json") for k, v in project.gold.items()},
+        "models": {k: v.model_dump(mode="json") for k, v in project.models.items()},
+    }

@@ -1,0 +1,188 @@
+"""The data layers: ``ingest`` (Bronze), ``refine`` (Silver), ``quality`` and ``tables``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import TaskID
+
+from lakehouse.cli._context import (
+    CliError,
+    _finish,
+    _governed,
+    _governed_command,
+    _load,
+    _run_each,
+    _session,
+    _task_context,
+)
+from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
+from lakehouse.cli.render import console, new_table
+from lakehouse.config.project import Project
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def tables(
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """List the catalog's tables with row counts and latest Delta versions."""
+    project = _load(project_dir, target, engine, var)
+    session = _session(project, f"{project.name}:tables")
+    try:
+        adapter = _governed(project, session, "tables")
+        gov = adapter.governance
+        table = new_table(
+            f"catalog {project.catalog.name} · target {project.target_name}",
+            ("table", "layer", "rows", "version", "location"),
+            right=("rows", "version"),
+        )
+        for ref in sorted(project.tables.values(), key=lambda r: (r.schema, r.name)):
+            if gov is not None and not gov.may("SELECT", ref.full_name):
+                rows, version = "no SELECT", "-"
+            elif adapter.exists(ref.full_name):
+                rows, version = (
+                    f"{adapter.row_count_unchecked(ref.full_name):,}",
+                    str(adapter.version(ref.full_name)),
+                )
+            else:
+                rows, version = "-", "not created"
+            table.add_row(ref.full_name, ref.spec.layer, rows, version, ref.location)
+        console.print(table)
+    finally:
+        session.stop()
+
+
+def ingest(
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="Sources from conf/ (default: all).")
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Ingest new files / API batches of the given sources into Bronze."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lakehouse.bronze.ingest import ingest_source
+
+    project = _load(project_dir, target, engine, var)
+    names = sources or list(project.sources)
+    unknown = [n for n in names if n not in project.sources]
+    if unknown:
+        raise CliError(
+            f"unknown source(s): {', '.join(unknown)} (configured: {', '.join(project.sources) or 'none'})"
+        )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with (
+        _task_context(project, "ingest") as ctx,
+        Progress(*columns, console=console, transient=True) as bar,
+    ):
+        bars: dict[str, TaskID] = {}
+
+        def progress(what: str, done: int, total: int | None) -> None:
+            if what not in bars:
+                bars[what] = bar.add_task(what, total=total)
+            bar.update(bars[what], completed=done, total=total)
+
+        _run_each(ctx, names, lambda name: ingest_source(ctx, name, progress))
+    _finish(ctx, "ingest")
+
+
+def refine(
+    tables_: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[TABLE]...", help="Silver tables (default: all)."),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Re-read all of Bronze, not only the batches not refined yet.",
+        ),
+    ] = False,
+) -> None:
+    """Conform, validate, quarantine and MERGE new Bronze batches into Silver tables."""
+    from lakehouse.silver.refine import refine_table
+
+    project = _load(project_dir, target, engine, var)
+    names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
+    with _task_context(project, "refine") as ctx, console.status("refining …"):
+        _run_each(ctx, names, lambda name: refine_table(ctx, name, full_refresh=full_refresh))
+    _finish(ctx, "refine")
+
+
+def _silver_name(project: Project, name: str) -> str:
+    """Accept ``catalog.schema.table``, ``schema.table`` or ``table`` for a Silver table."""
+    matches = [t for t in project.silver if t == name or t.endswith("." + name)]
+    if len(matches) != 1:
+        raise CliError(
+            f"no single Silver table matches {name!r} (configured: {', '.join(project.silver) or 'none'})"
+        )
+    return matches[0]
+
+
+def quality(
+    table: Annotated[
+        str, typer.Argument(help="Silver table (catalog.schema.table, schema.table or table).")
+    ],
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+) -> None:
+    """Print the latest data-quality results of a Silver table."""
+    from pyspark.sql import functions as F
+
+    from lakehouse.config.system_tables import SystemTable, system_table_name
+
+    project = _load(project_dir, target, engine, var)
+    name = _silver_name(project, table)
+    with _governed_command(project, "quality") as adapter:
+        results = adapter.read(
+            system_table_name(project.catalog.name, SystemTable.DQ_RESULTS)
+        ).where(F.col("table") == name)
+        latest = results.orderBy(F.col("evaluated_at").desc()).select("run_id").limit(1).collect()
+        if not latest:
+            raise CliError(f"{name}: no data-quality results yet (run `lakehouse refine {table}`)")
+        run_id = latest[0]["run_id"]
+        rows = results.where(F.col("run_id") == run_id).orderBy("rule").collect()
+    console.print(_quality_table(f"{name} · run {run_id}", rows))
+    console.print(f"Data Docs: {project.data_root / 'quality' / 'docs' / 'index.html'}")
+
+
+def _quality_table(title: str, rows: list[Any]) -> Table:
+    """One row per rule: what it expects, what it did and how many rows passed."""
+    out = new_table(
+        title,
+        ("rule", "expectation", "action", "evaluated", "failed", "pass rate", "outcome"),
+        right=("evaluated", "failed", "pass rate"),
+        overflow="ellipsis",
+    )
+    styles = {"passed": "green", "warned": "yellow", "dropped": "yellow", "failed": "bold red"}
+    for r in rows:
+        out.add_row(
+            r["rule"],
+            r["expectation"],
+            r["action"],
+            f"{r['evaluated']:,}",
+            f"{r['failed']:,}",
+            f"{r['pass_rate']:.2%}",
+            f"[{styles.get(r['outcome'], '')}]{r['outcome']}[/]",
+        )
+    return out

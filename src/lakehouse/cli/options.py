@@ -1,0 +1,29 @@
+"""The project options most commands take: project directory, target, engine, variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ProjectDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--project-dir", "-C", help="Directory holding bundle.yml (default: nearest above cwd)."
+    ),
+]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", "-t", help="Bundle target (env LAKEHOUSE_TARGET).")
+]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        "-e",
+        help="sail | spark | connect (env LAKEHOUSE_ENGINE); overrides the target.",
+    ),
+]
+VarOpt = Annotated[
+    list[str] | None, typer.Option("--var", help="Set a bundle variable: NAME=VALUE (repeatable).")
+]
