@@ -23,6 +23,25 @@ def _by_table(writes: list[WriteResult]) -> dict[tuple[str, str], list[WriteResu
 
 def render_report(report: RunReport, console: Console) -> None:
     """Print the closing summary of a job run."""
+    console.print(_tasks_table(report))
+    if report.writes:
+        console.print(_writes_table(report.writes))
+    if report.counters:
+        console.print(_counters_table(report.counters))
+    if report.models:
+        console.print(_models_table(report))
+        candidates = _candidates_table(report)
+        if candidates is not None:
+            console.print(candidates)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    duration = time.time() - report.started
+    verdict = "[green]succeeded[/]" if report.succeeded else "[bold red]failed[/]"
+    console.print(f"run {report.run_id} {verdict} in {duration:.1f}s")
+
+
+def _tasks_table(report: RunReport) -> Table:
+    """One row per task: status, seconds and the error."""
     tasks = Table(
         title=f"job {report.job} · run {report.run_id} · target {report.target} · engine {report.engine}"
     )
@@ -38,77 +57,83 @@ def render_report(report: RunReport, console: Console) -> None:
             f"{outcome.seconds:.1f}",
             outcome.error,
         )
-    console.print(tasks)
+    return tasks
 
-    if report.writes:
-        writes = Table(title="tables written")
-        for col, justify in (
-            ("table", "left"),
-            ("operation", "left"),
-            ("commits", "right"),
-            ("rows written", "right"),
-            ("version", "right"),
-            ("seconds", "right"),
-        ):
-            writes.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for (table, operation), group in _by_table(report.writes).items():
-            committed = [w for w in group if w.committed]
-            last = group[-1]
-            version = str(last.version) if committed else f"{last.version} (no change)"
-            writes.add_row(
-                table,
-                operation,
-                str(len(committed)),
-                f"{sum(w.rows_written for w in group):,}",
-                version,
-                f"{sum(w.seconds for w in group):.1f}",
-            )
-        console.print(writes)
 
-    if report.counters:
-        counters = Table(title="counts")
-        counters.add_column("scope")
-        counters.add_column("counts", overflow="fold")
-        for scope, values in report.counters.items():
-            counters.add_row(scope, ", ".join(f"{k}={v:,}" for k, v in values.items()))
-        console.print(counters)
+def _writes_table(written: list[WriteResult]) -> Table:
+    """One row per table and operation: commits, rows written, last version, seconds."""
+    writes = Table(title="tables written")
+    for col, justify in (
+        ("table", "left"),
+        ("operation", "left"),
+        ("commits", "right"),
+        ("rows written", "right"),
+        ("version", "right"),
+        ("seconds", "right"),
+    ):
+        writes.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for (table, operation), group in _by_table(written).items():
+        committed = [w for w in group if w.committed]
+        last = group[-1]
+        version = str(last.version) if committed else f"{last.version} (no change)"
+        writes.add_row(
+            table,
+            operation,
+            str(len(committed)),
+            f"{sum(w.rows_written for w in group):,}",
+            version,
+            f"{sum(w.seconds for w in group):.1f}",
+        )
+    return writes
 
-    if report.models:
-        models = Table(title="models")
-        for col in ("model", "version", "aliases", "retrained", "best", *SCORE_COLUMNS, "note"):
-            models.add_column(col, overflow="fold")
-        for m in report.models:
-            models.add_row(
-                m.name,
-                m.version,
-                ", ".join(f"@{a}" for a in m.aliases),
-                "yes" if m.retrained else "no",
-                m.best or "-",
-                *[_score(m.metrics, c) for c in SCORE_COLUMNS],
-                m.note,
-            )
-        console.print(models)
-        candidates = [
-            (m, name, metrics) for m in report.models for name, metrics in m.candidates.items()
-        ]
-        if candidates:
-            ranked = Table(title="candidates (holdout)")
-            for col in ("model", "candidate", *SCORE_COLUMNS, "train s", "predict s"):
-                ranked.add_column(col)
-            for m, name, metrics in candidates:
-                ranked.add_row(
-                    m.name,
-                    name + (" *" if name == m.best else ""),
-                    *[_score(metrics, c) for c in SCORE_COLUMNS],
-                    f"{metrics.get('training_seconds', 0.0):.2f}",
-                    f"{metrics.get('prediction_seconds', 0.0):.3f}",
-                )
-            console.print(ranked)
-    for note in report.notes:
-        console.print(f"note: {note}")
-    duration = time.time() - report.started
-    verdict = "[green]succeeded[/]" if report.succeeded else "[bold red]failed[/]"
-    console.print(f"run {report.run_id} {verdict} in {duration:.1f}s")
+
+def _counters_table(counters: dict[str, dict[str, int]]) -> Table:
+    """One row per counter scope."""
+    table = Table(title="counts")
+    table.add_column("scope")
+    table.add_column("counts", overflow="fold")
+    for scope, values in counters.items():
+        table.add_row(scope, ", ".join(f"{k}={v:,}" for k, v in values.items()))
+    return table
+
+
+def _models_table(report: RunReport) -> Table:
+    """One row per model: version, aliases, whether it retrained, the best candidate's scores."""
+    models = Table(title="models")
+    for col in ("model", "version", "aliases", "retrained", "best", *SCORE_COLUMNS, "note"):
+        models.add_column(col, overflow="fold")
+    for m in report.models:
+        models.add_row(
+            m.name,
+            m.version,
+            ", ".join(f"@{a}" for a in m.aliases),
+            "yes" if m.retrained else "no",
+            m.best or "-",
+            *[_score(m.metrics, c) for c in SCORE_COLUMNS],
+            m.note,
+        )
+    return models
+
+
+def _candidates_table(report: RunReport) -> Table | None:
+    """One row per model candidate with its holdout scores (None: no candidates)."""
+    candidates = [
+        (m, name, metrics) for m in report.models for name, metrics in m.candidates.items()
+    ]
+    if not candidates:
+        return None
+    ranked = Table(title="candidates (holdout)")
+    for col in ("model", "candidate", *SCORE_COLUMNS, "train s", "predict s"):
+        ranked.add_column(col)
+    for m, name, metrics in candidates:
+        ranked.add_row(
+            m.name,
+            name + (" *" if name == m.best else ""),
+            *[_score(metrics, c) for c in SCORE_COLUMNS],
+            f"{metrics.get('training_seconds', 0.0):.2f}",
+            f"{metrics.get('prediction_seconds', 0.0):.3f}",
+        )
+    return ranked
 
 
 SCORE_COLUMNS = ("roc_auc", "f1", "precision", "recall", "accuracy")

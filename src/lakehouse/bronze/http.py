@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -103,6 +103,13 @@ def extract_records(document: Any, spec: HttpSource) -> list[dict[str, Any]]:
     return records
 
 
+class _Retry(NamedTuple):
+    """Why an attempt is retried, and the wait the server asked for (``Retry-After``)."""
+
+    problem: str
+    retry_after: float | None = None
+
+
 class Fetcher:
     """GET with timeouts, retries and a bound on the number of requests."""
 
@@ -161,45 +168,14 @@ class Fetcher:
                 )
             self.requests += 1
             wait = min(retry.backoff_s * 2 ** (attempt - 1), retry.max_backoff_s)
-            try:
-                reply = self.client.get(full, headers={**self.spec.headers, **headers})
-            except httpx.TimeoutException:
-                last_problem = f"timed out after {self.spec.timeout_s}s"
-            except httpx.TransportError as exc:
-                last_problem = f"connection failed ({type(exc).__name__})"
-            else:
-                if self.on_request:
-                    self.on_request(shown, reply.status_code)
-                fetched_at = datetime.now(tz=UTC).replace(tzinfo=None)
-                status = reply.status_code
-                if status in exhausted:
-                    return Response(shown, status, fetched_at, reply.text, "", [])
-                if status in retry.retry_on_status:
-                    last_problem = f"HTTP {status}"
-                    retry_after = reply.headers.get("Retry-After")
-                    if status == 429 and retry_after:
-                        wait = max(wait, _seconds(retry_after))
-                elif status >= 400:
-                    raise HttpSourceError(
-                        f"source {self.source_name}: HTTP {status} from {shown}: {_snippet(reply.text)}"
-                    )
-                else:
-                    try:
-                        document = json.loads(reply.text)
-                    except json.JSONDecodeError as exc:
-                        last_problem = f"response is not valid JSON ({exc.msg} at char {exc.pos})"
-                        if attempt == retry.max_attempts:
-                            return Response(
-                                shown,
-                                status,
-                                fetched_at,
-                                reply.text,
-                                content_batch_id(reply.text),
-                                None,
-                                f"malformed JSON response: {last_problem}",
-                            )
-                    else:
-                        return self._response(shown, status, fetched_at, reply.text, document)
+            outcome = self._attempt(
+                full, shown, headers, exhausted, last=attempt == retry.max_attempts
+            )
+            if isinstance(outcome, Response):
+                return outcome
+            last_problem = outcome.problem
+            if outcome.retry_after is not None:
+                wait = max(wait, outcome.retry_after)
             if attempt < retry.max_attempts:
                 log.info(
                     "%s: %s from %s; retry %d in %.1fs",
@@ -213,6 +189,54 @@ class Fetcher:
         raise HttpSourceError(
             f"source {self.source_name}: gave up on {shown} after {retry.max_attempts} attempts: {last_problem}"
         )
+
+    def _attempt(
+        self,
+        full: str,
+        shown: str,
+        headers: dict[str, str],
+        exhausted: tuple[int, ...],
+        *,
+        last: bool,
+    ) -> Response | _Retry:
+        """One request: the response, or why to retry; raises on a status not retried."""
+        try:
+            reply = self.client.get(full, headers={**self.spec.headers, **headers})
+        except httpx.TimeoutException:
+            return _Retry(f"timed out after {self.spec.timeout_s}s")
+        except httpx.TransportError as exc:
+            return _Retry(f"connection failed ({type(exc).__name__})")
+        if self.on_request:
+            self.on_request(shown, reply.status_code)
+        fetched_at = datetime.now(tz=UTC).replace(tzinfo=None)
+        status = reply.status_code
+        if status in exhausted:
+            return Response(shown, status, fetched_at, reply.text, "", [])
+        if status in self.spec.retry.retry_on_status:
+            retry_after = reply.headers.get("Retry-After")
+            return _Retry(
+                f"HTTP {status}", _seconds(retry_after) if status == 429 and retry_after else None
+            )
+        if status >= 400:
+            raise HttpSourceError(
+                f"source {self.source_name}: HTTP {status} from {shown}: {_snippet(reply.text)}"
+            )
+        try:
+            document = json.loads(reply.text)
+        except json.JSONDecodeError as exc:
+            problem = f"response is not valid JSON ({exc.msg} at char {exc.pos})"
+            if not last:
+                return _Retry(problem)
+            return Response(
+                shown,
+                status,
+                fetched_at,
+                reply.text,
+                content_batch_id(reply.text),
+                None,
+                f"malformed JSON response: {problem}",
+            )
+        return self._response(shown, status, fetched_at, reply.text, document)
 
     def _response(
         self, shown: str, status: int, fetched_at: datetime, text: str, document: Any
@@ -262,55 +286,81 @@ def _snippet(text: str, limit: int = 200) -> str:
 
 def paginated(fetcher: Fetcher) -> Iterator[Response]:
     """Every page of a paginated endpoint, in order, until the API says there is no more."""
+    style = fetcher.spec.pagination.style
+    if style == "none":
+        yield fetcher.get(fetcher.spec.url)
+    elif style == "page":
+        yield from _numbered_pages(fetcher)
+    elif style == "offset":
+        yield from _offset_pages(fetcher)
+    elif style == "cursor":
+        yield from _cursor_pages(fetcher)
+    else:  # next_link
+        yield from _linked_pages(fetcher)
+
+
+def _numbered_pages(fetcher: Fetcher) -> Iterator[Response]:
+    """Pages by number, until an empty page or the last of ``total_pages``."""
     spec = fetcher.spec
     page = spec.pagination
-    if page.style == "none":
-        yield fetcher.get(spec.url)
-        return
-    if page.style == "page":
-        number = page.start_page
-        while True:
-            response = fetcher.get(
-                spec.url, {page.page_param: str(number), page.size_param: str(page.page_size)}
-            )
-            yield response
-            if not response.records:
-                return
-            total = dig(response.document, "total_pages")
-            if isinstance(total, int) and number >= total:
-                return
-            number += 1
-    elif page.style == "offset":
-        offset = 0
-        while True:
-            response = fetcher.get(
-                spec.url, {page.offset_param: str(offset), page.limit_param: str(page.page_size)}
-            )
-            yield response
-            if not response.records or len(response.records) < page.page_size:
-                return
-            offset += len(response.records)
-    elif page.style == "cursor":
-        cursor: str | None = None
-        while True:
-            params = {page.limit_param: str(page.page_size)}
-            if cursor:
-                params[page.cursor_param] = cursor
-            response = fetcher.get(spec.url, params)
-            yield response
-            nxt = dig(response.document, page.next_cursor_field)
-            if not nxt or response.records is None:
-                return
-            cursor = str(nxt)
-    else:  # next_link
-        url: str | None = spec.url
-        params_first: dict[str, str] | None = {page.limit_param: str(page.page_size)}
-        while url:
-            response = fetcher.get(url, params_first)
-            params_first = None
-            yield response
-            nxt = dig(response.document, page.next_link_field)
-            url = str(nxt) if nxt and response.records is not None else None
+    number = page.start_page
+    while True:
+        response = fetcher.get(
+            spec.url, {page.page_param: str(number), page.size_param: str(page.page_size)}
+        )
+        yield response
+        if not response.records:
+            return
+        total = dig(response.document, "total_pages")
+        if isinstance(total, int) and number >= total:
+            return
+        number += 1
+
+
+def _offset_pages(fetcher: Fetcher) -> Iterator[Response]:
+    """Pages by offset and limit, until a short page."""
+    spec = fetcher.spec
+    page = spec.pagination
+    offset = 0
+    while True:
+        response = fetcher.get(
+            spec.url, {page.offset_param: str(offset), page.limit_param: str(page.page_size)}
+        )
+        yield response
+        if not response.records or len(response.records) < page.page_size:
+            return
+        offset += len(response.records)
+
+
+def _cursor_pages(fetcher: Fetcher) -> Iterator[Response]:
+    """Pages by the cursor each page gives for the next, until there is none."""
+    spec = fetcher.spec
+    page = spec.pagination
+    cursor: str | None = None
+    while True:
+        params = {page.limit_param: str(page.page_size)}
+        if cursor:
+            params[page.cursor_param] = cursor
+        response = fetcher.get(spec.url, params)
+        yield response
+        nxt = dig(response.document, page.next_cursor_field)
+        if not nxt or response.records is None:
+            return
+        cursor = str(nxt)
+
+
+def _linked_pages(fetcher: Fetcher) -> Iterator[Response]:
+    """Pages by the next link each page gives, until there is none."""
+    spec = fetcher.spec
+    page = spec.pagination
+    url: str | None = spec.url
+    params_first: dict[str, str] | None = {page.limit_param: str(page.page_size)}
+    while url:
+        response = fetcher.get(url, params_first)
+        params_first = None
+        yield response
+        nxt = dig(response.document, page.next_link_field)
+        url = str(nxt) if nxt and response.records is not None else None
 
 
 def rotating(

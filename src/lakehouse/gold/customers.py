@@ -47,8 +47,26 @@ def customer_features(
     if "is_current" in customers.columns:  # an SCD2 dimension: the open version per customer
         customers = customers.where(F.col("is_current"))
     last = orders.agg(F.date_add(F.to_date(F.max("order_ts")), 1).alias("last_snapshot"))
+    grid = _snapshot_grid(customers, last, every_days, snapshots)
+    dated = orders.crossJoin(last).withColumn(
+        "days_before", F.datediff(F.col("last_snapshot"), F.to_date("order_ts"))
+    )
+    per_order = _orders_by_snapshot(dated, every_days, snapshots)
+    series = _as_of_totals(
+        grid,
+        _snapshot_increments(per_order),
+        _recent_window_exits(per_order),
+        _first_product_purchases(dated, every_days, snapshots),
+    )
+    return _feature_columns(series)
+
+
+def _snapshot_grid(
+    customers: DataFrame, last: DataFrame, every_days: int, snapshots: int
+) -> DataFrame:
+    """One row per customer and snapshot index, with the snapshot's day ``snapshot_day``."""
     index = F.explode(F.sequence(F.lit(0), F.lit(snapshots - 1))).alias("snapshot")
-    grid = (
+    return (
         customers.select("customer_id", "region", "plan", "signup_date", "support_tickets")
         .crossJoin(last)
         .select("*", index)
@@ -61,16 +79,16 @@ def customer_features(
         )
     )
 
-    dated = orders.crossJoin(last).withColumn(
-        "days_before", F.datediff(F.col("last_snapshot"), F.to_date("order_ts"))
-    )
+
+def _orders_by_snapshot(dated: DataFrame, every_days: int, snapshots: int) -> DataFrame:
+    """Per order: the first snapshot it counts in and the one it leaves the 90-day window in."""
     first = _first_snapshot(F.col("days_before"), every_days, snapshots)
     # an order leaves the 90-day window in the first snapshot taken RECENT_DAYS days after it
     leaves = F.when(
         F.col("days_before") > RECENT_DAYS,
         _first_snapshot(F.col("days_before") - F.lit(RECENT_DAYS), every_days, snapshots),
     )
-    per_order = dated.select(
+    return dated.select(
         "customer_id",
         first.alias("snapshot"),
         leaves.alias("leaves_recent"),
@@ -78,18 +96,30 @@ def customer_features(
         F.col("amount").cast("double").alias("amount"),
         (F.col("status") == "refunded").cast("int").alias("refunded"),
     )
-    increments = per_order.groupBy("customer_id", "snapshot").agg(
+
+
+def _snapshot_increments(per_order: DataFrame) -> DataFrame:
+    """Per customer and snapshot: the orders, spend and refunds that first count there."""
+    return per_order.groupBy("customer_id", "snapshot").agg(
         F.count("*").alias("new_orders"),
         F.sum("amount").alias("new_spend"),
         F.sum("refunded").alias("new_refunded"),
         F.max("order_ts").alias("latest_order_ts"),
     )
-    expiring = (
+
+
+def _recent_window_exits(per_order: DataFrame) -> DataFrame:
+    """Per customer and snapshot: the orders that leave the 90-day window there."""
+    return (
         per_order.where(F.col("leaves_recent").isNotNull())
         .groupBy("customer_id", F.col("leaves_recent").alias("snapshot"))
         .agg(F.count("*").alias("expired_orders"))
     )
-    first_buys = (
+
+
+def _first_product_purchases(dated: DataFrame, every_days: int, snapshots: int) -> DataFrame:
+    """Per customer and snapshot: the products bought for the first time before it."""
+    return (
         dated.where(F.col("product").isNotNull())  # as COUNT(DISTINCT product): NULL is no product
         .groupBy("customer_id", "product")
         .agg(F.max("days_before").alias("days_before"))  # the first purchase
@@ -100,6 +130,11 @@ def customer_features(
         .agg(F.count("*").alias("new_products"))
     )
 
+
+def _as_of_totals(
+    grid: DataFrame, increments: DataFrame, expiring: DataFrame, first_buys: DataFrame
+) -> DataFrame:
+    """The grid with running sums of the increments: as-of totals per snapshot after signup."""
     upto = (
         Window.partitionBy("customer_id")
         .orderBy("snapshot")
@@ -109,7 +144,7 @@ def customer_features(
     def running(column: str) -> Column:
         return F.sum(F.coalesce(F.col(column), F.lit(0))).over(upto)
 
-    series = (
+    return (
         grid.join(increments, ["customer_id", "snapshot"], "left")
         .join(expiring, ["customer_id", "snapshot"], "left")
         .join(first_buys, ["customer_id", "snapshot"], "left")
@@ -129,6 +164,10 @@ def customer_features(
         )
         .where(F.col("signup_date") < F.col("snapshot_day"))
     )
+
+
+def _feature_columns(series: DataFrame) -> DataFrame:
+    """The feature table's columns, named and typed, from the as-of totals."""
     tenure = F.datediff(F.col("snapshot_day"), F.col("signup_date"))
     return series.select(
         "customer_id",

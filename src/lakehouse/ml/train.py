@@ -303,8 +303,6 @@ def train_models(ctx: TaskContext) -> None:
 
 def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelResult:
     """Train model ``name``'s candidates; register the best; apply the promotion rule."""
-    import mlflow
-
     if name not in ctx.project.models:
         known = ", ".join(sorted(ctx.project.models)) or "none"
         raise LakehouseError(f"no model {name!r} in conf/ (known: {known})")
@@ -314,29 +312,84 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
     data = training_data(training_set, spec)
     existing = None if force else _version_with_fingerprint(client, spec, data.fingerprint)
     if existing is not None:
-        run = client.get_run(existing.run_id)
-        return ModelResult(
-            name=spec.registered_name,
-            version=str(existing.version),
-            aliases=aliases_of(client, spec.registered_name, str(existing.version)),
-            metrics={k: float(v) for k, v in run.data.metrics.items()},
-            retrained=False,
-            note="training data and settings unchanged: not retrained",
-        )
+        return _unchanged_result(client, spec, existing)
 
     candidates, test_rows = train_candidates(data, spec)
     best = best_candidate(candidates, spec.promotion.metric)
+    decision = _promotion_against_champion(client, spec, best, data, test_rows)
+    _set_experiment(ctx, spec, name)
+    version, run_id = _log_and_register(
+        ctx, name, spec, client, training_set, data, candidates, test_rows, best, decision
+    )
+    aliases = [CHALLENGER, *([CHAMPION] if decision.promote else [])]
+    log.info(
+        "%s: v%s from %s (run %s); %s: %s",
+        spec.registered_name,
+        version,
+        best.name,
+        run_id,
+        "promoted" if decision.promote else "champion kept",
+        decision.reason,
+    )
+    return ModelResult(
+        name=spec.registered_name,
+        version=version,
+        aliases=sorted(aliases),
+        metrics=best.metrics,
+        retrained=True,
+        note=("promoted: " if decision.promote else "champion kept: ") + decision.reason,
+        best=best.name,
+        promoted=decision.promote,
+        candidates={c.name: c.metrics for c in candidates},
+    )
+
+
+def _unchanged_result(client: Any, spec: ModelSpec, existing: Any) -> ModelResult:
+    """The result for a registered version trained on the same data and settings."""
+    run = client.get_run(existing.run_id)
+    return ModelResult(
+        name=spec.registered_name,
+        version=str(existing.version),
+        aliases=aliases_of(client, spec.registered_name, str(existing.version)),
+        metrics={k: float(v) for k, v in run.data.metrics.items()},
+        retrained=False,
+        note="training data and settings unchanged: not retrained",
+    )
+
+
+def _promotion_against_champion(
+    client: Any, spec: ModelSpec, best: Candidate, data: TrainingData, test_rows: np.ndarray
+) -> Decision:
+    """The promotion rule applied to the best candidate and the champion on the same holdout."""
     x_test, y_test = data.x.iloc[test_rows], data.y.iloc[test_rows]
     champion = version_by_alias(client, spec.registered_name, CHAMPION)
     champion_metrics = _champion_on_holdout(client, spec, champion, x_test, y_test)
-    decision = decide_promotion(
+    return decide_promotion(
         best.metrics,
         champion_metrics,
         spec.promotion,
         str(champion.version) if champion is not None else None,
     )
 
-    _set_experiment(ctx, spec, name)
+
+def _log_and_register(
+    ctx: TaskContext,
+    name: str,
+    spec: ModelSpec,
+    client: Any,
+    training_set: TrainingSet,
+    data: TrainingData,
+    candidates: list[Candidate],
+    test_rows: np.ndarray,
+    best: Candidate,
+    decision: Decision,
+) -> tuple[str, str]:
+    """Log the candidates in one MLflow run, register the best, set its aliases.
+
+    Returns the registered version and the run's id.
+    """
+    import mlflow
+
     tags = _run_tags(ctx, spec, training_set, data)
     locations = {t: ctx.project.table(t).location for t in training_set.input_versions}
     with mlflow.start_run(run_name=f"{name}-{ctx.run_id}", tags=tags) as parent:
@@ -363,27 +416,7 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
         if decision.promote:
             client.set_registered_model_alias(spec.registered_name, CHAMPION, version)
         mlflow.set_tag("lakehouse.registered_version", version)
-    aliases = [CHALLENGER, *([CHAMPION] if decision.promote else [])]
-    log.info(
-        "%s: v%s from %s (run %s); %s: %s",
-        spec.registered_name,
-        version,
-        best.name,
-        parent.info.run_id,
-        "promoted" if decision.promote else "champion kept",
-        decision.reason,
-    )
-    return ModelResult(
-        name=spec.registered_name,
-        version=version,
-        aliases=sorted(aliases),
-        metrics=best.metrics,
-        retrained=True,
-        note=("promoted: " if decision.promote else "champion kept: ") + decision.reason,
-        best=best.name,
-        promoted=decision.promote,
-        candidates={c.name: c.metrics for c in candidates},
-    )
+    return version, parent.info.run_id
 
 
 def _set_experiment(ctx: TaskContext, spec: ModelSpec, name: str) -> None:

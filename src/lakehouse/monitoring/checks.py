@@ -265,6 +265,41 @@ def performance_rows(
     return out
 
 
+def _served_version_rows(
+    group: pd.DataFrame,
+    alias: str,
+    version: str,
+    values: dict[str, float],
+    labelled_rows: int,
+    total: int,
+    window_start: dt.datetime | None,
+    window_end: dt.datetime | None,
+) -> list[MetricRow]:
+    """One served (alias, version)'s requests, records, share, labelled rows and metrics."""
+    base = MetricRow(
+        kind="ab",
+        subject=f"{alias} v{version}",
+        metric="records",
+        value=float(len(group)),
+        model_version=version,
+        window_start=window_start,
+        window_end=window_end,
+        current_rows=len(group),
+        details={"alias": alias},
+    )
+    return [
+        replace(base, metric="requests", value=float(group["request_id"].nunique())),
+        base,
+        replace(base, metric="share", value=len(group) / total),
+        replace(base, metric="labeled_rows", value=float(labelled_rows)),
+        *(replace(base, metric=m, value=_finite(values[m])) for m in METRIC_NAMES),
+    ]
+
+
+# an alias's most-labelled version: (version, metrics, labelled rows)
+_AliasScores = tuple[str, dict[str, float], int]
+
+
 def ab_rows(
     served: pd.DataFrame,
     *,
@@ -285,66 +320,78 @@ def ab_rows(
         return []
     total = len(served)
     out: list[MetricRow] = []
-    by_alias: dict[str, tuple[str, dict[str, float], int]] = {}
+    by_alias: dict[str, _AliasScores] = {}
     for (alias, version), group in served.groupby(["alias", "model_version"], sort=True):
         labelled = group[group["label"].notna()]
         values = classification_metrics(
             labelled["label"].astype(int), labelled["prediction"], labelled["probability"]
         )
         n = len(labelled)
-
-        base = MetricRow(
-            kind="ab",
-            subject=f"{alias} v{version}",
-            metric="records",
-            value=float(len(group)),
-            model_version=str(version),
-            window_start=window_start,
-            window_end=window_end,
-            current_rows=len(group),
-            details={"alias": str(alias)},
+        out.extend(
+            _served_version_rows(
+                group, str(alias), str(version), values, n, total, window_start, window_end
+            )
         )
-        out.append(replace(base, metric="requests", value=float(group["request_id"].nunique())))
-        out.append(base)
-        out.append(replace(base, metric="share", value=len(group) / total))
-        out.append(replace(base, metric="labeled_rows", value=float(n)))
-        out.extend(replace(base, metric=m, value=_finite(values[m])) for m in METRIC_NAMES)
         if str(alias) in ("champion", "challenger"):
             previous = by_alias.get(str(alias))
             if previous is None or n > previous[2]:
                 by_alias[str(alias)] = (str(version), values, n)
     if "champion" in by_alias and "challenger" in by_alias:
-        champ_v, champ, champ_n = by_alias["champion"]
-        chall_v, chall, chall_n = by_alias["challenger"]
-        lift = _finite(chall[metric] - champ[metric])
-        enough = min(champ_n, chall_n) >= min_labeled
-        alert = bool(lift is not None and enough and lift >= min_improvement)
         out.append(
-            MetricRow(
-                kind="ab",
-                subject="challenger vs champion",
-                metric=f"{metric}_lift",
-                value=lift,
-                threshold=min_improvement,
-                alert=alert,
-                model_version=chall_v,
+            _lift_row(
+                by_alias["champion"],
+                by_alias["challenger"],
+                metric=metric,
+                min_improvement=min_improvement,
+                min_labeled=min_labeled,
                 window_start=window_start,
                 window_end=window_end,
-                current_rows=total,
-                details={
-                    "champion_version": champ_v,
-                    "challenger_version": chall_v,
-                    "champion": _finite(champ[metric]),
-                    "challenger": _finite(chall[metric]),
-                    "labeled": {"champion": champ_n, "challenger": chall_n},
-                },
-                message=(
-                    f"A/B: challenger v{chall_v} {metric} {chall[metric]:.4f} leads champion "
-                    f"v{champ_v} {champ[metric]:.4f} by {lift:.4f} >= {min_improvement}: "
-                    "consider promoting"
-                    if alert and lift is not None
-                    else ""
-                ),
+                total=total,
             )
         )
     return out
+
+
+def _lift_row(
+    champion: _AliasScores,
+    challenger: _AliasScores,
+    *,
+    metric: str,
+    min_improvement: float,
+    min_labeled: int,
+    window_start: dt.datetime | None,
+    window_end: dt.datetime | None,
+    total: int,
+) -> MetricRow:
+    """The challenger's lead over the champion on ``metric``; alerts when it is enough."""
+    champ_v, champ, champ_n = champion
+    chall_v, chall, chall_n = challenger
+    lift = _finite(chall[metric] - champ[metric])
+    enough = min(champ_n, chall_n) >= min_labeled
+    alert = bool(lift is not None and enough and lift >= min_improvement)
+    return MetricRow(
+        kind="ab",
+        subject="challenger vs champion",
+        metric=f"{metric}_lift",
+        value=lift,
+        threshold=min_improvement,
+        alert=alert,
+        model_version=chall_v,
+        window_start=window_start,
+        window_end=window_end,
+        current_rows=total,
+        details={
+            "champion_version": champ_v,
+            "challenger_version": chall_v,
+            "champion": _finite(champ[metric]),
+            "challenger": _finite(chall[metric]),
+            "labeled": {"champion": champ_n, "challenger": chall_n},
+        },
+        message=(
+            f"A/B: challenger v{chall_v} {metric} {chall[metric]:.4f} leads champion "
+            f"v{champ_v} {champ[metric]:.4f} by {lift:.4f} >= {min_improvement}: "
+            "consider promoting"
+            if alert and lift is not None
+            else ""
+        ),
+    )

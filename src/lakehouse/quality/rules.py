@@ -83,34 +83,49 @@ def _check_value(type_: str, name: str, value: Any) -> None:
         if not isinstance(value, bool):
             raise ValueError(f"{where} must be true or false, got {value!r}")
     elif name in _BOUNDS:
-        if type_ in TABLE_LEVEL:
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{where} must be a whole number of rows, got {value!r}")
-            if isinstance(value, int) and value < 0:
-                raise ValueError(f"{where} must be >= 0, got {value}")
-        elif value is not None and not (_is_number(value) or isinstance(value, str)):
-            raise ValueError(f"{where} must be a number or a string (date), got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{where} must be finite, got {value!r}")
+        _check_bound(type_, where, value)
     elif name == "value_set":
-        if not isinstance(value, list) or not value:
-            raise ValueError(f"{where} must be a non-empty list, got {value!r}")
-        kinds = {_literal_kind(v) for v in value}
-        if None in kinds:
-            raise ValueError(
-                f"{where} may hold strings, numbers or booleans only (no null), got {value!r}"
-            )
-        if len(kinds) > 1:
-            raise ValueError(f"{where} mixes value types: {value!r}")
+        _check_value_set(where, value)
     elif name == "column_list":
-        if (
-            not isinstance(value, list)
-            or len(value) < 2
-            or not all(isinstance(c, str) and c for c in value)
-        ):
-            raise ValueError(f"{where} must be a list of at least two column names, got {value!r}")
-        if len(set(value)) != len(value):
-            raise ValueError(f"{where} names a column twice: {value!r}")
+        _check_column_list(where, value)
+
+
+def _check_bound(type_: str, where: str, value: Any) -> None:
+    """A min/max bound: a row count for table-level rules, else a number or a date string."""
+    if type_ in TABLE_LEVEL:
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"{where} must be a whole number of rows, got {value!r}")
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"{where} must be >= 0, got {value}")
+    elif value is not None and not (_is_number(value) or isinstance(value, str)):
+        raise ValueError(f"{where} must be a number or a string (date), got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be finite, got {value!r}")
+
+
+def _check_value_set(where: str, value: Any) -> None:
+    """A non-empty list of literals of one kind (strings, numbers or booleans)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where} must be a non-empty list, got {value!r}")
+    kinds = {_literal_kind(v) for v in value}
+    if None in kinds:
+        raise ValueError(
+            f"{where} may hold strings, numbers or booleans only (no null), got {value!r}"
+        )
+    if len(kinds) > 1:
+        raise ValueError(f"{where} mixes value types: {value!r}")
+
+
+def _check_column_list(where: str, value: Any) -> None:
+    """At least two distinct column names."""
+    if (
+        not isinstance(value, list)
+        or len(value) < 2
+        or not all(isinstance(c, str) and c for c in value)
+    ):
+        raise ValueError(f"{where} must be a list of at least two column names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"{where} names a column twice: {value!r}")
 
 
 def _literal_kind(value: object) -> str | None:
@@ -241,13 +256,18 @@ def row_condition(rule: Rule) -> str | None:
         all_null = " AND ".join(f"{c} IS NULL" for c in cols)
         return f"(({all_null}) OR count(1) OVER (PARTITION BY {', '.join(cols)}) = 1)"
     column = _columns(kw, "column")[0]
+    return f"({column} IS NULL OR ({_column_check(type_, column, kw)}))"
+
+
+def _column_check(type_: str, column: str, kw: dict[str, Any]) -> str:
+    """Spark SQL for a single-column expectation on a non-NULL ``column`` (quoted)."""
     if type_ == "expect_column_values_to_be_unique":
-        check = f"count(1) OVER (PARTITION BY {column}) = 1"
-    elif type_ == "expect_column_values_to_be_in_set":
-        check = f"{column} IN ({', '.join(sql_literal(v) for v in kw['value_set'])})"
-    elif type_ == "expect_column_values_to_match_regex":
-        check = f"{column} RLIKE {sql_literal(kw['regex'])}"
-    elif type_ == "expect_column_values_to_be_between":
+        return f"count(1) OVER (PARTITION BY {column}) = 1"
+    if type_ == "expect_column_values_to_be_in_set":
+        return f"{column} IN ({', '.join(sql_literal(v) for v in kw['value_set'])})"
+    if type_ == "expect_column_values_to_match_regex":
+        return f"{column} RLIKE {sql_literal(kw['regex'])}"
+    if type_ == "expect_column_values_to_be_between":
         bounds = []
         if kw.get("min_value") is not None:
             op = ">" if kw.get("strict_min") else ">="
@@ -255,10 +275,8 @@ def row_condition(rule: Rule) -> str | None:
         if kw.get("max_value") is not None:
             op = "<" if kw.get("strict_max") else "<="
             bounds.append(f"{column} {op} {sql_literal(kw['max_value'])}")
-        check = " AND ".join(bounds)
-    else:  # pragma: no cover - the Literal type lists every expectation handled above
-        raise ValueError(f"no SQL for {type_}")
-    return f"({column} IS NULL OR ({check}))"
+        return " AND ".join(bounds)
+    raise ValueError(f"no SQL for {type_}")  # pragma: no cover - the Literal type lists all
 
 
 def evaluated_condition(rule: Rule) -> str | None:

@@ -1,1 +1,1 @@
-"""Demo data: a deterministic generator of file drops."""
+"""Demo data: a deterministic generator of file drops and a local sample HTTP API (with faults)."""

@@ -42,7 +42,7 @@ and the default page size is ``min(settings.page_records, 1000)`` (sizes 1..1000
     ``GET /customers/links?limit=100`` -> ``{"data", "next"}`` where ``next`` is the
     absolute URL of the next page (built from the request's base URL) or null.
 
-Fault injection (for tests)
+Fault injection (for tests; :mod:`lakehouse.samples.faults`)
     ``POST /faults`` with ``{"kind", "count": 1, "status", "retry_after": 1, "delay_s": 2.0,
     "paths": null}`` queues a fault for the next ``count`` matching requests; ``GET /faults``
     lists pending faults, ``DELETE /faults`` clears them. ``paths`` are exact request paths;
@@ -69,12 +69,10 @@ Running
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
 import hmac
-import json
 import math
 import random
 import threading
@@ -83,14 +81,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, model_validator
 
 from lakehouse.local_server import background_server
+from lakehouse.samples.faults import FaultSpec, QueuedFault, early_response, render
 from lakehouse.samples.generator import PLANS, REGIONS
 
 Clock = Callable[[], float]
@@ -123,7 +121,6 @@ LAST_NAMES = ("Abbott", "Baker", "Chen", "Diaz", "Evans", "Fischer", "Garcia", "
 UNAUTHORIZED = "missing or invalid token"
 EXHAUSTED = "all batches were served"
 PageSize = Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)]
-FaultKind = Literal["5xx", "429", "slow", "truncated", "repeat", "4xx"]
 
 
 @dataclass(frozen=True)
@@ -215,43 +212,6 @@ def decode_cursor(cursor: str) -> int:
     return int(number)
 
 
-# --------------------------------------------------------------------------- faults
-
-
-class FaultSpec(BaseModel):
-    """Body of ``POST /faults``."""
-
-    kind: FaultKind
-    count: int = Field(default=1, ge=1)
-    status: int | None = Field(default=None, ge=400, le=599)
-    retry_after: int = Field(default=1, ge=0)
-    delay_s: float = Field(default=2.0, ge=0, le=60)
-    paths: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _status_fits_kind(self) -> FaultSpec:
-        if self.status is not None:
-            low = {"5xx": 500, "4xx": 400}.get(self.kind)
-            if low is None or not low <= self.status < low + 100:
-                raise ValueError(f"status {self.status} does not fit fault kind {self.kind!r}")
-        return self
-
-
-@dataclass
-class _Fault:
-    id: int
-    spec: FaultSpec
-    remaining: int
-
-    def matches(self, path: str) -> bool:
-        if self.spec.kind == "repeat" and path != "/data":
-            return False
-        return self.spec.paths is None or path in self.spec.paths
-
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "remaining": self.remaining, **self.spec.model_dump()}
-
-
 @dataclass
 class _GroupState:
     start: float
@@ -266,7 +226,7 @@ class _State:
         self.clock = clock
         self.lock = threading.Lock()
         self.groups: dict[int, _GroupState] = {}
-        self.faults: list[_Fault] = []
+        self.faults: list[QueuedFault] = []
         self.next_fault_id = 1
 
     def current_batch(self, group: int) -> tuple[int, _GroupState]:
@@ -279,9 +239,9 @@ class _State:
         with self.lock:
             self.groups[group] = _GroupState(start=self.clock())
 
-    def add_fault(self, spec: FaultSpec) -> _Fault:
+    def add_fault(self, spec: FaultSpec) -> QueuedFault:
         with self.lock:
-            fault = _Fault(id=self.next_fault_id, spec=spec, remaining=spec.count)
+            fault = QueuedFault(id=self.next_fault_id, spec=spec, remaining=spec.count)
             self.next_fault_id += 1
             self.faults.append(fault)
             return fault
@@ -308,31 +268,8 @@ async def _enter(state: _State, request: Request) -> tuple[Response | None, Faul
     fault = state.take_fault(request.url.path)
     if fault is None:
         return None, None
-    if fault.kind == "5xx":
-        status = fault.status or 503
-        return JSONResponse({"detail": "injected fault", "kind": "5xx"}, status_code=status), None
-    if fault.kind == "4xx":
-        status = fault.status or 404
-        return JSONResponse({"detail": "injected fault", "kind": "4xx"}, status_code=status), None
-    if fault.kind == "429":
-        return (
-            JSONResponse(
-                {"detail": "rate limited", "kind": "429"},
-                status_code=429,
-                headers={"Retry-After": str(fault.retry_after)},
-            ),
-            None,
-        )
-    if fault.kind == "slow":
-        await asyncio.sleep(fault.delay_s)
-    return None, fault
-
-
-def _render(payload: dict[str, Any], fault: FaultSpec | None, status: int = 200) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    if fault is not None and fault.kind == "truncated":
-        return Response(body[: len(body) // 2], status_code=200, media_type="application/json")
-    return Response(body, status_code=status, media_type="application/json")
+    early = await early_response(fault)
+    return early, None if early is not None else fault
 
 
 # --------------------------------------------------------------------------- app
@@ -341,9 +278,22 @@ def _render(payload: dict[str, Any], fault: FaultSpec | None, status: int = 200)
 def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> FastAPI:
     """The sample API as a FastAPI app; ``clock`` decides which batch is current."""
     state = _State(settings, clock)
-    customers = build_customers(settings.seed)
-    total = len(customers)
-    default_size = min(settings.page_records, MAX_PAGE_SIZE)
+    app = FastAPI(title="lakehouse sample data API", docs_url=None, redoc_url=None)
+    app.state.sample_settings = settings
+    auth = [Depends(_token_check(settings))]
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _add_batch_routes(app, state, auth)
+    _add_customer_routes(app, state, auth)
+    _add_fault_routes(app, state, auth)
+    return app
+
+
+def _token_check(settings: SampleApiSettings) -> Callable[[Request], None]:
+    """The dependency that answers 401 unless the request carries ``settings.token``."""
 
     def require_token(request: Request) -> None:
         if settings.token is None:
@@ -359,20 +309,19 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
                 status_code=401, detail=UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
             )
 
-    app = FastAPI(title="lakehouse sample data API", docs_url=None, redoc_url=None)
-    app.state.sample_settings = settings
-    auth = [Depends(require_token)]
+    return require_token
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+
+def _add_batch_routes(app: FastAPI, state: _State, auth: list[Any]) -> None:
+    """The rotating batches: ``/data/columns``, ``/data`` and ``/restart_data_generation``."""
+    settings = state.settings
 
     @app.get("/data/columns", dependencies=auth)
     async def data_columns(request: Request) -> Response:
         early, fault = await _enter(state, request)
         if early is not None:
             return early
-        return _render({"columns": list(COLUMNS)}, fault)
+        return render({"columns": list(COLUMNS)}, fault)
 
     @app.get("/data", dependencies=auth)
     async def data(request: Request, group_number: Annotated[int, Query(ge=1)]) -> Response:
@@ -384,12 +333,12 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
             batch = group.last_served
         elif batch > settings.batches:
             payload = {"detail": EXHAUSTED, "group_number": group_number}
-            return _render(payload, fault, status=400)
+            return render(payload, fault, status=400)
         else:
             group.last_served = batch
         rows = batch_rows(settings, group_number, batch)
         payload = {"group_number": group_number, "batch_number": batch, "data": rows}
-        return _render(payload, fault)
+        return render(payload, fault)
 
     @app.get("/restart_data_generation", dependencies=auth)
     async def restart(request: Request, group_number: Annotated[int, Query(ge=1)]) -> Response:
@@ -397,7 +346,26 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
         if early is not None:
             return early
         state.restart(group_number)
-        return _render({"group_number": group_number, "restarted": True}, fault)
+        return render({"group_number": group_number, "restarted": True}, fault)
+
+
+def _add_customer_routes(app: FastAPI, state: _State, auth: list[Any]) -> None:
+    """The customers in four pagination styles: pages, offset, cursor and next links."""
+    customers = build_customers(state.settings.seed)
+    default_size = min(state.settings.page_records, MAX_PAGE_SIZE)
+    _add_counted_page_routes(app, state, auth, customers, default_size)
+    _add_linked_page_routes(app, state, auth, customers, default_size)
+
+
+def _add_counted_page_routes(
+    app: FastAPI,
+    state: _State,
+    auth: list[Any],
+    customers: list[dict[str, Any]],
+    default_size: int,
+) -> None:
+    """``/customers/pages`` and ``/customers/offset``: pages that tell the total."""
+    total = len(customers)
 
     @app.get("/customers/pages", dependencies=auth)
     async def customers_pages(
@@ -414,7 +382,7 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
             "page_size": size,
             "total_pages": math.ceil(total / size),
         }
-        return _render(payload, fault)
+        return render(payload, fault)
 
     @app.get("/customers/offset", dependencies=auth)
     async def customers_offset(
@@ -430,7 +398,18 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
             "limit": size,
             "total": total,
         }
-        return _render(payload, fault)
+        return render(payload, fault)
+
+
+def _add_linked_page_routes(
+    app: FastAPI,
+    state: _State,
+    auth: list[Any],
+    customers: list[dict[str, Any]],
+    default_size: int,
+) -> None:
+    """``/customers/cursor`` and ``/customers/links``: pages that point to the next one."""
+    total = len(customers)
 
     @app.get("/customers/cursor", dependencies=auth)
     async def customers_cursor(
@@ -445,7 +424,7 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
             return early
         end = start + (limit or default_size)
         next_cursor = encode_cursor(end) if end < total else None
-        return _render({"data": customers[start:end], "next_cursor": next_cursor}, fault)
+        return render({"data": customers[start:end], "next_cursor": next_cursor}, fault)
 
     @app.get("/customers/links", dependencies=auth, name="customers_links")
     async def customers_links(
@@ -461,7 +440,11 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
             # Only offset and limit: an api_key in the request must never be echoed.
             base = request.url_for("customers_links")
             next_url = str(base.include_query_params(offset=end, limit=size))
-        return _render({"data": customers[offset:end], "next": next_url}, fault)
+        return render({"data": customers[offset:end], "next": next_url}, fault)
+
+
+def _add_fault_routes(app: FastAPI, state: _State, auth: list[Any]) -> None:
+    """Fault injection: ``POST``, ``GET`` and ``DELETE /faults``."""
 
     @app.post("/faults", dependencies=auth)
     async def add_fault(spec: FaultSpec) -> dict[str, Any]:
@@ -475,8 +458,6 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
     @app.delete("/faults", dependencies=auth)
     async def clear_faults() -> dict[str, int]:
         return {"cleared": state.clear_faults()}
-
-    return app
 
 
 # --------------------------------------------------------------------------- running

@@ -49,7 +49,7 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,28 +303,12 @@ class ModelServer:
                 f"@{CHAMPION} not found; still serving v{self.served[CHAMPION].version}"
             )
             return False
-        wanted = {CHAMPION: champion}
-        if self.challenger_share > 0:
-            challenger = version_by_alias(self.client, self.name, CHALLENGER)
-            if challenger is not None and str(challenger.version) != str(champion.version):
-                wanted[CHALLENGER] = challenger
+        wanted = self._wanted_versions(champion)
         current = {a: m.version for a, m in self.served.items()}
         if {a: str(v.version) for a, v in wanted.items()} == current:
             self.refresh_error = None
             return False
-        served: dict[str, ServedModel] = {}
-        problems = []
-        for alias, version in wanted.items():
-            model = self._load(version)
-            if self.columns and model.columns != self.columns:
-                problems.append(
-                    f"@{alias} v{model.version} has a different input signature; "
-                    "restart the server to serve it"
-                )
-                if alias in self.served:
-                    served[alias] = self.served[alias]
-                continue
-            served[alias] = model
+        served, problems = self._load_wanted(wanted)
         if CHAMPION not in served:
             raise LakehouseError("; ".join(problems) or f"no @{CHAMPION} loaded")
         if not self.columns:
@@ -339,6 +323,33 @@ class ModelServer:
                 ", ".join(f"@{a} v{m.version}" for a, m in served.items()),
             )
         return changed
+
+    def _wanted_versions(self, champion: Any) -> dict[str, Any]:
+        """The registry versions to serve per alias: the champion, and a distinct challenger."""
+        wanted = {CHAMPION: champion}
+        if self.challenger_share > 0:
+            challenger = version_by_alias(self.client, self.name, CHALLENGER)
+            if challenger is not None and str(challenger.version) != str(champion.version):
+                wanted[CHALLENGER] = challenger
+        return wanted
+
+    def _load_wanted(self, wanted: dict[str, Any]) -> tuple[dict[str, ServedModel], list[str]]:
+        """The wanted versions loaded per alias (keeping the loaded one where the signature
+        changed), and the problems found."""
+        served: dict[str, ServedModel] = {}
+        problems = []
+        for alias, version in wanted.items():
+            model = self._load(version)
+            if self.columns and model.columns != self.columns:
+                problems.append(
+                    f"@{alias} v{model.version} has a different input signature; "
+                    "restart the server to serve it"
+                )
+                if alias in self.served:
+                    served[alias] = self.served[alias]
+                continue
+            served[alias] = model
+        return served, problems
 
     def route(self) -> tuple[str, ServedModel]:
         """The alias and version that answer the next request."""
@@ -396,6 +407,33 @@ def create_app(
         if log_predictions
         else None
     )
+    app = FastAPI(
+        title=f"{registered} serving",
+        description=_description(registered, challenger_share),
+        lifespan=_lifespan(server, predictions_log, refresh_seconds),
+    )
+    app.state.model_server = server
+    app.state.prediction_log = predictions_log
+    keys = entity_keys(project, model_name)
+    _add_predict_route(app, server, keys, predictions_log)
+    _add_info_routes(app, server, keys, refresh_seconds)
+    return app
+
+
+def _description(registered: str, challenger_share: float) -> str:
+    """The API description: the served alias and the request shapes."""
+    return (
+        f"Predictions from `models:/{registered}@{CHAMPION}`"
+        + (f", {challenger_share:.0%} of requests to @{CHALLENGER}" if challenger_share else "")
+        + '. Send one record as `{"record": {...}}` or a batch as `{"records": [...]}` '
+        '(or `{"dataframe_records": [...]}`).'
+    )
+
+
+def _lifespan(
+    server: ModelServer, predictions_log: PredictionLog | None, refresh_seconds: float
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: alias refresh and log flushing in the background, a final flush."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -417,19 +455,47 @@ def create_app(
             if predictions_log is not None:
                 predictions_log.flush()
 
-    app = FastAPI(
-        title=f"{registered} serving",
-        description=(
-            f"Predictions from `models:/{registered}@{CHAMPION}`"
-            + (f", {challenger_share:.0%} of requests to @{CHALLENGER}" if challenger_share else "")
-            + '. Send one record as `{"record": {...}}` or a batch as `{"records": [...]}` '
-            '(or `{"dataframe_records": [...]}`).'
-        ),
-        lifespan=lifespan,
-    )
-    app.state.model_server = server
-    app.state.prediction_log = predictions_log
-    keys = entity_keys(project, model_name)
+    return lifespan
+
+
+def _log_lines(
+    request_id: str,
+    registered: str,
+    alias: str,
+    model: ServedModel,
+    features: list[str],
+    rows: list[dict[str, Any]],
+    row_keys: list[dict[str, str]],
+    predicted: np.ndarray,
+    probability: np.ndarray,
+) -> list[dict[str, Any]]:
+    """The prediction log lines of one request, one per record."""
+    ts = _now()
+    return [
+        {
+            "request_id": request_id,
+            "record_index": i,
+            "ts": ts,
+            "model_name": registered,
+            "model_version": model.version,
+            "alias": alias,
+            "keys": k,
+            "features": {c: row[c] for c in features},
+            "prediction": int(p),
+            "probability": float(q),
+        }
+        for i, (row, k, p, q) in enumerate(zip(rows, row_keys, predicted, probability, strict=True))
+    ]
+
+
+def _add_predict_route(
+    app: FastAPI,
+    server: ModelServer,
+    keys: tuple[str, ...],
+    predictions_log: PredictionLog | None,
+) -> None:
+    """``POST /predict``, with request and response schemas from the model signature."""
+    registered = server.name
     features = server.features  # the input schema is fixed at start
     record_cls = record_model(registered, server.columns, keys)
     request_cls = request_model(registered, record_cls)
@@ -447,25 +513,18 @@ def create_app(
         alias, model = server.route()
         predicted, probability = server.predict(model, rows)
         if predictions_log is not None:
-            ts = _now()
             predictions_log.append(
-                [
-                    {
-                        "request_id": request_id,
-                        "record_index": i,
-                        "ts": ts,
-                        "model_name": registered,
-                        "model_version": model.version,
-                        "alias": alias,
-                        "keys": k,
-                        "features": {c: row[c] for c in features},
-                        "prediction": int(p),
-                        "probability": float(q),
-                    }
-                    for i, (row, k, p, q) in enumerate(
-                        zip(rows, row_keys, predicted, probability, strict=True)
-                    )
-                ]
+                _log_lines(
+                    request_id,
+                    registered,
+                    alias,
+                    model,
+                    features,
+                    rows,
+                    row_keys,
+                    predicted,
+                    probability,
+                )
             )
         result = PredictResponse(
             predictions=[
@@ -486,6 +545,13 @@ def create_app(
             headers={"X-Request-ID": request_id},
         )
 
+
+def _add_info_routes(
+    app: FastAPI, server: ModelServer, keys: tuple[str, ...], refresh_seconds: float
+) -> None:
+    """``GET /health`` and ``GET /model`` (versions, metrics, input schema)."""
+    registered = server.name
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         """Liveness and the versions being served."""
@@ -502,7 +568,7 @@ def create_app(
         """The served versions with their runs and holdout metrics, and the input schema."""
         return {
             "name": registered,
-            "challenger_share": challenger_share if CHALLENGER in server.served else 0.0,
+            "challenger_share": server.challenger_share if CHALLENGER in server.served else 0.0,
             "refresh_seconds": refresh_seconds,
             "versions": {
                 alias: {
@@ -519,5 +585,3 @@ def create_app(
             ],
             "keys": list(keys),
         }
-
-    return app

@@ -9,7 +9,8 @@ from it.
 from __future__ import annotations
 
 from lakehouse.sql.mirror import DeltaMirror, ServedTable, masked_projection, served_tables
-from lakehouse.sql.wire import PgWireServer, ReadOnlyError
+from lakehouse.sql.statements import ReadOnlyError
+from lakehouse.sql.wire import PgWireServer
 
 __all__ = [
     "DeltaMirror",

@@ -28,7 +28,8 @@ from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.errors import LakehouseError
 from lakehouse.governance.scope import AccessDeniedError
-from lakehouse.sql.wire import NUMERIC_OID, SETTINGS, TEXT_OID, TYPE_OIDS
+from lakehouse.sql.codec import NUMERIC_OID, TEXT_OID, TYPE_OIDS
+from lakehouse.sql.statements import SETTINGS
 
 if TYPE_CHECKING:
     from lakehouse.config.project import Project
