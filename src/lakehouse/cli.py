@@ -25,8 +25,9 @@ from rich.table import Table
 
 from lakehouse import __version__
 from lakehouse.bundle.context import TaskContext
-from lakehouse.bundle.runner import new_run_id, one_line, run_job, select_job
+from lakehouse.bundle.runner import new_run_id, run_job, select_job
 from lakehouse.config.loader import Project, load_project, parse_var_overrides
+from lakehouse.core.errors import one_line
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.summary import render_report
 from lakehouse.tables import DeltaTables

@@ -28,8 +28,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config.loader import Project, TableRef
+from lakehouse.core.errors import LakehouseError, SchemaMismatchError, one_line
 from lakehouse.engine import EngineKind
-from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.table_features import (
     Operation,
     TableProtocol,
@@ -719,7 +719,7 @@ class DeltaTables:
                 )
             except Exception as e:
                 if "retention" in str(e).lower():
-                    raise LakehouseError(f"{name}: {_first_line(e)}") from e
+                    raise LakehouseError(f"{name}: {one_line(e, with_type=False)}") from e
                 raise
         statement = f"VACUUM {self._sql_name(ref)} RETAIN {int(retention_hours)} HOURS"
         check = "spark.databricks.delta.retentionDurationCheck.enabled"
@@ -728,7 +728,7 @@ class DeltaTables:
                 files = [str(r[0]) for r in self.spark.sql(f"{statement} DRY RUN").collect()]
             except Exception as e:
                 if "retention" in str(e).lower():
-                    raise LakehouseError(f"{name}: {_first_line(e)}") from e
+                    raise LakehouseError(f"{name}: {one_line(e, with_type=False)}") from e
                 raise
             self.spark.sql(statement).collect()
         return files
@@ -782,11 +782,6 @@ def _sql_conf(spark: SparkSession, key: str, value: str | None) -> Iterator[None
             spark.conf.unset(key)
         else:
             spark.conf.set(key, before)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 _DELTA_PRIMITIVE = {"int": "integer", "bigint": "long", "smallint": "short", "tinyint": "byte"}

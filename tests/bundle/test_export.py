@@ -40,7 +40,7 @@ from lakehouse.bundle.export import (
 )
 from lakehouse.config import Project, load_project
 from lakehouse.config.models import Job, Schedule
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

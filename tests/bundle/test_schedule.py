@@ -21,7 +21,7 @@ from lakehouse.bundle.schedule import (
 )
 from lakehouse.config.loader import Project, load_project
 from lakehouse.config.models import Schedule
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 WED = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)  # a Wednesday
 

@@ -26,8 +26,8 @@ from lakehouse.bundle.submit import (
 )
 from lakehouse.config.loader import Project, load_project
 from lakehouse.config.models import Task
+from lakehouse.core.errors import ConfigError, TaskError
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, EngineSession
-from lakehouse.errors import ConfigError, TaskError
 from lakehouse.tables import DeltaTables
 from tests.support import session_engine
 

@@ -22,7 +22,7 @@ from lakehouse.catalog.lineage_graph import (
     to_mermaid,
     write_picture,
 )
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 BO = "c.bronze.orders"
 BE = "c.bronze.events"

@@ -10,7 +10,7 @@ import yaml
 from lakehouse.config import load_project
 from lakehouse.config.loader import interpolate, parse_var_overrides
 from lakehouse.config.models import BRONZE_METADATA_COLUMNS
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 
 def _edit_yaml(path: Path, edit) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config import load_project
 from lakehouse.config.models import GoldSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.gold.build import build_gold, gold_frame
 from lakehouse.quality.validate import duplicate_keys
 

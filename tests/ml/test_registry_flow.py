@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.models import CandidateSpec, PromotionSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import list_versions, tracking_uri
 from lakehouse.ml.score import score_model
 from lakehouse.ml.train import PROMOTION_TAG, train_model

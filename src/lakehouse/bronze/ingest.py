@@ -39,7 +39,7 @@ from lakehouse.bronze.parse import (
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import http_responses_table_name, processed_files_table_name
 from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
-from lakehouse.errors import TaskError
+from lakehouse.core.errors import TaskError
 from lakehouse.tables import DeltaTables
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
-from lakehouse.bundle.runner import new_run_id, one_line
+from lakehouse.bundle.runner import new_run_id
 from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
@@ -26,6 +26,7 @@ from lakehouse.config.loader import (
     parse_var_overrides,
 )
 from lakehouse.config.models import Task
+from lakehouse.core.errors import one_line
 from lakehouse.engine import build_session
 from lakehouse.summary import render_report
 

@@ -47,7 +47,7 @@ import yaml
 
 from lakehouse.config.loader import BUNDLE_FILE, Project, read_yaml
 from lakehouse.config.models import Job, Schedule, Task, task_order
-from lakehouse.errors import ConfigError, LakehouseError
+from lakehouse.core.errors import ConfigError, LakehouseError
 
 
 class ExportError(LakehouseError):

@@ -24,8 +24,8 @@ from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskO
 from lakehouse.catalog.governance import governed_tables, resolve_principal
 from lakehouse.config.loader import Project, import_callable, job_runs_table_name
 from lakehouse.config.models import Job, Task, task_order
+from lakehouse.core.errors import ConfigError, LakehouseError, one_line
 from lakehouse.engine import EngineSession
-from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.tables import DeltaTables
 
 log = logging.getLogger(__name__)
@@ -378,12 +378,3 @@ def notify(job: Job, event: str, report: RunReport) -> None:
             httpx.post(hook.url, json=payload, timeout=10).raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("webhook %s for %s failed: %s", hook.url, event, exc)
-
-
-def one_line(exc: BaseException) -> str:
-    """A readable single line for an exception (Spark errors can span pages)."""
-    if isinstance(exc, LakehouseError):
-        return str(exc)
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    first = lines[0] if lines else ""
-    return f"{type(exc).__name__}: {first}"[:500]

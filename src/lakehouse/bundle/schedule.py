@@ -40,7 +40,7 @@ from croniter import CroniterError, croniter  # type: ignore[import-untyped]
 
 from lakehouse.config.loader import Project
 from lakehouse.config.models import Job, Schedule
-from lakehouse.errors import ConfigError, LakehouseError
+from lakehouse.core.errors import ConfigError, LakehouseError, one_line
 
 MAX_SLEEP_S = 30.0  # wake up at least this often (clock changes, Ctrl-C responsiveness)
 STOP_GRACE_S = 10.0
@@ -158,7 +158,9 @@ def compile_schedule(schedule: Schedule) -> CompiledSchedule:
     try:
         croniter(expression, datetime(2000, 1, 1, tzinfo=zone), second_at_beginning=seconds_first)
     except CroniterError as exc:
-        raise ValueError(f"{source!r} is not a valid expression ({_first_line(exc)})") from None
+        raise ValueError(
+            f"{source!r} is not a valid expression ({one_line(exc, with_type=False)})"
+        ) from None
     return CompiledSchedule(expression, seconds_first, zone, source)
 
 
@@ -172,11 +174,6 @@ def describe(schedule: Schedule) -> str:
     if schedule.quartz_cron_expression is not None:
         return f"quartz {schedule.quartz_cron_expression} {schedule.timezone_id}"
     return f"cron {schedule.cron_expression} {schedule.timezone_id}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------- the scheduler
@@ -377,7 +374,11 @@ class Scheduler:
         except Exception as exc:  # a launch failure is reported; the schedule goes on
             self.summary.failed_to_start += 1
             self._event(
-                "failed_to_start", entry.name, fire_time, run=number, detail=_first_line(exc)
+                "failed_to_start",
+                entry.name,
+                fire_time,
+                run=number,
+                detail=one_line(exc, with_type=False),
             )
             return
         entry.runs.append(_Run(number, process, self.monotonic()))

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 
 from lakehouse.catalog.access import AccessPolicy, Decision
 from lakehouse.config.loader import Project, access_audit_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 if TYPE_CHECKING:
     from lakehouse.config.models import Task

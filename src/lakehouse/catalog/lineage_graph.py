@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.catalog.lineage import split_column
 from lakehouse.config.loader import Project, lineage_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 if TYPE_CHECKING:
     from rich.console import Console

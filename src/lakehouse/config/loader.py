@@ -38,7 +38,7 @@ from lakehouse.config.models import (
     Target,
     Variable,
 )
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 BUNDLE_FILE = "bundle.yml"
 ENV_TARGET = "LAKEHOUSE_TARGET"

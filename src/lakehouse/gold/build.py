@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
 from lakehouse.config.models import GoldSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.quality.validate import duplicate_keys
 
 log = logging.getLogger(__name__)

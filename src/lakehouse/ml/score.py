@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import feature_lookup_keys, feature_timestamp_key
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import CHAMPION, connect, model_uri, version_by_alias
 from lakehouse.ml.train import feature_kinds, model_input
 

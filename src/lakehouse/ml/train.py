@@ -28,7 +28,7 @@ from pyspark.sql import types as T
 
 from lakehouse.bundle.context import ModelResult, TaskContext
 from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import (
     CHALLENGER,
     CHAMPION,

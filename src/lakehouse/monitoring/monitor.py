@@ -39,7 +39,7 @@ from lakehouse.config.loader import (
     model_monitoring_table_name,
 )
 from lakehouse.config.models import ModelMonitorSpec, ModelSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import CHAMPION, connect, version_by_alias
 from lakehouse.ml.score import latest_rows
 from lakehouse.ml.train import feature_kinds

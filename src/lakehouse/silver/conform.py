@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.config.loader import TableRef, import_callable
 from lakehouse.config.models import SilverSpec
-from lakehouse.errors import TaskError
+from lakehouse.core.errors import TaskError
 from lakehouse.silver.scd import DELETE_FLAG, SCD2_COLUMNS
 from lakehouse.tables import quote
 

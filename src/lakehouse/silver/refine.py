@@ -24,7 +24,7 @@ from lakehouse.config.loader import (
     quarantine_table_name,
     silver_runs_table_name,
 )
-from lakehouse.errors import TaskError
+from lakehouse.core.errors import TaskError
 from lakehouse.quality.validate import (
     RuleResult,
     cross_check,

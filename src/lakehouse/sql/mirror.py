@@ -27,7 +27,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.catalog.governance import AccessDeniedError
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.sql.wire import NUMERIC_OID, SETTINGS, TEXT_OID, TYPE_OIDS
 
 if TYPE_CHECKING:

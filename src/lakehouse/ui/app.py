@@ -28,7 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from lakehouse.config.loader import Project, dq_results_table_name, model_monitoring_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import CHAMPION, connect, list_versions
 from lakehouse.tables import DeltaTables
 from lakehouse.ui import charts, views

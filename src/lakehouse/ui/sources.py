@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from lakehouse.config.loader import Project, dq_results_table_name, model_monitoring_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
