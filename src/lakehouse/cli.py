@@ -513,12 +513,17 @@ def refine(
     ] = False,
 ) -> None:
     """Conform, validate, quarantine and MERGE new Bronze batches into Silver tables."""
-    from lakehouse.silver.refine import refine_table
+    from lakehouse.silver.refine import RefineParams, refine_table
 
     project = _load(project_dir, target, engine, var)
     names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
+    params = RefineParams(tables=tuple(names), full_refresh=full_refresh)
     with _task_context(project, "refine") as ctx, console.status("refining …"):
-        _run_each(ctx, names, lambda name: refine_table(ctx, name, full_refresh=full_refresh))
+        _run_each(
+            ctx,
+            list(params.tables),
+            lambda name: refine_table(ctx, name, full_refresh=params.full_refresh),
+        )
     _finish(ctx, "refine")
 
 
@@ -605,14 +610,17 @@ def train(
     var: VarOpt = None,
 ) -> None:
     """Train a model's candidates, log them to MLflow, register the best, apply promotion."""
-    from lakehouse.ml.train import train_model
+    from lakehouse.ml.train import TrainParams, train_model
 
     project = _load(project_dir, target, engine, var)
     names = models or list(project.models)
     _known_models(project, names)
+    params = TrainParams(models=tuple(names), force=force)
     with _task_context(project, "train") as ctx, console.status("training …"):
         _run_each(
-            ctx, names, lambda name: ctx.report.models.append(train_model(ctx, name, force=force))
+            ctx,
+            list(params.models),
+            lambda name: ctx.report.models.append(train_model(ctx, name, force=params.force)),
         )
     _finish(ctx, "training")
 

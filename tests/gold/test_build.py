@@ -202,7 +202,12 @@ class _Tables:
 def _context(spark: SparkSession, spec: GoldSpec, tables: _Tables) -> TaskContext:
     keyed = SimpleNamespace(spec=SimpleNamespace(keys=["customer_id", "feature_ts"]))
     project = SimpleNamespace(gold={"c.gold.features": spec}, table=lambda name: keyed)
-    return cast(TaskContext, SimpleNamespace(spark=spark, project=project, tables=tables))
+    return cast(
+        TaskContext,
+        SimpleNamespace(
+            spark=spark, project=project, tables=tables, task_key="build_gold", parameters=[]
+        ),
+    )
 
 
 @pytest.mark.parametrize("timestamp_key", ["feature_ts", None])
