@@ -34,6 +34,8 @@ from typing import Any
 
 from _common import git_commit, machine, timed
 
+from lakehouse.core.errors import one_line
+
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 FORMATS = ("csv", "jsonl")
@@ -241,21 +243,16 @@ class Bench:
             _, rows, corrupt = self.ours(fmt, landing)
             result["ours"] = f"{rows} rows ({corrupt} corrupt, kept with _raw)"
         except Exception as exc:
-            result["ours"] = f"fails: {_first_line(exc)}"
+            result["ours"] = f"fails: {one_line(exc, with_type=False)[:160]}"
         try:
             _, rows = self.plain(fmt, landing)
             result["plain"] = f"{rows} rows"
         except Exception as exc:
-            result["plain"] = f"fails: {_first_line(exc)}"
+            result["plain"] = f"fails: {one_line(exc, with_type=False)[:160]}"
         return result
 
     def stop(self) -> None:
         self.session.stop()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 # ---------------------------------------------------------------- report

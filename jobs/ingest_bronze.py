@@ -1,6 +1,7 @@
 """Ingest new file drops into the Bronze tables.
 
-spark-submit jobs/ingest_bronze.py [--target T] [--project-dir DIR] [task parameters]
+spark-submit jobs/ingest_bronze.py [--target T] [--project-dir DIR]
+    [--sources NAME...] [--with-sample-api PORT]
 """
 
 from __future__ import annotations

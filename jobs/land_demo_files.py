@@ -1,6 +1,7 @@
 """Land the deterministic demo file drops.
 
-spark-submit jobs/land_demo_files.py [--target T] [--project-dir DIR] [task parameters]
+spark-submit jobs/land_demo_files.py [--target T] [--project-dir DIR]
+    --landing DIR [--customers N] [--seed S]
 """
 
 from __future__ import annotations

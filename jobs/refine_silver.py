@@ -1,6 +1,6 @@
 """Conform, dedupe and MERGE Bronze into the Silver tables.
 
-spark-submit jobs/refine_silver.py [--target T] [--project-dir DIR] [task parameters]
+spark-submit jobs/refine_silver.py [--target T] [--project-dir DIR] [TABLE]... [--full-refresh]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Train, log and register the configured models in MLflow.
 
-spark-submit jobs/train_model.py [--target T] [--project-dir DIR] [task parameters]
+spark-submit jobs/train_model.py [--target T] [--project-dir DIR] [MODEL]... [--force]
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
 from lakehouse.config.models import EngineSpec
+from lakehouse.core.errors import LakehouseError
 from lakehouse.engine import build_session
-from lakehouse.errors import LakehouseError
 from lakehouse.io.delta import DeltaStore
 
 ITEMS = "cat.s.items"

@@ -30,7 +30,7 @@ from typing import Literal
 from pyspark.sql import SparkSession
 
 from lakehouse.config.models import EngineSpec
-from lakehouse.errors import EngineError
+from lakehouse.core.errors import EngineError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _connect_session(spec: EngineSpec, app_name: str) -> EngineSession:
         spark.sql("SELECT 1").collect()
     except Exception as exc:
         raise EngineError(
-            f"cannot reach Spark Connect at {spec.remote}: {_first_line(exc)}"
+            f"cannot reach Spark Connect at {spec.remote}: {one_line(exc, with_type=False)}"
         ) from exc
     session = EngineSession(
         spark, "connect", owned=True, started_in_s=time.perf_counter() - started, remote=spec.remote
@@ -330,7 +330,7 @@ def _jvm_session(
         with _stderr_to(log_file):
             spark = builder.getOrCreate()
     except Exception as exc:
-        detail = _jvm_failure_detail(log_file) or _first_line(exc)
+        detail = _jvm_failure_detail(log_file) or one_line(exc, with_type=False)
         raise EngineError(
             f"JVM Spark could not start with Delta Lake ({detail}): {HOW_TO_SUPPLY_DELTA}; "
             f"JVM log: {log_file}"
@@ -412,8 +412,3 @@ def _jvm_failure_detail(log_file: Path) -> str | None:
         if "ClassNotFoundException" in line and "delta" in line.lower():
             return line.strip()
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -211,7 +211,7 @@ def test_drift_add_new_columns_evolves_the_table(spark: SparkSession, tmp_path: 
 def test_drift_fail_appends_nothing_and_names_the_fields(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    from lakehouse.errors import TaskError
+    from lakehouse.core.errors import TaskError
 
     project = _typed_project(tmp_path, "fail")
     _write(project, "a.jsonl", '{"id": "1", "qty": 2, "color": "red", "size": "L"}\n')

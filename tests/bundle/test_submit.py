@@ -27,8 +27,8 @@ from lakehouse.bundle.submit import (
 from lakehouse.config.loader import load_project
 from lakehouse.config.models import Task
 from lakehouse.config.project import Project
+from lakehouse.core.errors import ConfigError, TaskError
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, EngineSession
-from lakehouse.errors import ConfigError, TaskError
 from lakehouse.io.delta import DeltaStore
 from tests.support import session_engine
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from lakehouse.config import load_project
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 FEATURES = "${var.catalog}.gold.customer_features"
 DAILY_SALES = "${var.catalog}.gold.daily_sales"

@@ -19,7 +19,7 @@ from lakehouse.config.system_tables import (
     spark_schema,
     system_table_name,
 )
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 from lakehouse.io.delta import DeltaStore
 from tests.support import session_engine
 

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config import load_project
 from lakehouse.config.models import GoldSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.gold.build import build_gold, gold_frame
 from lakehouse.quality.validate import duplicate_keys
 
@@ -202,7 +202,12 @@ class _Tables:
 def _context(spark: SparkSession, spec: GoldSpec, tables: _Tables) -> TaskContext:
     keyed = SimpleNamespace(spec=SimpleNamespace(keys=["customer_id", "feature_ts"]))
     project = SimpleNamespace(gold={"c.gold.features": spec}, table=lambda name: keyed)
-    return cast(TaskContext, SimpleNamespace(spark=spark, project=project, tables=tables))
+    return cast(
+        TaskContext,
+        SimpleNamespace(
+            spark=spark, project=project, tables=tables, task_key="build_gold", parameters=[]
+        ),
+    )
 
 
 @pytest.mark.parametrize("timestamp_key", ["feature_ts", None])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.lineage import graph as lg
 from lakehouse.governance.lineage.graph import (
     LineageEdge,

@@ -12,8 +12,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config import Project, load_project
+from lakehouse.core.errors import LakehouseError, SchemaMismatchError
 from lakehouse.engine import EngineKind, EngineSession
-from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.io.delta import DeltaStore
 from lakehouse.io.schema_guard import conform_to_schema
 

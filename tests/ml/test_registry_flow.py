@@ -12,10 +12,10 @@ from mlflow.tracking import MlflowClient
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.models import CandidateSpec, PromotionSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import list_versions, tracking_uri
 from lakehouse.ml.score import score_model
-from lakehouse.ml.train import PROMOTION_TAG, train_model
+from lakehouse.ml.train import PROMOTION_TAG, train_model, train_models
 from tests.ml.conftest import ContextFactory
 
 MODEL = "churn"
@@ -190,3 +190,22 @@ def test_scoring_writes_one_champion_prediction_per_key(ml_context: ContextFacto
     )
     assert got["prediction"].tolist() == expected["prediction"].tolist()
     assert np.allclose(got["probability"], expected["probability"])
+
+
+def test_force_is_a_train_model_task_parameter(ml_context: ContextFactory) -> None:
+    """``parameters: [--force]`` in bundle.yml (or on a jobs/ script) retrains, as ``--force`` does."""
+
+    def run_task(*parameters: str) -> bool:
+        ctx = ml_context()
+        ctx.parameters = list(parameters)
+        train_models(ctx)
+        assert [m.name for m in ctx.report.models] == [NAME]
+        return ctx.report.models[0].retrained
+
+    assert run_task(MODEL)
+    assert not run_task()  # unchanged data and settings: the version is reused
+    assert run_task("--force")
+    with pytest.raises(LakehouseError, match=r"task train_model: unknown parameter '--frce'"):
+        run_task("--frce")
+    with pytest.raises(LakehouseError, match="unknown model"):
+        run_task("nope")

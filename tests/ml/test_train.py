@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.train import (
     best_candidate,
     build_estimator,

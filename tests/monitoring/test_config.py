@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from lakehouse.config import load_project
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 
 def _edit(path: Path, change: Any) -> None:

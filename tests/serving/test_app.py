@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 from lakehouse.bronze.ingest import ingest_file_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.io.delta import DeltaStore
 from lakehouse.ml.train import model_input
 from lakehouse.serving.app import (

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from lakehouse.config.models import HttpSource
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO and httpcore the headers at DEBUG: either can carry the

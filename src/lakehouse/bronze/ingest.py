@@ -16,7 +16,6 @@ before anything is written (``fail``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -45,7 +44,8 @@ from lakehouse.config.system_tables import (
     rows_frame,
     system_table_name,
 )
-from lakehouse.errors import TaskError
+from lakehouse.core.errors import TaskError
+from lakehouse.core.params import TaskParams
 from lakehouse.io.store import TableStore
 
 log = logging.getLogger(__name__)
@@ -421,16 +421,20 @@ def ingest_source(
     return summary
 
 
+class IngestParams(TaskParams):
+    """``[--sources NAME...] [--with-sample-api PORT]``."""
+
+    sources: tuple[str, ...] = ()
+    with_sample_api: int | None = None
+
+
 def ingest_bronze(ctx: TaskContext) -> None:
     """Ingest every configured source (or ``--sources a b``).
 
     ``--with-sample-api PORT`` serves the demo's sample data API on 127.0.0.1:PORT while
     the sources are ingested (unless one already answers there) and stops it afterwards.
     """
-    parser = argparse.ArgumentParser(prog=ctx.task_key)
-    parser.add_argument("--sources", nargs="*", default=None)
-    parser.add_argument("--with-sample-api", type=int, default=None, metavar="PORT")
-    args = parser.parse_args(ctx.parameters)
+    args = IngestParams.parse(ctx.parameters, task=ctx.task_key)
     names = args.sources or list(ctx.project.sources)
     unknown = [n for n in names if n not in ctx.project.sources]
     if unknown:

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
-from lakehouse.bundle.runner import new_run_id, one_line
+from lakehouse.bundle.runner import new_run_id
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
     find_bundle_root,
@@ -25,6 +25,7 @@ from lakehouse.config.loader import (
 )
 from lakehouse.config.models import Task
 from lakehouse.config.project import Project
+from lakehouse.core.errors import one_line
 from lakehouse.engine import build_session
 from lakehouse.governance.scope import resolve_principal
 from lakehouse.governance.store import governed_tables

@@ -39,9 +39,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -49,7 +48,8 @@ from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.loader import read_yaml
 from lakehouse.config.models import Job, Schedule, Task, task_order
 from lakehouse.config.project import Project
-from lakehouse.errors import ConfigError, LakehouseError
+from lakehouse.core.cron import CronError, Dialect, parse
+from lakehouse.core.errors import ConfigError, LakehouseError
 
 
 class ExportError(LakehouseError):
@@ -59,135 +59,14 @@ class ExportError(LakehouseError):
 # ---------------------------------------------------------------- cron conversion
 
 
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()  # names[i] is the value low + i
-
-
-_MINUTE = _Field("minute", 0, 59)
-_HOUR = _Field("hour", 0, 23)
-_DAY_OF_MONTH = _Field("day-of-month", 1, 31)
-_MONTH = _Field(
-    "month",
-    1,
-    12,
-    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
-)
-_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-# day-of-week: cron 0-7 (0 and 7 = Sunday), Quartz 1-7 (1 = Sunday)
-_CRON_DOW = _Field("day-of-week", 0, 7)
-_QUARTZ_DOW = _Field("day-of-week", 1, 7)
-
-_ITEM = re.compile(
-    r"^(?:(?P<star>\*)|(?P<low>\d+|[A-Z]+)(?:-(?P<high>\d+|[A-Z]+))?)(?:/(?P<step>\d+))?$"
-)
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-def _fail(expr: str, kind: str, why: str) -> ExportError:
-    return ExportError(f"{kind} expression {expr!r}: {why}")
-
-
-def _value(token: str, field: _Field, names: tuple[str, ...], expr: str, kind: str) -> int:
-    if token.isdigit():
-        number = int(token)
-        if not field.low <= number <= field.high:
-            raise _fail(expr, kind, f"{field.name} {number} is outside {field.low}-{field.high}")
-        return number
-    if token in names:
-        return names.index(token)
-    raise _fail(expr, kind, f"{field.name} value {token!r} is not understood")
-
-
-def _items(value: str, field: _Field, expr: str, kind: str) -> list[re.Match[str]]:
-    items = []
-    for item in value.upper().split(","):
-        match = _ITEM.match(item)
-        if match is None:
-            special = next((c for c in "?LW#" if c in item), None)
-            why = (
-                f"{field.name} {item!r} uses {special!r}, which has no equivalent in the other format"
-                if special
-                else f"{field.name} {item!r} is not a cron field"
-            )
-            raise _fail(expr, kind, why)
-        if match["step"] is not None and int(match["step"]) == 0:
-            raise _fail(expr, kind, f"{field.name} {item!r} has a step of 0")
-        items.append(match)
-    return items
-
-
-def _plain_field(value: str, field: _Field, expr: str, kind: str) -> str:
-    """Minute, hour, day-of-month or month: the same syntax in cron and Quartz.
-
-    ``n/step`` (Quartz: from n on, every step) becomes ``n-<max>/step``, which both accept.
-    """
-    out = []
-    names = field.names
-    for match in _items(value, field, expr, kind):
-        if match["star"]:
-            out.append(match[0])
-            continue
-        low = _value(match["low"], field, ("", *names) if names else (), expr, kind)
-        high = None
-        if match["high"] is not None:
-            high = _value(match["high"], field, ("", *names) if names else (), expr, kind)
-            if high < low:
-                raise _fail(expr, kind, f"{field.name} range {match[0]!r} runs backwards")
-        if match["step"] is not None and high is None:
-            out.append(f"{low}-{field.high}/{match['step']}")
-        else:
-            out.append(match[0])
-    return ",".join(out)
-
-
-def _days(value: str, field: _Field, expr: str, kind: str) -> set[int] | None:
-    """Day-of-week values as days (0 = Sunday); None for every day."""
-    offset = 0 if field is _CRON_DOW else 1
-    last = 6 if field is _CRON_DOW else 7  # what '*' spans
-    names = tuple([""] * offset) + _DAYS
-    days: set[int] = set()
-    for match in _items(value, field, expr, kind):
-        if match["star"]:
-            if match["step"] is None:
-                return None
-            low, high = offset, last
-        else:
-            low = _value(match["low"], field, names, expr, kind)
-            high = low
-            if match["high"] is not None:
-                high = _value(match["high"], field, names, expr, kind)
-            elif match["step"] is not None:
-                high = last
-            if high < low:
-                raise _fail(expr, kind, f"day-of-week range {match[0]!r} runs backwards")
-        step = int(match["step"] or 1)
-        days.update((n - offset) % 7 for n in range(low, high + 1, step))
-    return None if len(days) == 7 else days
-
-
-def _render_days(days: set[int] | None, offset: int) -> str:
-    if days is None:
-        return "*"
-    numbers = sorted(d + offset for d in days)
-    runs: list[list[int]] = []
-    for n in numbers:
-        if runs and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    return ",".join(f"{r[0]}-{r[-1]}" if len(r) >= 3 else ",".join(str(n) for n in r) for r in runs)
+def _convert(expression: str, dialect: Dialect, to: Literal["cron", "quartz"]) -> str:
+    """Parse with the one cron parser and render for the other scheduler, or raise ExportError."""
+    try:
+        parsed = parse(expression, dialect)
+        return parsed.to_cron() if to == "cron" else parsed.to_quartz()
+    except CronError as exc:
+        kind = "Quartz cron" if dialect == "quartz" else "cron"
+        raise ExportError(f"{kind} expression {expression!r}: {exc.why}") from None
 
 
 def quartz_to_cron(expression: str) -> str:
@@ -197,47 +76,7 @@ def quartz_to_cron(expression: str) -> str:
     Raises :class:`ExportError` for what cron cannot express: seconds other than 0, a year,
     ``L``/``W``/``#``, or both a day of month and a day of week.
     """
-    kind = "Quartz cron"
-    parts = expression.split()
-    if len(parts) not in (6, 7):
-        raise _fail(expression, kind, f"expected 6 or 7 fields, got {len(parts)}")
-    sec, minute, hour, dom, month, dow = parts[:6]
-    if len(parts) == 7 and parts[6] not in ("*", "?"):
-        raise _fail(expression, kind, "a year field cannot be expressed in 5-field cron")
-    if not (sec.isdigit() and int(sec) == 0):
-        raise _fail(expression, kind, f"seconds {sec!r}: 5-field cron runs on the minute only")
-    cron_dom = "*" if dom == "?" else _plain_field(dom, _DAY_OF_MONTH, expression, kind)
-    days = None if dow == "?" else _days(dow, _QUARTZ_DOW, expression, kind)
-    if cron_dom != "*" and days is not None:
-        raise _fail(
-            expression, kind, "both a day of month and a day of week: set one of them to '?'"
-        )
-    return " ".join(
-        [
-            _plain_field(minute, _MINUTE, expression, kind),
-            _plain_field(hour, _HOUR, expression, kind),
-            cron_dom,
-            _plain_field(month, _MONTH, expression, kind),
-            _render_days(days, 0),
-        ]
-    )
-
-
-def _parse_cron(expression: str) -> tuple[str, str, str, str, set[int] | None]:
-    """Minute, hour, day-of-month and month fields checked, and the days of the week."""
-    kind = "cron"
-    text = _MACROS.get(expression.strip().lower(), expression)
-    parts = text.split()
-    if len(parts) != 5:
-        raise _fail(expression, kind, f"expected 5 fields, got {len(parts)}")
-    minute, hour, dom, month, dow = parts
-    return (
-        _plain_field(minute, _MINUTE, expression, kind),
-        _plain_field(hour, _HOUR, expression, kind),
-        _plain_field(dom, _DAY_OF_MONTH, expression, kind),
-        _plain_field(month, _MONTH, expression, kind),
-        _days(dow, _CRON_DOW, expression, kind),
-    )
+    return _convert(expression, "quartz", "cron")
 
 
 def cron_to_quartz(expression: str) -> str:
@@ -247,24 +86,13 @@ def cron_to_quartz(expression: str) -> str:
     day-of-month / day-of-week becomes ``?`` as Quartz requires. Raises :class:`ExportError`
     when both are restricted (cron then runs on either; Quartz cannot say that).
     """
-    minute, hour, dom, month, days = _parse_cron(expression)
-    if dom != "*" and days is not None:
-        raise _fail(
-            expression,
-            "cron",
-            "both a day of month and a day of week (cron runs on either; Quartz cannot say that)",
-        )
-    dow = "?" if days is None else _render_days(days, 1)
-    if days is not None:
-        dom = "?"
-    return " ".join(["0", minute, hour, dom, month, dow])
+    return _convert(expression, "cron", "quartz")
 
 
 def schedule_cron(schedule: Schedule) -> str:
     """The schedule as a 5-field cron expression (a ``cron_expression`` as written)."""
     if schedule.cron_expression is not None:
-        _parse_cron(schedule.cron_expression)  # a typo fails here, not in Airflow
-        return _MACROS.get(schedule.cron_expression.strip().lower(), schedule.cron_expression)
+        return _convert(schedule.cron_expression, "cron", "cron")  # a typo fails here
     assert schedule.quartz_cron_expression is not None
     return quartz_to_cron(schedule.quartz_cron_expression)
 

@@ -25,8 +25,8 @@ from lakehouse.config.loader import import_callable
 from lakehouse.config.models import Job, Task, task_order
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, system_table_name
+from lakehouse.core.errors import ConfigError, LakehouseError, one_line
 from lakehouse.engine import EngineSession
-from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.governance.scope import resolve_principal
 from lakehouse.governance.store import governed_tables
 from lakehouse.io.store import TableStore
@@ -374,12 +374,3 @@ def notify(job: Job, event: str, report: RunReport) -> None:
             httpx.post(hook.url, json=payload, timeout=10).raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("webhook %s for %s failed: %s", hook.url, event, exc)
-
-
-def one_line(exc: BaseException) -> str:
-    """A readable single line for an exception (Spark errors can span pages)."""
-    if isinstance(exc, LakehouseError):
-        return str(exc)
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    first = lines[0] if lines else ""
-    return f"{type(exc).__name__}: {first}"[:500]

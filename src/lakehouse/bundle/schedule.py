@@ -2,16 +2,8 @@
 
 Schedules are Databricks-style: a Quartz cron expression (``sec min hour day-of-month month
 day-of-week [year]``) or a 5-field cron expression, a ``timezone_id`` and a
-``pause_status``. Both are evaluated by croniter; Quartz is translated first:
-
-* day-of-week ``1-7`` means ``SUN-SAT`` (cron: ``0-6``), in numbers, ranges, steps,
-  ``n#k`` (k-th weekday n of the month) and ``nL`` (last weekday n); names (``MON-FRI``)
-  are the same in both;
-* ``?`` (no specific value) in day-of-month or day-of-week, ``L`` and ``nW`` in
-  day-of-month, ``a/b`` steps and the optional year field are understood as Quartz means
-  them. ``LW`` and ``L-n`` are not supported (croniter has no equivalent) and are refused;
-* giving both a day-of-month and a day-of-week (neither ``?`` nor ``*``) is refused, as
-  Quartz refuses it.
+``pause_status``. Expressions are parsed and checked by :mod:`lakehouse.core.cron` (when
+the project loads) and evaluated by croniter; see there for the Quartz rules.
 
 A fire time that falls into a daylight-saving gap fires at the first instant after the gap.
 
@@ -25,7 +17,6 @@ clock and sleep.
 from __future__ import annotations
 
 import itertools
-import re
 import subprocess
 import sys
 import time
@@ -36,11 +27,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterError, croniter  # type: ignore[import-untyped]
+from croniter import croniter  # type: ignore[import-untyped]
 
 from lakehouse.config.models import Job, Schedule
 from lakehouse.config.project import Project
-from lakehouse.errors import ConfigError, LakehouseError
+from lakehouse.core.cron import parse_schedule
+from lakehouse.core.errors import ConfigError, LakehouseError, one_line
 
 MAX_SLEEP_S = 30.0  # wake up at least this often (clock changes, Ctrl-C responsiveness)
 STOP_GRACE_S = 10.0
@@ -51,73 +43,6 @@ class ScheduleError(LakehouseError):
 
 
 # ---------------------------------------------------------------- expressions
-
-
-_DOW_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_FIELD_NAMES = ("second", "minute", "hour", "day-of-month", "month", "day-of-week", "year")
-
-
-def quartz_to_croniter(expression: str) -> str:
-    """A Quartz cron expression as a croniter expression with the seconds field first.
-
-    Evaluate the result with ``croniter(expr, start, second_at_beginning=True)``.
-    """
-    fields = expression.split()
-    if len(fields) not in (6, 7):
-        raise ValueError(
-            f"a Quartz cron expression has 6 or 7 fields (sec min hour day-of-month month "
-            f"day-of-week [year]), got {len(fields)}"
-        )
-    dom, dow = fields[3], fields[5]
-    if dom not in ("?", "*") and dow not in ("?", "*"):
-        raise ValueError(
-            "give '?' in day-of-month or day-of-week: Quartz does not combine both "
-            f"(got day-of-month {dom!r}, day-of-week {dow!r})"
-        )
-    if dom == "?" and dow == "?":
-        raise ValueError("'?' may stand in day-of-month or day-of-week, not both")
-    for index, value in enumerate(fields):
-        if "?" in value and (index not in (3, 5) or value != "?"):
-            raise ValueError(
-                f"'?' is only allowed alone in day-of-month or day-of-week (got {value!r} in {_FIELD_NAMES[index]})"
-            )
-    if re.search(r"LW|L-\d", dom.upper()):
-        raise ValueError(f"day-of-month {dom!r}: 'LW' and 'L-n' are not supported")
-    fields[5] = ",".join(_quartz_dow_item(item) for item in dow.split(","))
-    if len(fields) == 7 and fields[6] in ("", "*"):
-        fields = fields[:6]
-    return " ".join(fields)
-
-
-def _dow_number(value: str) -> str:
-    """A Quartz day-of-week (``1``-``7`` or a name) as a cron one (``0``-``6`` or the name)."""
-    if value.upper() in _DOW_NAMES:
-        return value.upper()
-    if not value.isdigit() or not 1 <= int(value) <= 7:
-        raise ValueError(f"day-of-week {value!r}: expected 1-7 (SUN-SAT) or SUN..SAT")
-    return str(int(value) - 1)
-
-
-def _quartz_dow_item(item: str) -> str:
-    upper = item.upper()
-    if upper in ("?", "*") or re.fullmatch(r"\*/\d+", upper):
-        return upper
-    if upper == "L":  # the last day of the week: Saturday
-        return "6"
-    if m := re.fullmatch(r"(\w+?)L", upper):  # last <weekday> of the month
-        return f"L{_dow_index(m.group(1))}"
-    if m := re.fullmatch(r"(\w+)#([1-5])", upper):  # k-th <weekday> of the month
-        return f"{_dow_number(m.group(1))}#{m.group(2)}"
-    if m := re.fullmatch(r"(\w+)-(\w+)(/\d+)?", upper):
-        return f"{_dow_number(m.group(1))}-{_dow_number(m.group(2))}{m.group(3) or ''}"
-    if m := re.fullmatch(r"(\w+)/(\d+)", upper):  # from <weekday> every n days
-        return f"{_dow_number(m.group(1))}-6/{m.group(2)}"
-    return _dow_number(upper)
-
-
-def _dow_index(value: str) -> int:
-    number = _dow_number(value)
-    return _DOW_NAMES.index(number) if number in _DOW_NAMES else int(number)
 
 
 @dataclass(frozen=True)
@@ -142,24 +67,11 @@ class CompiledSchedule:
 
 def compile_schedule(schedule: Schedule) -> CompiledSchedule:
     """Check and translate a bundle schedule; a bad expression raises ``ValueError``."""
-    zone = ZoneInfo(schedule.timezone_id)
-    if schedule.quartz_cron_expression is not None:
-        source = schedule.quartz_cron_expression
-        expression, seconds_first = quartz_to_croniter(source), True
-    else:
-        assert schedule.cron_expression is not None
-        source = schedule.cron_expression
-        if len(source.split()) != 5:
-            raise ValueError(
-                f"cron_expression has 5 fields (min hour day-of-month month day-of-week), "
-                f"got {len(source.split())}"
-            )
-        expression, seconds_first = source, False
-    try:
-        croniter(expression, datetime(2000, 1, 1, tzinfo=zone), second_at_beginning=seconds_first)
-    except CroniterError as exc:
-        raise ValueError(f"{source!r} is not a valid expression ({_first_line(exc)})") from None
-    return CompiledSchedule(expression, seconds_first, zone, source)
+    parsed = parse_schedule(schedule.quartz_cron_expression, schedule.cron_expression)
+    expression, seconds_first = parsed.croniter_expression()
+    return CompiledSchedule(
+        expression, seconds_first, ZoneInfo(schedule.timezone_id), parsed.source
+    )
 
 
 def next_fire(schedule: Schedule, after: datetime) -> datetime:
@@ -172,11 +84,6 @@ def describe(schedule: Schedule) -> str:
     if schedule.quartz_cron_expression is not None:
         return f"quartz {schedule.quartz_cron_expression} {schedule.timezone_id}"
     return f"cron {schedule.cron_expression} {schedule.timezone_id}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------- the scheduler
@@ -377,7 +284,11 @@ class Scheduler:
         except Exception as exc:  # a launch failure is reported; the schedule goes on
             self.summary.failed_to_start += 1
             self._event(
-                "failed_to_start", entry.name, fire_time, run=number, detail=_first_line(exc)
+                "failed_to_start",
+                entry.name,
+                fire_time,
+                run=number,
+                detail=one_line(exc, with_type=False),
             )
             return
         entry.runs.append(_Run(number, process, self.monotonic()))

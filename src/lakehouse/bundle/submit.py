@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 
 from lakehouse.config.models import EngineSpec, Task
 from lakehouse.config.project import Project
+from lakehouse.core.errors import ConfigError, EngineError, TaskError
 from lakehouse.engine import (
     DELTA_CATALOG,
     DELTA_EXTENSION,
@@ -43,7 +44,6 @@ from lakehouse.engine import (
     delta_classpath,
     local_mode_conf,
 )
-from lakehouse.errors import ConfigError, EngineError, TaskError
 
 ENTRYPOINT_MARKER = re.compile(r"\brun_task_script\b")
 KILL_GRACE_S = 10.0

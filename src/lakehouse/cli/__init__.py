@@ -13,10 +13,10 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from lakehouse.bundle.runner import one_line
 from lakehouse.cli import apps, bundle, catalog, data, ml
 from lakehouse.cli._context import CliError, _global_options
 from lakehouse.cli.render import err_console
+from lakehouse.core.errors import one_line
 
 app = typer.Typer(
     help="lakehouse: medallion lakehouse jobs (Bronze -> Silver -> Gold -> MLflow) on open-source Spark.",

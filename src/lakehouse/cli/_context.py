@@ -14,10 +14,10 @@ from typing import Annotated
 import typer
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.bundle.runner import one_line
 from lakehouse.cli.render import console
 from lakehouse.config.loader import load_project, parse_var_overrides
 from lakehouse.config.project import Project
+from lakehouse.core.errors import one_line
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.governance.store import GovernedStore
 from lakehouse.summary import render_report

@@ -118,12 +118,17 @@ def refine(
     ] = False,
 ) -> None:
     """Conform, validate, quarantine and MERGE new Bronze batches into Silver tables."""
-    from lakehouse.silver.refine import refine_table
+    from lakehouse.silver.refine import RefineParams, refine_table
 
     project = _load(project_dir, target, engine, var)
     names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
+    params = RefineParams(tables=tuple(names), full_refresh=full_refresh)
     with _task_context(project, "refine") as ctx, console.status("refining …"):
-        _run_each(ctx, names, lambda name: refine_table(ctx, name, full_refresh=full_refresh))
+        _run_each(
+            ctx,
+            list(params.tables),
+            lambda name: refine_table(ctx, name, full_refresh=params.full_refresh),
+        )
     _finish(ctx, "refine")
 
 

@@ -28,14 +28,17 @@ def train(
     var: VarOpt = None,
 ) -> None:
     """Train a model's candidates, log them to MLflow, register the best, apply promotion."""
-    from lakehouse.ml.train import train_model
+    from lakehouse.ml.train import TrainParams, train_model
 
     project = _load(project_dir, target, engine, var)
     names = models or list(project.models)
     require_known_models(project, names)
+    params = TrainParams(models=tuple(names), force=force)
     with _task_context(project, "train") as ctx, console.status("training …"):
         _run_each(
-            ctx, names, lambda name: ctx.report.models.append(train_model(ctx, name, force=force))
+            ctx,
+            list(params.models),
+            lambda name: ctx.report.models.append(train_model(ctx, name, force=params.force)),
         )
     _finish(ctx, "training")
 

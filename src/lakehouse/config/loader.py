@@ -22,7 +22,7 @@ from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.models import BundleSpec, ConfFile, EngineSpec, Variable
 from lakehouse.config.project import Project
 from lakehouse.config.resolve import LoadedBundle, assemble
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 ENV_TARGET = "LAKEHOUSE_TARGET"
 ENV_ENGINE = "LAKEHOUSE_ENGINE"

@@ -20,6 +20,7 @@ from lakehouse.config.base import (  # noqa: F401 - re-exported
     StrictModel,
     TableName,
 )
+from lakehouse.core.cron import parse_schedule
 from lakehouse.quality.rules import Rule
 
 # Table features the embedded engine (Sail) refuses to write; a table carrying them
@@ -169,6 +170,7 @@ class Schedule(StrictModel):
             ZoneInfo(self.timezone_id)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone_id {self.timezone_id!r}") from None
+        parse_schedule(self.quartz_cron_expression, self.cron_expression)  # CronError
         return self
 
 

@@ -21,7 +21,7 @@ from lakehouse.config.models import (
     TableSpec,
     Target,
 )
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 

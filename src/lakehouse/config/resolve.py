@@ -39,7 +39,7 @@ from lakehouse.config.system_tables import (
     system_table_specs,
 )
 from lakehouse.config.validate import check_governance, check_references
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 S = TypeVar("S")
 

@@ -16,7 +16,7 @@ from lakehouse.config.project import (
     feature_lookup_keys,
     feature_timestamp_key,
 )
-from lakehouse.errors import ConfigError
+from lakehouse.core.errors import ConfigError
 
 # ---------------------------------------------------------------- references
 

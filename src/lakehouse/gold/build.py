@@ -13,7 +13,8 @@ from pyspark.sql import functions as F
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
 from lakehouse.config.models import GoldSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.params import TaskParams
 from lakehouse.quality.validate import duplicate_keys
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def build_gold(ctx: TaskContext) -> None:
     Feature tables (those with a ``timestamp_key``) are checked for unique keys before the
     write: a point-in-time lookup needs exactly one row per key and time.
     """
+    TaskParams.parse(ctx.parameters, task=ctx.task_key)  # takes none
     for name, spec in ctx.project.gold.items():
         inputs = {alias: ctx.tables.read(table) for alias, table in spec.inputs.items()}
         keys = ctx.project.table(name).spec.keys

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable, system_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.audit import AuditLog
 from lakehouse.governance.events import (
     SUCCEEDED,

@@ -28,8 +28,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config.project import Project, TableRef
+from lakehouse.core.errors import LakehouseError, SchemaMismatchError
 from lakehouse.engine import EngineKind
-from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.io import maintenance
 from lakehouse.io.merge import merge_statement
 from lakehouse.io.results import Compaction, HistoryEntry, Restored, WriteResult

@@ -15,8 +15,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from lakehouse.config.project import TableRef
+from lakehouse.core.errors import LakehouseError, SchemaMismatchError, one_line
 from lakehouse.engine import EngineKind
-from lakehouse.errors import LakehouseError, SchemaMismatchError
 from lakehouse.io.results import Compaction, HistoryEntry, Restored
 from lakehouse.io.sql import quote, sql_name
 
@@ -119,7 +119,7 @@ def vacuum_table(
             )
         except Exception as e:
             if "retention" in str(e).lower():
-                raise LakehouseError(f"{name}: {_first_line(e)}") from e
+                raise LakehouseError(f"{name}: {one_line(e, with_type=False)}") from e
             raise
     statement = f"VACUUM {sql_name(ref)} RETAIN {int(retention_hours)} HOURS"
     check = "spark.databricks.delta.retentionDurationCheck.enabled"
@@ -128,7 +128,7 @@ def vacuum_table(
             files = [str(r[0]) for r in spark.sql(f"{statement} DRY RUN").collect()]
         except Exception as e:
             if "retention" in str(e).lower():
-                raise LakehouseError(f"{name}: {_first_line(e)}") from e
+                raise LakehouseError(f"{name}: {one_line(e, with_type=False)}") from e
             raise
         spark.sql(statement).collect()
     return files
@@ -163,11 +163,6 @@ def _sql_conf(spark: SparkSession, key: str, value: str | None) -> Iterator[None
             spark.conf.unset(key)
         else:
             spark.conf.set(key, before)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 _DELTA_PRIMITIVE = {"int": "integer", "bigint": "long", "smallint": "short", "tinyint": "byte"}

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.errors import SchemaMismatchError
+from lakehouse.core.errors import SchemaMismatchError
 from lakehouse.io.sql import quote
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 log = logging.getLogger(__name__)
 

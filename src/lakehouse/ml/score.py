@@ -21,7 +21,8 @@ from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.project import feature_lookup_keys, feature_timestamp_key
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.params import TaskParams
 from lakehouse.ml.registry import CHAMPION, connect, model_uri, version_by_alias
 from lakehouse.ml.train import feature_kinds, model_input
 
@@ -73,6 +74,7 @@ def score_frame(rows: DataFrame, scorer: ScoringModel, passthrough: list[str]) -
 
 def score_batch(ctx: TaskContext) -> None:
     """Task: score every model that has a ``scoring`` section with its champion."""
+    TaskParams.parse(ctx.parameters, task=ctx.task_key)  # takes none
     scored = 0
     for name, spec in ctx.project.models.items():
         if spec.scoring is not None:

@@ -20,7 +20,7 @@ import logging
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,8 @@ from pyspark.sql import types as T
 
 from lakehouse.bundle.context import ModelResult, TaskContext
 from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, TaskError
+from lakehouse.core.params import TaskParams
 from lakehouse.ml.registry import (
     CHALLENGER,
     CHAMPION,
@@ -295,10 +296,25 @@ def best_candidate(candidates: list[Candidate], metric: str) -> Candidate:
     return max(candidates, key=score)
 
 
+class TrainParams(TaskParams):
+    """``[MODEL]... [--force]``: the models to train (default: all); retrain when unchanged."""
+
+    positional: ClassVar[str | None] = "models"
+    models: tuple[str, ...] = ()
+    force: bool = False
+
+
 def train_models(ctx: TaskContext) -> None:
-    """Task: train and register every configured model."""
-    for name in ctx.project.models:
-        ctx.report.models.append(train_model(ctx, name))
+    """Task: train and register every configured model (or those named; ``--force`` retrains)."""
+    params = TrainParams.parse(ctx.parameters, task=ctx.task_key)
+    names = params.models or list(ctx.project.models)
+    unknown = [n for n in names if n not in ctx.project.models]
+    if unknown:
+        raise TaskError(
+            f"unknown model(s): {', '.join(unknown)} (configured: {', '.join(ctx.project.models)})"
+        )
+    for name in names:
+        ctx.report.models.append(train_model(ctx, name, force=params.force))
 
 
 def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelResult:

@@ -18,13 +18,12 @@ printed, noted in the run report and, with ``monitoring.webhook_url``, POSTed as
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from pyspark.sql import DataFrame
@@ -40,7 +39,8 @@ from lakehouse.config.system_tables import (
     rows_frame,
     system_table_name,
 )
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.params import TaskParams
 from lakehouse.ml.registry import CHAMPION, connect, version_by_alias
 from lakehouse.ml.score import latest_rows
 from lakehouse.ml.train import feature_kinds
@@ -506,12 +506,17 @@ def announce(ctx: TaskContext, result: MonitorResult) -> None:
             ctx.report.notes.append(note)
 
 
+class MonitorParams(TaskParams):
+    """``[MODEL]... [--as-of ISO]``: the models to monitor (default: all) and the time."""
+
+    positional: ClassVar[str | None] = "models"
+    models: tuple[str, ...] = ()
+    as_of: dt.datetime | None = None
+
+
 def monitor_models(ctx: TaskContext) -> None:
     """Task: monitor every model under ``monitoring.models`` (``--as-of ISO`` optional)."""
-    parser = argparse.ArgumentParser(prog="monitor_model")
-    parser.add_argument("--as-of", type=dt.datetime.fromisoformat, default=None)
-    parser.add_argument("models", nargs="*")
-    args = parser.parse_args(ctx.parameters)
+    args = MonitorParams.parse(ctx.parameters, task=ctx.task_key)
     names = args.models or list(ctx.project.monitoring.models)
     if not names:
         ctx.report.notes.append("no model under monitoring.models: nothing monitored")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.quality.rules import (
     SQL,
     TABLE_LEVEL,

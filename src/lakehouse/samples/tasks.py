@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from lakehouse.bundle.context import TaskContext
+from lakehouse.core.params import TaskParams
 from lakehouse.samples.generator import SampleSpec, land_sample_files
+
+
+class LandDemoParams(TaskParams):
+    """``--landing DIR [--customers N] [--seed S]``."""
+
+    landing: str
+    customers: int = SampleSpec.customers
+    seed: int = SampleSpec.seed
 
 
 def land_demo_files(ctx: TaskContext) -> None:
     """Write the deterministic demo drops (``--landing DIR [--customers N] [--seed S]``)."""
-    parser = argparse.ArgumentParser(prog=ctx.task_key)
-    parser.add_argument("--landing", required=True)
-    parser.add_argument("--customers", type=int, default=SampleSpec.customers)
-    parser.add_argument("--seed", type=int, default=SampleSpec.seed)
-    args = parser.parse_args(ctx.parameters)
+    args = LandDemoParams.parse(ctx.parameters, task=ctx.task_key)
     landing = Path(ctx.project.resolve_path(args.landing))
     landed = land_sample_files(landing, SampleSpec(customers=args.customers, seed=args.seed))
     ctx.report.count(

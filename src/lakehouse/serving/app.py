@@ -60,7 +60,7 @@ from fastapi import FastAPI, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from lakehouse.config.project import Project, feature_lookup_keys
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
 from lakehouse.serving.predictions import PredictionLog
 

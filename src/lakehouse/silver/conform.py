@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from lakehouse.config.loader import import_callable
 from lakehouse.config.models import SilverSpec
 from lakehouse.config.project import TableRef
-from lakehouse.errors import TaskError
+from lakehouse.core.errors import TaskError
 from lakehouse.io.sql import quote
 from lakehouse.silver.scd import DELETE_FLAG, SCD2_COLUMNS
 

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -26,7 +27,8 @@ from lakehouse.config.system_tables import (
     rows_frame,
     system_table_name,
 )
-from lakehouse.errors import TaskError
+from lakehouse.core.errors import TaskError
+from lakehouse.core.params import TaskParams
 from lakehouse.io.results import WriteResult
 from lakehouse.quality.validate import (
     RuleResult,
@@ -85,7 +87,12 @@ def outcome(result: RuleResult) -> str:
     return {"warn": "warned", "drop": "dropped", "fail": "failed"}[result.action]
 
 
-FULL_REFRESH = "--full-refresh"
+class RefineParams(TaskParams):
+    """``[TABLE]... [--full-refresh]``: the Silver tables (default: all) and how much to read."""
+
+    positional: ClassVar[str | None] = "tables"
+    tables: tuple[str, ...] = ()
+    full_refresh: bool = False
 
 
 def refine_silver(ctx: TaskContext) -> None:
@@ -95,13 +102,13 @@ def refine_silver(ctx: TaskContext) -> None:
     ``--full-refresh`` re-reads all of Bronze (the MERGE keeps the result the same unless
     the rules or the conform config changed).
     """
-    full_refresh = FULL_REFRESH in ctx.parameters
-    names = [p for p in ctx.parameters if p != FULL_REFRESH] or list(ctx.project.silver)
+    params = RefineParams.parse(ctx.parameters, task=ctx.task_key)
+    names = params.tables or list(ctx.project.silver)
     unknown = [n for n in names if n not in ctx.project.silver]
     if unknown:
         raise TaskError(f"unknown Silver table(s): {', '.join(unknown)}")
     for name in names:
-        refine_table(ctx, name, full_refresh=full_refresh)
+        refine_table(ctx, name, full_refresh=params.full_refresh)
 
 
 def refine_table(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> RefineSummary:

@@ -26,7 +26,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.scope import AccessDeniedError
 from lakehouse.sql.codec import NUMERIC_OID, TEXT_OID, TYPE_OIDS
 from lakehouse.sql.statements import SETTINGS

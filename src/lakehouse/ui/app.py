@@ -30,7 +30,7 @@ from markupsafe import Markup
 
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable, system_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.io.store import TableStore
 from lakehouse.ml.registry import CHAMPION, connect, list_versions
 from lakehouse.ui import charts, views

@@ -20,7 +20,7 @@ import httpx
 
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable, system_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

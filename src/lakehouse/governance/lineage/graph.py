@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable, system_table_name
-from lakehouse.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.lineage.columns import source_ref, split_column
 
 if TYPE_CHECKING:

@@ -28,3 +28,16 @@ class SchemaMismatchError(LakehouseError):
 
 class TaskError(LakehouseError):
     """A job task failed."""
+
+
+def one_line(exc: BaseException, *, with_type: bool = True) -> str:
+    """The first non-blank line of an exception's message (Spark errors can span pages).
+
+    With ``with_type`` (the default) an error that is not a :class:`LakehouseError` (those
+    are written for people already) reads ``TypeName: first line``, capped at 500
+    characters; without it, an empty message gives the exception's type name.
+    """
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if with_type and not isinstance(exc, LakehouseError):
+        return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
+    return lines[0] if lines else type(exc).__name__
