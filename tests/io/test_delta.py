@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,57 +10,13 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from lakehouse.config import Project, load_project
+from lakehouse.config import Project
 from lakehouse.core.errors import LakehouseError, SchemaMismatchError
-from lakehouse.engine import EngineKind, EngineSession
+from lakehouse.engine import EngineSession
 from lakehouse.io.delta import DeltaStore
 from lakehouse.io.schema_guard import conform_to_schema
 
 pytestmark = pytest.mark.delta
-
-BUNDLE = """
-bundle: {name: t}
-include: [conf/*.yml]
-variables: {data_root: {default: ./data}}
-targets: {local: {default: true}}
-"""
-CATALOG = """
-catalog:
-  name: cat
-  storage_root: ${var.data_root}/tables
-  schemas:
-    s:
-      tables:
-        items:
-          layer: silver
-          keys: [id]
-          columns:
-            - {name: id, type: int, nullable: false}
-            - {name: label, type: string}
-            - {name: qty, type: int}
-        events:
-          layer: gold
-          partition_by: [day]
-          columns:
-            - {name: id, type: bigint}
-            - {name: day, type: date}
-"""
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Project:
-    (tmp_path / "conf").mkdir()
-    (tmp_path / "bundle.yml").write_text(textwrap.dedent(BUNDLE))
-    (tmp_path / "conf" / "catalog.yml").write_text(textwrap.dedent(CATALOG))
-    return load_project(tmp_path)
-
-
-@pytest.fixture()
-def tables(spark: SparkSession, project: Project, engine_kind: EngineKind) -> DeltaStore:
-    adapter = DeltaStore(spark, project, engine_kind)
-    adapter.register_all()
-    return adapter
-
 
 ITEMS = "id int, label string, qty int"
 

@@ -72,23 +72,25 @@ class GovernedStore:
         acting principal may CREATE TABLE; the others are registered once they exist."""
         for ref in self.project.tables.values():
             schema = f"{ref.catalog}.{ref.schema}"
-            if self.governance.may("CREATE TABLE", schema) or self.system.exists(ref.full_name):
-                self.ensure_table(ref.full_name)
+            if self.governance.may("CREATE TABLE", schema) or self.system.exists(ref):
+                self._ensure_ref(ref)
 
     def ensure_table(self, name: str) -> TableRef:
         """Register the table; creating it needs CREATE TABLE on its schema."""
+        return self._ensure_ref(self.project.table(name))
+
+    def _ensure_ref(self, ref: TableRef) -> TableRef:
+        """Register the table of a resolved handle (CREATE TABLE checked when it is new)."""
         if (
-            name not in self.system_tables
-            and not self.system.is_registered(name)
-            and not self.system.exists(name)
+            ref.full_name not in self.system_tables
+            and not self.system.is_registered(ref.full_name)
+            and not self.system.exists(ref)
         ):
-            ref = self.project.table(name)
             self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
-        return self.system.ensure_table(name)
+        return self.system.ensure_table(ref)
 
     def protocol(self, name: str) -> TableProtocol | None:
-        self.ensure_table(name)
-        return self.system.protocol(name)
+        return self.system.protocol(self.ensure_table(name))
 
     def exists(self, name: str) -> bool:
         return self.system.exists(name)
@@ -99,41 +101,37 @@ class GovernedStore:
         """The table (needs SELECT), masked for a principal without UNMASK; subscribers
         (lineage) learn the version read."""
         self._authorize("SELECT", name)
-        self.ensure_table(name)
+        ref = self.ensure_table(name)
         if self.governance.events:
-            version = self.system.version(name) if version is None else version
+            version = self.system.version(ref) if version is None else version
             self.governance.events.publish(TableRead(name, version))
-        return self.governance.mask(name, self.system.read(name, version))
+        return self.governance.mask(name, self.system.read(ref, version))
 
     def schema(self, name: str) -> T.StructType:
-        self.ensure_table(name)
-        return self.system.schema(name)
+        return self.system.schema(self.ensure_table(name))
 
     def version(self, name: str) -> int:
-        self.ensure_table(name)
-        return self.system.version(name)
+        return self.system.version(self.ensure_table(name))
 
     def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
-        self.ensure_table(name)
-        return self.system.history(name, limit)
+        return self.system.history(self.ensure_table(name), limit)
 
     def row_count(self, name: str) -> int:
         return int(self.read(name).count())
 
     def row_count_unchecked(self, name: str) -> int:
         """Row count for listings (metadata, no SELECT needed, not audited)."""
-        self.ensure_table(name)
-        return self.system.row_count_unchecked(name)
+        return self.system.row_count_unchecked(self.ensure_table(name))
 
     # ------------------------------------------------------------ writes
 
     def append(self, name: str, df: DataFrame, *, add_new_columns: bool = False) -> WriteResult:
         """Append rows (needs MODIFY; adding columns is checked as its own MODIFY)."""
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
-        if add_new_columns and new_columns(self.system.schema(name), df):
+        ref = self.ensure_table(name)
+        if add_new_columns and new_columns(self.system.schema(ref), df):
             self._authorize("MODIFY", name)
-        return self._committed(self.system.append(name, df, add_new_columns=add_new_columns))
+        return self._committed(self.system.append(ref, df, add_new_columns=add_new_columns))
 
     def append_system(self, name: str, df: DataFrame) -> WriteResult:
         """The system's own bookkeeping rows: straight to the inner store."""
@@ -141,8 +139,7 @@ class GovernedStore:
 
     def overwrite(self, name: str, df: DataFrame) -> WriteResult:
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
-        return self._committed(self.system.overwrite(name, df))
+        return self._committed(self.system.overwrite(self.ensure_table(name), df))
 
     def merge(
         self,
@@ -155,9 +152,9 @@ class GovernedStore:
         delete_flag: str | None = None,
     ) -> WriteResult:
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
+        ref = self.ensure_table(name)
         result = self.system.merge(
-            name,
+            ref,
             source,
             keys,
             newer_than=newer_than,
@@ -172,29 +169,27 @@ class GovernedStore:
 
     def add_columns(self, name: str, columns: list[tuple[str, T.DataType]]) -> None:
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
-        self.system.add_columns(name, columns)
+        self.system.add_columns(self.ensure_table(name), columns)
 
     # ------------------------------------------------------------ maintenance
 
     def optimize(self, name: str, zorder_by: list[str] | None = None) -> Compaction:
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
-        return self.system.optimize(name, zorder_by)
+        return self.system.optimize(self.ensure_table(name), zorder_by)
 
     def vacuum(
         self, name: str, retention_hours: int = 168, *, enforce_retention_duration: bool = True
     ) -> list[str]:
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
         return self.system.vacuum(
-            name, retention_hours, enforce_retention_duration=enforce_retention_duration
+            self.ensure_table(name),
+            retention_hours,
+            enforce_retention_duration=enforce_retention_duration,
         )
 
     def restore(self, name: str, version: int) -> Restored:
         self._authorize("MODIFY", name)
-        self.ensure_table(name)
-        return self.system.restore(name, version)
+        return self.system.restore(self.ensure_table(name), version)
 
 
 def governed_tables(

@@ -34,7 +34,9 @@ from lakehouse.io import maintenance
 from lakehouse.io.merge import merge_statement
 from lakehouse.io.results import Compaction, HistoryEntry, Restored, WriteResult
 from lakehouse.io.schema_guard import new_columns, schema_conformed, write_checked
+from lakehouse.io.snapshot import TableSnapshot, read_snapshot
 from lakehouse.io.sql import create_table_statement, quote, sql_name, sql_string
+from lakehouse.io.store import TableName
 from lakehouse.io.table_features import (
     Operation,
     TableProtocol,
@@ -49,8 +51,9 @@ log = logging.getLogger(__name__)
 class DeltaStore:
     """Reads and writes the catalog's Delta tables for one session (no governance).
 
-    ``on_write`` sees the result of every write except the system's own bookkeeping
-    (:meth:`append_system`).
+    A table is named by its ``catalog.schema.table`` or by its handle (:class:`TableRef`): a
+    public method resolves the name once and its steps pass the handle on. ``on_write`` sees
+    the result of every write except the system's own bookkeeping (:meth:`append_system`).
     """
 
     def __init__(
@@ -64,32 +67,41 @@ class DeltaStore:
         self.project = project
         self.engine = engine
         self.on_write = on_write
-        self._registered: set[str] = set()
+        self._registered: dict[str, TableRef] = {}
         self._protocols: dict[str, TableProtocol | None] = {}
 
     def task_scope(self, task_key: str) -> AbstractContextManager[object]:
         """Nothing to attribute without governance: an empty scope."""
         return contextlib.nullcontext()
 
+    def _handle(self, table: TableName) -> TableRef:
+        """The table's handle: given, registered in this session, or looked up in the catalog."""
+        if isinstance(table, TableRef):
+            return table
+        return self._registered.get(table) or self.project.table(table)
+
     # ------------------------------------------------------------ registration
 
     def register_all(self) -> None:
         """Register every catalog table in this session, creating the missing ones."""
         for ref in self.project.tables.values():
-            self.ensure_table(ref.full_name)
+            self._ensure(ref)
 
     def is_registered(self, name: str) -> bool:
         """True once :meth:`ensure_table` registered the table in this session."""
         return name in self._registered
 
-    def ensure_table(self, name: str) -> TableRef:
+    def ensure_table(self, name: TableName) -> TableRef:
         """Create the table at its location if it does not exist, and register it."""
-        ref = self.project.table(name)
+        return self._ensure(self._handle(name))
+
+    def _ensure(self, ref: TableRef) -> TableRef:
+        name = ref.full_name
         if name in self._registered:
             return ref
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
         self._unregister_if_elsewhere(ref)
-        if self.exists(name):
+        if self._exists(ref):
             refuse_unreadable(ref.location, self.engine, name)
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {sql_name(ref)} USING delta "
@@ -99,19 +111,20 @@ class DeltaStore:
             self.spark.sql(create_table_statement(ref))
             log.info("created %s at %s", name, ref.location)
         self._protocols[name] = read_protocol(ref.location)
-        self._registered.add(name)
+        self._registered[name] = ref
         return ref
 
-    def protocol(self, name: str) -> TableProtocol | None:
+    def protocol(self, name: TableName) -> TableProtocol | None:
         """The table's Delta protocol and properties as read when it was registered."""
-        self.ensure_table(name)
-        return self._protocols.get(name)
+        ref = self._ensure(self._handle(name))
+        return self._protocols.get(ref.full_name)
 
-    def _writable(self, name: str, operation: Operation) -> dict[str, str]:
-        """Refuse what this engine cannot write; the table's CHECK constraints otherwise."""
-        protocol = self.protocol(name)
-        refuse_unwritable(protocol, self.engine, name, operation)
-        return protocol.constraints if protocol is not None else {}
+    def _write_snapshot(self, ref: TableRef, operation: Operation) -> TableSnapshot:
+        """The table's version, schema and protocol (one log read), once this engine may
+        ``operation`` it (the snapshot's CHECK constraints are what the write checks)."""
+        snapshot = read_snapshot(self.spark, self.engine, ref)
+        refuse_unwritable(snapshot.protocol, self.engine, ref.full_name, operation)
+        return snapshot
 
     def _unregister_if_elsewhere(self, ref: TableRef) -> None:
         """Drop a session registration of this name that points at another location.
@@ -135,9 +148,11 @@ class DeltaStore:
         log.info("re-pointing %s from %s to %s", ref.engine_name, registered, ref.location)
         self.spark.sql(f"DROP TABLE {sql_name(ref)}")
 
-    def exists(self, name: str) -> bool:
+    def exists(self, name: TableName) -> bool:
         """True when a Delta table exists at the table's location."""
-        ref = self.project.table(name)
+        return self._exists(self._handle(name))
+
+    def _exists(self, ref: TableRef) -> bool:
         try:
             from deltalake import DeltaTable
 
@@ -151,66 +166,70 @@ class DeltaStore:
 
     # ------------------------------------------------------------ reads
 
-    def read(self, name: str, version: int | None = None) -> DataFrame:
+    def read(self, name: TableName, version: int | None = None) -> DataFrame:
         """The table as a DataFrame, optionally as of a Delta version (time travel)."""
-        ref = self.ensure_table(name)
+        return self._load(self._ensure(self._handle(name)), version)
+
+    def _load(self, ref: TableRef, version: int | None = None) -> DataFrame:
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
         return reader.load(ref.location)
 
-    def schema(self, name: str) -> T.StructType:
+    def schema(self, name: TableName) -> T.StructType:
         return self.read(name).schema
 
-    def version(self, name: str) -> int:
+    def version(self, name: TableName) -> int:
         """The latest Delta version of the table."""
         entries = self.history(name, limit=1)
         return entries[0].version if entries else -1
 
-    def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
+    def history(self, name: TableName, limit: int | None = None) -> list[HistoryEntry]:
         """Commits, newest first (``DESCRIBE HISTORY`` or delta-rs on Sail)."""
-        ref = self.ensure_table(name)
+        ref = self._ensure(self._handle(name))
         return maintenance.read_history(self.spark, self.engine, ref, limit)
 
-    def row_count(self, name: str) -> int:
+    def row_count(self, name: TableName) -> int:
         return int(self.read(name).count())
 
-    def row_count_unchecked(self, name: str) -> int:
+    def row_count_unchecked(self, name: TableName) -> int:
         """Row count for listings (metadata, no SELECT needed, not audited)."""
         return int(self.read(name).count())
 
     # ------------------------------------------------------------ writes
 
-    def append(self, name: str, df: DataFrame, *, add_new_columns: bool = False) -> WriteResult:
+    def append(
+        self, name: TableName, df: DataFrame, *, add_new_columns: bool = False
+    ) -> WriteResult:
         """Append rows (schema enforced); ``add_new_columns`` evolves the table (mergeSchema)."""
-        return self._write(name, df, "append", add_new_columns=add_new_columns)
+        ref = self._ensure(self._handle(name))
+        return self._write(ref, df, "append", add_new_columns=add_new_columns)
 
-    def append_system(self, name: str, df: DataFrame) -> WriteResult:
+    def append_system(self, name: TableName, df: DataFrame) -> WriteResult:
         """Append the project's own bookkeeping rows (audit, lineage, job runs): schema
         enforced, not observed."""
-        return self._write(name, df, "append", observed=False)
+        return self._write(self._ensure(self._handle(name)), df, "append", observed=False)
 
-    def overwrite(self, name: str, df: DataFrame) -> WriteResult:
+    def overwrite(self, name: TableName, df: DataFrame) -> WriteResult:
         """Replace the table's rows (schema enforced; a new Delta version, old ones kept)."""
-        return self._write(name, df, "overwrite")
+        return self._write(self._ensure(self._handle(name)), df, "overwrite")
 
     def _write(
         self,
-        name: str,
+        ref: TableRef,
         df: DataFrame,
         mode: str,
         *,
         add_new_columns: bool = False,
         observed: bool = True,
     ) -> WriteResult:
-        ref = self.ensure_table(name)
-        constraints = self._writable(name, "overwrite" if mode == "overwrite" else "append")
         started = time.perf_counter()
-        before = self.version(name)
+        snapshot = self._write_snapshot(ref, "overwrite" if mode == "overwrite" else "append")
+        schema = snapshot.schema
         if add_new_columns:
-            new = new_columns(self.schema(name), df)
+            new = new_columns(schema, df)
             if new:
-                self.add_columns(name, new)
+                schema = self._add_columns(ref, new, snapshot.protocol)
 
         def save(data: DataFrame) -> None:
             writer = data.write.format("delta").mode(mode)
@@ -218,28 +237,38 @@ class DeltaStore:
                 writer = writer.partitionBy(*ref.spec.partition_by)
             writer.save(ref.location)
 
-        conformed = schema_conformed(df, self.schema(name), name)
-        write_checked(replace(conformed, constraints=constraints), save)
-        return self._result(name, mode, before, started, observed=observed)
+        conformed = schema_conformed(df, schema, ref.full_name)
+        write_checked(replace(conformed, constraints=_constraints(snapshot)), save)
+        return self._result(ref, mode, snapshot.version, started, observed=observed)
 
-    def add_columns(self, name: str, columns: list[tuple[str, T.DataType]]) -> None:
+    def add_columns(self, name: TableName, columns: list[tuple[str, T.DataType]]) -> None:
         """Add nullable columns (schema evolution), as a metadata-only commit.
 
         Sail ignores ``mergeSchema`` on tables with a NOT NULL column (it drops the new
         column without an error), so columns are added explicitly: ``ALTER TABLE ... ADD
         COLUMNS`` where the engine has it, delta-rs on Sail.
         """
-        ref = self.ensure_table(name)
-        self._writable(name, "alter")
+        ref = self._ensure(self._handle(name))
+        self._add_columns(ref, columns, self._protocols.get(ref.full_name))
+
+    def _add_columns(
+        self, ref: TableRef, columns: list[tuple[str, T.DataType]], protocol: TableProtocol | None
+    ) -> T.StructType:
+        """Add the columns; the table's schema after the commit (read back to check it)."""
+        refuse_unwritable(protocol, self.engine, ref.full_name, "alter")
         maintenance.add_nullable_columns(self.spark, self.engine, ref, columns)
-        missing = [col for col, _ in columns if col not in self.schema(name).fieldNames()]
+        schema = read_snapshot(self.spark, self.engine, ref).schema
+        missing = [col for col, _ in columns if col not in schema.fieldNames()]
         if missing:
-            raise SchemaMismatchError(f"{name}: could not add columns {', '.join(missing)}")
-        log.warning("%s: added columns %s", name, ", ".join(col for col, _ in columns))
+            raise SchemaMismatchError(
+                f"{ref.full_name}: could not add columns {', '.join(missing)}"
+            )
+        log.warning("%s: added columns %s", ref.full_name, ", ".join(col for col, _ in columns))
+        return schema
 
     def merge(
         self,
-        name: str,
+        name: TableName,
         source: DataFrame,
         keys: list[str],
         *,
@@ -249,24 +278,23 @@ class DeltaStore:
     ) -> WriteResult:
         """Upsert ``source`` into the table on ``keys`` (SQL ``MERGE INTO``, see
         :func:`lakehouse.io.merge.merge_statement` for the options)."""
-        ref = self.ensure_table(name)
+        ref = self._ensure(self._handle(name))
         if not keys:
-            raise LakehouseError(f"{name}: merge needs at least one key column")
-        constraints = self._writable(name, "merge")
+            raise LakehouseError(f"{ref.full_name}: merge needs at least one key column")
         started = time.perf_counter()
-        before = self.version(name)
+        snapshot = self._write_snapshot(ref, "merge")
         conformed = replace(
             schema_conformed(
-                source, self.schema(name), name, allow_new_columns=delete_flag is not None
+                source, snapshot.schema, ref.full_name, allow_new_columns=delete_flag is not None
             ),
-            constraints=constraints,
+            constraints=_constraints(snapshot),
             exempt=delete_flag,
         )
         data = conformed.data
         columns = [c for c in data.columns if c != delete_flag]
         unexpected = [c for c in data.columns if c not in columns and c != delete_flag]
         if len(data.columns) - len(columns) > 1 or unexpected:
-            raise SchemaMismatchError(f"{name}: unexpected columns in the merge source")
+            raise SchemaMismatchError(f"{ref.full_name}: unexpected columns in the merge source")
         view = f"lakehouse_merge_{uuid.uuid4().hex[:12]}"
         statement = merge_statement(
             sql_name(ref),
@@ -286,12 +314,13 @@ class DeltaStore:
                 self.spark.catalog.dropTempView(view)
 
         write_checked(conformed, run_merge)
-        return self._result(name, "merge", before, started)
+        return self._result(ref, "merge", snapshot.version, started)
 
     def _result(
-        self, name: str, operation: str, before: int, started: float, *, observed: bool = True
+        self, ref: TableRef, operation: str, before: int, started: float, *, observed: bool = True
     ) -> WriteResult:
-        latest = self.history(name, limit=1)
+        """What the write committed, from one read of the table's latest commit."""
+        latest = maintenance.read_history(self.spark, self.engine, ref, limit=1)
         entry = latest[0] if latest else None
         committed = entry is not None and entry.version != before
         metrics = entry.metrics if (entry and committed) else {}
@@ -304,7 +333,7 @@ class DeltaStore:
         else:
             rows = int(metrics.get("numOutputRows", 0))
         result = WriteResult(
-            table=name,
+            table=ref.full_name,
             operation=operation,
             rows_written=rows,
             version=entry.version if entry else before,
@@ -312,20 +341,24 @@ class DeltaStore:
             seconds=time.perf_counter() - started,
             metrics=metrics,
         )
-        log.info("%s %s: %d rows, version %s", operation, name, rows, result.version)
+        log.info("%s %s: %d rows, version %s", operation, ref.full_name, rows, result.version)
         if observed and self.on_write is not None:
             self.on_write(result)
         return result
 
     # ------------------------------------------------------------ maintenance
 
-    def optimize(self, name: str, zorder_by: list[str] | None = None) -> Compaction:
+    def optimize(self, name: TableName, zorder_by: list[str] | None = None) -> Compaction:
         """Compact small files (and Z-order when columns are given)."""
         ref = self.ensure_table(name)
         return maintenance.optimize_table(self.spark, self.engine, ref, zorder_by)
 
     def vacuum(
-        self, name: str, retention_hours: int = 168, *, enforce_retention_duration: bool = True
+        self,
+        name: TableName,
+        retention_hours: int = 168,
+        *,
+        enforce_retention_duration: bool = True,
     ) -> list[str]:
         """Delete files no longer referenced by versions within the retention window; the
         files deleted.
@@ -339,10 +372,15 @@ class DeltaStore:
             self.spark, self.engine, ref, retention_hours, enforce_retention_duration
         )
 
-    def restore(self, name: str, version: int) -> Restored:
+    def restore(self, name: TableName, version: int) -> Restored:
         """Restore the table to an earlier version (a new commit; history is kept)."""
         ref = self.ensure_table(name)
         return maintenance.restore_table(self.spark, self.engine, ref, version)
+
+
+def _constraints(snapshot: TableSnapshot) -> dict[str, str]:
+    """The CHECK constraints a write into the snapshot's table must pass."""
+    return snapshot.protocol.constraints if snapshot.protocol is not None else {}
 
 
 def _same_location(a: str, b: str) -> bool:

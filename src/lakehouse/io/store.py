@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -16,6 +16,9 @@ from lakehouse.config.project import Project, TableRef
 from lakehouse.engine import EngineKind
 from lakehouse.io.results import Compaction, HistoryEntry, Restored, WriteResult
 from lakehouse.io.table_features import TableProtocol
+
+TableName: TypeAlias = str | TableRef
+"""A catalog table by its ``catalog.schema.table`` or by its handle (resolved already)."""
 
 
 class TableStore(Protocol):

@@ -13,17 +13,21 @@ delta-spark 4.0.1 and deltalake 1.6.6 (ARCHITECTURE.md has the whole table):
 * Sail enforces CHECK constraints on appends but not on MERGE or UPDATE: violating rows are
   committed. The write guard therefore checks a table's constraints itself, on every engine.
 
-The protocol is read once per table and session from the Delta log with delta-rs; a location
-delta-rs cannot reach (e.g. ``hdfs://``) is not checked, and the engine's own errors apply.
+The protocol is read from the Delta log with delta-rs when a table is registered and again
+with the rest of every write's snapshot (:mod:`lakehouse.io.snapshot`); a location delta-rs
+cannot reach (e.g. ``hdfs://``) is not checked, and the engine's own errors apply.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from lakehouse.core.errors import LakehouseError
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +75,21 @@ def read_protocol(location: str) -> TableProtocol | None:
     try:
         from deltalake import DeltaTable
 
-        table = DeltaTable(location)
-        protocol = table.protocol()
-        configuration = dict(table.metadata().configuration)
+        return protocol_of(DeltaTable(location))
     except Exception as exc:  # unreachable scheme, no table yet
         log.debug("no Delta protocol for %s: %s", location, exc)
         return None
+
+
+def protocol_of(table: DeltaTable) -> TableProtocol:
+    """The protocol and table properties of a loaded delta-rs table (no further log read)."""
+    protocol = table.protocol()
     return TableProtocol(
         min_reader_version=int(protocol.min_reader_version),
         min_writer_version=int(protocol.min_writer_version),
         reader_features=frozenset(protocol.reader_features or ()),
         writer_features=frozenset(protocol.writer_features or ()),
-        configuration=configuration,
+        configuration=dict(table.metadata().configuration),
     )
 
 
