@@ -4,6 +4,8 @@
   session): ``CREATE TABLE IF NOT EXISTS schema.table (...) USING delta LOCATION ...``.
 * read (optionally at a version), append, overwrite, merge on keys (SQL ``MERGE INTO``).
 * Enforces the table schema before every write (:mod:`lakehouse.io.schema_guard`).
+* Resolves a table name once per call, and reads the Delta log once before a write (version,
+  schema, protocol: :mod:`lakehouse.io.snapshot`) and once after it (the commit's metrics).
 * History and maintenance (optimize, vacuum, restore) through Spark SQL where the engine has
   it (JVM Spark, Spark Connect) and through ``deltalake`` (delta-rs) where it does not (Sail)
   (:mod:`lakehouse.io.maintenance`).
