@@ -58,7 +58,10 @@ class RunAs:
     def principal(self, project: Project, task: Task | None = None) -> str:
         """Who acts in the run, or in its bundle ``task`` when one is given."""
         return resolve_principal(
-            project, job=self.job, explicit=self.explicit, task=task or self.task
+            project,
+            job=self.job,
+            explicit=self.explicit,
+            task=task if task is not None else self.task,
         )
 
 
@@ -158,14 +161,8 @@ class RunContext:
 
     def task_store(self, task: Task) -> GovernedStore:
         """A governed store for one bundle task of this run, acting as the task's principal."""
-        return governed_tables(
-            self.spark,
-            self.project,
-            self.session.kind,
-            principal=self.run_as.principal(self.project, task),
-            run_id=self.run_id,
-            job=self.job,
-            on_write=self.report.writes.append,
+        return _governed_store(
+            self.project, self.session, self.report, self.run_as.principal(self.project, task)
         )
 
     def close(self) -> None:
@@ -236,13 +233,20 @@ def _assemble(
         target=project.target_name,
         engine=engine or session.kind,
     )
-    store = governed_tables(
+    store = _governed_store(project, session, report, run_as.principal(project))
+    return RunContext(project, session, store, report, run_as, owns_session=owned)
+
+
+def _governed_store(
+    project: Project, session: EngineSession, report: RunReport, principal: str
+) -> GovernedStore:
+    """``principal``'s governed store in the run of ``report`` (its writes land in the report)."""
+    return governed_tables(
         session.spark,
         project,
         session.kind,
-        principal=run_as.principal(project),
+        principal=principal,
         run_id=report.run_id,
-        job=job,
+        job=report.job,
         on_write=report.writes.append,
     )
-    return RunContext(project, session, store, report, run_as, owns_session=owned)
