@@ -21,9 +21,8 @@ project's access path (:meth:`Lakehouse.read`), as the README explains.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +31,35 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config.loader import load_project
 from lakehouse.config.project import Project
-from lakehouse.engine import EngineSession, build_session
+from lakehouse.engine import EngineSession
 from lakehouse.io.store import TableStore
+from lakehouse.runtime.run import RunAs, RunContext, TaskRun, open_run
 
 NOTEBOOK_JOB = "notebook"
 
 
 @dataclass
 class Lakehouse:
-    """One notebook's project, engine session and governed table store."""
+    """One notebook's run (project, engine session, governed table store) and its scope."""
 
-    project: Project
-    session: EngineSession
-    tables: TableStore
-    principal: str
-    _scope: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+    run: RunContext
+    scope: TaskRun
+
+    @property
+    def project(self) -> Project:
+        return self.run.project
+
+    @property
+    def session(self) -> EngineSession:
+        return self.run.session
+
+    @property
+    def tables(self) -> TableStore:
+        return self.run.store
+
+    @property
+    def principal(self) -> str:
+        return self.run.principal
 
     @property
     def spark(self) -> SparkSession:
@@ -78,9 +91,9 @@ class Lakehouse:
     def stop(self) -> None:
         """Write the audit and lineage rows of this notebook and stop what it started."""
         try:
-            self._scope.close()
+            self.scope.close()
         finally:
-            self.session.stop()
+            self.run.close()
 
     def __enter__(self) -> Lakehouse:
         return self
@@ -98,36 +111,16 @@ def open_lakehouse(
     variables: Mapping[str, Any] | None = None,
 ) -> Lakehouse:
     """Load the bundle, start (or reuse) its engine and register the catalog's tables."""
-    from lakehouse.bundle.runner import new_run_id
-    from lakehouse.governance.scope import resolve_principal
-    from lakehouse.governance.store import governed_tables
-
     project = load_project(
         Path(project_dir) if project_dir is not None else None,
         target=target,
         engine=engine,
         var_overrides={k: str(v) for k, v in (variables or {}).items()},
     )
-    session = build_session(
-        project.engine,
-        warehouse_dir=project.data_root / "warehouse",
-        app_name=f"{project.name}:{NOTEBOOK_JOB}",
-        log_dir=project.data_root / "logs",
-    )
+    run = open_run(project, job=NOTEBOOK_JOB, run_as=RunAs(explicit=principal))
     try:
-        acting = resolve_principal(project, explicit=principal)
-        tables = governed_tables(
-            session.spark,
-            project,
-            session.kind,
-            principal=acting,
-            run_id=new_run_id(),
-            job=NOTEBOOK_JOB,
-        )
-        handle = Lakehouse(project, session, tables, acting)
-        handle._scope.enter_context(tables.task_scope(NOTEBOOK_JOB))
-        tables.register_all()
+        scope = run.open_task(NOTEBOOK_JOB, register=True)
     except BaseException:
-        session.stop()
+        run.close()
         raise
-    return handle
+    return Lakehouse(run, scope)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
-from lakehouse.bundle.runner import new_run_id
+from lakehouse.bundle.context import TaskFunction, TaskOutcome
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
     find_bundle_root,
@@ -26,9 +25,7 @@ from lakehouse.config.loader import (
 from lakehouse.config.models import Task
 from lakehouse.config.project import Project
 from lakehouse.core.errors import one_line
-from lakehouse.engine import build_session
-from lakehouse.governance.scope import resolve_principal
-from lakehouse.governance.store import governed_tables
+from lakehouse.runtime.run import RunAs, open_run, project_session
 from lakehouse.summary import render_report
 
 
@@ -84,63 +81,43 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        root = args.project_dir or find_bundle_root(
-            Path(os.environ[ENV_PROJECT_DIR]) if os.environ.get(ENV_PROJECT_DIR) else script.parent
-        )
-        project = load_project(
-            root,
-            target=args.target,
-            engine=args.engine,
-            var_overrides=parse_var_overrides(args.var),
-        )
+        project = _load_project(args, script)
         task_key, declared, bundle_task = _bundle_task(project, script, args.job, args.task_key)
-        session = build_session(
-            project.engine,
-            warehouse_dir=project.data_root / "warehouse",
-            app_name=f"{project.name}:{task_key}",
-            log_dir=project.data_root / "logs",
+        run = open_run(
+            project,
+            job=args.job or task_key,
+            start_session=lambda: project_session(project, task_key),
+            run_as=RunAs(job=args.job, task=bundle_task, explicit=args.principal),
+            run_id=args.run_id,
         )
     except Exception as exc:
         if os.environ.get("LAKEHOUSE_DEBUG") == "1":
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
-    report = RunReport(
-        job=args.job or task_key,
-        run_id=args.run_id or new_run_id(),
-        target=project.target_name,
-        engine=session.kind,
-    )
     try:
-        tables = governed_tables(
-            session.spark,
-            project,
-            session.kind,
-            principal=resolve_principal(
-                project, job=args.job, explicit=args.principal, task=bundle_task
-            ),
-            run_id=report.run_id,
-            job=report.job,
-            on_write=report.writes.append,
-        )
-        with tables.task_scope(task_key):
-            tables.register_all()
-            task(
-                TaskContext(
-                    spark=session.spark,
-                    project=project,
-                    tables=tables,
-                    report=report,
-                    task_key=task_key,
-                    parameters=task_args or declared,
-                )
-            )
-        report.tasks.append(TaskOutcome(task_key, "SUCCESS"))
+        with run.open_task(task_key, register=True) as scope:
+            task(scope.context(parameters=task_args or declared))
+        run.report.tasks.append(TaskOutcome(task_key, "SUCCESS"))
     except Exception as exc:
         if os.environ.get("LAKEHOUSE_DEBUG") == "1":
             traceback.print_exc()
-        report.tasks.append(TaskOutcome(task_key, "FAILED", error=one_line(exc)))
+        run.report.tasks.append(TaskOutcome(task_key, "FAILED", error=one_line(exc)))
     finally:
-        render_report(report, console)
-        session.stop()
-    return 0 if report.succeeded else 1
+        render_report(run.report, console)
+        run.close()
+    return 0 if run.report.succeeded else 1
+
+
+def _load_project(args: argparse.Namespace, script: Path) -> Project:
+    """The bundle of ``--project-dir``, else of the directory holding the script (or the
+    ``LAKEHOUSE_PROJECT_DIR`` one), with the target, engine and variables given."""
+    root = args.project_dir or find_bundle_root(
+        Path(os.environ[ENV_PROJECT_DIR]) if os.environ.get(ENV_PROJECT_DIR) else script.parent
+    )
+    return load_project(
+        root,
+        target=args.target,
+        engine=args.engine,
+        var_overrides=parse_var_overrides(args.var),
+    )

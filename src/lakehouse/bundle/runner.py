@@ -13,31 +13,25 @@ import logging
 import runpy
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from lakehouse.bundle.context import RunReport, TaskContext, TaskFunction, TaskOutcome
+from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
 from lakehouse.config.loader import import_callable
 from lakehouse.config.models import Job, Task, task_order
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, system_table_name
 from lakehouse.core.errors import ConfigError, LakehouseError, one_line
 from lakehouse.engine import EngineSession
-from lakehouse.governance.scope import resolve_principal
-from lakehouse.governance.store import governed_tables
 from lakehouse.io.store import TableStore
+from lakehouse.runtime.run import RunAs, RunContext, open_run
 
 log = logging.getLogger(__name__)
 
 TaskEvent = Callable[[str, Task, TaskOutcome | None], None]
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
 def select_job(project: Project, job: str | None) -> tuple[str, Job]:
@@ -140,153 +134,198 @@ def run_job(
     keep running until it returns); tasks launched with spark-submit are killed.
     """
     name, job = select_job(project, job_name)
-    report = RunReport(
-        job=name,
-        run_id=run_id or new_run_id(),
-        target=project.target_name,
-        engine=engine or session.kind,  # spark when tasks are spark-submitted
-    )
-    principal = resolve_principal(project, job=name)
-    tables = governed_tables(
-        session.spark,
+    with open_run(
         project,
-        session.kind,
-        principal=principal,
-        run_id=report.run_id,
         job=name,
-        on_write=report.writes.append,
-    )
-    with tables.task_scope("register"):
-        tables.register_all()
-    records = RunRecords(tables, report, principal)
-    notify(job, "on_start", report)
-
-    def in_process(task: Task, attempt: int) -> None:
-        fn = load_task_function(project, task)
-        # each task its own adapter: access checks, audit and lineage attributed per task
-        task_tables = governed_tables(
-            session.spark,
-            project,
-            session.kind,
-            principal=resolve_principal(project, job=name, task=task),
-            run_id=report.run_id,
-            job=name,
-            on_write=report.writes.append,
+        session=session,
+        run_as=RunAs(job=name),
+        run_id=run_id,
+        engine=engine,  # spark when tasks are spark-submitted
+        register=True,
+    ) as run:
+        report = run.report
+        records = RunRecords(run.store, report, run.principal)
+        notify(job, "on_start", report)
+        schedule = _Schedule(
+            job,
+            select_tasks(job, only, from_task),
+            task_runner or _in_process(run),
+            records,
+            on_event,
+            retries=retries,
         )
-        with task_tables.task_scope(task.task_key):
-            fn(
-                TaskContext(
-                    spark=session.spark,
-                    project=project,
-                    tables=task_tables,
-                    report=report,
-                    task_key=task.task_key,
-                    parameters=task.parameters,
-                    extra={"attempt": attempt},
-                )
-            )
-
-    execute = task_runner or in_process
-    selected = select_tasks(job, only, from_task)
-    selected_keys = {t.task_key for t in selected}
-    pending = list(selected)
-    done: dict[str, str] = {}  # task_key -> final status
-    ready_at: dict[str, float] = {}
-    attempts: dict[str, int] = {}
-    running: dict[str, _Attempt] = {}
-    pool = ThreadPoolExecutor(max_workers=job.max_parallel_tasks, thread_name_prefix="task")
-
-    def finish(task: Task, outcome: TaskOutcome) -> None:
-        done[task.task_key] = outcome.status
-        report.tasks.append(outcome)
-        if on_event:
-            on_event("skipped" if outcome.status == "SKIPPED" else "finished", task, outcome)
-
-    try:
-        while pending or running:
-            now = time.monotonic()
-            for task in list(pending):
-                upstream = [d.task_key for d in task.depends_on if d.task_key in selected_keys]
-                failed = [k for k in upstream if k in done and done[k] != "SUCCESS"]
-                if failed:
-                    pending.remove(task)
-                    outcome = TaskOutcome(
-                        task.task_key, "SKIPPED", error=f"upstream failed: {', '.join(failed)}"
-                    )
-                    records.add(task.task_key, 0, "SKIPPED", None, None, outcome.error)
-                    finish(task, outcome)
-                    continue
-                if any(k not in done for k in upstream) or len(running) >= job.max_parallel_tasks:
-                    continue
-                if ready_at.get(task.task_key, 0.0) > now:
-                    continue
-                pending.remove(task)
-                number = attempts[task.task_key] = attempts.get(task.task_key, 0) + 1
-                if on_event and number == 1:
-                    on_event("started", task, None)
-                deadline = now + task.timeout_seconds if task.timeout_seconds else None
-                running[task.task_key] = _Attempt(
-                    task,
-                    number,
-                    time.perf_counter(),
-                    _utcnow(),
-                    pool.submit(execute, task, number),
-                    deadline,
-                )
-            now = time.monotonic()
-            waits = [a.deadline - now for a in running.values() if a.deadline is not None]
-            waits += [ready_at[t.task_key] - now for t in pending if t.task_key in ready_at]
-            timeout = max(0.0, min(waits)) if waits else None
-            if not running:
-                time.sleep(timeout or 0.0)
-                continue
-            wait([a.future for a in running.values()], timeout=timeout, return_when=FIRST_COMPLETED)
-            for key, attempt in list(running.items()):
-                task = attempt.task
-                error: str | None = None
-                status = ""
-                if attempt.future.done():
-                    exc = attempt.future.exception()
-                    status = "SUCCESS" if exc is None else "FAILED"
-                    if exc is not None:
-                        log.debug("task %s failed", key, exc_info=exc)
-                        error = one_line(exc)
-                elif attempt.deadline is not None and time.monotonic() >= attempt.deadline:
-                    status = "TIMED_OUT"
-                    error = f"timed out after {task.timeout_seconds}s (attempt {attempt.number})"
-                    # the thread cannot be stopped; a fresh pool keeps capacity for the others
-                    pool.shutdown(wait=False)
-                    pool = ThreadPoolExecutor(
-                        max_workers=job.max_parallel_tasks, thread_name_prefix="task"
-                    )
-                else:
-                    continue
-                del running[key]
-                seconds = time.perf_counter() - attempt.started
-                records.add(key, attempt.number, status, attempt.started_at, _utcnow(), error)
-                retry = status == "FAILED" or (status == "TIMED_OUT" and task.retry_on_timeout)
-                allowed = task.max_retries if retries else 0
-                if status != "SUCCESS" and retry and attempt.number <= allowed:
-                    delay = task.min_retry_interval_millis / 1000 * 2 ** (attempt.number - 1)
-                    log.warning(
-                        "task %s attempt %d %s; retrying in %.1fs",
-                        key,
-                        attempt.number,
-                        status.lower(),
-                        delay,
-                    )
-                    ready_at[key] = time.monotonic() + delay
-                    pending.append(task)
-                    continue
-                finish(
-                    task,
-                    TaskOutcome(key, status, seconds, error=error or "", attempts=attempt.number),
-                )
-    finally:
-        pool.shutdown(wait=False)
-        records.flush()
+        schedule.run()
     notify(job, "on_success" if report.succeeded else "on_failure", report)
     return report
+
+
+def _in_process(run: RunContext) -> TaskRunner:
+    """Run a task's function in this process, in the task's own scope and store."""
+
+    def in_process(task: Task, attempt: int) -> None:
+        fn = load_task_function(run.project, task)
+        # each task its own store: access checks, audit and lineage attributed per task
+        with run.open_task(task.task_key, task=task) as scope:
+            fn(scope.context(parameters=task.parameters, extra={"attempt": attempt}))
+
+    return in_process
+
+
+class _Schedule:
+    """The scheduling state of one run: pending, running and finished tasks."""
+
+    def __init__(
+        self,
+        job: Job,
+        tasks: list[Task],
+        execute: TaskRunner,
+        records: RunRecords,
+        on_event: TaskEvent | None,
+        *,
+        retries: bool,
+    ) -> None:
+        self.job = job
+        self.execute = execute
+        self.records = records
+        self.report = records.report
+        self.on_event = on_event
+        self.retries = retries
+        self.selected_keys = {t.task_key for t in tasks}
+        self.pending = list(tasks)
+        self.done: dict[str, str] = {}  # task_key -> final status
+        self.ready_at: dict[str, float] = {}
+        self.attempts: dict[str, int] = {}
+        self.running: dict[str, _Attempt] = {}
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(
+            max_workers=self.job.max_parallel_tasks, thread_name_prefix="task"
+        )
+
+    def run(self) -> None:
+        """Start what is ready, wait for an attempt to end (or a deadline), settle, repeat."""
+        try:
+            while self.pending or self.running:
+                self._start_ready()
+                timeout = self._next_wakeup()
+                if not self.running:
+                    time.sleep(timeout or 0.0)
+                    continue
+                futures = [a.future for a in self.running.values()]
+                wait(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+                self._settle_ended()
+        finally:
+            self.pool.shutdown(wait=False)
+            self.records.flush()
+
+    def _start_ready(self) -> None:
+        """Skip tasks whose upstream failed; start those whose upstream succeeded."""
+        now = time.monotonic()
+        for task in list(self.pending):
+            upstream = [d.task_key for d in task.depends_on if d.task_key in self.selected_keys]
+            failed = [k for k in upstream if k in self.done and self.done[k] != "SUCCESS"]
+            if failed:
+                self._skip(task, failed)
+                continue
+            if (
+                any(k not in self.done for k in upstream)
+                or len(self.running) >= self.job.max_parallel_tasks
+            ):
+                continue
+            if self.ready_at.get(task.task_key, 0.0) > now:
+                continue
+            self._start(task, now)
+
+    def _skip(self, task: Task, failed: list[str]) -> None:
+        self.pending.remove(task)
+        outcome = TaskOutcome(
+            task.task_key, "SKIPPED", error=f"upstream failed: {', '.join(failed)}"
+        )
+        self.records.add(task.task_key, 0, "SKIPPED", None, None, outcome.error)
+        self._finish(task, outcome)
+
+    def _start(self, task: Task, now: float) -> None:
+        self.pending.remove(task)
+        number = self.attempts[task.task_key] = self.attempts.get(task.task_key, 0) + 1
+        if self.on_event and number == 1:
+            self.on_event("started", task, None)
+        deadline = now + task.timeout_seconds if task.timeout_seconds else None
+        self.running[task.task_key] = _Attempt(
+            task,
+            number,
+            time.perf_counter(),
+            _utcnow(),
+            self.pool.submit(self.execute, task, number),
+            deadline,
+        )
+
+    def _next_wakeup(self) -> float | None:
+        """Seconds until the next deadline or retry (None: wait for an attempt to end)."""
+        now = time.monotonic()
+        waits = [a.deadline - now for a in self.running.values() if a.deadline is not None]
+        waits += [
+            self.ready_at[t.task_key] - now for t in self.pending if t.task_key in self.ready_at
+        ]
+        return max(0.0, min(waits)) if waits else None
+
+    def _settle_ended(self) -> None:
+        """Record every attempt that ended or passed its deadline; retry or finish its task."""
+        for key, attempt in list(self.running.items()):
+            ended = self._ending(attempt)
+            if ended is None:
+                continue
+            status, error = ended
+            del self.running[key]
+            seconds = time.perf_counter() - attempt.started
+            self.records.add(key, attempt.number, status, attempt.started_at, _utcnow(), error)
+            if self._retry(attempt, status):
+                continue
+            self._finish(
+                attempt.task,
+                TaskOutcome(key, status, seconds, error=error or "", attempts=attempt.number),
+            )
+
+    def _ending(self, attempt: _Attempt) -> tuple[str, str | None] | None:
+        """The attempt's status and error once it ended or timed out; None while it runs."""
+        if attempt.future.done():
+            exc = attempt.future.exception()
+            if exc is None:
+                return "SUCCESS", None
+            log.debug("task %s failed", attempt.task.task_key, exc_info=exc)
+            return "FAILED", one_line(exc)
+        if attempt.deadline is not None and time.monotonic() >= attempt.deadline:
+            # the thread cannot be stopped; a fresh pool keeps capacity for the others
+            self.pool.shutdown(wait=False)
+            self.pool = self._new_pool()
+            timeout = attempt.task.timeout_seconds
+            return "TIMED_OUT", f"timed out after {timeout}s (attempt {attempt.number})"
+        return None
+
+    def _retry(self, attempt: _Attempt, status: str) -> bool:
+        """Queue another attempt when the task's retry policy allows one."""
+        task = attempt.task
+        retry = status == "FAILED" or (status == "TIMED_OUT" and task.retry_on_timeout)
+        allowed = task.max_retries if self.retries else 0
+        if status == "SUCCESS" or not retry or attempt.number > allowed:
+            return False
+        delay = task.min_retry_interval_millis / 1000 * 2 ** (attempt.number - 1)
+        log.warning(
+            "task %s attempt %d %s; retrying in %.1fs",
+            task.task_key,
+            attempt.number,
+            status.lower(),
+            delay,
+        )
+        self.ready_at[task.task_key] = time.monotonic() + delay
+        self.pending.append(task)
+        return True
+
+    def _finish(self, task: Task, outcome: TaskOutcome) -> None:
+        self.done[task.task_key] = outcome.status
+        self.report.tasks.append(outcome)
+        if self.on_event:
+            self.on_event("skipped" if outcome.status == "SKIPPED" else "finished", task, outcome)
 
 
 def _utcnow() -> dt.datetime:

@@ -18,8 +18,9 @@ from lakehouse.cli.render import console
 from lakehouse.config.loader import load_project, parse_var_overrides
 from lakehouse.config.project import Project
 from lakehouse.core.errors import one_line
-from lakehouse.engine import EngineSession, build_session
+from lakehouse.engine import EngineSession
 from lakehouse.governance.store import GovernedStore
+from lakehouse.runtime.run import RunAs, RunContext, open_run, project_session
 from lakehouse.summary import render_report
 
 
@@ -45,22 +46,14 @@ def _global_options(
     _options["principal"] = principal
 
 
-def _governed(
-    project: Project, session: EngineSession, job: str, **kwargs: object
-) -> GovernedStore:
-    """The governed store for a CLI command, acting as the CLI principal."""
-    from lakehouse.bundle.runner import new_run_id
-    from lakehouse.governance.scope import resolve_principal
-    from lakehouse.governance.store import governed_tables
-
-    return governed_tables(
-        session.spark,
+def _open_run(project: Project, command: str, *, register: bool = False) -> RunContext:
+    """The run of one CLI command: a session it starts, acting as the CLI principal."""
+    return open_run(
         project,
-        session.kind,
-        principal=resolve_principal(project, explicit=_options["principal"]),
-        run_id=str(kwargs.pop("run_id", None) or new_run_id()),
-        job=job,
-        on_write=kwargs.pop("on_write", None),
+        job=command,
+        start_session=lambda: _session(project, command),
+        run_as=RunAs(explicit=_options["principal"]),
+        register=register,
     )
 
 
@@ -72,49 +65,24 @@ def _load(
     )
 
 
-def _session(project: Project, app_name: str) -> EngineSession:
+def _session(project: Project, app: str) -> EngineSession:
+    """The project's engine session named ``<project>:<app>``, with a spinner while it starts."""
     with console.status(f"starting the {project.engine.kind} engine…"):
-        return build_session(
-            project.engine,
-            warehouse_dir=project.data_root / "warehouse",
-            app_name=app_name,
-            log_dir=project.data_root / "logs",
-        )
+        return project_session(project, app)
 
 
 @contextlib.contextmanager
 def _governed_command(project: Project, command: str) -> Iterator[GovernedStore]:
     """A session and the governed store for one read-only command, then cleanup."""
-    session = _session(project, f"{project.name}:{command}")
-    try:
-        adapter = _governed(project, session, command)
-        with adapter.task_scope(command):
-            yield adapter
-    finally:
-        session.stop()
+    with _open_run(project, command) as run, run.open_task(command) as scope:
+        yield scope.store
 
 
 @contextlib.contextmanager
 def _task_context(project: Project, job: str) -> Iterator[TaskContext]:
     """A session, the governed store (catalog registered) and a run report for one command."""
-    from lakehouse.bundle.context import RunReport, TaskContext
-    from lakehouse.bundle.runner import new_run_id
-
-    session = _session(project, f"{project.name}:{job}")
-    report = RunReport(
-        job=job, run_id=new_run_id(), target=project.target_name, engine=session.kind
-    )
-    try:
-        tables = _governed(
-            project, session, job, run_id=report.run_id, on_write=report.writes.append
-        )
-        with tables.task_scope(job):
-            tables.register_all()
-            yield TaskContext(
-                spark=session.spark, project=project, tables=tables, report=report, task_key=job
-            )
-    finally:
-        session.stop()
+    with _open_run(project, job) as run, run.open_task(job, register=True) as scope:
+        yield scope.context()
 
 
 def _run_each(ctx: TaskContext, names: list[str], step: Callable[[str], object]) -> None:

@@ -11,11 +11,10 @@ import typer
 from lakehouse import __version__
 from lakehouse.cli._context import (
     CliError,
-    _governed,
     _governed_command,
     _load,
+    _open_run,
     _options,
-    _session,
 )
 from lakehouse.cli.ml import require_known_models
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
@@ -119,19 +118,15 @@ def _governed_endpoint(
     project: Project, audit: bool, endpoint_for: Callable[[GovernanceScope], SqlEndpoint]
 ) -> SqlEndpoint:
     """The endpoint under the CLI principal's governance; with ``audit``, its decisions stored."""
-    from lakehouse.bundle.runner import new_run_id
-    from lakehouse.governance.scope import GovernanceScope, resolve_principal
+    from lakehouse.governance.scope import GovernanceScope
+    from lakehouse.runtime.run import RunAs, new_run_id
 
-    principal = resolve_principal(project, explicit=_options["principal"])
+    principal = RunAs(explicit=_options["principal"]).principal(project)
     governance = GovernanceScope(project, principal, run_id=new_run_id(), job="sql-serve")
     if audit and governance.enabled:  # the decisions go to the audit table through Spark
-        session = _session(project, f"{project.name}:sql-serve")
-        try:
-            governance = _governed(project, session, "sql-serve").governance or governance
-            endpoint = endpoint_for(governance)
-            governance.flush()
-        finally:
-            session.stop()
+        with _open_run(project, "sql-serve") as run:
+            endpoint = endpoint_for(run.governance)
+            run.governance.flush()
     else:
         endpoint = endpoint_for(governance)
     return endpoint

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lakehouse.bundle.runner import new_run_id, run_job, select_job
+from lakehouse.bundle.runner import run_job, select_job
 from lakehouse.cli._context import CliError, _governed_command, _load, _session
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, new_table
 from lakehouse.config.loader import parse_var_overrides
 from lakehouse.config.project import Project
 from lakehouse.engine import EngineSession, build_session
+from lakehouse.runtime.run import new_run_id
 from lakehouse.summary import render_report
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _run_bundle_job(
     if project.engine.kind == "spark":
         session, task_runner = _spark_submit_run(project, job_name, run_id, var)
     else:
-        session = _session(project, f"{project.name}:{job_name}")
+        session = _session(project, job_name)
     try:
         with console.status("") as status:
             report = run_job(

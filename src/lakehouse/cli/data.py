@@ -10,11 +10,10 @@ from rich.progress import TaskID
 from lakehouse.cli._context import (
     CliError,
     _finish,
-    _governed,
     _governed_command,
     _load,
+    _open_run,
     _run_each,
-    _session,
     _task_context,
 )
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
@@ -33,9 +32,8 @@ def tables(
 ) -> None:
     """List the catalog's tables with row counts and latest Delta versions."""
     project = _load(project_dir, target, engine, var)
-    session = _session(project, f"{project.name}:tables")
-    try:
-        adapter = _governed(project, session, "tables")
+    with _open_run(project, "tables") as run:
+        adapter = run.store
         gov = adapter.governance
         table = new_table(
             f"catalog {project.catalog.name} · target {project.target_name}",
@@ -54,8 +52,6 @@ def tables(
                 rows, version = "-", "not created"
             table.add_row(ref.full_name, ref.spec.layer, rows, version, ref.location)
         console.print(table)
-    finally:
-        session.stop()
 
 
 def ingest(
