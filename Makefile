@@ -21,9 +21,9 @@ help:
 	@echo "make test       lint + typecheck + tests on Sail + the Delta and JVM tests on JVM Spark + delta-spark"
 	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
 	@echo "make test-jvm   transforms, Delta tests and JVM-only tests on JVM Spark + delta-spark (own pytest process)"
-	@echo "make lint       ruff check + ruff format --check"
+	@echo "make lint       ruff check + ruff format --check + size limits and import cycles (tests/test_structure.py, tests/test_import_cycles.py)"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make typecheck  mypy src/"
+	@echo "make typecheck  mypy --strict on src/"
 	@echo "make bench      benchmarks/: engine start-up (Sail vs JVM), files -> Bronze ingest, demo pipeline + training, TPC-H medallion vs peers"
 	@echo "make bench-medallion  TPC-H drops -> Bronze -> Silver -> Gold: ours vs JVM Spark, Polars, DuckDB (SF=1; SF=10)"
 	@echo "make clean      remove data/, caches and the venv"
@@ -51,6 +51,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests jobs benchmarks
 	$(BIN)/ruff format --check src tests jobs benchmarks
+	$(BIN)/python -m pytest -q tests/test_structure.py tests/test_import_cycles.py -p no:cacheprovider
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests jobs benchmarks

@@ -84,13 +84,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             elif nxt in on_stack:
                 low[node] = min(low[node], index[nxt])
         if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == node:
-                    break
+            component = _pop_component(stack, on_stack, node)
             if len(component) > 1:
                 components.append(sorted(component))
 
@@ -98,6 +92,17 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return components
+
+
+def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]:
+    """Pop the stack down to ``root``: the members of ``root``'s component."""
+    component = []
+    while True:
+        top = stack.pop()
+        on_stack.discard(top)
+        component.append(top)
+        if top == root:
+            return component
 
 
 def a_cycle(graph: dict[str, set[str]], members: list[str]) -> list[str]:

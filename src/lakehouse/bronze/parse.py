@@ -43,7 +43,8 @@ def corrupt_record(spark: SparkSession, declared: list[str], reason: str, text: 
 
 
 def _csv_splitter(delimiter: str) -> object:
-    @F.pandas_udf(T.ArrayType(T.StringType()))  # type: ignore[call-overload]
+    # pandas has no stubs here (pd.Series is Any), so no pandas_udf overload matches
+    @F.pandas_udf(T.ArrayType(T.StringType()))  # type: ignore[call-overload, untyped-decorator]
     def split(lines: pd.Series) -> pd.Series:
         out: list[list[str] | None] = []
         for line in lines:

@@ -59,7 +59,7 @@ class CompiledSchedule:
         if after.tzinfo is None:
             after = after.replace(tzinfo=UTC)
         start = after.astimezone(self.zone)
-        fire = croniter(
+        fire: datetime = croniter(
             self.expression, start, ret_type=datetime, second_at_beginning=self.seconds_first
         ).get_next(datetime)
         return fire.astimezone(self.zone)

@@ -190,7 +190,7 @@ def import_callable(dotted: str) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError("conf/", dotted, f"cannot import module {module_name!r}: {exc}") from exc
-    fn = getattr(module, attr, None)
+    fn: object = getattr(module, attr, None)
     if not callable(fn):
         raise ConfigError("conf/", dotted, f"module {module_name!r} has no function {attr!r}")
     return fn

@@ -255,20 +255,9 @@ def _check_quartz_days(texts: list[str]) -> None:
 
 def _item(text: str, spec: _Spec) -> CronItem:
     """One item of a field, its values checked against the field's range and names."""
-    is_dow = spec in (QUARTZ_DOW, CRON_DOW)
-    if text == "?" or (text == "L" and (is_dow or spec is DAY_OF_MONTH)):
-        return CronItem(text, special=text)
-    if spec is DAY_OF_MONTH:
-        if text == "LW" or text.startswith("L-"):
-            raise CronError(f"day-of-month {text!r}: 'LW' and 'L-n' are not supported")
-        if m := re.fullmatch(r"(\d+)W", text):
-            return CronItem(text, low=_value(m[1], spec), special="W", low_token=m[1])
-    if is_dow and (m := re.fullmatch(r"(\w+?)L", text)):
-        return CronItem(text, low=_value(m[1], spec), special="L", low_token=m[1])
-    if is_dow and (m := re.fullmatch(r"(\w+)#(\d+)", text)):
-        if not 1 <= int(m[2]) <= 5:
-            raise CronError(f"day-of-week {text!r}: the week after '#' is 1-5")
-        return CronItem(text, _value(m[1], spec), special="#", low_token=m[1], nth=int(m[2]))
+    special_form = _special_item(text, spec)
+    if special_form is not None:
+        return special_form
     match = _ITEM.match(text)
     if match is None:
         special = next((c for c in "?LW#" if c in text), None)
@@ -286,6 +275,25 @@ def _item(text: str, spec: _Spec) -> CronItem:
     low = _value(match["low"], spec)
     high = _value(match["high"], spec) if match["high"] is not None else None
     return CronItem(text, low, high, step, "", match["low"], match["high"] or "")
+
+
+def _special_item(text: str, spec: _Spec) -> CronItem | None:
+    """The item if ``text`` is a Quartz special form (``?``, ``L``, ``nW``, ``nL``, ``n#k``)."""
+    is_dow = spec in (QUARTZ_DOW, CRON_DOW)
+    if text == "?" or (text == "L" and (is_dow or spec is DAY_OF_MONTH)):
+        return CronItem(text, special=text)
+    if spec is DAY_OF_MONTH:
+        if text == "LW" or text.startswith("L-"):
+            raise CronError(f"day-of-month {text!r}: 'LW' and 'L-n' are not supported")
+        if m := re.fullmatch(r"(\d+)W", text):
+            return CronItem(text, low=_value(m[1], spec), special="W", low_token=m[1])
+    if is_dow and (m := re.fullmatch(r"(\w+?)L", text)):
+        return CronItem(text, low=_value(m[1], spec), special="L", low_token=m[1])
+    if is_dow and (m := re.fullmatch(r"(\w+)#(\d+)", text)):
+        if not 1 <= int(m[2]) <= 5:
+            raise CronError(f"day-of-week {text!r}: the week after '#' is 1-5")
+        return CronItem(text, _value(m[1], spec), special="#", low_token=m[1], nth=int(m[2]))
+    return None
 
 
 def _value(token: str, spec: _Spec) -> int:

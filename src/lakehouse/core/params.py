@@ -96,26 +96,42 @@ class TaskParams(BaseModel):
             option, has_value, inline = word.partition("=")
             if option not in options:
                 raise cls._unknown(task, option)
-            name = options[option]
-            kind = _kind(cls.model_fields[name])
-            if kind == "flag":
-                if has_value:
-                    raise TaskParamError(f"task {task}: parameter {option} takes no value")
-                values[name] = True
-            elif kind == "list":
-                taken = [inline] if has_value else []
-                while not has_value and i < len(words) and not _is_option(words[i]):
-                    taken.append(words[i])
-                    i += 1
-                values.setdefault(name, []).extend(taken)
-            elif has_value:
-                values[name] = inline
-            elif i < len(words):
-                values[name] = words[i]
-                i += 1
-            else:
-                raise TaskParamError(f"task {task}: parameter {option} needs a value")
+            inline_value = inline if has_value else None
+            i = cls._take_option(options[option], option, inline_value, words, i, values, task)
         return values
+
+    @classmethod
+    def _take_option(
+        cls,
+        name: str,
+        option: str,
+        inline: str | None,
+        words: list[str],
+        i: int,
+        values: dict[str, Any],
+        task: str,
+    ) -> int:
+        """Store field ``name``'s value(s) from ``--option=inline`` or the words from ``i``;
+        the index of the first word not taken."""
+        kind = _kind(cls.model_fields[name])
+        if kind == "flag":
+            if inline is not None:
+                raise TaskParamError(f"task {task}: parameter {option} takes no value")
+            values[name] = True
+        elif kind == "list":
+            taken = [inline] if inline is not None else []
+            while inline is None and i < len(words) and not _is_option(words[i]):
+                taken.append(words[i])
+                i += 1
+            values.setdefault(name, []).extend(taken)
+        elif inline is not None:
+            values[name] = inline
+        elif i < len(words):
+            values[name] = words[i]
+            i += 1
+        else:
+            raise TaskParamError(f"task {task}: parameter {option} needs a value")
+        return i
 
     @classmethod
     def _unknown(cls, task: str, word: str) -> TaskParamError:

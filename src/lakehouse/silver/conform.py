@@ -16,6 +16,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.config.loader import import_callable
+from lakehouse.config.models import Column as ColumnSpec
 from lakehouse.config.models import SilverSpec
 from lakehouse.config.project import TableRef
 from lakehouse.core.errors import TaskError
@@ -97,28 +98,9 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
     for col in target.spec.columns:
         if col.name in SCD2_COLUMNS and spec.mode == "scd2":
             continue
-        source_name = spec.rename.get(col.name, col.name)
-        if source_name not in bronze_cols:
-            raise TaskError(
-                f"{target.full_name}: column {col.name!r} has no source column {source_name!r} in {spec.source}"
-            )
-        text = F.col(quote(source_name)).cast("string")
-        if spec.trim:
-            text = F.trim(text)
-        raw = _standardized(F.nullif(text, F.lit("")), col.name, spec)
-        typed = raw if col.type == "string" else raw.try_cast(col.type)
-        values.append(typed.alias(col.name))
-        if col.type != "string":
-            reasons.append(
-                F.when(raw.isNotNull() & typed.isNull(), F.lit(f"not_a_{col.type}: {col.name}"))
-            )
-        if col.name in spec.keys or col.name == spec.sequence_by:
-            label = "missing_key" if col.name in spec.keys else "missing_sequence"
-            reasons.append(F.when(raw.isNull(), F.lit(f"{label}: {col.name}")))
-        elif not col.nullable:
-            reasons.append(
-                F.when(raw.isNull() & ~is_delete, F.lit(f"missing_required: {col.name}"))
-            )
+        value, column_reasons = _conformed_column(col, bronze_cols, target, spec, is_delete)
+        values.append(value)
+        reasons.extend(column_reasons)
     source_file = (
         F.col("_source_file") if "_source_file" in bronze_cols else F.lit(None).cast("string")
     )
@@ -135,6 +117,37 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
         ingested_at.alias("_ingested_at"),
         F.when(F.size(problems) > 0, row_json).alias("_row"),
     )
+
+
+def _conformed_column(
+    col: ColumnSpec,
+    bronze_cols: list[str],
+    target: TableRef,
+    spec: SilverSpec,
+    is_delete: Column,
+) -> tuple[Column, list[Column]]:
+    """One target column from its Bronze text, and the reasons a row cannot keep it."""
+    source_name = spec.rename.get(col.name, col.name)
+    if source_name not in bronze_cols:
+        raise TaskError(
+            f"{target.full_name}: column {col.name!r} has no source column {source_name!r} in {spec.source}"
+        )
+    text = F.col(quote(source_name)).cast("string")
+    if spec.trim:
+        text = F.trim(text)
+    raw = _standardized(F.nullif(text, F.lit("")), col.name, spec)
+    typed = raw if col.type == "string" else raw.try_cast(col.type)
+    reasons: list[Column] = []
+    if col.type != "string":
+        reasons.append(
+            F.when(raw.isNotNull() & typed.isNull(), F.lit(f"not_a_{col.type}: {col.name}"))
+        )
+    if col.name in spec.keys or col.name == spec.sequence_by:
+        label = "missing_key" if col.name in spec.keys else "missing_sequence"
+        reasons.append(F.when(raw.isNull(), F.lit(f"{label}: {col.name}")))
+    elif not col.nullable:
+        reasons.append(F.when(raw.isNull() & ~is_delete, F.lit(f"missing_required: {col.name}")))
+    return typed.alias(col.name), reasons
 
 
 def delete_operation(spec: SilverSpec) -> Column:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
@@ -149,12 +149,45 @@ def _refine_staged(
     staged: DataFrame,
     pending: PendingBatches,
 ) -> RefineSummary:
+    """Rules, quality gate, row accounting, the target write and the quarantine, from the
+    staged conformed rows."""
+    checked = _rule_checked_rows(ctx, name, staged)
+    _pass_quality_gate(ctx, name, summary, checked.results)
+    kept = _kept_and_rejected_rows(ctx, name, checked)
+    _account_rows(ctx, name, summary, staged, checked.flagged, kept.dropped)
+    result = _write_kept_rows(ctx, name, summary, staging, kept.rows, pending)
+    summary.rows_written = result.rows_written
+    summary.version = result.version
+    if summary.rows_quarantined:  # (finding no rejects would be one more pass over the rows)
+        _quarantine_rejected_rows(ctx, name, staging, kept.rejected)
+    _record_run(ctx, summary)
+    _report_refine_counts(ctx, name, summary, checked.results)
+    return summary
+
+
+@dataclass(frozen=True)
+class _RuleChecked:
+    """The staged rows after the transforms, flagged with the rules they break."""
+
+    flagged: DataFrame  # upserts with their violations, deletes with none
+    rejected: DataFrame  # rows that did not conform (quarantine shape)
+    results: list[RuleResult]
+
+
+@dataclass(frozen=True)
+class _KeptRows:
+    """The flagged rows split by the ``drop`` rules."""
+
+    rows: DataFrame
+    rejected: DataFrame  # not conformed + dropped by a rule (quarantine shape)
+    dropped: Column  # true for a row a ``drop`` rule removes
+
+
+def _rule_checked_rows(ctx: TaskContext, name: str, staged: DataFrame) -> _RuleChecked:
+    """Apply the table's transforms and evaluate its rules (cross-checked with GX when on)."""
     spec = ctx.project.silver[name]
-    target = ctx.project.table(name)
-    tables = ctx.tables
     split = split_checked(staged)
     conformed = apply_transforms(split.valid, load_transforms(spec))
-
     row_rules = list(spec.rules)
     upserts = conformed.where(~F.col(DELETE_FLAG))
     checked, sql_results = evaluate_rules(upserts, row_rules)
@@ -172,9 +205,15 @@ def _refine_staged(
             run_name=f"{ctx.run_id}-{name}",
         )
         cross_check(sql_results, gx_results)
+    return _RuleChecked(flagged, split.rejected, sql_results)
+
+
+def _pass_quality_gate(
+    ctx: TaskContext, name: str, summary: RefineSummary, sql_results: list[RuleResult]
+) -> None:
+    """Record the rule results; raise QualityGateError if a ``fail`` rule failed."""
     summary.rules = sql_results
     _record_results(ctx, name, sql_results)
-
     failing = [r for r in sql_results if r.action == "fail" and outcome(r) == "failed"]
     if failing:
         summary.status = "FAILED"
@@ -182,14 +221,17 @@ def _refine_staged(
         details = ", ".join(f"{r.rule} ({r.failed} of {r.evaluated} rows)" for r in failing)
         raise QualityGateError(f"{name}: quality gate failed, nothing written: {details}")
 
-    drop_rules = sorted(r.name for r in row_rules if r.action == "drop")
+
+def _kept_and_rejected_rows(ctx: TaskContext, name: str, checked: _RuleChecked) -> _KeptRows:
+    """The rows no ``drop`` rule removes, and the quarantine rows (not conformed + dropped)."""
+    drop_rules = sorted(r.name for r in ctx.project.silver[name].rules if r.action == "drop")
+    flagged = checked.flagged
     broken = (
         F.filter(VIOLATIONS, lambda v: v.isin(drop_rules))
         if drop_rules
         else F.array().cast("array<string>")
     )
     dropped = F.size(broken) > 0
-    kept = flagged.where(~dropped)
     payload = [c for c in flagged.columns if c not in (VIOLATIONS, DELETE_FLAG, "_ingested_at")]
     rule_rejects = (
         flagged.where(dropped)
@@ -200,7 +242,19 @@ def _refine_staged(
         )
         .select("_row", REASONS, row_hash().alias("_row_hash"), "_source_file")
     )
-    rejected = split.rejected.unionByName(rule_rejects)
+    rejected = checked.rejected.unionByName(rule_rejects)
+    return _KeptRows(flagged.where(~dropped), rejected, dropped)
+
+
+def _account_rows(
+    ctx: TaskContext,
+    name: str,
+    summary: RefineSummary,
+    staged: DataFrame,
+    flagged: DataFrame,
+    dropped: Column,
+) -> None:
+    """Count kept, quarantined and deleted rows; raise TaskError unless read = kept + quarantined."""
     counts = flagged.agg(
         F.count_if(~dropped).alias("kept"),
         F.count_if(dropped).alias("dropped"),
@@ -219,57 +273,90 @@ def _refine_staged(
             f"+ quarantined {summary.rows_quarantined}"
         )
 
+
+def _write_kept_rows(
+    ctx: TaskContext,
+    name: str,
+    summary: RefineSummary,
+    staging: Path,
+    kept: DataFrame,
+    pending: PendingBatches,
+) -> WriteResult:
+    """Write the kept rows into the target: SCD1 upsert/delete or SCD2 history."""
+    spec = ctx.project.silver[name]
     columns = [
-        c.name for c in target.spec.columns if not (spec.mode == "scd2" and c.name in SCD2_COLUMNS)
+        c.name
+        for c in ctx.project.table(name).spec.columns
+        if not (spec.mode == "scd2" and c.name in SCD2_COLUMNS)
     ]
     rows = kept.select(*columns, DELETE_FLAG, "_source_file", "_ingested_at")
     if spec.mode == "scd1":
-        # The window ranking is a third of a large refine: skip it when every key is unique.
-        unique = not duplicate_keys(rows, spec.keys)
-        latest = rows if unique else latest_per_key(rows, spec.keys, spec.sequence_by)
-        latest = latest.select(*columns, DELETE_FLAG)
-        if spec.operation is not None and spec.sequence_by and pending.refined_before:
-            latest = _without_deleted_later(ctx, name, latest, pending)
-        # Staged: on Sail a MERGE from a lazy source with window functions (dedupe, unique
-        # rules) is 4-5x slower than from written rows (benchmarks/silver.py, 1M rows), and
-        # an append of the lazy rows trips NOT NULL checks on rows the plan filters out.
-        latest.write.mode("overwrite").parquet(str(staging / "merge"))
-        source = ctx.spark.read.schema(latest.schema).parquet(str(staging / "merge"))
-        if unique and summary.rows_deleted == 0 and _is_empty(ctx, name):
-            # The first load: no keys to match and no deletes to apply, so the MERGE is an
-            # append (SF1 lineitem: 7 s less than a MERGE into the empty table).
-            result = tables.append(name, source.select(*columns))
-            summary.duplicates_collapsed = summary.rows_kept - result.rows_written
-        else:
-            summary.duplicates_collapsed = summary.rows_kept - source.count()
-            result = tables.merge(
-                name,
-                source,
-                spec.keys,
-                newer_than=spec.sequence_by,
-                delete_flag=DELETE_FLAG,
-            )
-    else:
-        result = _merge_scd2(ctx, name, rows, columns)
-    summary.rows_written = result.rows_written
-    summary.version = result.version
+        return _write_scd1(ctx, name, summary, staging, rows, columns, pending)
+    return _merge_scd2(ctx, name, rows, columns)
 
-    if summary.rows_quarantined:  # (finding no rejects would be one more pass over the rows)
-        # Staged too: Sail's MERGE loses values of a UNION source built from different plans.
-        rejected.write.mode("overwrite").parquet(str(staging / "rejected"))
-        quarantine = (
-            ctx.spark.read.schema(rejected.schema)
-            .parquet(str(staging / "rejected"))
-            .select(
-                "*",
-                F.lit(ctx.run_id).alias("_run_id"),
-                F.current_timestamp().alias("_quarantined_at"),
-            )
+
+def _write_scd1(
+    ctx: TaskContext,
+    name: str,
+    summary: RefineSummary,
+    staging: Path,
+    rows: DataFrame,
+    columns: list[str],
+    pending: PendingBatches,
+) -> WriteResult:
+    """The latest row per key, appended on a first load, else MERGEd (deletes applied)."""
+    spec = ctx.project.silver[name]
+    # The window ranking is a third of a large refine: skip it when every key is unique.
+    unique = not duplicate_keys(rows, spec.keys)
+    latest = rows if unique else latest_per_key(rows, spec.keys, spec.sequence_by)
+    latest = latest.select(*columns, DELETE_FLAG)
+    if spec.operation is not None and spec.sequence_by and pending.refined_before:
+        latest = _without_deleted_later(ctx, name, latest, pending)
+    # Staged: on Sail a MERGE from a lazy source with window functions (dedupe, unique
+    # rules) is 4-5x slower than from written rows (benchmarks/silver.py, 1M rows), and
+    # an append of the lazy rows trips NOT NULL checks on rows the plan filters out.
+    latest.write.mode("overwrite").parquet(str(staging / "merge"))
+    source = ctx.spark.read.schema(latest.schema).parquet(str(staging / "merge"))
+    if unique and summary.rows_deleted == 0 and _is_empty(ctx, name):
+        # The first load: no keys to match and no deletes to apply, so the MERGE is an
+        # append (SF1 lineitem: 7 s less than a MERGE into the empty table).
+        result = ctx.tables.append(name, source.select(*columns))
+        summary.duplicates_collapsed = summary.rows_kept - result.rows_written
+        return result
+    summary.duplicates_collapsed = summary.rows_kept - source.count()
+    return ctx.tables.merge(
+        name,
+        source,
+        spec.keys,
+        newer_than=spec.sequence_by,
+        delete_flag=DELETE_FLAG,
+    )
+
+
+def _quarantine_rejected_rows(
+    ctx: TaskContext, name: str, staging: Path, rejected: DataFrame
+) -> None:
+    """Insert the rejected rows (not yet there by row hash) into the table's quarantine."""
+    # Staged too: Sail's MERGE loses values of a UNION source built from different plans.
+    rejected.write.mode("overwrite").parquet(str(staging / "rejected"))
+    quarantine = (
+        ctx.spark.read.schema(rejected.schema)
+        .parquet(str(staging / "rejected"))
+        .select(
+            "*",
+            F.lit(ctx.run_id).alias("_run_id"),
+            F.current_timestamp().alias("_quarantined_at"),
         )
-        tables.merge(
-            ctx.project.quarantine_table(name), quarantine, ["_row_hash"], insert_only=True
-        )
-    _record_run(ctx, summary)
+    )
+    ctx.tables.merge(
+        ctx.project.quarantine_table(name), quarantine, ["_row_hash"], insert_only=True
+    )
+
+
+def _report_refine_counts(
+    ctx: TaskContext, name: str, summary: RefineSummary, sql_results: list[RuleResult]
+) -> None:
+    """The run report's row counts for the table and its failing rules."""
     ctx.report.count(
         f"silver {name}",
         rows_read=summary.rows_read,
@@ -280,7 +367,6 @@ def _refine_staged(
     for r in sql_results:
         if r.failed:
             ctx.report.count(f"rules {name}", **{f"{r.rule} ({r.action})": r.failed})
-    return summary
 
 
 def _is_empty(ctx: TaskContext, name: str) -> bool:

@@ -436,6 +436,7 @@ def parse_run_event(data: dict[str, Any]) -> RunEvent:
 
 
 def _structure(value: Any, hint: Any) -> Any:
+    """``value`` (parsed JSON) as an instance of the type ``hint``; raises if it does not fit."""
     import attr
 
     origin = typing.get_origin(hint)
@@ -443,47 +444,63 @@ def _structure(value: Any, hint: Any) -> Any:
     if hint is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _structure(value, arg)
-            except (TypeError, ValueError, KeyError) as exc:
-                errors.append(str(exc))
-        raise ValueError("; ".join(errors))
+        return _structure_union(value, args)
     if origin is list:
         if not isinstance(value, list):
             raise TypeError(f"expected a list, got {value!r}")
         return [_structure(v, args[0]) for v in value]
     if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"expected a mapping, got {value!r}")
-        item = args[1]
-        if _is_facet_base(item):
-            return {k: _structure(v, _facet_class(v, item)) for k, v in value.items()}
-        return {k: _structure(v, item) for k, v in value.items()}
+        return _structure_dict(value, args[1])
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(value)
     if isinstance(hint, type) and attr.has(hint):
-        if not isinstance(value, dict):
-            raise TypeError(f"expected a mapping for {hint.__name__}, got {value!r}")
-        hints = typing.get_type_hints(hint)
-        fields = attr.fields(hint)
-        unknown = set(value) - {f.name for f in fields}
-        if unknown:
-            raise ValueError(f"{hint.__name__} has no field {', '.join(sorted(unknown))}")
-        given = [f for f in fields if f.name in value]
-        obj = hint(**{f.alias: _structure(value[f.name], hints[f.name]) for f in given if f.init})
-        for f in given:
-            if not f.init:  # e.g. a facet's _schemaURL: keep what the event says
-                setattr(obj, f.name, _structure(value[f.name], hints[f.name]))
-        return obj
+        return _structure_attrs(value, hint)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(hint, type) and not isinstance(value, hint):
         raise TypeError(f"expected {hint.__name__}, got {value!r}")
     return value
+
+
+def _structure_union(value: Any, args: tuple[Any, ...]) -> Any:
+    """``value`` as the first member of the union that fits (None for an optional's None)."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in (a for a in args if a is not type(None)):
+        try:
+            return _structure(value, arg)
+        except (TypeError, ValueError, KeyError) as exc:
+            errors.append(str(exc))
+    raise ValueError("; ".join(errors))
+
+
+def _structure_dict(value: Any, item: Any) -> dict[Any, Any]:
+    """A mapping of ``item`` values; facets take the class their ``_schemaURL`` names."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a mapping, got {value!r}")
+    if _is_facet_base(item):
+        return {k: _structure(v, _facet_class(v, item)) for k, v in value.items()}
+    return {k: _structure(v, item) for k, v in value.items()}
+
+
+def _structure_attrs(value: Any, hint: type) -> Any:
+    """An attrs class instance from a mapping of its fields (unknown keys rejected)."""
+    import attr
+
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a mapping for {hint.__name__}, got {value!r}")
+    hints = typing.get_type_hints(hint)
+    fields = attr.fields(hint)
+    unknown = set(value) - {f.name for f in fields}
+    if unknown:
+        raise ValueError(f"{hint.__name__} has no field {', '.join(sorted(unknown))}")
+    given = [f for f in fields if f.name in value]
+    obj = hint(**{f.alias: _structure(value[f.name], hints[f.name]) for f in given if f.init})
+    for f in given:
+        if not f.init:  # e.g. a facet's _schemaURL: keep what the event says
+            setattr(obj, f.name, _structure(value[f.name], hints[f.name]))
+    return obj
 
 
 def _is_facet_base(hint: Any) -> bool:
