@@ -26,7 +26,7 @@ from tests.cross_engine_sail import (
     STAMPS,
     rows,
 )
-from tests.io.test_delta import BUNDLE
+from tests.io.conftest import BUNDLE
 
 pytestmark = pytest.mark.jvm
 
