@@ -266,3 +266,39 @@ def test_declared_predictions_table_is_kept(demo_project_dir: Path) -> None:
     )
     spec = load_project(demo_project_dir).table("lakehouse.gold.churn_predictions").spec
     assert [c.name for c in spec.columns] == ["customer_id", "prediction", "probability", "note"]
+
+
+def test_table_handles_are_built_once_with_source_quarantine_and_keys(
+    demo_project_dir: Path,
+) -> None:
+    project = load_project(demo_project_dir)
+    assert sorted(project.silver_handles) == sorted(project.silver)
+    assert sorted(project.gold_handles) == sorted(project.gold)
+    orders = project.silver_handle("lakehouse.silver.orders")
+    assert orders is project.silver_handle("lakehouse.silver.orders")  # resolved once
+    assert orders.table is project.table("lakehouse.silver.orders")
+    assert orders.spec is project.silver["lakehouse.silver.orders"]
+    assert orders.source is project.table("lakehouse.bronze.orders")
+    assert orders.quarantine is project.table("lakehouse.silver.orders_quarantine")
+    assert orders.quarantine.full_name == project.quarantine_table(orders.name)
+    assert orders.keys == ("order_id",)
+    customers = project.silver_handle("lakehouse.silver.customers")
+    assert customers.spec.mode == "scd2"
+    assert customers.keys == ("customer_id",)  # the merge keys, not the table's (+ valid_from)
+    assert customers.quarantine.name == "customers_quarantine"
+    sales_name = "lakehouse.gold.daily_sales"
+    sales = project.gold_handle(sales_name)
+    assert sales is project.gold_handle(sales_name)
+    assert sales.table is project.table(sales_name)
+    assert sales.upstream == (
+        project.table("lakehouse.silver.orders"),
+        project.table("lakehouse.silver.customers"),
+    )
+    assert {a: r.full_name for a, r in sales.inputs.items()} == {
+        "orders": "lakehouse.silver.orders",
+        "customers": "lakehouse.silver.customers",
+    }
+    with pytest.raises(ConfigError, match="no such Silver table"):
+        project.silver_handle("lakehouse.silver.nope")
+    with pytest.raises(ConfigError, match="no such Gold table"):
+        project.gold_handle("lakehouse.silver.orders")

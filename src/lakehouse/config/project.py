@@ -1,4 +1,5 @@
-"""The resolved project: :class:`Project` (one target of a bundle) and its :class:`TableRef`\\ s."""
+"""The resolved project: :class:`Project` (one target of a bundle), its :class:`TableRef`\\ s
+and the typed handles of its Silver and Gold tables (built once, when the project loads)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,41 @@ class TableRef:
 
 
 @dataclass(frozen=True)
+class SilverHandle:
+    """A Silver table with what refining it needs: its spec, Bronze source, quarantine, keys."""
+
+    table: TableRef
+    spec: SilverSpec
+    source: TableRef
+    quarantine: TableRef
+    keys: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The table's ``catalog.schema.table`` (its key in ``conf/``)."""
+        return self.table.full_name
+
+
+@dataclass(frozen=True)
+class GoldHandle:
+    """A Gold table with its spec and the tables its inputs read (in the spec's order)."""
+
+    table: TableRef
+    spec: GoldSpec
+    upstream: tuple[TableRef, ...]
+
+    @property
+    def name(self) -> str:
+        """The table's ``catalog.schema.table`` (its key in ``conf/``)."""
+        return self.table.full_name
+
+    @property
+    def inputs(self) -> dict[str, TableRef]:
+        """The input tables by the alias the transform or query knows them by."""
+        return dict(zip(self.spec.inputs, self.upstream, strict=True))
+
+
+@dataclass(frozen=True)
 class Project:
     """Everything loaded from a bundle, for one target."""
 
@@ -73,6 +109,8 @@ class Project:
     grants: list[SecurableGrant] = field(default_factory=list)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     quarantines: dict[str, str] = field(default_factory=dict)  # Silver table -> its quarantine
+    silver_handles: dict[str, SilverHandle] = field(default_factory=dict)
+    gold_handles: dict[str, GoldHandle] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -96,6 +134,22 @@ class Project:
             raise ConfigError(
                 "conf/", full_name, f"no such table in the catalog (known: {known})"
             ) from None
+
+    def silver_handle(self, name: str) -> SilverHandle:
+        """The handle of a configured Silver table."""
+        try:
+            return self.silver_handles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.silver_handles)) or "none"
+            raise ConfigError("conf/", name, f"no such Silver table (known: {known})") from None
+
+    def gold_handle(self, name: str) -> GoldHandle:
+        """The handle of a configured Gold table."""
+        try:
+            return self.gold_handles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.gold_handles)) or "none"
+            raise ConfigError("conf/", name, f"no such Gold table (known: {known})") from None
 
     def quarantine_table(self, silver_table: str) -> str:
         """The quarantine table of a configured Silver table."""

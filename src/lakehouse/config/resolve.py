@@ -8,7 +8,7 @@ references and governance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +31,13 @@ from lakehouse.config.models import (
     TableSpec,
     Target,
 )
-from lakehouse.config.project import Project, TableRef, resolve_path
+from lakehouse.config.project import (
+    GoldHandle,
+    Project,
+    SilverHandle,
+    TableRef,
+    resolve_path,
+)
 from lakehouse.config.system_tables import (
     QUARANTINE_SUFFIX,
     SYSTEM_SCHEMA,
@@ -226,7 +232,33 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     )
     check_references(project, merged.origin)
     check_governance(project, merged.origin, merged.catalog_file, merged.external_grants)
-    return project
+    return replace(
+        project, silver_handles=_silver_handles(project), gold_handles=_gold_handles(project)
+    )
+
+
+def _silver_handles(project: Project) -> dict[str, SilverHandle]:
+    """A handle per Silver table (its references checked already)."""
+    tables = project.tables
+    return {
+        name: SilverHandle(
+            table=tables[name],
+            spec=spec,
+            source=tables[spec.source],
+            quarantine=tables[project.quarantines[name]],
+            keys=tuple(spec.keys),
+        )
+        for name, spec in project.silver.items()
+    }
+
+
+def _gold_handles(project: Project) -> dict[str, GoldHandle]:
+    """A handle per Gold table, its upstream the tables of its inputs (references checked)."""
+    tables = project.tables
+    return {
+        name: GoldHandle(tables[name], spec, tuple(tables[t] for t in spec.inputs.values()))
+        for name, spec in project.gold.items()
+    }
 
 
 def _table_refs(root: Path, catalog: CatalogSpec) -> dict[str, TableRef]:
