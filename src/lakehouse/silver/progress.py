@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
+from lakehouse.config.project import SilverHandle
 from lakehouse.config.system_tables import (
     SilverBatchRow,
     SystemTable,
@@ -62,13 +63,14 @@ def rows_of_batches(bronze: DataFrame, wanted: list[str], others: list[str]) -> 
     return bronze.where(~F.col(BATCH_ID).isin(others))
 
 
-def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> PendingBatches:
-    """What ``name`` has to refine: the batches of its Bronze source (at its current version)
-    that no earlier run of ``name`` refined."""
-    spec = ctx.project.silver[name]
+def pending_batches(
+    ctx: TaskContext, t: SilverHandle, *, full_refresh: bool = False
+) -> PendingBatches:
+    """What ``t`` has to refine: the batches of its Bronze source (at its current version)
+    that no earlier run of ``t`` refined."""
     tables = ctx.tables
-    version = tables.version(spec.source)
-    bronze = tables.read(spec.source, version=version)
+    version = tables.version(t.source.full_name)
+    bronze = tables.read(t.source.full_name, version=version)
     if BATCH_ID not in bronze.columns:
         return PendingBatches(bronze, incremental=False)
     present = {
@@ -82,7 +84,7 @@ def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) 
         )
         refined = {
             str(r["batch_id"])
-            for r in ledger.where(F.col("table") == name).select("batch_id").collect()
+            for r in ledger.where(F.col("table") == t.name).select("batch_id").collect()
         } & set(present)
     todo = batches_not_refined(present, refined)
     return PendingBatches(
@@ -93,15 +95,14 @@ def pending_batches(ctx: TaskContext, name: str, *, full_refresh: bool = False) 
     )
 
 
-def record_refined(ctx: TaskContext, name: str, pending: PendingBatches) -> None:
+def record_refined(ctx: TaskContext, t: SilverHandle, pending: PendingBatches) -> None:
     """Add the run's batches to ``meta.silver_batches`` (after the table's MERGE committed)."""
     if not pending.batches:
         return
     table = system_table_name(ctx.project.catalog.name, SystemTable.SILVER_BATCHES)
     now = datetime.now(tz=UTC).replace(tzinfo=None)
-    source = ctx.project.silver[name].source
     rows = [
-        SilverBatchRow(name, source, b, n, ctx.run_id, now)
+        SilverBatchRow(t.name, t.source.full_name, b, n, ctx.run_id, now)
         for b, n in sorted(pending.batches.items())
     ]
     ctx.tables.merge(

@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
+from lakehouse.config.project import SilverHandle
 from lakehouse.config.system_tables import (
     DqResultRow,
     SilverRunRow,
@@ -114,36 +115,35 @@ def refine_silver(ctx: TaskContext) -> None:
 def refine_table(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> RefineSummary:
     """Refine the Bronze batches of ``name``'s source it has not refined yet (all of them
     with ``full_refresh``) into the table."""
-    spec = ctx.project.silver[name]
-    target = ctx.project.table(name)
-    summary = RefineSummary(name)
-    pending = pending_batches(ctx, name, full_refresh=full_refresh)
+    t = ctx.project.silver_handle(name)
+    summary = RefineSummary(t.name)
+    pending = pending_batches(ctx, t, full_refresh=full_refresh)
     if pending.empty:  # nothing new: no rules to run, nothing to write
-        summary.version = ctx.tables.version(name) if ctx.tables.exists(name) else -1
+        summary.version = ctx.tables.version(t.name) if ctx.tables.exists(t.name) else -1
         _record_run(ctx, summary)
         ctx.report.count(
-            f"silver {name}", rows_read=0, batches_refined_before=pending.refined_before
+            f"silver {t.name}", rows_read=0, batches_refined_before=pending.refined_before
         )
         return summary
     bronze = pending.rows
     summary.rows_read = sum(pending.batches.values()) if pending.incremental else bronze.count()
     # Conform once and stage the result (Parquet under the data root): the rule checks, the
     # counts, GX and the MERGEs below then read it instead of re-running the conform plan.
-    staging = ctx.project.data_root / "_staging" / ctx.run_id / name.replace(".", "_")
-    checked = checked_rows(bronze, target, spec)
+    staging = ctx.project.data_root / "_staging" / ctx.run_id / t.name.replace(".", "_")
+    checked = checked_rows(bronze, t.table, t.spec)
     checked.write.mode("overwrite").parquet(str(staging / "checked"))
     try:
         staged = ctx.spark.read.schema(checked.schema).parquet(str(staging / "checked"))
-        summary = _refine_staged(ctx, name, summary, staging, staged, pending)
+        summary = _refine_staged(ctx, t, summary, staging, staged, pending)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    record_refined(ctx, name, pending)
+    record_refined(ctx, t, pending)
     return summary
 
 
 def _refine_staged(
     ctx: TaskContext,
-    name: str,
+    t: SilverHandle,
     summary: RefineSummary,
     staging: Path,
     staged: DataFrame,
@@ -151,17 +151,17 @@ def _refine_staged(
 ) -> RefineSummary:
     """Rules, quality gate, row accounting, the target write and the quarantine, from the
     staged conformed rows."""
-    checked = _rule_checked_rows(ctx, name, staged)
-    _pass_quality_gate(ctx, name, summary, checked.results)
-    kept = _kept_and_rejected_rows(ctx, name, checked)
-    _account_rows(ctx, name, summary, staged, checked.flagged, kept.dropped)
-    result = _write_kept_rows(ctx, name, summary, staging, kept.rows, pending)
+    checked = _rule_checked_rows(ctx, t, staged)
+    _pass_quality_gate(ctx, t, summary, checked.results)
+    kept = _kept_and_rejected_rows(t, checked)
+    _account_rows(ctx, t, summary, staged, checked.flagged, kept.dropped)
+    result = _write_kept_rows(ctx, t, summary, staging, kept.rows, pending)
     summary.rows_written = result.rows_written
     summary.version = result.version
     if summary.rows_quarantined:  # (finding no rejects would be one more pass over the rows)
-        _quarantine_rejected_rows(ctx, name, staging, kept.rejected)
+        _quarantine_rejected_rows(ctx, t, staging, kept.rejected)
     _record_run(ctx, summary)
-    _report_refine_counts(ctx, name, summary, checked.results)
+    _report_refine_counts(ctx, t, summary, checked.results)
     return summary
 
 
@@ -183,9 +183,9 @@ class _KeptRows:
     dropped: Column  # true for a row a ``drop`` rule removes
 
 
-def _rule_checked_rows(ctx: TaskContext, name: str, staged: DataFrame) -> _RuleChecked:
+def _rule_checked_rows(ctx: TaskContext, t: SilverHandle, staged: DataFrame) -> _RuleChecked:
     """Apply the table's transforms and evaluate its rules (cross-checked with GX when on)."""
-    spec = ctx.project.silver[name]
+    spec = t.spec
     split = split_checked(staged)
     conformed = apply_transforms(split.valid, load_transforms(spec))
     row_rules = list(spec.rules)
@@ -201,30 +201,30 @@ def _rule_checked_rows(ctx: TaskContext, name: str, staged: DataFrame) -> _RuleC
             upserts.drop(DELETE_FLAG, "_source_file", "_ingested_at"),
             row_rules,
             docs_dir=docs,
-            suite_name=name,
-            run_name=f"{ctx.run_id}-{name}",
+            suite_name=t.name,
+            run_name=f"{ctx.run_id}-{t.name}",
         )
         cross_check(sql_results, gx_results)
     return _RuleChecked(flagged, split.rejected, sql_results)
 
 
 def _pass_quality_gate(
-    ctx: TaskContext, name: str, summary: RefineSummary, sql_results: list[RuleResult]
+    ctx: TaskContext, t: SilverHandle, summary: RefineSummary, sql_results: list[RuleResult]
 ) -> None:
     """Record the rule results; raise QualityGateError if a ``fail`` rule failed."""
     summary.rules = sql_results
-    _record_results(ctx, name, sql_results)
+    _record_results(ctx, t.name, sql_results)
     failing = [r for r in sql_results if r.action == "fail" and outcome(r) == "failed"]
     if failing:
         summary.status = "FAILED"
         _record_run(ctx, summary)
         details = ", ".join(f"{r.rule} ({r.failed} of {r.evaluated} rows)" for r in failing)
-        raise QualityGateError(f"{name}: quality gate failed, nothing written: {details}")
+        raise QualityGateError(f"{t.name}: quality gate failed, nothing written: {details}")
 
 
-def _kept_and_rejected_rows(ctx: TaskContext, name: str, checked: _RuleChecked) -> _KeptRows:
+def _kept_and_rejected_rows(t: SilverHandle, checked: _RuleChecked) -> _KeptRows:
     """The rows no ``drop`` rule removes, and the quarantine rows (not conformed + dropped)."""
-    drop_rules = sorted(r.name for r in ctx.project.silver[name].rules if r.action == "drop")
+    drop_rules = sorted(r.name for r in t.spec.rules if r.action == "drop")
     flagged = checked.flagged
     broken = (
         F.filter(VIOLATIONS, lambda v: v.isin(drop_rules))
@@ -248,7 +248,7 @@ def _kept_and_rejected_rows(ctx: TaskContext, name: str, checked: _RuleChecked) 
 
 def _account_rows(
     ctx: TaskContext,
-    name: str,
+    t: SilverHandle,
     summary: RefineSummary,
     staged: DataFrame,
     flagged: DataFrame,
@@ -269,35 +269,31 @@ def _account_rows(
         summary.status = "FAILED"
         _record_run(ctx, summary)
         raise TaskError(
-            f"{name}: row accounting failed: read {summary.rows_read}, kept {summary.rows_kept} "
+            f"{t.name}: row accounting failed: read {summary.rows_read}, kept {summary.rows_kept} "
             f"+ quarantined {summary.rows_quarantined}"
         )
 
 
 def _write_kept_rows(
     ctx: TaskContext,
-    name: str,
+    t: SilverHandle,
     summary: RefineSummary,
     staging: Path,
     kept: DataFrame,
     pending: PendingBatches,
 ) -> WriteResult:
     """Write the kept rows into the target: SCD1 upsert/delete or SCD2 history."""
-    spec = ctx.project.silver[name]
-    columns = [
-        c.name
-        for c in ctx.project.table(name).spec.columns
-        if not (spec.mode == "scd2" and c.name in SCD2_COLUMNS)
-    ]
+    scd2 = t.spec.mode == "scd2"
+    columns = [c.name for c in t.table.spec.columns if not (scd2 and c.name in SCD2_COLUMNS)]
     rows = kept.select(*columns, DELETE_FLAG, "_source_file", "_ingested_at")
-    if spec.mode == "scd1":
-        return _write_scd1(ctx, name, summary, staging, rows, columns, pending)
-    return _merge_scd2(ctx, name, rows, columns)
+    if not scd2:
+        return _write_scd1(ctx, t, summary, staging, rows, columns, pending)
+    return _merge_scd2(ctx, t, rows, columns)
 
 
 def _write_scd1(
     ctx: TaskContext,
-    name: str,
+    t: SilverHandle,
     summary: RefineSummary,
     staging: Path,
     rows: DataFrame,
@@ -305,27 +301,27 @@ def _write_scd1(
     pending: PendingBatches,
 ) -> WriteResult:
     """The latest row per key, appended on a first load, else MERGEd (deletes applied)."""
-    spec = ctx.project.silver[name]
+    spec = t.spec
     # The window ranking is a third of a large refine: skip it when every key is unique.
     unique = not duplicate_keys(rows, spec.keys)
     latest = rows if unique else latest_per_key(rows, spec.keys, spec.sequence_by)
     latest = latest.select(*columns, DELETE_FLAG)
     if spec.operation is not None and spec.sequence_by and pending.refined_before:
-        latest = _without_deleted_later(ctx, name, latest, pending)
+        latest = _without_deleted_later(t, latest, pending)
     # Staged: on Sail a MERGE from a lazy source with window functions (dedupe, unique
     # rules) is 4-5x slower than from written rows (benchmarks/silver.py, 1M rows), and
     # an append of the lazy rows trips NOT NULL checks on rows the plan filters out.
     latest.write.mode("overwrite").parquet(str(staging / "merge"))
     source = ctx.spark.read.schema(latest.schema).parquet(str(staging / "merge"))
-    if unique and summary.rows_deleted == 0 and _is_empty(ctx, name):
+    if unique and summary.rows_deleted == 0 and _is_empty(ctx, t):
         # The first load: no keys to match and no deletes to apply, so the MERGE is an
         # append (SF1 lineitem: 7 s less than a MERGE into the empty table).
-        result = ctx.tables.append(name, source.select(*columns))
+        result = ctx.tables.append(t.name, source.select(*columns))
         summary.duplicates_collapsed = summary.rows_kept - result.rows_written
         return result
     summary.duplicates_collapsed = summary.rows_kept - source.count()
     return ctx.tables.merge(
-        name,
+        t.name,
         source,
         spec.keys,
         newer_than=spec.sequence_by,
@@ -334,7 +330,7 @@ def _write_scd1(
 
 
 def _quarantine_rejected_rows(
-    ctx: TaskContext, name: str, staging: Path, rejected: DataFrame
+    ctx: TaskContext, t: SilverHandle, staging: Path, rejected: DataFrame
 ) -> None:
     """Insert the rejected rows (not yet there by row hash) into the table's quarantine."""
     # Staged too: Sail's MERGE loses values of a UNION source built from different plans.
@@ -348,17 +344,15 @@ def _quarantine_rejected_rows(
             F.current_timestamp().alias("_quarantined_at"),
         )
     )
-    ctx.tables.merge(
-        ctx.project.quarantine_table(name), quarantine, ["_row_hash"], insert_only=True
-    )
+    ctx.tables.merge(t.quarantine.full_name, quarantine, ["_row_hash"], insert_only=True)
 
 
 def _report_refine_counts(
-    ctx: TaskContext, name: str, summary: RefineSummary, sql_results: list[RuleResult]
+    ctx: TaskContext, t: SilverHandle, summary: RefineSummary, sql_results: list[RuleResult]
 ) -> None:
     """The run report's row counts for the table and its failing rules."""
     ctx.report.count(
-        f"silver {name}",
+        f"silver {t.name}",
         rows_read=summary.rows_read,
         rows_kept=summary.rows_kept,
         rows_quarantined=summary.rows_quarantined,
@@ -366,22 +360,23 @@ def _report_refine_counts(
     )
     for r in sql_results:
         if r.failed:
-            ctx.report.count(f"rules {name}", **{f"{r.rule} ({r.action})": r.failed})
+            ctx.report.count(f"rules {t.name}", **{f"{r.rule} ({r.action})": r.failed})
 
 
-def _is_empty(ctx: TaskContext, name: str) -> bool:
-    return not ctx.tables.exists(name) or ctx.tables.read(name).limit(1).count() == 0
+def _is_empty(ctx: TaskContext, t: SilverHandle) -> bool:
+    """True if the table does not exist yet or has no rows."""
+    return not ctx.tables.exists(t.name) or ctx.tables.read(t.name).limit(1).count() == 0
 
 
 def _without_deleted_later(
-    ctx: TaskContext, name: str, latest: DataFrame, pending: PendingBatches
+    t: SilverHandle, latest: DataFrame, pending: PendingBatches
 ) -> DataFrame:
     """``latest`` minus the upserts that a delete refined by an earlier run overrides (a
     higher sequence): the delete removed the key, so the late upsert must not bring it back."""
-    spec = ctx.project.silver[name]
+    spec = t.spec
     assert spec.sequence_by is not None and pending.earlier is not None
     earlier_deletes = pending.earlier.where(delete_operation(spec))
-    conformed = checked_rows(earlier_deletes, ctx.project.table(name), spec)
+    conformed = checked_rows(earlier_deletes, t.table, spec)
     deletes = conformed.where((F.size(REASONS) == 0) & F.col(DELETE_FLAG))
     upserts = without_deleted_later(
         latest.where(~F.col(DELETE_FLAG)), deletes, spec.keys, spec.sequence_by
@@ -389,15 +384,18 @@ def _without_deleted_later(
     return upserts.unionByName(latest.where(F.col(DELETE_FLAG)))
 
 
-def _merge_scd2(ctx: TaskContext, name: str, rows: DataFrame, columns: list[str]) -> WriteResult:
-    spec = ctx.project.silver[name]
+def _merge_scd2(
+    ctx: TaskContext, t: SilverHandle, rows: DataFrame, columns: list[str]
+) -> WriteResult:
+    """Close the versions the rows supersede and add the new ones (SCD2 history MERGE)."""
+    spec = t.spec
     assert spec.sequence_by is not None
     tracked = spec.track_columns or [
         c for c in columns if c not in spec.keys and c != spec.sequence_by
     ]
     keys = [F.col(k) for k in spec.keys]
     affected = rows.select(*keys).distinct()
-    existing = ctx.tables.read(name).join(affected, on=spec.keys, how="left_semi")
+    existing = ctx.tables.read(t.name).join(affected, on=spec.keys, how="left_semi")
     history = scd2_history(
         existing,
         rows,
@@ -407,7 +405,7 @@ def _merge_scd2(ctx: TaskContext, name: str, rows: DataFrame, columns: list[str]
         data_columns=columns,
     )
     source = scd2_merge_source(existing.select(*columns, *SCD2_COLUMNS), history, spec.keys)
-    return ctx.tables.merge(name, source, [*spec.keys, VALID_FROM], delete_flag=DELETE_FLAG)
+    return ctx.tables.merge(t.name, source, [*spec.keys, VALID_FROM], delete_flag=DELETE_FLAG)
 
 
 def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> None:
