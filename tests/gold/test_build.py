@@ -15,7 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config import load_project
-from lakehouse.config.models import GoldSpec
+from lakehouse.config.models import Column, GoldSpec, TableSpec
+from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.core.errors import LakehouseError
 from lakehouse.gold.build import build_gold, gold_frame
 from lakehouse.quality.validate import duplicate_keys
@@ -199,9 +200,24 @@ class _Tables:
         self.written[table] = sorted(tuple(r) for r in df.collect())  # inside the with block
 
 
+def _ref(schema: str, name: str, columns: list[str], keys: list[str]) -> TableRef:
+    spec = TableSpec(
+        layer="gold" if schema == "gold" else "silver",
+        columns=[Column(name=c, type="string") for c in columns],
+        keys=keys,
+    )
+    return TableRef("c", schema, name, spec, f"/nowhere/{schema}/{name}")
+
+
 def _context(spark: SparkSession, spec: GoldSpec, tables: _Tables) -> TaskContext:
-    keyed = SimpleNamespace(spec=SimpleNamespace(keys=["customer_id", "feature_ts"]))
-    project = SimpleNamespace(gold={"c.gold.features": spec}, table=lambda name: keyed)
+    keys = ["customer_id", "feature_ts"]
+    handle = GoldHandle(
+        _ref("gold", "features", [*keys, "value"], keys),
+        spec,
+        tuple(_ref(*t.split(".")[1:], [*keys, "value"], []) for t in spec.inputs.values()),
+    )
+    handles = {handle.name: handle}
+    project = SimpleNamespace(gold={handle.name: spec}, gold_handle=handles.__getitem__)
     return cast(
         TaskContext,
         SimpleNamespace(

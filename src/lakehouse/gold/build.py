@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
 from lakehouse.config.models import GoldSpec
+from lakehouse.config.project import GoldHandle
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.params import TaskParams
 from lakehouse.quality.validate import duplicate_keys
@@ -60,15 +61,20 @@ def build_gold(ctx: TaskContext) -> None:
     write: a point-in-time lookup needs exactly one row per key and time.
     """
     TaskParams.parse(ctx.parameters, task=ctx.task_key)  # takes none
-    for name, spec in ctx.project.gold.items():
-        inputs = {alias: ctx.tables.read(table) for alias, table in spec.inputs.items()}
-        keys = ctx.project.table(name).spec.keys
-        with gold_frame(ctx.spark, spec, inputs) as result:
-            if spec.timestamp_key is not None and keys:
-                dupes = duplicate_keys(result, keys)
-                if dupes:
-                    raise LakehouseError(
-                        f"{name}: the transform produced more than one row per "
-                        f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
-                    )
-            ctx.tables.overwrite(name, result)
+    for name in ctx.project.gold:
+        build_gold_table(ctx, ctx.project.gold_handle(name))
+
+
+def build_gold_table(ctx: TaskContext, t: GoldHandle) -> None:
+    """Rebuild one Gold table from its inputs (a feature table's keys checked unique)."""
+    inputs = {alias: ctx.tables.read(ref.full_name) for alias, ref in t.inputs.items()}
+    keys = t.table.spec.keys
+    with gold_frame(ctx.spark, t.spec, inputs) as result:
+        if t.spec.timestamp_key is not None and keys:
+            dupes = duplicate_keys(result, keys)
+            if dupes:
+                raise LakehouseError(
+                    f"{t.name}: the transform produced more than one row per "
+                    f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
+                )
+        ctx.tables.overwrite(t.name, result)
