@@ -214,7 +214,7 @@ def _context(spark: SparkSession, spec: GoldSpec, tables: _Tables) -> TaskContex
     handle = GoldHandle(
         _ref("gold", "features", [*keys, "value"], keys),
         spec,
-        tuple(_ref(*t.split(".")[1:], [*keys, "value"], []) for t in spec.inputs.values()),
+        tuple(_ref("silver", t.split(".")[-1], [*keys, "value"], []) for t in spec.inputs.values()),
     )
     handles = {handle.name: handle}
     project = SimpleNamespace(gold={handle.name: spec}, gold_handle=handles.__getitem__)

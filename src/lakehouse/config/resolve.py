@@ -2,8 +2,8 @@
 
 Merges the files' sections (an entry declared twice is an error), adds the generated tables
 (Bronze metadata columns, SCD2 columns, a quarantine per Silver table, the system tables,
-a predictions table per scored model), resolves every table's location, then validates
-references and governance.
+a predictions table per scored model), resolves every table's location, validates
+references and governance, then builds the Silver and Gold handles (once, for the project).
 """
 
 from __future__ import annotations
