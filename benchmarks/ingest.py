@@ -4,7 +4,7 @@ Generates an orders-like data set deterministically (CSV with a header and JSON 
 across ``--files`` files) in a temporary directory, then on one embedded Sail session, per
 format and per round:
 
-* ours: ``lakehouse.bronze.ingest.ingest_file_source`` on a temporary lakehouse project whose
+* ours: ``lakehouse.pipelines.bronze.ingest.ingest_file_source`` on a temporary lakehouse project whose
   Bronze table has typed columns (one ``files`` source per format, one commit);
 * plain: ``spark.read.schema(...).csv/json(dir).write.format("delta").save(path)``.
 
@@ -177,7 +177,7 @@ class Bench:
 
     def ours(self, fmt: str, landing: Path | None = None) -> tuple[float, int, int]:
         """Seconds of ``ingest_file_source`` on fresh tables; (seconds, Bronze rows, corrupt)."""
-        from lakehouse.bronze.ingest import ingest_file_source
+        from lakehouse.pipelines.bronze.ingest import ingest_file_source
 
         self.rounds += 1
         ctx = self._context(self.work / "runs" / f"r{self.rounds}", landing or self.landing)
@@ -387,7 +387,7 @@ def main() -> None:
                 f"| {p['rows_per_s']:,.0f} | {p['mb_per_s']:.1f} | {ratio} |"
             )
     print(
-        "\nours = lakehouse.bronze.ingest.ingest_file_source: typed columns, corrupt records kept "
+        "\nours = lakehouse.pipelines.bronze.ingest.ingest_file_source: typed columns, corrupt records kept "
         "(_corrupt/_raw), values that do not fit rescued (_rescued_data), lineage columns "
         "(_source_file, _batch_id, _run_id, _ingested_at), exactly-once bookkeeping "
         "(batch ids checked in Bronze, meta.processed_files). plain = spark.read with the typed "

@@ -3,7 +3,7 @@
 Writes a deterministic orders-like Bronze Delta table (string columns, as Bronze holds them)
 with a known small fraction of defects, then on one embedded Sail session, per round:
 
-* ours total: ``lakehouse.silver.refine.refine_table`` on a temporary lakehouse project whose
+* ours total: ``lakehouse.pipelines.silver.refine.refine_table`` on a temporary lakehouse project whose
   Silver table has 10 rules (conform, SQL-compiled rules, great-expectations validation with
   Data Docs, quarantine, dedupe, MERGE, ``meta.dq_results`` / ``meta.silver_runs``);
 * ours split, on the conformed DataFrame refine_table validates (Bronze conformed once and
@@ -341,7 +341,7 @@ class Bench:
     def ours_total(self) -> tuple[float, dict[str, int], int, Any, str]:
         """``refine_table`` on fresh Silver tables: seconds, failures per rule, Silver rows,
         the summary and the Silver table's location."""
-        from lakehouse.silver.refine import refine_table
+        from lakehouse.pipelines.silver.refine import refine_table
 
         _, ctx = self.fresh()
         started = time.perf_counter()
@@ -356,13 +356,13 @@ class Bench:
         under ``staging`` (as refine_table does), its valid non-delete rows."""
         from pyspark.sql import functions as F
 
-        from lakehouse.silver.conform import (
+        from lakehouse.transforms.conform import (
             apply_transforms,
             checked_rows,
             load_transforms,
             split_checked,
         )
-        from lakehouse.silver.scd import DELETE_FLAG
+        from lakehouse.transforms.scd import DELETE_FLAG
 
         spec = ctx.project.silver[SILVER]
         checked = checked_rows(ctx.tables.read(spec.source), ctx.project.table(SILVER), spec)
@@ -373,7 +373,7 @@ class Bench:
 
     def ours_split(self) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
         """evaluate_rules vs validate_with_gx (no docs, docs) on one conformed DataFrame."""
-        from lakehouse.quality.validate import evaluate_rules, validate_with_gx
+        from lakehouse.transforms.quality import evaluate_rules, validate_with_gx
 
         data_root, ctx = self.fresh()
         rules = ctx.project.silver[SILVER].rules

@@ -226,17 +226,17 @@ def copy_bundle(dest: Path, overrides: list[str]) -> list[str]:
 
 
 def run_pipeline(work: Path, customers: int, overrides: list[str]) -> dict[str, Any]:
-    from lakehouse.bronze.ingest import ingest_source
+    from lakehouse.pipelines.bronze.ingest import ingest_source
     from lakehouse.bundle.context import RunReport, TaskContext
     from lakehouse.config import load_project
-    from lakehouse.gold.build import build_gold
+    from lakehouse.pipelines.gold import build_gold
     from lakehouse.io.delta import DeltaStore
-    from lakehouse.ml.registry import CHAMPION, connect
-    from lakehouse.ml.score import score_model
-    from lakehouse.ml.train import holdout_split, train_model, training_data
-    from lakehouse.ml.training_set import build_training_set
+    from lakehouse.pipelines.ml.registry import CHAMPION, connect
+    from lakehouse.pipelines.ml.score import score_model
+    from lakehouse.pipelines.ml.train import holdout_split, train_model, training_data
+    from lakehouse.pipelines.ml.training_set import build_training_set
     from lakehouse.samples.generator import SampleSpec, land_sample_files
-    from lakehouse.silver.refine import refine_table
+    from lakehouse.pipelines.silver.refine import refine_table
 
     sampler = RssSampler()
     sampler.start()

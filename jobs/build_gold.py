@@ -6,7 +6,7 @@ spark-submit jobs/build_gold.py [--target T] [--project-dir DIR] [task parameter
 from __future__ import annotations
 
 from lakehouse.bundle.entrypoint import run_task_script
-from lakehouse.gold.build import build_gold as TASK
+from lakehouse.pipelines.gold import build_gold as TASK
 
 if __name__ == "__main__":
     raise SystemExit(run_task_script(TASK))

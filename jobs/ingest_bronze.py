@@ -6,7 +6,7 @@ spark-submit jobs/ingest_bronze.py [--target T] [--project-dir DIR]
 
 from __future__ import annotations
 
-from lakehouse.bronze.ingest import ingest_bronze as TASK
+from lakehouse.pipelines.bronze.ingest import ingest_bronze as TASK
 from lakehouse.bundle.entrypoint import run_task_script
 
 if __name__ == "__main__":

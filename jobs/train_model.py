@@ -6,7 +6,7 @@ spark-submit jobs/train_model.py [--target T] [--project-dir DIR] [MODEL]... [--
 from __future__ import annotations
 
 from lakehouse.bundle.entrypoint import run_task_script
-from lakehouse.ml.train import train_models as TASK
+from lakehouse.pipelines.ml.train import train_models as TASK
 
 if __name__ == "__main__":
     raise SystemExit(run_task_script(TASK))

@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from lakehouse.bronze.ingest import IngestParams
 from lakehouse.core.params import TaskParamError, TaskParams
-from lakehouse.ml.train import TrainParams
-from lakehouse.monitoring.monitor import MonitorParams
+from lakehouse.pipelines.bronze.ingest import IngestParams
+from lakehouse.pipelines.ml.train import TrainParams
+from lakehouse.pipelines.monitoring.monitor import MonitorParams
+from lakehouse.pipelines.silver.refine import RefineParams
 from lakehouse.samples.tasks import LandDemoParams
-from lakehouse.silver.refine import RefineParams
 
 
 def test_each_task_reads_its_parameters_as_before() -> None:

@@ -13,7 +13,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
 from lakehouse.io.delta import DeltaStore
-from lakehouse.ml.train import model_input
+from lakehouse.pipelines.ml.train import model_input
 from tests.support import session_engine
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
 from lakehouse.config.project import Project
-from lakehouse.gold.build import build_gold
 from lakehouse.governance.store import GovernedStore, governed_tables
+from lakehouse.pipelines.bronze.ingest import ingest_source
+from lakehouse.pipelines.gold import build_gold
+from lakehouse.pipelines.silver.refine import refine_table
 from lakehouse.samples.generator import SampleSpec, land_sample_files
-from lakehouse.silver.refine import refine_table
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]

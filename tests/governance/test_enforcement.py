@@ -13,14 +13,14 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
 from lakehouse.governance.scope import AccessDeniedError
 from lakehouse.governance.store import GovernedStore, governed_tables
 from lakehouse.io.delta import DeltaStore
+from lakehouse.pipelines.bronze.ingest import ingest_source
+from lakehouse.pipelines.silver.refine import refine_table
 from lakehouse.samples.generator import land_sample_files
-from lakehouse.silver.refine import refine_table
 from tests.support import session_engine
 
 pytestmark = pytest.mark.delta

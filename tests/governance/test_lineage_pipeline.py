@@ -8,7 +8,6 @@ import pytest
 from openlineage.client.event_v2 import RunState
 from rich.console import Console
 
-from lakehouse.bronze.ingest import ingest_source
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.governance.lineage.graph import lineage_graph, show_lineage
@@ -18,7 +17,8 @@ from lakehouse.governance.lineage.openlineage import (
     read_events,
     run_uuid,
 )
-from lakehouse.silver.refine import refine_table
+from lakehouse.pipelines.bronze.ingest import ingest_source
+from lakehouse.pipelines.silver.refine import refine_table
 from tests.governance.conftest import RUN_ID, DemoRun
 
 pytestmark = pytest.mark.delta

@@ -22,8 +22,8 @@ from lakehouse.cli.render import console, err_console
 from lakehouse.config.project import Project
 
 if TYPE_CHECKING:
+    from lakehouse.apps.sql.endpoint import SqlEndpoint
     from lakehouse.governance.scope import GovernanceScope
-    from lakehouse.sql.endpoint import SqlEndpoint
 
 sql_app = typer.Typer(
     help="A read-only SQL endpoint for BI tools (PostgreSQL protocol).", no_args_is_help=True
@@ -49,7 +49,7 @@ def ui(
     var: VarOpt = None,
 ) -> None:
     """Web UI for MODEL: versions, a prediction form, data quality, drift, lineage; Ctrl-C stops."""
-    from lakehouse.ui.server import serve as serve_ui
+    from lakehouse.apps.ui.server import serve as serve_ui
 
     project = _load(project_dir, target, engine, var)
     if model is None:
@@ -92,7 +92,7 @@ def sql_serve(
 
     Read-only; masked columns stay masked; each query sees the latest Delta version.
     """
-    from lakehouse.sql.endpoint import SqlEndpoint
+    from lakehouse.apps.sql.endpoint import SqlEndpoint
 
     project = _load(project_dir, target, engine, var)
     password = None

@@ -66,7 +66,7 @@ def ingest(
     """Ingest new files / API batches of the given sources into Bronze."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lakehouse.bronze.ingest import ingest_source
+    from lakehouse.pipelines.bronze.ingest import ingest_source
 
     project = _load(project_dir, target, engine, var)
     names = sources or list(project.sources)
@@ -114,7 +114,7 @@ def refine(
     ] = False,
 ) -> None:
     """Conform, validate, quarantine and MERGE new Bronze batches into Silver tables."""
-    from lakehouse.silver.refine import RefineParams, refine_table
+    from lakehouse.pipelines.silver.refine import RefineParams, refine_table
 
     project = _load(project_dir, target, engine, var)
     names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]

@@ -28,7 +28,7 @@ def train(
     var: VarOpt = None,
 ) -> None:
     """Train a model's candidates, log them to MLflow, register the best, apply promotion."""
-    from lakehouse.ml.train import TrainParams, train_model
+    from lakehouse.pipelines.ml.train import TrainParams, train_model
 
     project = _load(project_dir, target, engine, var)
     names = models or list(project.models)
@@ -54,7 +54,7 @@ def score(
     var: VarOpt = None,
 ) -> None:
     """Batch-score each model's scoring table with its @champion into the predictions table."""
-    from lakehouse.ml.score import score_model
+    from lakehouse.pipelines.ml.score import score_model
 
     project = _load(project_dir, target, engine, var)
     names = models or [n for n, m in project.models.items() if m.scoring is not None]
@@ -80,7 +80,7 @@ def monitor(
     """Monitor each champion: drift, data quality, performance, A/B; alerts printed and stored."""
     import datetime as dt
 
-    from lakehouse.monitoring.monitor import monitor_model
+    from lakehouse.pipelines.monitoring.monitor import monitor_model
 
     project = _load(project_dir, target, engine, var)
     names = models or list(project.monitoring.models)
@@ -121,7 +121,7 @@ def serve(
     var: VarOpt = None,
 ) -> None:
     """Serve MODEL's @champion over HTTP: POST /predict, GET /health, /model, /docs; Ctrl-C stops."""
-    from lakehouse.serving.server import serve as serve_model
+    from lakehouse.apps.serving.server import serve as serve_model
 
     project = _load(project_dir, target, None, var)
     require_known_models(project, [model])
@@ -153,7 +153,7 @@ def models_(
     """List registered models: versions, aliases and key holdout metrics."""
     from dataclasses import asdict
 
-    from lakehouse.ml.registry import METRIC_COLUMNS, connect, list_versions, tracking_uri
+    from lakehouse.pipelines.ml.registry import METRIC_COLUMNS, connect, list_versions, tracking_uri
 
     project = _load(project_dir, target, None, var)
     versions = list_versions(connect(project), name)

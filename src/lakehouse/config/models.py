@@ -20,8 +20,8 @@ from lakehouse.config.base import (  # noqa: F401 - re-exported
     StrictModel,
     TableName,
 )
+from lakehouse.config.rules import Rule
 from lakehouse.core.cron import parse_schedule
-from lakehouse.quality.rules import Rule
 
 # Table features the embedded engine (Sail) refuses to write; a table carrying them
 # could no longer be written by the default engine.

@@ -87,7 +87,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from lakehouse.local_server import background_server
+from lakehouse.apps.local_server import background_server
 from lakehouse.samples.faults import FaultSpec, QueuedFault, early_response, render
 from lakehouse.samples.generator import PLANS, REGIONS
 

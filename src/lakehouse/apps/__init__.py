@@ -1,0 +1,1 @@
+"""Apps served over HTTP or the PostgreSQL wire: model serving, the web UI, the SQL endpoint."""

@@ -1,0 +1,587 @@
+"""Online serving of a registered model: ``POST /predict`` with the ``@champion`` version.
+
+:func:`create_app` builds a FastAPI app for one registered model:
+
+- The version behind ``models:/NAME@champion`` is loaded with ``mlflow.pyfunc.load_model``
+  (by version number, so an alias moving mid-load cannot mix versions); predictions and
+  probabilities come from the underlying scikit-learn pipeline, fed the same input frame
+  as :func:`lakehouse.pipelines.ml.train.model_input` gives in training and batch scoring (built
+  faster, see :func:`input_frame`).
+- With ``challenger_share > 0`` and an ``@challenger`` version different from the champion,
+  each request goes to the challenger with that probability (A/B test; seeded for tests).
+- Request and response schemas are generated from the model signature: one record is a
+  pydantic model with one field per input column (numbers ``float``, categories ``str``;
+  a column the signature marks optional may be ``null`` or left out, unknown fields are
+  rejected). Invalid payloads get HTTP 422 with the failing fields in ``detail``.
+- A record may also carry the model's entity keys (for churn ``customer_id``: the label keys
+  and feature lookup keys of its training set, see :func:`entity_keys`) as optional strings.
+  They are not features and never reach the model; they are echoed in the response and
+  logged, so monitoring can join served predictions to labels that arrive later.
+- A background task re-resolves the aliases every ``refresh_seconds`` and loads a version
+  when an alias moved, without a restart. A version whose input signature differs from the
+  one the API was built for is not switched to (the schema is fixed at start); ``/health``
+  then reports it.
+- Every prediction is logged (request id, model version, alias, keys, features, output) as
+  JSON lines under ``<data_root>/landing/predictions`` (see :mod:`lakehouse.apps.serving.predictions`).
+
+Request bodies (all records in one request go to the same version)::
+
+    {"record": {...}}                 one record
+    {"records": [{...}, ...]}         a batch
+    {"dataframe_records": [{...}]}    a batch, Databricks / MLflow serving shape
+
+Response::
+
+    {"predictions": [{"prediction": 1, "probability": 0.83, "keys": {"customer_id": "C1"}}, ...],
+     "model_name": "churn_model", "model_version": "3", "alias": "champion",
+     "request_id": "…"}
+
+``keys`` holds the entity keys the record carried (``{}`` when it carried none); the
+prediction log line has the same top-level ``keys`` object. The request id is the client's ``X-Request-ID`` header when given, else a new UUID; it is
+returned in the body and in the ``X-Request-ID`` response header.
+"""
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Header, Response
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from lakehouse.apps.serving.predictions import PredictionLog
+from lakehouse.config.project import Project, feature_lookup_keys
+from lakehouse.core.errors import LakehouseError
+from lakehouse.pipelines.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 10_000
+NUMERIC_TYPES = {"double", "float", "long", "integer", "boolean"}
+STRING_TYPES = {"string"}
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    name: str
+    kind: str  # "number" | "string"
+    required: bool
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded model version."""
+
+    version: str
+    run_id: str
+    model: Any  # the scikit-learn pipeline
+    columns: tuple[InputColumn, ...]
+    metrics: dict[str, float]
+    loaded_at: str
+
+
+def signature_columns(signature: Any) -> tuple[InputColumn, ...]:
+    """The input columns of an MLflow signature, as numbers or strings."""
+    if signature is None or signature.inputs is None:
+        raise LakehouseError("the model has no signature: cannot build a request schema")
+    out = []
+    for col in signature.inputs.inputs:
+        type_name = getattr(col.type, "name", str(col.type))
+        if type_name in STRING_TYPES:
+            kind = "string"
+        elif type_name in NUMERIC_TYPES:
+            kind = "number"
+        else:
+            raise LakehouseError(f"input {col.name!r} has type {type_name}: not servable")
+        out.append(InputColumn(str(col.name), kind, bool(getattr(col, "required", True))))
+    return tuple(out)
+
+
+def entity_keys(project: Project, model_name: str) -> tuple[str, ...]:
+    """The entity key columns a served record may carry for ``model_name`` (a ``conf/`` model).
+
+    The training set's label keys, then each feature lookup's keys on the label side
+    (``lookup_keys``, default the feature table's keys without its timestamp key), without
+    repeats: the columns that identify an example, so a served prediction can be joined to
+    its label later. ``()`` for a registered name that is not a model in ``conf/``.
+    """
+    spec = project.models.get(model_name)
+    if spec is None:
+        return ()
+    names: list[str] = list(spec.training_set.labels.keys)
+    for lookup in spec.training_set.features:
+        names.extend(lookup.lookup_keys or feature_lookup_keys(project, lookup.table))
+    return tuple(dict.fromkeys(names))
+
+
+def record_model(
+    model_name: str, columns: tuple[InputColumn, ...], keys: tuple[str, ...] = ()
+) -> type[BaseModel]:
+    """The pydantic model of one record: a field per input column, unknown fields rejected.
+
+    ``keys`` (entity keys that are not input columns) come first, as optional strings.
+    """
+    fields: dict[str, Any] = {}
+    inputs = {col.name for col in columns}
+    for key in keys:
+        if key not in inputs:
+            fields[key] = (
+                str | None,
+                Field(default=None, description="entity key: logged and echoed, not a feature"),
+            )
+    for col in columns:
+        kind: Any = float if col.kind == "number" else str
+        if col.required:
+            fields[col.name] = (kind, Field(...))
+        else:
+            fields[col.name] = (kind | None, Field(default=None))
+    model: type[BaseModel] = create_model(
+        f"{_camel(model_name)}Record", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return model
+
+
+class _RequestBase(BaseModel):
+    """Exactly one of ``record``, ``records`` and ``dataframe_records``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "_RequestBase":
+        given = [k for k in ("record", "records", "dataframe_records") if getattr(self, k, None)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'record' (an object), 'records' or 'dataframe_records' "
+                f"(a list of objects); got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    def rows(self) -> list[dict[str, Any]]:
+        given = getattr(self, "records", None) or getattr(self, "dataframe_records", None)
+        records = given or [getattr(self, "record")]  # noqa: B009
+        return [r.model_dump() for r in records]
+
+
+def request_model(model_name: str, record: type[BaseModel]) -> type[_RequestBase]:
+    """The request body: exactly one of ``record``, ``records``, ``dataframe_records``."""
+    batch: Any = list[record]  # type: ignore[valid-type]
+    fields: dict[str, Any] = {
+        "record": (record | None, Field(default=None)),
+        "records": (batch | None, Field(default=None, min_length=1, max_length=MAX_RECORDS)),
+        "dataframe_records": (
+            batch | None,
+            Field(default=None, min_length=1, max_length=MAX_RECORDS),
+        ),
+    }
+    model: type[_RequestBase] = create_model(
+        f"{_camel(model_name)}Request", __base__=_RequestBase, **fields
+    )
+    return model
+
+
+class Prediction(BaseModel):
+    prediction: int
+    probability: float = Field(description="probability of the positive class (1)")
+    keys: dict[str, str] = Field(
+        default_factory=dict, description="the entity keys the record carried ({} when none)"
+    )
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+    model_name: str
+    model_version: str
+    alias: str = Field(description="champion or challenger")
+    request_id: str
+
+
+def input_frame(rows: list[dict[str, Any]], columns: tuple[InputColumn, ...]) -> pd.DataFrame:
+    """Validated records as the model's input frame, built column by column in one go.
+
+    The same frame as :func:`lakehouse.pipelines.ml.train.model_input` gives for these records (numbers
+    float64, categories objects, missing values NaN), without its per-column pandas
+    conversions, which cost about a third of a single prediction (measured with py-spy in
+    ``benchmarks/serve.py``). The records come from the pydantic request model, so numbers
+    are already floats and categories strings or None.
+    """
+    data: dict[str, np.ndarray] = {}
+    for col in columns:
+        values = [np.nan if (v := row.get(col.name)) is None else v for row in rows]
+        data[col.name] = np.array(values, dtype="float64" if col.kind == "number" else object)
+    return pd.DataFrame(data, columns=[c.name for c in columns], copy=False)
+
+
+def _camel(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^0-9A-Za-z]+", name) if p)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ModelServer:
+    """The served versions per alias, their refresh from the registry, and routing."""
+
+    client: Any
+    name: str
+    challenger_share: float = 0.0
+    seed: int | None = None
+    served: dict[str, ServedModel] = field(default_factory=dict)
+    columns: tuple[InputColumn, ...] = ()
+    last_refresh: str = ""
+    refresh_error: str | None = None
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._rng_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._cache: dict[str, ServedModel] = {}
+
+    @property
+    def features(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "string"]
+
+    def _load(self, version: Any) -> ServedModel:
+        import mlflow
+
+        number = str(version.version)
+        cached = self._cache.get(number)
+        if cached is not None:
+            return cached
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{self.name}/{number}")
+        columns = signature_columns(pyfunc.metadata.signature)
+        metrics: dict[str, float] = {}
+        if version.run_id:
+            with contextlib.suppress(Exception):  # a deleted run: serve without metrics
+                metrics = {
+                    k: float(v) for k, v in self.client.get_run(version.run_id).data.metrics.items()
+                }
+        served = ServedModel(
+            version=number,
+            run_id=str(version.run_id or ""),
+            model=pyfunc.get_raw_model(),
+            columns=columns,
+            metrics=metrics,
+            loaded_at=_now(),
+        )
+        self._cache = {number: served, **{v.version: v for v in self.served.values()}}
+        return served
+
+    def refresh(self) -> bool:
+        """Resolve the aliases; load versions that changed. True when anything changed."""
+        with self._refresh_lock:
+            try:
+                return self._refresh()
+            except Exception as exc:  # keep serving what is loaded; report it in /health
+                self.refresh_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s: alias refresh failed: %s", self.name, exc)
+                return False
+            finally:
+                self.last_refresh = _now()
+
+    def _refresh(self) -> bool:
+        champion = version_by_alias(self.client, self.name, CHAMPION)
+        if champion is None:
+            if not self.served:
+                raise LakehouseError(f"{self.name} has no @{CHAMPION} version to serve")
+            self.refresh_error = (
+                f"@{CHAMPION} not found; still serving v{self.served[CHAMPION].version}"
+            )
+            return False
+        wanted = self._wanted_versions(champion)
+        current = {a: m.version for a, m in self.served.items()}
+        if {a: str(v.version) for a, v in wanted.items()} == current:
+            self.refresh_error = None
+            return False
+        served, problems = self._load_wanted(wanted)
+        if CHAMPION not in served:
+            raise LakehouseError("; ".join(problems) or f"no @{CHAMPION} loaded")
+        if not self.columns:
+            self.columns = served[CHAMPION].columns
+        changed = {a: m.version for a, m in served.items()} != current
+        self.served = served  # one assignment: requests see the old or the new set
+        self.refresh_error = "; ".join(problems) or None
+        if changed:
+            log.info(
+                "%s: serving %s",
+                self.name,
+                ", ".join(f"@{a} v{m.version}" for a, m in served.items()),
+            )
+        return changed
+
+    def _wanted_versions(self, champion: Any) -> dict[str, Any]:
+        """The registry versions to serve per alias: the champion, and a distinct challenger."""
+        wanted = {CHAMPION: champion}
+        if self.challenger_share > 0:
+            challenger = version_by_alias(self.client, self.name, CHALLENGER)
+            if challenger is not None and str(challenger.version) != str(champion.version):
+                wanted[CHALLENGER] = challenger
+        return wanted
+
+    def _load_wanted(self, wanted: dict[str, Any]) -> tuple[dict[str, ServedModel], list[str]]:
+        """The wanted versions loaded per alias (keeping the loaded one where the signature
+        changed), and the problems found."""
+        served: dict[str, ServedModel] = {}
+        problems = []
+        for alias, version in wanted.items():
+            model = self._load(version)
+            if self.columns and model.columns != self.columns:
+                problems.append(
+                    f"@{alias} v{model.version} has a different input signature; "
+                    "restart the server to serve it"
+                )
+                if alias in self.served:
+                    served[alias] = self.served[alias]
+                continue
+            served[alias] = model
+        return served, problems
+
+    def route(self) -> tuple[str, ServedModel]:
+        """The alias and version that answer the next request."""
+        served = self.served
+        if CHALLENGER in served and self.challenger_share > 0:
+            with self._rng_lock:
+                draw = self._rng.random()
+            if draw < self.challenger_share:
+                return CHALLENGER, served[CHALLENGER]
+        return CHAMPION, served[CHAMPION]
+
+    def predict(
+        self, model: ServedModel, rows: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted classes and positive-class probabilities for these records."""
+        probabilities = model.model.predict_proba(input_frame(rows, self.columns))
+        # the class with the highest probability: what predict() returns for these models,
+        # without running the pipeline twice
+        classes = np.asarray(model.model.classes_)
+        predicted = classes[np.argmax(probabilities, axis=1)]
+        positive = list(classes).index(1) if 1 in list(classes) else probabilities.shape[1] - 1
+        return predicted.astype(int), probabilities[:, positive].astype(float)
+
+
+def create_app(
+    project: Project,
+    model_name: str,
+    *,
+    challenger_share: float = 0.0,
+    refresh_seconds: float = 5.0,
+    log_dir: Path | None = None,
+    log_predictions: bool = True,
+    flush_records: int = 1000,
+    flush_seconds: float = 10.0,
+    seed: int | None = None,
+) -> FastAPI:
+    """A FastAPI app serving ``model_name`` (a key of ``project.models`` or a registered name).
+
+    The champion is loaded here, so a missing model fails now rather than on the first
+    request. ``log_dir`` defaults to ``<data_root>/landing/predictions``.
+    """
+    if not 0.0 <= challenger_share <= 1.0:
+        raise LakehouseError(f"challenger share {challenger_share} is not between 0 and 1")
+    spec = project.models.get(model_name)
+    registered = spec.registered_name if spec is not None else model_name
+    server = ModelServer(connect(project), registered, challenger_share, seed)
+    if not server.refresh():
+        raise LakehouseError(server.refresh_error or f"{registered}: nothing to serve")
+    predictions_log = (
+        PredictionLog(
+            log_dir or project.data_root / "landing" / "predictions",
+            flush_records=flush_records,
+            flush_seconds=flush_seconds,
+        )
+        if log_predictions
+        else None
+    )
+    app = FastAPI(
+        title=f"{registered} serving",
+        description=_description(registered, challenger_share),
+        lifespan=_lifespan(server, predictions_log, refresh_seconds),
+    )
+    app.state.model_server = server
+    app.state.prediction_log = predictions_log
+    keys = entity_keys(project, model_name)
+    _add_predict_route(app, server, keys, predictions_log)
+    _add_info_routes(app, server, keys, refresh_seconds)
+    return app
+
+
+def _description(registered: str, challenger_share: float) -> str:
+    """The API description: the served alias and the request shapes."""
+    return (
+        f"Predictions from `models:/{registered}@{CHAMPION}`"
+        + (f", {challenger_share:.0%} of requests to @{CHALLENGER}" if challenger_share else "")
+        + '. Send one record as `{"record": {...}}` or a batch as `{"records": [...]}` '
+        '(or `{"dataframe_records": [...]}`).'
+    )
+
+
+def _lifespan(
+    server: ModelServer, predictions_log: PredictionLog | None, refresh_seconds: float
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: alias refresh and log flushing in the background, a final flush."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async def every(seconds: float, step: Any) -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                await asyncio.to_thread(step)
+
+        tasks = [asyncio.create_task(every(max(refresh_seconds, 0.05), server.refresh))]
+        if predictions_log is not None:
+            interval = max(min(predictions_log.flush_seconds, 1.0), 0.05)
+            tasks.append(asyncio.create_task(every(interval, predictions_log.flush_if_due)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if predictions_log is not None:
+                predictions_log.flush()
+
+    return lifespan
+
+
+def _log_lines(
+    request_id: str,
+    registered: str,
+    alias: str,
+    model: ServedModel,
+    features: list[str],
+    rows: list[dict[str, Any]],
+    row_keys: list[dict[str, str]],
+    predicted: np.ndarray,
+    probability: np.ndarray,
+) -> list[dict[str, Any]]:
+    """The prediction log lines of one request, one per record."""
+    ts = _now()
+    return [
+        {
+            "request_id": request_id,
+            "record_index": i,
+            "ts": ts,
+            "model_name": registered,
+            "model_version": model.version,
+            "alias": alias,
+            "keys": k,
+            "features": {c: row[c] for c in features},
+            "prediction": int(p),
+            "probability": float(q),
+        }
+        for i, (row, k, p, q) in enumerate(zip(rows, row_keys, predicted, probability, strict=True))
+    ]
+
+
+def _add_predict_route(
+    app: FastAPI,
+    server: ModelServer,
+    keys: tuple[str, ...],
+    predictions_log: PredictionLog | None,
+) -> None:
+    """``POST /predict``, with request and response schemas from the model signature."""
+    registered = server.name
+    features = server.features  # the input schema is fixed at start
+    record_cls = record_model(registered, server.columns, keys)
+    request_cls = request_model(registered, record_cls)
+
+    @app.post("/predict", response_model=PredictResponse)
+    def predict(
+        body: request_cls,  # type: ignore[valid-type]
+        x_request_id: str | None = Header(default=None, max_length=200),
+    ) -> Response:
+        """Predict one record or a batch; all records of a request use the same version."""
+        request_id = x_request_id or str(uuid.uuid4())
+        rows = body.rows()  # type: ignore[attr-defined]
+        # keys with a value; a key that is also an input column is taken from the features
+        row_keys = [{k: str(r[k]) for k in keys if r.get(k) is not None} for r in rows]
+        alias, model = server.route()
+        predicted, probability = server.predict(model, rows)
+        if predictions_log is not None:
+            predictions_log.append(
+                _log_lines(
+                    request_id,
+                    registered,
+                    alias,
+                    model,
+                    features,
+                    rows,
+                    row_keys,
+                    predicted,
+                    probability,
+                )
+            )
+        result = PredictResponse(
+            predictions=[
+                Prediction(prediction=int(p), probability=float(q), keys=k)
+                for p, q, k in zip(predicted, probability, row_keys, strict=True)
+            ],
+            model_name=registered,
+            model_version=model.version,
+            alias=alias,
+            request_id=request_id,
+        )
+        # a Response is sent as is: FastAPI skips re-validating the (already typed) result
+        # against response_model, a second thread-pool hop that cost about a sixth of a
+        # single prediction (py-spy, benchmarks/serve.py); response_model still documents it
+        return Response(
+            result.model_dump_json(),
+            media_type="application/json",
+            headers={"X-Request-ID": request_id},
+        )
+
+
+def _add_info_routes(
+    app: FastAPI, server: ModelServer, keys: tuple[str, ...], refresh_seconds: float
+) -> None:
+    """``GET /health`` and ``GET /model`` (versions, metrics, input schema)."""
+    registered = server.name
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness and the versions being served."""
+        return {
+            "status": "ok",
+            "model_name": registered,
+            "versions": {a: m.version for a, m in server.served.items()},
+            "last_refresh": server.last_refresh,
+            "refresh_error": server.refresh_error,
+        }
+
+    @app.get("/model")
+    def model_info() -> dict[str, Any]:
+        """The served versions with their runs and holdout metrics, and the input schema."""
+        return {
+            "name": registered,
+            "challenger_share": server.challenger_share if CHALLENGER in server.served else 0.0,
+            "refresh_seconds": refresh_seconds,
+            "versions": {
+                alias: {
+                    "version": m.version,
+                    "alias": alias,
+                    "run_id": m.run_id,
+                    "metrics": m.metrics,
+                    "loaded_at": m.loaded_at,
+                }
+                for alias, m in server.served.items()
+            },
+            "inputs": [
+                {"name": c.name, "type": c.kind, "required": c.required} for c in server.columns
+            ],
+            "keys": list(keys),
+        }

@@ -1,0 +1,94 @@
+"""``lakehouse sql serve``: the catalog's tables for one principal over the PostgreSQL protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lakehouse.apps.sql.mirror import (
+    DeltaMirror,
+    ServedTable,
+    SqlEndpointError,
+    default_schemas,
+    served_tables,
+)
+from lakehouse.apps.sql.wire import PgWireServer
+from lakehouse.config.project import Project
+from lakehouse.governance.scope import GovernanceScope
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What a BI tool needs to connect."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password_required: bool
+
+    def url(self) -> str:
+        """A libpq URL (psql, SQLAlchemy with ``postgresql+psycopg://``)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+class SqlEndpoint:
+    """The mirror plus the wire server for one principal; ``start``/``stop`` or ``serve``."""
+
+    def __init__(
+        self,
+        project: Project,
+        governance: GovernanceScope,
+        *,
+        schemas: Iterable[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 15432,
+        password: str | None = None,
+    ) -> None:
+        self.project = project
+        self.principal = governance.principal
+        wanted = list(schemas) if schemas else default_schemas(project)
+        self.tables: list[ServedTable] = served_tables(project, governance, wanted)
+        if not self.tables:
+            raise SqlEndpointError(
+                f"{self.principal} may SELECT no table in schema {', '.join(wanted)} "
+                "(see `lakehouse catalog grants`)"
+            )
+        self.database = project.catalog.name
+        self.mirror = DeltaMirror(self.tables, self.database)
+        self.mirror.refresh()
+        self.server = PgWireServer(
+            (host, port),
+            connect=self.mirror.connect,
+            database=self.database,
+            principal=self.principal,
+            before_query=self.mirror.refresh,
+            users={self.principal},
+            password=password,
+        )
+        self.info = ConnectionInfo(
+            host=host,
+            port=self.server.port,
+            database=self.database,
+            user=self.principal,
+            password_required=password is not None,
+        )
+
+    def start(self) -> SqlEndpoint:
+        """Serve in a background thread."""
+        self.server.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until ``KeyboardInterrupt`` (Ctrl-C), then close everything."""
+        try:
+            self.server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.server.server_close()
+            self.mirror.close()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.mirror.close()

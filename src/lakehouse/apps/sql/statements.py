@@ -1,0 +1,363 @@
+"""Statement handling for the SQL endpoint: PostgreSQL spellings, the read-only gate, DuckDB.
+
+:class:`QueryEngine` runs one statement for a session: transaction words, SQL cursors
+(DECLARE / FETCH / MOVE / CLOSE), ``SET``-like no-ops and ``SHOW name`` are answered here;
+anything else is translated (:func:`translate`: the ``pg_catalog`` spellings DuckDB lacks),
+refused unless it reads (SQLSTATE 25006) and run in DuckDB. The session, prepared statement
+and portal state the protocol loop in :mod:`lakehouse.apps.sql.wire` keeps lives here too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from lakehouse.apps.sql.codec import ColumnInfo, PgError
+
+SERVER_VERSION = "15.0"
+
+# What ``SHOW name`` answers, and the ParameterStatus values sent at startup.
+SETTINGS: dict[str, str] = {
+    "server_version": SERVER_VERSION,
+    "server_version_num": "150000",
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "DateStyle": "ISO, MDY",
+    "IntervalStyle": "postgres",
+    "TimeZone": "UTC",
+    "integer_datetimes": "on",
+    "standard_conforming_strings": "on",
+    "is_superuser": "off",
+    "default_transaction_read_only": "on",
+    "transaction_read_only": "on",
+    "transaction_isolation": "read committed",
+    "default_transaction_isolation": "read committed",
+    "search_path": '"$user", public',
+    "max_identifier_length": "63",
+    "max_index_keys": "32",
+    "lc_collate": "C",
+    "lc_ctype": "C",
+    "default_table_access_method": "heap",
+}
+READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+_FN_PREFIX = re.compile(r"\b(?:pg_catalog|information_schema)\s*\.\s*(\w+)\s*\(", re.IGNORECASE)
+_OPERATOR = re.compile(r"OPERATOR\s*\(\s*pg_catalog\s*\.\s*([^\s)]+)\s*\)", re.IGNORECASE)
+_VERSION = re.compile(r"\bversion\s*\(\s*\)", re.IGNORECASE)
+_REG_CAST = re.compile(r"::\s*(pg_catalog\s*\.\s*)?reg(class|type|proc|namespace)\b", re.IGNORECASE)
+_GET_EXPR = re.compile(r"\bpg_get_expr\s*\(([^,()]+),([^,()]+),\s*(true|false)\s*\)", re.IGNORECASE)
+_CATALOG_CAST = re.compile(r"::\s*pg_catalog\s*\.\s*", re.IGNORECASE)
+_COLLATE = re.compile(r'\s+COLLATE\s+(pg_catalog\s*\.\s*)?"?default"?', re.IGNORECASE)
+_REGCLASS = re.compile(r"CAST\s*\(\s*(\$\d+|'[^']*')\s+AS\s+REGCLASS\s*\)", re.IGNORECASE)
+_REG_LITERAL = re.compile(  # 'pg_class'::regclass, 'int4'::regtype: a name looked up as an OID
+    r"('(?:[^']|'')*')\s*::\s*(?:pg_catalog\s*\.\s*)?reg(class|type)\b", re.IGNORECASE
+)
+_AS_REG = re.compile(r"AS\s+REG(CLASS|TYPE|PROC|NAMESPACE)\s*\)", re.IGNORECASE)
+EMULATED_RELATIONS = (
+    "pg_attribute",
+    "pg_class",
+    "pg_collation",
+    "pg_database",
+    "pg_description",
+    "pg_index",
+    "pg_inherits",
+    "pg_namespace",
+    "pg_opclass",
+    "pg_policy",
+    "pg_publication",
+    "pg_publication_namespace",
+    "pg_publication_rel",
+    "pg_roles",
+    "pg_settings",
+    "pg_statistic_ext",
+    "pg_trigger",
+    "pg_type",
+)
+_EMULATED = re.compile(
+    r"\bpg_catalog\s*\.\s*(" + "|".join(EMULATED_RELATIONS) + r")\b",
+    re.IGNORECASE,
+)
+_JSON_BUILD = re.compile(r"\bjsonb?_build_object\s*\(", re.IGNORECASE)
+_FORMAT_TYPE = re.compile(r"\bformat_type\s*\(", re.IGNORECASE)
+_CURRENT_SETTING = re.compile(r"\bcurrent_setting\s*\(", re.IGNORECASE)
+_DESCRIPTION = re.compile(r"\b(obj|col)_description\s*\(", re.IGNORECASE)
+_DECLARE = re.compile(
+    r'^DECLARE\s+("[^"]+"|\w+)\s+(?:BINARY\s+)?(?:INSENSITIVE\s+)?(?:NO\s+)?(?:SCROLL\s+)?'
+    r"CURSOR\s+(?:(?:WITH|WITHOUT)\s+HOLD\s+)?FOR\s+(.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_FETCH = re.compile(
+    r"^(FETCH|MOVE)\s+(?:(NEXT|ALL|FORWARD\s+ALL|FORWARD\s+\d+|FORWARD|\d+)\s+)?"
+    r'(?:FROM|IN)\s+("[^"]+"|\w+)$',
+    re.IGNORECASE,
+)
+_CLOSE = re.compile(r'^CLOSE\s+("[^"]+"|\w+)$', re.IGNORECASE)
+_SHOW = re.compile(r"^SHOW\s+(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+_TXN = re.compile(
+    r"^(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK\s+TO|ROLLBACK|ABORT|SAVEPOINT|RELEASE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_NOOP = re.compile(r"^(SET|RESET|DISCARD|DEALLOCATE|CLOSE|UNLISTEN)\b", re.IGNORECASE)
+
+
+class ReadOnlyError(PgError):
+    """A statement other than a read."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"the lakehouse SQL endpoint is read-only: {kind} statements are not allowed "
+            "(write through lakehouse jobs instead)",
+            "25006",
+        )
+
+
+def translate(sql: str) -> str:
+    """Rewrite the PostgreSQL spellings DuckDB does not parse or bind."""
+    sql = _OPERATOR.sub(r"\1", sql)
+    sql = _REGCLASS.sub(r"to_regclass(\1)", sql)
+    sql = _REG_LITERAL.sub(r"to_reg\2(\1)", sql)
+    sql = _AS_REG.sub("AS BIGINT)", sql)
+    sql = _EMULATED.sub(r"memory.main.\1", sql)
+    sql = _FN_PREFIX.sub(r"\1(", sql)
+    sql = _FORMAT_TYPE.sub("lh_format_type(", sql)
+    sql = _DESCRIPTION.sub(r"lh_\1_description(", sql)
+    sql = _VERSION.sub(f"'PostgreSQL {SERVER_VERSION} (lakehouse SQL endpoint on DuckDB)'", sql)
+    sql = _COLLATE.sub("", sql)
+    sql = _CURRENT_SETTING.sub("lh_current_setting(", sql)
+    sql = _JSON_BUILD.sub("json_object(", sql)
+    sql = _REG_CAST.sub("", sql)
+    sql = _GET_EXPR.sub(r"pg_get_expr(\1,\2)", sql)
+    return _CATALOG_CAST.sub("::", sql)
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a simple-query message (DuckDB's parser; one piece if it fails)."""
+    try:
+        pieces = [s.query for s in duckdb.extract_statements(sql)]
+    except duckdb.Error:
+        return [sql]
+    return [p for p in (piece.strip().rstrip(";").strip() for piece in pieces) if p] or [""]
+
+
+def statement_kind(sql: str) -> str:
+    """DuckDB's statement type name (``SELECT``, ``INSERT``, …)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.ParserException as exc:
+        raise PgError(str(exc), "42601") from exc
+    if len(statements) != 1:
+        raise PgError("one statement per prepared statement", "42601")
+    return str(statements[0].type).rsplit(".", 1)[-1]
+
+
+# ------------------------------------------------------------------ results
+
+
+@dataclass
+class Result:
+    """A statement's outcome: columns and rows for a query, else just a command tag."""
+
+    tag: str
+    columns: list[ColumnInfo] | None = None
+    rows: Iterator[tuple[Any, ...]] | None = None
+    sent: int = 0
+    done: bool = False
+    cursor: duckdb.DuckDBPyConnection | None = None
+
+    def close(self) -> None:
+        if self.cursor is not None:
+            self.cursor.close()
+            self.cursor = None
+
+
+def _rows(cursor: duckdb.DuckDBPyConnection, batch: int = 2048) -> Iterator[tuple[Any, ...]]:
+    while True:
+        chunk = cursor.fetchmany(batch)
+        if not chunk:
+            return
+        yield from chunk
+
+
+def _values_result(columns: list[str], rows: list[tuple[Any, ...]], tag: str = "SHOW") -> Result:
+    return Result(tag=tag, columns=[ColumnInfo(c, "VARCHAR") for c in columns], rows=iter(rows))
+
+
+@dataclass
+class Prepared:
+    sql: str
+    param_oids: list[int]
+
+
+@dataclass
+class Portal:
+    statement: Prepared
+    params: list[Any]
+    result_formats: list[int]
+    result: Result | None = None
+
+
+@dataclass
+class SessionState:
+    """One client connection's state."""
+
+    user: str
+    database: str
+    connect: Callable[[], duckdb.DuckDBPyConnection]
+    in_transaction: bool = False
+    failed: bool = False
+    statements: dict[str, Prepared] = field(default_factory=dict)
+    portals: dict[str, Portal] = field(default_factory=dict)
+    cursors: dict[str, Result] = field(default_factory=dict)
+
+
+class QueryEngine:
+    """Runs one statement for a session: intercepts, the read-only gate, then DuckDB."""
+
+    def __init__(self, before_query: Callable[[], object]) -> None:
+        self.before_query = before_query
+
+    def run(self, state: SessionState, sql: str, params: list[Any] | None = None) -> Result:
+        text = sql.strip().rstrip(";").strip()
+        if not text:
+            return Result(tag="")
+        txn = _TXN.match(text)
+        if txn:
+            return self._transaction(state, re.sub(r"\s+", " ", txn.group(1).upper()))
+        if state.failed:
+            raise PgError(
+                "current transaction is aborted, commands ignored until end of transaction block",
+                "25P02",
+            )
+        cursor_result = self._cursor_command(state, text, params)
+        if cursor_result is not None:
+            return cursor_result
+        if _NOOP.match(text):
+            return Result(tag=text.split()[0].upper())
+        show = _SHOW.match(text)
+        if show:
+            shown = self._show(show.group(1))
+            if shown is not None:
+                return shown
+        sql = translate(text)
+        kind = statement_kind(sql)
+        if kind not in READ_STATEMENTS:
+            raise ReadOnlyError(kind.replace("_", " "))
+        self.before_query()
+        cursor = state.connect()
+        try:
+            cursor.execute(sql, params or None)
+        except duckdb.Error as exc:
+            cursor.close()
+            raise _pg_error(exc) from exc
+        description = cursor.description or []
+        columns = [ColumnInfo(str(d[0]), str(d[1])) for d in description]
+        return Result(tag=kind, columns=columns, rows=_rows(cursor), cursor=cursor)
+
+    def describe(self, state: SessionState, sql: str, nparams: int) -> list[ColumnInfo] | None:
+        """Result columns of a prepared statement without running it (None: no rows)."""
+        text = sql.strip().rstrip(";").strip()
+        if not text or _TXN.match(text) or _NOOP.match(text):
+            return None
+        show = _SHOW.match(text)
+        if show and (shown := self._show(show.group(1))) is not None:
+            return shown.columns
+        sql = translate(text)
+        if statement_kind(sql) not in READ_STATEMENTS:
+            return None
+        self.before_query()
+        cursor = state.connect()
+        try:
+            cursor.execute(f"DESCRIBE {sql}", [None] * nparams or None)
+            return [ColumnInfo(str(r[0]), str(r[1])) for r in cursor.fetchall()]
+        except duckdb.Error as exc:
+            raise _pg_error(exc) from exc
+        finally:
+            cursor.close()
+
+    def _cursor_command(
+        self, state: SessionState, text: str, params: list[Any] | None
+    ) -> Result | None:
+        """SQL cursors (DECLARE / FETCH / MOVE / CLOSE), as ODBC drivers and psql use them."""
+        declare = _DECLARE.match(text)
+        if declare:
+            name = _cursor_name(declare.group(1))
+            old = state.cursors.pop(name, None)
+            if old is not None:
+                old.close()
+            state.cursors[name] = self.run(state, declare.group(2), params)
+            return Result(tag="DECLARE CURSOR")
+        fetch = _FETCH.match(text)
+        if fetch:
+            verb, how, name = fetch.group(1).upper(), (fetch.group(2) or "").upper(), fetch.group(3)
+            cursor = state.cursors.get(_cursor_name(name))
+            if cursor is None or cursor.rows is None:
+                raise PgError(f'cursor "{_cursor_name(name)}" does not exist', "34000")
+            count = None if "ALL" in how else int(re.sub(r"\D", "", how) or 1)
+            rows = list(itertools.islice(cursor.rows, count))
+            if verb == "MOVE":
+                return Result(tag=f"MOVE {len(rows)}")
+            return Result(tag="FETCH", columns=cursor.columns, rows=iter(rows))
+        close = _CLOSE.match(text)
+        if close:
+            names = list(state.cursors) if close.group(1).upper() == "ALL" else [close.group(1)]
+            for name in names:
+                found = state.cursors.pop(_cursor_name(name), None)
+                if found is not None:
+                    found.close()
+            return Result(tag="CLOSE CURSOR")
+        return None
+
+    @staticmethod
+    def _transaction(state: SessionState, word: str) -> Result:
+        if word in ("BEGIN", "START TRANSACTION"):
+            state.in_transaction = True
+            return Result(tag="BEGIN")
+        if word in ("SAVEPOINT", "RELEASE"):
+            return Result(tag=word)
+        if word == "ROLLBACK TO":  # back to a savepoint: the transaction goes on, usable again
+            state.failed = False
+            return Result(tag="ROLLBACK")
+        was_failed = state.failed
+        state.in_transaction = False
+        state.failed = False
+        if word in ("ROLLBACK", "ABORT") or was_failed:
+            return Result(tag="ROLLBACK")
+        return Result(tag="COMMIT")
+
+    @staticmethod
+    def _show(name: str) -> Result | None:
+        key = re.sub(r"\s+", " ", name.strip().strip('"')).lower()
+        if key == "transaction isolation level":
+            key = "transaction_isolation"
+        lookup = {k.lower(): (k, v) for k, v in SETTINGS.items()}
+        if key == "all":
+            rows = [(k, v, "") for k, v in SETTINGS.items()]
+            return _values_result(["name", "setting", "description"], rows)
+        if key in lookup:
+            shown_name, value = lookup[key]
+            return _values_result([shown_name], [(value,)])
+        return None
+
+
+def _cursor_name(name: str) -> str:
+    return name[1:-1] if name.startswith('"') else name.lower()
+
+
+def _pg_error(exc: duckdb.Error) -> PgError:
+    message = str(exc)
+    if isinstance(exc, duckdb.ParserException):
+        return PgError(message, "42601")
+    if isinstance(exc, duckdb.CatalogException):
+        return PgError(message, "42P01" if "Table" in message else "42883")
+    if isinstance(exc, duckdb.BinderException):
+        return PgError(message, "42703")
+    if isinstance(exc, duckdb.PermissionException):
+        return PgError(message, "42501")
+    if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
+        return PgError(message, "22000")
+    return PgError(message, "XX000")

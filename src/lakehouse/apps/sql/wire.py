@@ -1,0 +1,447 @@
+"""A read-only PostgreSQL wire-protocol (v3) front for the DuckDB mirror.
+
+It speaks what BI tools' PostgreSQL drivers use: startup (SSL/GSS requests refused so
+clients fall back to plain TCP), trust or cleartext-password authentication, simple queries
+(several statements per message), the extended protocol (Parse / Bind / Describe / Execute /
+Close / Sync / Flush, text and common binary formats, row limits with portal suspension)
+and ErrorResponse with SQLSTATE codes. Queries run in DuckDB, which also provides
+``information_schema`` and ``pg_catalog``; a few PostgreSQL spellings DuckDB lacks
+(``pg_catalog.fn(...)``, ``OPERATOR(pg_catalog.~)``, ``version()``, ``SHOW name``) are
+translated. Only reads run: anything else gets SQLSTATE 25006 (read-only transaction).
+
+This module is the connection loop (startup, authentication, message dispatch, row
+streaming); values are encoded and decoded in :mod:`lakehouse.apps.sql.codec`, statements run
+in :mod:`lakehouse.apps.sql.statements`.
+
+Why not an existing server (checked with the versions on PyPI in 2026-11):
+roapi 0.12.7 cannot load a partitioned Delta table with its default memory table and
+garbles partition columns without it, riffq has no wheel for Linux x86-64, buenavista 0.5.0
+(last release 2024) parses every untyped parameter as a date and treats any query that
+contains the word "begin" as a transaction start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import socket
+import socketserver
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import duckdb
+
+from lakehouse.apps.sql.codec import (
+    TEXT_OID,
+    ColumnInfo,
+    PgError,
+    column_encoder,
+    column_format,
+    cstring,
+    decode_parameter,
+)
+from lakehouse.apps.sql.statements import (
+    READ_STATEMENTS,
+    SETTINGS,
+    Portal,
+    Prepared,
+    QueryEngine,
+    Result,
+    SessionState,
+    split_statements,
+)
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_V3 = 196608
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+CANCEL_REQUEST = 80877102
+
+STARTUP_PARAMETERS = (
+    "server_version",
+    "server_encoding",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "integer_datetimes",
+    "standard_conforming_strings",
+    "is_superuser",
+    "default_transaction_read_only",
+)
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """One client connection."""
+
+    server: PgWireServer
+    wbufsize = 1 << 16
+
+    def handle(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state = None
+        try:
+            state = self._startup()
+            if state is not None:
+                self._loop(state)
+        except (ConnectionError, EOFError):
+            pass
+        except Exception:  # one broken client must not take the server down
+            log.exception("client connection failed")
+        finally:
+            if state is not None:
+                for portal in state.portals.values():
+                    if portal.result is not None:
+                        portal.result.close()
+                for cursor in state.cursors.values():
+                    cursor.close()
+
+    # ----------------------------------------------------------- framing
+
+    def _read(self, n: int) -> bytes:
+        data = self.rfile.read(n)
+        if data is None or len(data) < n:
+            raise EOFError
+        return data
+
+    def _send(self, kind: bytes, payload: bytes = b"") -> None:
+        self.wfile.write(kind + struct.pack("!i", len(payload) + 4) + payload)
+
+    def _flush(self) -> None:
+        self.wfile.flush()
+
+    # ----------------------------------------------------------- startup
+
+    def _startup(self) -> SessionState | None:
+        while True:
+            length = struct.unpack("!i", self._read(4))[0]
+            body = self._read(length - 4)
+            code = struct.unpack("!i", body[:4])[0]
+            if code in (SSL_REQUEST, GSSENC_REQUEST):
+                self.wfile.write(b"N")
+                self._flush()
+                continue
+            if code == CANCEL_REQUEST:
+                return None
+            if code != PROTOCOL_V3:
+                self._fatal(f"unsupported protocol version {code >> 16}.{code & 0xFFFF}", "0A000")
+                return None
+            break
+        parts = body[4:].split(b"\x00")
+        params = {
+            parts[i].decode(): parts[i + 1].decode()
+            for i in range(0, len(parts) - 1, 2)
+            if parts[i]
+        }
+        user = params.get("user", "")
+        database = params.get("database") or user
+        server = self.server
+        if server.users is not None and user not in server.users:
+            self._fatal(
+                f'this endpoint serves principal "{server.principal}": connect as user '
+                f'"{server.principal}" (not "{user}")',
+                "28000",
+            )
+            return None
+        if database != server.database:
+            self._fatal(
+                f'database "{database}" does not exist (this endpoint serves "{server.database}")',
+                "3D000",
+            )
+            return None
+        if server.password is not None and not self._password_ok(server.password):
+            return None
+        self._send(b"R", struct.pack("!i", 0))
+        for name in STARTUP_PARAMETERS:
+            self._parameter_status(name, SETTINGS[name])
+        self._parameter_status("application_name", params.get("application_name", ""))
+        self._parameter_status("session_authorization", user)
+        self._send(b"K", struct.pack("!II", secrets.randbits(31), secrets.randbits(31)))
+        state = SessionState(user=user, database=database, connect=server.connect)
+        self._ready(state)
+        return state
+
+    def _password_ok(self, expected: str) -> bool:
+        self._send(b"R", struct.pack("!i", 3))  # AuthenticationCleartextPassword
+        self._flush()
+        kind = self._read(1)
+        length = struct.unpack("!i", self._read(4))[0]
+        given = self._read(length - 4).rstrip(b"\x00").decode()
+        if kind != b"p" or not secrets.compare_digest(given, expected):
+            self._fatal("password authentication failed", "28P01")
+            return False
+        return True
+
+    def _parameter_status(self, name: str, value: str) -> None:
+        self._send(b"S", name.encode() + b"\x00" + value.encode() + b"\x00")
+
+    def _ready(self, state: SessionState) -> None:
+        status = b"I"
+        if state.in_transaction:
+            status = b"E" if state.failed else b"T"
+        self._send(b"Z", status)
+        self._flush()
+
+    def _error(self, exc: PgError, severity: str = "ERROR") -> None:
+        fields = [("S", severity), ("V", severity), ("C", exc.sqlstate), ("M", str(exc))]
+        payload = b"".join(k.encode() + v.encode() + b"\x00" for k, v in fields) + b"\x00"
+        self._send(b"E", payload)
+
+    def _fatal(self, message: str, sqlstate: str) -> None:
+        self._error(PgError(message, sqlstate), "FATAL")
+        self._flush()
+
+    # ----------------------------------------------------------- messages
+
+    def _loop(self, state: SessionState) -> None:
+        skipping = False  # after an extended-protocol error: ignore until Sync
+        while True:
+            kind = self._read(1)
+            length = struct.unpack("!i", self._read(4))[0]
+            body = self._read(length - 4)
+            if kind == b"X":
+                return
+            if kind == b"Q":
+                self._simple_query(state, body.rstrip(b"\x00").decode())
+            elif kind == b"S":
+                skipping = False
+                self._ready(state)
+            elif kind == b"H":
+                self._flush()
+            elif not skipping:
+                skipping = not self._extended(state, kind, body)
+
+    def _extended(self, state: SessionState, kind: bytes, body: bytes) -> bool:
+        """Handle one extended-protocol message; False when it failed (skip until Sync)."""
+        handler = self._EXTENDED.get(kind)
+        try:
+            if handler is None:
+                raise PgError(f"unsupported message type {kind!r}", "08P01")
+            handler(self, state, body)
+        except PgError as exc:
+            self._fail(state, exc)
+            return False
+        except Exception as exc:  # report, keep the connection usable
+            log.exception("statement failed")
+            self._fail(state, PgError(str(exc)))
+            return False
+        return True
+
+    def _fail(self, state: SessionState, exc: PgError) -> None:
+        if state.in_transaction:
+            state.failed = True
+        self._error(exc)
+
+    def _simple_query(self, state: SessionState, sql: str) -> None:
+        pieces = split_statements(sql)
+        for piece in pieces:
+            if not piece:
+                self._send(b"I")
+                continue
+            try:
+                result = self.server.engine.run(state, piece)
+                if result.columns is not None:
+                    self._row_description(result.columns, [])
+                self._send_rows(result, [], 0)
+            except PgError as exc:
+                self._fail(state, exc)
+                break
+            except Exception as exc:
+                log.exception("statement failed")
+                self._fail(state, PgError(str(exc)))
+                break
+        self._ready(state)
+
+    def _parse(self, state: SessionState, body: bytes) -> None:
+        name, rest = cstring(body)
+        sql, rest = cstring(rest)
+        count = struct.unpack("!h", rest[:2])[0]
+        oids = list(struct.unpack(f"!{count}i", rest[2 : 2 + 4 * count])) if count else []
+        placeholders = [int(m) for m in re.findall(r"\$(\d+)", sql)]
+        nparams = max([count, *placeholders]) if placeholders else count
+        oids += [0] * (nparams - len(oids))
+        state.statements[name] = Prepared(sql, oids)
+        self._send(b"1")
+
+    def _bind(self, state: SessionState, body: bytes) -> None:
+        portal_name, rest = cstring(body)
+        statement_name, rest = cstring(rest)
+        statement = state.statements.get(statement_name)
+        if statement is None:
+            raise PgError(f'prepared statement "{statement_name}" does not exist', "26000")
+        nformats = struct.unpack("!h", rest[:2])[0]
+        formats = list(struct.unpack(f"!{nformats}h", rest[2 : 2 + 2 * nformats]))
+        rest = rest[2 + 2 * nformats :]
+        nparams = struct.unpack("!h", rest[:2])[0]
+        rest = rest[2:]
+        params: list[Any] = []
+        for i in range(nparams):
+            size = struct.unpack("!i", rest[:4])[0]
+            raw = None if size < 0 else rest[4 : 4 + size]
+            rest = rest[4 + max(size, 0) :]
+            fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+            oid = statement.param_oids[i] if i < len(statement.param_oids) else 0
+            params.append(decode_parameter(raw, oid, fmt == 1))
+        nresult = struct.unpack("!h", rest[:2])[0]
+        result_formats = list(struct.unpack(f"!{nresult}h", rest[2 : 2 + 2 * nresult]))
+        old = state.portals.pop(portal_name, None)
+        if old is not None and old.result is not None:
+            old.result.close()
+        state.portals[portal_name] = Portal(statement, params, result_formats)
+        self._send(b"2")
+
+    def _portal_result(self, state: SessionState, portal: Portal) -> Result:
+        if portal.result is None:
+            portal.result = self.server.engine.run(state, portal.statement.sql, portal.params)
+        return portal.result
+
+    def _describe(self, state: SessionState, body: bytes) -> None:
+        target, name = body[:1], body[1:].rstrip(b"\x00").decode()
+        if target == b"S":
+            statement = state.statements.get(name)
+            if statement is None:
+                raise PgError(f'prepared statement "{name}" does not exist', "26000")
+            oids = [oid or TEXT_OID for oid in statement.param_oids]
+            self._send(b"t", struct.pack(f"!h{len(oids)}i", len(oids), *oids))
+            columns = self.server.engine.describe(state, statement.sql, len(oids))
+            if columns is None:
+                self._send(b"n")
+            else:
+                self._row_description(columns, [])
+            return
+        portal = state.portals.get(name)
+        cursor = state.cursors.get(name)
+        if portal is None and cursor is not None:  # a DECLAREd cursor is a portal too
+            self._row_description(cursor.columns or [], [])
+            return
+        if portal is None:
+            raise PgError(f'portal "{name}" does not exist', "34000")
+        result = self._portal_result(state, portal)
+        if result.columns is None:
+            self._send(b"n")
+        else:
+            self._row_description(result.columns, portal.result_formats)
+
+    def _execute(self, state: SessionState, body: bytes) -> None:
+        name, rest = cstring(body)
+        limit = struct.unpack("!i", rest[:4])[0]
+        portal = state.portals.get(name)
+        if portal is None:
+            raise PgError(f'portal "{name}" does not exist', "34000")
+        result = self._portal_result(state, portal)
+        if result.done:
+            self._send(b"C", b"SELECT 0\x00" if result.columns is not None else b"\x00")
+            return
+        self._send_rows(result, portal.result_formats, limit)
+
+    def _close(self, state: SessionState, body: bytes) -> None:
+        target, name = body[:1], body[1:].rstrip(b"\x00").decode()
+        if target == b"S":
+            state.statements.pop(name, None)
+        else:
+            portal = state.portals.pop(name, None)
+            if portal is not None and portal.result is not None:
+                portal.result.close()
+        self._send(b"3")
+
+    _EXTENDED: ClassVar[dict[bytes, Callable[[_Handler, SessionState, bytes], None]]] = {
+        b"P": _parse,
+        b"B": _bind,
+        b"D": _describe,
+        b"E": _execute,
+        b"C": _close,
+    }
+
+    # ----------------------------------------------------------- rows
+
+    def _row_description(self, columns: list[ColumnInfo], formats: list[int]) -> None:
+        out = [struct.pack("!h", len(columns))]
+        for i, col in enumerate(columns):
+            fmt = column_format(formats, i)
+            out.append(col.name.encode() + b"\x00")
+            out.append(struct.pack("!ihihih", 0, 0, col.oid, col.size, col.typmod, fmt))
+        self._send(b"T", b"".join(out))
+
+    def _send_rows(self, result: Result, formats: list[int], limit: int) -> None:
+        if result.columns is None or result.rows is None:
+            if result.tag:
+                self._send(b"C", result.tag.encode() + b"\x00")
+            else:
+                self._send(b"I")
+            result.done = True
+            return
+        encoders = [
+            column_encoder(c, column_format(formats, i) == 1) for i, c in enumerate(result.columns)
+        ]
+        write = self.wfile.write
+        pack = struct.Struct("!i").pack
+        count = 0  # rows of this Execute: PostgreSQL's tag counts those, not the portal's total
+        for count, row in enumerate(result.rows, start=1):
+            parts = [struct.pack("!h", len(row))]
+            for value, encode in zip(row, encoders, strict=True):
+                if value is None:
+                    parts.append(b"\xff\xff\xff\xff")
+                else:
+                    data = encode(value)
+                    parts.append(pack(len(data)) + data)
+            payload = b"".join(parts)
+            write(b"D" + struct.pack("!i", len(payload) + 4) + payload)
+            result.sent += 1
+            if limit > 0 and count >= limit:
+                self._send(b"s")  # PortalSuspended: more rows on the next Execute
+                return
+        result.done = True
+        result.close()
+        tag = "SELECT" if result.tag in READ_STATEMENTS else result.tag
+        self._send(b"C", f"{tag} {count}\x00".encode())
+
+
+class PgWireServer(socketserver.ThreadingTCPServer):
+    """A PostgreSQL-protocol server answering from ``connect()``'s DuckDB connections.
+
+    ``before_query`` runs before each read (the mirror's refresh). ``users``: the user
+    names accepted (None: any); ``password``: required cleartext password (None: trust).
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        connect: Callable[[], duckdb.DuckDBPyConnection],
+        database: str,
+        principal: str,
+        before_query: Callable[[], object] = lambda: None,
+        users: set[str] | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.connect = connect
+        self.database = database
+        self.principal = principal
+        self.users = users
+        self.password = password
+        self.engine = QueryEngine(before_query)
+        self._thread: threading.Thread | None = None
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def start(self) -> PgWireServer:
+        """Serve in a background thread (tests, notebooks); ``stop()`` ends it."""
+        self._thread = threading.Thread(target=self.serve_forever, name="pgwire", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

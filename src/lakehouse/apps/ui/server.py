@@ -1,0 +1,37 @@
+"""Run the UI with uvicorn: in the foreground (:func:`serve`) or in a thread (:func:`running_ui`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from lakehouse.apps.local_server import background_server
+from lakehouse.config.project import Project
+from lakehouse.io.store import TableStore
+
+
+def serve(
+    project: Project,
+    model: str,
+    tables: TableStore,
+    *,
+    serving_url: str,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    log_level: str = "info",
+) -> None:
+    """Serve the UI of ``model`` until interrupted."""
+    from lakehouse.apps.ui.app import create_app
+
+    app = create_app(project, model, serving_url=serving_url, tables=tables)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+@contextlib.contextmanager
+def running_ui(app: FastAPI, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve the UI ``app`` in a background thread while the ``with`` block runs; yield its URL."""
+    with background_server(app, host, port, name="ui", lifespan="on") as bound:
+        yield f"http://{host}:{bound}"

@@ -1,1 +1,0 @@
-"""Gold: feature and BI tables built from Silver by pure DataFrame transforms."""

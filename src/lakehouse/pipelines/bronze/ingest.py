@@ -1,0 +1,450 @@
+"""Bronze: land file drops and API responses as append-only Delta, exactly once, losing nothing.
+
+Exactly once: every unit of arrival is a *batch* with an id that names its content — a file
+by path + size + modification time, an API batch by the id the API gives it, a page by a
+hash of its payload. Each Delta commit holds whole batches, and Delta commits are atomic, so
+after a crash a batch is either entirely in Bronze or not at all. Before appending, the
+batch ids already present in the Bronze table are looked up and skipped; the
+``meta.processed_files`` log lets a re-run skip known files without reading them, and is
+repaired from Bronze when a crash landed a commit but not its log entry.
+
+Nothing lost: unparseable records keep their text (``_raw``) and a reason (``_corrupt``);
+values that do not fit their column and undeclared fields go to ``_rescued_data``
+(schema-drift policy ``rescue``), evolve the table (``add_new_columns``) or stop the source
+before anything is written (``fail``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import reduce
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lakehouse.bundle.context import TaskContext
+from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
+from lakehouse.config.system_tables import (
+    HttpResponseRow,
+    ProcessedFileRow,
+    SystemTable,
+    rows_frame,
+    system_table_name,
+)
+from lakehouse.core.errors import TaskError
+from lakehouse.core.params import TaskParams
+from lakehouse.io.store import TableStore
+from lakehouse.pipelines.bronze import files as file_drops
+from lakehouse.pipelines.bronze import http
+from lakehouse.transforms.parse import (
+    corrupt_record,
+    parse_json_lines,
+    typed_records,
+    undeclared_fields,
+)
+
+log = logging.getLogger(__name__)
+
+METADATA_COLUMNS = frozenset(c.name for c in BRONZE_METADATA_COLUMNS)
+Progress = Callable[[str, int, int | None], None]  # (what, done, total)
+
+
+@dataclass
+class IngestSummary:
+    """What one source's ingest did."""
+
+    source: str
+    units: int = 0  # files or API responses seen as new
+    skipped: int = 0  # already in Bronze
+    rows: int = 0
+    corrupt_rows: int = 0
+    rescued_rows: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    requests: int = 0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Raw records of one arrival unit plus its Bronze metadata."""
+
+    batch_id: str
+    raw: DataFrame  # _fields/_corrupt/_raw
+    source_file: str | None = None
+    request: str | None = None
+    http_status: int | None = None
+    fetched_at: datetime | None = None
+
+
+def with_ingest_metadata(
+    batch: Batch, *, source: str, run_id: str, ingested_at: datetime
+) -> DataFrame:
+    """The batch's raw records plus the Bronze metadata columns."""
+    return batch.raw.select(
+        "*",
+        F.lit(source).alias("_source"),
+        F.lit(batch.source_file).cast("string").alias("_source_file"),
+        F.lit(batch.request).cast("string").alias("_request"),
+        F.lit(batch.http_status).cast("int").alias("_http_status"),
+        F.lit(batch.fetched_at).cast("timestamp").alias("_fetched_at"),
+        F.lit(batch.batch_id).alias("_batch_id"),
+        F.lit(ingested_at).cast("timestamp").alias("_ingested_at"),
+        F.lit(run_id).alias("_run_id"),
+    )
+
+
+def batches_in_bronze(
+    tables: TableStore, target: str, source: str, batch_ids: Iterable[str]
+) -> set[str]:
+    """Which of ``batch_ids`` the source already committed to the Bronze table."""
+    ids = sorted(set(batch_ids))
+    if not ids:
+        return set()
+    found = (
+        tables.read(target)
+        .where((F.col("_source") == source) & F.col("_batch_id").isin(ids))
+        .select("_batch_id")
+        .distinct()
+        .collect()
+    )
+    return {str(r["_batch_id"]) for r in found}
+
+
+def declared_columns(tables: TableStore, target: str) -> list[tuple[str, str]]:
+    """The Bronze table's data columns as ``(name, type)``, from the table itself (so columns
+    added by schema evolution count as declared)."""
+    return [
+        (f.name, f.dataType.simpleString())
+        for f in tables.schema(target).fields
+        if f.name not in METADATA_COLUMNS
+    ]
+
+
+def batch_counts(
+    bronze: DataFrame, source: str, batch_ids: list[str]
+) -> dict[str, tuple[int, int, int]]:
+    """Rows, corrupt rows and rows with rescued data per batch id of a source in Bronze."""
+    return {
+        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]))
+        for r in bronze.where((F.col("_source") == source) & F.col("_batch_id").isin(batch_ids))
+        .groupBy("_batch_id")
+        .agg(
+            F.count("*").alias("rows"),
+            F.count("_corrupt").alias("corrupt"),
+            F.count("_rescued_data").alias("rescued"),
+        )
+        .collect()
+    }
+
+
+def append_batches(
+    ctx: TaskContext,
+    source_name: str,
+    target: str,
+    drift: str,
+    declared: list[tuple[str, str]],
+    batches: list[Batch],
+    summary: IngestSummary,
+) -> dict[str, tuple[int, int]]:
+    """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id.
+
+    The batches' raw frames must have been parsed for ``declared``.
+    """
+    tables = ctx.tables
+    present = batches_in_bronze(tables, target, source_name, [b.batch_id for b in batches])
+    todo = [b for b in batches if b.batch_id not in present]
+    summary.skipped += len(batches) - len(todo)
+    if not todo:
+        return {}
+    ingested_at = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
+    frames = [
+        with_ingest_metadata(b, source=source_name, run_id=ctx.run_id, ingested_at=ingested_at)
+        for b in todo
+    ]
+    raw = reduce(DataFrame.unionByName, frames)
+    new_columns: list[str] = []
+    if drift != "rescue":
+        extra = undeclared_fields(raw)
+        if extra and drift == "fail":
+            raise TaskError(
+                f"source {source_name}: fields not declared in {target}: {', '.join(extra)} "
+                "(schema_drift: fail); nothing was appended"
+            )
+        new_columns = extra
+    typed = typed_records(raw, declared, drift, new_columns)
+    result = tables.append(target, typed, add_new_columns=bool(new_columns))
+    if new_columns:
+        summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
+        log.warning("%s: added columns to %s: %s", source_name, target, ", ".join(new_columns))
+    counts = batch_counts(
+        tables.read(target, version=result.version), source_name, [b.batch_id for b in todo]
+    )
+    summary.units += len(todo)
+    summary.rows += sum(c[0] for c in counts.values())
+    summary.corrupt_rows += sum(c[1] for c in counts.values())
+    summary.rescued_rows += sum(c[2] for c in counts.values())
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+# ---------------------------------------------------------------- file drops
+
+
+def ingest_file_source(
+    ctx: TaskContext, source_name: str, progress: Progress | None = None
+) -> IngestSummary:
+    """Append a file source's new files to its Bronze table."""
+    source = ctx.project.sources[source_name]
+    assert isinstance(source, FileSource)
+    tables = ctx.tables
+    summary = IngestSummary(source_name)
+    log_table = system_table_name(ctx.project.catalog.name, SystemTable.PROCESSED_FILES)
+    location = ctx.project.resolve_path(source.path)
+
+    logged = {
+        (r["path"], int(r["size"]), r["modified_at"])
+        for r in tables.read(log_table)
+        .where(F.col("source") == source_name)
+        .select("path", "size", "modified_at")
+        .collect()
+    }
+    landed = file_drops.list_landed_files(location, source.glob)
+    new = [f for f in landed if (f.path, f.size, f.modified_at) not in logged]
+    # Repair: files committed to Bronze by a run that died before logging them.
+    recovered = batches_in_bronze(tables, source.target, source_name, [f.batch_id for f in new])
+    if recovered:
+        _log_files(ctx, log_table, source_name, [f for f in new if f.batch_id in recovered], None)
+        log.warning(
+            "%s: %d file(s) were in Bronze but not logged; logged now", source_name, len(recovered)
+        )
+    todo = [f for f in new if f.batch_id not in recovered]
+    summary.skipped += len(landed) - len(todo)
+    done = 0
+    if progress:
+        progress(f"files of {source_name}", 0, len(todo))
+    for start in range(0, len(todo), source.files_per_commit):
+        chunk = todo[start : start + source.files_per_commit]
+        declared = declared_columns(tables, source.target)
+        names = [name for name, _ in declared]
+        batches = [
+            Batch(f.batch_id, file_drops.read_raw(ctx.spark, source, f, names), source_file=f.path)
+            for f in chunk
+        ]
+        counts = append_batches(
+            ctx, source_name, source.target, source.schema_drift, declared, batches, summary
+        )
+
+        _log_files(ctx, log_table, source_name, chunk, counts)
+        done += len(chunk)
+        if progress:
+            progress(f"files of {source_name}", done, len(todo))
+    return summary
+
+
+def _log_files(
+    ctx: TaskContext,
+    log_table: str,
+    source_name: str,
+    landed: list[file_drops.LandedFile],
+    counts: dict[str, tuple[int, int]] | None,
+) -> None:
+    if not landed:
+        return
+    if counts is None:  # recovered: count what Bronze holds
+        target = ctx.project.sources[source_name].target
+        counts = {
+            batch: (rows, corrupt)
+            for batch, (rows, corrupt, _) in batch_counts(
+                ctx.tables.read(target), source_name, [f.batch_id for f in landed]
+            ).items()
+        }
+    now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
+    rows = [
+        ProcessedFileRow(
+            source_name,
+            f.path,
+            f.size,
+            f.modified_at,
+            *counts.get(f.batch_id, (0, 0)),
+            ctx.run_id,
+            now,
+        )
+        for f in landed
+    ]
+    ctx.tables.merge(
+        log_table,
+        rows_frame(ctx.spark, SystemTable.PROCESSED_FILES, rows),
+        ["source", "path", "size", "modified_at"],
+        insert_only=True,
+    )
+
+
+# ---------------------------------------------------------------- APIs
+
+
+def _response_batch(ctx: TaskContext, response: http.Response, declared: list[str]) -> Batch:
+    if response.records is None:
+        raw = corrupt_record(
+            ctx.spark, declared, response.error or "unparseable response", response.payload
+        )
+    else:
+        lines = [json.dumps(r, default=str) for r in response.records]
+        frame = (
+            ctx.spark.createDataFrame([(line,) for line in lines], "value string")
+            if lines
+            else ctx.spark.createDataFrame([], "value string")
+        )
+        raw = parse_json_lines(frame, declared)
+    return Batch(
+        response.batch_id,
+        raw,
+        request=response.request,
+        http_status=response.status,
+        fetched_at=response.fetched_at,
+    )
+
+
+def ingest_http_source(
+    ctx: TaskContext,
+    source_name: str,
+    progress: Progress | None = None,
+    fetcher: http.Fetcher | None = None,
+) -> IngestSummary:
+    """Fetch a JSON API's new pages or batches into its Bronze table."""
+    source = ctx.project.sources[source_name]
+    assert isinstance(source, HttpSource)
+    summary = IngestSummary(source_name)
+    responses_table = system_table_name(ctx.project.catalog.name, SystemTable.HTTP_RESPONSES)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or http.Fetcher(source, source_name)
+    if progress is not None:
+        counter = fetcher
+
+        def on_request(_url: str, _status: int) -> None:
+            progress(f"requests to {source_name}", counter.requests, None)
+
+        fetcher.on_request = on_request
+    try:
+        if source.rotating is not None:
+            known = {
+                str(r["_batch_id"])
+                for r in ctx.tables.read(source.target)
+                .where(F.col("_source") == source_name)
+                .select("_batch_id")
+                .distinct()
+                .collect()
+            }
+            for response in http.rotating(fetcher, known):
+                _land_responses(ctx, source_name, source, [response], responses_table, summary)
+        else:
+            pending: list[http.Response] = []
+            for response in http.paginated(fetcher):
+                pending.append(response)
+                if len(pending) >= 50:
+                    _land_responses(ctx, source_name, source, pending, responses_table, summary)
+                    pending = []
+            _land_responses(ctx, source_name, source, pending, responses_table, summary)
+    finally:
+        summary.requests = fetcher.requests
+        if own_fetcher:
+            fetcher.close()
+    return summary
+
+
+def _land_responses(
+    ctx: TaskContext,
+    source_name: str,
+    source: HttpSource,
+    responses: list[http.Response],
+    responses_table: str,
+    summary: IngestSummary,
+) -> None:
+    if not responses:
+        return
+    declared = declared_columns(ctx.tables, source.target)
+    names = [name for name, _ in declared]
+    batches = [_response_batch(ctx, r, names) for r in responses]
+    counts = append_batches(
+        ctx, source_name, source.target, source.schema_drift, declared, batches, summary
+    )
+    rows = [
+        HttpResponseRow(
+            source_name,
+            r.batch_id,
+            r.request,
+            r.status,
+            r.fetched_at,
+            r.payload,
+            counts[r.batch_id][0] if r.batch_id in counts else None,
+            r.error,
+            ctx.run_id,
+        )
+        for r in responses
+    ]
+    ctx.tables.merge(
+        responses_table,
+        rows_frame(ctx.spark, SystemTable.HTTP_RESPONSES, rows),
+        ["source", "batch_id"],
+        insert_only=True,
+    )
+
+
+# ---------------------------------------------------------------- the task
+
+
+def ingest_source(
+    ctx: TaskContext, source_name: str, progress: Progress | None = None
+) -> IngestSummary:
+    """Ingest one configured source and add its counts to the run report."""
+    source = ctx.project.sources[source_name]
+    if isinstance(source, FileSource):
+        summary = ingest_file_source(ctx, source_name, progress)
+    else:
+        summary = ingest_http_source(ctx, source_name, progress)
+    counts = {
+        "new": summary.units,
+        "skipped": summary.skipped,
+        "rows": summary.rows,
+        "corrupt_rows": summary.corrupt_rows,
+        "rescued_rows": summary.rescued_rows,
+    }
+    if isinstance(source, HttpSource):
+        counts["requests"] = summary.requests
+    ctx.report.count(f"source {source_name}", **counts)
+    if summary.new_columns:
+        ctx.report.notes.append(
+            f"{source_name}: new columns added to {source.target}: {', '.join(summary.new_columns)}"
+        )
+    return summary
+
+
+class IngestParams(TaskParams):
+    """``[--sources NAME...] [--with-sample-api PORT]``."""
+
+    sources: tuple[str, ...] = ()
+    with_sample_api: int | None = None
+
+
+def ingest_bronze(ctx: TaskContext) -> None:
+    """Ingest every configured source (or ``--sources a b``).
+
+    ``--with-sample-api PORT`` serves the demo's sample data API on 127.0.0.1:PORT while
+    the sources are ingested (unless one already answers there) and stops it afterwards.
+    """
+    args = IngestParams.parse(ctx.parameters, task=ctx.task_key)
+    names = args.sources or list(ctx.project.sources)
+    unknown = [n for n in names if n not in ctx.project.sources]
+    if unknown:
+        raise TaskError(
+            f"unknown source(s): {', '.join(unknown)} (configured: {', '.join(ctx.project.sources)})"
+        )
+    with contextlib.ExitStack() as stack:
+        if args.with_sample_api is not None:
+            from lakehouse.samples.api import demo_sample_api
+
+            stack.enter_context(demo_sample_api(args.with_sample_api))
+        for name in names:
+            ingest_source(ctx, name)

@@ -1,0 +1,80 @@
+"""Build the configured Gold tables: read inputs, apply the transform or query, overwrite."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import cast
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.bundle.context import TaskContext
+from lakehouse.config.loader import import_callable
+from lakehouse.config.models import GoldSpec
+from lakehouse.config.project import GoldHandle
+from lakehouse.core.errors import LakehouseError
+from lakehouse.core.params import TaskParams
+from lakehouse.transforms.quality import duplicate_keys
+
+log = logging.getLogger(__name__)
+
+GoldTransform = Callable[..., DataFrame]
+
+
+def load_transform(dotted: str) -> GoldTransform:
+    """Import ``package.module:function``."""
+    return cast(GoldTransform, import_callable(dotted))
+
+
+@contextmanager
+def gold_frame(
+    spark: SparkSession, spec: GoldSpec, inputs: dict[str, DataFrame]
+) -> Iterator[DataFrame]:
+    """The Gold table's rows: the transform (or SQL query) over ``inputs``, then ``features``.
+
+    A query sees each input as a temporary view named by its alias. Spark resolves a SQL
+    plan lazily, so the views live until the ``with`` block that uses the result ends.
+    """
+    views: list[str] = []
+    try:
+        if spec.transform is not None:
+            result = load_transform(spec.transform)(**inputs, **spec.params)
+        else:
+            for alias, df in inputs.items():
+                df.createOrReplaceTempView(alias)
+                views.append(alias)
+            result = spark.sql(str(spec.query))
+        if spec.features:
+            result = result.withColumns({name: F.expr(sql) for name, sql in spec.features.items()})
+        yield result
+    finally:
+        for view in views:
+            spark.catalog.dropTempView(view)
+
+
+def build_gold(ctx: TaskContext) -> None:
+    """Rebuild every configured Gold table from its inputs.
+
+    Feature tables (those with a ``timestamp_key``) are checked for unique keys before the
+    write: a point-in-time lookup needs exactly one row per key and time.
+    """
+    TaskParams.parse(ctx.parameters, task=ctx.task_key)  # takes none
+    for name in ctx.project.gold:
+        build_gold_table(ctx, ctx.project.gold_handle(name))
+
+
+def build_gold_table(ctx: TaskContext, t: GoldHandle) -> None:
+    """Rebuild one Gold table from its inputs (a feature table's keys checked unique)."""
+    inputs = {alias: ctx.tables.read(ref.full_name) for alias, ref in t.inputs.items()}
+    keys = t.table.spec.keys
+    with gold_frame(ctx.spark, t.spec, inputs) as result:
+        if t.spec.timestamp_key is not None and keys:
+            dupes = duplicate_keys(result, keys)
+            if dupes:
+                raise LakehouseError(
+                    f"{t.name}: the transform produced more than one row per "
+                    f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
+                )
+        ctx.tables.overwrite(t.name, result)

@@ -1,6 +1,0 @@
-"""Online model serving: a FastAPI app answering ``POST /predict`` with a registered model.
-
-:func:`lakehouse.serving.app.create_app` builds it (champion, optional challenger A/B split,
-alias refresh without a restart); :mod:`lakehouse.serving.predictions` logs every
-prediction as JSON lines; ``lakehouse serve`` runs it (:mod:`lakehouse.serving.server`).
-"""

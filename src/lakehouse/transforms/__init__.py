@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame functions per layer: parse, conform, rules, SCD, Gold features."""
