@@ -19,7 +19,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.models import BundleSpec, ConfFile, EngineSpec, Variable
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Variable
 from lakehouse.config.project import Project
 from lakehouse.config.resolve import LoadedBundle, assemble
 from lakehouse.core.errors import ConfigError

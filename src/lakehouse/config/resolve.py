@@ -13,24 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.models import (
-    BRONZE_METADATA_COLUMNS,
-    BundleSpec,
-    CatalogSpec,
-    Column,
-    ConfFile,
-    EngineSpec,
-    FileSource,
-    GoldSpec,
-    HttpSource,
-    ModelSpec,
-    MonitoringSpec,
-    SchemaSpec,
-    SecurableGrant,
-    SilverSpec,
-    TableSpec,
-    Target,
-)
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Target
+from lakehouse.config.catalog import CatalogSpec, Column, SchemaSpec, SecurableGrant, TableSpec
+from lakehouse.config.ml import ModelSpec, MonitoringSpec
+from lakehouse.config.pipelines import GoldSpec, SilverSpec
 from lakehouse.config.project import (
     GoldHandle,
     Project,
@@ -38,6 +24,7 @@ from lakehouse.config.project import (
     TableRef,
     resolve_path,
 )
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.system_tables import (
     QUARANTINE_SUFFIX,
     SYSTEM_SCHEMA,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import LabelSpec, ModelSpec
+from lakehouse.config.ml import LabelSpec, ModelSpec
 from lakehouse.config.project import Project, feature_lookup_keys, feature_timestamp_key
 from lakehouse.io.store import TableStore
 

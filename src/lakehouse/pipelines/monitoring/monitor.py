@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import ModelMonitorSpec, ModelSpec
+from lakehouse.config.ml import ModelMonitorSpec, ModelSpec
 from lakehouse.config.project import feature_lookup_keys, feature_timestamp_key
 from lakehouse.config.system_tables import (
     ModelMonitoringRow,
