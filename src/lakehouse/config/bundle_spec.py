@@ -77,6 +77,11 @@ class BundleSpec(StrictModel):
     variables: dict[Identifier, Variable] = Field(default_factory=dict)
     targets: dict[Identifier, Target] = Field(min_length=1)
     resources: Resources = Field(default_factory=Resources)
+    allowed_external_paths: list[str] = Field(
+        default_factory=list,
+        description="opt-in: directories (or URI prefixes) outside the project and the data "
+        "root that table locations, landing paths and python_file may point into",
+    )
 
     @field_validator("targets")
     @classmethod

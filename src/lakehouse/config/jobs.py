@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from lakehouse.config.base import DottedCallable, Identifier, StrictModel
+from lakehouse.config.base import (
+    SECRET_PARAMETER_HINT,
+    DottedCallable,
+    Identifier,
+    StrictModel,
+    parameter_secret,
+)
 from lakehouse.core.cron import parse_schedule
+
+
+def _no_secrets(parameters: list[str]) -> list[str]:
+    """Refuse secret-looking plain parameters (they are recorded with every run)."""
+    reason = parameter_secret(parameters)
+    if reason:
+        raise ValueError(f"{reason}; {SECRET_PARAMETER_HINT}")
+    return parameters
+
+
+PlainParameters = Annotated[list[str], AfterValidator(_no_secrets)]
 
 
 class TaskDependency(StrictModel):
@@ -16,7 +33,7 @@ class TaskDependency(StrictModel):
 
 class SparkPythonTask(StrictModel):
     python_file: str = Field(description="a jobs/ script, relative to the bundle root")
-    parameters: list[str] = Field(default_factory=list)
+    parameters: PlainParameters = Field(default_factory=list)
 
 
 class RunAs(StrictModel):
@@ -40,7 +57,7 @@ class PythonFunctionTask(StrictModel):
     """A task function given by module path (it receives the TaskContext like TASK does)."""
 
     function: DottedCallable = Field(description="package.module:function(ctx)")
-    parameters: list[str] = Field(default_factory=list)
+    parameters: PlainParameters = Field(default_factory=list)
 
 
 class Task(StrictModel):

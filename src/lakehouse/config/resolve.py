@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Target
 from lakehouse.config.catalog import CatalogSpec, Column, SchemaSpec, SecurableGrant, TableSpec
+from lakehouse.config.locations import check_locations
 from lakehouse.config.ml import ModelSpec, MonitoringSpec
 from lakehouse.config.pipelines import GoldSpec, SilverSpec
 from lakehouse.config.project import (
@@ -219,6 +220,7 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     )
     check_references(project, merged.origin)
     check_governance(project, merged.origin, merged.catalog_file, merged.external_grants)
+    check_locations(project, merged.origin, merged.catalog_file)
     return replace(
         project, silver_handles=_silver_handles(project), gold_handles=_gold_handles(project)
     )

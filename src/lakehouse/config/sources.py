@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from lakehouse.config.base import StrictModel, TableName
+from lakehouse.config.base import StrictModel, TableName, secret_reason
 from lakehouse.config.catalog import Column
 
 
@@ -109,9 +109,10 @@ class HttpSource(StrictModel):
     def _one_mode(self) -> HttpSource:
         if self.rotating is not None and self.pagination.style != "none":
             raise ValueError("a source is either rotating or paginated, not both")
-        for header in self.headers:
-            if header.lower() in ("authorization", "x-api-key", "api-key", "cookie"):
-                raise ValueError(f"header {header!r} looks like a secret: use auth.token_env")
+        for header, value in self.headers.items():
+            reason = secret_reason(header, value)
+            if reason:
+                raise ValueError(f"header {header!r} {reason}: use auth.token_env")
         return self
 
 
