@@ -91,12 +91,18 @@ def test_shared_anchors_within_bounds_still_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (b"a: &a [*a]\n", "refused: the YAML an anchor is used inside itself (a recursive alias)"),
-        (b"a: " + b"[" * 100 + b"]" * 100, "refused: the YAML nested deeper than 64 levels"),
+        (b"a: &a [*a]\n", "refused: the YAML uses an anchor inside itself (a recursive alias)"),
+        (b"a: " + b"[" * 100 + b"]" * 100, "refused: the YAML is nested deeper than 64 levels"),
         (b"a: " + b"[" * 5000 + b"]" * 5000, "refused: the YAML is nested deeper than 64 levels"),
         (b"#\n" * (1024 * 1024 + 1), "larger than 2 MiB, the limit for a config file"),
+        (
+            "\n".join(
+                ["a0: &a0 [x]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, 99)]
+            ).encode(),
+            "refused: the YAML is nested deeper than 64 levels once aliases are followed",
+        ),
     ],
-    ids=["recursive alias", "deep", "deeper than the parser can go", "too large"],
+    ids=["recursive alias", "deep", "deeper than the parser can go", "too large", "alias chain"],
 )
 def test_yaml_over_the_bounds_is_refused(tmp_path: Path, text: bytes, message: str) -> None:
     path = tmp_path / "x.yml"

@@ -81,13 +81,13 @@ def _expanded(
         size, height = memo[key]
         if depth + height > MAX_YAML_DEPTH:
             raise _TooLargeError(
-                f"nested deeper than {MAX_YAML_DEPTH} levels once aliases are followed"
+                f"is nested deeper than {MAX_YAML_DEPTH} levels once aliases are followed"
             )
         return size
     if key in active:
-        raise _TooLargeError("an anchor is used inside itself (a recursive alias)")
+        raise _TooLargeError("uses an anchor inside itself (a recursive alias)")
     if depth > MAX_YAML_DEPTH:
-        raise _TooLargeError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+        raise _TooLargeError(f"is nested deeper than {MAX_YAML_DEPTH} levels")
     active.add(key)
     if isinstance(node, yaml.SequenceNode):
         children: list[yaml.Node] = list(node.value)
