@@ -8,7 +8,7 @@ import pytest
 
 from lakehouse.config import load_project
 from lakehouse.config.loader import interpolate, parse_var_overrides
-from lakehouse.config.models import BRONZE_METADATA_COLUMNS
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS
 from lakehouse.config.system_tables import SystemTable
 from lakehouse.core.errors import ConfigError
 from tests.config.editing import DAILY_SALES, FEATURES, edit_gold, edit_model, edit_yaml, load_error

@@ -15,7 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config import load_project
-from lakehouse.config.models import Column, GoldSpec, TableSpec
+from lakehouse.config.catalog import Column, TableSpec
+from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.core.errors import LakehouseError
 from lakehouse.io.store import TableName

@@ -9,21 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakehouse.config.models import (
-    BundleSpec,
-    CatalogSpec,
-    EngineSpec,
-    FeatureLookup,
-    FileSource,
-    GoldSpec,
-    HttpSource,
-    ModelSpec,
-    MonitoringSpec,
-    SecurableGrant,
-    SilverSpec,
-    TableSpec,
-    Target,
-)
+from lakehouse.config.bundle_spec import BundleSpec, EngineSpec, Target
+from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
+from lakehouse.config.ml import FeatureLookup, ModelSpec, MonitoringSpec
+from lakehouse.config.pipelines import GoldSpec, SilverSpec
+from lakehouse.config.sources import FileSource, HttpSource
 from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.core.errors import ConfigError
 

@@ -14,24 +14,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.models import (
-    BRONZE_METADATA_COLUMNS,
-    BundleSpec,
-    CatalogSpec,
-    Column,
-    ConfFile,
-    EngineSpec,
-    FileSource,
-    GoldSpec,
-    HttpSource,
-    ModelSpec,
-    MonitoringSpec,
-    SchemaSpec,
-    SecurableGrant,
-    SilverSpec,
-    TableSpec,
-    Target,
-)
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Target
+from lakehouse.config.catalog import CatalogSpec, Column, SchemaSpec, SecurableGrant, TableSpec
+from lakehouse.config.locations import check_locations
+from lakehouse.config.ml import ModelSpec, MonitoringSpec
+from lakehouse.config.pipelines import GoldSpec, SilverSpec
 from lakehouse.config.project import (
     FeatureSource,
     FeatureTable,
@@ -46,6 +33,7 @@ from lakehouse.config.project import (
     feature_timestamp_key,
     resolve_path,
 )
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.system_tables import (
     QUARANTINE_SUFFIX,
     SYSTEM_SCHEMA,
@@ -240,6 +228,7 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     )
     check_references(project, merged.origin)
     check_governance(project, merged.origin, merged.catalog_file, merged.external_grants)
+    check_locations(project, merged.origin, merged.catalog_file)
     return replace(
         project,
         silver_handles=_silver_handles(project),

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
-from lakehouse.config.models import GoldSpec
+from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.params import TaskParams

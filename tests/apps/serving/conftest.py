@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from lakehouse.config.models import CandidateSpec, PromotionSpec
+from lakehouse.config.ml import CandidateSpec, PromotionSpec
 from lakehouse.config.project import Project
 from lakehouse.pipelines.ml.registry import connect
 from lakehouse.pipelines.ml.train import model_input, train_model

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
-from lakehouse.config.models import FileSource, HttpSource
+from lakehouse.config.sources import FileSource, HttpSource
 from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines.bronze.http import HttpSourceError, redact_url
 from lakehouse.pipelines.bronze.ingest import ingest_http_source, ingest_source

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import CandidateSpec, PromotionSpec
+from lakehouse.config.ml import CandidateSpec, PromotionSpec
 from lakehouse.core.errors import LakehouseError
 from lakehouse.pipelines.ml.registry import list_versions, tracking_uri
 from lakehouse.pipelines.ml.score import score_model

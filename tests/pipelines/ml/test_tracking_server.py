@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lakehouse.config.models import CandidateSpec
+from lakehouse.config.ml import CandidateSpec
 from lakehouse.pipelines.ml.registry import connect, list_versions
 from lakehouse.pipelines.ml.score import score_model
 from lakehouse.pipelines.ml.train import train_model

@@ -23,7 +23,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import FileSource
+from lakehouse.config.sources import FileSource
 from lakehouse.transforms.parse import corrupt_record, parse_csv_lines, parse_json_lines
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

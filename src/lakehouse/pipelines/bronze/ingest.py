@@ -28,8 +28,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.project import SourceHandle, TableRef
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.system_tables import (
     HttpResponseRow,
     ProcessedFileRow,

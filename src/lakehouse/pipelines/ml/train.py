@@ -27,7 +27,7 @@ import pandas as pd
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import ModelResult, TaskContext
-from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
+from lakehouse.config.ml import ModelSpec, PromotionSpec, SplitSpec
 from lakehouse.core.errors import LakehouseError, TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.pipelines.ml.registry import (

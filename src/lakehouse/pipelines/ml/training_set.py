@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import LabelSpec
+from lakehouse.config.ml import LabelSpec
 from lakehouse.config.project import ModelHandle, TableRef
 from lakehouse.io.store import TableStore
 

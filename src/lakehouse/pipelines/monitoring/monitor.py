@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import ModelMonitorSpec, ModelSpec
+from lakehouse.config.ml import ModelMonitorSpec, ModelSpec
 from lakehouse.config.project import ModelHandle, TableRef
 from lakehouse.config.system_tables import ModelMonitoringRow, SystemTable, rows_frame
 from lakehouse.core.errors import LakehouseError
