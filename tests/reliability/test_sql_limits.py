@@ -102,6 +102,22 @@ def test_a_session_may_lower_the_timeout_but_not_raise_it(serve: Serve) -> None:
             conn.execute("SET statement_timeout = 'soon'")
 
 
+def test_a_fetch_from_a_sql_cursor_is_held_to_the_timeout(serve: Serve) -> None:
+    server = serve(statement_timeout_s=1.0)
+    rows = (  # 3,000 rows at once, then a search that finds nothing
+        "SELECT range FROM range(3000) UNION ALL SELECT a.range FROM range(1000000) a,"
+        " range(1000000) b WHERE a.range * b.range < 0"
+    )
+    with psycopg.connect(url(server)) as conn:  # a transaction, as SQL cursors need
+        conn.execute(f"DECLARE c CURSOR FOR {rows}")  # returns with the first rows: they stream
+        assert len(conn.execute("FETCH 100 FROM c").fetchall()) == 100
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("FETCH 5000 FROM c")  # the search for more rows is the work
+        assert time.monotonic() - started < 5
+    assert wait_until(lambda: idle(server), 3) < 3
+
+
 # A client in its own process: psycopg's legacy ``conn.cancel()`` (libpq's PQcancel) holds
 # the GIL while it waits for the server to close the cancel connection, which would
 # deadlock against a server in the same process.

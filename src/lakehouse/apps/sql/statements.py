@@ -228,6 +228,8 @@ class SessionState:
     user: str
     database: str
     connect: Callable[[], duckdb.DuckDBPyConnection]
+    # called with the DuckDB cursor a FETCH reads, so the statement limits can interrupt it
+    watch: Callable[[duckdb.DuckDBPyConnection], object] = lambda cursor: cursor
     pid: int = 0
     server_timeout_s: float = 0.0  # the server's statement timeout (0: none), a ceiling
     session_timeout_s: float = 0.0  # SET statement_timeout (0: the server's)
@@ -327,6 +329,8 @@ class QueryEngine:
             cursor = state.cursors.get(_cursor_name(name))
             if cursor is None or cursor.rows is None:
                 raise PgError(f'cursor "{_cursor_name(name)}" does not exist', "34000")
+            if cursor.cursor is not None:  # a FETCH may do the query's work: supervise it
+                state.watch(cursor.cursor)
             count = None if "ALL" in how else int(re.sub(r"\D", "", how) or 1)
             rows = list(itertools.islice(cursor.rows, count))
             if verb == "MOVE":

@@ -182,6 +182,7 @@ class _Handler(socketserver.StreamRequestHandler):
             user=user,
             database=database,
             connect=connect,
+            watch=lambda cursor: server.supervisor.attach(pid, cursor),
             pid=pid,
             server_timeout_s=server.limits.statement_timeout_s,
         )
