@@ -224,6 +224,12 @@ def test_a_query_over_the_memory_limit_gets_53200_and_the_server_goes_on(serve: 
             conn.execute("SELECT length(string_agg(range::VARCHAR, ',')) FROM range(30000000)")
         assert info.value.sqlstate == "53200"
         assert conn.execute("SELECT count(*) FROM range(1000)").fetchone() == (1000,)
+        streamed = (  # the first rows stream out before the memory runs out
+            "SELECT range AS n FROM range(5000) UNION ALL"
+            " SELECT length(string_agg(range::VARCHAR, ',')) FROM range(30000000)"
+        )
+        with pytest.raises(psycopg.errors.OutOfMemory, match="memory limit"):
+            conn.execute(streamed).fetchall()
     with psycopg.connect(url(server)) as fresh:
         assert fresh.execute("SELECT 1").fetchone() == (1,)
 

@@ -196,8 +196,13 @@ class Result:
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection, batch: int = 2048) -> Iterator[tuple[Any, ...]]:
+    """The rows of a streaming result; DuckDB errors while fetching (interrupts, memory)
+    become PostgreSQL errors like those of the execute itself."""
     while True:
-        chunk = cursor.fetchmany(batch)
+        try:
+            chunk = cursor.fetchmany(batch)
+        except duckdb.Error as exc:
+            raise _pg_error(exc) from exc
         if not chunk:
             return
         yield from chunk
