@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 import pytest
 from pyspark.sql import SparkSession
 
 from lakehouse.config.catalog import CatalogSpec, SecurableGrant
+from lakehouse.governance.masks import MaskKey, MaskKeyError
 from lakehouse.governance.policy import AccessPolicy, parents
 
 CATALOG = CatalogSpec.model_validate(
@@ -54,9 +56,12 @@ EXTERNAL = [
 ]
 
 
+KEY = MaskKey(bytes(range(32)), "test")
+
+
 @pytest.fixture()
 def policy() -> AccessPolicy:
-    return AccessPolicy(CATALOG, EXTERNAL)
+    return AccessPolicy(CATALOG, EXTERNAL, mask_key=lambda: KEY)
 
 
 def test_parents() -> None:
@@ -120,8 +125,18 @@ def test_masks_apply_without_unmask(spark: SparkSession, policy: AccessPolicy) -
     assert masked.schema == df.schema
     rows = sorted(tuple(r) for r in masked.collect())
     assert rows == [
-        ("1", hashlib.sha256(b"a@x.io").hexdigest(), "***", None),
+        ("1", hmac.new(KEY.secret, b"a@x.io", hashlib.sha256).hexdigest(), "***", None),
         ("2", None, "***", None),
     ]
+    assert rows[0][1] != hashlib.sha256(b"a@x.io").hexdigest()  # keyed, not a plain digest
     clear = policy.mask("job", "c.silver.customers", df)  # the owner holds UNMASK
     assert sorted(tuple(r) for r in clear.collect()) == sorted(tuple(r) for r in df.collect())
+
+
+@pytest.mark.transform
+def test_a_hash_mask_without_a_key_is_refused_not_left_unkeyed(spark: SparkSession) -> None:
+    df = spark.createDataFrame(
+        [("1", "a@x.io", "Ann", 41)], "id string, email string, name string, age int"
+    )
+    with pytest.raises(MaskKeyError, match="unkeyed hash"):
+        AccessPolicy(CATALOG, EXTERNAL).mask("cid", "c.silver.customers", df)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
+from lakehouse.governance.masks import load_mask_key
 from lakehouse.governance.scope import AccessDeniedError
 from lakehouse.governance.store import GovernedStore, governed_tables
 from lakehouse.io.delta import DeltaStore
@@ -113,7 +115,25 @@ def test_select_without_unmask_sees_pii_masked_and_the_owner_sees_it_clear(
     assert clear.keys() == masked.keys() and len(clear) == 1000
     email, name = clear["C00001"]
     assert email == "customer1@example.com" and name == "Customer 1"
-    assert masked["C00001"] == (hashlib.sha256(email.encode()).hexdigest(), "***")
+    key = load_mask_key(project.data_root, project.catalog.name)  # made on the first masked read
+    assert masked["C00001"] == (
+        hmac.new(key.secret, email.encode(), hashlib.sha256).hexdigest(),
+        "***",
+    )
+
+
+def test_a_dictionary_of_guessed_values_recovers_no_masked_email(
+    spark: SparkSession, project: Project
+) -> None:
+    """The attack that recovered all 1,000 demo emails from a plain SHA-256 mask: hash
+    guessed candidates and join. Under the keyed mask no guess matches."""
+    masked = _tables(spark, project, "carol").read(CUSTOMERS).select("customer_id", "email")
+    guesses = spark.createDataFrame(
+        [(f"customer{i}@example.com",) for i in range(1, 1201)], "guess string"
+    ).withColumn("digest", F.sha2(F.col("guess"), 256))
+    recovered = masked.join(guesses, masked.email == guesses.digest).count()
+    assert masked.count() == 1000
+    assert recovered == 0
 
 
 def test_a_table_handle_is_checked_masked_and_audited_without_a_look_up(

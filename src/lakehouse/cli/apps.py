@@ -23,6 +23,7 @@ from lakehouse.config.project import Project
 
 if TYPE_CHECKING:
     from lakehouse.apps.sql.endpoint import SqlEndpoint
+    from lakehouse.apps.sql.limits import SqlLimits
     from lakehouse.governance.scope import GovernanceScope
 
 sql_app = typer.Typer(
@@ -83,6 +84,28 @@ def sql_serve(
         bool,
         typer.Option(help="Record the SELECT decisions in the access audit table at start."),
     ] = True,
+    statement_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a statement may run (default 300; 0: no limit; sessions may lower it)."
+        ),
+    ] = None,
+    memory_limit_mb: Annotated[
+        int | None, typer.Option(help="Memory of the whole server, MiB (default 2048).", min=64)
+    ] = None,
+    query_memory_mb: Annotated[
+        int | None,
+        typer.Option(
+            help="Memory per statement before sorts/joins spill, MiB (default 512).", min=16
+        ),
+    ] = None,
+    temp_limit_mb: Annotated[
+        int | None,
+        typer.Option(
+            help="Spill space under <data_root>/_sql_endpoint/tmp, MiB (default 10240).", min=0
+        ),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="Worker threads (default 2).", min=1)] = None,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
@@ -90,7 +113,9 @@ def sql_serve(
 ) -> None:
     """Serve the tables the principal may SELECT over the PostgreSQL protocol until Ctrl-C.
 
-    Read-only; masked columns stay masked; each query sees the latest Delta version.
+    Read-only; masked columns stay masked; each query sees the latest Delta version; a
+    statement stops at the timeout, on a cancel request (Ctrl-C in psql) or when its
+    client disconnects.
     """
     from lakehouse.apps.sql.endpoint import SqlEndpoint
 
@@ -101,8 +126,18 @@ def sql_serve(
         if not password:
             raise CliError(f"--password-env: environment variable {password_env} is not set")
 
+    limits = _sql_limits(
+        statement_timeout_s=statement_timeout,
+        memory_limit_mb=memory_limit_mb,
+        query_memory_mb=query_memory_mb,
+        temp_limit_mb=temp_limit_mb,
+        threads=threads,
+    )
+
     def endpoint_for(gov: GovernanceScope) -> SqlEndpoint:
-        return SqlEndpoint(project, gov, schemas=schema, host=host, port=port, password=password)
+        return SqlEndpoint(
+            project, gov, schemas=schema, host=host, port=port, password=password, limits=limits
+        )
 
     endpoint = _governed_endpoint(project, audit, endpoint_for)
     _print_endpoint(endpoint, password_env if password else None)
@@ -112,6 +147,16 @@ def sql_serve(
         )
     endpoint.serve_forever()
     console.print("SQL endpoint stopped")
+
+
+def _sql_limits(**given: float | int | None) -> SqlLimits:
+    """The endpoint's limits from the options given (the others keep their defaults)."""
+    from lakehouse.apps.sql.limits import SqlLimits
+
+    timeout = given.get("statement_timeout_s")
+    if timeout is not None and timeout < 0:
+        raise CliError("--statement-timeout: give seconds >= 0 (0: no limit)")
+    return SqlLimits(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
 
 
 def _governed_endpoint(

@@ -8,18 +8,20 @@ groups. As in Unity Catalog, reading a table needs ``USE CATALOG`` on its catalo
 ``USE SCHEMA`` on its schema as well as ``SELECT`` on the table.
 
 ``UNMASK`` is this project's privilege for masked columns: without it a reader sees a
-column declared with ``mask`` hashed, redacted or nulled.
+column declared with ``mask`` hashed (keyed: see :mod:`lakehouse.governance.masks`),
+redacted or nulled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
 
 from lakehouse.config.catalog import CatalogSpec, Grant, SecurableGrant, TableSpec
 from lakehouse.config.validate import governance_enabled
+from lakehouse.governance.masks import MaskKey, spark_mask
 
 ALL = "ALL PRIVILEGES"
 
@@ -37,10 +39,21 @@ def parents(securable: str) -> list[str]:
 
 
 class AccessPolicy:
-    """Grants, owners and group memberships of one catalog."""
+    """Grants, owners and group memberships of one catalog.
 
-    def __init__(self, catalog: CatalogSpec, external: list[SecurableGrant] | None = None):
+    ``mask_key`` gives the catalog's mask key when a ``hash`` mask is first applied (it may
+    read or create the key file); without it a ``hash`` mask is refused.
+    """
+
+    def __init__(
+        self,
+        catalog: CatalogSpec,
+        external: list[SecurableGrant] | None = None,
+        mask_key: Callable[[], MaskKey] | None = None,
+    ):
         self.catalog = catalog
+        self._mask_key_source = mask_key
+        self._mask_key: MaskKey | None = None
         self.enabled = governance_enabled(catalog, external or [])
         self._grants: dict[str, list[Grant]] = {catalog.name: list(catalog.grants)}
         self._owners: dict[str, str] = {}
@@ -143,22 +156,28 @@ class AccessPolicy:
             return {}
         return {c.name: c.mask for c in spec.columns if c.mask is not None}
 
+    def mask_key(self) -> MaskKey | None:
+        """The catalog's mask key (loaded once), or None when the policy was given none."""
+        if self._mask_key is None and self._mask_key_source is not None:
+            self._mask_key = self._mask_key_source()
+        return self._mask_key
+
     def mask(self, principal: str, table: str, df: DataFrame) -> DataFrame:
         """``df`` with masked columns replaced, unless the principal holds UNMASK."""
         masks = {c: m for c, m in self.masked_columns(table).items() if c in df.columns}
         if not masks or self.holds(principal, "UNMASK", table).allowed:
             return df
         types = {f.name: f.dataType for f in df.schema.fields}
+        key = self.mask_key() if "hash" in masks.values() else None
         return df.withColumns(
-            {name: mask_expression(name, kind).cast(types[name]) for name, kind in masks.items()}
+            {
+                name: mask_expression(name, kind, key).cast(types[name])
+                for name, kind in masks.items()
+            }
         )
 
 
-def mask_expression(column: str, kind: str) -> Column:
-    """hash: SHA-256 hex of the value (joins still match); redact: '***'; null: NULL."""
-    col = F.col(column)
-    if kind == "hash":
-        return F.when(col.isNull(), F.lit(None)).otherwise(F.sha2(col.cast("string"), 256))
-    if kind == "redact":
-        return F.when(col.isNull(), F.lit(None)).otherwise(F.lit("***"))
-    return F.lit(None)
+def mask_expression(column: str, kind: str, key: MaskKey | None = None) -> Column:
+    """hash: HMAC-SHA256 hex of the value under ``key`` (joins still match; refused without
+    a key); redact: '***'; null: NULL. See :mod:`lakehouse.governance.masks`."""
+    return spark_mask(column, kind, key)

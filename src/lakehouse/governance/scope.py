@@ -32,6 +32,7 @@ from lakehouse.governance.events import (
     TaskOutcome,
     TaskStarted,
 )
+from lakehouse.governance.masks import load_mask_key
 from lakehouse.governance.policy import AccessPolicy
 from lakehouse.io.store import TableStore
 
@@ -88,7 +89,11 @@ class GovernanceScope:
         system_store: TableStore | None = None,
     ) -> None:
         self.project = project
-        self.policy = AccessPolicy(project.catalog, project.grants)
+        self.policy = AccessPolicy(
+            project.catalog,
+            project.grants,
+            mask_key=lambda: load_mask_key(project.data_root, project.catalog.name),
+        )
         self.principal = principal
         self.run_id = run_id
         self.job = job

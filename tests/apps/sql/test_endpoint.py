@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import decimal
 import hashlib
+import hmac
 import io
 import os
 import signal
@@ -25,6 +26,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.apps.sql.endpoint import SqlEndpoint
+from lakehouse.governance.masks import load_mask_key
 from lakehouse.governance.scope import GovernanceScope
 from lakehouse.governance.store import GovernedStore
 from lakehouse.io.delta import DeltaStore
@@ -186,7 +188,11 @@ def test_masked_gold_columns_stay_masked(
     rows = list(csv.DictReader(io.StringIO(got.stdout)))
     raw_ids = {r.customer_id for r in tables.read(FEATURES).select("customer_id").collect()}
     assert {r["region"] for r in rows} == {"***"}
+    key = load_mask_key(sql_project / "data", "lakehouse")  # the catalog's key file
     assert {r["customer_id"] for r in rows} == {
+        hmac.new(key.secret, c.encode(), hashlib.sha256).hexdigest() for c in raw_ids
+    }
+    assert not {r["customer_id"] for r in rows} & {
         hashlib.sha256(c.encode()).hexdigest() for c in raw_ids
     }
 
@@ -386,3 +392,31 @@ def test_sql_cursors_for_drivers_that_fetch_in_batches(endpoint: SqlEndpoint) ->
     )
     assert fetched.returncode == 0, fetched.stderr
     assert len(fetched.stdout.splitlines()) == int(total) > 6000
+
+
+def test_the_endpoint_runs_within_its_limits_and_keeps_the_mask_key_out_of_reach(
+    endpoint: SqlEndpoint, sql_project: Path
+) -> None:
+    settings = (
+        "SELECT name, value FROM duckdb_settings() WHERE name IN "
+        "('memory_limit', 'max_temp_directory_size', 'temp_directory')"
+    )
+    key = load_mask_key(sql_project / "data", "lakehouse")
+    inner, outer = key.pads()
+    with psycopg.connect(endpoint.info.url(), autocommit=True) as conn:
+        got = dict(conn.execute(settings).fetchall())
+        assert got == {
+            "memory_limit": "2.0 GiB",
+            "max_temp_directory_size": "10.0 GiB",
+            "temp_directory": str(sql_project / "data" / "_sql_endpoint" / "tmp"),
+        }
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("300s",)
+        # the key enters only the load statements: no macro, view or setting holds it
+        for secret in (key.secret.hex(), inner, outer):
+            found = conn.execute(
+                "SELECT (SELECT count(*) FROM duckdb_functions() WHERE contains("
+                "lower(coalesce(macro_definition, '')), %(s)s)) + (SELECT count(*) FROM "
+                "duckdb_views() WHERE contains(lower(sql), %(s)s))",
+                {"s": secret},
+            ).fetchone()
+            assert found == (0,)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from lakehouse.apps.sql.limits import SqlLimits
 from lakehouse.apps.sql.mirror import (
     DeltaMirror,
     ServedTable,
@@ -33,7 +35,11 @@ class ConnectionInfo:
 
 
 class SqlEndpoint:
-    """The mirror plus the wire server for one principal; ``start``/``stop`` or ``serve``."""
+    """The mirror plus the wire server for one principal; ``start``/``stop`` or ``serve``.
+
+    ``limits``: statement timeout, memory and temp space (:mod:`lakehouse.apps.sql.limits`);
+    spills go to ``<data_root>/_sql_endpoint/tmp`` unless the limits name a directory.
+    """
 
     def __init__(
         self,
@@ -44,8 +50,14 @@ class SqlEndpoint:
         host: str = "127.0.0.1",
         port: int = 15432,
         password: str | None = None,
+        limits: SqlLimits | None = None,
     ) -> None:
         self.project = project
+        limits = limits or SqlLimits()
+        if limits.temp_directory is None:
+            temp = project.data_root / "_sql_endpoint" / "tmp"
+            limits = dataclasses.replace(limits, temp_directory=temp)
+        self.limits = limits
         self.principal = governance.principal
         wanted = list(schemas) if schemas else default_schemas(project)
         self.tables: list[ServedTable] = served_tables(project, governance, wanted)
@@ -55,7 +67,9 @@ class SqlEndpoint:
                 "(see `lakehouse catalog grants`)"
             )
         self.database = project.catalog.name
-        self.mirror = DeltaMirror(self.tables, self.database)
+        hashed = any("hash" in t.masks.values() for t in self.tables)
+        key = governance.policy.mask_key() if hashed else None
+        self.mirror = DeltaMirror(self.tables, self.database, mask_key=key, limits=limits)
         self.mirror.refresh()
         self.server = PgWireServer(
             (host, port),
@@ -65,6 +79,7 @@ class SqlEndpoint:
             before_query=self.mirror.refresh,
             users={self.principal},
             password=password,
+            limits=limits,
         )
         self.info = ConnectionInfo(
             host=host,

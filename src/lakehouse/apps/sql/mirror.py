@@ -27,8 +27,10 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.apps.sql.codec import NUMERIC_OID, TEXT_OID, TYPE_OIDS
+from lakehouse.apps.sql.limits import SqlLimits
 from lakehouse.apps.sql.statements import SETTINGS
 from lakehouse.core.errors import LakehouseError
+from lakehouse.governance.masks import MaskKey, duckdb_mask
 from lakehouse.governance.scope import AccessDeniedError
 
 if TYPE_CHECKING:
@@ -341,12 +343,15 @@ def _format_type_case(oid: str, typmod: str) -> str:
     return f"CASE {oid} WHEN {NUMERIC_OID} THEN {numeric} {whens} ELSE 'text' END"
 
 
-def masked_projection(columns: list[tuple[str, str]], masks: dict[str, str]) -> str:
+def masked_projection(
+    columns: list[tuple[str, str]], masks: dict[str, str], key: MaskKey | None = None
+) -> str:
     """A DuckDB select list that masks like :func:`lakehouse.governance.policy.mask_expression`.
 
-    ``columns`` are (name, DuckDB type). hash: SHA-256 hex of the value as text; redact:
-    ``'***'``; null: NULL; NULL stays NULL, and the column keeps its type (a value that
-    cannot be cast back becomes NULL, as Spark's cast does).
+    ``columns`` are (name, DuckDB type). hash: HMAC-SHA256 hex of the value as text under
+    ``key`` (refused without one); redact: ``'***'``; null: NULL; NULL stays NULL, and the
+    column keeps its type (a value that cannot be cast back becomes NULL, as Spark's cast
+    does). The key enters only this load statement, never a macro a client could call.
     """
     items = []
     for name, dtype in columns:
@@ -355,11 +360,8 @@ def masked_projection(columns: list[tuple[str, str]], masks: dict[str, str]) -> 
         if kind is None:
             items.append(col)
             continue
-        if kind == "hash":
-            expr = f"CASE WHEN {col} IS NULL THEN NULL ELSE sha256(CAST({col} AS VARCHAR)) END"
-        elif kind == "redact":
-            expr = f"CASE WHEN {col} IS NULL THEN NULL ELSE '***' END"
-        else:
+        expr = duckdb_mask(col, kind, key)
+        if kind == "null":
             expr = f"CAST(NULL AS {dtype})"
         if kind != "null" and dtype not in STRING_TYPES:
             expr = f"TRY_CAST({expr} AS {dtype})"
@@ -370,12 +372,27 @@ def masked_projection(columns: list[tuple[str, str]], masks: dict[str, str]) -> 
 class DeltaMirror:
     """An in-memory DuckDB database holding the served tables at their latest Delta version."""
 
-    def __init__(self, tables: list[ServedTable], database: str) -> None:
+    def __init__(
+        self,
+        tables: list[ServedTable],
+        database: str,
+        *,
+        mask_key: MaskKey | None = None,
+        limits: SqlLimits | None = None,
+    ) -> None:
         self.tables = tables
         self.database = database
+        self._mask_key = mask_key
+        self.limits = limits or SqlLimits()
+        if self.limits.temp_directory is not None:
+            self.limits.temp_directory.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(
             ":memory:",
-            config={"enable_external_access": False, "autoinstall_known_extensions": False},
+            config={
+                "enable_external_access": False,
+                "autoinstall_known_extensions": False,
+                **self.limits.duckdb_config(),
+            },
         )
         self.db.execute("SET TimeZone = 'UTC'")
         # PostgreSQL-compatibility objects live in the default database ("memory"), out of
@@ -408,6 +425,8 @@ class DeltaMirror:
             cursor = self.db.cursor()
         cursor.execute(f"USE {quote(self.database)}")
         cursor.execute(f"SET search_path = '{self.database}.main,{COMPAT_SCHEMA}'")
+        # this statement's sorts and hash tables spill beyond this (DuckDB's per-connection cap)
+        cursor.execute(f"SET operator_memory_limit = '{self.limits.query_memory_mb}MiB'")
         return cursor
 
     def refresh(self) -> list[str]:
@@ -442,7 +461,7 @@ class DeltaMirror:
         try:
             described = self.db.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
             columns = [(str(row[0]), str(row[1])) for row in described]
-            projection = masked_projection(columns, table.masks)
+            projection = masked_projection(columns, table.masks, self._mask_key)
             self.db.execute(
                 f"CREATE OR REPLACE TABLE {self._name(table)} AS SELECT {projection} FROM {source}"
             )

@@ -103,6 +103,26 @@ _TXN = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _NOOP = re.compile(r"^(SET|RESET|DISCARD|DEALLOCATE|CLOSE|UNLISTEN)\b", re.IGNORECASE)
+_SETTING = re.compile(
+    r'^(SET|RESET)\s+(?:SESSION\s+|LOCAL\s+|GLOBAL\s+)?"?(\w+)"?\s*(?:(?:=|TO)\s*(.*?))?\s*$',
+    re.IGNORECASE | re.DOTALL,
+)
+# DuckDB settings that belong to the whole server: a client may not change them.
+SERVER_SETTINGS = {
+    "memory_limit",
+    "max_memory",
+    "operator_memory_limit",
+    "threads",
+    "worker_threads",
+    "external_threads",
+    "temp_directory",
+    "max_temp_directory_size",
+    "lock_configuration",
+    "allocator_background_threads",
+    "block_allocator_memory",
+}
+_DURATION = re.compile(r"^'?\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*'?$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ReadOnlyError(PgError):
@@ -176,8 +196,13 @@ class Result:
 
 
 def _rows(cursor: duckdb.DuckDBPyConnection, batch: int = 2048) -> Iterator[tuple[Any, ...]]:
+    """The rows of a streaming result; DuckDB errors while fetching (interrupts, memory)
+    become PostgreSQL errors like those of the execute itself."""
     while True:
-        chunk = cursor.fetchmany(batch)
+        try:
+            chunk = cursor.fetchmany(batch)
+        except duckdb.Error as exc:
+            raise _pg_error(exc) from exc
         if not chunk:
             return
         yield from chunk
@@ -208,11 +233,22 @@ class SessionState:
     user: str
     database: str
     connect: Callable[[], duckdb.DuckDBPyConnection]
+    # called with the DuckDB cursor a FETCH reads, so the statement limits can interrupt it
+    watch: Callable[[duckdb.DuckDBPyConnection], object] = lambda cursor: cursor
+    pid: int = 0
+    server_timeout_s: float = 0.0  # the server's statement timeout (0: none), a ceiling
+    session_timeout_s: float = 0.0  # SET statement_timeout (0: the server's)
     in_transaction: bool = False
     failed: bool = False
     statements: dict[str, Prepared] = field(default_factory=dict)
     portals: dict[str, Portal] = field(default_factory=dict)
     cursors: dict[str, Result] = field(default_factory=dict)
+
+    @property
+    def statement_timeout_s(self) -> float:
+        """The timeout in force: the session's if set and lower than the server's."""
+        limits = [t for t in (self.server_timeout_s, self.session_timeout_s) if t > 0]
+        return min(limits) if limits else 0.0
 
 
 class QueryEngine:
@@ -236,11 +272,12 @@ class QueryEngine:
         cursor_result = self._cursor_command(state, text, params)
         if cursor_result is not None:
             return cursor_result
-        if _NOOP.match(text):
-            return Result(tag=text.split()[0].upper())
+        session_result = _session_command(state, text)
+        if session_result is not None:
+            return session_result
         show = _SHOW.match(text)
         if show:
-            shown = self._show(show.group(1))
+            shown = self._show(show.group(1), state)
             if shown is not None:
                 return shown
         sql = translate(text)
@@ -264,7 +301,7 @@ class QueryEngine:
         if not text or _TXN.match(text) or _NOOP.match(text):
             return None
         show = _SHOW.match(text)
-        if show and (shown := self._show(show.group(1))) is not None:
+        if show and (shown := self._show(show.group(1), state)) is not None:
             return shown.columns
         sql = translate(text)
         if statement_kind(sql) not in READ_STATEMENTS:
@@ -297,6 +334,8 @@ class QueryEngine:
             cursor = state.cursors.get(_cursor_name(name))
             if cursor is None or cursor.rows is None:
                 raise PgError(f'cursor "{_cursor_name(name)}" does not exist', "34000")
+            if cursor.cursor is not None:  # a FETCH may do the query's work: supervise it
+                state.watch(cursor.cursor)
             count = None if "ALL" in how else int(re.sub(r"\D", "", how) or 1)
             rows = list(itertools.islice(cursor.rows, count))
             if verb == "MOVE":
@@ -330,8 +369,10 @@ class QueryEngine:
         return Result(tag="COMMIT")
 
     @staticmethod
-    def _show(name: str) -> Result | None:
+    def _show(name: str, state: SessionState) -> Result | None:
         key = re.sub(r"\s+", " ", name.strip().strip('"')).lower()
+        if key == "statement_timeout":
+            return _values_result(["statement_timeout"], [(_duration(state.statement_timeout_s),)])
         if key == "transaction isolation level":
             key = "transaction_isolation"
         lookup = {k.lower(): (k, v) for k, v in SETTINGS.items()}
@@ -342,6 +383,50 @@ class QueryEngine:
             shown_name, value = lookup[key]
             return _values_result([shown_name], [(value,)])
         return None
+
+
+def _session_command(state: SessionState, text: str) -> Result | None:
+    """SET / RESET (see :func:`_set`) and the other session words answered without DuckDB."""
+    setting = _SETTING.match(text)
+    if setting:
+        return _set(state, setting.group(1).upper(), setting.group(2), setting.group(3))
+    if _NOOP.match(text):
+        return Result(tag=text.split()[0].upper())
+    return None
+
+
+def _set(state: SessionState, verb: str, name: str, value: str | None) -> Result:
+    """SET / RESET: statement_timeout per session, server resources refused, else ignored."""
+    key = name.lower()
+    if key in SERVER_SETTINGS:
+        raise PgError(
+            f'permission denied to set parameter "{name}": the SQL endpoint\'s memory, threads '
+            "and temp space are the server's (options of `lakehouse sql serve`)",
+            "42501",
+        )
+    if key in ("statement_timeout", "all"):
+        if verb == "RESET" or value is None or value.strip().upper() == "DEFAULT":
+            state.session_timeout_s = 0.0
+        else:
+            state.session_timeout_s = _seconds(value)
+    return Result(tag=verb)
+
+
+def _seconds(value: str) -> float:
+    """A PostgreSQL duration setting (milliseconds by default: ``5000``, ``'5s'``, ``1min``)."""
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise PgError(f'invalid value for parameter "statement_timeout": {value}', "22023")
+    unit = (match.group(2) or "ms").lower()
+    return float(match.group(1)) * _UNIT_SECONDS[unit]
+
+
+def _duration(seconds: float) -> str:
+    if seconds <= 0:
+        return "0"
+    if seconds < 1 or seconds != int(seconds):
+        return f"{round(seconds * 1000)}ms"
+    return f"{int(seconds)}s"
 
 
 def _cursor_name(name: str) -> str:
@@ -360,4 +445,9 @@ def _pg_error(exc: duckdb.Error) -> PgError:
         return PgError(message, "42501")
     if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
         return PgError(message, "22000")
+    if isinstance(exc, duckdb.InterruptException):
+        return PgError("canceling statement due to user request", "57014")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        first = message.splitlines()[0] if message else "out of memory"
+        return PgError(f"{first} (the SQL endpoint's memory limit)", "53200")
     return PgError(message, "XX000")

@@ -4,7 +4,8 @@ It speaks what BI tools' PostgreSQL drivers use: startup (SSL/GSS requests refus
 clients fall back to plain TCP), trust or cleartext-password authentication, simple queries
 (several statements per message), the extended protocol (Parse / Bind / Describe / Execute /
 Close / Sync / Flush, text and common binary formats, row limits with portal suspension)
-and ErrorResponse with SQLSTATE codes. Queries run in DuckDB, which also provides
+ErrorResponse with SQLSTATE codes, and CancelRequest (statement limits, cancel keys and
+disconnect checks are in :mod:`lakehouse.apps.sql.limits`). Queries run in DuckDB, which also provides
 ``information_schema`` and ``pg_catalog``; a few PostgreSQL spellings DuckDB lacks
 (``pg_catalog.fn(...)``, ``OPERATOR(pg_catalog.~)``, ``version()``, ``SHOW name``) are
 translated. Only reads run: anything else gets SQLSTATE 25006 (read-only transaction).
@@ -30,6 +31,7 @@ import socketserver
 import struct
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 import duckdb
@@ -43,6 +45,7 @@ from lakehouse.apps.sql.codec import (
     cstring,
     decode_parameter,
 )
+from lakehouse.apps.sql.limits import Running, SqlLimits, StatementSupervisor
 from lakehouse.apps.sql.statements import (
     READ_STATEMENTS,
     SETTINGS,
@@ -94,6 +97,7 @@ class _Handler(socketserver.StreamRequestHandler):
             log.exception("client connection failed")
         finally:
             if state is not None:
+                self.server.supervisor.unregister(state.pid)
                 for portal in state.portals.values():
                     if portal.result is not None:
                         portal.result.close()
@@ -116,7 +120,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
     # ----------------------------------------------------------- startup
 
-    def _startup(self) -> SessionState | None:
+    def _startup_packet(self) -> bytes | None:
+        """The StartupMessage body after SSL/GSS refusals; None after a CancelRequest."""
         while True:
             length = struct.unpack("!i", self._read(4))[0]
             body = self._read(length - 4)
@@ -125,12 +130,19 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.wfile.write(b"N")
                 self._flush()
                 continue
-            if code == CANCEL_REQUEST:
+            if code == CANCEL_REQUEST:  # process id and secret key of the connection to cancel
+                if len(body) >= 12:
+                    self.server.supervisor.cancel(struct.unpack("!I", body[4:8])[0], body[8:])
                 return None
             if code != PROTOCOL_V3:
                 self._fatal(f"unsupported protocol version {code >> 16}.{code & 0xFFFF}", "0A000")
                 return None
-            break
+            return body
+
+    def _startup(self) -> SessionState | None:
+        body = self._startup_packet()
+        if body is None:
+            return None
         parts = body[4:].split(b"\x00")
         params = {
             parts[i].decode(): parts[i + 1].decode()
@@ -160,8 +172,20 @@ class _Handler(socketserver.StreamRequestHandler):
             self._parameter_status(name, SETTINGS[name])
         self._parameter_status("application_name", params.get("application_name", ""))
         self._parameter_status("session_authorization", user)
-        self._send(b"K", struct.pack("!II", secrets.randbits(31), secrets.randbits(31)))
-        state = SessionState(user=user, database=database, connect=server.connect)
+        pid, secret = server.supervisor.register(self.request)
+        self._send(b"K", struct.pack("!I", pid) + secret)
+
+        def connect() -> duckdb.DuckDBPyConnection:
+            return server.supervisor.attach(pid, server.connect())
+
+        state = SessionState(
+            user=user,
+            database=database,
+            connect=connect,
+            watch=lambda cursor: server.supervisor.attach(pid, cursor),
+            pid=pid,
+            server_timeout_s=server.limits.statement_timeout_s,
+        )
         self._ready(state)
         return state
 
@@ -218,18 +242,23 @@ class _Handler(socketserver.StreamRequestHandler):
     def _extended(self, state: SessionState, kind: bytes, body: bytes) -> bool:
         """Handle one extended-protocol message; False when it failed (skip until Sync)."""
         handler = self._EXTENDED.get(kind)
-        try:
-            if handler is None:
-                raise PgError(f"unsupported message type {kind!r}", "08P01")
-            handler(self, state, body)
-        except PgError as exc:
-            self._fail(state, exc)
-            return False
-        except Exception as exc:  # report, keep the connection usable
-            log.exception("statement failed")
-            self._fail(state, PgError(str(exc)))
-            return False
+        with self._supervised(state, kind.decode(errors="replace")) as running:
+            try:
+                if handler is None:
+                    raise PgError(f"unsupported message type {kind!r}", "08P01")
+                handler(self, state, body)
+            except PgError as exc:
+                self._fail(state, running.error(exc))
+                return False
+            except Exception as exc:  # report, keep the connection usable
+                log.exception("statement failed")
+                self._fail(state, running.error(PgError(str(exc))))
+                return False
         return True
+
+    def _supervised(self, state: SessionState, sql: str) -> AbstractContextManager[Running]:
+        """The statement limits (timeout, cancel, disconnect, temp space) around one step."""
+        return self.server.supervisor.statement(state.pid, sql, state.statement_timeout_s)
 
     def _fail(self, state: SessionState, exc: PgError) -> None:
         if state.in_transaction:
@@ -242,18 +271,19 @@ class _Handler(socketserver.StreamRequestHandler):
             if not piece:
                 self._send(b"I")
                 continue
-            try:
-                result = self.server.engine.run(state, piece)
-                if result.columns is not None:
-                    self._row_description(result.columns, [])
-                self._send_rows(result, [], 0)
-            except PgError as exc:
-                self._fail(state, exc)
-                break
-            except Exception as exc:
-                log.exception("statement failed")
-                self._fail(state, PgError(str(exc)))
-                break
+            with self._supervised(state, piece) as running:
+                try:
+                    result = self.server.engine.run(state, piece)
+                    if result.columns is not None:
+                        self._row_description(result.columns, [])
+                    self._send_rows(result, [], 0)
+                except PgError as exc:
+                    self._fail(state, running.error(exc))
+                    break
+                except Exception as exc:
+                    log.exception("statement failed")
+                    self._fail(state, running.error(PgError(str(exc))))
+                    break
         self._ready(state)
 
     def _parse(self, state: SessionState, body: bytes) -> None:
@@ -297,6 +327,8 @@ class _Handler(socketserver.StreamRequestHandler):
     def _portal_result(self, state: SessionState, portal: Portal) -> Result:
         if portal.result is None:
             portal.result = self.server.engine.run(state, portal.statement.sql, portal.params)
+        elif portal.result.cursor is not None:  # a later Execute of a suspended portal
+            self.server.supervisor.attach(state.pid, portal.result.cursor)
         return portal.result
 
     def _describe(self, state: SessionState, body: bytes) -> None:
@@ -404,7 +436,9 @@ class PgWireServer(socketserver.ThreadingTCPServer):
     """A PostgreSQL-protocol server answering from ``connect()``'s DuckDB connections.
 
     ``before_query`` runs before each read (the mirror's refresh). ``users``: the user
-    names accepted (None: any); ``password``: required cleartext password (None: trust).
+    names accepted (None: any); ``password``: required cleartext password (None: trust);
+    ``limits``: the statement timeout and supervision interval (memory and temp space are
+    the DuckDB database's, set where it is opened).
     """
 
     daemon_threads = True
@@ -420,8 +454,11 @@ class PgWireServer(socketserver.ThreadingTCPServer):
         before_query: Callable[[], object] = lambda: None,
         users: set[str] | None = None,
         password: str | None = None,
+        limits: SqlLimits | None = None,
     ) -> None:
         self.connect = connect
+        self.limits = limits or SqlLimits()
+        self.supervisor = StatementSupervisor(self.limits)
         self.database = database
         self.principal = principal
         self.users = users
@@ -439,6 +476,10 @@ class PgWireServer(socketserver.ThreadingTCPServer):
         self._thread = threading.Thread(target=self.serve_forever, name="pgwire", daemon=True)
         self._thread.start()
         return self
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.supervisor.close()
 
     def stop(self) -> None:
         self.shutdown()
