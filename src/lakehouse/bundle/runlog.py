@@ -139,11 +139,11 @@ class RunLog:
         return reaped
 
 
-def _holder(log: RunLog) -> str:
+def _holder(log: RunLog, job: str | None = None) -> str:
     """Who holds a lock, from the run log: ``run <id> (job <job>, pid <pid>)`` or a hint."""
-    live = [e for e in log.entries().values() if run_status(e) == RUNNING]
+    live = [e for e in log.entries(job).values() if run_status(e) == RUNNING]
     if not live:
-        return "another process"
+        return f"a run of job {job} waiting for the data root" if job else "another process"
     newest = max(live, key=lambda e: e.started)
     return f"run {newest.run_id} (job {newest.job}, pid {newest.pid}, since {newest.started})"
 
@@ -165,14 +165,15 @@ def run_locks(
     """Hold a slot of ``job`` and the data root's lock while the ``with`` block runs.
 
     Raises :class:`RunRefusedError` (one line) when every job slot is taken, or when the
-    data root stays locked for ``wait_s`` seconds.
+    data root stays locked for ``wait_s`` seconds. Reentrant in one thread (the CLI takes the
+    locks before it starts an engine, the runner takes them again).
     """
     locks = data_root / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     log = RunLog(data_root)
     with contextlib.ExitStack() as stack:
         for slot in range(max_concurrent_runs):
-            lock = FileLock(locks / f"job.{job}.{slot}.lock")
+            lock = FileLock(locks / f"job.{job}.{slot}.lock", is_singleton=True)
             try:
                 lock.acquire(timeout=0)
             except Timeout:
@@ -182,9 +183,9 @@ def run_locks(
         else:
             raise RunRefusedError(
                 f"job {job} not started: max_concurrent_runs={max_concurrent_runs} reached on "
-                f"{data_root} ({_holder(log)} is running)"
+                f"{data_root} ({_holder(log, job)} is running)"
             )
-        root = FileLock(locks / "data_root.lock")
+        root = FileLock(locks / "data_root.lock", is_singleton=True)
         wait = _lock_wait_s(wait_s)
         try:
             root.acquire(timeout=wait)

@@ -292,6 +292,7 @@ class _Schedule:
         number = self.attempts[task.task_key] = self.attempts.get(task.task_key, 0) + 1
         if self.on_event and number == 1:
             self.on_event("started", task, None)
+            now = time.monotonic()  # the event handler took its time: the clock starts here
         deadline = now + task.timeout_seconds if task.timeout_seconds else None
         self.running[task.task_key] = _Attempt(
             task,

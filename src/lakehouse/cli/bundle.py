@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lakehouse.bundle.runlog import run_locks
 from lakehouse.bundle.runner import run_job, select_job
 from lakehouse.cli._context import CliError, _governed_command, _load, _session
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
@@ -80,6 +81,23 @@ def _run_bundle_job(
     project = _load(project_dir, target, engine, var)
     job_name, job_spec = select_job(project, job)
     select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
+    with run_locks(project.data_root, job_name, job_spec.max_concurrent_runs):
+        # locked before an engine starts: a refused run says so at once
+        report = _run_locked(project, job_name, only, from_task, no_retries, var)
+    render_report(report, console)
+    if not report.succeeded:
+        raise CliError(_job_failure(job_name, report))
+
+
+def _run_locked(
+    project: Project,
+    job_name: str,
+    only: list[str] | None,
+    from_task: str | None,
+    no_retries: bool,
+    var: list[str] | None,
+) -> RunReport:
+    """Start the engine (or the spark-submit runner) and run the job; the report."""
     run_id = new_run_id()
     task_runner = None
     if project.engine.kind == "spark":
@@ -88,7 +106,7 @@ def _run_bundle_job(
         session = _session(project, job_name)
     try:
         with console.status("") as status:
-            report = run_job(
+            return run_job(
                 project,
                 job_name,
                 session,
@@ -102,9 +120,6 @@ def _run_bundle_job(
             )
     finally:
         session.stop()
-    render_report(report, console)
-    if not report.succeeded:
-        raise CliError(_job_failure(job_name, report))
 
 
 def _spark_submit_run(
