@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from pyspark.sql import SparkSession
 
 from lakehouse.bundle.runlog import RunLog
 from lakehouse.config import load_project
+from lakehouse.io.delta import DeltaStore
 from tests.bundle.test_runner import REPO, _cli_env, _log, _task, _wait_for
+from tests.support import session_engine
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 JOBS = {
@@ -24,6 +29,12 @@ JOBS = {
     "other": {"tasks": [_task("other_ok", "ok")]},
     "later": {"tasks": [_task("later_ok", "ok")]},
 }
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _bundle(root: Path) -> Path:
@@ -86,3 +97,36 @@ def test_a_second_run_is_refused_or_waits_while_one_holds_the_data_root(tmp_path
     statuses = sorted((e.job, e.status) for e in RunLog(data_root).entries().values())
     assert statuses == [("holding", "SUCCESS"), ("later", "SUCCESS")]
     assert not os.environ.get("LAKEHOUSE_RUN_LOCK_WAIT_S")
+
+
+@pytest.mark.e2e
+def test_two_demo_runs_started_together_on_one_data_root_land_the_data_once(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Before the locks both ran: bronze.events got 600 rows instead of 500 and the second
+    run failed in MLflow's sqlite migration."""
+    project_dir = tmp_path / "bundle"
+    project_dir.mkdir()
+    shutil.copy(REPO / "bundle.yml", project_dir / "bundle.yml")
+    for name in ("conf", "jobs"):
+        shutil.copytree(REPO / name, project_dir / name)
+    data_root = tmp_path / "data"
+    env = {k: v for k, v in _cli_env(data_root).items() if not k.startswith("PYSPARK_")}
+    runs = [
+        subprocess.Popen(
+            [LAKEHOUSE, "run", "demo", "--project-dir", str(project_dir)],
+            env={**env, "LAKEHOUSE_VAR_sample_api_port": str(_free_port())},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = sorted(_last_error(run) for run in runs)
+    assert [code for code, _ in outcomes] == [0, 1], outcomes
+    assert outcomes[1][1].startswith("error: job demo not started: max_concurrent_runs=1"), outcomes
+
+    project = load_project(project_dir, var_overrides={"data_root": str(data_root)})
+    tables = DeltaStore(spark, project, session_engine(spark))
+    assert tables.row_count("lakehouse.bronze.events") == 500
+    assert tables.row_count("lakehouse.bronze.orders") == 8671

@@ -25,8 +25,8 @@ predictions made by that champion, and each killed run recorded ABANDONED in the
 (what ``lakehouse runs`` shows; its rendering is tested in ``tests/bundle/test_runner.py``)
 and, when it was killed inside a task, that task ABANDONED in ``meta.job_runs``.
 
-Measured: the whole module (baseline + 7 runs, 5 of them killed) takes ~4.5 min on two
-idle cores, ~6.5 min on a loaded machine.
+Measured: the whole module (baseline + 7 runs, 5 of them killed) took 6.5 min on a
+2-core machine shared with other test runs (a clean demo run there: 50-95 s).
 """
 
 from __future__ import annotations
