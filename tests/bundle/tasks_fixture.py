@@ -41,3 +41,9 @@ def sleepy(ctx: TaskContext) -> None:
 def reads_a_table(ctx: TaskContext) -> None:
     """Touches the catalog, so access checks and audit rows are attributed to this task."""
     ctx.tables.read("lakehouse.meta.processed_files").count()
+
+
+def empty_source(ctx: TaskContext) -> None:
+    """Counts a source that yielded nothing, as an exhausted HTTP source does."""
+    ctx.report.count("source exhausted_api", new=0, rows=0, requests=3)
+    ctx.report.count("source busy_drop", new=1, rows=5)

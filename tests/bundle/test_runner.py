@@ -65,6 +65,10 @@ JOBS: dict[str, Any] = {
             _task("never", "ok", "sleeps"),
         ]
     },
+    "quiet": {"tasks": [_task("ingest", "empty_source")]},
+    "holding": {
+        "tasks": [_task("first", "ok"), _task("sleeps", "sleepy", "first", parameters=["60"])]
+    },
     "parallel": {
         "max_parallel_tasks": 2,
         "tasks": [
@@ -259,3 +263,80 @@ def test_the_cli_exits_non_zero_naming_the_failure_and_calls_webhooks(
     )
     assert listing.returncode == 0, listing.stderr
     assert "FAILED" in listing.stdout and "broken" in listing.stdout
+
+
+def test_a_source_that_yielded_nothing_is_named_in_the_run_summary(
+    engine_session: EngineSession, project: Project
+) -> None:
+    report = run_job(project, "quiet", engine_session, run_id="r-quiet")
+    assert report.succeeded
+    assert report.notes == ["exhausted_api: yielded no new rows (3 requests)"]
+
+
+def test_every_run_is_in_the_run_log_and_a_killed_one_is_recorded_abandoned(
+    spark: SparkSession, engine_session: EngineSession, project: Project
+) -> None:
+    from lakehouse.bundle.runlog import RunEntry, RunLog
+
+    log = RunLog(project.data_root)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer exists: a killed run's process
+    log.write(RunEntry("r-killed", "retrying", "RUNNING", dead.pid, os.uname().nodename, "x"))
+    killed = log.entries()["r-killed"]
+    log.task_started(killed, "flaky")
+
+    report = run_job(project, "retrying", engine_session, run_id="r-after")
+    assert report.succeeded
+    entries = log.entries()
+    assert (entries["r-after"].status, entries["r-after"].running_tasks) == ("SUCCESS", [])
+    assert entries["r-killed"].status == "ABANDONED" and entries["r-killed"].ended
+    assert _records(spark, project, "r-killed") == [
+        ("flaky", 0, "ABANDONED", "the run's process ended without recording this task (killed?)")
+    ]
+
+
+def _cli_env(data_root: Path) -> dict[str, str]:
+    """The environment of a ``lakehouse`` subprocess: the fixture tasks importable, this
+    checkout's package first (``PYTHONPATH`` as the tests were given it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "MLFLOW_"))}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["LAKEHOUSE_VAR_data_root"] = str(data_root)
+    return env
+
+
+def _wait_for(predicate: Any, seconds: float = 120) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.1)
+
+
+def test_runs_lists_a_sigkilled_run_as_abandoned_not_success(
+    project_root: Path, tmp_path: Path
+) -> None:
+    """The kill lands while ``sleeps`` runs: ``first`` succeeded, nothing else was recorded."""
+    import signal
+
+    env = _cli_env(tmp_path / "data")
+    project = load_project(project_root, var_overrides={"data_root": str(tmp_path / "data")})
+    victim = subprocess.Popen(
+        [LAKEHOUSE, "bundle", "run", "holding", "-C", str(project_root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: ("sleeps", "start") in {(e["task"], e["event"]) for e in _log(project)})
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    listing = subprocess.run(
+        [LAKEHOUSE, "runs", "holding", "-C", str(project_root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listing.returncode == 0, listing.stderr
+    rows = [line for line in listing.stdout.splitlines() if "holding" in line]
+    assert len(rows) == 1 and "ABANDONED" in rows[0] and "SUCCESS" not in rows[0], rows

@@ -482,3 +482,64 @@ def test_rows_use_the_batch_interval_as_timestamps() -> None:
     start = datetime(2026, 7, 1) + timedelta(seconds=0.6)
     assert all(start <= datetime.fromisoformat(r[2]) < start + timedelta(seconds=0.3) for r in rows)
     assert len(rows) == 50
+
+
+# --------------------------------------------------------------------------- the demo's API
+
+
+def test_the_demo_api_refuses_a_port_held_by_another_runs_sample_api() -> None:
+    """Two demo runs on one port would each eat the other's batches: the second is refused."""
+    from lakehouse.core.errors import LakehouseError
+    from lakehouse.samples.api import demo_sample_api
+
+    with (
+        run_sample_api(SampleApiSettings()) as other_run,
+        pytest.raises(LakehouseError, match="taken by another run's sample API"),
+        demo_sample_api(other_run.port),
+    ):
+        pass
+
+
+def test_the_demo_api_refuses_a_foreign_server_on_its_port() -> None:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from lakehouse.core.errors import LakehouseError
+    from lakehouse.samples.api import demo_sample_api
+
+    class Answers200(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = HTTPServer(("127.0.0.1", 0), Answers200)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with (
+            pytest.raises(LakehouseError, match="not a lakehouse sample API"),
+            demo_sample_api(server.server_address[1]),
+        ):
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_demo_api_uses_a_shared_sample_api_and_serves_its_own_otherwise() -> None:
+    from lakehouse.apps.local_server import background_server
+    from lakehouse.samples.api import IDENTITY_HEADER, create_app, demo_sample_api
+
+    shared = create_app(SampleApiSettings())
+    shared.state.sample_identity = "shared"  # as `lakehouse samples serve` runs it
+    with background_server(shared, lifespan="off") as port, demo_sample_api(port) as url:
+        assert url == f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/health", timeout=TIMEOUT).headers[IDENTITY_HEADER] == "shared"
+    with run_sample_api(SampleApiSettings()) as probe:
+        free = probe.port
+    with demo_sample_api(free) as url:
+        health = requests.get(f"{url}/health", timeout=TIMEOUT)
+        assert (health.json(), health.headers[IDENTITY_HEADER]) == ({"status": "ok"}, "private")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
+from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
 from lakehouse.config.jobs import Job, Task, task_order
 from lakehouse.config.loader import import_callable
 from lakehouse.config.project import Project
@@ -27,6 +28,7 @@ from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, s
 from lakehouse.core.errors import ConfigError, LakehouseError, one_line
 from lakehouse.engine import EngineSession
 from lakehouse.io.store import TableStore
+from lakehouse.runtime.crash import crash_point
 from lakehouse.runtime.run import RunAs, RunContext, open_run
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ def run_job(
     task_runner: TaskRunner | None = None,
     retries: bool = True,
     engine: str | None = None,
+    lock_wait_s: float | None = None,
 ) -> RunReport:
     """Run the job's tasks as a DAG; never raises for a task failure.
 
@@ -132,31 +135,70 @@ def run_job(
 
     In-process tasks cannot be killed: a timed-out attempt is abandoned (its thread may
     keep running until it returns); tasks launched with spark-submit are killed.
+
+    The run holds its data root's lock and a ``max_concurrent_runs`` slot of the job
+    (:func:`~lakehouse.bundle.runlog.run_locks`; a refused run raises ``RunRefusedError``
+    after waiting up to ``lock_wait_s``) and is recorded in the run log; runs that were
+    killed before are recorded ABANDONED first.
     """
     name, job = select_job(project, job_name)
-    with open_run(
-        project,
-        job=name,
-        session=session,
-        run_as=RunAs(job=name),
-        run_id=run_id,
-        engine=engine,  # spark when tasks are spark-submitted
-        register=True,
-    ) as run:
-        report = run.report
-        records = RunRecords(run.store, report, run.principal)
-        notify(job, "on_start", report)
-        schedule = _Schedule(
-            job,
-            select_tasks(job, only, from_task),
-            task_runner or _in_process(run),
-            records,
-            on_event,
-            retries=retries,
-        )
-        schedule.run()
+    with run_locks(project.data_root, name, job.max_concurrent_runs, wait_s=lock_wait_s):
+        runlog = RunLog(project.data_root)
+        reaped = runlog.reap()
+        with open_run(
+            project,
+            job=name,
+            session=session,
+            run_as=RunAs(job=name),
+            run_id=run_id,
+            engine=engine,  # spark when tasks are spark-submitted
+            register=True,
+        ) as run:
+            report = run.report
+            records = RunRecords(run.store, report, run.principal)
+            records.abandoned(reaped)
+            entry = runlog.start(report.run_id, name)
+            notify(job, "on_start", report)
+            schedule = _Schedule(
+                job,
+                select_tasks(job, only, from_task),
+                task_runner or _in_process(run),
+                records,
+                _logged_events(runlog, entry, on_event),
+                retries=retries,
+            )
+            try:
+                schedule.run()
+            finally:  # an interrupted run (Ctrl-C) ends FAILED; only a killed one never ends
+                runlog.end(entry, "SUCCESS" if report.succeeded else "FAILED")
+            report.notes.extend(empty_source_notes(report))
     notify(job, "on_success" if report.succeeded else "on_failure", report)
     return report
+
+
+def _logged_events(runlog: RunLog, entry: RunEntry, on_event: TaskEvent | None) -> TaskEvent:
+    """``on_event`` plus the run log's record of running tasks (and the task kill points)."""
+
+    def logged(event: str, task: Task, outcome: TaskOutcome | None) -> None:
+        if event == "started":
+            runlog.task_started(entry, task.task_key)
+        if on_event is not None:
+            on_event(event, task, outcome)
+        if event == "finished":
+            runlog.task_ended(entry, task.task_key)
+            crash_point(f"task:{task.task_key}")
+
+    return logged
+
+
+def empty_source_notes(report: RunReport) -> list[str]:
+    """A note per ingested source that yielded no new rows (an exhausted API, no new files)."""
+    return [
+        f"{scope.removeprefix('source ')}: yielded no new rows"
+        + (f" ({counts['requests']} requests)" if counts.get("requests") else "")
+        for scope, counts in report.counters.items()
+        if scope.startswith("source ") and counts.get("rows", 0) == 0
+    ]
 
 
 def _in_process(run: RunContext) -> TaskRunner:
@@ -250,6 +292,7 @@ class _Schedule:
         number = self.attempts[task.task_key] = self.attempts.get(task.task_key, 0) + 1
         if self.on_event and number == 1:
             self.on_event("started", task, None)
+            now = time.monotonic()  # the event handler took its time: the clock starts here
         deadline = now + task.timeout_seconds if task.timeout_seconds else None
         self.running[task.task_key] = _Attempt(
             task,
@@ -368,6 +411,20 @@ class RunRecords:
         with self._lock:
             self._rows.append(row)
         self.flush()  # per attempt: a crashed run still leaves its records
+
+    def abandoned(self, runs: list[RunEntry]) -> None:
+        """Record the tasks killed runs were running as ABANDONED, under those runs' ids."""
+        r = self.report
+        now = _utcnow()
+        error = "the run's process ended without recording this task (killed?)"
+        rows = [
+            JobRunRow(e.job, e.run_id, task, 0, "ABANDONED", None, now, error, None, r.target, None)
+            for e in runs
+            for task in e.running_tasks
+        ]
+        with self._lock:
+            self._rows.extend(rows)
+        self.flush()
 
     def flush(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lakehouse.bundle.runlog import run_locks
 from lakehouse.bundle.runner import run_job, select_job
 from lakehouse.cli._context import CliError, _governed_command, _load, _session
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from lakehouse.bundle.context import RunReport
+    from lakehouse.bundle.runlog import RunEntry
     from lakehouse.bundle.runner import TaskEvent, TaskRunner
 
 bundle_app = typer.Typer(
@@ -79,6 +81,23 @@ def _run_bundle_job(
     project = _load(project_dir, target, engine, var)
     job_name, job_spec = select_job(project, job)
     select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
+    with run_locks(project.data_root, job_name, job_spec.max_concurrent_runs):
+        # locked before an engine starts: a refused run says so at once
+        report = _run_locked(project, job_name, only, from_task, no_retries, var)
+    render_report(report, console)
+    if not report.succeeded:
+        raise CliError(_job_failure(job_name, report))
+
+
+def _run_locked(
+    project: Project,
+    job_name: str,
+    only: list[str] | None,
+    from_task: str | None,
+    no_retries: bool,
+    var: list[str] | None,
+) -> RunReport:
+    """Start the engine (or the spark-submit runner) and run the job; the report."""
     run_id = new_run_id()
     task_runner = None
     if project.engine.kind == "spark":
@@ -87,7 +106,7 @@ def _run_bundle_job(
         session = _session(project, job_name)
     try:
         with console.status("") as status:
-            report = run_job(
+            return run_job(
                 project,
                 job_name,
                 session,
@@ -101,9 +120,6 @@ def _run_bundle_job(
             )
     finally:
         session.stop()
-    render_report(report, console)
-    if not report.succeeded:
-        raise CliError(_job_failure(job_name, report))
 
 
 def _spark_submit_run(
@@ -217,12 +233,15 @@ def runs(
     var: VarOpt = None,
 ) -> None:
     """List recent job runs from the run records: status, duration, tasks and attempts."""
+    from lakehouse.bundle.runlog import RunLog
+
     project = _load(project_dir, target, engine, var)
+    logged = RunLog(project.data_root).entries(job)
     by_run = _attempts_by_run(project, job)
-    if not by_run:
+    if not by_run and not logged:
         console.print("no job runs recorded yet")
         return
-    console.print(_job_runs_table(by_run, limit))
+    console.print(_job_runs_table(by_run, logged, limit))
 
 
 def _attempts_by_run(project: Project, job: str | None) -> dict[str, list[Any]]:
@@ -242,36 +261,51 @@ def _attempts_by_run(project: Project, job: str | None) -> dict[str, list[Any]]:
     return by_run
 
 
-def _job_runs_table(by_run: dict[str, list[Any]], limit: int) -> Table:
-    """The newest ``limit`` runs, one row each."""
+def _job_runs_table(by_run: dict[str, list[Any]], logged: dict[str, RunEntry], limit: int) -> Table:
+    """The newest ``limit`` runs, one row each (a run the run log knows but no task ended
+    in shows from the run log alone)."""
     out = new_table(
         "job runs (newest first)",
         ("run id", "job", "status", "started", "seconds", "tasks", "retried / failed / skipped"),
     )
-    for run_id in sorted(by_run, reverse=True)[:limit]:
-        out.add_row(*_job_run_row(run_id, by_run[run_id]))
+    for run_id in sorted(set(by_run) | set(logged), reverse=True)[:limit]:
+        out.add_row(*_job_run_row(run_id, by_run.get(run_id, []), logged.get(run_id)))
     return out
 
 
-def _job_run_row(run_id: str, attempts: list[Any]) -> tuple[str, ...]:
-    """One run: its status from each task's final attempt, its time span and notable tasks."""
+STATUS_STYLES = {"SUCCESS": "green", "RUNNING": "yellow"}
+
+
+def _job_run_row(run_id: str, attempts: list[Any], entry: RunEntry | None) -> tuple[str, ...]:
+    """One run: its status, its time span and notable tasks.
+
+    The status is the run log's when the run did not end normally (RUNNING, or ABANDONED:
+    started, never ended, its process gone); else it comes from each task's final attempt.
+    """
+    from lakehouse.bundle.runlog import ABANDONED, RUNNING, run_status
+
     final: dict[str, Any] = {}
     for r in sorted(attempts, key=lambda r: (r["task"], r["attempt"])):
         final[r["task"]] = r
     statuses = [r["status"] for r in final.values()]
-    status = "SUCCESS" if all(s == "SUCCESS" for s in statuses) else "FAILED"
+    status = "SUCCESS" if statuses and all(s == "SUCCESS" for s in statuses) else "FAILED"
+    logged = run_status(entry) if entry is not None else None
+    if logged in (RUNNING, ABANDONED, "FAILED"):
+        status = logged
     starts = [r["start_time"] for r in attempts if r["start_time"] is not None]
     ends = [r["end_time"] for r in attempts if r["end_time"] is not None]
     seconds = f"{(max(ends) - min(starts)).total_seconds():.1f}" if starts and ends else "-"
     retried = sorted({r["task"] for r in attempts if r["attempt"] > 1})
-    failed = sorted(k for k, r in final.items() if r["status"] in ("FAILED", "TIMED_OUT"))
+    failed = sorted(
+        k for k, r in final.items() if r["status"] in ("FAILED", "TIMED_OUT", "ABANDONED")
+    )
     skipped = sorted(k for k, r in final.items() if r["status"] == "SKIPPED")
-    style = "green" if status == "SUCCESS" else "bold red"
+    started = str(min(starts))[:19] if starts else (entry.started[:19] if entry else "-")
     return (
         run_id,
-        attempts[0]["job"],
-        f"[{style}]{status}[/]",
-        str(min(starts))[:19] if starts else "-",
+        attempts[0]["job"] if attempts else (entry.job if entry else "-"),
+        f"[{STATUS_STYLES.get(status, 'bold red')}]{status}[/]",
+        started.replace("T", " "),
         seconds,
         str(len(final)),
         " / ".join(", ".join(x) or "-" for x in (retried, failed, skipped)),

@@ -25,6 +25,8 @@ from lakehouse.engine import EngineSession, build_session
 from lakehouse.governance.events import SUCCEEDED, TaskOutcome
 from lakehouse.governance.scope import GovernanceScope, TaskScope, resolve_principal
 from lakehouse.governance.store import GovernedStore, governed_tables
+from lakehouse.io.results import WriteResult
+from lakehouse.runtime.crash import crash_point
 
 REGISTER_TASK = "register"
 """The task scope :func:`open_run` registers the catalog under."""
@@ -248,5 +250,11 @@ def _governed_store(
         principal=principal,
         run_id=report.run_id,
         job=report.job,
-        on_write=report.writes.append,
+        on_write=lambda result: _committed(report, result),
     )
+
+
+def _committed(report: RunReport, result: WriteResult) -> None:
+    """A write committed: into the report, then past its kill point (crash-matrix tests)."""
+    report.writes.append(result)
+    crash_point(f"commit:{result.table}")

@@ -12,7 +12,9 @@ Authentication
     logged (uvicorn access logs are off) nor echoed (``next`` links never carry ``api_key``).
 
 Health
-    ``GET /health`` -> ``{"status": "ok"}`` (no token, no faults).
+    ``GET /health`` -> ``{"status": "ok"}`` (no token, no faults), with the header
+    ``X-Lakehouse-Sample-Api: shared`` from ``lakehouse samples serve`` (demo runs may use
+    it) or ``private`` from a server a run or test started for itself (they may not).
 
 Rotating batches (state kept per ``group_number``, an int >= 1)
     ``GET /data/columns`` -> ``{"columns": [...COLUMNS]}``.
@@ -73,6 +75,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import logging
 import math
 import random
 import threading
@@ -88,8 +91,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from lakehouse.apps.local_server import background_server
+from lakehouse.core.errors import LakehouseError
 from lakehouse.samples.faults import FaultSpec, QueuedFault, early_response, render
 from lakehouse.samples.generator import PLANS, REGIONS
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
@@ -275,6 +281,12 @@ async def _enter(state: _State, request: Request) -> tuple[Response | None, Faul
 # --------------------------------------------------------------------------- app
 
 
+IDENTITY_HEADER = "X-Lakehouse-Sample-Api"
+"""Sent by ``GET /health``: ``shared`` (``lakehouse samples serve``) or ``private`` (a server
+one run or test started for itself)."""
+SHARED, PRIVATE = "shared", "private"
+
+
 def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> FastAPI:
     """The sample API as a FastAPI app; ``clock`` decides which batch is current."""
     state = _State(settings, clock)
@@ -282,8 +294,11 @@ def create_app(settings: SampleApiSettings, clock: Clock = time.monotonic) -> Fa
     app.state.sample_settings = settings
     auth = [Depends(_token_check(settings))]
 
+    app.state.sample_identity = PRIVATE
+
     @app.get("/health")
-    async def health() -> dict[str, str]:
+    async def health(response: Response) -> dict[str, str]:
+        response.headers[IDENTITY_HEADER] = app.state.sample_identity
         return {"status": "ok"}
 
     _add_batch_routes(app, state, auth)
@@ -531,8 +546,13 @@ def serve_forever(
     *,
     clock: Clock = time.monotonic,
 ) -> None:
-    """Serve the sample API in the foreground until interrupted (``lakehouse samples serve``)."""
-    uvicorn.Server(_uvicorn_config(create_app(settings, clock), host, port)).run()
+    """Serve the sample API in the foreground until interrupted (``lakehouse samples serve``).
+
+    It says it is ``shared`` (:data:`IDENTITY_HEADER`): demo runs may use it.
+    """
+    app = create_app(settings, clock)
+    app.state.sample_identity = SHARED
+    uvicorn.Server(_uvicorn_config(app, host, port)).run()
 
 
 DEMO_API_SETTINGS = SampleApiSettings(interval_s=1.0, batches=10, batch_size=50)
@@ -542,17 +562,39 @@ DEMO_API_SETTINGS = SampleApiSettings(interval_s=1.0, batches=10, batch_size=50)
 def demo_sample_api(port: int, host: str = "127.0.0.1") -> Iterator[str]:
     """The demo job's sample API on ``host:port`` for the ``with`` block; yields its URL.
 
-    An API already answering there (e.g. ``lakehouse samples serve``) is used as it is.
-    Otherwise one is started with API time stepping per request (:class:`RequestClock`), so
-    a run sees all 10 batches in a second or two and a re-run sees the same 10 again.
+    A server of its own is started there, with API time stepping per request
+    (:class:`RequestClock`), so a run sees all 10 batches in a second or two and a re-run
+    sees the same 10 again. When the port is taken, only a server that says it is a shared
+    sample API (``lakehouse samples serve``) is used; another run's private sample API or a
+    foreign server is refused with one line (a run must not eat another run's batches).
     """
     url = f"http://{host}:{port}"
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-            if response.status == 200:
-                yield url
-                return
-    except OSError:
-        pass
-    with run_sample_api(DEMO_API_SETTINGS, host, port, clock=RequestClock(0.25)):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(
+                run_sample_api(DEMO_API_SETTINGS, host, port, clock=RequestClock(0.25))
+            )
+        except OSError as exc:
+            if _sample_api_identity(url) != SHARED:
+                raise LakehouseError(
+                    f"sample API port {host}:{port} is taken by {_occupant(url)} "
+                    f"({exc.strerror}); set the bundle variable sample_api_port to a free port"
+                ) from None
+            log.warning("using the shared sample API (lakehouse samples serve) at %s", url)
         yield url
+
+
+def _sample_api_identity(url: str) -> str | None:
+    """What ``GET /health`` at ``url`` says it is (``shared``/``private``); None: not ours."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.headers.get(IDENTITY_HEADER) if response.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _occupant(url: str) -> str:
+    identity = _sample_api_identity(url)
+    if identity == PRIVATE:
+        return "another run's sample API"
+    return "a server that is not a lakehouse sample API"

@@ -213,3 +213,43 @@ def test_force_is_a_train_model_task_parameter(ml_context: ContextFactory) -> No
         run_task("--frce")
     with pytest.raises(LakehouseError, match="unknown model"):
         run_task("nope")
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL inside the test process: nothing after it runs."""
+
+
+def test_a_crash_between_registration_and_aliases_is_completed_by_the_rerun(
+    ml_context: ContextFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry write happened, the alias moves did not: the re-run finishes them."""
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise _Killed("killed after the model version was registered")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowClient, "set_registered_model_alias", killed)
+        with pytest.raises(_Killed):
+            train_model(ml_context(), MODEL)
+    client = _client(ml_context())
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{NAME}'")] == ["1"]
+    assert _aliases(client) == {}  # the wedged state the crash leaves
+
+    ctx = ml_context()
+    rerun = train_model(ctx, MODEL)
+    assert (rerun.version, rerun.retrained) == ("1", False)
+    assert rerun.aliases == ["challenger", "champion"]
+    assert "completed its interrupted registration" in rerun.note
+    assert _aliases(client) == {"champion": "1", "challenger": "1"}
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{NAME}'")] == ["1"]
+    score_model(ctx, MODEL)  # has a champion to score with
+    assert (
+        ctx.tables.read("lakehouse.gold.churn_predictions")
+        .select("model_version")
+        .distinct()
+        .collect()[0][0]
+        == "1"
+    )
+
+    again = train_model(ml_context(), MODEL)  # complete now: nothing more to do
+    assert again.note == "training data and settings unchanged: not retrained"

@@ -41,11 +41,16 @@ from lakehouse.pipelines.ml.registry import (
     version_by_alias,
 )
 from lakehouse.pipelines.ml.training_set import TrainingSet, build_training_set
+from lakehouse.runtime.crash import crash_point
 
 log = logging.getLogger(__name__)
 
 FINGERPRINT_TAG = "lakehouse.training_fingerprint"
 PROMOTION_TAG = "lakehouse.promotion"
+PROMOTE_TAG = "lakehouse.promote"
+"""On a version: ``true``/``false``, whether its training run decided to make it champion."""
+ALIASES_SET_TAG = "lakehouse.aliases_set"
+"""On a version: present once its aliases were set; absent = registration was interrupted."""
 NUMERIC_TYPES = (T.NumericType, T.BooleanType)
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
@@ -329,7 +334,8 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
     data = training_data(training_set, spec)
     existing = None if force else _version_with_fingerprint(client, spec, data.fingerprint)
     if existing is not None:
-        return _unchanged_result(client, spec, existing)
+        completed = _complete_interrupted_promotion(client, spec, existing)
+        return _unchanged_result(client, spec, existing, completed)
 
     candidates, test_rows = train_candidates(data, spec)
     best = best_candidate(candidates, spec.promotion.metric)
@@ -361,17 +367,46 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
     )
 
 
-def _unchanged_result(client: Any, spec: ModelSpec, existing: Any) -> ModelResult:
+def _unchanged_result(
+    client: Any, spec: ModelSpec, existing: Any, completed: list[str]
+) -> ModelResult:
     """The result for a registered version trained on the same data and settings."""
     run = client.get_run(existing.run_id)
+    note = "training data and settings unchanged: not retrained"
+    if completed:
+        note += f"; completed its interrupted registration (set @{', @'.join(completed)})"
     return ModelResult(
         name=spec.registered_name,
         version=str(existing.version),
         aliases=aliases_of(client, spec.registered_name, str(existing.version)),
         metrics={k: float(v) for k, v in run.data.metrics.items()},
         retrained=False,
-        note="training data and settings unchanged: not retrained",
+        note=note,
     )
+
+
+def _complete_interrupted_promotion(client: Any, spec: ModelSpec, existing: Any) -> list[str]:
+    """Set the aliases a version's training run decided on but did not live to set.
+
+    A run killed between registering a version and moving its aliases leaves a version
+    with this data's fingerprint and no aliases; re-running (same data) finishes that
+    promotion instead of skipping training with no champion or registering a duplicate.
+    An alias already on a newer version is left there. Returns the aliases set.
+    """
+    tags = existing.tags
+    if PROMOTE_TAG not in tags or ALIASES_SET_TAG in tags:
+        return []  # complete (or registered before these tags existed)
+    name, version = spec.registered_name, str(existing.version)
+    wanted = [CHALLENGER, *([CHAMPION] if tags[PROMOTE_TAG] == "true" else [])]
+    done = []
+    for alias in wanted:
+        current = version_by_alias(client, name, alias)
+        if current is None or int(current.version) < int(version):
+            client.set_registered_model_alias(name, alias, version)
+            done.append(alias)
+    client.set_model_version_tag(name, version, ALIASES_SET_TAG, "true")
+    log.warning("%s v%s: completed an interrupted registration (%s)", name, version, done)
+    return done
 
 
 def _promotion_against_champion(
@@ -421,9 +456,14 @@ def _log_and_register(
         registered = mlflow.register_model(
             best.model_uri,
             spec.registered_name,
-            tags={FINGERPRINT_TAG: data.fingerprint, PROMOTION_TAG: decision.reason},
+            tags={
+                FINGERPRINT_TAG: data.fingerprint,
+                PROMOTION_TAG: decision.reason,
+                PROMOTE_TAG: str(decision.promote).lower(),
+            },
         )
         version = str(registered.version)
+        crash_point("model:registered")
         client.set_registered_model_alias(spec.registered_name, CHALLENGER, version)
         client.update_model_version(
             spec.registered_name,
@@ -432,6 +472,8 @@ def _log_and_register(
         )
         if decision.promote:
             client.set_registered_model_alias(spec.registered_name, CHAMPION, version)
+            crash_point("model:champion")
+        client.set_model_version_tag(spec.registered_name, version, ALIASES_SET_TAG, "true")
         mlflow.set_tag("lakehouse.registered_version", version)
     return version, parent.info.run_id
 
