@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 BUNDLE_FILE = "bundle.yml"
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -16,6 +17,20 @@ TableName = Annotated[str, Field(pattern=TABLE_NAME, description="catalog.schema
 DottedCallable = Annotated[
     str, Field(pattern=DOTTED_CALLABLE, description="package.module:function")
 ]
+
+
+def known_codec(name: str) -> str:
+    """``name`` if Python knows the codec (``latin-1``, ``cp1252``, ``utf-16`` ...)."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(
+            f"unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252, utf-16)"
+        ) from None
+    return name
+
+
+Encoding = Annotated[str, AfterValidator(known_codec)]
 
 
 class StrictModel(BaseModel):

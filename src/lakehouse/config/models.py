@@ -16,6 +16,7 @@ from lakehouse.config.base import (  # noqa: F401 - re-exported
     IDENTIFIER,
     TABLE_NAME,
     DottedCallable,
+    Encoding,
     Identifier,
     StrictModel,
     TableName,
@@ -400,6 +401,8 @@ class FileSource(StrictModel):
     target: TableName
     schema_drift: SchemaDrift = "rescue"
     files_per_commit: int = Field(default=100, ge=1, description="files appended per Delta commit")
+    encoding: Encoding = Field("utf-8", description="codec of text files without a BOM")
+    follow_symlinks_outside: bool = Field(False, description="else such symlinks are refused")
 
 
 class RetryPolicy(StrictModel):

@@ -15,7 +15,7 @@ from lakehouse.pipelines.bronze.ingest import ingest_file_source
 from lakehouse.pipelines.silver.refine import refine_table
 from tests.support import session_engine
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "landing"
+DATA = Path(__file__).resolve().parents[2] / "data" / "landing"
 
 
 @pytest.fixture()
