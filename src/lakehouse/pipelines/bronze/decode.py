@@ -77,15 +77,12 @@ def codec_name(encoding: str) -> str:
     return codecs.lookup(encoding).name
 
 
-def _utf8_problem(data: bytes, offset: int, lines_before: int) -> tuple[int, str] | None:
-    """(bytes left incomplete at the end, problem) for one chunk of supposed UTF-8."""
+def _utf8_problem(data: bytes) -> tuple[int, int, str] | None:
+    """(bytes left incomplete at the end, offset, kind) of the first problem in a chunk of
+    supposed UTF-8; kind ``""`` (only an incomplete character at the end), ``nul``, ``utf-8``."""
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = lines_before + data.count(b"\n", 0, nul) + 1
-        return 0, (
-            f"binary content: NUL byte at byte {offset + nul} (line {line}); not UTF-8 text "
-            "(declare the source's `encoding` if it is UTF-16 without a BOM)"
-        )
+        return 0, nul, "nul"
     if data.isascii():
         return None
     try:
@@ -93,39 +90,56 @@ def _utf8_problem(data: bytes, offset: int, lines_before: int) -> tuple[int, str
         return None
     except UnicodeDecodeError as exc:
         if exc.reason == "unexpected end of data" and len(data) - exc.start < 4:
-            return len(data) - exc.start, ""  # a character split across chunks
-        line = lines_before + data.count(b"\n", 0, exc.start) + 1
-        return 0, (
-            f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte {offset + exc.start} "
-            f"(line {line}); declare the source's `encoding`"
-        )
+            return len(data) - exc.start, exc.start, ""  # a character split across chunks
+        return 0, exc.start, "utf-8"
 
 
 def _scan_utf8(
     first: bytes, stream: pafs.NativeFile, update: Callable[[bytes], None]
-) -> str | None:
-    """Hash the rest of ``stream`` and validate everything as UTF-8; the first problem."""
-    pending, offset, lines, chunk = b"", 0, 0, first
-    problem: str | None = None
+) -> tuple[int, str] | None:
+    """Hash the rest of ``stream`` and validate everything as UTF-8: the first problem's
+    (offset, kind), kind ``nul``, ``utf-8`` or ``truncated``."""
+    pending, offset, chunk = b"", 0, first
+    problem: tuple[int, str] | None = None
     while chunk:
         if problem is None:
             data = pending + chunk
-            found = _utf8_problem(data, offset, lines)
+            found = _utf8_problem(data)
             pending = b""
             if found is not None:
-                keep, text = found
-                if text:
-                    problem = text
+                keep, at, kind = found
+                if kind:
+                    problem = (offset + at, kind)
                 else:
                     pending = data[len(data) - keep :]
                     data = data[: len(data) - keep]
             offset += len(data)
-            lines += data.count(b"\n")
         chunk = stream.read(CHUNK)
         update(chunk)
     if problem is None and pending:
-        problem = f"not valid UTF-8: truncated character at byte {offset} (end of file)"
+        problem = (offset, "truncated")
     return problem
+
+
+def _utf8_message(path: str, offset: int, kind: str) -> str:
+    """The problem at ``offset`` for people: the byte, its line (the prefix is re-read)."""
+    fs, inner = _filesystem(path)
+    line, read, last = 1, 0, b""
+    with fs.open_input_stream(inner) as stream:
+        while read <= offset and (chunk := stream.read(min(CHUNK, offset + 1 - read))):
+            line += chunk.count(b"\n", 0, offset - read)
+            read, last = read + len(chunk), chunk
+    if kind == "nul":
+        return (
+            f"binary content: NUL byte at byte {offset} (line {line}); not UTF-8 text "
+            "(declare the source's `encoding` if it is UTF-16 without a BOM)"
+        )
+    if kind == "truncated":
+        return f"not valid UTF-8: truncated character at byte {offset} (end of file)"
+    return (
+        f"not valid UTF-8: byte 0x{last[-1]:02x} at byte {offset} (line {line}); "
+        "declare the source's `encoding`"
+    )
 
 
 def _decoded_problem(content: bytes, encoding: str) -> str | None:
@@ -196,9 +210,9 @@ def inspect_file(path: str, encoding: str = "utf-8", *, text: bool = True) -> De
                 digest.update(chunk)
             too_big = f"more than {MAX_DRIVER_DECODED} bytes to decode in the driver"
             return Decoding(digest.hexdigest(), problem=f"{too_big}; convert the file to UTF-8")
-        problem = _scan_utf8(first, stream, digest.update)
-    bom = first.startswith(codecs.BOM_UTF8)
-    return Decoding(digest.hexdigest(), bom=bom, problem=problem)
+        found = _scan_utf8(first, stream, digest.update)
+    problem = _utf8_message(path, *found) if found else None
+    return Decoding(digest.hexdigest(), bom=first.startswith(codecs.BOM_UTF8), problem=problem)
 
 
 def _in_memory(raw: bytes, declared: str, digest: str) -> Decoding:
