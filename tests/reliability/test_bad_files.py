@@ -59,6 +59,7 @@ sources:
 GOOD = {
     "csv": b"id,qty,price,name\ng1,1,1.5,ok\ng2,2,2.5,ok\n",
     "jsonl": b'{"id": "g1", "qty": 1}\n{"id": "g2", "qty": 2}\n',
+    "json": b'[{"id": "g1", "qty": 1}, {"id": "g2", "qty": 2}]',
 }
 
 
@@ -216,6 +217,16 @@ CASES = [
         fmt="jsonl",
         landed={"2": (20, None, None, None)},
         corrupt=('{"id": "1", "qty": 10, "qty": 11}',),
+    ),
+    Case(
+        "json",
+        "array file: repeated key, number out of range",
+        b'[{"id": "1", "qty": 10, "qty": 11}, {"id": "2", "qty": 20, "price": 1e400}]',
+        fmt="json",
+        landed={
+            "1": (10, None, None, '{"qty__duplicate_3":"11"}'),
+            "2": (20, None, None, '{"price":"1e400"}'),
+        },
     ),
     # values out of range for their column
     Case(

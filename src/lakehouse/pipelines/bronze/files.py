@@ -14,6 +14,7 @@ import csv
 import fnmatch
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -181,6 +182,22 @@ def _json_lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
     return spark.createDataFrame([(line,) for line in lines], "value string")
 
 
+def _finite_or_text(number: str) -> float | str:
+    """A JSON number as a float, or its text when it is out of range (``1e400``): never
+    Infinity, so a ``double`` column rescues it."""
+    value = float(number)
+    return value if math.isfinite(value) else number
+
+
+def _keep_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose repeated keys are kept: the later ones renamed
+    ``<key>__duplicate_<position>`` (undeclared fields, rescued), as for CSV headers."""
+    out: dict[str, object] = {}
+    for position, (key, value) in enumerate(pairs, start=1):
+        out[f"{key}__duplicate_{position}" if key in out else key] = value
+    return out
+
+
 def read_raw(
     spark: SparkSession, source: FileSource, landed: LandedFile, declared: list[str]
 ) -> DataFrame:
@@ -211,7 +228,7 @@ def read_raw(
         else:
             text = data.decode("utf-8-sig", errors="replace")
         try:
-            document = json.loads(text)
+            document = json.loads(text, parse_float=_finite_or_text, object_pairs_hook=_keep_pairs)
         except ValueError as exc:
             return corrupt_record(spark, declared, f"malformed JSON document: {exc}", text)
         items = document if isinstance(document, list) else [document]
