@@ -27,7 +27,7 @@ def measure(engine: str, rows: int) -> dict[str, float]:
     """One run in this process: returns seconds per phase."""
     from pyspark.sql import functions as F
 
-    from lakehouse.config.models import EngineSpec
+    from lakehouse.config.bundle_spec import EngineSpec
     from lakehouse.engine import build_session
 
     with tempfile.TemporaryDirectory() as tmp:

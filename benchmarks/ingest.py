@@ -145,7 +145,7 @@ class Bench:
     """One Sail session, the generated files and the temporary project."""
 
     def __init__(self, work: Path, rows: int, files: int) -> None:
-        from lakehouse.config.models import EngineSpec
+        from lakehouse.config.bundle_spec import EngineSpec
         from lakehouse.engine import build_session
 
         self.work = work

@@ -114,17 +114,17 @@ def train_demo_model(work: Path, customers: int, candidates: list[str]) -> dict[
     """Build the demo project's tables and train ``churn``; return the champion and records."""
     import pandas as pd
 
-    from lakehouse.pipelines.bronze.ingest import ingest_source
+    from lakehouse.apps.serving.app import entity_keys
     from lakehouse.bundle.context import RunReport, TaskContext
     from lakehouse.config import load_project
     from lakehouse.engine import build_session
-    from lakehouse.pipelines.gold import build_gold
     from lakehouse.io.delta import DeltaStore
+    from lakehouse.pipelines.bronze.ingest import ingest_source
+    from lakehouse.pipelines.gold import build_gold
     from lakehouse.pipelines.ml.registry import CHAMPION, connect, version_by_alias
     from lakehouse.pipelines.ml.train import train_model
-    from lakehouse.samples.generator import SampleSpec, land_sample_files
-    from lakehouse.apps.serving.app import entity_keys
     from lakehouse.pipelines.silver.refine import refine_table
+    from lakehouse.samples.generator import SampleSpec, land_sample_files
 
     copy_bundle(work / "project", candidates)
     data_root = work / "data"

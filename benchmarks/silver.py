@@ -284,7 +284,7 @@ class Bench:
     """One Sail session, the Bronze table and the temporary project."""
 
     def __init__(self, work: Path, rows: int) -> None:
-        from lakehouse.config.models import EngineSpec
+        from lakehouse.config.bundle_spec import EngineSpec
         from lakehouse.engine import build_session
 
         self.work = work

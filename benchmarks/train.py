@@ -226,17 +226,17 @@ def copy_bundle(dest: Path, overrides: list[str]) -> list[str]:
 
 
 def run_pipeline(work: Path, customers: int, overrides: list[str]) -> dict[str, Any]:
-    from lakehouse.pipelines.bronze.ingest import ingest_source
     from lakehouse.bundle.context import RunReport, TaskContext
     from lakehouse.config import load_project
-    from lakehouse.pipelines.gold import build_gold
     from lakehouse.io.delta import DeltaStore
+    from lakehouse.pipelines.bronze.ingest import ingest_source
+    from lakehouse.pipelines.gold import build_gold
     from lakehouse.pipelines.ml.registry import CHAMPION, connect
     from lakehouse.pipelines.ml.score import score_model
     from lakehouse.pipelines.ml.train import holdout_split, train_model, training_data
     from lakehouse.pipelines.ml.training_set import build_training_set
-    from lakehouse.samples.generator import SampleSpec, land_sample_files
     from lakehouse.pipelines.silver.refine import refine_table
+    from lakehouse.samples.generator import SampleSpec, land_sample_files
 
     sampler = RssSampler()
     sampler.start()
@@ -339,7 +339,8 @@ def run_pipeline(work: Path, customers: int, overrides: list[str]) -> dict[str, 
 
         # 5. training set alone
         def training_set() -> tuple[int, str, dict[str, Any]]:
-            data = training_data(build_training_set(project, tables, spec), spec)
+            model = project.model_handle(MODEL)
+            data = training_data(build_training_set(tables, model), spec)
             train_rows, test_rows = holdout_split(data, spec.split, spec.seed)
             y = data.y
             detail = {

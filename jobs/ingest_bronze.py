@@ -6,8 +6,8 @@ spark-submit jobs/ingest_bronze.py [--target T] [--project-dir DIR]
 
 from __future__ import annotations
 
-from lakehouse.pipelines.bronze.ingest import ingest_bronze as TASK
 from lakehouse.bundle.entrypoint import run_task_script
+from lakehouse.pipelines.bronze.ingest import ingest_bronze as TASK
 
 if __name__ == "__main__":
     raise SystemExit(run_task_script(TASK))

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config.models import EngineSpec
+from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.engine import EngineKind, EngineSession, build_session
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
-from lakehouse.config.models import EngineSpec
+from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.core.errors import LakehouseError
 from lakehouse.engine import build_session
 from lakehouse.io.delta import DeltaStore

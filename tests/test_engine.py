@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config.models import DeltaJars, EngineSpec
+from lakehouse.config.bundle_spec import DeltaJars, EngineSpec
 from lakehouse.engine import EngineSession, jvm_spark_conf
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")

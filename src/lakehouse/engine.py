@@ -29,7 +29,7 @@ from typing import Literal
 
 from pyspark.sql import SparkSession
 
-from lakehouse.config.models import EngineSpec
+from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.core.errors import EngineError, one_line
 
 log = logging.getLogger(__name__)

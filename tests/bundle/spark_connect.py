@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse.bundle.submit import spark_submit_executable, stop_process_group, submit_env
-from lakehouse.config.models import EngineSpec
+from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.engine import delta_classpath, jvm_spark_conf
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"

@@ -39,7 +39,7 @@ from lakehouse.bundle.export import (
     write_databricks,
 )
 from lakehouse.config import Project, load_project
-from lakehouse.config.models import Job, Schedule
+from lakehouse.config.jobs import Job, Schedule
 from lakehouse.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

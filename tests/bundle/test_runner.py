@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.bundle.runner import run_job, select_tasks
 from lakehouse.config import Project, load_project
-from lakehouse.config.models import Job
+from lakehouse.config.jobs import Job
 from lakehouse.engine import EngineSession
 from lakehouse.io.delta import DeltaStore
 from tests.support import session_engine

@@ -18,8 +18,8 @@ from lakehouse.bundle.schedule import (
     bundle_run_launcher,
     next_fire,
 )
+from lakehouse.config.jobs import Schedule
 from lakehouse.config.loader import load_project
-from lakehouse.config.models import Schedule
 from lakehouse.config.project import Project
 from lakehouse.core.cron import quartz_to_croniter
 from lakehouse.core.errors import ConfigError

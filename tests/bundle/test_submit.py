@@ -24,8 +24,8 @@ from lakehouse.bundle.submit import (
     submit_task,
     submit_task_runner,
 )
+from lakehouse.config.jobs import Task
 from lakehouse.config.loader import load_project
-from lakehouse.config.models import Task
 from lakehouse.config.project import Project
 from lakehouse.core.errors import ConfigError, TaskError
 from lakehouse.engine import DELTA_CATALOG, DELTA_EXTENSION, EngineSession

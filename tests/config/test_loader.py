@@ -8,7 +8,8 @@ import pytest
 
 from lakehouse.config import load_project
 from lakehouse.config.loader import interpolate, parse_var_overrides
-from lakehouse.config.models import BRONZE_METADATA_COLUMNS
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS
+from lakehouse.config.system_tables import SystemTable
 from lakehouse.core.errors import ConfigError
 from tests.config.editing import DAILY_SALES, FEATURES, edit_gold, edit_model, edit_yaml, load_error
 
@@ -302,3 +303,38 @@ def test_table_handles_are_built_once_with_source_quarantine_and_keys(
         project.silver_handle("lakehouse.silver.nope")
     with pytest.raises(ConfigError, match="no such Gold table"):
         project.gold_handle("lakehouse.silver.orders")
+
+
+def test_source_and_model_handles_are_built_once_with_their_tables(
+    demo_project_dir: Path,
+) -> None:
+    project = load_project(demo_project_dir)
+    assert sorted(project.source_handles) == sorted(project.sources)
+    assert sorted(project.model_handles) == sorted(project.models)
+    orders = project.source_handle("orders_drop")
+    assert orders is project.source_handle("orders_drop")  # resolved once
+    assert orders.name == "orders_drop"
+    assert orders.spec is project.sources["orders_drop"]
+    assert orders.target is project.table("lakehouse.bronze.orders")
+    churn = project.model_handle("churn")
+    assert churn is project.model_handle("churn")
+    assert churn.spec is project.models["churn"]
+    assert churn.registered_name == "churn_model"
+    assert churn.labels is project.table("lakehouse.silver.customers")
+    features_table = project.table("lakehouse.gold.customer_features")
+    (features,) = churn.features
+    assert features.spec is project.models["churn"].training_set.features[0]
+    assert features.source.table is features_table
+    assert features.source.keys == ("customer_id",)  # the table's keys minus its time key
+    assert features.source.timestamp_key == "feature_ts"
+    assert features.label_keys == ["customer_id"]
+    assert churn.inputs == (churn.labels, features_table)
+    assert churn.scoring is not None
+    assert churn.scoring.input == features.source
+    assert churn.scoring.output is project.table("lakehouse.gold.churn_predictions")
+    assert churn.scoring.label_keys == ("customer_id",)
+    assert project.system_table(SystemTable.DQ_RESULTS).full_name == "lakehouse.meta.dq_results"
+    with pytest.raises(ConfigError, match="no such source"):
+        project.source_handle("nope")
+    with pytest.raises(ConfigError, match="no such model"):
+        project.model_handle("nope")

@@ -13,8 +13,8 @@ import pytest
 
 from lakehouse.bundle.export import ExportError, quartz_to_cron, schedule_cron, schedule_quartz
 from lakehouse.bundle.schedule import next_fire
+from lakehouse.config.jobs import Schedule
 from lakehouse.config.loader import load_project
-from lakehouse.config.models import Schedule
 from lakehouse.core.cron import CronError, parse
 from lakehouse.core.errors import ConfigError
 

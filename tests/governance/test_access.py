@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from pyspark.sql import SparkSession
 
-from lakehouse.config.models import CatalogSpec, SecurableGrant
+from lakehouse.config.catalog import CatalogSpec, SecurableGrant
 from lakehouse.governance.policy import AccessPolicy, parents
 
 CATALOG = CatalogSpec.model_validate(

@@ -116,6 +116,25 @@ def test_select_without_unmask_sees_pii_masked_and_the_owner_sees_it_clear(
     assert masked["C00001"] == (hashlib.sha256(email.encode()).hexdigest(), "***")
 
 
+def test_a_table_handle_is_checked_masked_and_audited_without_a_look_up(
+    spark: SparkSession, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    carol = _tables(spark, project, "carol")  # SELECT without UNMASK, no MODIFY
+    ref = project.table(CUSTOMERS)
+
+    def no_look_up(self: Project, full_name: str) -> None:
+        raise AssertionError(f"{full_name} looked up again")
+
+    monkeypatch.setattr(Project, "table", no_look_up)
+    by_handle = {r["customer_id"]: r["email"] for r in carol.read(ref).collect()}
+    with pytest.raises(AccessDeniedError, match=f"carol may not MODIFY on {CUSTOMERS} "):
+        carol.append(ref, carol.read(ref).limit(1))
+    monkeypatch.undo()
+    by_name = {r["customer_id"]: r["email"] for r in carol.read(CUSTOMERS).collect()}
+    assert by_handle == by_name and len(by_handle) == 1000
+    assert by_handle["C00001"] == hashlib.sha256(b"customer1@example.com").hexdigest()
+
+
 def test_writes_need_modify_and_readers_create_no_tables(
     spark: SparkSession, project: Project, tmp_path: Path
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from lakehouse.config import load_project
-from lakehouse.config.models import GoldSpec
+from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import Project
 from lakehouse.governance.events import TaskOutcome
 from lakehouse.governance.lineage.columns import (

@@ -15,9 +15,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config import load_project
-from lakehouse.config.models import Column, GoldSpec, TableSpec
+from lakehouse.config.catalog import Column, TableSpec
+from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.core.errors import LakehouseError
+from lakehouse.io.store import TableName
 from lakehouse.pipelines.gold import build_gold, gold_frame
 from lakehouse.transforms.quality import duplicate_keys
 
@@ -193,11 +195,16 @@ class _Tables:
         self.frames = frames
         self.written: dict[str, list[tuple[Any, ...]]] = {}
 
-    def read(self, table: str) -> DataFrame:
-        return self.frames[table]
+    def read(self, table: TableName) -> DataFrame:
+        return self.frames[_full_name(table)]
 
-    def overwrite(self, table: str, df: DataFrame) -> None:
-        self.written[table] = sorted(tuple(r) for r in df.collect())  # inside the with block
+    def overwrite(self, table: TableName, df: DataFrame) -> None:
+        rows = sorted(tuple(r) for r in df.collect())  # inside the with block
+        self.written[_full_name(table)] = rows
+
+
+def _full_name(table: TableName) -> str:
+    return table.full_name if isinstance(table, TableRef) else table
 
 
 def _ref(schema: str, name: str, columns: list[str], keys: list[str]) -> TableRef:

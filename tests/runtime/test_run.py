@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config import Project, load_project
-from lakehouse.config.models import Task
+from lakehouse.config.jobs import Task
 from lakehouse.core.errors import LakehouseError
 from lakehouse.engine import EngineSession
 from lakehouse.governance.events import TaskOutcome

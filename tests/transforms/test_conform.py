@@ -29,7 +29,7 @@ def target_and_spec(tmp_path: Path):  # type: ignore[no-untyped-def]
             """
             catalog:
               name: c
-              storage_root: ./tables
+              storage_root: ./data/tables
               schemas:
                 b:
                   tables:

@@ -16,13 +16,13 @@ from pathlib import Path
 from rich.console import Console
 
 from lakehouse.bundle.context import TaskFunction, TaskOutcome
+from lakehouse.config.jobs import Task
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
     find_bundle_root,
     load_project,
     parse_var_overrides,
 )
-from lakehouse.config.models import Task
 from lakehouse.config.project import Project
 from lakehouse.core.errors import one_line
 from lakehouse.runtime.run import RunAs, open_run, project_session

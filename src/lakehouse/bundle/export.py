@@ -45,8 +45,8 @@ from typing import Any, Literal
 import yaml
 
 from lakehouse.config.base import BUNDLE_FILE
+from lakehouse.config.jobs import Job, Schedule, Task, task_order
 from lakehouse.config.loader import read_yaml
-from lakehouse.config.models import Job, Schedule, Task, task_order
 from lakehouse.config.project import Project
 from lakehouse.core.cron import CronError, Dialect, parse
 from lakehouse.core.errors import ConfigError, LakehouseError

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
+from lakehouse.config.jobs import Job, Task, task_order
 from lakehouse.config.loader import import_callable
-from lakehouse.config.models import Job, Task, task_order
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, system_table_name
 from lakehouse.core.errors import ConfigError, LakehouseError, one_line

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter  # type: ignore[import-untyped]
 
-from lakehouse.config.models import Job, Schedule
+from lakehouse.config.jobs import Job, Schedule
 from lakehouse.config.project import Project
 from lakehouse.core.cron import parse_schedule
 from lakehouse.core.errors import ConfigError, LakehouseError, one_line

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from lakehouse.config.models import EngineSpec, Task
+from lakehouse.config.bundle_spec import EngineSpec
+from lakehouse.config.jobs import Task
 from lakehouse.config.project import Project
 from lakehouse.core.errors import ConfigError, EngineError, TaskError
 from lakehouse.engine import (

@@ -113,7 +113,7 @@ def _spark_submit_run(
     # Each task is a spark-submit process (killable, as on a cluster); this process only
     # keeps the run records and registrations, on the embedded engine.
     from lakehouse.bundle.submit import submit_task_runner
-    from lakehouse.config.models import EngineSpec
+    from lakehouse.config.bundle_spec import EngineSpec
     from lakehouse.engine import jvm_delta_jars
 
     jvm_delta_jars(project.engine)  # a bad jar directory fails here, before any task

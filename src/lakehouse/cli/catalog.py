@@ -151,7 +151,7 @@ def catalog_check(
     var: VarOpt = None,
 ) -> None:
     """Would PRINCIPAL be allowed PRIVILEGE on NAME? Exit 0 if allowed, 1 if denied."""
-    from lakehouse.config.models import PRIVILEGES
+    from lakehouse.config.catalog import PRIVILEGES
     from lakehouse.governance.policy import AccessPolicy
 
     wanted = privilege.upper().replace("_", " ")

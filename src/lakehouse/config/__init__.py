@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.config.loader import find_bundle_root, load_project, parse_var_overrides
-from lakehouse.config.models import EngineSpec
 from lakehouse.config.project import Project, TableRef
 
 __all__ = [

@@ -8,18 +8,19 @@ Every error names the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.models import BundleSpec, ConfFile, EngineSpec, Variable
+from lakehouse.config.base import BUNDLE_FILE, SECRET_PARAMETER_HINT, secret_name
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Variable
 from lakehouse.config.project import Project
 from lakehouse.config.resolve import LoadedBundle, assemble
 from lakehouse.core.errors import ConfigError
@@ -59,14 +60,112 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def read_yaml(path: Path, display: str) -> dict[str, Any]:
-    """Parse one YAML file into a mapping; errors name the file and line."""
+# Bounds on one config file, so a hostile or broken file fails fast with one line: its size
+# on disk, the nodes it expands to once every alias is followed (an "alias bomb" of nested
+# anchors is tiny on disk but exponential once expanded), and its nesting depth.
+MAX_YAML_BYTES = 2 * 1024 * 1024
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class _TooLargeError(Exception):
+    """A YAML document over the bounds above (the message says which)."""
+
+
+def _expanded(
+    node: yaml.Node, memo: dict[int, tuple[int, int]], active: set[int], depth: int
+) -> int:
+    """Nodes under ``node`` with aliases followed; memoised, so shared anchors cost nothing."""
+    key = id(node)
+    if key in memo:
+        size, height = memo[key]
+        if depth + height > MAX_YAML_DEPTH:
+            raise _TooLargeError(
+                f"is nested deeper than {MAX_YAML_DEPTH} levels once aliases are followed"
+            )
+        return size
+    if key in active:
+        raise _TooLargeError("uses an anchor inside itself (a recursive alias)")
+    if depth > MAX_YAML_DEPTH:
+        raise _TooLargeError(f"is nested deeper than {MAX_YAML_DEPTH} levels")
+    active.add(key)
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    size = 1 + sum(_expanded(child, memo, active, depth + 1) for child in children)
+    if size > MAX_YAML_NODES:
+        raise _TooLargeError(
+            f"expands to more than {MAX_YAML_NODES:,} values once aliases are followed "
+            "(an alias bomb?)"
+        )
+    height = 1 + max((memo[id(child)][1] for child in children), default=0)
+    active.discard(key)
+    memo[key] = (size, height)
+    return size
+
+
+def _decode(data: bytes, display: str) -> str:
+    """The file's text; a file that is not UTF-8 is named with where and why."""
+    if b"\x00" in data:
+        kind = "UTF-16 text" if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "binary"
+        offset = data.index(b"\x00")
+        raise ConfigError(
+            display, "", f"not UTF-8 text: NUL byte at offset {offset} ({kind}?); save it as UTF-8"
+        )
     try:
-        text = path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ConfigError(
+            display,
+            f"line {line}",
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column {column} (offset "
+            f"{exc.start}: {exc.reason}); save the file as UTF-8",
+        ) from None
+
+
+def _read_bounded(path: Path, display: str) -> bytes:
+    """The file's bytes, refusing one over :data:`MAX_YAML_BYTES`."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_YAML_BYTES + 1)
     except OSError as exc:
         raise ConfigError(display, "", f"cannot read file ({exc.strerror})") from exc
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(
+            display, "", f"larger than {MAX_YAML_BYTES // 2**20} MiB, the limit for a config file"
+        )
+    return data
+
+
+def _load_bounded(text: str) -> Any:
+    """Parse one YAML document, checking its expansion before building any Python object."""
+    loader = _UniqueKeyLoader(text)
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded(node, {}, set(), 0)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: Path, display: str) -> dict[str, Any]:
+    """Parse one YAML file into a mapping; errors name the file and line."""
+    text = _decode(_read_bounded(path, display), display)
+    try:
+        data = _load_bounded(text)
+    except _TooLargeError as exc:
+        raise ConfigError(display, "", f"refused: the YAML {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            display, "", f"refused: the YAML is nested deeper than {MAX_YAML_DEPTH} levels"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark is not None else ""
@@ -246,6 +345,7 @@ def load_project(
     context: dict[str, Any] = {f"var.{k}": v for k, v in values.items()}
     context["bundle.name"] = bundle_name
     context["bundle.target"] = target_name
+    _refuse_secret_variables_in_parameters(raw, display)
     resolved = {
         k: (v if k == "variables" else interpolate(v, context, display, k)) for k, v in raw.items()
     }
@@ -259,6 +359,40 @@ def load_project(
         for path, rel in _included_files(root, bundle.include, display)
     ]
     return assemble(loaded, confs)
+
+
+def _raw_task_parameters(raw: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(key path, parameter)`` of every task parameter in raw (uninterpolated) bundle.yml."""
+
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    def sequence(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    for job_name, job in mapping(mapping(raw.get("resources")).get("jobs")).items():
+        for n, task in enumerate(sequence(mapping(job).get("tasks"))):
+            for kind in ("spark_python_task", "python_function_task"):
+                parameters = sequence(mapping(mapping(task).get(kind)).get("parameters"))
+                for i, parameter in enumerate(parameters):
+                    yield (
+                        f"resources.jobs.{job_name}.tasks[{n}].{kind}.parameters[{i}]",
+                        str(parameter),
+                    )
+
+
+def _refuse_secret_variables_in_parameters(raw: Mapping[str, Any], display: str) -> None:
+    """A task parameter naming a secret-looking variable (``${var.db_password}``) is refused:
+    once interpolated, the value would be recorded in clear with every run."""
+    for key, parameter in _raw_task_parameters(raw):
+        for ref in _REFERENCE.findall(parameter):
+            name = ref.strip().removeprefix("var.")
+            if ref.strip().startswith("var.") and secret_name(name):
+                raise ConfigError(
+                    display,
+                    key,
+                    f"variable {name!r} looks like a secret; {SECRET_PARAMETER_HINT}",
+                )
 
 
 def _variable_values(

@@ -1,5 +1,6 @@
 """The resolved project: :class:`Project` (one target of a bundle), its :class:`TableRef`\\ s
-and the typed handles of its Silver and Gold tables (built once, when the project loads)."""
+and the typed handles of its sources, Silver and Gold tables and models (built once, when the
+project loads)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakehouse.config.models import (
-    BundleSpec,
-    CatalogSpec,
-    EngineSpec,
-    FileSource,
-    GoldSpec,
-    HttpSource,
-    ModelSpec,
-    MonitoringSpec,
-    SecurableGrant,
-    SilverSpec,
-    TableSpec,
-    Target,
-)
+from lakehouse.config.bundle_spec import BundleSpec, EngineSpec, Target
+from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
+from lakehouse.config.ml import FeatureLookup, ModelSpec, MonitoringSpec
+from lakehouse.config.pipelines import GoldSpec, SilverSpec
+from lakehouse.config.sources import FileSource, HttpSource
+from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.core.errors import ConfigError
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -91,6 +84,71 @@ class GoldHandle:
 
 
 @dataclass(frozen=True)
+class SourceHandle:
+    """A configured source with the Bronze table it lands in."""
+
+    name: str
+    spec: FileSource | HttpSource
+    target: TableRef
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A table a model reads features from, with the keys it is looked up by (its catalog
+    keys minus its timestamp key) and its timestamp key (None: not a time series)."""
+
+    table: TableRef
+    keys: tuple[str, ...]
+    timestamp_key: str | None
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """One feature lookup of a model's training set, its table resolved."""
+
+    spec: FeatureLookup
+    source: FeatureTable
+
+    @property
+    def label_keys(self) -> list[str]:
+        """The label columns matched to the table's keys (default: the same names)."""
+        return list(self.spec.lookup_keys or self.source.keys)
+
+
+@dataclass(frozen=True)
+class ScoringHandle:
+    """What batch scoring reads and writes: the input feature table and the predictions
+    table, with the label columns that match the input's keys (to join labels to scores)."""
+
+    input: FeatureTable
+    output: TableRef
+    label_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A configured model with the tables its training set, scoring and monitoring read."""
+
+    name: str
+    spec: ModelSpec
+    labels: TableRef
+    features: tuple[FeatureSource, ...]  # in the spec's order
+    scoring: ScoringHandle | None
+
+    @property
+    def registered_name(self) -> str:
+        return self.spec.registered_name
+
+    @property
+    def inputs(self) -> tuple[TableRef, ...]:
+        """The tables a training set reads: the label table, then each feature table once."""
+        refs = {self.labels.full_name: self.labels}
+        for feature in self.features:
+            refs.setdefault(feature.source.table.full_name, feature.source.table)
+        return tuple(refs.values())
+
+
+@dataclass(frozen=True)
 class Project:
     """Everything loaded from a bundle, for one target."""
 
@@ -111,6 +169,8 @@ class Project:
     quarantines: dict[str, str] = field(default_factory=dict)  # Silver table -> its quarantine
     silver_handles: dict[str, SilverHandle] = field(default_factory=dict)
     gold_handles: dict[str, GoldHandle] = field(default_factory=dict)
+    source_handles: dict[str, SourceHandle] = field(default_factory=dict)
+    model_handles: dict[str, ModelHandle] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -134,6 +194,26 @@ class Project:
             raise ConfigError(
                 "conf/", full_name, f"no such table in the catalog (known: {known})"
             ) from None
+
+    def system_table(self, table: SystemTable) -> TableRef:
+        """The handle of one of the project's ``meta`` system tables."""
+        return self.table(system_table_name(self.catalog.name, table))
+
+    def source_handle(self, name: str) -> SourceHandle:
+        """The handle of a configured source."""
+        try:
+            return self.source_handles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.source_handles)) or "none"
+            raise ConfigError("conf/", name, f"no such source (known: {known})") from None
+
+    def model_handle(self, name: str) -> ModelHandle:
+        """The handle of a configured model."""
+        try:
+            return self.model_handles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.model_handles)) or "none"
+            raise ConfigError("conf/", name, f"no such model (known: {known})") from None
 
     def silver_handle(self, name: str) -> SilverHandle:
         """The handle of a configured Silver table."""

@@ -3,7 +3,8 @@
 Merges the files' sections (an entry declared twice is an error), adds the generated tables
 (Bronze metadata columns, SCD2 columns, a quarantine per Silver table, the system tables,
 a predictions table per scored model), resolves every table's location, validates
-references and governance, then builds the Silver and Gold handles (once, for the project).
+references and governance, then builds the handles of the sources, Silver and Gold tables and
+models (once, for the project).
 """
 
 from __future__ import annotations
@@ -13,31 +14,26 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.models import (
-    BRONZE_METADATA_COLUMNS,
-    BundleSpec,
-    CatalogSpec,
-    Column,
-    ConfFile,
-    EngineSpec,
-    FileSource,
-    GoldSpec,
-    HttpSource,
-    ModelSpec,
-    MonitoringSpec,
-    SchemaSpec,
-    SecurableGrant,
-    SilverSpec,
-    TableSpec,
-    Target,
-)
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Target
+from lakehouse.config.catalog import CatalogSpec, Column, SchemaSpec, SecurableGrant, TableSpec
+from lakehouse.config.locations import check_locations
+from lakehouse.config.ml import ModelSpec, MonitoringSpec
+from lakehouse.config.pipelines import GoldSpec, SilverSpec
 from lakehouse.config.project import (
+    FeatureSource,
+    FeatureTable,
     GoldHandle,
+    ModelHandle,
     Project,
+    ScoringHandle,
     SilverHandle,
+    SourceHandle,
     TableRef,
+    feature_lookup_keys,
+    feature_timestamp_key,
     resolve_path,
 )
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.system_tables import (
     QUARANTINE_SUFFIX,
     SYSTEM_SCHEMA,
@@ -232,8 +228,18 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     )
     check_references(project, merged.origin)
     check_governance(project, merged.origin, merged.catalog_file, merged.external_grants)
+    check_locations(project, merged.origin, merged.catalog_file)
     return replace(
-        project, silver_handles=_silver_handles(project), gold_handles=_gold_handles(project)
+        project,
+        silver_handles=_silver_handles(project),
+        gold_handles=_gold_handles(project),
+        source_handles={
+            name: SourceHandle(name, spec, project.tables[spec.target])
+            for name, spec in project.sources.items()
+        },
+        model_handles={
+            name: _model_handle(project, name, spec) for name, spec in project.models.items()
+        },
     )
 
 
@@ -259,6 +265,34 @@ def _gold_handles(project: Project) -> dict[str, GoldHandle]:
         name: GoldHandle(tables[name], spec, tuple(tables[t] for t in spec.inputs.values()))
         for name, spec in project.gold.items()
     }
+
+
+def _feature_table(project: Project, table: str) -> FeatureTable:
+    """A feature table with its lookup keys and timestamp key (references checked)."""
+    return FeatureTable(
+        project.tables[table],
+        tuple(feature_lookup_keys(project, table)),
+        feature_timestamp_key(project, table),
+    )
+
+
+def _model_handle(project: Project, name: str, spec: ModelSpec) -> ModelHandle:
+    """A model's handle: its label, feature, scoring input and predictions tables."""
+    features = tuple(
+        FeatureSource(lookup, _feature_table(project, lookup.table))
+        for lookup in spec.training_set.features
+    )
+    scoring = None
+    if spec.scoring is not None:
+        source = _feature_table(project, spec.scoring.input)
+        label_keys: list[str] = list(spec.training_set.labels.keys)
+        for feature in features:
+            if feature.spec.table == spec.scoring.input:
+                label_keys = feature.label_keys
+        scoring = ScoringHandle(source, project.tables[spec.scoring.output], tuple(label_keys))
+    return ModelHandle(
+        name, spec, project.tables[spec.training_set.labels.table], features, scoring
+    )
 
 
 def _table_refs(root: Path, catalog: CatalogSpec) -> dict[str, TableRef]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.models import CatalogSpec, ModelSpec, SecurableGrant, TableSpec
+from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
+from lakehouse.config.ml import ModelSpec
 from lakehouse.config.project import (
     Project,
     TableRef,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import CatalogSpec, Grant, SecurableGrant, TableSpec
+from lakehouse.config.catalog import CatalogSpec, Grant, SecurableGrant, TableSpec
 from lakehouse.config.validate import governance_enabled
 
 ALL = "ALL PRIVILEGES"

@@ -36,7 +36,7 @@ from lakehouse.governance.policy import AccessPolicy
 from lakehouse.io.store import TableStore
 
 if TYPE_CHECKING:
-    from lakehouse.config.models import Task
+    from lakehouse.config.jobs import Task
 
 log = logging.getLogger(__name__)
 

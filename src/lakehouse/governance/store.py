@@ -25,11 +25,16 @@ from lakehouse.governance.scope import GovernanceScope, TaskScope
 from lakehouse.io.delta import DeltaStore
 from lakehouse.io.results import Compaction, HistoryEntry, Restored, WriteResult
 from lakehouse.io.schema_guard import new_columns
+from lakehouse.io.store import TableName
 from lakehouse.io.table_features import TableProtocol
 
 
 class GovernedStore:
     """One principal's access to the catalog's tables during one run.
+
+    An operation takes a table's handle or its name; a name is parsed into the handle once,
+    when the operation starts, and access is checked, masks applied and events published
+    from the handle (its ``full_name``) without looking the name up again.
 
     ``system_tables`` are the tables the subscribers write (audit, lineage): creating them
     is the system's doing, not the principal's, so it is not checked.
@@ -62,8 +67,17 @@ class GovernedStore:
         """Write the buffered audit and lineage rows now."""
         self.governance.flush(outcome)
 
-    def _authorize(self, privilege: str, name: str) -> None:
-        self.governance.authorize(privilege, name)
+    def _ref(self, table: TableName) -> TableRef:
+        """The table's handle: given, or its name parsed (once, here at the edge)."""
+        return table if isinstance(table, TableRef) else self.project.table(table)
+
+    def _checked(self, privilege: str, table: TableName) -> TableRef:
+        """Authorize ``privilege`` on the table, then its handle. A name is checked as given
+        and parsed after the check, so a denial on an unknown name still reads as a denial."""
+        self.governance.authorize(
+            privilege, table.full_name if isinstance(table, TableRef) else table
+        )
+        return self._ref(table)
 
     # ------------------------------------------------------------ registration
 
@@ -75,9 +89,9 @@ class GovernedStore:
             if self.governance.may("CREATE TABLE", schema) or self.system.exists(ref):
                 self._ensure_ref(ref)
 
-    def ensure_table(self, name: str) -> TableRef:
+    def ensure_table(self, name: TableName) -> TableRef:
         """Register the table; creating it needs CREATE TABLE on its schema."""
-        return self._ensure_ref(self.project.table(name))
+        return self._ensure_ref(self._ref(name))
 
     def _ensure_ref(self, ref: TableRef) -> TableRef:
         """Register the table of a resolved handle (CREATE TABLE checked when it is new)."""
@@ -86,64 +100,66 @@ class GovernedStore:
             and not self.system.is_registered(ref.full_name)
             and not self.system.exists(ref)
         ):
-            self._authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
+            self.governance.authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
         return self.system.ensure_table(ref)
 
-    def protocol(self, name: str) -> TableProtocol | None:
+    def protocol(self, name: TableName) -> TableProtocol | None:
         return self.system.protocol(self.ensure_table(name))
 
-    def exists(self, name: str) -> bool:
+    def exists(self, name: TableName) -> bool:
         return self.system.exists(name)
 
     # ------------------------------------------------------------ reads
 
-    def read(self, name: str, version: int | None = None) -> DataFrame:
+    def read(self, name: TableName, version: int | None = None) -> DataFrame:
         """The table (needs SELECT), masked for a principal without UNMASK; subscribers
         (lineage) learn the version read."""
-        self._authorize("SELECT", name)
-        ref = self.ensure_table(name)
+        ref = self._checked("SELECT", name)
+        self._ensure_ref(ref)
         if self.governance.events:
             version = self.system.version(ref) if version is None else version
-            self.governance.events.publish(TableRead(name, version))
-        return self.governance.mask(name, self.system.read(ref, version))
+            self.governance.events.publish(TableRead(ref.full_name, version))
+        return self.governance.mask(ref.full_name, self.system.read(ref, version))
 
-    def schema(self, name: str) -> T.StructType:
+    def schema(self, name: TableName) -> T.StructType:
         return self.system.schema(self.ensure_table(name))
 
-    def version(self, name: str) -> int:
+    def version(self, name: TableName) -> int:
         return self.system.version(self.ensure_table(name))
 
-    def history(self, name: str, limit: int | None = None) -> list[HistoryEntry]:
+    def history(self, name: TableName, limit: int | None = None) -> list[HistoryEntry]:
         return self.system.history(self.ensure_table(name), limit)
 
-    def row_count(self, name: str) -> int:
+    def row_count(self, name: TableName) -> int:
         return int(self.read(name).count())
 
-    def row_count_unchecked(self, name: str) -> int:
+    def row_count_unchecked(self, name: TableName) -> int:
         """Row count for listings (metadata, no SELECT needed, not audited)."""
         return self.system.row_count_unchecked(self.ensure_table(name))
 
     # ------------------------------------------------------------ writes
 
-    def append(self, name: str, df: DataFrame, *, add_new_columns: bool = False) -> WriteResult:
+    def append(
+        self, name: TableName, df: DataFrame, *, add_new_columns: bool = False
+    ) -> WriteResult:
         """Append rows (needs MODIFY; adding columns is checked as its own MODIFY)."""
-        self._authorize("MODIFY", name)
-        ref = self.ensure_table(name)
+        ref = self._checked("MODIFY", name)
+        self._ensure_ref(ref)
         if add_new_columns and new_columns(self.system.schema(ref), df):
-            self._authorize("MODIFY", name)
+            self.governance.authorize("MODIFY", ref.full_name)
         return self._committed(self.system.append(ref, df, add_new_columns=add_new_columns))
 
-    def append_system(self, name: str, df: DataFrame) -> WriteResult:
+    def append_system(self, name: TableName, df: DataFrame) -> WriteResult:
         """The system's own bookkeeping rows: straight to the inner store."""
         return self.system.append_system(name, df)
 
-    def overwrite(self, name: str, df: DataFrame) -> WriteResult:
-        self._authorize("MODIFY", name)
-        return self._committed(self.system.overwrite(self.ensure_table(name), df))
+    def overwrite(self, name: TableName, df: DataFrame) -> WriteResult:
+        ref = self._checked("MODIFY", name)
+        return self._committed(self.system.overwrite(self._ensure_ref(ref), df))
 
     def merge(
         self,
-        name: str,
+        name: TableName,
         source: DataFrame,
         keys: list[str],
         *,
@@ -151,10 +167,9 @@ class GovernedStore:
         insert_only: bool = False,
         delete_flag: str | None = None,
     ) -> WriteResult:
-        self._authorize("MODIFY", name)
-        ref = self.ensure_table(name)
+        ref = self._checked("MODIFY", name)
         result = self.system.merge(
-            ref,
+            self._ensure_ref(ref),
             source,
             keys,
             newer_than=newer_than,
@@ -167,29 +182,33 @@ class GovernedStore:
         self.governance.events.publish(WriteCommitted(result))
         return result
 
-    def add_columns(self, name: str, columns: list[tuple[str, T.DataType]]) -> None:
-        self._authorize("MODIFY", name)
-        self.system.add_columns(self.ensure_table(name), columns)
+    def add_columns(self, name: TableName, columns: list[tuple[str, T.DataType]]) -> None:
+        ref = self._checked("MODIFY", name)
+        self.system.add_columns(self._ensure_ref(ref), columns)
 
     # ------------------------------------------------------------ maintenance
 
-    def optimize(self, name: str, zorder_by: list[str] | None = None) -> Compaction:
-        self._authorize("MODIFY", name)
-        return self.system.optimize(self.ensure_table(name), zorder_by)
+    def optimize(self, name: TableName, zorder_by: list[str] | None = None) -> Compaction:
+        ref = self._checked("MODIFY", name)
+        return self.system.optimize(self._ensure_ref(ref), zorder_by)
 
     def vacuum(
-        self, name: str, retention_hours: int = 168, *, enforce_retention_duration: bool = True
+        self,
+        name: TableName,
+        retention_hours: int = 168,
+        *,
+        enforce_retention_duration: bool = True,
     ) -> list[str]:
-        self._authorize("MODIFY", name)
+        ref = self._checked("MODIFY", name)
         return self.system.vacuum(
-            self.ensure_table(name),
+            self._ensure_ref(ref),
             retention_hours,
             enforce_retention_duration=enforce_retention_duration,
         )
 
-    def restore(self, name: str, version: int) -> Restored:
-        self._authorize("MODIFY", name)
-        return self.system.restore(self.ensure_table(name), version)
+    def restore(self, name: TableName, version: int) -> Restored:
+        ref = self._checked("MODIFY", name)
+        return self.system.restore(self._ensure_ref(ref), version)
 
 
 def governed_tables(

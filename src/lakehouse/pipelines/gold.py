@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
-from lakehouse.config.models import GoldSpec
+from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.params import TaskParams
@@ -67,7 +67,7 @@ def build_gold(ctx: TaskContext) -> None:
 
 def build_gold_table(ctx: TaskContext, t: GoldHandle) -> None:
     """Rebuild one Gold table from its inputs (a feature table's keys checked unique)."""
-    inputs = {alias: ctx.tables.read(ref.full_name) for alias, ref in t.inputs.items()}
+    inputs = {alias: ctx.tables.read(ref) for alias, ref in t.inputs.items()}
     keys = t.table.spec.keys
     with gold_frame(ctx.spark, t.spec, inputs) as result:
         if t.spec.timestamp_key is not None and keys:
@@ -77,4 +77,4 @@ def build_gold_table(ctx: TaskContext, t: GoldHandle) -> None:
                     f"{t.name}: the transform produced more than one row per "
                     f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
                 )
-        ctx.tables.overwrite(t.name, result)
+        ctx.tables.overwrite(t.table, result)

@@ -19,7 +19,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from lakehouse.bundle.context import RunReport, TaskContext
-from lakehouse.config.models import Task
+from lakehouse.config.jobs import Task
 from lakehouse.config.project import Project
 from lakehouse.engine import EngineSession, build_session
 from lakehouse.governance.events import SUCCEEDED, TaskOutcome

@@ -15,9 +15,9 @@ from typing import cast
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.config.catalog import Column as ColumnSpec
 from lakehouse.config.loader import import_callable
-from lakehouse.config.models import Column as ColumnSpec
-from lakehouse.config.models import SilverSpec
+from lakehouse.config.pipelines import SilverSpec
 from lakehouse.config.project import TableRef
 from lakehouse.core.errors import TaskError
 from lakehouse.io.sql import quote

@@ -6,6 +6,7 @@ predictions) is ``@challenger``. Tests that move an alias put it back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
-from lakehouse.config.models import CandidateSpec, PromotionSpec
+from lakehouse.config.ml import CandidateSpec, PromotionSpec
 from lakehouse.config.project import Project
 from lakehouse.pipelines.ml.registry import connect
 from lakehouse.pipelines.ml.train import model_input, train_model
@@ -89,6 +90,8 @@ def registry(
             ctx.project.models[MODEL] = spec.model_copy(
                 update={"candidates": candidates, "promotion": LENIENT}
             )
+            handles = ctx.project.model_handles
+            handles[MODEL] = dataclasses.replace(handles[MODEL], spec=ctx.project.models[MODEL])
             return train_model(ctx, MODEL), ctx
 
         first, ctx = train(QUICK)

@@ -36,7 +36,7 @@ from lakehouse.io.delta import DeltaStore
 from tests.apps.sql.conftest import load
 from tests.support import session_engine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PROBE = Path(__file__).with_name("JdbcProbe.java")
 DAILY = "lakehouse.gold.daily_sales"
 FEATURES = "lakehouse.gold.customer_features"

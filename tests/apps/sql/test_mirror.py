@@ -10,7 +10,7 @@ from deltalake import DeltaTable
 
 from lakehouse.apps.sql.mirror import delta_arrow
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "delta"
+DATA = Path(__file__).resolve().parents[2] / "data" / "delta"
 
 
 def test_a_column_mapped_table_written_by_delta_spark_is_read_with_its_values(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
+from lakehouse.config.sources import FileSource, HttpSource
 from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines.bronze.http import HttpSourceError, redact_url
 from lakehouse.pipelines.bronze.ingest import ingest_http_source, ingest_source
@@ -183,7 +185,7 @@ def test_a_repeated_batch_is_not_appended_twice(
             "rotating": project.sources["events"].rotating.model_copy(update={"max_batches": 1})
         }  # type: ignore[union-attr]
     )
-    object.__setattr__(project, "sources", {**project.sources, "events": project_one})
+    _with_source(project, "events", project_one)
     assert ingest_http_source(ctx, "events").rows == 5
     _fault(api, kind="repeat", count=50, paths=["/data"])  # keep serving batch 1
     again = ingest_http_source(_ctx(spark, project, "r2"), "events")
@@ -277,6 +279,13 @@ def test_missing_token_env_is_a_clear_error(
         ingest_http_source(_ctx(spark, project, "r1"), "events")
 
 
+def _with_source(project: Project, name: str, spec: FileSource | HttpSource) -> None:
+    """Replace a source's spec in the loaded project: the spec and its handle."""
+    object.__setattr__(project, "sources", {**project.sources, name: spec})
+    handle = dataclasses.replace(project.source_handles[name], spec=spec)
+    object.__setattr__(project, "source_handles", {**project.source_handles, name: handle})
+
+
 def test_redact_url_masks_only_secret_params() -> None:
     assert (
         redact_url("http://h/p?a=1&api_key=xyz&b=2", {"api_key"})
@@ -287,7 +296,7 @@ def test_redact_url_masks_only_secret_params() -> None:
 
 def test_max_requests_bounds_a_run(spark: SparkSession, project: Project) -> None:
     spec = project.sources["customers_pages"].model_copy(update={"max_requests": 3})
-    object.__setattr__(project, "sources", {**project.sources, "customers_pages": spec})
+    _with_source(project, "customers_pages", spec)
     ctx = _ctx(spark, project, "r1")
     with pytest.raises(
         HttpSourceError, match=r"reached max_requests=3 at .*/customers/pages\?page=4"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import CandidateSpec, PromotionSpec
+from lakehouse.config.ml import CandidateSpec, PromotionSpec
 from lakehouse.core.errors import LakehouseError
 from lakehouse.pipelines.ml.registry import list_versions, tracking_uri
 from lakehouse.pipelines.ml.score import score_model
@@ -27,7 +28,10 @@ LENIENT = PromotionSpec(metric="roc_auc", min_improvement=0.005, thresholds={"ro
 
 
 def _with(ctx: TaskContext, **update: Any) -> TaskContext:
-    ctx.project.models[MODEL] = ctx.project.models[MODEL].model_copy(update=update)
+    spec = ctx.project.models[MODEL].model_copy(update=update)
+    ctx.project.models[MODEL] = spec
+    handles = ctx.project.model_handles
+    handles[MODEL] = dataclasses.replace(handles[MODEL], spec=spec)
     return ctx
 
 

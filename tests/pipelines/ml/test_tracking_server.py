@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lakehouse.config.models import CandidateSpec
+from lakehouse.config.ml import CandidateSpec
 from lakehouse.pipelines.ml.registry import connect, list_versions
 from lakehouse.pipelines.ml.score import score_model
 from lakehouse.pipelines.ml.train import train_model
@@ -82,6 +83,8 @@ def test_a_team_tracking_server_is_used_from_the_environment(
     spec = ctx.project.models["churn"]
     quick = {"gradient_boosting": CandidateSpec(params={"n_estimators": 20})}
     ctx.project.models["churn"] = spec.model_copy(update={"candidates": quick})
+    handles = ctx.project.model_handles
+    handles["churn"] = dataclasses.replace(handles["churn"], spec=ctx.project.models["churn"])
     result = train_model(ctx, "churn")
     assert result.retrained and result.aliases == ["challenger", "champion"]
 

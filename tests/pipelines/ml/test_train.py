@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
+from lakehouse.config.ml import ModelSpec, PromotionSpec, SplitSpec
 from lakehouse.core.errors import LakehouseError
 from lakehouse.pipelines.ml.train import (
     best_candidate,

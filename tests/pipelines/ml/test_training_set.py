@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse.config.models import LabelSpec
+from lakehouse.config.ml import LabelSpec
 from lakehouse.pipelines.ml.training_set import LABEL_TS, label_rows, point_in_time_join
 
 ts = dt.datetime

@@ -122,7 +122,8 @@ class Monitored:
         ctx = self.context()
         spec = ctx.project.models[MODEL]
         self.features = spec.features
-        training = build_training_set(ctx.project, ctx.tables, spec).frame.toPandas()
+        model = ctx.project.model_handle(MODEL)
+        training = build_training_set(ctx.tables, model).frame.toPandas()
         self.training = training.sort_values("customer_id").reset_index(drop=True)
         score_model(ctx, MODEL)
         rng = np.random.default_rng(20261122)

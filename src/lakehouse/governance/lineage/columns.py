@@ -30,8 +30,10 @@ import json
 import logging
 from dataclasses import dataclass
 
-from lakehouse.config.models import FileSource, GoldSpec, ModelSpec
+from lakehouse.config.ml import ModelSpec
+from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import Project, feature_lookup_keys, feature_timestamp_key
+from lakehouse.config.sources import FileSource
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import FileSource
+from lakehouse.config.sources import FileSource
 from lakehouse.pipelines.bronze.decode import Decoding, decoded_text, read_file_bytes, text_lines
 from lakehouse.transforms.parse import (
     corrupt_record,

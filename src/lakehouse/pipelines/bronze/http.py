@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from lakehouse.config.models import HttpSource
+from lakehouse.config.sources import HttpSource
 from lakehouse.core.errors import LakehouseError
 
 log = logging.getLogger(__name__)

@@ -30,13 +30,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
+from lakehouse.config.project import SourceHandle, TableRef
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.system_tables import (
     HttpResponseRow,
     ProcessedFileRow,
     SystemTable,
     rows_frame,
-    system_table_name,
 )
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
@@ -103,7 +103,7 @@ def with_ingest_metadata(
 
 
 def batches_in_bronze(
-    tables: TableStore, target: str, source: str, batch_ids: Iterable[str]
+    tables: TableStore, target: TableRef, source: str, batch_ids: Iterable[str]
 ) -> set[str]:
     """Which of ``batch_ids`` the source already committed to the Bronze table."""
     ids = sorted(set(batch_ids))
@@ -119,7 +119,7 @@ def batches_in_bronze(
     return {str(r["_batch_id"]) for r in found}
 
 
-def declared_columns(tables: TableStore, target: str) -> list[tuple[str, str]]:
+def declared_columns(tables: TableStore, target: TableRef) -> list[tuple[str, str]]:
     """The Bronze table's data columns as ``(name, type)``, from the table itself (so columns
     added by schema evolution count as declared)."""
     return [
@@ -148,9 +148,7 @@ def batch_counts(
 
 def append_batches(
     ctx: TaskContext,
-    source_name: str,
-    target: str,
-    drift: str,
+    source: SourceHandle,
     declared: list[tuple[str, str]],
     batches: list[Batch],
     summary: IngestSummary,
@@ -160,6 +158,7 @@ def append_batches(
     The batches' raw frames must have been parsed for ``declared``.
     """
     tables = ctx.tables
+    source_name, target, drift = source.name, source.target, source.spec.schema_drift
     present = batches_in_bronze(tables, target, source_name, [b.batch_id for b in batches])
     todo = [b for b in batches if b.batch_id not in present]
     summary.skipped += len(batches) - len(todo)
@@ -176,7 +175,8 @@ def append_batches(
         extra = undeclared_fields(raw)
         if extra and drift == "fail":
             raise TaskError(
-                f"source {source_name}: fields not declared in {target}: {', '.join(extra)} "
+                f"source {source_name}: fields not declared in {target.full_name}: "
+                f"{', '.join(extra)} "
                 "(schema_drift: fail); nothing was appended"
             )
         new_columns = extra
@@ -184,7 +184,9 @@ def append_batches(
     result = tables.append(target, typed, add_new_columns=bool(new_columns))
     if new_columns:
         summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
-        log.warning("%s: added columns to %s: %s", source_name, target, ", ".join(new_columns))
+        log.warning(
+            "%s: added columns to %s: %s", source_name, target.full_name, ", ".join(new_columns)
+        )
     counts = batch_counts(
         tables.read(target, version=result.version), source_name, [b.batch_id for b in todo]
     )
@@ -195,11 +197,16 @@ def append_batches(
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
+def _source_handle(ctx: TaskContext, source: str | SourceHandle) -> SourceHandle:
+    """The source's handle: given, or its name looked up (once, at the task's edge)."""
+    return source if isinstance(source, SourceHandle) else ctx.project.source_handle(source)
+
+
 # ---------------------------------------------------------------- file drops
 
 
 def ingest_file_source(
-    ctx: TaskContext, source_name: str, progress: Progress | None = None
+    ctx: TaskContext, source_name: str | SourceHandle, progress: Progress | None = None
 ) -> IngestSummary:
     """Append a file source's new files to its Bronze table.
 
@@ -209,11 +216,12 @@ def ingest_file_source(
     vanished is not recorded, and a symlink that resolves outside the landing directory is
     refused; each is counted and reported.
     """
-    source = ctx.project.sources[source_name]
+    handle = _source_handle(ctx, source_name)
+    source, source_name = handle.spec, handle.name
     assert isinstance(source, FileSource)
     tables = ctx.tables
     summary = IngestSummary(source_name)
-    log_table = system_table_name(ctx.project.catalog.name, SystemTable.PROCESSED_FILES)
+    log_table = ctx.project.system_table(SystemTable.PROCESSED_FILES)
     location = ctx.project.resolve_path(source.path)
 
     logged = {
@@ -229,10 +237,10 @@ def ingest_file_source(
     )
     # Repair: files committed to Bronze by a run that died before logging them.
     ids = [f.batch_id for f in new] + [f.legacy_batch_id for f in new]
-    in_bronze = batches_in_bronze(tables, source.target, source_name, ids)
+    in_bronze = batches_in_bronze(tables, handle.target, source_name, ids)
     recovered = [f for f in new if {f.batch_id, f.legacy_batch_id} & in_bronze]
     if recovered:
-        _log_files(ctx, log_table, source_name, recovered, None)
+        _log_files(ctx, log_table, handle, recovered, None)
         log.warning(
             "%s: %d file(s) were in Bronze but not logged; logged now", source_name, len(recovered)
         )
@@ -243,7 +251,7 @@ def ingest_file_source(
         progress(f"files of {source_name}", 0, len(todo))
     for start in range(0, len(todo), source.files_per_commit):
         chunk = todo[start : start + source.files_per_commit]
-        _land_files(ctx, source_name, source, chunk, log_table, summary)
+        _land_files(ctx, handle, chunk, log_table, summary)
         done += len(chunk)
         if progress:
             progress(f"files of {source_name}", done, len(todo))
@@ -312,25 +320,24 @@ def _file_batch(
 
 def _land_files(
     ctx: TaskContext,
-    source_name: str,
-    source: FileSource,
+    handle: SourceHandle,
     files: list[file_drops.LandedFile],
-    log_table: str,
+    log_table: TableRef,
     summary: IngestSummary,
 ) -> None:
     """Append one commit's files and log them; a file gone by then is not logged."""
-    declared = declared_columns(ctx.tables, source.target)
+    source = handle.spec
+    assert isinstance(source, FileSource)
+    declared = declared_columns(ctx.tables, handle.target)
     names = [name for name, _ in declared]
     batches: list[Batch] = []
     for f in files:
-        batch = _file_batch(ctx, source_name, source, f, names)
+        batch = _file_batch(ctx, handle.name, source, f, names)
         if batch is None:
             _vanished(summary, f)
         else:
             batches.append(batch)
-    counts = append_batches(
-        ctx, source_name, source.target, source.schema_drift, declared, batches, summary
-    )
+    counts = append_batches(ctx, handle, declared, batches, summary)
     kept = [f for f in files if file_drops.file_exists(f.path)]
     for f in files:
         if (
@@ -342,25 +349,25 @@ def _land_files(
         decoding = f.decoding
         if decoding is not None and decoding.problem and f.batch_id in counts:
             summary.quarantined.append(f"{f.path}: {decoding.problem}")
-            log.warning("%s: quarantined %s: %s", source_name, f.path, decoding.problem)
-    _log_files(ctx, log_table, source_name, kept, counts)
+            log.warning("%s: quarantined %s: %s", handle.name, f.path, decoding.problem)
+    _log_files(ctx, log_table, handle, kept, counts)
 
 
 def _log_files(
     ctx: TaskContext,
-    log_table: str,
-    source_name: str,
+    log_table: TableRef,
+    source: SourceHandle,
     landed: list[file_drops.LandedFile],
     counts: dict[str, tuple[int, int]] | None,
 ) -> None:
     if not landed:
         return
+    source_name = source.name
     if counts is None:  # recovered: count what Bronze holds
-        target = ctx.project.sources[source_name].target
         counts = {
             batch: (rows, corrupt)
             for batch, (rows, corrupt, _) in batch_counts(
-                ctx.tables.read(target), source_name, [f.batch_id for f in landed]
+                ctx.tables.read(source.target), source_name, [f.batch_id for f in landed]
             ).items()
         }
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
@@ -411,15 +418,16 @@ def _response_batch(ctx: TaskContext, response: http.Response, declared: list[st
 
 def ingest_http_source(
     ctx: TaskContext,
-    source_name: str,
+    source_name: str | SourceHandle,
     progress: Progress | None = None,
     fetcher: http.Fetcher | None = None,
 ) -> IngestSummary:
-    """Fetch a JSON API's new pages or batches into its Bronze table."""
-    source = ctx.project.sources[source_name]
+    """Fetch a JSON API's new pages or batches into its Bronze table (by name or handle)."""
+    handle = _source_handle(ctx, source_name)
+    source, source_name = handle.spec, handle.name
     assert isinstance(source, HttpSource)
     summary = IngestSummary(source_name)
-    responses_table = system_table_name(ctx.project.catalog.name, SystemTable.HTTP_RESPONSES)
+    responses_table = ctx.project.system_table(SystemTable.HTTP_RESPONSES)
     own_fetcher = fetcher is None
     fetcher = fetcher or http.Fetcher(source, source_name)
     if progress is not None:
@@ -433,22 +441,22 @@ def ingest_http_source(
         if source.rotating is not None:
             known = {
                 str(r["_batch_id"])
-                for r in ctx.tables.read(source.target)
+                for r in ctx.tables.read(handle.target)
                 .where(F.col("_source") == source_name)
                 .select("_batch_id")
                 .distinct()
                 .collect()
             }
             for response in http.rotating(fetcher, known):
-                _land_responses(ctx, source_name, source, [response], responses_table, summary)
+                _land_responses(ctx, handle, [response], responses_table, summary)
         else:
             pending: list[http.Response] = []
             for response in http.paginated(fetcher):
                 pending.append(response)
                 if len(pending) >= 50:
-                    _land_responses(ctx, source_name, source, pending, responses_table, summary)
+                    _land_responses(ctx, handle, pending, responses_table, summary)
                     pending = []
-            _land_responses(ctx, source_name, source, pending, responses_table, summary)
+            _land_responses(ctx, handle, pending, responses_table, summary)
     finally:
         summary.requests = fetcher.requests
         if own_fetcher:
@@ -458,10 +466,9 @@ def ingest_http_source(
 
 def _land_responses(
     ctx: TaskContext,
-    source_name: str,
-    source: HttpSource,
+    source: SourceHandle,
     responses: list[http.Response],
-    responses_table: str,
+    responses_table: TableRef,
     summary: IngestSummary,
 ) -> None:
     if not responses:
@@ -469,12 +476,10 @@ def _land_responses(
     declared = declared_columns(ctx.tables, source.target)
     names = [name for name, _ in declared]
     batches = [_response_batch(ctx, r, names) for r in responses]
-    counts = append_batches(
-        ctx, source_name, source.target, source.schema_drift, declared, batches, summary
-    )
+    counts = append_batches(ctx, source, declared, batches, summary)
     rows = [
         HttpResponseRow(
-            source_name,
+            source.name,
             r.batch_id,
             r.request,
             r.status,
@@ -501,11 +506,12 @@ def ingest_source(
     ctx: TaskContext, source_name: str, progress: Progress | None = None
 ) -> IngestSummary:
     """Ingest one configured source and add its counts to the run report."""
-    source = ctx.project.sources[source_name]
+    handle = ctx.project.source_handle(source_name)
+    source = handle.spec
     if isinstance(source, FileSource):
-        summary = ingest_file_source(ctx, source_name, progress)
+        summary = ingest_file_source(ctx, handle, progress)
     else:
-        summary = ingest_http_source(ctx, source_name, progress)
+        summary = ingest_http_source(ctx, handle, progress)
     counts = {
         "new": summary.units,
         "skipped": summary.skipped,

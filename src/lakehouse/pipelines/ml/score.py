@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.project import feature_lookup_keys, feature_timestamp_key
+from lakehouse.config.project import ModelHandle
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.params import TaskParams
 from lakehouse.pipelines.ml.registry import CHAMPION, connect, model_uri, version_by_alias
@@ -76,21 +76,25 @@ def score_batch(ctx: TaskContext) -> None:
     """Task: score every model that has a ``scoring`` section with its champion."""
     TaskParams.parse(ctx.parameters, task=ctx.task_key)  # takes none
     scored = 0
-    for name, spec in ctx.project.models.items():
-        if spec.scoring is not None:
-            score_model(ctx, name)
+    for model in ctx.project.model_handles.values():
+        if model.scoring is not None:
+            score_model(ctx, model)
             scored += 1
     if not scored:
         ctx.report.notes.append("no model has a 'scoring' section: nothing scored")
 
 
-def score_model(ctx: TaskContext, name: str) -> None:
-    """Score ``name``'s scoring input with its champion; overwrite the predictions table."""
+def score_model(ctx: TaskContext, name: str | ModelHandle) -> None:
+    """Score the model's scoring input with its champion; overwrite the predictions table.
+
+    The model by name (looked up once, here) or by handle.
+    """
     import mlflow
 
-    spec = ctx.project.models[name]
-    if spec.scoring is None:
-        raise LakehouseError(f"model {name!r} has no 'scoring' section in conf/")
+    handle = name if isinstance(name, ModelHandle) else ctx.project.model_handle(name)
+    spec, scoring = handle.spec, handle.scoring
+    if scoring is None:
+        raise LakehouseError(f"model {handle.name!r} has no 'scoring' section in conf/")
     client = connect(ctx.project)
     champion = version_by_alias(client, spec.registered_name, CHAMPION)
     if champion is None:
@@ -98,9 +102,8 @@ def score_model(ctx: TaskContext, name: str) -> None:
             f"{spec.registered_name} has no @{CHAMPION} version to score with; train it first"
         )
     model = mlflow.sklearn.load_model(model_uri(spec.registered_name, CHAMPION))
-    source = spec.scoring.input
-    keys = feature_lookup_keys(ctx.project, source)
-    ts_key = feature_timestamp_key(ctx.project, source)
+    source = scoring.input.table
+    keys, ts_key = list(scoring.input.keys), scoring.input.timestamp_key
     table = ctx.tables.read(source)
     _, categorical = feature_kinds(table.schema, spec.features)
     rows = latest_rows(table, keys, ts_key)
@@ -116,5 +119,5 @@ def score_model(ctx: TaskContext, name: str) -> None:
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
         F.lit(ctx.run_id).alias("run_id"),
     )
-    ctx.tables.overwrite(spec.scoring.output, result)
-    log.info("%s v%s scored %s", spec.registered_name, champion.version, source)
+    ctx.tables.overwrite(scoring.output, result)
+    log.info("%s v%s scored %s", spec.registered_name, champion.version, source.full_name)

@@ -27,7 +27,7 @@ import pandas as pd
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import ModelResult, TaskContext
-from lakehouse.config.models import ModelSpec, PromotionSpec, SplitSpec
+from lakehouse.config.ml import ModelSpec, PromotionSpec, SplitSpec
 from lakehouse.core.errors import LakehouseError, TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.pipelines.ml.registry import (
@@ -322,9 +322,10 @@ def train_model(ctx: TaskContext, name: str, *, force: bool = False) -> ModelRes
     if name not in ctx.project.models:
         known = ", ".join(sorted(ctx.project.models)) or "none"
         raise LakehouseError(f"no model {name!r} in conf/ (known: {known})")
-    spec = ctx.project.models[name]
+    model = ctx.project.model_handle(name)
+    spec = model.spec
     client = connect(ctx.project)
-    training_set = build_training_set(ctx.project, ctx.tables, spec)
+    training_set = build_training_set(ctx.tables, model)
     data = training_data(training_set, spec)
     existing = None if force else _version_with_fingerprint(client, spec, data.fingerprint)
     if existing is not None:
@@ -407,7 +408,7 @@ def _log_and_register(
     import mlflow
 
     tags = _run_tags(ctx, spec, training_set, data)
-    locations = {t: ctx.project.table(t).location for t in training_set.input_versions}
+    locations = training_set.input_locations
     with mlflow.start_run(run_name=f"{name}-{ctx.run_id}", tags=tags) as parent:
         mlflow.log_params(
             {"split": spec.split.by, "test_size": spec.split.test_size, "seed": spec.seed}

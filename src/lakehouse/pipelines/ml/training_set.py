@@ -9,13 +9,13 @@ can leak into training. A feature table without a timestamp key is joined on key
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.config.models import LabelSpec, ModelSpec
-from lakehouse.config.project import Project, feature_lookup_keys, feature_timestamp_key
+from lakehouse.config.ml import LabelSpec
+from lakehouse.config.project import ModelHandle, TableRef
 from lakehouse.io.store import TableStore
 
 LABEL_TS = "label_ts"
@@ -85,50 +85,51 @@ def point_in_time_join(
 
 @dataclass(frozen=True)
 class TrainingSet:
-    """The joined examples and the Delta version of every table they were read from."""
+    """The joined examples, the Delta version of every table they were read from, and
+    where those tables are (both by ``catalog.schema.table``)."""
 
     frame: DataFrame
     label: str
     keys: list[str]
     timestamp: str | None
     input_versions: dict[str, int]
+    input_locations: dict[str, str] = field(default_factory=dict)
 
 
-def training_frame(
-    project: Project, spec: ModelSpec, read: Callable[[str], DataFrame]
-) -> DataFrame:
+def training_frame(model: ModelHandle, read: Callable[[TableRef], DataFrame]) -> DataFrame:
     """The label rows joined point-in-time to every feature lookup; ``read`` gives each table."""
-    labels_spec = spec.training_set.labels
-    frame = label_rows(read(labels_spec.table), labels_spec)
-    for lookup in spec.training_set.features:
-        feature_keys = feature_lookup_keys(project, lookup.table)
+    labels_spec = model.spec.training_set.labels
+    frame = label_rows(read(model.labels), labels_spec)
+    for feature in model.features:
+        lookup, source = feature.spec, feature.source
         frame = point_in_time_join(
             frame,
-            read(lookup.table),
-            label_keys=lookup.lookup_keys or feature_keys,
-            feature_keys=feature_keys,
-            feature_ts=feature_timestamp_key(project, lookup.table),
+            read(source.table),
+            label_keys=feature.label_keys,
+            feature_keys=list(source.keys),
+            feature_ts=source.timestamp_key,
             columns=lookup.features,
             lookback_days=lookup.lookback_days,
         )
     return frame
 
 
-def build_training_set(project: Project, tables: TableStore, spec: ModelSpec) -> TrainingSet:
+def build_training_set(tables: TableStore, model: ModelHandle) -> TrainingSet:
     """Read the label and feature tables (each at one pinned version) and join them."""
     versions: dict[str, int] = {}
 
-    def pinned(name: str) -> DataFrame:
-        if name not in versions:
-            versions[name] = tables.version(name)
-        return tables.read(name, version=versions[name])
+    def pinned(table: TableRef) -> DataFrame:
+        if table.full_name not in versions:
+            versions[table.full_name] = tables.version(table)
+        return tables.read(table, version=versions[table.full_name])
 
-    frame = training_frame(project, spec, pinned)
-    labels_spec = spec.training_set.labels
+    frame = training_frame(model, pinned)
+    labels_spec = model.spec.training_set.labels
     return TrainingSet(
         frame=frame,
         label=label_column(labels_spec),
         keys=list(labels_spec.keys),
         timestamp=LABEL_TS if labels_spec.timestamp else None,
         input_versions=versions,
+        input_locations={t.full_name: t.location for t in model.inputs},
     )

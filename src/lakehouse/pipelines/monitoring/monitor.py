@@ -31,14 +31,9 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.models import ModelMonitorSpec, ModelSpec
-from lakehouse.config.project import feature_lookup_keys, feature_timestamp_key
-from lakehouse.config.system_tables import (
-    ModelMonitoringRow,
-    SystemTable,
-    rows_frame,
-    system_table_name,
-)
+from lakehouse.config.ml import ModelMonitorSpec, ModelSpec
+from lakehouse.config.project import ModelHandle, TableRef
+from lakehouse.config.system_tables import ModelMonitoringRow, SystemTable, rows_frame
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.params import TaskParams
 from lakehouse.pipelines.ml.registry import CHAMPION, connect, version_by_alias
@@ -86,50 +81,42 @@ class MonitorResult:
 # ---------------------------------------------------------------- reading
 
 
-def reference_frame(ctx: TaskContext, spec: ModelSpec, input_versions: dict[str, int]) -> DataFrame:
+def reference_frame(
+    ctx: TaskContext, model: ModelHandle, input_versions: dict[str, int]
+) -> DataFrame:
     """The training set of a model version, rebuilt at the Delta versions it was trained on."""
-    project, tables = ctx.project, ctx.tables
+    tables = ctx.tables
 
-    def pinned(name: str) -> DataFrame:
+    def pinned(table: TableRef) -> DataFrame:
+        name = table.full_name
         if name not in input_versions:
             raise LakehouseError(
                 f"the training run recorded no version of {name}; cannot rebuild its training set"
             )
-        return tables.read(name, version=int(input_versions[name]))
+        return tables.read(table, version=int(input_versions[name]))
 
-    return training_frame(project, spec, pinned)
-
-
-def _scoring_keys(ctx: TaskContext, spec: ModelSpec) -> tuple[list[str], list[str], str | None]:
-    """Key columns of the predictions table, the matching label keys, the feature time key."""
-    assert spec.scoring is not None
-    source = spec.scoring.input
-    keys = feature_lookup_keys(ctx.project, source)
-    label_keys = list(spec.training_set.labels.keys)
-    for lookup in spec.training_set.features:
-        if lookup.table == source:
-            label_keys = list(lookup.lookup_keys or keys)
-    return keys, label_keys, feature_timestamp_key(ctx.project, source)
+    return training_frame(model, pinned)
 
 
-def gold_window(ctx: TaskContext, spec: ModelSpec) -> tuple[DataFrame, dict[str, Any]]:
+def gold_window(ctx: TaskContext, model: ModelHandle) -> tuple[DataFrame, dict[str, Any]]:
     """Feature values of the rows the latest batch scoring run scored."""
-    if spec.scoring is None:
+    spec, scoring = model.spec, model.scoring
+    if scoring is None:
         raise LakehouseError(
             "drift.current 'gold' needs the model's 'scoring' section (or use 'served')"
         )
-    keys, _, ts_key = _scoring_keys(ctx, spec)
-    version = ctx.tables.version(spec.scoring.output)
-    predictions = ctx.tables.read(spec.scoring.output, version=version)
+    keys, ts_key = list(scoring.input.keys), scoring.input.timestamp_key
+    version = ctx.tables.version(scoring.output)
+    predictions = ctx.tables.read(scoring.output, version=version)
     on = [*keys, *([ts_key] if ts_key else [])]
-    inputs = ctx.tables.read(spec.scoring.input).select(*on, *spec.features)
+    inputs = ctx.tables.read(scoring.input.table).select(*on, *spec.features)
     frame = predictions.select(*on, "scored_at").join(inputs, on, "left")
     span = frame.agg(
         F.min(ts_key or "scored_at").alias("start"), F.max(ts_key or "scored_at").alias("end")
     ).first()
     return frame, {
         "source": "gold",
-        "table": spec.scoring.output,
+        "table": scoring.output.full_name,
         "version": version,
         "start": span["start"] if span else None,
         "end": span["end"] if span else None,
@@ -209,10 +196,10 @@ def collect(df: DataFrame, columns: list[str], max_rows: int, seed: int = 42) ->
     return out
 
 
-def latest_labels(ctx: TaskContext, spec: ModelSpec) -> DataFrame:
+def latest_labels(ctx: TaskContext, model: ModelHandle) -> DataFrame:
     """Label keys and the label (0/1) as ``label``: the latest labelled row per key."""
-    labels = spec.training_set.labels
-    rows = label_rows(ctx.tables.read(labels.table), labels).withColumnRenamed(
+    labels = model.spec.training_set.labels
+    rows = label_rows(ctx.tables.read(model.labels), labels).withColumnRenamed(
         label_column(labels), "label"
     )
     rows = latest_rows(rows, list(labels.keys), LABEL_TS if labels.timestamp else None)
@@ -236,7 +223,7 @@ def _training_metrics(client: Any, registered: str, version: str, cache: dict[st
 
 def drift_check(
     ctx: TaskContext,
-    spec: ModelSpec,
+    model: ModelHandle,
     monitor: ModelMonitorSpec,
     reference: DataFrame,
     categorical: list[str],
@@ -244,10 +231,11 @@ def drift_check(
     as_of: dt.datetime,
 ) -> list[MetricRow]:
     """Drift rows for every monitored feature (no rows when the window is empty)."""
+    spec = model.spec
     drift = monitor.drift
     features = drift.features or spec.features
     if drift.current == "gold":
-        current, window = gold_window(ctx, spec)
+        current, window = gold_window(ctx, model)
     else:
         start = as_of - dt.timedelta(days=drift.window_days)
         current = served_predictions(ctx, spec, start, as_of, categorical)
@@ -281,8 +269,7 @@ def quality_check(
     ctx: TaskContext, monitor: ModelMonitorSpec, champion_version: str
 ) -> list[MetricRow]:
     """DQ pass-rate rows of each table's latest Silver run."""
-    name = system_table_name(ctx.project.catalog.name, SystemTable.DQ_RESULTS)
-    results = ctx.tables.read(name).toPandas()
+    results = ctx.tables.read(ctx.project.system_table(SystemTable.DQ_RESULTS)).toPandas()
     return quality_rows(
         results,
         min_pass_rate=monitor.quality.min_pass_rate,
@@ -294,27 +281,30 @@ def quality_check(
 
 def performance_check(
     ctx: TaskContext,
-    spec: ModelSpec,
+    model: ModelHandle,
     monitor: ModelMonitorSpec,
     labels: DataFrame,
     client: Any,
     cache: dict[str, Any],
 ) -> list[MetricRow]:
     """Metric rows per recent scoring run (Delta version) of the predictions table."""
-    if spec.scoring is None:
+    spec, scoring = model.spec, model.scoring
+    if scoring is None:
         return []
     perf = monitor.performance
-    output = spec.scoring.output
-    keys, label_keys, _ = _scoring_keys(ctx, spec)
+    output = scoring.output.full_name
+    keys, label_keys = list(scoring.input.keys), list(scoring.label_keys)
     renamed = labels.select(
         *[F.col(lk).alias(k) for k, lk in zip(keys, label_keys, strict=True)], "label"
     )
     out: list[MetricRow] = []
     history = [
-        h for h in ctx.tables.history(output) if h.version > 0 or h.operation != "CREATE TABLE"
+        h
+        for h in ctx.tables.history(scoring.output)
+        if h.version > 0 or h.operation != "CREATE TABLE"
     ]
     for entry in history[: perf.last_runs]:
-        predictions = ctx.tables.read(output, version=entry.version)
+        predictions = ctx.tables.read(scoring.output, version=entry.version)
         joined = predictions.join(renamed, keys, "left").select(
             "model_version", "prediction", "probability", "label", "scored_at", "run_id"
         )
@@ -383,7 +373,8 @@ def monitor_model(
     if name not in ctx.project.models:
         known = ", ".join(sorted(ctx.project.models)) or "none"
         raise LakehouseError(f"no model {name!r} in conf/ (known: {known})")
-    spec = ctx.project.models[name]
+    model = ctx.project.model_handle(name)
+    spec = model.spec
     monitor = ctx.project.monitoring.models.get(name, ModelMonitorSpec())
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     as_of = as_of or now
@@ -400,13 +391,13 @@ def monitor_model(
             f"{spec.registered_name} v{version}: its training run has no {INPUT_TABLES_TAG} tag"
         )
     input_versions = {k: int(v) for k, v in json.loads(tag).items()}
-    reference = reference_frame(ctx, spec, input_versions)
+    reference = reference_frame(ctx, model, input_versions)
     _, categorical = feature_kinds(reference.schema, spec.features)
-    labels = latest_labels(ctx, spec)
+    labels = latest_labels(ctx, model)
     rows = [
-        *drift_check(ctx, spec, monitor, reference, categorical, version, as_of),
+        *drift_check(ctx, model, monitor, reference, categorical, version, as_of),
         *quality_check(ctx, monitor, version),
-        *performance_check(ctx, spec, monitor, labels, client, cache),
+        *performance_check(ctx, model, monitor, labels, client, cache),
         *ab_check(ctx, spec, monitor, labels, categorical, as_of),
     ]
     result = MonitorResult(
@@ -450,7 +441,7 @@ def result_frame(ctx: TaskContext, result: MonitorResult) -> DataFrame:
 def write_results(ctx: TaskContext, result: MonitorResult) -> None:
     """Append the rows to ``<catalog>.meta.model_monitoring``."""
     if result.rows:
-        table = system_table_name(ctx.project.catalog.name, SystemTable.MODEL_MONITORING)
+        table = ctx.project.system_table(SystemTable.MODEL_MONITORING)
         ctx.tables.append(table, result_frame(ctx, result))
 
 
@@ -493,7 +484,7 @@ def announce(ctx: TaskContext, result: MonitorResult) -> None:
     )
     monitoring = ctx.project.monitoring
     if alerts and monitoring.webhook_url:
-        table = system_table_name(ctx.project.catalog.name, SystemTable.MODEL_MONITORING)
+        table = ctx.project.system_table(SystemTable.MODEL_MONITORING).full_name
         try:
             post_json(
                 monitoring.webhook_url,

@@ -26,7 +26,6 @@ from lakehouse.config.system_tables import (
     SilverBatchRow,
     SystemTable,
     rows_frame,
-    system_table_name,
 )
 
 BATCH_ID = "_batch_id"
@@ -69,8 +68,8 @@ def pending_batches(
     """What ``t`` has to refine: the batches of its Bronze source (at its current version)
     that no earlier run of ``t`` refined."""
     tables = ctx.tables
-    version = tables.version(t.source.full_name)
-    bronze = tables.read(t.source.full_name, version=version)
+    version = tables.version(t.source)
+    bronze = tables.read(t.source, version=version)
     if BATCH_ID not in bronze.columns:
         return PendingBatches(bronze, incremental=False)
     present = {
@@ -79,9 +78,7 @@ def pending_batches(
     }
     refined: set[str] = set()
     if not full_refresh:
-        ledger = tables.read(
-            system_table_name(ctx.project.catalog.name, SystemTable.SILVER_BATCHES)
-        )
+        ledger = tables.read(ctx.project.system_table(SystemTable.SILVER_BATCHES))
         refined = {
             str(r["batch_id"])
             for r in ledger.where(F.col("table") == t.name).select("batch_id").collect()
@@ -99,7 +96,7 @@ def record_refined(ctx: TaskContext, t: SilverHandle, pending: PendingBatches) -
     """Add the run's batches to ``meta.silver_batches`` (after the table's MERGE committed)."""
     if not pending.batches:
         return
-    table = system_table_name(ctx.project.catalog.name, SystemTable.SILVER_BATCHES)
+    table = ctx.project.system_table(SystemTable.SILVER_BATCHES)
     now = datetime.now(tz=UTC).replace(tzinfo=None)
     rows = [
         SilverBatchRow(t.name, t.source.full_name, b, n, ctx.run_id, now)

@@ -26,7 +26,6 @@ from lakehouse.config.system_tables import (
     SilverRunRow,
     SystemTable,
     rows_frame,
-    system_table_name,
 )
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
@@ -119,7 +118,7 @@ def refine_table(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> 
     summary = RefineSummary(t.name)
     pending = pending_batches(ctx, t, full_refresh=full_refresh)
     if pending.empty:  # nothing new: no rules to run, nothing to write
-        summary.version = ctx.tables.version(t.name) if ctx.tables.exists(t.name) else -1
+        summary.version = ctx.tables.version(t.table) if ctx.tables.exists(t.table) else -1
         _record_run(ctx, summary)
         ctx.report.count(
             f"silver {t.name}", rows_read=0, batches_refined_before=pending.refined_before
@@ -316,12 +315,12 @@ def _write_scd1(
     if unique and summary.rows_deleted == 0 and _is_empty(ctx, t):
         # The first load: no keys to match and no deletes to apply, so the MERGE is an
         # append (SF1 lineitem: 7 s less than a MERGE into the empty table).
-        result = ctx.tables.append(t.name, source.select(*columns))
+        result = ctx.tables.append(t.table, source.select(*columns))
         summary.duplicates_collapsed = summary.rows_kept - result.rows_written
         return result
     summary.duplicates_collapsed = summary.rows_kept - source.count()
     return ctx.tables.merge(
-        t.name,
+        t.table,
         source,
         spec.keys,
         newer_than=spec.sequence_by,
@@ -344,7 +343,7 @@ def _quarantine_rejected_rows(
             F.current_timestamp().alias("_quarantined_at"),
         )
     )
-    ctx.tables.merge(t.quarantine.full_name, quarantine, ["_row_hash"], insert_only=True)
+    ctx.tables.merge(t.quarantine, quarantine, ["_row_hash"], insert_only=True)
 
 
 def _report_refine_counts(
@@ -365,7 +364,7 @@ def _report_refine_counts(
 
 def _is_empty(ctx: TaskContext, t: SilverHandle) -> bool:
     """True if the table does not exist yet or has no rows."""
-    return not ctx.tables.exists(t.name) or ctx.tables.read(t.name).limit(1).count() == 0
+    return not ctx.tables.exists(t.table) or ctx.tables.read(t.table).limit(1).count() == 0
 
 
 def _without_deleted_later(
@@ -395,7 +394,7 @@ def _merge_scd2(
     ]
     keys = [F.col(k) for k in spec.keys]
     affected = rows.select(*keys).distinct()
-    existing = ctx.tables.read(t.name).join(affected, on=spec.keys, how="left_semi")
+    existing = ctx.tables.read(t.table).join(affected, on=spec.keys, how="left_semi")
     history = scd2_history(
         existing,
         rows,
@@ -405,7 +404,7 @@ def _merge_scd2(
         data_columns=columns,
     )
     source = scd2_merge_source(existing.select(*columns, *SCD2_COLUMNS), history, spec.keys)
-    return ctx.tables.merge(t.name, source, [*spec.keys, VALID_FROM], delete_flag=DELETE_FLAG)
+    return ctx.tables.merge(t.table, source, [*spec.keys, VALID_FROM], delete_flag=DELETE_FLAG)
 
 
 def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> None:
@@ -427,7 +426,7 @@ def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> N
         )
         for r in results
     ]
-    table = system_table_name(ctx.project.catalog.name, SystemTable.DQ_RESULTS)
+    table = ctx.project.system_table(SystemTable.DQ_RESULTS)
     ctx.tables.merge(
         table,
         rows_frame(ctx.spark, SystemTable.DQ_RESULTS, rows),
@@ -437,7 +436,7 @@ def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> N
 
 def _record_run(ctx: TaskContext, s: RefineSummary) -> None:
     now = datetime.now(tz=UTC).replace(tzinfo=None)
-    table = system_table_name(ctx.project.catalog.name, SystemTable.SILVER_RUNS)
+    table = ctx.project.system_table(SystemTable.SILVER_RUNS)
     row = [
         SilverRunRow(
             ctx.run_id,

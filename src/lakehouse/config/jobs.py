@@ -1,0 +1,186 @@
+"""Job models: tasks, their dependencies, schedules, retries, notifications and permissions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from lakehouse.config.base import (
+    SECRET_PARAMETER_HINT,
+    DottedCallable,
+    Identifier,
+    StrictModel,
+    parameter_secret,
+)
+from lakehouse.core.cron import parse_schedule
+
+
+def _no_secrets(parameters: list[str]) -> list[str]:
+    """Refuse secret-looking plain parameters (they are recorded with every run)."""
+    reason = parameter_secret(parameters)
+    if reason:
+        raise ValueError(f"{reason}; {SECRET_PARAMETER_HINT}")
+    return parameters
+
+
+PlainParameters = Annotated[list[str], AfterValidator(_no_secrets)]
+
+
+class TaskDependency(StrictModel):
+    task_key: Identifier
+
+
+class SparkPythonTask(StrictModel):
+    python_file: str = Field(description="a jobs/ script, relative to the bundle root")
+    parameters: PlainParameters = Field(default_factory=list)
+
+
+class RunAs(StrictModel):
+    """The identity a job runs as (Databricks Asset Bundles ``run_as``)."""
+
+    user_name: str | None = None
+    service_principal_name: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RunAs:
+        if (self.user_name is None) == (self.service_principal_name is None):
+            raise ValueError("give exactly one of 'user_name' or 'service_principal_name'")
+        return self
+
+    @property
+    def principal(self) -> str:
+        return str(self.user_name or self.service_principal_name)
+
+
+class PythonFunctionTask(StrictModel):
+    """A task function given by module path (it receives the TaskContext like TASK does)."""
+
+    function: DottedCallable = Field(description="package.module:function(ctx)")
+    parameters: PlainParameters = Field(default_factory=list)
+
+
+class Task(StrictModel):
+    task_key: Identifier
+    description: str = ""
+    depends_on: list[TaskDependency] = Field(default_factory=list)
+    spark_python_task: SparkPythonTask | None = None
+    python_function_task: PythonFunctionTask | None = None
+    max_retries: int = Field(default=0, ge=0, description="retries after a failed attempt")
+    min_retry_interval_millis: int = Field(
+        default=1000, ge=0, description="wait before the first retry; doubles per retry"
+    )
+    retry_on_timeout: bool = False
+    timeout_seconds: int = Field(default=0, ge=0, description="0 = no timeout")
+    run_as: RunAs | None = Field(default=None, description="default: the job's run_as")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Task:
+        if (self.spark_python_task is None) == (self.python_function_task is None):
+            raise ValueError("give exactly one of 'spark_python_task' or 'python_function_task'")
+        return self
+
+    @property
+    def parameters(self) -> list[str]:
+        kind = self.spark_python_task or self.python_function_task
+        return list(kind.parameters) if kind is not None else []
+
+
+class Schedule(StrictModel):
+    """When a job runs: a Quartz cron expression (Databricks) or a 5-field cron expression."""
+
+    quartz_cron_expression: str | None = Field(
+        default=None, description="sec min hour day-of-month month day-of-week [year]"
+    )
+    cron_expression: str | None = Field(default=None, description="min hour dom month dow")
+    timezone_id: str = "UTC"
+    pause_status: Literal["PAUSED", "UNPAUSED"] = "UNPAUSED"
+
+    @model_validator(mode="after")
+    def _one_expression(self) -> Schedule:
+        if (self.quartz_cron_expression is None) == (self.cron_expression is None):
+            raise ValueError("give exactly one of 'quartz_cron_expression' or 'cron_expression'")
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone_id)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone_id {self.timezone_id!r}") from None
+        parse_schedule(self.quartz_cron_expression, self.cron_expression)  # CronError
+        return self
+
+
+class Webhook(StrictModel):
+    url: str = Field(pattern=r"^https?://")
+
+
+class WebhookNotifications(StrictModel):
+    on_start: list[Webhook] = Field(default_factory=list)
+    on_success: list[Webhook] = Field(default_factory=list)
+    on_failure: list[Webhook] = Field(default_factory=list)
+
+
+class Permission(StrictModel):
+    level: Literal["CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"]
+    user_name: str | None = None
+    group_name: str | None = None
+    service_principal_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_principal(self) -> Permission:
+        given = [self.user_name, self.group_name, self.service_principal_name]
+        if sum(x is not None for x in given) != 1:
+            raise ValueError(
+                "give exactly one of 'user_name', 'group_name' or 'service_principal_name'"
+            )
+        return self
+
+    @property
+    def principal(self) -> str:
+        return str(self.user_name or self.group_name or self.service_principal_name)
+
+
+class Job(StrictModel):
+    name: str | None = None
+    description: str = ""
+    run_as: RunAs | None = Field(default=None, description="default: the bundle's run_as")
+    schedule: Schedule | None = None
+    max_concurrent_runs: int = Field(default=1, ge=1)
+    max_parallel_tasks: int = Field(
+        default=1, ge=1, description="independent tasks run side by side up to this many"
+    )
+    webhook_notifications: WebhookNotifications = Field(default_factory=WebhookNotifications)
+    permissions: list[Permission] = Field(default_factory=list)
+    tasks: list[Task] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _dag(self) -> Job:
+        keys = [t.task_key for t in self.tasks]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate task_key: {', '.join(duplicates)}")
+        for task in self.tasks:
+            for dep in task.depends_on:
+                if dep.task_key not in keys:
+                    raise ValueError(
+                        f"task {task.task_key!r} depends on unknown task {dep.task_key!r}"
+                    )
+        task_order(self)  # raises on a cycle
+        return self
+
+
+def task_order(job: Job) -> list[Task]:
+    """Tasks in dependency order (stable: declaration order among ready tasks)."""
+    done: set[str] = set()
+    ordered: list[Task] = []
+    pending = list(job.tasks)
+    while pending:
+        ready = [t for t in pending if all(d.task_key in done for d in t.depends_on)]
+        if not ready:
+            cycle = ", ".join(t.task_key for t in pending)
+            raise ValueError(f"tasks form a dependency cycle: {cycle}")
+        for task in ready:
+            ordered.append(task)
+            done.add(task.task_key)
+            pending.remove(task)
+    return ordered

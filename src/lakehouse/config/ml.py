@@ -1,0 +1,202 @@
+"""Machine-learning models: training sets, candidates, promotion, scoring and monitoring."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lakehouse.config.base import Identifier, StrictModel, TableName
+
+Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting"]
+
+
+class LabelSpec(StrictModel):
+    """Where labels come from: one row per example, with the time the label was observed."""
+
+    table: TableName
+    keys: list[Identifier] = Field(min_length=1)
+    timestamp: Identifier | None = Field(
+        default=None, description="label time; features are looked up as of it"
+    )
+    label: str = Field(description="a column, or a Spark SQL expression giving 0/1")
+    where: str | None = Field(default=None, description="Spark SQL filter on the label table")
+
+
+class FeatureLookup(StrictModel):
+    """Features taken from one feature table, joined on keys (as of the label time)."""
+
+    table: TableName
+    lookup_keys: list[Identifier] | None = Field(
+        default=None, description="label columns matching the table's keys; default: the same names"
+    )
+    features: list[Identifier] = Field(min_length=1)
+    lookback_days: int | None = Field(
+        default=None, gt=0, description="ignore feature values older than this at label time"
+    )
+
+
+class TrainingSetSpec(StrictModel):
+    labels: LabelSpec
+    features: list[FeatureLookup] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_features(self) -> TrainingSetSpec:
+        names = [f for lookup in self.features for f in lookup.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feature named twice: {', '.join(dupes)}")
+        return self
+
+
+class CandidateSpec(StrictModel):
+    estimator: Estimator | None = Field(default=None, description="default: the candidate name")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SplitSpec(StrictModel):
+    by: Literal["time", "random"] = Field(
+        default="time",
+        description="time: the latest label times are held out (needs a label timestamp)",
+    )
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+
+
+class PromotionSpec(StrictModel):
+    metric: Literal["roc_auc", "f1", "accuracy", "precision", "recall"] = "roc_auc"
+    min_improvement: float = Field(
+        default=0.0, ge=0, description="the challenger must beat the champion by at least this"
+    )
+    thresholds: dict[Literal["roc_auc", "f1", "accuracy", "precision", "recall"], float] = Field(
+        default_factory=dict, description="minimum metric values for any champion"
+    )
+
+
+class ScoringSpec(StrictModel):
+    input: TableName
+    output: TableName
+
+
+class ModelSpec(StrictModel):
+    registered_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    training_set: TrainingSetSpec
+    candidates: dict[Identifier, CandidateSpec] = Field(min_length=1)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    scoring: ScoringSpec | None = None
+    seed: int = 42
+    experiment: str | None = None
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_estimators(cls, value: dict[str, CandidateSpec]) -> dict[str, CandidateSpec]:
+        known = ("logistic_regression", "random_forest", "gradient_boosting")
+        for name, candidate in value.items():
+            if candidate.estimator is None and name not in known:
+                raise ValueError(
+                    f"candidate {name!r} needs 'estimator' (one of {', '.join(known)})"
+                )
+        return value
+
+    def estimator_of(self, candidate: str) -> str:
+        spec = self.candidates[candidate]
+        return spec.estimator or candidate
+
+    @property
+    def features(self) -> list[str]:
+        return [f for lookup in self.training_set.features for f in lookup.features]
+
+
+MonitoredMetric = Literal["roc_auc", "accuracy", "precision", "recall", "f1"]
+
+
+def _all_metrics() -> list[MonitoredMetric]:
+    return ["roc_auc", "accuracy", "precision", "recall", "f1"]
+
+
+def _default_max_drop() -> dict[MonitoredMetric, float]:
+    return {"roc_auc": 0.05}
+
+
+class DriftSpec(StrictModel):
+    """Input drift: each feature of a current window against the champion's training set.
+
+    A feature alerts when its PSI exceeds ``psi_threshold`` AND its test p-value (KS for
+    numbers, chi-square for categories) is below ``alpha`` (divided by the number of
+    features tested under ``correction: bonferroni``), and the window has ``min_rows``.
+    """
+
+    current: Literal["gold", "served"] = Field(
+        default="gold",
+        description="gold: the rows of the latest batch scoring run; served: logged online "
+        "predictions within window_days",
+    )
+    window_days: float = Field(default=7.0, gt=0)
+    features: list[Identifier] | None = Field(default=None, description="default: all")
+    bins: int = Field(default=10, ge=2, le=100, description="PSI bins (reference quantiles)")
+    epsilon: float = Field(default=1e-4, gt=0, lt=0.01, description="share of an empty bin")
+    psi_threshold: float = Field(default=0.2, gt=0)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["bonferroni", "none"] = "bonferroni"
+    min_rows: int = Field(default=100, ge=1, description="fewer current rows: no alert")
+    max_rows: int = Field(
+        default=200_000, ge=1000, description="larger frames are compared on a seeded sample"
+    )
+
+
+class QualityMonitorSpec(StrictModel):
+    """Data-quality pass rates of each table's latest Silver run against a minimum."""
+
+    min_pass_rate: float = Field(default=0.99, ge=0, le=1)
+    tables: dict[TableName, float] = Field(
+        default_factory=dict, description="per-table minimum pass rate (overrides the default)"
+    )
+    only_listed: bool = Field(default=False, description="monitor only the tables listed")
+
+
+class PerformanceSpec(StrictModel):
+    """Metrics of the last batch scoring runs once labels arrive, vs minimums and training."""
+
+    metrics: list[MonitoredMetric] = Field(default_factory=_all_metrics)
+    thresholds: dict[MonitoredMetric, float] = Field(
+        default_factory=dict, description="absolute minimums"
+    )
+    max_drop: dict[MonitoredMetric, float] = Field(
+        default_factory=_default_max_drop,
+        description="largest allowed drop below the champion's training (holdout) metric",
+    )
+    last_runs: int = Field(default=5, ge=1, description="scoring runs (Delta versions) to judge")
+    min_labeled: int = Field(default=30, ge=1, description="fewer labelled rows: no alert")
+
+
+class ABSpec(StrictModel):
+    """Champion vs challenger from served predictions (and labels) within a window."""
+
+    window_days: float = Field(default=7.0, gt=0)
+    metric: MonitoredMetric = "roc_auc"
+    min_improvement: float = Field(
+        default=0.01, ge=0, description="challenger lift that raises a 'consider promoting' alert"
+    )
+    min_labeled: int = Field(default=30, ge=1)
+
+
+class ModelMonitorSpec(StrictModel):
+    """What the monitoring job checks for one model of conf/models.yml."""
+
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    quality: QualityMonitorSpec = Field(default_factory=QualityMonitorSpec)
+    performance: PerformanceSpec = Field(default_factory=PerformanceSpec)
+    ab: ABSpec = Field(default_factory=ABSpec)
+
+
+class MonitoringSpec(StrictModel):
+    """The ``monitoring:`` section: per-model monitors and where alerts are sent."""
+
+    webhook_url: str = Field(
+        default="", pattern=r"^(https?://.*)?$", description="JSON POST per run; empty = none"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    predictions_table: TableName | None = Field(
+        default=None, description="logged online predictions; default <catalog>.bronze.predictions"
+    )
+    models: dict[Identifier, ModelMonitorSpec] = Field(default_factory=dict)

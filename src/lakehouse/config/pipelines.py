@@ -1,0 +1,91 @@
+"""Silver and Gold models: how each table is built from its inputs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from lakehouse.config.base import DottedCallable, Identifier, StrictModel, TableName
+from lakehouse.config.rules import Rule
+
+
+class OperationSpec(StrictModel):
+    """A source column telling inserts/updates from deletes (change data capture)."""
+
+    column: Identifier
+    delete_values: list[str] = Field(default_factory=lambda: ["DELETE", "D"], min_length=1)
+
+
+class SilverSpec(StrictModel):
+    """How a Silver table is built from its Bronze source."""
+
+    source: TableName
+    keys: list[Identifier] = Field(min_length=1)
+    sequence_by: Identifier | None = Field(
+        default=None, description="the latest row per key by this column wins"
+    )
+    rename: dict[Identifier, Identifier] = Field(
+        default_factory=dict, description="target column: source column"
+    )
+    trim: bool = Field(default=True, description="trim white space of text values")
+    case: dict[Identifier, Literal["lower", "upper"]] = Field(default_factory=dict)
+    standardize: dict[Identifier, dict[str, str]] = Field(
+        default_factory=dict, description="column: {raw value: standard value}"
+    )
+    transforms: list[DottedCallable] = Field(
+        default_factory=list, description="pure DataFrame -> DataFrame functions, applied in order"
+    )
+    mode: Literal["scd1", "scd2"] = "scd1"
+    track_columns: list[Identifier] | None = Field(
+        default=None, description="scd2: columns whose change opens a new version (default: all)"
+    )
+    operation: OperationSpec | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    great_expectations: bool = Field(
+        default=True,
+        description="also validate with great-expectations (Data Docs + cross-check); the "
+        "compiled SQL path decides either way and is about 3x faster on 1M rows",
+    )
+
+    @model_validator(mode="after")
+    def _scd2_needs_sequence(self) -> SilverSpec:
+        if self.mode == "scd2" and not self.sequence_by:
+            raise ValueError("mode scd2 needs sequence_by (it orders the versions)")
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate rule name: {', '.join(dupes)}")
+        return self
+
+
+class GoldSpec(StrictModel):
+    """A Gold table built from named inputs by a pure transform function or a SQL query.
+
+    ``features`` adds (or replaces) columns given as Spark SQL expressions over the result.
+    A feature table names its ``timestamp_key`` (also one of the catalog table's keys): rows
+    are values as of that time, and training sets look them up point-in-time.
+    """
+
+    inputs: dict[Identifier, TableName] = Field(min_length=1)
+    transform: DottedCallable | None = Field(
+        default=None, description="package.module:function(**inputs, **params) -> DataFrame"
+    )
+    query: str | None = Field(
+        default=None,
+        description="Spark SQL over the inputs, each visible as a view named by its alias",
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    features: dict[Identifier, str] = Field(
+        default_factory=dict, description="column name -> Spark SQL expression"
+    )
+    timestamp_key: Identifier | None = None
+    mode: Literal["overwrite"] = "overwrite"
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> GoldSpec:
+        if (self.transform is None) == (self.query is None):
+            raise ValueError("give exactly one of 'transform' or 'query'")
+        if self.query is not None and self.params:
+            raise ValueError("'params' are passed to a 'transform'; a 'query' takes none")
+        return self

@@ -1,0 +1,151 @@
+"""Bronze source models: landing folders and HTTP APIs, and the Bronze metadata columns."""
+
+from __future__ import annotations
+
+import codecs
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from lakehouse.config.base import StrictModel, TableName, secret_reason
+from lakehouse.config.catalog import Column
+
+
+class CsvOptions(StrictModel):
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    header: bool = True
+
+
+SchemaDrift = Literal["rescue", "add_new_columns", "fail"]
+
+
+def known_codec(name: str) -> str:
+    """``name`` if Python knows the codec (``latin-1``, ``cp1252``, ``utf-16`` ...)."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(
+            f"unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252, utf-16)"
+        ) from None
+    return name
+
+
+Encoding = Annotated[str, AfterValidator(known_codec)]
+
+
+class FileSource(StrictModel):
+    """A landing directory ingested incrementally: each file once (path + size + mtime)."""
+
+    kind: Literal["files"]
+    description: str = ""
+    path: str = Field(description="landing directory: a local path or a URI pyarrow can list")
+    glob: str = "*"
+    format: Literal["csv", "jsonl", "json", "parquet", "excel"]
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    target: TableName
+    schema_drift: SchemaDrift = "rescue"
+    files_per_commit: int = Field(default=100, ge=1, description="files appended per Delta commit")
+    encoding: Encoding = Field("utf-8", description="codec of text files without a BOM")
+    follow_symlinks_outside: bool = Field(False, description="else such symlinks are refused")
+
+
+class RetryPolicy(StrictModel):
+    """Exponential backoff on 5xx, 429 (honouring Retry-After) and timeouts."""
+
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    retry_on_status: list[int] = Field(default_factory=lambda: [429, 500, 502, 503, 504])
+
+
+class AuthSpec(StrictModel):
+    """A token read from an environment variable at request time; never stored anywhere."""
+
+    token_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    header: str = "Authorization"
+    scheme: str = Field(default="Bearer", description="prefix before the token; empty for none")
+    query_param: str | None = Field(
+        default=None, description="send the token as this query parameter instead of a header"
+    )
+
+
+class Pagination(StrictModel):
+    style: Literal["none", "page", "offset", "cursor", "next_link"] = "none"
+    page_size: int = Field(default=100, ge=1)
+    page_param: str = "page"
+    size_param: str = "page_size"
+    start_page: int = 1
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    cursor_param: str = "cursor"
+    next_cursor_field: str = "next_cursor"
+    next_link_field: str = "next"
+
+
+class RotatingBatches(StrictModel):
+    """An API that serves one batch at a time and moves on to a new one on its own schedule."""
+
+    batch_id_field: str = "batch_number"
+    poll_interval_s: float = Field(default=30.0, ge=0)
+    max_wait_s: float = Field(
+        default=0.0, ge=0, description="how long to wait for a new batch before stopping"
+    )
+    max_batches: int | None = Field(default=None, ge=1, description="new batches per run")
+    exhausted_status: list[int] = Field(
+        default_factory=lambda: [400], description="statuses meaning: every batch was served"
+    )
+
+
+class HttpSource(StrictModel):
+    """A JSON API: paginated, or serving rotating batches."""
+
+    kind: Literal["http"]
+    description: str = ""
+    url: str = Field(pattern=r"^https?://")
+    params: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    auth: AuthSpec | None = None
+    redact_params: list[str] = Field(
+        default_factory=list, description="query parameters masked in _request"
+    )
+    timeout_s: float = Field(default=30.0, gt=0)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    max_requests: int = Field(default=1000, ge=1, description="upper bound on requests per run")
+    records_field: str = Field(
+        default="data", description="dotted path to the record list; empty: the payload itself"
+    )
+    columns: list[str] | None = Field(
+        default=None, description="names for records that are JSON arrays, in order"
+    )
+    pagination: Pagination = Field(default_factory=Pagination)
+    rotating: RotatingBatches | None = None
+    target: TableName
+    schema_drift: SchemaDrift = "rescue"
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> HttpSource:
+        if self.rotating is not None and self.pagination.style != "none":
+            raise ValueError("a source is either rotating or paginated, not both")
+        for header, value in self.headers.items():
+            reason = secret_reason(header, value)
+            if reason:
+                raise ValueError(f"header {header!r} {reason}: use auth.token_env")
+        return self
+
+
+Source = Annotated[FileSource | HttpSource, Field(discriminator="kind")]
+
+
+BRONZE_METADATA_COLUMNS: tuple[Column, ...] = (
+    Column(name="_source", type="string", nullable=False, comment="source name from conf/"),
+    Column(name="_source_file", type="string", comment="file the row came from"),
+    Column(name="_request", type="string", comment="HTTP request URL, secrets redacted"),
+    Column(name="_http_status", type="int", comment="HTTP status of the response"),
+    Column(name="_fetched_at", type="timestamp", comment="when the response arrived"),
+    Column(name="_batch_id", type="string", comment="file identity or API batch id"),
+    Column(name="_ingested_at", type="timestamp", nullable=False, comment="when it landed"),
+    Column(name="_run_id", type="string", nullable=False, comment="the job run that ingested it"),
+    Column(name="_corrupt", type="string", comment="why the record could not be parsed"),
+    Column(name="_raw", type="string", comment="the raw record text, kept when unparseable"),
+    Column(name="_rescued_data", type="string", comment="JSON of values that did not fit"),
+)
