@@ -125,3 +125,64 @@ def test_typed_records_fail_policy_only_rescues_type_mismatches(spark: SparkSess
         ("2", '{"qty":"two"}'),
         ("3", '{"qty":"99999999999"}'),
     ]
+
+
+def test_parse_json_lines_flags_lines_that_are_not_exactly_one_object(
+    spark: SparkSession,
+) -> None:
+    """A second value, trailing text, a number out of range or a repeated key: corrupt, kept."""
+    lines = _lines(
+        spark,
+        '{"id": "1", "qty": 1e400}',
+        '{"id": "2"}{"id": "3"}',
+        '{"id": "4"} xyz',
+        '{"id": "5", "x": {"y": -1e999}}',
+        '{"id": "6", "id": "7"}',
+        "{}",
+        '{"other": 1}',
+    )
+    parsed = parse_json_lines(lines, ["id", "qty"])
+    one_object = "malformed JSON: not exactly one JSON object, or a number out of range"
+    expected = spark.createDataFrame(
+        [
+            (None, None, None, one_object, '{"id": "1", "qty": 1e400}'),
+            (None, None, None, one_object, '{"id": "2"}{"id": "3"}'),
+            (None, None, None, one_object, '{"id": "4"} xyz'),
+            (None, None, None, one_object, '{"id": "5", "x": {"y": -1e999}}'),
+            (None, None, None, "malformed JSON: duplicate key", '{"id": "6", "id": "7"}'),
+            (None, None, None, None, None),
+            (None, None, {"other": "1"}, None, None),
+        ],
+        raw_schema(["id", "qty"]),
+    )
+    assert _rows(parsed) == _rows(expected)
+
+
+def test_parse_csv_lines_header_quoted_and_repeated(spark: SparkSession) -> None:
+    """A quoted header line is the header; a repeated name's later column is kept aside."""
+    lines = _lines(spark, '"id","qty","qty"', "1,2,3")
+    parsed = parse_csv_lines(
+        lines, header=["id", "qty", "qty"], declared=["id", "qty"], header_line='"id","qty","qty"'
+    )
+    expected = spark.createDataFrame(
+        [("1", "2", {"qty__duplicate_3": "3"}, None, None)], raw_schema(["id", "qty"])
+    )
+    assert _rows(parsed) == _rows(expected)
+
+
+def test_typed_records_rescue_doubles_out_of_range(spark: SparkSession) -> None:
+    """``1e400`` is not Infinity: rescued; a spelled-out infinity is kept."""
+    raw = parse_json_lines(
+        _lines(spark, '{"x": "1e400"}', '{"x": "-1e400"}', '{"x": "-Infinity"}', '{"x": "2.5"}'),
+        ["x"],
+    )
+    out = typed_records(raw, [("x", "double")], "rescue")
+    assert sorted(((r["x"], r["_rescued_data"]) for r in out.collect()), key=repr) == sorted(
+        [
+            (None, '{"x":"1e400"}'),
+            (None, '{"x":"-1e400"}'),
+            (float("-inf"), None),
+            (2.5, None),
+        ],
+        key=repr,
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from lakehouse.config.base import StrictModel, TableName, secret_reason
 from lakehouse.config.catalog import Column
@@ -16,6 +17,20 @@ class CsvOptions(StrictModel):
 
 
 SchemaDrift = Literal["rescue", "add_new_columns", "fail"]
+
+
+def known_codec(name: str) -> str:
+    """``name`` if Python knows the codec (``latin-1``, ``cp1252``, ``utf-16`` ...)."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(
+            f"unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252, utf-16)"
+        ) from None
+    return name
+
+
+Encoding = Annotated[str, AfterValidator(known_codec)]
 
 
 class FileSource(StrictModel):
@@ -30,6 +45,8 @@ class FileSource(StrictModel):
     target: TableName
     schema_drift: SchemaDrift = "rescue"
     files_per_commit: int = Field(default=100, ge=1, description="files appended per Delta commit")
+    encoding: Encoding = Field("utf-8", description="codec of text files without a BOM")
+    follow_symlinks_outside: bool = Field(False, description="else such symlinks are refused")
 
 
 class RetryPolicy(StrictModel):

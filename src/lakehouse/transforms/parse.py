@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
+from functools import reduce
 
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -27,6 +28,7 @@ from pyspark.sql import types as T
 from lakehouse.io.sql import quote
 
 EXTRA = "_extra"
+_INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
 
 
 def raw_schema(declared: list[str]) -> str:
@@ -57,19 +59,39 @@ def _csv_splitter(delimiter: str) -> object:
     return split
 
 
+def unique_header(header: list[str]) -> list[str]:
+    """Header names made unique: a repeated name's later columns become
+    ``<name>__duplicate_<column number>``, undeclared fields whose values are rescued (or
+    added, or refused, by the schema-drift policy) instead of silently replacing the first."""
+    seen: set[str] = set()
+    names = []
+    for number, name in enumerate(header, start=1):
+        names.append(f"{name}__duplicate_{number}" if name in seen else name)
+        seen.add(name)
+    return names
+
+
 def parse_csv_lines(
-    lines: DataFrame, header: list[str], declared: list[str], delimiter: str = ","
+    lines: DataFrame,
+    header: list[str],
+    declared: list[str],
+    delimiter: str = ",",
+    *,
+    header_line: str | None = None,
 ) -> DataFrame:
     """CSV lines (column ``value``) -> the raw shape.
 
-    ``header`` is the file's header (field order); the header line itself and blank lines
-    are skipped. A line with the wrong number of fields or broken quoting is corrupt.
-    Quoted fields spanning several lines are not supported (each line is one record).
+    ``header`` is the file's header (field order) and ``header_line`` its text as it appears
+    in the file (quoted names); the header line itself and blank lines are skipped. A
+    repeated header name keeps its first column; the others are kept as undeclared fields
+    (:func:`unique_header`). A line with the wrong number of fields or broken quoting is
+    corrupt. Quoted fields spanning several lines are not supported (each line is one record).
     """
-    header_line = delimiter.join(header)
+    header_lines = {delimiter.join(header), header_line or delimiter.join(header)}
+    header = unique_header(header)
     split = _csv_splitter(delimiter)
     value = F.col("value")
-    content = lines.where((F.trim(value) != "") & (value != F.lit(header_line)))
+    content = lines.where((F.trim(value) != "") & ~value.isin(*header_lines))
     needs_csv_module = value.contains('"') | value.contains("\r")
     parts = F.when(needs_csv_module, split(value)).otherwise(  # type: ignore[operator]
         F.split(value, re.escape(delimiter), -1)
@@ -125,8 +147,8 @@ def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
         value.alias("_line"),
         F.from_json(value, struct).alias("_record"),
         F.json_object_keys(value).alias("_keys"),
-    )
-    bad = F.col("_keys").isNull()
+    ).select("*", _json_problem(declared).alias("_corrupt"))
+    bad = F.col("_corrupt").isNotNull()
     has_extra = F.size(F.filter("_keys", lambda k: ~k.isin(declared))) > 0
     extra = F.when(
         ~bad & has_extra,
@@ -137,8 +159,30 @@ def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
     return parsed.select(
         *[F.when(~bad, F.col("_record").getField(name)).alias(name) for name in declared],
         extra.alias(EXTRA),
-        F.when(bad, F.lit("malformed JSON: not a JSON object")).alias("_corrupt"),
+        F.col("_corrupt"),
         F.when(bad, F.col("_line")).alias("_raw"),
+    )
+
+
+def _json_problem(declared: list[str]) -> Column:
+    """Why a parsed JSON line (``_line``, ``_record``, ``_keys``) is corrupt, else NULL.
+
+    ``json_object_keys`` reads only the first value of a line, and the struct parse fails
+    silently (every field NULL) on a second value, trailing text or a number out of range; a
+    map parse fails visibly (NULL), so it checks the lines whose fields all came out NULL.
+    """
+    keys = F.col("_keys")
+    fields = [F.col("_record").getField(name).isNull() for name in declared]
+    all_null = reduce(lambda a, b: a & b, fields) if fields else F.lit(True)
+    unparsed = F.when(all_null, F.from_json(F.col("_line"), "map<string,string>").isNull())
+    return (
+        F.when(keys.isNull(), F.lit("malformed JSON: not a JSON object"))
+        .when(
+            unparsed, F.lit("malformed JSON: not exactly one JSON object, or a number out of range")
+        )
+        .when(
+            F.size(F.array_distinct(keys)) != F.size(keys), F.lit("malformed JSON: duplicate key")
+        )
     )
 
 
@@ -160,6 +204,9 @@ def typed_records(
     for name, type_ in columns:
         text = F.col(quote(name))
         typed = text if type_ == "string" else text.try_cast(type_)
+        if type_ in ("double", "float"):  # "1e400" casts to Infinity: out of range, not infinite
+            overflow = F.when(F.abs(typed) == F.lit(float("inf")), ~text.rlike(_INFINITY))
+            typed = F.when(overflow, F.lit(None).cast(type_)).otherwise(typed)
         values.append(typed.alias(name))
         if type_ != "string":
             flag = text.isNotNull() & typed.isNull()

@@ -14,8 +14,11 @@ import csv
 import fnmatch
 import io
 import json
+import math
+import os
 import re
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -24,22 +27,40 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config.sources import FileSource
-from lakehouse.transforms.parse import corrupt_record, parse_csv_lines, parse_json_lines
+from lakehouse.pipelines.bronze.decode import Decoding, decoded_text, read_file_bytes, text_lines
+from lakehouse.transforms.parse import (
+    corrupt_record,
+    parse_csv_lines,
+    parse_json_lines,
+    raw_schema,
+)
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A landed file, identified by path + size + modification time."""
+    """A landed file: listed by path + size + modification time, identified by its content
+    once :func:`~lakehouse.pipelines.bronze.decode.inspect_file` has read it (``decoding``)."""
 
     path: str  # as the engine reads it: an absolute local path or a URI
     size: int
     modified_at: datetime
+    decoding: Decoding | None = field(default=None, compare=False)
 
     @property
     def batch_id(self) -> str:
-        """The file's identity as a Bronze batch: a changed file is a new batch."""
+        """The file's identity as a Bronze batch: name + content hash once inspected (a
+        changed file is a new batch; a quarantined file has its own id, so the same bytes
+        land again once the source's ``encoding`` is fixed and the file is touched)."""
+        if self.decoding is None:
+            return self.legacy_batch_id
+        kept = "!quarantined" if self.decoding.problem else ""
+        return f"{PurePosixPath(self.path).name}@{self.size}:{self.decoding.sha256[:24]}{kept}"
+
+    @property
+    def legacy_batch_id(self) -> str:
+        """The identity of earlier versions (name + size + modification time)."""
         stamp = int(self.modified_at.replace(tzinfo=UTC).timestamp() * 1_000_000)
         return f"{PurePosixPath(self.path).name}@{self.size}:{stamp}"
 
@@ -86,26 +107,73 @@ def list_landed_files(location: str, glob: str) -> list[LandedFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-def _read_bytes(path: str) -> bytes:
-    fs, inner, _ = _filesystem(path)
-    with fs.open_input_stream(inner) as stream:
-        return bytes(stream.read())
+def escaping_symlinks(location: str, landed: list[LandedFile]) -> list[LandedFile]:
+    """The local ``landed`` files that resolve (through symlinks) outside the landing root."""
+    if _URI.match(location) and not location.startswith("file://"):
+        return []
+    root = os.path.realpath(location.removeprefix("file://")).rstrip("/") + "/"
+    return [f for f in landed if not os.path.realpath(f.path).startswith(root)]
 
 
-def _read_header(path: str, delimiter: str) -> list[str]:
+def file_exists(path: str) -> bool:
+    """Whether the landed file is (still) there."""
     fs, inner, _ = _filesystem(path)
-    with fs.open_input_stream(inner) as stream:
-        first = b""
-        while not first.endswith(b"\n"):
-            chunk = stream.read(4096)
-            if not chunk:
-                break
-            first += chunk
-            if b"\n" in first:
-                first = first.split(b"\n", 1)[0]
-                break
-    text = first.decode("utf-8-sig").rstrip("\r\n")
-    return next(csv.reader([text], delimiter=delimiter), [])
+    return bool(fs.get_file_info(inner).type != pafs.FileType.NotFound)
+
+
+def keep_quarantined_copy(landed: LandedFile, directory: Path) -> Path | None:
+    """Copy a quarantined file's bytes into ``directory`` (named by content hash + name);
+    None if the file vanished."""
+    assert landed.decoding is not None
+    fs, inner, _ = _filesystem(landed.path)
+    target = directory / f"{landed.decoding.sha256[:24]}-{PurePosixPath(landed.path).name}"
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    try:
+        with fs.open_input_stream(inner) as stream, partial.open("wb") as out:
+            shutil.copyfileobj(stream, out)
+    except FileNotFoundError:
+        partial.unlink(missing_ok=True)
+        return None
+    partial.replace(target)
+    return target
+
+
+def _first_line(path: str) -> str:
+    """The first line of a UTF-8 file (without a BOM), ended by ``\n``, ``\r`` or the end."""
+    fs, inner, _ = _filesystem(path)
+    first = b""
+    try:
+        with fs.open_input_stream(inner) as stream:
+            while chunk := stream.read(4096):
+                first += chunk
+                if b"\n" in first or b"\r" in first:
+                    break
+    except FileNotFoundError:  # vanished since it was inspected: the engine reads no lines
+        return ""
+    return text_lines(first.decode("utf-8-sig", errors="replace"))[0] if first else ""
+
+
+def _lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
+    import pandas as pd
+
+    if not lines:
+        return spark.createDataFrame([], "value string")
+    return spark.createDataFrame(pd.DataFrame({"value": lines}, dtype=object), "value string")
+
+
+def _text_lines(spark: SparkSession, landed: LandedFile) -> tuple[DataFrame, str]:
+    """The file's lines (column ``value``) and its first line: read by the engine when the
+    file is plain UTF-8, decoded by the driver otherwise; a UTF-8 BOM removed."""
+    decoding = landed.decoding
+    if decoding is not None and decoding.encoding is not None:
+        text = decoded_text(landed.path, decoding)
+        lines = text_lines(text or "")
+        return _lines_frame(spark, lines), lines[0] if lines else ""
+    frame = spark.read.text(landed.path)
+    if decoding is not None and decoding.bom:
+        frame = frame.select(F.regexp_replace("value", "^\ufeff", "").alias("value"))
+    return frame, _first_line(landed.path)
 
 
 def _json_lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
@@ -114,29 +182,53 @@ def _json_lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
     return spark.createDataFrame([(line,) for line in lines], "value string")
 
 
+def _finite_or_text(number: str) -> float | str:
+    """A JSON number as a float, or its text when it is out of range (``1e400``): never
+    Infinity, so a ``double`` column rescues it."""
+    value = float(number)
+    return value if math.isfinite(value) else number
+
+
+def _keep_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose repeated keys are kept: the later ones renamed
+    ``<key>__duplicate_<position>`` (undeclared fields, rescued), as for CSV headers."""
+    out: dict[str, object] = {}
+    for position, (key, value) in enumerate(pairs, start=1):
+        out[f"{key}__duplicate_{position}" if key in out else key] = value
+    return out
+
+
 def read_raw(
     spark: SparkSession, source: FileSource, landed: LandedFile, declared: list[str]
 ) -> DataFrame:
-    """One landed file in the raw Bronze shape, for the table's ``declared`` fields."""
+    """One landed (and decodable) file in the raw Bronze shape, for the ``declared`` fields."""
     if source.format == "csv":
-        text_lines = spark.read.text(landed.path)
-        header = _read_header(landed.path, source.csv.delimiter) if source.csv.header else None
-        if header is None:
+        if not source.csv.header:
             raise ValueError(f"{landed.path}: CSV without a header needs csv.header: true")
-        return parse_csv_lines(text_lines, header, declared, source.csv.delimiter)
+        text_lines_, first = _text_lines(spark, landed)
+        header = next(csv.reader([first], delimiter=source.csv.delimiter), [])
+        return parse_csv_lines(
+            text_lines_, header, declared, source.csv.delimiter, header_line=first
+        )
     if source.format == "jsonl":
-        return parse_json_lines(spark.read.text(landed.path), declared)
+        return parse_json_lines(_text_lines(spark, landed)[0], declared)
     if source.format == "parquet":
         rows = spark.read.parquet(landed.path)
         as_json = rows.select(
             F.to_json(F.struct(*[F.col(f"`{c}`") for c in rows.columns])).alias("value")
         )
         return parse_json_lines(as_json, declared)
-    data = _read_bytes(landed.path)
+    data = read_file_bytes(landed.path)
+    if data is None:  # vanished since it was listed: nothing to read, not recorded
+        return spark.createDataFrame([], raw_schema(declared))
     if source.format == "json":
-        text = data.decode("utf-8", errors="replace")
+        decoding = landed.decoding
+        if decoding is not None and decoding.encoding is not None:
+            text = decoded_text(landed.path, decoding) or ""
+        else:
+            text = data.decode("utf-8-sig", errors="replace")
         try:
-            document = json.loads(text)
+            document = json.loads(text, parse_float=_finite_or_text, object_pairs_hook=_keep_pairs)
         except ValueError as exc:
             return corrupt_record(spark, declared, f"malformed JSON document: {exc}", text)
         items = document if isinstance(document, list) else [document]

@@ -17,12 +17,14 @@ before anything is written (``fail``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
+from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -39,8 +41,8 @@ from lakehouse.config.system_tables import (
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.io.store import TableStore
+from lakehouse.pipelines.bronze import decode, http
 from lakehouse.pipelines.bronze import files as file_drops
-from lakehouse.pipelines.bronze import http
 from lakehouse.transforms.parse import (
     corrupt_record,
     parse_json_lines,
@@ -66,6 +68,9 @@ class IngestSummary:
     rescued_rows: int = 0
     new_columns: list[str] = field(default_factory=list)
     requests: int = 0
+    quarantined: list[str] = field(default_factory=list)  # files kept whole: "path: reason"
+    vanished: list[str] = field(default_factory=list)  # listed, gone before they were read
+    refused: list[str] = field(default_factory=list)  # symlinks leaving the landing root
 
 
 @dataclass(frozen=True)
@@ -203,7 +208,14 @@ def _source_handle(ctx: TaskContext, source: str | SourceHandle) -> SourceHandle
 def ingest_file_source(
     ctx: TaskContext, source_name: str | SourceHandle, progress: Progress | None = None
 ) -> IngestSummary:
-    """Append a file source's new files to its Bronze table (the source by name or handle)."""
+    """Append a file source's new files to its Bronze table.
+
+    Each new file is read once by the driver before the engine reads it (content hash and
+    decoding, :mod:`~lakehouse.pipelines.bronze.decode`): a file that cannot be decoded is
+    quarantined whole (one corrupt record pointing at a byte-exact copy), a file that
+    vanished is not recorded, and a symlink that resolves outside the landing directory is
+    refused; each is counted and reported.
+    """
     handle = _source_handle(ctx, source_name)
     source, source_name = handle.spec, handle.name
     assert isinstance(source, FileSource)
@@ -219,35 +231,126 @@ def ingest_file_source(
         .select("path", "size", "modified_at")
         .collect()
     }
-    landed = file_drops.list_landed_files(location, source.glob)
-    new = [f for f in landed if (f.path, f.size, f.modified_at) not in logged]
+    landed = _admitted_files(location, source, summary)
+    new = _inspected(
+        [f for f in landed if (f.path, f.size, f.modified_at) not in logged], source, summary
+    )
     # Repair: files committed to Bronze by a run that died before logging them.
-    recovered = batches_in_bronze(tables, handle.target, source_name, [f.batch_id for f in new])
+    ids = [f.batch_id for f in new] + [f.legacy_batch_id for f in new]
+    in_bronze = batches_in_bronze(tables, handle.target, source_name, ids)
+    recovered = [f for f in new if {f.batch_id, f.legacy_batch_id} & in_bronze]
     if recovered:
-        _log_files(ctx, log_table, handle, [f for f in new if f.batch_id in recovered], None)
+        _log_files(ctx, log_table, handle, recovered, None)
         log.warning(
             "%s: %d file(s) were in Bronze but not logged; logged now", source_name, len(recovered)
         )
-    todo = [f for f in new if f.batch_id not in recovered]
-    summary.skipped += len(landed) - len(todo)
+    todo = [f for f in new if f not in recovered]
+    summary.skipped += len(landed) - len(new) + len(recovered)
     done = 0
     if progress:
         progress(f"files of {source_name}", 0, len(todo))
     for start in range(0, len(todo), source.files_per_commit):
         chunk = todo[start : start + source.files_per_commit]
-        declared = declared_columns(tables, handle.target)
-        names = [name for name, _ in declared]
-        batches = [
-            Batch(f.batch_id, file_drops.read_raw(ctx.spark, source, f, names), source_file=f.path)
-            for f in chunk
-        ]
-        counts = append_batches(ctx, handle, declared, batches, summary)
-
-        _log_files(ctx, log_table, handle, chunk, counts)
+        _land_files(ctx, handle, chunk, log_table, summary)
         done += len(chunk)
         if progress:
             progress(f"files of {source_name}", done, len(todo))
     return summary
+
+
+def _admitted_files(
+    location: str, source: FileSource, summary: IngestSummary
+) -> list[file_drops.LandedFile]:
+    """The landed files, less the symlinks leaving the landing directory (unless allowed)."""
+    landed = file_drops.list_landed_files(location, source.glob)
+    if source.follow_symlinks_outside:
+        return landed
+    escaping = file_drops.escaping_symlinks(location, landed)
+    for f in escaping:
+        summary.refused.append(f"{f.path}: symlink to a file outside {location}")
+        log.warning("%s: refused %s: a symlink that leaves %s", summary.source, f.path, location)
+    return [f for f in landed if f not in escaping]
+
+
+def _inspected(
+    files: list[file_drops.LandedFile], source: FileSource, summary: IngestSummary
+) -> list[file_drops.LandedFile]:
+    """The files with their content hash and decoding; a file that vanished is left out."""
+    out = []
+    for f in files:
+        if source.format in ("parquet", "excel"):  # binary formats: identity only
+            decoding = decode.inspect_file(f.path, text=False)
+        else:
+            decoding = decode.inspect_file(f.path, source.encoding)
+        if decoding is None:
+            _vanished(summary, f)
+        else:
+            out.append(dataclasses.replace(f, decoding=decoding))
+    return out
+
+
+def _vanished(summary: IngestSummary, f: file_drops.LandedFile) -> None:
+    summary.vanished.append(f.path)
+    log.warning("%s: %s vanished during the run; not recorded", summary.source, f.path)
+
+
+def _file_batch(
+    ctx: TaskContext,
+    source_name: str,
+    source: FileSource,
+    f: file_drops.LandedFile,
+    declared: list[str],
+) -> Batch | None:
+    """The file's batch: its records, or one corrupt record for a file that cannot be
+    decoded (kept as a byte-exact copy under the data root); None if it vanished."""
+    decoding = f.decoding
+    if decoding is None or decoding.problem is None:
+        return Batch(
+            f.batch_id, file_drops.read_raw(ctx.spark, source, f, declared), source_file=f.path
+        )
+    data_root = Path(str(ctx.project.data_root).removeprefix("file:"))
+    copy = file_drops.keep_quarantined_copy(f, data_root / "quarantine" / "files" / source_name)
+    if copy is None:
+        return None
+    reason = f"undecodable file ({decoding.label}): {decoding.problem}"
+    pointer = f"quarantined file copy: {copy} (sha256 {decoding.sha256}, {f.size} bytes)"
+    raw = corrupt_record(ctx.spark, declared, reason, pointer)
+    return Batch(f.batch_id, raw, source_file=f.path)
+
+
+def _land_files(
+    ctx: TaskContext,
+    handle: SourceHandle,
+    files: list[file_drops.LandedFile],
+    log_table: TableRef,
+    summary: IngestSummary,
+) -> None:
+    """Append one commit's files and log them; a file gone by then is not logged."""
+    source = handle.spec
+    assert isinstance(source, FileSource)
+    declared = declared_columns(ctx.tables, handle.target)
+    names = [name for name, _ in declared]
+    batches: list[Batch] = []
+    for f in files:
+        batch = _file_batch(ctx, handle.name, source, f, names)
+        if batch is None:
+            _vanished(summary, f)
+        else:
+            batches.append(batch)
+    counts = append_batches(ctx, handle, declared, batches, summary)
+    kept = [f for f in files if file_drops.file_exists(f.path)]
+    for f in files:
+        if (
+            f not in kept
+            and counts.get(f.batch_id, (0, 0))[0] == 0
+            and f.path not in summary.vanished
+        ):
+            _vanished(summary, f)
+        decoding = f.decoding
+        if decoding is not None and decoding.problem and f.batch_id in counts:
+            summary.quarantined.append(f"{f.path}: {decoding.problem}")
+            log.warning("%s: quarantined %s: %s", handle.name, f.path, decoding.problem)
+    _log_files(ctx, log_table, handle, kept, counts)
 
 
 def _log_files(
@@ -418,6 +521,18 @@ def ingest_source(
     }
     if isinstance(source, HttpSource):
         counts["requests"] = summary.requests
+    files_kept_aside = {
+        "quarantined_files": summary.quarantined,
+        "vanished_files": summary.vanished,
+        "refused_symlinks": summary.refused,
+    }
+    for key, items in files_kept_aside.items():
+        if items:
+            counts[key] = len(items)
+            shown = "; ".join(items[:5]) + (
+                f"; ... ({len(items)} in all)" if len(items) > 5 else ""
+            )
+            ctx.report.notes.append(f"{source_name}: {key.replace('_', ' ')}: {shown}")
     ctx.report.count(f"source {source_name}", **counts)
     if summary.new_columns:
         ctx.report.notes.append(
