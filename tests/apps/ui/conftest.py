@@ -35,7 +35,7 @@ from tests.apps.serving.conftest import MODEL, NAME, Registry, registry  # noqa:
 from tests.pipelines.ml.conftest import churn_project  # noqa: F401  (fixture)
 from tests.support import session_engine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # PSI of two features over three daily monitoring runs (well before any real run of the
 # monitoring job); tenure_days drifts on the last day

@@ -19,7 +19,7 @@ from lakehouse.pipelines.silver.refine import refine_table
 from lakehouse.samples.generator import land_sample_files
 from tests.support import session_engine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ContextFactory = Callable[..., TaskContext]
 
 
