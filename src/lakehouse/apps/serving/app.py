@@ -13,6 +13,15 @@
   pydantic model with one field per input column (numbers ``float``, categories ``str``;
   a column the signature marks optional may be ``null`` or left out, unknown fields are
   rejected). Invalid payloads get HTTP 422 with the failing fields in ``detail``.
+- Numbers must be finite and at most ``max_abs_number`` (default 1e15) in magnitude: ``NaN``,
+  ``Infinity`` (as a JSON token or the strings ``"nan"``, ``"inf"``) and huge finite values
+  such as ``1e308`` (which overflow the model's scaling) answer 422 (``finite_number``,
+  ``greater_than_equal`` / ``less_than_equal``) and are not logged. A missing value is
+  ``null`` (or a left-out field) where the signature marks the column optional: that is
+  the one way to ask the model to impute.
+- A body over ``max_body_bytes`` (default 16 MiB, room for ``MAX_RECORDS`` records) answers
+  413; a ``Host`` header other than loopback, the bind address and ``allowed_hosts``
+  answers 400 (see :mod:`lakehouse.apps.http_guard`).
 - A record may also carry the model's entity keys (for churn ``customer_id``: the label keys
   and feature lookup keys of its training set, see :func:`entity_keys`) as optional strings.
   They are not features and never reach the model; they are echoed in the response and
@@ -52,13 +61,19 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Header, Response
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from lakehouse.apps.http_guard import (
+    allowed_hosts,
+    check_body_limit,
+    guard_hosts,
+    json_safe_validation_errors,
+)
 from lakehouse.apps.serving.predictions import PredictionLog
 from lakehouse.config.project import Project, feature_lookup_keys
 from lakehouse.core.errors import LakehouseError
@@ -67,6 +82,10 @@ from lakehouse.pipelines.ml.registry import CHALLENGER, CHAMPION, connect, versi
 log = logging.getLogger(__name__)
 
 MAX_RECORDS = 10_000
+# numbers beyond this magnitude are refused: far beyond any feature, and still finite after
+# a model's scaling (1e308 / a standard deviation below 1 overflows to infinity)
+MAX_ABS_NUMBER = 1e15
+MAX_BODY_BYTES = 16 * 1024 * 1024
 NUMERIC_TYPES = {"double", "float", "long", "integer", "boolean"}
 STRING_TYPES = {"string"}
 
@@ -125,12 +144,17 @@ def entity_keys(project: Project, model_name: str) -> tuple[str, ...]:
 
 
 def record_model(
-    model_name: str, columns: tuple[InputColumn, ...], keys: tuple[str, ...] = ()
+    model_name: str,
+    columns: tuple[InputColumn, ...],
+    keys: tuple[str, ...] = (),
+    max_abs_number: float = MAX_ABS_NUMBER,
 ) -> type[BaseModel]:
     """The pydantic model of one record: a field per input column, unknown fields rejected.
 
     ``keys`` (entity keys that are not input columns) come first, as optional strings.
+    Numbers are finite floats of magnitude at most ``max_abs_number``.
     """
+    number = Annotated[float, Field(allow_inf_nan=False, ge=-max_abs_number, le=max_abs_number)]
     fields: dict[str, Any] = {}
     inputs = {col.name for col in columns}
     for key in keys:
@@ -140,7 +164,7 @@ def record_model(
                 Field(default=None, description="entity key: logged and echoed, not a feature"),
             )
     for col in columns:
-        kind: Any = float if col.kind == "number" else str
+        kind: Any = number if col.kind == "number" else str
         if col.required:
             fields[col.name] = (kind, Field(...))
         else:
@@ -385,11 +409,15 @@ def create_app(
     flush_records: int = 1000,
     flush_seconds: float = 10.0,
     seed: int | None = None,
+    max_abs_number: float = MAX_ABS_NUMBER,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    hosts: list[str] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``model_name`` (a key of ``project.models`` or a registered name).
 
     The champion is loaded here, so a missing model fails now rather than on the first
-    request. ``log_dir`` defaults to ``<data_root>/landing/predictions``.
+    request. ``log_dir`` defaults to ``<data_root>/landing/predictions``. ``hosts``: the
+    ``Host`` names answered (default: loopback only, see :func:`allowed_hosts`).
     """
     if not 0.0 <= challenger_share <= 1.0:
         raise LakehouseError(f"challenger share {challenger_share} is not between 0 and 1")
@@ -411,11 +439,14 @@ def create_app(
         title=f"{registered} serving",
         description=_description(registered, challenger_share),
         lifespan=_lifespan(server, predictions_log, refresh_seconds),
+        max_body_size=check_body_limit(max_body_bytes),
     )
+    guard_hosts(app, allowed_hosts() if hosts is None else hosts)
+    json_safe_validation_errors(app)
     app.state.model_server = server
     app.state.prediction_log = predictions_log
     keys = entity_keys(project, model_name)
-    _add_predict_route(app, server, keys, predictions_log)
+    _add_predict_route(app, server, keys, predictions_log, max_abs_number)
     _add_info_routes(app, server, keys, refresh_seconds)
     return app
 
@@ -493,11 +524,12 @@ def _add_predict_route(
     server: ModelServer,
     keys: tuple[str, ...],
     predictions_log: PredictionLog | None,
+    max_abs_number: float,
 ) -> None:
     """``POST /predict``, with request and response schemas from the model signature."""
     registered = server.name
     features = server.features  # the input schema is fixed at start
-    record_cls = record_model(registered, server.columns, keys)
+    record_cls = record_model(registered, server.columns, keys, max_abs_number)
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)
