@@ -16,7 +16,7 @@ from lakehouse.cli._context import (
     _open_run,
     _options,
 )
-from lakehouse.cli.ml import require_known_models
+from lakehouse.cli.ml import AllowedHostOpt, require_known_models
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, err_console
 from lakehouse.config.project import Project
@@ -43,6 +43,10 @@ def ui(
     ] = "http://127.0.0.1:8000",
     port: Annotated[int, typer.Option(help="Port.")] = 8501,
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    allowed_host: AllowedHostOpt = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest form body in bytes; bigger ones get 413.")
+    ] = 64 * 1024,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
@@ -62,7 +66,16 @@ def ui(
             f"UI of models:/{project.models[model].registered_name} on http://{host}:{port}"
             f" · predictions from {serving_url}"
         )
-        serve_ui(project, model, adapter, serving_url=serving_url, host=host, port=port)
+        serve_ui(
+            project,
+            model,
+            adapter,
+            serving_url=serving_url,
+            host=host,
+            port=port,
+            max_body_bytes=max_body_bytes,
+            extra_hosts=allowed_host or (),
+        )
 
 
 @sql_app.command("serve")
