@@ -53,6 +53,7 @@ def ui(
     var: VarOpt = None,
 ) -> None:
     """Web UI for MODEL: versions, a prediction form, data quality, drift, lineage; Ctrl-C stops."""
+    from lakehouse.apps.http_guard import allowed_hosts
     from lakehouse.apps.ui.server import serve as serve_ui
 
     project = _load(project_dir, target, engine, var)
@@ -61,6 +62,7 @@ def ui(
             raise CliError(f"name a model (configured: {', '.join(project.models) or 'none'})")
         model = next(iter(project.models))
     require_known_models(project, [model])
+    allowed_hosts(allowed_host or ())  # a bad name fails before anything starts
     with _governed_command(project, "ui") as adapter:
         console.print(
             f"UI of models:/{project.models[model].registered_name} on http://{host}:{port}"

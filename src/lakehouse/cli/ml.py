@@ -134,11 +134,13 @@ def serve(
     var: VarOpt = None,
 ) -> None:
     """Serve MODEL's @champion over HTTP: POST /predict, GET /health, /model, /docs; Ctrl-C stops."""
+    from lakehouse.apps.http_guard import allowed_hosts
     from lakehouse.apps.serving.server import serve as serve_model
 
     project = _load(project_dir, target, None, var)
     require_known_models(project, [model])
     name = project.models[model].registered_name
+    allowed_hosts(allowed_host or ())  # a bad name fails before anything starts
     console.print(
         f"serving models:/{name}@champion on http://{host}:{port} (docs: /docs)"
         + (f" · {challenger_share:.0%} to @challenger" if challenger_share else "")
