@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from pyspark.sql import SparkSession
 from schemathesis import GenerationMode
 
-from lakehouse.apps.serving.app import MAX_ABS_NUMBER
 from lakehouse.apps.serving.app import create_app as create_serving_app
+from lakehouse.apps.serving.schemas import MAX_ABS_NUMBER
 from lakehouse.apps.serving.server import running_server
 from lakehouse.apps.ui.app import create_app as create_ui_app
 from lakehouse.apps.ui.server import running_ui

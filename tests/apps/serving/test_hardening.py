@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from lakehouse.apps.http_guard import allowed_hosts
-from lakehouse.apps.serving.app import MAX_ABS_NUMBER, MAX_BODY_BYTES, MAX_RECORDS, create_app
+from lakehouse.apps.serving.app import MAX_BODY_BYTES, create_app
 from lakehouse.apps.serving.predictions import PredictionLog
+from lakehouse.apps.serving.schemas import MAX_ABS_NUMBER, MAX_RECORDS
 from lakehouse.apps.serving.server import running_server
 from lakehouse.core.errors import LakehouseError
 from tests.apps.serving.conftest import CATEGORICAL, MODEL, Registry
