@@ -16,7 +16,7 @@ from lakehouse.cli._context import (
     _open_run,
     _options,
 )
-from lakehouse.cli.ml import require_known_models
+from lakehouse.cli.ml import AllowedHostOpt, require_known_models
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, err_console
 from lakehouse.config.project import Project
@@ -44,12 +44,17 @@ def ui(
     ] = "http://127.0.0.1:8000",
     port: Annotated[int, typer.Option(help="Port.")] = 8501,
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    allowed_host: AllowedHostOpt = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest form body in bytes; bigger ones get 413.")
+    ] = 64 * 1024,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
 ) -> None:
     """Web UI for MODEL: versions, a prediction form, data quality, drift, lineage; Ctrl-C stops."""
+    from lakehouse.apps.http_guard import allowed_hosts
     from lakehouse.apps.ui.server import serve as serve_ui
 
     project = _load(project_dir, target, engine, var)
@@ -58,12 +63,22 @@ def ui(
             raise CliError(f"name a model (configured: {', '.join(project.models) or 'none'})")
         model = next(iter(project.models))
     require_known_models(project, [model])
+    allowed_hosts(allowed_host or ())  # a bad name fails before anything starts
     with _governed_command(project, "ui") as adapter:
         console.print(
             f"UI of models:/{project.models[model].registered_name} on http://{host}:{port}"
             f" · predictions from {serving_url}"
         )
-        serve_ui(project, model, adapter, serving_url=serving_url, host=host, port=port)
+        serve_ui(
+            project,
+            model,
+            adapter,
+            serving_url=serving_url,
+            host=host,
+            port=port,
+            max_body_bytes=max_body_bytes,
+            extra_hosts=allowed_host or (),
+        )
 
 
 @sql_app.command("serve")

@@ -13,6 +13,15 @@ from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, new_table
 from lakehouse.config.project import Project
 
+AllowedHostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allowed-host",
+        help="Also answer requests whose Host is this name or address, e.g. a DNS name of "
+        "this machine (repeatable; loopback and a concrete --host are always allowed).",
+    ),
+]
+
 
 def train(
     models: Annotated[
@@ -116,16 +125,22 @@ def serve(
     refresh_seconds: Annotated[
         float, typer.Option(min=0.1, help="Seconds between checks for moved aliases.")
     ] = 5.0,
+    allowed_host: AllowedHostOpt = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest request body in bytes; bigger ones get 413.")
+    ] = 16 * 1024 * 1024,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     var: VarOpt = None,
 ) -> None:
     """Serve MODEL's @champion over HTTP: POST /predict, GET /health, /model, /docs; Ctrl-C stops."""
+    from lakehouse.apps.http_guard import allowed_hosts
     from lakehouse.apps.serving.server import serve as serve_model
 
     project = _load(project_dir, target, None, var)
     require_known_models(project, [model])
     name = project.models[model].registered_name
+    allowed_hosts(allowed_host or ())  # a bad name fails before anything starts
     console.print(
         f"serving models:/{name}@champion on http://{host}:{port} (docs: /docs)"
         + (f" · {challenger_share:.0%} to @challenger" if challenger_share else "")
@@ -138,6 +153,8 @@ def serve(
         port=port,
         challenger_share=challenger_share,
         refresh_seconds=refresh_seconds,
+        max_body_bytes=max_body_bytes,
+        extra_hosts=allowed_host or (),
     )
 
 

@@ -17,14 +17,9 @@ from mlflow.types.schema import ColSpec, DataType, Schema
 from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
-from lakehouse.apps.serving.app import (
-    create_app,
-    entity_keys,
-    input_frame,
-    record_model,
-    signature_columns,
-)
+from lakehouse.apps.serving.app import create_app, entity_keys
 from lakehouse.apps.serving.predictions import PredictionLog
+from lakehouse.apps.serving.schemas import input_frame, record_model, signature_columns
 from lakehouse.apps.serving.server import running_server
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project

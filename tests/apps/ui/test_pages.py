@@ -47,6 +47,15 @@ def api_predict(stack: UiStack, record: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def submit(stack: UiStack, data: dict[str, str], base: str | None = None) -> httpx.Response:
+    """Post ``data`` to the prediction form as a browser does: the form's token and cookie."""
+    with httpx.Client(base_url=base or stack.ui_url, timeout=30) as browser:
+        form = browser.get("/predict")
+        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', form.text)
+        assert token, form.text[:2000]
+        return browser.post("/predict", data={"csrf_token": token.group(1), **data})
+
+
 def form_data(record: dict[str, Any]) -> dict[str, str]:
     return {
         k: "" if v is None else (v if isinstance(v, str) else repr(v)) for k, v in record.items()
@@ -119,7 +128,7 @@ def test_submitting_the_form_shows_the_serving_api_answer(ui_stack: UiStack, ind
     expected_class, expected_p = registry.expected("1", registry.rows.iloc[[index]])
     assert answer["predictions"][0]["prediction"] == expected_class[0]
 
-    response = httpx.post(f"{ui_stack.ui_url}/predict", data=form_data(record), timeout=30)
+    response = submit(ui_stack, form_data(record))
     assert response.status_code == 200, response.text[:2000]
     page = response.text
     assert element(page, 'id="prediction"') == str(expected_class[0])
@@ -136,7 +145,7 @@ def test_invalid_form_input_is_shown_per_field(ui_stack: UiStack) -> None:
     record = form_data(ui_stack.registry.records()[0])
     record["tenure_days"] = "abc"
     record["region"] = ""
-    response = httpx.post(f"{ui_stack.ui_url}/predict", data=record, timeout=30)
+    response = submit(ui_stack, record)
     assert response.status_code == 422
     page = response.text
     assert 'id="result"' not in page

@@ -13,6 +13,15 @@
   pydantic model with one field per input column (numbers ``float``, categories ``str``;
   a column the signature marks optional may be ``null`` or left out, unknown fields are
   rejected). Invalid payloads get HTTP 422 with the failing fields in ``detail``.
+- Numbers must be finite and at most ``max_abs_number`` (default 1e15) in magnitude: ``NaN``,
+  ``Infinity`` (as a JSON token or the strings ``"nan"``, ``"inf"``) and huge finite values
+  such as ``1e308`` (which overflow the model's scaling) answer 422 (``finite_number``,
+  ``greater_than_equal`` / ``less_than_equal``) and are not logged. A missing value is
+  ``null`` (or a left-out field) where the signature marks the column optional: that is
+  the one way to ask the model to impute.
+- A body over ``max_body_bytes`` (default 16 MiB, room for ``MAX_RECORDS`` records) answers
+  413; a ``Host`` header other than loopback, the bind address and ``allowed_hosts``
+  answers 400 (see :mod:`lakehouse.apps.http_guard`).
 - A record may also carry the model's entity keys (for churn ``customer_id``: the label keys
   and feature lookup keys of its training set, see :func:`entity_keys`) as optional strings.
   They are not features and never reach the model; they are echoed in the response and
@@ -46,7 +55,6 @@ import contextlib
 import datetime as dt
 import logging
 import random
-import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -55,27 +63,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Header, Response
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from lakehouse.apps.http_guard import (
+    allowed_hosts,
+    check_body_limit,
+    guard_hosts,
+    json_safe_validation_errors,
+)
 from lakehouse.apps.serving.predictions import PredictionLog
+from lakehouse.apps.serving.schemas import (
+    MAX_ABS_NUMBER,
+    InputColumn,
+    Prediction,
+    PredictResponse,
+    input_frame,
+    record_model,
+    request_model,
+    signature_columns,
+)
 from lakehouse.config.project import Project, feature_lookup_keys
 from lakehouse.core.errors import LakehouseError
 from lakehouse.pipelines.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS = 10_000
-NUMERIC_TYPES = {"double", "float", "long", "integer", "boolean"}
-STRING_TYPES = {"string"}
-
-
-@dataclass(frozen=True)
-class InputColumn:
-    name: str
-    kind: str  # "number" | "string"
-    required: bool
+MAX_BODY_BYTES = 16 * 1024 * 1024  # room for MAX_RECORDS records
 
 
 @dataclass(frozen=True)
@@ -88,23 +101,6 @@ class ServedModel:
     columns: tuple[InputColumn, ...]
     metrics: dict[str, float]
     loaded_at: str
-
-
-def signature_columns(signature: Any) -> tuple[InputColumn, ...]:
-    """The input columns of an MLflow signature, as numbers or strings."""
-    if signature is None or signature.inputs is None:
-        raise LakehouseError("the model has no signature: cannot build a request schema")
-    out = []
-    for col in signature.inputs.inputs:
-        type_name = getattr(col.type, "name", str(col.type))
-        if type_name in STRING_TYPES:
-            kind = "string"
-        elif type_name in NUMERIC_TYPES:
-            kind = "number"
-        else:
-            raise LakehouseError(f"input {col.name!r} has type {type_name}: not servable")
-        out.append(InputColumn(str(col.name), kind, bool(getattr(col, "required", True))))
-    return tuple(out)
 
 
 def entity_keys(project: Project, model_name: str) -> tuple[str, ...]:
@@ -122,107 +118,6 @@ def entity_keys(project: Project, model_name: str) -> tuple[str, ...]:
     for lookup in spec.training_set.features:
         names.extend(lookup.lookup_keys or feature_lookup_keys(project, lookup.table))
     return tuple(dict.fromkeys(names))
-
-
-def record_model(
-    model_name: str, columns: tuple[InputColumn, ...], keys: tuple[str, ...] = ()
-) -> type[BaseModel]:
-    """The pydantic model of one record: a field per input column, unknown fields rejected.
-
-    ``keys`` (entity keys that are not input columns) come first, as optional strings.
-    """
-    fields: dict[str, Any] = {}
-    inputs = {col.name for col in columns}
-    for key in keys:
-        if key not in inputs:
-            fields[key] = (
-                str | None,
-                Field(default=None, description="entity key: logged and echoed, not a feature"),
-            )
-    for col in columns:
-        kind: Any = float if col.kind == "number" else str
-        if col.required:
-            fields[col.name] = (kind, Field(...))
-        else:
-            fields[col.name] = (kind | None, Field(default=None))
-    model: type[BaseModel] = create_model(
-        f"{_camel(model_name)}Record", __config__=ConfigDict(extra="forbid"), **fields
-    )
-    return model
-
-
-class _RequestBase(BaseModel):
-    """Exactly one of ``record``, ``records`` and ``dataframe_records``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "_RequestBase":
-        given = [k for k in ("record", "records", "dataframe_records") if getattr(self, k, None)]
-        if len(given) != 1:
-            raise ValueError(
-                "give exactly one of 'record' (an object), 'records' or 'dataframe_records' "
-                f"(a list of objects); got {', '.join(given) or 'none'}"
-            )
-        return self
-
-    def rows(self) -> list[dict[str, Any]]:
-        given = getattr(self, "records", None) or getattr(self, "dataframe_records", None)
-        records = given or [getattr(self, "record")]  # noqa: B009
-        return [r.model_dump() for r in records]
-
-
-def request_model(model_name: str, record: type[BaseModel]) -> type[_RequestBase]:
-    """The request body: exactly one of ``record``, ``records``, ``dataframe_records``."""
-    batch: Any = list[record]  # type: ignore[valid-type]
-    fields: dict[str, Any] = {
-        "record": (record | None, Field(default=None)),
-        "records": (batch | None, Field(default=None, min_length=1, max_length=MAX_RECORDS)),
-        "dataframe_records": (
-            batch | None,
-            Field(default=None, min_length=1, max_length=MAX_RECORDS),
-        ),
-    }
-    model: type[_RequestBase] = create_model(
-        f"{_camel(model_name)}Request", __base__=_RequestBase, **fields
-    )
-    return model
-
-
-class Prediction(BaseModel):
-    prediction: int
-    probability: float = Field(description="probability of the positive class (1)")
-    keys: dict[str, str] = Field(
-        default_factory=dict, description="the entity keys the record carried ({} when none)"
-    )
-
-
-class PredictResponse(BaseModel):
-    predictions: list[Prediction]
-    model_name: str
-    model_version: str
-    alias: str = Field(description="champion or challenger")
-    request_id: str
-
-
-def input_frame(rows: list[dict[str, Any]], columns: tuple[InputColumn, ...]) -> pd.DataFrame:
-    """Validated records as the model's input frame, built column by column in one go.
-
-    The same frame as :func:`lakehouse.pipelines.ml.train.model_input` gives for these records (numbers
-    float64, categories objects, missing values NaN), without its per-column pandas
-    conversions, which cost about a third of a single prediction (measured with py-spy in
-    ``benchmarks/serve.py``). The records come from the pydantic request model, so numbers
-    are already floats and categories strings or None.
-    """
-    data: dict[str, np.ndarray] = {}
-    for col in columns:
-        values = [np.nan if (v := row.get(col.name)) is None else v for row in rows]
-        data[col.name] = np.array(values, dtype="float64" if col.kind == "number" else object)
-    return pd.DataFrame(data, columns=[c.name for c in columns], copy=False)
-
-
-def _camel(name: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^0-9A-Za-z]+", name) if p)
 
 
 def _now() -> str:
@@ -385,11 +280,15 @@ def create_app(
     flush_records: int = 1000,
     flush_seconds: float = 10.0,
     seed: int | None = None,
+    max_abs_number: float = MAX_ABS_NUMBER,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    hosts: list[str] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``model_name`` (a key of ``project.models`` or a registered name).
 
     The champion is loaded here, so a missing model fails now rather than on the first
-    request. ``log_dir`` defaults to ``<data_root>/landing/predictions``.
+    request. ``log_dir`` defaults to ``<data_root>/landing/predictions``. ``hosts``: the
+    ``Host`` names answered (default: loopback only, see :func:`allowed_hosts`).
     """
     if not 0.0 <= challenger_share <= 1.0:
         raise LakehouseError(f"challenger share {challenger_share} is not between 0 and 1")
@@ -411,11 +310,14 @@ def create_app(
         title=f"{registered} serving",
         description=_description(registered, challenger_share),
         lifespan=_lifespan(server, predictions_log, refresh_seconds),
+        max_body_size=check_body_limit(max_body_bytes),
     )
+    guard_hosts(app, allowed_hosts() if hosts is None else hosts)
+    json_safe_validation_errors(app)
     app.state.model_server = server
     app.state.prediction_log = predictions_log
     keys = entity_keys(project, model_name)
-    _add_predict_route(app, server, keys, predictions_log)
+    _add_predict_route(app, server, keys, predictions_log, max_abs_number)
     _add_info_routes(app, server, keys, refresh_seconds)
     return app
 
@@ -493,11 +395,12 @@ def _add_predict_route(
     server: ModelServer,
     keys: tuple[str, ...],
     predictions_log: PredictionLog | None,
+    max_abs_number: float,
 ) -> None:
     """``POST /predict``, with request and response schemas from the model signature."""
     registered = server.name
     features = server.features  # the input schema is fixed at start
-    record_cls = record_model(registered, server.columns, keys)
+    record_cls = record_model(registered, server.columns, keys, max_abs_number)
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)

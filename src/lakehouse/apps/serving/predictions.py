@@ -44,8 +44,14 @@ class PredictionLog:
         self.files_written = 0
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Buffer these records; flush when the buffer is full."""
-        lines = [json.dumps(r, separators=(",", ":"), default=str) for r in records]
+        """Buffer these records; flush when the buffer is full.
+
+        Each line is strict JSON: a non-finite number (``NaN``, ``Infinity``, which JSON has
+        no token for) raises ``ValueError`` and nothing of ``records`` is buffered.
+        """
+        lines = [
+            json.dumps(r, separators=(",", ":"), default=str, allow_nan=False) for r in records
+        ]
         with self._lock:
             self._buffer.extend(lines)
             full = len(self._buffer) >= self.flush_records

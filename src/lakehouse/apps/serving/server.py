@@ -9,12 +9,13 @@ shutdown flushes the prediction log).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from lakehouse.apps.http_guard import allowed_hosts
 from lakehouse.apps.local_server import background_server
 from lakehouse.config.project import Project
 
@@ -29,9 +30,15 @@ def serve(
     refresh_seconds: float = 5.0,
     log_dir: Path | None = None,
     log_level: str = "info",
+    max_body_bytes: int | None = None,
+    extra_hosts: Sequence[str] = (),
 ) -> None:
-    """Serve ``model`` until interrupted (Ctrl-C / SIGTERM flush the prediction log)."""
-    from lakehouse.apps.serving.app import create_app
+    """Serve ``model`` until interrupted (Ctrl-C / SIGTERM flush the prediction log).
+
+    The ``Host`` names answered are loopback, ``host`` when it is a concrete address, and
+    ``extra_hosts``; a body over ``max_body_bytes`` (default: the app's) answers 413.
+    """
+    from lakehouse.apps.serving.app import MAX_BODY_BYTES, create_app
 
     app = create_app(
         project,
@@ -39,6 +46,8 @@ def serve(
         challenger_share=challenger_share,
         refresh_seconds=refresh_seconds,
         log_dir=log_dir,
+        max_body_bytes=max_body_bytes or MAX_BODY_BYTES,
+        hosts=allowed_hosts(extra_hosts, bind_host=host),
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=10)
 

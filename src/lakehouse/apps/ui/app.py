@@ -14,6 +14,10 @@ Pages (linked from a navigation bar on every page):
 
 HTML comes from Jinja2 templates in ``lakehouse/apps/ui/templates`` (autoescaped); charts are
 SVG drawn on the server (:mod:`lakehouse.apps.ui.charts`); no JavaScript, no external assets.
+
+Every form carries a CSRF token and every POST is checked (:mod:`lakehouse.apps.ui.csrf`);
+a body over ``max_body_bytes`` (default 64 KiB) answers 413 and a ``Host`` other than loopback
+and the configured hosts 400 (:mod:`lakehouse.apps.http_guard`).
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from lakehouse.apps.http_guard import allowed_hosts, check_body_limit, guard_hosts
 from lakehouse.apps.ui import charts, views
+from lakehouse.apps.ui.csrf import CsrfTokens, require_csrf_token
 from lakehouse.apps.ui.sources import ServingClient, TableReader
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable, system_table_name
@@ -43,6 +49,7 @@ NAV = (
     ("/drift", "Drift"),
     ("/lineage", "Lineage"),
 )
+MAX_BODY_BYTES = 64 * 1024  # a prediction form is a few hundred bytes
 
 
 def _environment() -> Environment:
@@ -67,20 +74,26 @@ class _Ui:
     client: Any  # the MLflow client
     env: Environment
     default_lineage: str | None
+    csrf: CsrfTokens
 
     def page(
         self, request: Request, template: str, status_code: int = 200, **context: Any
     ) -> HTMLResponse:
-        """A page rendered from ``template`` with the navigation bar."""
+        """A page rendered from ``template`` with the navigation bar and its forms' CSRF token."""
+        token, new_session = self.csrf.for_page(request)
         html = self.env.get_template(template).render(
             nav=NAV,
             path=request.url.path,
             model_name=self.registered,
             serving_url=self.serving_url,
             project_name=self.project.name,
+            csrf_token=token,
             **context,
         )
-        return HTMLResponse(html, status_code=status_code)
+        response = HTMLResponse(html, status_code=status_code)
+        if new_session is not None:
+            self.csrf.set_cookie(response, new_session)
+        return response
 
     def served_model(self) -> tuple[dict[str, Any] | None, str | None]:
         """The serving API's ``GET /model`` answer, or why there is none."""
@@ -145,11 +158,14 @@ def create_app(
     serving_url: str,
     tables: TableStore,
     timeout_s: float = 10.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    hosts: list[str] | None = None,
 ) -> FastAPI:
     """The UI for ``model_name`` (a key of ``project.models`` or a registered name).
 
     ``serving_url`` is the base URL of ``lakehouse serve``; ``tables`` the (governed) table
-    adapter the DQ, drift and lineage pages read through.
+    adapter the DQ, drift and lineage pages read through. ``hosts``: the ``Host`` names
+    answered (default: loopback only).
     """
     spec = project.models.get(model_name)
     ui = _Ui(
@@ -161,9 +177,18 @@ def create_app(
         reader=TableReader(tables),
         env=_environment(),
         default_lineage=spec.training_set.features[0].table if spec is not None else None,
+        csrf=CsrfTokens(),
     )
-    app = FastAPI(title=f"{ui.registered} · lakehouse UI", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"{ui.registered} · lakehouse UI",
+        docs_url=None,
+        redoc_url=None,
+        max_body_size=check_body_limit(max_body_bytes),
+        dependencies=[Depends(require_csrf_token)],
+    )
+    guard_hosts(app, allowed_hosts() if hosts is None else hosts)
     app.state.serving = ui.serving
+    app.state.csrf = ui.csrf
     _add_index_routes(app, ui)
     _add_model_routes(app, ui)
     _add_predict_routes(app, ui)
