@@ -35,9 +35,20 @@ def render_report(report: RunReport, console: Console) -> None:
             console.print(candidates)
     for note in report.notes:
         console.print(f"note: {note}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     duration = time.time() - report.started
-    verdict = "[green]succeeded[/]" if report.succeeded else "[bold red]failed[/]"
-    console.print(f"run {report.run_id} {verdict} in {duration:.1f}s")
+    console.print(f"run {report.run_id} {_verdict(report)} in {duration:.1f}s")
+
+
+def _verdict(report: RunReport) -> str:
+    """``failed``, ``succeeded with N warnings`` (input kept aside) or ``succeeded``."""
+    if not report.succeeded:
+        return "[bold red]failed[/]"
+    if report.warnings:
+        n = len(report.warnings)
+        return f"[yellow]succeeded with {n} warning{'s' if n > 1 else ''}[/]"
+    return "[green]succeeded[/]"
 
 
 def _tasks_table(report: RunReport) -> Table:

@@ -322,7 +322,7 @@ def test_every_line_of_a_bad_file_is_accounted_for(
     if case.quarantined:
         assert _kept_whole(ctx, rows, case.data), rows
         assert len(summary.quarantined) == 1 and any(
-            "quarantined files" in n for n in ctx.report.notes
+            "quarantined files" in n for n in ctx.report.warnings
         )
         kept = case.data_lines
     else:
@@ -412,7 +412,7 @@ def test_symlinks_leaving_the_landing_root(
     assert escaped == []
     assert summary.refused == [f"{landing / 'escape.csv'}: symlink to a file outside {landing}"]
     assert ctx.report.counters["source drop"]["refused_symlinks"] == 1
-    assert any("refused symlinks" in note for note in ctx.report.notes)
+    assert any("refused symlinks" in note for note in ctx.report.warnings)
     tally.add("symlink escape", 2, 2)  # refused and reported, not ingested: as configured
 
 

@@ -50,6 +50,9 @@ class RunReport:
     models: list[ModelResult] = field(default_factory=list)
     tasks: list[TaskOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # input kept aside rather than landed (quarantined, vanished or refused files): the
+    # run still succeeds, but not plainly
+    warnings: list[str] = field(default_factory=list)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def count(self, scope: str, **values: int) -> None:

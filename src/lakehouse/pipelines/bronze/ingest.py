@@ -532,7 +532,7 @@ def ingest_source(
             shown = "; ".join(items[:5]) + (
                 f"; ... ({len(items)} in all)" if len(items) > 5 else ""
             )
-            ctx.report.notes.append(f"{source_name}: {key.replace('_', ' ')}: {shown}")
+            ctx.report.warnings.append(f"{source_name}: {key.replace('_', ' ')}: {shown}")
     ctx.report.count(f"source {source_name}", **counts)
     if summary.new_columns:
         ctx.report.notes.append(
