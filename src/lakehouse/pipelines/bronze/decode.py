@@ -21,6 +21,7 @@ import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -34,6 +35,7 @@ _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the engine's text reader splits on all three
 _UNICODE_BOMS = {codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE[:2]}
 
@@ -55,16 +57,25 @@ class Decoding:
         return f"{'gzip+' if self.gzip else ''}{codec}"
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path and not path.startswith("file://"):
-        fs, inner = pafs.FileSystem.from_uri(path)
-        return fs, inner
-    return pafs.LocalFileSystem(), path.removeprefix("file://")
+def is_remote(location: str) -> bool:
+    """Whether ``location`` is a URI of a non-local filesystem (``s3://``, ``gs://`` ...)."""
+    return bool(_URI.match(location)) and not location.startswith("file://")
+
+
+def filesystem_of(location: str) -> tuple[pafs.FileSystem, str, str]:
+    """(filesystem, path inside it, prefix that turns such a path back into a URI) of a
+    landing location or a landed file: a URI's filesystem, else the local one (resolved)."""
+    if is_remote(location):
+        fs, inner = pafs.FileSystem.from_uri(location)
+        scheme = location.split("://", 1)[0]
+        return fs, inner, f"{scheme}://"
+    local = location.removeprefix("file://")
+    return pafs.LocalFileSystem(), str(Path(local).resolve()), ""
 
 
 def read_file_bytes(path: str) -> bytes | None:
     """The file's bytes, or None when it no longer exists."""
-    fs, inner = _filesystem(path)
+    fs, inner, _ = filesystem_of(path)
     try:
         with fs.open_input_stream(inner) as stream:
             return bytes(stream.read())
@@ -123,7 +134,7 @@ def _scan_utf8(
 
 def _utf8_message(path: str, offset: int, kind: str) -> str:
     """The problem at ``offset`` for people: the byte, its line (the prefix is re-read)."""
-    fs, inner = _filesystem(path)
+    fs, inner, _ = filesystem_of(path)
     line, read, last = 1, 0, b""
     with fs.open_input_stream(inner) as stream:
         while read <= offset and (chunk := stream.read(min(CHUNK, offset + 1 - read))):
@@ -188,7 +199,7 @@ def inspect_file(path: str, encoding: str = "utf-8", *, text: bool = True) -> De
     """Hash and classify one landed file (``encoding``: the source's declared codec;
     ``text=False``: a binary format, only hashed); None if the file vanished."""
     declared = codec_name(encoding)
-    fs, inner = _filesystem(path)
+    fs, inner, _ = filesystem_of(path)
     digest = hashlib.sha256()
     try:
         stream = fs.open_input_stream(inner)

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,15 +26,20 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config.sources import FileSource
-from lakehouse.pipelines.bronze.decode import Decoding, decoded_text, read_file_bytes, text_lines
+from lakehouse.pipelines.bronze.decode import (
+    Decoding,
+    decoded_text,
+    filesystem_of,
+    is_remote,
+    read_file_bytes,
+    text_lines,
+)
 from lakehouse.transforms.parse import (
     corrupt_record,
     parse_csv_lines,
     parse_json_lines,
     raw_schema,
 )
-
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,6 @@ class LandedFile:
         return f"{PurePosixPath(self.path).name}@{self.size}:{stamp}"
 
 
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str, str]:
-    """(filesystem, path inside it, prefix that turns such a path back into a URI)."""
-    if _URI.match(location) and not location.startswith("file://"):
-        fs, inner = pafs.FileSystem.from_uri(location)
-        scheme = location.split("://", 1)[0]
-        return fs, inner, f"{scheme}://"
-    local = location.removeprefix("file://")
-    return pafs.LocalFileSystem(), str(Path(local).resolve()), ""
-
-
 def _skipped(name: str) -> bool:
     # Spark's convention: _hidden and .hidden files are not data; .tmp are writes in flight.
     return name.startswith(("_", ".")) or name.endswith((".tmp", ".crc"))
@@ -86,7 +80,7 @@ def list_landed_files(location: str, glob: str) -> list[LandedFile]:
     A glob without ``/`` matches file names in the directory itself; with ``/`` it matches
     paths relative to the directory (``**`` crosses directories).
     """
-    fs, root, prefix = _filesystem(location)
+    fs, root, prefix = filesystem_of(location)
     selector = pafs.FileSelector(root, recursive="/" in glob, allow_not_found=True)
     files = []
     for info in fs.get_file_info(selector):
@@ -109,7 +103,7 @@ def list_landed_files(location: str, glob: str) -> list[LandedFile]:
 
 def escaping_symlinks(location: str, landed: list[LandedFile]) -> list[LandedFile]:
     """The local ``landed`` files that resolve (through symlinks) outside the landing root."""
-    if _URI.match(location) and not location.startswith("file://"):
+    if is_remote(location):
         return []
     root = os.path.realpath(location.removeprefix("file://")).rstrip("/") + "/"
     return [f for f in landed if not os.path.realpath(f.path).startswith(root)]
@@ -117,7 +111,7 @@ def escaping_symlinks(location: str, landed: list[LandedFile]) -> list[LandedFil
 
 def file_exists(path: str) -> bool:
     """Whether the landed file is (still) there."""
-    fs, inner, _ = _filesystem(path)
+    fs, inner, _ = filesystem_of(path)
     return bool(fs.get_file_info(inner).type != pafs.FileType.NotFound)
 
 
@@ -125,7 +119,7 @@ def keep_quarantined_copy(landed: LandedFile, directory: Path) -> Path | None:
     """Copy a quarantined file's bytes into ``directory`` (named by content hash + name);
     None if the file vanished."""
     assert landed.decoding is not None
-    fs, inner, _ = _filesystem(landed.path)
+    fs, inner, _ = filesystem_of(landed.path)
     target = directory / f"{landed.decoding.sha256[:24]}-{PurePosixPath(landed.path).name}"
     directory.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
@@ -141,7 +135,7 @@ def keep_quarantined_copy(landed: LandedFile, directory: Path) -> Path | None:
 
 def _first_line(path: str) -> str:
     """The first line of a UTF-8 file (without a BOM), ended by ``\n``, ``\r`` or the end."""
-    fs, inner, _ = _filesystem(path)
+    fs, inner, _ = filesystem_of(path)
     first = b""
     try:
         with fs.open_input_stream(inner) as stream:
