@@ -552,7 +552,8 @@ def ingest_bronze(ctx: TaskContext) -> None:
     """Ingest every configured source (or ``--sources a b``).
 
     ``--with-sample-api PORT`` serves the demo's sample data API on 127.0.0.1:PORT while
-    the sources are ingested (unless one already answers there) and stops it afterwards.
+    the sources are ingested and stops it afterwards; a shared ``lakehouse samples serve``
+    API already on the port is reused, anything else there is refused.
     """
     args = IngestParams.parse(ctx.parameters, task=ctx.task_key)
     names = args.sources or list(ctx.project.sources)
