@@ -33,7 +33,11 @@ def test_rows_show_type_default_and_description() -> None:
     assert "| `files_per_commit` | int | `100` | files appended per Delta commit (≥ 1) |" in text
     assert "| `format` | `'csv'` \\| `'jsonl'` \\| `'json'` \\| `'parquet'` \\| `'excel'` " in text
     assert "| `run_as` | [RunAs](#runas) \\| null | `null` | identity for jobs and, by" in text
-    assert "| `engine` | [EngineSpec](#enginespec) | defaults of EngineSpec | — |" in text
+    assert (
+        "| `engine` | [EngineSpec](#enginespec) | defaults of EngineSpec "
+        "| the Spark engine of this target |" in text
+    )
+    assert "| `header` | bool | `true` | — |" in text
     assert "| `targets` | dict[str, [Target](#target)] | required | min length 1 |" in text
 
 

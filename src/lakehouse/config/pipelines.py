@@ -29,19 +29,29 @@ class SilverSpec(StrictModel):
         default_factory=dict, description="target column: source column"
     )
     trim: bool = Field(default=True, description="trim white space of text values")
-    case: dict[Identifier, Literal["lower", "upper"]] = Field(default_factory=dict)
+    case: dict[Identifier, Literal["lower", "upper"]] = Field(
+        default_factory=dict, description="column -> lower or upper"
+    )
     standardize: dict[Identifier, dict[str, str]] = Field(
         default_factory=dict, description="column: {raw value: standard value}"
     )
     transforms: list[DottedCallable] = Field(
         default_factory=list, description="pure DataFrame -> DataFrame functions, applied in order"
     )
-    mode: Literal["scd1", "scd2"] = "scd1"
+    mode: Literal["scd1", "scd2"] = Field(
+        "scd1",
+        description="scd1: latest row per key; scd2: versions with valid_from, valid_to, is_current",
+    )
     track_columns: list[Identifier] | None = Field(
         default=None, description="scd2: columns whose change opens a new version (default: all)"
     )
-    operation: OperationSpec | None = None
-    rules: list[Rule] = Field(default_factory=list)
+    operation: OperationSpec | None = Field(
+        None,
+        description="change data capture: rows whose column holds a delete value delete their key",
+    )
+    rules: list[Rule] = Field(
+        default_factory=list, description="data-quality rules checked on every run's rows"
+    )
     great_expectations: bool = Field(
         default=True,
         description="also validate with great-expectations (Data Docs + cross-check); the "
@@ -75,12 +85,19 @@ class GoldSpec(StrictModel):
         default=None,
         description="Spark SQL over the inputs, each visible as a view named by its alias",
     )
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments for the transform"
+    )
     features: dict[Identifier, str] = Field(
         default_factory=dict, description="column name -> Spark SQL expression"
     )
-    timestamp_key: Identifier | None = None
-    mode: Literal["overwrite"] = "overwrite"
+    timestamp_key: Identifier | None = Field(
+        None,
+        description="makes the table a time series feature table; must be one of the catalog table's keys",
+    )
+    mode: Literal["overwrite"] = Field(
+        "overwrite", description="only overwrite: Gold is rebuilt on every run"
+    )
 
     @model_validator(mode="after")
     def _one_definition(self) -> GoldSpec:
