@@ -50,13 +50,13 @@ run: $(STAMP)
 	$(BIN)/lakehouse run
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests jobs benchmarks
-	$(BIN)/ruff format --check src tests jobs benchmarks
+	$(BIN)/ruff check src tests jobs benchmarks docs
+	$(BIN)/ruff format --check src tests jobs benchmarks docs
 	$(BIN)/python -m pytest -q tests/test_structure.py tests/test_import_cycles.py -p no:cacheprovider
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests jobs benchmarks
-	$(BIN)/ruff check --fix src tests jobs benchmarks
+	$(BIN)/ruff format src tests jobs benchmarks docs
+	$(BIN)/ruff check --fix src tests jobs benchmarks docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
