@@ -79,6 +79,7 @@ def test_tutorial_has_the_agreed_flow() -> None:
     assert all(step.expects for step in steps)
 
 
+@pytest.mark.e2e
 def test_tutorial_runs_step_by_step(tmp_path: Path) -> None:
     steps = parse_steps(TUTORIAL.read_text(encoding="utf-8"))
     passed = run_all(steps, tmp_path)
