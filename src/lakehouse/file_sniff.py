@@ -11,8 +11,8 @@ import csv
 import io
 import json
 import re
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,24 +108,21 @@ def _groups(root: Path) -> dict[tuple[Path, str], list[Path]]:
 
 
 def _unique_names(sources: list[SniffedSource]) -> list[SniffedSource]:
-    """Source names from the directories; the format is appended where a name repeats."""
-    counts: dict[str, int] = defaultdict(int)
-    for source in sources:
-        counts[source.name] += 1
+    """Source names from the directories; the extension (then a number) is appended where a
+    name repeats."""
+    counts = Counter(source.name for source in sources)
+    taken: set[str] = set()
     out = []
     for source in sources:
-        if counts[source.name] > 1:
-            ext = source.glob.removeprefix("*.")
-            source = SniffedSource(
-                identifier(f"{source.name}_{ext}"),
-                source.directory,
-                source.glob,
-                source.format,
-                source.delimiter,
-                source.columns,
-                source.files,
-            )
-        out.append(source)
+        name = source.name
+        if counts[name] > 1:
+            name = identifier(f"{name}_{source.glob.removeprefix('*.')}")
+        base, n = name, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        out.append(replace(source, name=name))
     return out
 
 
@@ -144,7 +141,7 @@ def _sniff_group(directory: Path, ext: str, files: list[Path]) -> SniffedSource:
         delimiter, header = distinct.pop()
         columns = _csv_columns(files[0], delimiter, header)
     else:
-        columns = _arrow_columns(files[0], fmt)
+        fmt, columns = _arrow_columns(files[0], fmt)
     _check_names(files[0], [c.name for c in columns])
     return SniffedSource(
         name=identifier(directory.name),
@@ -227,30 +224,39 @@ def _csv_columns(file: Path, delimiter: str, header: tuple[str, ...]) -> list[Sn
     return [SniffedColumn(f.name, spark_type(f.type)) for f in reader.schema]
 
 
-def _arrow_columns(file: Path, fmt: str) -> list[SniffedColumn]:
-    import pyarrow as pa
-
+def _arrow_columns(file: Path, fmt: str) -> tuple[str, list[SniffedColumn]]:
+    """(format, columns) of a JSON or Parquet file; a ``.json`` file of JSON lines is jsonl."""
     try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            schema = pq.read_schema(file)
-        elif fmt == "jsonl":
-            import pyarrow.json as pj
-
-            schema = pj.read_json(io.BytesIO(_head_text(file).encode("utf-8"))).schema
-        else:
-            document: Any = json.loads(file.read_text(encoding="utf-8-sig"))
-            items = document if isinstance(document, list) else [document]
-            records = [item for item in items[:SAMPLE_ROWS] if isinstance(item, dict)]
-            if not records:
-                raise SniffError(f"{file}: no JSON objects to take columns from")
-            schema = pa.Table.from_pylist(records).schema
+        schema = _arrow_schema(file, fmt)
     except SniffError:
         raise
     except Exception as exc:
+        if fmt == "json":
+            try:
+                return _arrow_columns(file, "jsonl")
+            except SniffError:
+                pass
         raise SniffError(f"{file}: cannot read it as {fmt}: {exc}".splitlines()[0]) from None
-    return [SniffedColumn(f.name, spark_type(f.type)) for f in schema]
+    return fmt, [SniffedColumn(f.name, spark_type(f.type)) for f in schema]
+
+
+def _arrow_schema(file: Path, fmt: str) -> Any:
+    import pyarrow as pa
+
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(file)
+    if fmt == "jsonl":
+        import pyarrow.json as pj
+
+        return pj.read_json(io.BytesIO(_head_text(file).encode("utf-8"))).schema
+    document: Any = json.loads(file.read_text(encoding="utf-8-sig"))
+    items = document if isinstance(document, list) else [document]
+    records = [item for item in items[:SAMPLE_ROWS] if isinstance(item, dict)]
+    if not records:
+        raise SniffError(f"{file}: no JSON objects to take columns from")
+    return pa.Table.from_pylist(records).schema
 
 
 def spark_type(arrow_type: Any) -> str:
