@@ -59,7 +59,8 @@ JOB_SCRIPTS: dict[str, tuple[str, str, str, str]] = {
 }
 
 _PYTHON_FILE = re.compile(r"python_file:\s*jobs/([A-Za-z0-9_]+)\.py")
-_PLAIN = re.compile(r"^[A-Za-z0-9_$/.][A-Za-z0-9_./${}()-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_$/.][A-Za-z0-9_./$()-]*$")
+_PLAIN_BLOCK = re.compile(r"^[A-Za-z0-9_$/.][A-Za-z0-9_./${}()-]*$")  # braces: not in {...}
 _YAML_WORDS = frozenset({"yes", "no", "y", "n", "on", "off", "true", "false", "null", "~"})
 
 
@@ -164,10 +165,17 @@ def _context(
     return {"name": name, "sources": described, "external_paths": external, "sample": sample}
 
 
-def yaml_scalar(value: object) -> str:
-    """``value`` as a YAML scalar: plain when that reads back as the same string, else quoted."""
+def yaml_scalar(value: object, block: bool = False) -> str:
+    """``value`` as a YAML scalar: plain when that reads back as the same string, else quoted.
+
+    ``block``: the value is a block mapping's value (``key: value`` on its own line), where
+    ``${var.x}`` may stay plain; elsewhere (``{name: value}``) braces are quoted."""
     text = str(value)
-    if _PLAIN.match(text) and text.lower() not in _YAML_WORDS and not _is_number(text):
+    if (
+        (_PLAIN_BLOCK if block else _PLAIN).match(text)
+        and text.lower() not in _YAML_WORDS
+        and not _is_number(text)
+    ):
         return text
     return json.dumps(text)
 
