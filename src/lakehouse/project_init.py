@@ -56,6 +56,12 @@ JOB_SCRIPTS: dict[str, tuple[str, str, str, str]] = {
         "lakehouse.pipelines.ml.score",
         "score_batch",
     ),
+    "monitor_model": (
+        "Monitor each model's champion: drift, data quality, performance, A/B.",
+        "[--as-of ISO] [MODEL ...]",
+        "lakehouse.pipelines.monitoring.monitor",
+        "monitor_models",
+    ),
 }
 
 _PYTHON_FILE = re.compile(r"python_file:\s*jobs/([A-Za-z0-9_]+)\.py")

@@ -115,7 +115,8 @@ def test_mlops_template_trains_a_champion_and_scores(tmp_path: Path, spark: Spar
     project = tmp_path / "churn"
     _ok(_cli("init", str(project), "--template", "mlops"))
     assert (project / "conf/models.yml").is_file()
-    _ok(_cli("run", "-C", str(project)))
+    out = _ok(_cli("run", "-C", str(project)))
+    assert "✓ monitor success" in out and "ALERT" not in out
     assert len(_rows(spark, project, "bronze/customers")) == 80
     assert len(_rows(spark, project, "silver/orders")) == 117
     assert len(_rows(spark, project, "gold/daily_sales")) == 45
@@ -131,6 +132,18 @@ def test_mlops_template_trains_a_champion_and_scores(tmp_path: Path, spark: Spar
     champion = client.get_model_version_by_alias("churn_churn", "champion")
     assert str(champion.version) == "1"
     assert float(client.get_run(champion.run_id).data.metrics["roc_auc"]) >= 0.6
+    monitoring = _rows(spark, project, "meta/model_monitoring")
+    # PSI for the 6 features, KS for the 4 numeric and chi-square for the 2 categorical ones,
+    # a pass rate per Silver rule, and the batch predictions judged against the labels
+    assert Counter((r["kind"], r["metric"]) for r in monitoring) == {
+        ("drift", "psi"): 6,
+        ("drift", "ks_pvalue"): 4,
+        ("drift", "chi2_pvalue"): 2,
+        ("quality", "pass_rate"): 3,
+        **{("performance", m): 1 for m in ("labeled_rows", "roc_auc", "accuracy")},
+        **{("performance", m): 1 for m in ("precision", "recall", "f1")},
+    }
+    assert {(r["model_name"], r["alert"]) for r in monitoring} == {("churn_churn", False)}
 
 
 def _write(path: Path, text: str) -> None:
