@@ -94,6 +94,13 @@ def test_refused_with_a_reason(tmp_path: Path, files: dict[str, str], message: s
         sniff_sources(tmp_path / "in")
 
 
+def test_a_missing_path_or_unknown_file_type_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SniffError, match="no such file or directory"):
+        sniff_sources(tmp_path / "nowhere")
+    with pytest.raises(SniffError, match=r"unknown file type \.xml; expected \.csv"):
+        sniff_sources(_write(tmp_path / "a.xml", "<a/>"))
+
+
 def test_names_and_types() -> None:
     assert identifier("My Orders-2024") == "my_orders_2024"
     assert identifier("2024 drops") == "_2024_drops"
