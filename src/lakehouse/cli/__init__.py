@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 
 from lakehouse.cli import apps, bundle, catalog, data, ml
 from lakehouse.cli._context import CliError, _global_options
+from lakehouse.cli.init import init
 from lakehouse.cli.render import err_console
 from lakehouse.core.errors import one_line
 
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.callback()(_global_options)
 
 # `lakehouse --help` lists the commands in this order, then the groups
+app.command()(init)
 app.command("run", help="Run a bundle job's task DAG and print a summary (same as `bundle run`).")(
     bundle.bundle_run
 )
