@@ -110,6 +110,7 @@ def _lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
 # ------------------------------------------------------------------ head
 
 
+@pytest.mark.delta  # also on JVM Spark (--engine spark)
 def test_head_masks_a_deletion_vector_table_for_a_reader_without_unmask(
     spark: SparkSession, project: Path
 ) -> None:
@@ -126,6 +127,7 @@ def test_head_csv_unmasked_for_the_owner_and_bare_names(spark: SparkSession, pro
     assert first == "id,email,amount\n1,ann@example.com,10.5\n"
 
 
+@pytest.mark.delta  # also on JVM Spark (--engine spark)
 def test_head_version_travels_to_before_the_delete(spark: SparkSession, project: Path) -> None:
     out = _ok(
         spark, "head", "payments", "--version", "1", "-o", "json", "-C", str(project), "-p", "bob"
@@ -152,6 +154,7 @@ def test_head_refuses_a_principal_without_select(spark: SparkSession, project: P
 # ------------------------------------------------------------------ sql QUERY
 
 
+@pytest.mark.delta  # also on JVM Spark (--engine spark)
 def test_sql_masks_hold_inside_arbitrary_expressions(spark: SparkSession, project: Path) -> None:
     query = (
         "SELECT p.id, upper(p.email) AS e, email = 'ann@example.com' AS is_ann, "
@@ -179,6 +182,7 @@ def test_sql_prints_a_table_and_keeps_the_query_text(spark: SparkSession, projec
     )
 
 
+@pytest.mark.delta  # also on JVM Spark (--engine spark)
 def test_sql_version_as_of_and_limit(spark: SparkSession, project: Path) -> None:
     query = "SELECT count(*) AS n FROM shop.sales.payments VERSION AS OF 1"
     assert _ok(spark, "sql", query, "-o", "json", "-C", str(project), "-p", "bob") == '{"n": 5}\n'
@@ -224,6 +228,10 @@ def test_sql_version_as_of_and_limit(spark: SparkSession, project: Path) -> None
         (
             "SELECT * FROM read_files('/tmp/x')",
             "table function read_files() is not allowed: read catalog tables by name",
+        ),
+        (
+            "SELECT reflect('java.lang.System', 'exit', 1)",
+            "reflect() is not allowed here (it calls into the JVM)",
         ),
         (
             "SELECT * FROM shop.sales.payments TIMESTAMP AS OF '2020-01-01'",

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 # table-valued functions that read nothing but their arguments
 _SAFE_TABLE_FUNCTIONS = frozenset({"range"})
+# functions that call arbitrary JVM methods (JVM Spark)
+_REFUSED_FUNCTIONS = frozenset({"reflect", "java_method", "try_reflect"})
 _view_ids = itertools.count()
 
 
@@ -103,17 +105,20 @@ def governed_query(store: GovernedStore, sql: str) -> Iterator[DataFrame]:
     """
     tree = parse_query(sql)
     views: list[tuple[exp.Table, str]] = []
+    made: dict[tuple[str, int | None], str] = {}  # one view per table and version
     spark = store.spark
     try:
         for table in _catalog_tables(tree):
             read = table_read(store.project, table)
-            view = f"__lakehouse_q{next(_view_ids)}"
-            df = read_table(store, read.full_name, read.version, given=read.given)
-            df.createOrReplaceTempView(view)
-            views.append((table, view))
+            key = (read.full_name, read.version)
+            if key not in made:
+                df = read_table(store, read.full_name, read.version, given=read.given)
+                made[key] = f"__lakehouse_q{next(_view_ids)}"
+                df.createOrReplaceTempView(made[key])
+            views.append((table, made[key]))
         yield spark.sql(rewritten(sql, tree, views))
     finally:
-        for _, view in views:
+        for view in made.values():
             spark.catalog.dropTempView(view)
 
 
@@ -166,6 +171,10 @@ def parse_query(sql: str) -> exp.Expr:
         raise QueryError(
             f"only queries run here (SELECT, WITH, VALUES): {kind} statements are not allowed"
         )
+    for function in tree.find_all(exp.Func):
+        name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
+        if name.lower() in _REFUSED_FUNCTIONS:
+            raise QueryError(f"{name.lower()}() is not allowed here (it calls into the JVM)")
     return tree
 
 
