@@ -266,6 +266,14 @@ def test_sql_query_and_sql_serve_coexist() -> None:
     assert serve_help.exit_code == 0 and "Usage: root sql serve [OPTIONS]" in serve_help.stdout
 
 
+def test_a_mistyped_subcommand_is_not_taken_for_a_query() -> None:
+    result = CliRunner().invoke(app, ["sql", "serv"])
+    assert result.exit_code == 1
+    assert str(result.exception) == (
+        "'serv' is neither a query nor a command of `lakehouse sql` (query, serve)"
+    )
+
+
 def test_sql_without_tables_and_options_before_the_query(
     spark: SparkSession, project: Path
 ) -> None:
@@ -333,3 +341,14 @@ def test_var_from_both_places_the_commands_win(
         "bob",
     )
     assert out == MASKED_HEAD
+
+
+def test_principal_after_the_command_wins_over_the_environment(
+    spark: SparkSession, project: Path
+) -> None:
+    runner = CliRunner(env={"LAKEHOUSE_PRINCIPAL": "carol"})
+    denied = runner.invoke(app, ["head", "payments", "-C", str(project)])
+    assert denied.exit_code == 1 and "carol may not SELECT" in str(denied.exception)
+    for args in (["head", "payments", "-p", "bob"], ["-p", "bob", "head", "payments"]):
+        result = runner.invoke(app, [*args, "-C", str(project)])
+        assert result.exit_code == 0 and result.stdout == MASKED_HEAD, result.exception

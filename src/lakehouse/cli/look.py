@@ -88,10 +88,17 @@ def sql_query(
     Name tables as catalog.schema.table (or schema.table); each needs SELECT and is read
     masked for a principal without UNMASK. `VERSION AS OF n` reads an older version.
     """
-    from lakehouse.governance.query import governed_query, parse_query
+    from lakehouse.governance.query import QueryError, governed_query, parse_query
 
     _check_output(output)
-    parse_query(query)  # a bad statement fails before the engine starts
+    try:
+        parse_query(query)  # a bad statement fails before the engine starts
+    except QueryError:
+        if query.strip() and len(query.split()) == 1:  # `lakehouse sql serv`: a typo
+            raise CliError(
+                f"{query!r} is neither a query nor a command of `lakehouse sql` (query, serve)"
+            ) from None
+        raise
     project = _load(project_dir, target, engine, var)
     with _governed_command(project, "sql") as store, governed_query(store, query) as df:
         columns, data = _collect(df, limit + 1 if limit else None)
