@@ -313,6 +313,10 @@ def test_tables_and_bundle_validate_take_the_options_in_both_places(
     for args in (["-t", "nope", "bundle", "validate"], ["bundle", "validate", "-t", "nope"]):
         code, _, _, exc = _run(spark, *args, "-C", str(project))
         assert code == 1 and "targets.nope: no such target (defined: local)" in str(exc)
+    # the repository's own bundle (the working directory) defines the job `demo`
+    for args in (["-C", str(project), "run", "nosuch"], ["run", "nosuch", "-C", str(project)]):
+        code, _, _, exc = _run(spark, *args)
+        assert code == 1 and "resources.jobs.nosuch: no such job (defined: none)" in str(exc)
 
 
 def test_var_from_both_places_the_commands_win(
