@@ -22,6 +22,7 @@ ROOT_COMMANDS = [
     "schedule",
     "runs",
     "tables",
+    "head",
     "ingest",
     "refine",
     "quality",
@@ -42,7 +43,7 @@ GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
     "catalog": ["show", "grants", "check", "validate"],
     "samples": ["serve"],
-    "sql": ["serve"],
+    "sql": ["query", "serve"],
 }
 
 

@@ -13,8 +13,8 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from lakehouse.cli import apps, bundle, catalog, data, ml
-from lakehouse.cli._context import CliError, _global_options
+from lakehouse.cli import apps, bundle, catalog, data, look, ml
+from lakehouse.cli._context import CliError, GlobalOptionsGroup, _global_options
 from lakehouse.cli.init import init
 from lakehouse.cli.render import err_console
 from lakehouse.core.errors import one_line
@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=GlobalOptionsGroup,
 )
 app.callback()(_global_options)
 
@@ -36,6 +37,7 @@ for _command in (
     bundle.schedule,
     bundle.runs,
     data.tables,
+    look.head,
     data.ingest,
     data.refine,
     data.quality,

@@ -273,8 +273,8 @@ def served_tables(
     """The tables of ``schemas`` the governance's principal may SELECT, with their masks.
 
     Every decision goes through :meth:`GovernanceScope.authorize`, so it lands in the access
-    audit when the scope has a system store to write it to. Masks apply unless the
-    principal holds UNMASK, exactly as :meth:`GovernedStore.read` applies them.
+    audit when the scope has a system store to write it to. The masks are the policy's
+    (:meth:`AccessPolicy.masks_for`), the ones :meth:`GovernedStore.read` applies.
     """
     wanted = set(schemas)
     unknown = wanted - {ref.schema for ref in project.tables.values()}
@@ -292,14 +292,13 @@ def served_tables(
             governance.authorize("SELECT", ref.full_name)
         except AccessDeniedError:
             continue
-        unmasked = policy.holds(governance.principal, "UNMASK", ref.full_name).allowed
         out.append(
             ServedTable(
                 full_name=ref.full_name,
                 schema=ref.schema,
                 name=ref.name,
                 location=ref.location,
-                masks={} if unmasked else policy.masked_columns(ref.full_name),
+                masks=policy.masks_for(governance.principal, ref.full_name),
                 description=ref.spec.description,
                 comments={c.name: c.comment for c in ref.spec.columns if c.comment},
             )
