@@ -13,7 +13,7 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from lakehouse.cli import apps, bundle, catalog, data, ml
+from lakehouse.cli import apps, bundle, catalog, data, ml, table
 from lakehouse.cli._context import CliError, _global_options
 from lakehouse.cli.render import err_console
 from lakehouse.core.errors import one_line
@@ -36,6 +36,7 @@ for _command in (
     data.tables,
     data.ingest,
     data.refine,
+    data.build,
     data.quality,
     ml.train,
     ml.score,
@@ -50,6 +51,7 @@ app.command()(apps.version)
 
 app.add_typer(bundle.bundle_app, name="bundle")
 app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(table.table_app, name="table")
 app.add_typer(apps.samples_app, name="samples")
 app.add_typer(apps.sql_app, name="sql")
 

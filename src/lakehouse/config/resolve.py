@@ -356,6 +356,10 @@ def _with_bronze_metadata(schema: SchemaSpec) -> SchemaSpec:
 def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) -> SchemaSpec:
     """An SCD2 table gets valid_from / valid_to (the sequence column's type) and is_current."""
     table = schema.tables[table_name]
+    keys = list(table.keys) if "valid_from" in table.keys else [*table.keys, "valid_from"]
+    if not table.columns:  # derived columns: the refine step adds them, typed like the data
+        table = table.model_copy(update={"keys": keys})
+        return schema.model_copy(update={"tables": {**schema.tables, table_name: table}})
     types = {c.name: c.type for c in table.columns}
     seq_type = types.get(spec.sequence_by or "", "timestamp")
     wanted = [
@@ -365,7 +369,6 @@ def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) ->
         Column(name="is_current", type="boolean", nullable=False),
     ]
     extra = [c for c in wanted if c.name not in types]
-    keys = list(table.keys) if "valid_from" in table.keys else [*table.keys, "valid_from"]
     table = table.model_copy(update={"columns": [*table.columns, *extra], "keys": keys})
     return schema.model_copy(update={"tables": {**schema.tables, table_name: table}})
 
