@@ -24,6 +24,7 @@ ROOT_COMMANDS = [
     "tables",
     "ingest",
     "refine",
+    "build",
     "quality",
     "train",
     "score",
@@ -35,12 +36,14 @@ ROOT_COMMANDS = [
     "version",
     "bundle",
     "catalog",
+    "table",
     "samples",
     "sql",
 ]
 GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
     "catalog": ["show", "grants", "check", "validate"],
+    "table": ["reset"],
     "samples": ["serve"],
     "sql": ["serve"],
 }
