@@ -393,7 +393,10 @@ class DeltaStore:
             widened = {n: new for n, _, new in changes.widened}
             schema = read_snapshot(self.spark, self.engine, ref).schema
             target = T.StructType(
-                [T.StructField(f.name, widened.get(f.name, f.dataType), f.nullable) for f in schema]
+                [
+                    T.StructField(f.name, widened.get(f.name, f.dataType), f.nullable, f.metadata)
+                    for f in schema
+                ]
             )
             self._rewrite(ref, target)
             log.warning(
@@ -421,7 +424,10 @@ class DeltaStore:
         """Rewrite the table's rows cast to ``schema`` in one commit (``overwriteSchema``;
         Delta's type widening is not available on Sail)."""
         rows = self._load(ref).select(
-            *[F.col(quote(f.name)).cast(f.dataType).alias(f.name) for f in schema.fields]
+            *[
+                F.col(quote(f.name)).cast(f.dataType).alias(f.name, metadata=f.metadata)
+                for f in schema.fields
+            ]
         )
         writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         if ref.spec.partition_by:
