@@ -24,6 +24,8 @@ from lakehouse.pipelines.refresh import reset_table
 from lakehouse.pipelines.silver.refine import refine_table
 from tests.support import session_engine
 
+pytestmark = pytest.mark.delta  # both engines
+
 BUNDLE = """
 bundle: {name: t}
 include: [conf/*.yml]
