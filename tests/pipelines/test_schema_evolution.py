@@ -278,3 +278,35 @@ def test_full_refresh_and_reset_give_the_rows_of_a_fresh_run(
     ctx = _ctx(spark, project, "r3")
     _run_all(ctx)
     assert {t: _rows(ctx, t, *cols) for t, cols in tables.items()} == fresh
+
+
+def test_refine_full_refresh_creates_the_table_again_after_an_unsafe_change(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    def conf(seq_type: str) -> Project:
+        silver = _columns("{name: order_id, type: string}", f"{{name: seq, type: {seq_type}}}")
+        return _write_conf(tmp_path, silver=silver, cast="{}")
+
+    project = conf("string")
+    _land(project, "a.jsonl", FIRST)
+    ctx = _ctx(spark, project, "r1")
+    ingest_source(ctx, "drop")
+    refine_table(ctx, "c.silver.orders")
+    project = conf("int")
+    _land(project, "b.jsonl", SECOND)
+    ctx = _ctx(spark, project, "r2")
+    ingest_source(ctx, "drop")
+    with pytest.raises(SchemaMismatchError) as info:
+        refine_table(ctx, "c.silver.orders", full_refresh=False)
+    assert str(info.value) == (
+        "c.silver.orders: column seq is string in the table but int now, which is not a safe "
+        "widening; rebuild it with `lakehouse refine c.silver.orders --full-refresh`"
+    )
+    refine_table(ctx, "c.silver.orders", full_refresh=True)
+    assert _schema(project, "c.silver.orders") == [("order_id", "string"), ("seq", "int")]
+    assert _rows(ctx, "c.silver.orders", "order_id", "seq") == [
+        ("1", 1),
+        ("2", 1),
+        ("3", 1),
+        ("4", 2),
+    ]

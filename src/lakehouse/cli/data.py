@@ -122,7 +122,8 @@ def refine(
         bool,
         typer.Option(
             "--full-refresh",
-            help="Re-read all of Bronze, not only the batches not refined yet.",
+            help="Re-read all of Bronze, not only the batches not refined yet; a table whose "
+            "column type changed unsafely is created again.",
         ),
     ] = False,
 ) -> None:
@@ -154,7 +155,7 @@ def build(
         bool,
         typer.Option(
             "--full-refresh",
-            help="Create the tables again (their schema from the result, as on a first run).",
+            help="Create a table again when a column's type changed unsafely (e.g. string -> int).",
         ),
     ] = False,
 ) -> None:

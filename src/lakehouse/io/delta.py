@@ -372,12 +372,10 @@ class DeltaStore:
         """Make the table take rows of ``produced`` (the columns a Silver or Gold step
         makes): create it when it does not exist (the data's columns with the declared
         types), add the columns it lacks, apply safe type widenings; an unsafe type change
-        raises one line naming the fix. ``replace`` (a full refresh) deletes the table
-        first: it is created again from ``produced``, as on a first run."""
+        raises one line naming the fix, unless ``replace`` (a full refresh): then the table
+        is deleted and created again from ``produced``, as on a first run."""
         ref = self._handle(name)
         wanted = wanted_schema(ref, produced, step=step)
-        if replace:
-            self.drop_data(ref)
         if not self._exists(ref):
             self._create_from(ref, wanted)
             return self._ensure(ref)
@@ -385,6 +383,18 @@ class DeltaStore:
         snapshot = self._write_snapshot(ref, "alter")
         declared = {c.name for c in ref.spec.columns}
         changes = plan_changes(snapshot.schema, wanted, declared)
+        if changes.unsafe and replace:
+            old_name, old_type, new_type = changes.unsafe[0]
+            log.warning(
+                "%s: %s changes from %s to %s: creating the table again (full refresh)",
+                ref.full_name,
+                old_name,
+                type_name(old_type),
+                type_name(new_type),
+            )
+            self.drop_data(ref)
+            self._create_from(ref, wanted)
+            return self._ensure(ref)
         if changes.unsafe:
             raise unsafe_change_error(ref, changes.unsafe[0])
         if changes.added:

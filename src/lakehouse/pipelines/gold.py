@@ -56,7 +56,7 @@ def gold_frame(
 
 class BuildParams(TaskParams):
     """``[TABLE]... [--full-refresh]``: the Gold tables (default: all); a full refresh
-    creates each table again (its schema from the result, as on a first run)."""
+    creates a table again when its columns changed type unsafely (as on a first run)."""
 
     positional: ClassVar[str | None] = "tables"
     tables: tuple[str, ...] = ()

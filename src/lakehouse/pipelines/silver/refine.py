@@ -103,7 +103,8 @@ def refine_silver(ctx: TaskContext) -> None:
 
     Each table refines the Bronze batches it has not refined yet; the parameter
     ``--full-refresh`` re-reads all of Bronze (the MERGE keeps the result the same unless
-    the rules or the conform config changed).
+    the rules or the conform config changed; a column whose type changed unsafely makes the
+    table be created again).
     """
     params = RefineParams.parse(ctx.parameters, task=ctx.task_key)
     names = params.tables or list(ctx.project.silver)
