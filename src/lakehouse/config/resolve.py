@@ -403,9 +403,11 @@ def _predictions_spec(model: ModelSpec, source: TableSpec, ts_key: str | None) -
     assert model.scoring is not None
     types = {c.name: c.type for c in source.columns}
     keys = [k for k in source.keys if k != ts_key]
-    columns = [Column(name=k, type=types[k], nullable=False) for k in keys]
-    if ts_key:
+    columns = [Column(name=k, type=types[k], nullable=False) for k in keys if k in types]
+    if ts_key and ts_key in types:
         columns.append(Column(name=ts_key, type=types[ts_key], comment="features as of"))
+    if len(columns) < len(keys) + bool(ts_key):  # a derived feature table: keys from the data
+        columns, keys = [], []
     columns += [
         Column(name="prediction", type="int", nullable=False),
         Column(name="probability", type="double", nullable=False, comment="P(class 1)"),
