@@ -52,6 +52,9 @@ catalog:
           layer: silver
           keys: [order_id]
 SILVER_COLUMNS
+        customers:
+          layer: silver
+          keys: [customer]
     gold:
       tables:
         totals:
@@ -71,6 +74,14 @@ silver:
     sequence_by: seq
     great_expectations: false
     cast: CAST
+  c.silver.customers:
+    source: c.bronze.orders
+    keys: [customer]
+    sequence_by: seq
+    mode: scd2
+    track_columns: [customer_amount]
+    rename: {customer_amount: amount}
+    cast: {seq: int}
 gold:
   c.gold.totals:
     inputs: {o: c.silver.orders}
@@ -310,3 +321,28 @@ def test_refine_full_refresh_creates_the_table_again_after_an_unsafe_change(
         ("3", 1),
         ("4", 2),
     ]
+
+
+def test_scd2_silver_without_declared_columns(spark: SparkSession, tmp_path: Path) -> None:
+    project = _write_conf(tmp_path)
+    _land(project, "a.jsonl", FIRST)
+    ctx = _ctx(spark, project, "r1")
+    ingest_source(ctx, "drop")
+    refine_table(ctx, "c.silver.customers")
+    _land(project, "b.jsonl", SECOND)
+    ctx = _ctx(spark, project, "r2")
+    ingest_source(ctx, "drop")
+    refine_table(ctx, "c.silver.customers")
+    assert _schema(project, "c.silver.customers") == [
+        ("order_id", "string"),
+        ("customer", "string"),
+        ("customer_amount", "string"),
+        ("seq", "int"),
+        ("valid_from", "int"),
+        ("valid_to", "int"),
+        ("is_current", "boolean"),
+    ]
+    rows = _rows(ctx, "c.silver.customers", "customer", "customer_amount", "valid_from", "valid_to")
+    # customer a: two orders with the same sequence, one version (either amount)
+    assert [r for r in rows if r[0] == "b"] == [("b", "1", 2, None), ("b", "20", 1, 2)]
+    assert [(r[0], r[2], r[3]) for r in rows if r[0] == "a"] == [("a", 1, None)]
