@@ -18,6 +18,7 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 # in `lakehouse --help` order: commands, then groups
 ROOT_COMMANDS = [
+    "init",
     "run",
     "schedule",
     "runs",
@@ -25,6 +26,7 @@ ROOT_COMMANDS = [
     "head",
     "ingest",
     "refine",
+    "build",
     "quality",
     "train",
     "score",
@@ -36,12 +38,14 @@ ROOT_COMMANDS = [
     "version",
     "bundle",
     "catalog",
+    "table",
     "samples",
     "sql",
 ]
 GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
     "catalog": ["show", "grants", "check", "validate"],
+    "table": ["reset"],
     "samples": ["serve"],
     "sql": ["query", "serve"],
 }

@@ -13,7 +13,7 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from lakehouse.cli import apps, bundle, catalog, data, look, ml
+from lakehouse.cli import apps, bundle, catalog, data, look, ml, table
 from lakehouse.cli._context import CliError, GlobalOptionsGroup, _global_options
 from lakehouse.cli.init import init
 from lakehouse.cli.render import err_console
@@ -40,6 +40,7 @@ for _command in (
     look.head,
     data.ingest,
     data.refine,
+    data.build,
     data.quality,
     ml.train,
     ml.score,
@@ -54,6 +55,7 @@ app.command()(apps.version)
 
 app.add_typer(bundle.bundle_app, name="bundle")
 app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(table.table_app, name="table")
 app.add_typer(apps.samples_app, name="samples")
 app.add_typer(apps.sql_app, name="sql")
 

@@ -65,7 +65,9 @@ def _show_table(project: Project, policy: AccessPolicy, focus: str) -> None:
         f"{focus} · {ref.spec.layer} · owner {policy.owner(focus) or '-'}",
         ("column", "type", "nullable", "tags", "mask", "comment"),
     )
-    for c in ref.spec.columns:
+    from lakehouse.io.table_schema import effective_columns
+
+    for c in effective_columns(ref):
         out.add_row(
             c.name,
             c.type,
@@ -188,6 +190,22 @@ def catalog_validate(
         f"{len(p.users) + len(p.service_principals)} principals in {len(p.groups)} groups · "
         f"{grants} grants · {masked} masked columns"
     )
+    report_table_mismatches(project)
+
+
+def report_table_mismatches(project: Project) -> None:
+    """Print where the catalog and the existing Delta tables differ (one line each); an
+    unsafe difference (the table must be rebuilt) fails the command."""
+    from lakehouse.io.table_schema import catalog_mismatches
+
+    found = [m for ref in project.tables.values() for m in catalog_mismatches(ref)]
+    for m in found:
+        style = "bold red" if m.unsafe else "yellow"
+        console.print(f"  [{style}]table[/]: {m.text}", highlight=False, soft_wrap=True)
+    unsafe = [m for m in found if m.unsafe]
+    if unsafe:
+        more = f" (and {len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+        raise CliError(f"{unsafe[0].text}{more}")
 
 
 def lineage(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lakehouse.config.base import DottedCallable, Identifier, StrictModel, TableName
+from lakehouse.config.catalog import SPARK_TYPE
 from lakehouse.config.rules import Rule
 
 
@@ -35,6 +36,11 @@ class SilverSpec(StrictModel):
     standardize: dict[Identifier, dict[str, str]] = Field(
         default_factory=dict, description="column: {raw value: standard value}"
     )
+    cast: dict[Identifier, str] = Field(
+        default_factory=dict,
+        description="column: Spark SQL type, for columns the catalog does not declare "
+        "(a declared column has its declared type)",
+    )
     transforms: list[DottedCallable] = Field(
         default_factory=list, description="pure DataFrame -> DataFrame functions, applied in order"
     )
@@ -57,6 +63,14 @@ class SilverSpec(StrictModel):
         description="also validate with great-expectations (Data Docs + cross-check); the "
         "compiled SQL path decides either way and is about 3x faster on 1M rows",
     )
+
+    @field_validator("cast")
+    @classmethod
+    def _spark_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, type_ in value.items():
+            if not SPARK_TYPE.match(type_.strip()):
+                raise ValueError(f"cast.{column}: {type_!r} is not a Spark SQL type (e.g. int)")
+        return {column: type_.strip().lower() for column, type_ in value.items()}
 
     @model_validator(mode="after")
     def _scd2_needs_sequence(self) -> SilverSpec:

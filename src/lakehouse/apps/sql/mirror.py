@@ -32,6 +32,7 @@ from lakehouse.apps.sql.statements import SETTINGS
 from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.masks import MaskKey, duckdb_mask
 from lakehouse.governance.scope import AccessDeniedError
+from lakehouse.io.table_schema import effective_columns
 
 if TYPE_CHECKING:
     from lakehouse.config.project import Project
@@ -300,7 +301,7 @@ def served_tables(
                 location=ref.location,
                 masks=policy.masks_for(governance.principal, ref.full_name),
                 description=ref.spec.description,
-                comments={c.name: c.comment for c in ref.spec.columns if c.comment},
+                comments={c.name: c.comment for c in effective_columns(ref) if c.comment},
             )
         )
     return out

@@ -503,9 +503,18 @@ def _land_responses(
 
 
 def ingest_source(
-    ctx: TaskContext, source_name: str, progress: Progress | None = None
+    ctx: TaskContext,
+    source_name: str,
+    progress: Progress | None = None,
+    *,
+    full_refresh: bool = False,
 ) -> IngestSummary:
-    """Ingest one configured source and add its counts to the run report."""
+    """Ingest one configured source and add its counts to the run report; ``full_refresh``
+    first deletes its Bronze rows and processed files, so all of its files land again."""
+    if full_refresh:
+        from lakehouse.pipelines.refresh import forget_source
+
+        forget_source(ctx, source_name)
     handle = ctx.project.source_handle(source_name)
     source = handle.spec
     if isinstance(source, FileSource):
@@ -542,10 +551,11 @@ def ingest_source(
 
 
 class IngestParams(TaskParams):
-    """``[--sources NAME...] [--with-sample-api PORT]``."""
+    """``[--sources NAME...] [--with-sample-api PORT] [--full-refresh]``."""
 
     sources: tuple[str, ...] = ()
     with_sample_api: int | None = None
+    full_refresh: bool = False
 
 
 def ingest_bronze(ctx: TaskContext) -> None:
@@ -568,4 +578,4 @@ def ingest_bronze(ctx: TaskContext) -> None:
 
             stack.enter_context(demo_sample_api(args.with_sample_api))
         for name in names:
-            ingest_source(ctx, name)
+            ingest_source(ctx, name, full_refresh=args.full_refresh)
