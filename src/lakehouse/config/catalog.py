@@ -89,7 +89,7 @@ class TableSpec(StrictModel):
     location: str | None = Field(
         default=None, description="default: <storage_root>/<schema>/<table>"
     )
-    columns: list[Column] = Field(min_length=1)
+    columns: list[Column] = Field(default_factory=list)
     keys: list[str] = Field(default_factory=list)
     partition_by: list[str] = Field(default_factory=list)
     properties: dict[str, str] = Field(default_factory=dict)
@@ -104,7 +104,7 @@ class TableSpec(StrictModel):
         if dupes:
             raise ValueError(f"duplicate column: {', '.join(dupes)}")
         for field_name in ("keys", "partition_by"):
-            for col in getattr(self, field_name):
+            for col in getattr(self, field_name) if names else ():  # none declared: derived
                 if col not in names:
                     raise ValueError(f"{field_name} names {col!r}, which is not a declared column")
         for prop in self.properties:

@@ -85,9 +85,11 @@ class DeltaStore:
     # ------------------------------------------------------------ registration
 
     def register_all(self) -> None:
-        """Register every catalog table in this session, creating the missing ones."""
+        """Register every catalog table in this session, creating the missing ones (a table
+        that declares no columns is created by its first write, not empty)."""
         for ref in self.project.tables.values():
-            self._ensure(ref)
+            if ref.spec.columns or self._exists(ref):
+                self._ensure(ref)
 
     def is_registered(self, name: str) -> bool:
         """True once :meth:`ensure_table` registered the table in this session."""
@@ -108,6 +110,12 @@ class DeltaStore:
             self.spark.sql(
                 f"CREATE TABLE IF NOT EXISTS {sql_name(ref)} USING delta "
                 f"LOCATION {sql_string(ref.location)}"
+            )
+        elif not ref.spec.columns:
+            raise LakehouseError(
+                f"{name} declares no columns and there is no Delta table at {ref.location} "
+                "yet: its columns come from its data (a Bronze table's from the files of its "
+                "source at the first ingest); run the step that writes it first"
             )
         else:
             self.spark.sql(create_table_statement(ref))

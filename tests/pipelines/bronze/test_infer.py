@@ -1,0 +1,255 @@
+"""Bronze tables without declared columns: schemas inferred from the files (Auto Loader style),
+stored as versions under the schema location, evolved by later files."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from lakehouse.bundle.context import RunReport, TaskContext
+from lakehouse.config import Project, load_project
+from lakehouse.io.delta import DeltaStore
+from lakehouse.pipelines.bronze.ingest import ingest_file_source
+from lakehouse.pipelines.bronze.schemas import read_versions, schema_location
+from tests.support import session_engine
+
+BUNDLE = """
+bundle: {name: t}
+include: [conf/*.yml]
+variables: {data_root: {default: ./data}}
+targets: {local: {default: true}}
+"""
+CONF = """
+catalog:
+  name: c
+  storage_root: ${{var.data_root}}/tables
+  schemas:
+    bronze:
+      tables:
+        events:
+          layer: bronze
+          description: inferred from the files
+sources:
+  drop:
+    kind: files
+    path: ${{var.data_root}}/landing
+    glob: "{glob}"
+    format: {format}
+    target: c.bronze.events
+{extra}
+"""
+CSV_A = (
+    "id,name,amount,day,seen_at,active\n"
+    "1,Ann,2.5,2024-01-02,2024-01-02T10:00:00,true\n"
+    "2,Bo,3,2024-01-03,2024-01-03 11:30:00,false\n"
+)
+DATA_COLUMNS = ["id", "name", "amount", "day", "seen_at", "active"]
+
+
+def inferred_project(
+    tmp_path: Path, fmt: str = "csv", glob: str = "*.csv", extra: str = ""
+) -> Project:
+    root = tmp_path / "proj"
+    (root / "conf").mkdir(parents=True)
+    (root / "bundle.yml").write_text(BUNDLE)
+    (root / "conf" / "c.yml").write_text(CONF.format(format=fmt, glob=glob, extra=extra))
+    (root / "data" / "landing").mkdir(parents=True)
+    return load_project(root)
+
+
+def context(spark: SparkSession, project: Project, run_id: str = "r1") -> TaskContext:
+    tables = DeltaStore(spark, project, session_engine(spark))
+    tables.register_all()
+    report = RunReport(job="test", run_id=run_id, target="local", engine=session_engine(spark))
+    return TaskContext(spark=spark, project=project, tables=tables, report=report, task_key="t")
+
+
+def land(project: Project, name: str, text: str) -> None:
+    (project.data_root / "landing" / name).write_text(text)
+
+
+def data_schema(ctx: TaskContext) -> list[tuple[str, str]]:
+    return [
+        (f.name, f.dataType.simpleString())
+        for f in ctx.tables.schema("c.bronze.events").fields
+        if not f.name.startswith("_")
+    ]
+
+
+@pytest.mark.delta
+def test_csv_without_columns_is_ingested_with_inferred_types(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = inferred_project(tmp_path)
+    land(project, "a.csv", CSV_A)
+    ctx = context(spark, project)
+    summary = ingest_file_source(ctx, "drop")
+    assert (summary.rows, summary.corrupt_rows, summary.rescued_rows) == (2, 0, 0)
+    assert data_schema(ctx) == [
+        ("id", "bigint"),
+        ("name", "string"),
+        ("amount", "double"),
+        ("day", "date"),
+        ("seen_at", "timestamp"),
+        ("active", "boolean"),
+    ]
+    rows = ctx.tables.read("c.bronze.events").orderBy("id").select(*DATA_COLUMNS).collect()
+    assert [tuple(r) for r in rows] == [
+        (1, "Ann", 2.5, date(2024, 1, 2), datetime(2024, 1, 2, 10, 0), True),
+        (2, "Bo", 3.0, date(2024, 1, 3), datetime(2024, 1, 3, 11, 30), False),
+    ]
+    versions = read_versions(schema_location(project, "drop"))
+    assert [(v.version, v.columns[0], [Path(f).name for f in v.files]) for v in versions] == [
+        (0, ("id", "bigint"), ["a.csv"])
+    ]
+    stored = json.loads((project.data_root / "_schemas" / "drop" / "0.json").read_text())
+    assert sorted(stored) == [
+        "added",
+        "columns",
+        "files",
+        "infer_column_types",
+        "version",
+        "written_at",
+    ]
+
+
+@pytest.mark.delta
+def test_all_string_mode(spark: SparkSession, tmp_path: Path) -> None:
+    project = inferred_project(tmp_path, extra="    infer_column_types: false")
+    land(project, "a.csv", CSV_A)
+    ctx = context(spark, project)
+    assert ingest_file_source(ctx, "drop").rows == 2
+    assert data_schema(ctx) == [(name, "string") for name in DATA_COLUMNS]
+    rows = ctx.tables.read("c.bronze.events").orderBy("id").select(*DATA_COLUMNS).collect()
+    assert [tuple(r) for r in rows] == [
+        ("1", "Ann", "2.5", "2024-01-02", "2024-01-02T10:00:00", "true"),
+        ("2", "Bo", "3", "2024-01-03", "2024-01-03 11:30:00", "false"),
+    ]
+    assert [v.column_types for v in read_versions(schema_location(project, "drop"))] == [False]
+
+
+@pytest.mark.delta
+def test_json_lines_source_infers_mixed_fields_and_skips_bad_lines(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = inferred_project(tmp_path, fmt="jsonl", glob="*.jsonl")
+    land(
+        project,
+        "a.jsonl",
+        '{"id": 1, "qty": 2, "price": 1, "code": 7, "tags": ["x"], "on": "2024-05-01"}\n'
+        "{not json\n"
+        '{"id": 2, "qty": null, "price": 1.5, "code": "A7", "tags": [], "on": "2024-05-02"}\n',
+    )
+    ctx = context(spark, project)
+    summary = ingest_file_source(ctx, "drop")
+    assert (summary.rows, summary.corrupt_rows, summary.rescued_rows) == (3, 1, 0)
+    assert data_schema(ctx) == [
+        ("id", "bigint"),
+        ("qty", "bigint"),
+        ("price", "double"),
+        ("code", "string"),
+        ("tags", "string"),
+        ("on", "date"),
+    ]
+    rows = (
+        ctx.tables.read("c.bronze.events")
+        .orderBy("id")
+        .select("id", "qty", "price", "code", "tags", "on", "_raw")
+        .collect()
+    )
+    assert [tuple(r) for r in rows] == [
+        (None, None, None, None, None, None, "{not json"),
+        (1, 2, 1.0, "7", '["x"]', date(2024, 5, 1), None),
+        (2, None, 1.5, "A7", "[]", date(2024, 5, 2), None),
+    ]
+
+
+@pytest.mark.delta
+def test_new_column_evolves_the_table_and_writes_schema_version_1(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = inferred_project(tmp_path)
+    land(project, "a.csv", CSV_A)
+    ingest_file_source(context(spark, project, "r1"), "drop")
+    land(
+        project,
+        "b.csv",
+        "id,name,amount,day,seen_at,active,score,note\n"
+        "3,Cy,4.25,2024-01-04,2024-01-04T09:00:00,true,7,hi\n",
+    )
+    ctx = context(spark, project, "r2")
+    summary = ingest_file_source(ctx, "drop")
+    assert (summary.rows, summary.new_columns) == (1, ["note", "score"])
+    assert data_schema(ctx)[6:] == [("note", "string"), ("score", "bigint")]
+    rows = ctx.tables.read("c.bronze.events").orderBy("id").select("id", "score", "note").collect()
+    assert [tuple(r) for r in rows] == [(1, None, None), (2, None, None), (3, 7, "hi")]
+    versions = read_versions(schema_location(project, "drop"))
+    assert [(v.version, v.added, [Path(f).name for f in v.files]) for v in versions] == [
+        (0, DATA_COLUMNS, ["a.csv"]),
+        (1, ["note", "score"], ["b.csv"]),
+    ]
+    assert versions[1].columns == [*versions[0].columns, ("note", "string"), ("score", "bigint")]
+
+
+@pytest.mark.delta
+def test_value_not_fitting_the_inferred_type_is_rescued(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = inferred_project(tmp_path)
+    land(project, "a.csv", CSV_A)
+    ingest_file_source(context(spark, project, "r1"), "drop")
+    land(
+        project,
+        "b.csv",
+        "id,name,amount,day,seen_at,active\n4,Di,lots,2024-13-01,2024-01-05T08:00:00,maybe\n",
+    )
+    ctx = context(spark, project, "r2")
+    summary = ingest_file_source(ctx, "drop")
+    assert (summary.rows, summary.rescued_rows, summary.new_columns) == (1, 1, [])
+    row = ctx.tables.read("c.bronze.events").where("id = 4").collect()[0]
+    assert (row["amount"], row["day"], row["active"]) == (None, None, None)
+    assert json.loads(row["_rescued_data"]) == {
+        "amount": "lots",
+        "day": "2024-13-01",
+        "active": "maybe",
+    }
+    assert [v.version for v in read_versions(schema_location(project, "drop"))] == [0]
+
+
+@pytest.mark.delta
+def test_explicit_drift_policy_wins_over_the_inferred_default(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    project = inferred_project(tmp_path, extra="    schema_drift: rescue")
+    land(project, "a.csv", CSV_A)
+    ingest_file_source(context(spark, project, "r1"), "drop")
+    land(project, "b.csv", "id,name,amount,day,seen_at,active,score\n5,Ed,1,,,true,9\n")
+    ctx = context(spark, project, "r2")
+    assert ingest_file_source(ctx, "drop").new_columns == []
+    row = ctx.tables.read("c.bronze.events").where("id = 5").collect()[0]
+    assert json.loads(row["_rescued_data"])["score"] == "9"
+    assert [v.version for v in read_versions(schema_location(project, "drop"))] == [0]
+
+
+@pytest.mark.delta
+def test_nothing_landed_creates_no_table_and_a_reset_table_comes_back_from_the_schema(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    import shutil
+
+    project = inferred_project(tmp_path)
+    ctx = context(spark, project)
+    assert ingest_file_source(ctx, "drop").units == 0
+    assert not ctx.tables.exists("c.bronze.events")
+    land(project, "a.csv", CSV_A)
+    ingest_file_source(context(spark, project, "r1"), "drop")
+    shutil.rmtree(project.table("c.bronze.events").location)  # a reset: data and registration
+    spark.sql("DROP TABLE IF EXISTS bronze.events")
+    land(project, "b.csv", "id,name\n9,Zed\n")
+    ctx = context(spark, project, "r2")
+    ingest_file_source(ctx, "drop")
+    assert [c for c, _ in data_schema(ctx)] == DATA_COLUMNS  # from schema version 0
