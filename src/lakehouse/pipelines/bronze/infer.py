@@ -207,7 +207,7 @@ def arrow_type(kind: object) -> str:
     if pat.is_timestamp(kind):
         return "timestamp"
     if pat.is_decimal(kind):
-        return f"decimal({kind.precision},{kind.scale})"  # type: ignore[attr-defined]
+        return f"decimal({kind.precision},{kind.scale})"
     return "string"
 
 
@@ -225,36 +225,39 @@ def _excel_records(landed: LandedFile) -> Iterator[dict[str, object]]:
         yield {str(k): v for k, v in record.items()}
 
 
-def observe_file(inference: Inference, source: FileSource, landed: LandedFile, limit: int) -> None:
-    """Add the fields and values of one landed file (its first ``limit`` bytes) to ``inference``."""
-    if landed.decoding is not None and landed.decoding.problem:
-        return  # quarantined whole at ingest: it tells nothing about the schema
+def _typed_fields(
+    source: FileSource, landed: LandedFile, limit: int
+) -> Iterator[tuple[str, str | None]]:
+    """``(field, type of one value)`` pairs of a file's records, fields in first-seen order
+    (a CSV header names every field first, even one with no value yet)."""
     if source.format == "parquet":
-        for name, kind in _parquet_columns(landed):
-            inference.see(name, kind)
-    elif source.format in ("csv", "excel"):
-        records: Iterable[dict[str, object]]
-        if source.format == "csv":
-            lines = _sample_lines(landed, limit) or []
-            records = _csv_records(lines, source.csv.delimiter)
-            if lines:  # the header names every field, even one with no value yet
-                header = next(csv.reader([lines[0]], delimiter=source.csv.delimiter), [])
-                for name in unique_header(header):
-                    inference.see(name, None)
-        else:
-            records = _excel_records(landed)
-        for record in records:
-            for name, value in record.items():
-                inference.see(name, None if value is None else text_type(str(value)))
+        yield from _parquet_columns(landed)
+    elif source.format == "csv":
+        lines = _sample_lines(landed, limit) or []
+        if lines:
+            header = next(csv.reader([lines[0]], delimiter=source.csv.delimiter), [])
+            yield from ((name, None) for name in unique_header(header))
+        for record in _csv_records(lines, source.csv.delimiter):
+            yield from ((name, text_type(value)) for name, value in record.items())
+    elif source.format == "excel":
+        for row in _excel_records(landed):
+            yield from ((n, None if v is None else text_type(str(v))) for n, v in row.items())
     else:
         records = (
             _jsonl_records(_sample_lines(landed, limit) or [])
             if source.format == "jsonl"
             else _document_records(landed)
         )
-        for record in records:
-            for name, value in record.items():
-                inference.see(name, json_type(value))
+        for item in records:
+            yield from ((name, json_type(value)) for name, value in item.items())
+
+
+def observe_file(inference: Inference, source: FileSource, landed: LandedFile, limit: int) -> None:
+    """Add the fields and values of one landed file (its first ``limit`` bytes) to ``inference``."""
+    if landed.decoding is not None and landed.decoding.problem:
+        return  # quarantined whole at ingest: it tells nothing about the schema
+    for name, kind in _typed_fields(source, landed, limit):
+        inference.see(name, kind)
     inference.files.append(landed.path)
 
 

@@ -22,8 +22,8 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config.catalog import Column
 from lakehouse.config.project import Project, SourceHandle
 from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource
-from lakehouse.pipelines.bronze.decode import filesystem_of
-from lakehouse.pipelines.bronze.files import LandedFile
+from lakehouse.pipelines.bronze.decode import filesystem_of, inspect_file
+from lakehouse.pipelines.bronze.files import LandedFile, list_landed_files
 from lakehouse.pipelines.bronze.infer import Inference, infer_schema, observe_file
 
 log = logging.getLogger(__name__)
@@ -194,3 +194,37 @@ def record_evolution(
     )
     log.warning("schema evolved: added %s; schema version %d", ", ".join(added), version.version)
     return version
+
+
+# ---------------------------------------------------------------- without a session
+
+
+def source_columns(project: Project, source_name: str) -> tuple[list[tuple[str, str]], str]:
+    """The data columns of a files source's Bronze table and where they come from: its Delta
+    table's log when it exists, else the latest stored schema version, else inferred now from
+    the landed files (nothing is stored). Empty when nothing has landed yet."""
+    from lakehouse.io.log_schema import delta_log_columns
+
+    handle = project.source_handle(source_name)
+    source = handle.spec
+    assert isinstance(source, FileSource)
+    logged = delta_log_columns(handle.target.location)
+    if logged is not None:
+        metadata = {c.name for c in BRONZE_METADATA_COLUMNS}
+        columns = [(n, t) for n, t, _ in logged if n not in metadata]
+        return columns, f"the Delta log of {handle.target.full_name}"
+    location = schema_location(project, source_name)
+    stored = latest_version(location)
+    if stored is not None:
+        return stored.columns, f"schema version {stored.version} at {location}"
+    landing = project.resolve_path(source.path)
+    sample = []
+    for landed in list_landed_files(landing, source.glob)[: source.infer_max_files]:
+        text = source.format not in ("parquet", "excel")
+        decoding = inspect_file(landed.path, source.encoding, text=text)
+        if decoding is not None:
+            sample.append(dataclasses.replace(landed, decoding=decoding))
+    inference = infer_schema(source, sample)
+    return inference.columns(source.infer_column_types), (
+        f"{len(inference.files)} file(s) landed at {landing}"
+    )
