@@ -253,3 +253,74 @@ def test_nothing_landed_creates_no_table_and_a_reset_table_comes_back_from_the_s
     ctx = context(spark, project, "r2")
     ingest_file_source(ctx, "drop")
     assert [c for c, _ in data_schema(ctx)] == DATA_COLUMNS  # from schema version 0
+
+
+@pytest.mark.delta
+def test_json_document_parquet_and_excel_sources_are_inferred(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    project = inferred_project(tmp_path / "js", fmt="json", glob="*.json")
+    land(project, "a.json", '[{"id": 1, "ok": true, "at": "2024-02-03T04:05:06Z"}, 7]')
+    ctx = context(spark, project)
+    assert ingest_file_source(ctx, "drop").rows == 2
+    assert data_schema(ctx) == [("id", "bigint"), ("ok", "boolean"), ("at", "timestamp")]
+
+    project = inferred_project(tmp_path / "pq", fmt="parquet", glob="*.parquet")
+    pd.DataFrame(
+        {
+            "id": [1, 2],
+            "price": [1.5, 2.0],
+            "day": pd.to_datetime(["2024-01-01", "2024-01-02"]).astype("datetime64[us]"),
+        }
+    ).to_parquet(project.data_root / "landing" / "a.parquet")
+    ctx = context(spark, project)
+    assert ingest_file_source(ctx, "drop").rows == 2
+    assert data_schema(ctx) == [("id", "bigint"), ("price", "double"), ("day", "timestamp")]
+    rows = ctx.tables.read("c.bronze.events").orderBy("id").collect()
+    assert [(r["id"], r["price"], r["day"], r["_rescued_data"]) for r in rows] == [
+        (1, 1.5, datetime(2024, 1, 1), None),
+        (2, 2.0, datetime(2024, 1, 2), None),
+    ]
+
+    project = inferred_project(tmp_path / "xl", fmt="excel", glob="*.xlsx")
+    pd.DataFrame({"id": ["1", "2"], "qty": ["7", None], "who": ["a", "b"]}).to_excel(
+        project.data_root / "landing" / "a.xlsx", index=False
+    )
+    ctx = context(spark, project)
+    assert ingest_file_source(ctx, "drop").rows == 2
+    assert data_schema(ctx) == [("id", "bigint"), ("qty", "bigint"), ("who", "string")]
+
+
+def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
+    from lakehouse.pipelines.bronze.files import list_landed_files
+    from lakehouse.pipelines.bronze.infer import infer_schema, merged_type, text_type
+
+    assert [text_type(v) for v in ["12", "-3", "1.5e3", "true", "2024-02-30", "x", " "]] == [
+        "bigint",
+        "bigint",
+        "double",
+        "boolean",
+        "string",
+        "string",
+        None,
+    ]
+    assert text_type("99999999999999999999") == "double"
+    assert merged_type("bigint", "double") == "double"
+    assert merged_type("date", "timestamp") == "timestamp"
+    assert merged_type("bigint", "string") == "string"
+    assert merged_type("boolean", "bigint") == "string"
+    project = inferred_project(tmp_path, extra="    infer_max_files: 2\n    infer_max_bytes: 1000")
+    land(project, "a.csv", "id,v\n1,2\n")
+    land(project, "b.csv", "id,v\n2,2.5\n")
+    land(project, "c.csv", "id,v\n3,x\n")  # beyond infer_max_files
+    source = project.sources["drop"]
+    files = list_landed_files(str(project.data_root / "landing"), "*.csv")
+    inference = infer_schema(source, files)  # type: ignore[arg-type]
+    assert inference.columns() == [("id", "bigint"), ("v", "double")]
+    assert [Path(f).name for f in inference.files] == ["a.csv", "b.csv"]
+    big = "id,v\n" + "".join(f"{i},{i}\n" for i in range(300)) + "x,y\n"
+    land(project, "a.csv", big)  # the 1000-byte sample stops before the last line
+    files = list_landed_files(str(project.data_root / "landing"), "*.csv")
+    assert infer_schema(source, files).columns() == [("id", "bigint"), ("v", "bigint")]  # type: ignore[arg-type]

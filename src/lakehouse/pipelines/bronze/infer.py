@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from lakehouse.config.sources import FileSource
-from lakehouse.pipelines.bronze.decode import decoded_text, filesystem_of, text_lines
+from lakehouse.pipelines.bronze.decode import (
+    decoded_text,
+    filesystem_of,
+    read_file_bytes,
+    text_lines,
+)
 from lakehouse.pipelines.bronze.files import LandedFile
 from lakehouse.transforms.parse import unique_header
 
@@ -173,8 +178,8 @@ def _document_records(landed: LandedFile) -> Iterator[dict[str, object]]:
     if decoding is not None and decoding.encoding is not None:
         text = decoded_text(landed.path, decoding) or ""
     else:
-        sample = _sample_bytes(landed.path, 1 << 62)
-        text = "" if sample is None else sample[0].decode("utf-8-sig", errors="replace")
+        data = read_file_bytes(landed.path)
+        text = "" if data is None else data.decode("utf-8-sig", errors="replace")
     try:
         document = json.loads(text)
     except ValueError:
@@ -214,11 +219,11 @@ def arrow_type(kind: object) -> str:
 def _excel_records(landed: LandedFile) -> Iterator[dict[str, object]]:
     import pandas as pd
 
-    sample = _sample_bytes(landed.path, 1 << 62)
-    if sample is None:
+    data = read_file_bytes(landed.path)
+    if data is None:
         return
     try:
-        sheet = pd.read_excel(io.BytesIO(sample[0]), sheet_name=0, dtype=str, engine="openpyxl")
+        sheet = pd.read_excel(io.BytesIO(data), sheet_name=0, dtype=str, engine="openpyxl")
     except Exception:  # a broken workbook: no evidence (ingest keeps it as a corrupt record)
         return
     for record in sheet.where(sheet.notna(), None).to_dict(orient="records"):
