@@ -354,11 +354,12 @@ def _land_files(
     new_types = schemas.new_field_types(source, files) if inferred else None
     counts = append_batches(ctx, handle, declared, batches, summary, new_types)
     if inferred and len(summary.new_columns) > known:
-        schemas.record_evolution(
-            schemas.schema_location(ctx.project, handle.name),
-            declared_columns(ctx.tables, handle.target),
-            summary.new_columns[known:],
-            files,
+        location = schemas.schema_location(ctx.project, handle.name)
+        added = summary.new_columns[known:]
+        columns = declared_columns(ctx.tables, handle.target)
+        version = schemas.record_evolution(location, columns, added, files)
+        ctx.report.notes.append(
+            f"{handle.name}: schema version {version.version} at {location} adds {', '.join(added)}"
         )
     kept = [f for f in files if file_drops.file_exists(f.path)]
     for f in files:

@@ -152,15 +152,12 @@ def ensure_inferred_table(ctx: TaskContext, handle: SourceHandle, files: list[La
         version = write_version(
             location, columns, inference.files, column_types=source.infer_column_types
         )
-        log.info(
-            "%s: inferred %d column(s) for %s from %d file(s): schema version %d at %s",
-            handle.name,
-            len(columns),
-            handle.target.full_name,
-            len(inference.files),
-            version.version,
-            location,
+        note = (
+            f"{handle.name}: inferred {len(columns)} column(s) of {handle.target.full_name} "
+            f"from {len(inference.files)} file(s): schema version {version.version} at {location}"
         )
+        log.info(note)
+        ctx.report.notes.append(note)
     return True
 
 
