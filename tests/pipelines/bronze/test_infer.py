@@ -324,3 +324,43 @@ def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
     land(project, "a.csv", big)  # the 1000-byte sample stops before the last line
     files = list_landed_files(str(project.data_root / "landing"), "*.csv")
     assert infer_schema(source, files).columns() == [("id", "bigint"), ("v", "bigint")]  # type: ignore[arg-type]
+
+
+SILVER_SCHEMA = """    silver:
+      tables:
+        people:
+          layer: silver
+          columns:
+            - {name: id, type: int, nullable: false}
+            - {name: name, type: string}
+            - {name: amount, type: "decimal(10,2)"}
+            - {name: day, type: date}
+          keys: [id]
+"""
+SILVER_SECTION = """silver:
+  c.silver.people:
+    source: c.bronze.events
+    keys: [id]
+"""
+
+
+@pytest.mark.delta
+def test_silver_refines_an_inferred_bronze_table(spark: SparkSession, tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from lakehouse.pipelines.silver.refine import refine_table
+
+    project = inferred_project(tmp_path)
+    conf = project.root / "conf" / "c.yml"
+    text = conf.read_text().replace("sources:\n", SILVER_SCHEMA + "sources:\n")
+    conf.write_text(text + SILVER_SECTION)
+    project = load_project(project.root)
+    land(project, "a.csv", CSV_A)
+    ctx = context(spark, project)
+    ingest_file_source(ctx, "drop")
+    refine_table(ctx, "c.silver.people")
+    rows = ctx.tables.read("c.silver.people").orderBy("id").collect()
+    assert [(r["id"], r["name"], r["amount"], r["day"]) for r in rows] == [
+        (1, "Ann", Decimal("2.50"), date(2024, 1, 2)),
+        (2, "Bo", Decimal("3.00"), date(2024, 1, 3)),
+    ]
