@@ -192,6 +192,8 @@ def typed_records(
     drift: str,
     new_columns: list[str] | None = None,
     new_types: dict[str, str] | None = None,
+    *,
+    blank_is_null: bool = False,
 ) -> DataFrame:
     """The raw shape -> the declared ``(name, type)`` columns + ``_rescued_data``.
 
@@ -199,8 +201,9 @@ def typed_records(
     ``_rescued_data``; ``add_new_columns`` adds ``new_columns`` after the declared ones,
     typed by ``new_types`` (default string; the caller evolves the table); ``fail`` is
     enforced by the caller with :func:`undeclared_fields`. A value that does not fit its
-    column's type is rescued under every policy. Columns of ``raw`` beyond the raw shape are
-    kept.
+    column's type is rescued under every policy; with ``blank_is_null`` (CSV, where an empty
+    field is how a missing value is written) an empty or blank value of a non-string column
+    is NULL, not rescued. Columns of ``raw`` beyond the raw shape are kept.
     """
     declared = [name for name, _ in columns]
     added = [(n, (new_types or {}).get(n, "string")) for n in new_columns or []]
@@ -216,6 +219,8 @@ def typed_records(
         values.append(typed.alias(name))
         if type_ != "string":
             flag = text.isNotNull() & typed.isNull()
+            if blank_is_null:
+                flag = flag & (F.trim(text) != "")
             mismatch_flags.append(flag)
             mismatch_entries.extend([F.lit(name), F.when(flag, text)])
     pieces: list[Column] = []

@@ -205,11 +205,16 @@ def test_value_not_fitting_the_inferred_type_is_rescued(
     land(
         project,
         "b.csv",
-        "id,name,amount,day,seen_at,active\n4,Di,lots,2024-13-01,2024-01-05T08:00:00,maybe\n",
+        "id,name,amount,day,seen_at,active\n"
+        "4,Di,lots,2024-13-01,2024-01-05T08:00:00,maybe\n"
+        "5,Ed,,, ,\n",  # empty CSV values are NULL, not rescued
     )
     ctx = context(spark, project, "r2")
     summary = ingest_file_source(ctx, "drop")
-    assert (summary.rows, summary.rescued_rows, summary.new_columns) == (1, 1, [])
+    assert (summary.rows, summary.rescued_rows, summary.new_columns) == (2, 1, [])
+    blank = ctx.tables.read("c.bronze.events").where("id = 5").collect()[0]
+    assert [blank[c] for c in DATA_COLUMNS] == [5, "Ed", None, None, None, None]
+    assert blank["_rescued_data"] is None
     row = ctx.tables.read("c.bronze.events").where("id = 4").collect()[0]
     assert (row["amount"], row["day"], row["active"]) == (None, None, None)
     assert json.loads(row["_rescued_data"]) == {

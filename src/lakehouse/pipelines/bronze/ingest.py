@@ -191,7 +191,8 @@ def append_batches(
             )
         new_columns = extra
     types = new_types(new_columns) if new_columns and new_types else None
-    typed = typed_records(raw, declared, drift, new_columns, types)
+    csv_text = isinstance(source.spec, FileSource) and source.spec.format == "csv"
+    typed = typed_records(raw, declared, drift, new_columns, types, blank_is_null=csv_text)
     result = tables.append(target, typed, add_new_columns=bool(new_columns))
     if new_columns:
         summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
