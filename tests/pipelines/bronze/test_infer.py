@@ -300,7 +300,7 @@ def test_json_document_parquet_and_excel_sources_are_inferred(
 
 def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
     from lakehouse.pipelines.bronze.files import list_landed_files
-    from lakehouse.pipelines.bronze.infer import infer_schema, merged_type, text_type
+    from lakehouse.pipelines.bronze.infer import column_type, infer_schema, merged_type, text_type
 
     assert [text_type(v) for v in ["12", "-3", "1.5e3", "true", "2024-02-30", "x", " "]] == [
         "bigint",
@@ -312,6 +312,30 @@ def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
         None,
     ]
     assert text_type("99999999999999999999") == "double"
+    columns = [
+        ["1", " 2 ", None, ""],
+        ["1", "2.5"],
+        ["1e400"],
+        ["true", "FALSE"],
+        ["2024-02-28"],
+        ["2024-02-30"],
+        ["2024-01-01", "2024-01-01T10:00:00Z"],
+        ["2024-01-01T25:00:00"],
+        ["x", "1"],
+        [None, ""],
+    ]
+    assert [column_type(values) for values in columns] == [
+        "bigint",
+        "double",
+        "string",
+        "boolean",
+        "date",
+        "string",
+        "timestamp",
+        "string",
+        "string",
+        None,
+    ]
     assert merged_type("bigint", "double") == "double"
     assert merged_type("date", "timestamp") == "timestamp"
     assert merged_type("bigint", "string") == "string"

@@ -84,6 +84,53 @@ def _temporal_type(text: str) -> str | None:
     return None
 
 
+# The same rules for a whole column of text values at once (RE2 through pyarrow.compute):
+# the narrowest type every non-blank value fits, tried in this order.
+_COLUMN_PATTERNS = (
+    ("bigint", r"^[+-]?\d{1,18}$"),
+    ("double", r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"),
+    ("boolean", r"(?i)^(true|false)$"),
+    ("date", r"^\d{4}-\d{2}-\d{2}$"),
+    ("timestamp", _TIMESTAMP.pattern + "|" + _DATE.pattern),
+)
+
+
+def column_type(values: list[str | None]) -> str | None:
+    """The type every non-blank text value of a column casts to (None: no such value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+    present = trimmed.filter(pc.not_equal(trimmed, ""))
+    if len(present) == 0:
+        return None
+    for kind, pattern in _COLUMN_PATTERNS:
+        if not pc.all(pc.match_substring_regex(present, pattern)).as_py():
+            continue
+        if kind == "bigint" or kind == "boolean":
+            return kind
+        if kind == "double":
+            finite = pc.is_finite(pc.cast(present, pa.float64()))
+            return "double" if pc.all(finite).as_py() else "string"
+        if _valid_temporal(present, kind):
+            return kind
+    return "string"
+
+
+def _valid_temporal(present: object, kind: str) -> bool:
+    """Whether the distinct dates (and times of day) of matching values are real ones
+    (``2024-02-30`` and ``25:00`` match the patterns); at most 10,000 of each are checked."""
+    import pyarrow.compute as pc
+
+    days = pc.unique(pc.utf8_slice_codeunits(present, 0, 10)).to_pylist()[:10_000]
+    if not all(_temporal_type(d) == "date" for d in days):
+        return False
+    if kind == "date":
+        return True
+    times = pc.unique(pc.utf8_slice_codeunits(present, 10, 64)).to_pylist()[:10_000]
+    return all(_temporal_type(f"2000-01-01{t}") == "timestamp" for t in times if t)
+
+
 def json_type(value: object) -> str | None:
     """The type of a parsed JSON value (strings are strings unless ISO dates/timestamps)."""
     if value is None:
@@ -142,10 +189,16 @@ def _sample_lines(landed: LandedFile, limit: int) -> list[str] | None:
     return lines[:-1] if cut and len(lines) > 1 else lines
 
 
-def _csv_records(lines: list[str], delimiter: str) -> Iterator[dict[str, str]]:
+def _csv_records(lines: list[str], delimiter: str) -> Iterator[dict[str, object]]:
     if not lines:
         return
     header = unique_header(next(csv.reader([lines[0]], delimiter=delimiter), []))
+    body = [line for line in lines[1:] if line.strip() and line != lines[0]]
+    if not any('"' in line or "\r" in line for line in body):  # no quoting: one fast reader
+        for values in csv.reader(body, delimiter=delimiter):
+            if len(values) == len(header):
+                yield dict(zip(header, values, strict=True))
+        return
     for line in lines[1:]:
         if not line.strip() or line == lines[0]:
             continue
@@ -233,20 +286,24 @@ def _excel_records(landed: LandedFile) -> Iterator[dict[str, object]]:
 def _typed_fields(
     source: FileSource, landed: LandedFile, limit: int
 ) -> Iterator[tuple[str, str | None]]:
-    """``(field, type of one value)`` pairs of a file's records, fields in first-seen order
-    (a CSV header names every field first, even one with no value yet)."""
+    """``(field, type)`` pairs of a file's records (per value for JSON, per column for text
+    formats), fields in first-seen order."""
     if source.format == "parquet":
         yield from _parquet_columns(landed)
-    elif source.format == "csv":
-        lines = _sample_lines(landed, limit) or []
-        if lines:
-            header = next(csv.reader([lines[0]], delimiter=source.csv.delimiter), [])
-            yield from ((name, None) for name in unique_header(header))
-        for record in _csv_records(lines, source.csv.delimiter):
-            yield from ((name, text_type(value)) for name, value in record.items())
-    elif source.format == "excel":
-        for row in _excel_records(landed):
-            yield from ((n, None if v is None else text_type(str(v))) for n, v in row.items())
+    elif source.format in ("csv", "excel"):
+        columns: dict[str, list[str | None]] = {}
+        if source.format == "csv":
+            lines = _sample_lines(landed, limit) or []
+            if lines:  # the header names every field, even one with no value yet
+                header = next(csv.reader([lines[0]], delimiter=source.csv.delimiter), [])
+                columns = {name: [] for name in unique_header(header)}
+            records: Iterable[dict[str, object]] = _csv_records(lines, source.csv.delimiter)
+        else:
+            records = _excel_records(landed)
+        for record in records:
+            for name, value in record.items():
+                columns.setdefault(name, []).append(None if value is None else str(value))
+        yield from ((name, column_type(values)) for name, values in columns.items())
     else:
         records = (
             _jsonl_records(_sample_lines(landed, limit) or [])

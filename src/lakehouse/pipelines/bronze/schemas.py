@@ -24,7 +24,7 @@ from lakehouse.config.project import Project, SourceHandle
 from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource
 from lakehouse.pipelines.bronze.decode import filesystem_of, inspect_file
 from lakehouse.pipelines.bronze.files import LandedFile, list_landed_files
-from lakehouse.pipelines.bronze.infer import Inference, infer_schema, observe_file
+from lakehouse.pipelines.bronze.infer import infer_schema
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +164,14 @@ def ensure_inferred_table(ctx: TaskContext, handle: SourceHandle, files: list[La
 def new_field_types(
     source: FileSource, files: list[LandedFile]
 ) -> Callable[[list[str]], dict[str, str]] | None:
-    """How to type the new fields found in ``files`` (inferred from them), or None: strings."""
+    """How to type the new fields found in ``files`` (inferred from their first files, within
+    the sample limits; a field not in the sample is a string), or None: strings."""
     if not source.infer_column_types:
         return None
 
     def types(names: list[str]) -> dict[str, str]:
-        inference = Inference()
-        for landed in files:
-            observe_file(inference, source, landed, source.infer_max_bytes)
-        return {n: inference.types.get(n) or "string" for n in names}
+        sample = infer_schema(source, files)  # within the same sample limits
+        return {n: sample.types.get(n) or "string" for n in names}
 
     return types
 
