@@ -300,18 +300,8 @@ def test_json_document_parquet_and_excel_sources_are_inferred(
 
 def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
     from lakehouse.pipelines.bronze.files import list_landed_files
-    from lakehouse.pipelines.bronze.infer import column_type, infer_schema, merged_type, text_type
+    from lakehouse.pipelines.bronze.infer import column_type, infer_schema, merged_type
 
-    assert [text_type(v) for v in ["12", "-3", "1.5e3", "true", "2024-02-30", "x", " "]] == [
-        "bigint",
-        "bigint",
-        "double",
-        "boolean",
-        "string",
-        "string",
-        None,
-    ]
-    assert text_type("99999999999999999999") == "double"
     columns = [
         ["1", " 2 ", None, ""],
         ["1", "2.5"],
@@ -323,6 +313,7 @@ def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
         ["2024-01-01T25:00:00"],
         ["x", "1"],
         [None, ""],
+        ["99999999999999999999"],
     ]
     assert [column_type(values) for values in columns] == [
         "bigint",
@@ -335,6 +326,7 @@ def test_sample_limits_and_type_merging(tmp_path: Path) -> None:
         "string",
         "string",
         None,
+        "double",
     ]
     assert merged_type("bigint", "double") == "double"
     assert merged_type("date", "timestamp") == "timestamp"

@@ -35,8 +35,6 @@ from lakehouse.pipelines.bronze.decode import (
 from lakehouse.pipelines.bronze.files import LandedFile
 from lakehouse.transforms.parse import unique_header
 
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -55,20 +53,6 @@ def merged_type(a: str | None, b: str | None) -> str | None:
     if b is None:
         return a
     return _WIDER.get(frozenset({a, b}), "string")
-
-
-def text_type(value: str) -> str | None:
-    """The type a text value casts to (None for an empty value: no evidence)."""
-    text = value.strip()
-    if not text:
-        return None
-    if _INT.match(text):
-        return "bigint" if _INT64[0] <= int(text) <= _INT64[1] else "double"
-    if _FLOAT.match(text):
-        return "double" if math.isfinite(float(text)) else "string"
-    if text.lower() in ("true", "false"):
-        return "boolean"
-    return _temporal_type(text) or "string"
 
 
 def _temporal_type(text: str) -> str | None:
