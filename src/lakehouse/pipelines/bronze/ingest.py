@@ -12,6 +12,11 @@ Nothing lost: unparseable records keep their text (``_raw``) and a reason (``_co
 values that do not fit their column and undeclared fields go to ``_rescued_data``
 (schema-drift policy ``rescue``), evolve the table (``add_new_columns``) or stop the source
 before anything is written (``fail``).
+
+A files source whose Bronze table declares no columns gets them from its first files
+(:mod:`~lakehouse.pipelines.bronze.infer`), stored as versions under its schema location
+(:mod:`~lakehouse.pipelines.bronze.schemas`); its drift policy defaults to
+``add_new_columns``, and each evolution stores the next schema version.
 """
 
 from __future__ import annotations
