@@ -40,7 +40,7 @@ ROOT_COMMANDS = [
 ]
 GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
-    "catalog": ["show", "grants", "check", "validate"],
+    "catalog": ["show", "infer", "grants", "check", "validate"],
     "samples": ["serve"],
     "sql": ["serve"],
 }
