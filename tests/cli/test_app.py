@@ -44,7 +44,7 @@ ROOT_COMMANDS = [
 ]
 GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
-    "catalog": ["show", "grants", "check", "validate"],
+    "catalog": ["show", "infer", "grants", "check", "validate"],
     "table": ["reset"],
     "samples": ["serve"],
     "sql": ["query", "serve"],

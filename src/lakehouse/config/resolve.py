@@ -342,10 +342,11 @@ def _with_table(schema: SchemaSpec, name: str, spec: TableSpec) -> SchemaSpec:
 
 
 def _with_bronze_metadata(schema: SchemaSpec) -> SchemaSpec:
-    """Bronze tables get the metadata columns they do not declare."""
+    """Bronze tables get the metadata columns they do not declare (a table declaring no
+    columns takes them all from its data: inferred, or an existing Delta table's log)."""
     tables = {}
     for table_name, spec in schema.tables.items():
-        if spec.layer == "bronze":
+        if spec.layer == "bronze" and spec.columns:  # none declared: taken from the data
             declared = {c.name for c in spec.columns}
             extra = [c for c in BRONZE_METADATA_COLUMNS if c.name not in declared]
             spec = spec.model_copy(update={"columns": [*spec.columns, *extra]})

@@ -86,7 +86,10 @@ class GovernedStore:
         acting principal may CREATE TABLE; the others are registered once they exist."""
         for ref in self.project.tables.values():
             schema = f"{ref.catalog}.{ref.schema}"
-            if self.governance.may("CREATE TABLE", schema) or self.system.exists(ref):
+            if not ref.spec.columns:  # its columns come from its first write
+                if self.system.exists(ref):
+                    self._ensure_ref(ref)
+            elif self.governance.may("CREATE TABLE", schema) or self.system.exists(ref):
                 self._ensure_ref(ref)
 
     def ensure_table(self, name: TableName) -> TableRef:

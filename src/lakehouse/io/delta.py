@@ -93,9 +93,11 @@ class DeltaStore:
     # ------------------------------------------------------------ registration
 
     def register_all(self) -> None:
-        """Register every catalog table in this session, creating the missing ones."""
+        """Register every catalog table in this session, creating the missing ones (a table
+        that declares no columns is created by its first write, not empty)."""
         for ref in self.project.tables.values():
-            self._ensure(ref)
+            if ref.spec.columns or self._exists(ref):
+                self._ensure(ref)
 
     def is_registered(self, name: str) -> bool:
         """True once :meth:`ensure_table` registered the table in this session."""

@@ -12,6 +12,11 @@ Nothing lost: unparseable records keep their text (``_raw``) and a reason (``_co
 values that do not fit their column and undeclared fields go to ``_rescued_data``
 (schema-drift policy ``rescue``), evolve the table (``add_new_columns``) or stop the source
 before anything is written (``fail``).
+
+A files source whose Bronze table declares no columns gets them from its first files
+(:mod:`~lakehouse.pipelines.bronze.infer`), stored as versions under its schema location
+(:mod:`~lakehouse.pipelines.bronze.schemas`); its drift policy defaults to
+``add_new_columns``, and each evolution stores the next schema version.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from lakehouse.config.system_tables import (
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.io.store import TableStore
-from lakehouse.pipelines.bronze import decode, http
+from lakehouse.pipelines.bronze import decode, http, schemas
 from lakehouse.pipelines.bronze import files as file_drops
 from lakehouse.transforms.parse import (
     corrupt_record,
@@ -146,19 +151,29 @@ def batch_counts(
     }
 
 
+def schema_drift(source: SourceHandle) -> str:
+    """The source's schema-drift policy: as set, else ``add_new_columns`` for a Bronze table
+    whose columns are inferred (Auto Loader's default without a schema), else ``rescue``."""
+    if source.spec.schema_drift is not None:
+        return source.spec.schema_drift
+    return "add_new_columns" if schemas.is_inferred(source) else "rescue"
+
+
 def append_batches(
     ctx: TaskContext,
     source: SourceHandle,
     declared: list[tuple[str, str]],
     batches: list[Batch],
     summary: IngestSummary,
+    new_types: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id.
 
-    The batches' raw frames must have been parsed for ``declared``.
+    The batches' raw frames must have been parsed for ``declared``; ``new_types`` gives the
+    types of fields added as columns (default: strings).
     """
     tables = ctx.tables
-    source_name, target, drift = source.name, source.target, source.spec.schema_drift
+    source_name, target, drift = source.name, source.target, schema_drift(source)
     present = batches_in_bronze(tables, target, source_name, [b.batch_id for b in batches])
     todo = [b for b in batches if b.batch_id not in present]
     summary.skipped += len(batches) - len(todo)
@@ -180,7 +195,9 @@ def append_batches(
                 "(schema_drift: fail); nothing was appended"
             )
         new_columns = extra
-    typed = typed_records(raw, declared, drift, new_columns)
+    types = new_types(new_columns) if new_columns and new_types else None
+    csv_text = isinstance(source.spec, FileSource) and source.spec.format == "csv"
+    typed = typed_records(raw, declared, drift, new_columns, types, blank_is_null=csv_text)
     result = tables.append(target, typed, add_new_columns=bool(new_columns))
     if new_columns:
         summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
@@ -235,6 +252,8 @@ def ingest_file_source(
     new = _inspected(
         [f for f in landed if (f.path, f.size, f.modified_at) not in logged], source, summary
     )
+    if not schemas.ensure_inferred_table(ctx, handle, new):
+        return summary  # no columns declared, no files to infer them from yet
     # Repair: files committed to Bronze by a run that died before logging them.
     ids = [f.batch_id for f in new] + [f.legacy_batch_id for f in new]
     in_bronze = batches_in_bronze(tables, handle.target, source_name, ids)
@@ -337,7 +356,17 @@ def _land_files(
             _vanished(summary, f)
         else:
             batches.append(batch)
-    counts = append_batches(ctx, handle, declared, batches, summary)
+    inferred, known = schemas.is_inferred(handle), len(summary.new_columns)
+    new_types = schemas.new_field_types(source, files) if inferred else None
+    counts = append_batches(ctx, handle, declared, batches, summary, new_types)
+    if inferred and len(summary.new_columns) > known:
+        location = schemas.schema_location(ctx.project, handle.name)
+        added = summary.new_columns[known:]
+        columns = declared_columns(ctx.tables, handle.target)
+        version = schemas.record_evolution(location, columns, added, files)
+        ctx.report.notes.append(
+            f"{handle.name}: schema version {version.version} at {location} adds {', '.join(added)}"
+        )
     kept = [f for f in files if file_drops.file_exists(f.path)]
     for f in files:
         if (
