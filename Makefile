@@ -81,7 +81,7 @@ typecheck: $(STAMP)
 # pytest exits 5 when it collects no test: treated as success, with a loud line.
 PYTEST_OK5 = rc=$$?; if [ $$rc -eq 5 ]; then echo "warning: pytest collected no tests"; exit 0; fi; exit $$rc
 
-$(AIRFLOW_STAMP): $(BIN)/uv
+$(AIRFLOW_STAMP): | $(BIN)/uv
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python apache-airflow==$(AIRFLOW_VERSION)
 	touch $@
