@@ -3,7 +3,14 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two install levels into the same venv: `make run` needs only the package and its runtime
+# dependencies (RUN_STAMP); `make install`/`make test` add the dev and bench extras (STAMP).
+# Both install with uv (pinned in constraints.txt, bootstrapped into the venv with pip): a
+# cold install takes about a third of pip's time.
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+UV := $(BIN)/python -m uv
+UV_INSTALL := $(UV) pip install --quiet --python $(BIN)/python -c constraints.txt
 # Airflow in its own venv (its pins clash with ours), only to load exported DAGs in tests
 AIRFLOW_VENV ?= .venv-airflow
 AIRFLOW_VERSION ?= 3.3.2
@@ -16,7 +23,8 @@ JARS_STAMP := $(JARS_DIR)/.resolved
 .PHONY: help install jars run test test-sail test-jvm lint format typecheck docs bench bench-medallion clean
 
 help:
-	@echo "make run        create .venv, install, run the demo job on the embedded engine"
+	@echo "make run        create .venv, install the runtime dependencies only, run the demo job on the embedded engine"
+	@echo "make install    create .venv and install everything the tests need (extras dev + bench)"
 	@echo "make jars       resolve the Delta (JVM Spark) and PostgreSQL JDBC jars from Maven Central into build/jars"
 	@echo "make test       lint + typecheck + tests on Sail + the Delta and JVM tests on JVM Spark + delta-spark"
 	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
@@ -29,12 +37,22 @@ help:
 	@echo "make bench-medallion  TPC-H drops -> Bronze -> Silver -> Gold: ours vs JVM Spark, Polars, DuckDB (SF=1; SF=10)"
 	@echo "make clean      remove data/, caches and the venv"
 
-$(STAMP): pyproject.toml constraints.txt
+# the venv with uv in it (pip only bootstraps uv; uv installs everything else)
+$(BIN)/uv: constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,docs]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
+	touch $@
+
+# runtime dependencies only: what `make run` (the demo job on the embedded engine) needs
+$(RUN_STAMP): pyproject.toml constraints.txt $(BIN)/uv
+	$(UV_INSTALL) -e .
+	touch $@
+
+# everything the tests, lint, typecheck and benchmarks need
+$(STAMP): pyproject.toml constraints.txt $(BIN)/uv
+	$(UV_INSTALL) -e ".[dev,bench,docs]"
+	touch $@ $(RUN_STAMP)
 
 install: $(STAMP)
 
@@ -46,7 +64,7 @@ $(JARS_STAMP): jvm/pom.xml
 
 jars: $(JARS_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/lakehouse run
 
 lint: $(STAMP)
@@ -69,9 +87,9 @@ docs: $(STAMP)
 # pytest exits 5 when it collects no test: treated as success, with a loud line.
 PYTEST_OK5 = rc=$$?; if [ $$rc -eq 5 ]; then echo "warning: pytest collected no tests"; exit 0; fi; exit $$rc
 
-$(AIRFLOW_STAMP):
+$(AIRFLOW_STAMP): | $(BIN)/uv
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install -q apache-airflow==$(AIRFLOW_VERSION)
+	$(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python apache-airflow==$(AIRFLOW_VERSION)
 	touch $@
 
 test-sail: $(STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP)

@@ -229,6 +229,9 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
         {"drift": 20, "quality": 7, "performance": 12},
     ]
     assert set(monitoring["model_version"]) == {"1"}
+    # nothing drifted: both runs compare the scored snapshot with the same snapshot at the
+    # champion's training versions (drift.reference: auto -> scoring)
+    assert monitoring[monitoring["alert"]]["kind"].tolist() == []
     assert [str(v.version) for v in client.search_model_versions("name = 'churn_model'")] == ["1"]
 
     listing = _run(demo_project_dir, data_root, command="tables")

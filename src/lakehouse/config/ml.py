@@ -119,7 +119,14 @@ def _default_max_drop() -> dict[MonitoredMetric, float]:
 
 
 class DriftSpec(StrictModel):
-    """Input drift: each feature of a current window against the champion's training set.
+    """Input drift: each feature of a current window against a reference taken when the
+    champion was trained.
+
+    The reference (``reference``) is, by default (``auto``), the scoring input as the scoring
+    job reads it (the latest row per key) at the Delta versions the champion's training run
+    read, so both sides are the same query at two points in time; ``training`` is the
+    point-in-time training set itself (features as of each label time, which for cumulative
+    features such as counts differ from any latest snapshot even when nothing changed).
 
     A feature alerts when its PSI exceeds ``psi_threshold`` AND its test p-value (KS for
     numbers, chi-square for categories) is below ``alpha`` (divided by the number of
@@ -130,6 +137,12 @@ class DriftSpec(StrictModel):
         default="gold",
         description="gold: the rows of the latest batch scoring run; served: logged online "
         "predictions within window_days",
+    )
+    reference: Literal["auto", "scoring", "training"] = Field(
+        default="auto",
+        description="scoring: the scoring input (latest row per key) at the table versions the "
+        "champion was trained on; training: its point-in-time training set; auto: scoring "
+        "when the model has a 'scoring' section, else training",
     )
     window_days: float = Field(default=7.0, gt=0)
     features: list[Identifier] | None = Field(default=None, description="default: all")

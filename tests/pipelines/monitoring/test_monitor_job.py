@@ -2,9 +2,11 @@
 
 Served predictions are landed with the serving API's own prediction log, ingested by the
 Bronze file source and monitored through ``monitor_model``: a window of rows drawn from the
-champion's training set raises no drift alert; a window where only ``total_spend`` is
-shifted raises exactly that feature's alert. The A/B and performance numbers are checked
-against values computed here from the labels.
+scoring snapshot (the latest feature row per customer, what scoring and serving clients
+read) raises no drift alert against the default reference (that snapshot at the versions
+the champion was trained on); a window where only ``total_spend`` is shifted raises exactly
+that feature's alert. The A/B and performance numbers are checked against values computed
+here from the labels.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from lakehouse.apps.serving.predictions import PredictionLog
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.pipelines.bronze.ingest import ingest_source
-from lakehouse.pipelines.ml.score import score_model
+from lakehouse.pipelines.ml.score import latest_rows, score_model
 from lakehouse.pipelines.ml.training_set import build_training_set
 from lakehouse.pipelines.monitoring.monitor import MonitorResult, monitor_model, monitor_models
 from tests.apps.serving.conftest import CATEGORICAL, MODEL, Registry, registry  # noqa: F401
@@ -126,9 +128,18 @@ class Monitored:
         training = build_training_set(ctx.tables, model).frame.toPandas()
         self.training = training.sort_values("customer_id").reset_index(drop=True)
         score_model(ctx, MODEL)
+        # what a serving client sends: the latest feature row per customer (+ its label)
+        scoring = model.scoring
+        assert scoring is not None
+        features = ctx.tables.read(scoring.input.table)
+        self.feature_version = ctx.tables.version(scoring.input.table)
+        latest = latest_rows(features, ["customer_id"], scoring.input.timestamp_key)
+        snapshot = latest.select("customer_id", *self.features).toPandas()
+        snapshot = snapshot.merge(self.training[["customer_id", "churned"]], on="customer_id")
+        self.snapshot = snapshot.sort_values("customer_id").reset_index(drop=True)
         rng = np.random.default_rng(20261122)
-        unshifted = self.training.iloc[rng.integers(0, len(self.training), 800)]
-        shifted = self.training.iloc[rng.integers(0, len(self.training), 800)].copy()
+        unshifted = self.snapshot.iloc[rng.integers(0, len(self.snapshot), 800)]
+        shifted = self.snapshot.iloc[rng.integers(0, len(self.snapshot), 800)].copy()
         shifted[SHIFTED] = shifted[SHIFTED] * 2.0  # e.g. amounts now in another unit
         self.first, self.second = unshifted, shifted
         log = PredictionLog(registry.project.data_root / "landing" / "predictions")
@@ -141,10 +152,10 @@ class Monitored:
         log.flush()
         ingest_source(ctx, "predictions_log")
 
-    def context(self, *, current: str = "served") -> TaskContext:
+    def context(self, *, current: str = "served", reference: str = "auto") -> TaskContext:
         ctx = _context(self.spark, self.root, self.overrides)
         monitor = ctx.project.monitoring.models[MODEL]
-        drift = monitor.drift.model_copy(update={"current": current})
+        drift = monitor.drift.model_copy(update={"current": current, "reference": reference})
         ctx.project.monitoring.models[MODEL] = monitor.model_copy(update={"drift": drift})
         return ctx
 
@@ -179,7 +190,10 @@ def test_unshifted_window_raises_no_drift_alert_and_ab_is_exact(
     assert len(drift) == 2 * len(monitored.features)
     assert [r for r in drift if r.alert] == []
     assert {r.current_rows for r in drift} == {800}
-    assert {r.reference_rows for r in drift} == {len(monitored.training)}
+    assert {r.reference_rows for r in drift} == {len(monitored.snapshot)} == {1000}
+    assert {r.details["reference"] for r in drift} == {
+        f"scoring lakehouse.gold.customer_features@v{monitored.feature_version}"
+    }
     ab = _by(result, "ab")
     assert ab[("champion v1", "requests")].value == 60.0
     assert ab[("champion v1", "share")].value == 0.75
@@ -239,8 +253,10 @@ def test_quality_and_performance_rows_match_the_tables(monitored: Monitored) -> 
     drift = run[run["kind"] == "drift"]
     assert set(drift["current_rows"]) == {1000}  # the latest scoring run: one row per customer
     assert {json.loads(d)["source"] for d in drift["details"]} == {"gold"}
-    # the latest snapshot is later than the label times the training set was taken at
-    print("gold window drift alerts:", sorted(drift[drift["alert"]]["subject"].unique()))
+    # nothing changed since training: the scored rows are the reference snapshot itself
+    assert drift["alert"].tolist() == [False] * 2 * len(monitored.features)
+    psi = drift[drift["metric"] == "psi"]
+    assert psi["value"].tolist() == [0.0] * len(monitored.features)
 
     dq = ctx.tables.read("lakehouse.meta.dq_results").toPandas()
     quality = run[run["kind"] == "quality"].set_index("subject")
@@ -257,6 +273,22 @@ def test_quality_and_performance_rows_match_the_tables(monitored: Monitored) -> 
     assert perf.loc["accuracy", "value"] == pytest.approx(accuracy_score(y, joined["prediction"]))
     assert perf.loc["roc_auc", "value"] == pytest.approx(roc_auc_score(y, joined["probability"]))
     print("performance on the latest scoring run:", perf["value"].round(4).to_dict())
+
+
+def test_training_set_reference_sees_cumulative_features_shifted(monitored: Monitored) -> None:
+    """``reference: training``: the point-in-time training set (counts as of each label day)
+    against the latest snapshot: the cumulative order counts differ though nothing changed,
+    which is why the default reference is the scoring snapshot at the training versions."""
+    ctx = monitored.context(current="gold", reference="training")
+    result = monitor_model(ctx, MODEL)
+    print("training reference vs gold window (psi, p):", _drift_numbers(result))
+    drift = _by(result, "drift")
+    assert {r.details["reference"] for r in drift.values()} == {"training"}
+    assert {r.reference_rows for r in drift.values()} == {len(monitored.training)}
+    assert sorted(a.subject for a in result.alerts if a.kind == "drift") == [
+        "orders_count",
+        "orders_last_90d",
+    ]
 
 
 def test_cli_monitor_prints_the_alerts_it_stores(monitored: Monitored) -> None:

@@ -53,12 +53,18 @@ def drift_rows(
     window_start: dt.datetime | None,
     window_end: dt.datetime | None,
     source: str,
+    reference: str = "training",
 ) -> list[MetricRow]:
-    """Two rows per feature (``psi`` and ``ks_pvalue``/``chi2_pvalue``), both with its alert."""
+    """Two rows per feature (``psi`` and ``ks_pvalue``/``chi2_pvalue``), both with its alert.
+
+    ``source`` names the current window (gold or served), ``reference`` what it is compared
+    with (see ``drift.reference``); both go into the rows' details.
+    """
     out = []
     for d in drifts:
         details = {
             "source": source,
+            "reference": reference,
             "feature_kind": d.kind,
             "test": d.test,
             "statistic": _finite(d.statistic),
@@ -87,7 +93,12 @@ def drift_rows(
                 metric=d.pvalue_metric,
                 value=_finite(d.pvalue),
                 threshold=d.alpha,
-                details={"source": source, "test": d.test, "statistic": _finite(d.statistic)},
+                details={
+                    "source": source,
+                    "reference": reference,
+                    "test": d.test,
+                    "statistic": _finite(d.statistic),
+                },
             )
         )
     return out

@@ -2,11 +2,16 @@
 
 For each model under ``monitoring.models`` (conf/monitoring.yml):
 
-* **drift**: the champion's training set, rebuilt by Delta time travel from the table
-  versions recorded on its MLflow run (``lakehouse.input_tables``), against a current window:
-  the rows the latest batch scoring run scored (``current: gold``) or the features of online
-  predictions logged in the last ``window_days`` (``current: served``); PSI plus KS or
-  chi-square per feature (:mod:`lakehouse.pipelines.monitoring.stats`).
+* **drift**: a reference taken when the champion was trained, rebuilt by Delta time travel
+  from the table versions recorded on its MLflow run (``lakehouse.input_tables``), against a
+  current window: the rows the latest batch scoring run scored (``current: gold``) or the
+  features of online predictions logged in the last ``window_days`` (``current: served``);
+  PSI plus KS or chi-square per feature (:mod:`lakehouse.pipelines.monitoring.stats`).
+  The reference (``drift.reference``) is by default the scoring input as scoring reads it
+  (latest row per key) at those versions, i.e. what the champion would have been fed on its
+  training day: the same query as the current window, so an unchanged table shows no drift.
+  ``reference: training`` uses the point-in-time training set instead, whose cumulative
+  features (counts as of each label day) differ from any latest snapshot by construction.
 * **quality**: pass rates per rule of each table's latest Silver run (``meta.dq_results``).
 * **performance**: the last scoring runs of the predictions table (one Delta version each)
   joined by key to the labels, against minimums and the champion's training metrics.
@@ -31,7 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
-from lakehouse.config.ml import ModelMonitorSpec, ModelSpec
+from lakehouse.config.ml import DriftSpec, ModelMonitorSpec, ModelSpec
 from lakehouse.config.project import ModelHandle, TableRef
 from lakehouse.config.system_tables import ModelMonitoringRow, SystemTable, rows_frame
 from lakehouse.core.errors import LakehouseError
@@ -96,6 +101,39 @@ def reference_frame(
         return tables.read(table, version=int(input_versions[name]))
 
     return training_frame(model, pinned)
+
+
+def drift_reference(
+    ctx: TaskContext,
+    model: ModelHandle,
+    drift: DriftSpec,
+    input_versions: dict[str, int],
+    training: DataFrame,
+) -> tuple[DataFrame, str]:
+    """The drift reference and how it was taken (``scoring <table>@v<N>`` or ``training``)."""
+    scoring = model.scoring
+    kind = drift.reference
+    if kind == "auto":
+        kind = "scoring" if scoring is not None else "training"
+    if kind == "training":
+        return training, "training"
+    if scoring is None:
+        raise LakehouseError(
+            "drift.reference 'scoring' needs the model's 'scoring' section (or use 'training')"
+        )
+    table = scoring.input.table
+    if table.full_name not in input_versions:
+        raise LakehouseError(
+            f"the training run recorded no version of the scoring input {table.full_name}; "
+            "set drift.reference: training"
+        )
+    version = int(input_versions[table.full_name])
+    rows = latest_rows(
+        ctx.tables.read(table, version=version),
+        list(scoring.input.keys),
+        scoring.input.timestamp_key,
+    )
+    return rows, f"scoring {table.full_name}@v{version}"
 
 
 def gold_window(ctx: TaskContext, model: ModelHandle) -> tuple[DataFrame, dict[str, Any]]:
@@ -229,6 +267,7 @@ def drift_check(
     categorical: list[str],
     champion_version: str,
     as_of: dt.datetime,
+    reference_label: str = "training",
 ) -> list[MetricRow]:
     """Drift rows for every monitored feature (no rows when the window is empty)."""
     spec = model.spec
@@ -262,6 +301,7 @@ def drift_check(
         window_start=window["start"],
         window_end=window["end"],
         source=str(window["source"]),
+        reference=reference_label,
     )
 
 
@@ -391,11 +431,12 @@ def monitor_model(
             f"{spec.registered_name} v{version}: its training run has no {INPUT_TABLES_TAG} tag"
         )
     input_versions = {k: int(v) for k, v in json.loads(tag).items()}
-    reference = reference_frame(ctx, model, input_versions)
-    _, categorical = feature_kinds(reference.schema, spec.features)
+    training = reference_frame(ctx, model, input_versions)
+    _, categorical = feature_kinds(training.schema, spec.features)
+    reference, described = drift_reference(ctx, model, monitor.drift, input_versions, training)
     labels = latest_labels(ctx, model)
     rows = [
-        *drift_check(ctx, model, monitor, reference, categorical, version, as_of),
+        *drift_check(ctx, model, monitor, reference, categorical, version, as_of, described),
         *quality_check(ctx, monitor, version),
         *performance_check(ctx, model, monitor, labels, client, cache),
         *ab_check(ctx, spec, monitor, labels, categorical, as_of),
