@@ -41,7 +41,7 @@ from lakehouse.config.system_tables import (
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.io.store import TableStore
-from lakehouse.pipelines.bronze import decode, http
+from lakehouse.pipelines.bronze import bad_rows, decode, http
 from lakehouse.pipelines.bronze import files as file_drops
 from lakehouse.transforms.parse import (
     corrupt_record,
@@ -71,6 +71,8 @@ class IngestSummary:
     quarantined: list[str] = field(default_factory=list)  # files kept whole: "path: reason"
     vanished: list[str] = field(default_factory=list)  # listed, gone before they were read
     refused: list[str] = field(default_factory=list)  # symlinks leaving the landing root
+    bad_files: list[str] = field(default_factory=list)  # landed, but mostly bad: why, the fix
+    rejected: list[str] = field(default_factory=list)  # mostly bad, kept aside (action: fail)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Batch:
     request: str | None = None
     http_status: int | None = None
     fetched_at: datetime | None = None
+    note: str | None = None  # what the reader found (a header naming no declared column)
 
 
 def with_ingest_metadata(
@@ -305,17 +308,64 @@ def _file_batch(
     decoded (kept as a byte-exact copy under the data root); None if it vanished."""
     decoding = f.decoding
     if decoding is None or decoding.problem is None:
-        return Batch(
-            f.batch_id, file_drops.read_raw(ctx.spark, source, f, declared), source_file=f.path
-        )
-    data_root = Path(str(ctx.project.data_root).removeprefix("file:"))
-    copy = file_drops.keep_quarantined_copy(f, data_root / "quarantine" / "files" / source_name)
+        read = file_drops.read_raw(ctx.spark, source, f, declared)
+        return Batch(f.batch_id, read.frame, source_file=f.path, note=read.note)
+    copy = file_drops.keep_quarantined_copy(f, _quarantine_dir(ctx, source_name))
     if copy is None:
         return None
     reason = f"undecodable file ({decoding.label}): {decoding.problem}"
     pointer = f"quarantined file copy: {copy} (sha256 {decoding.sha256}, {f.size} bytes)"
     raw = corrupt_record(ctx.spark, declared, reason, pointer)
     return Batch(f.batch_id, raw, source_file=f.path)
+
+
+def _quarantine_dir(ctx: TaskContext, source_name: str) -> Path:
+    """Where files kept aside whole go: ``<data_root>/quarantine/files/<source>``."""
+    data_root = Path(str(ctx.project.data_root).removeprefix("file:"))
+    return data_root / "quarantine" / "files" / source_name
+
+
+def _apply_bad_rows(
+    ctx: TaskContext,
+    handle: SourceHandle,
+    declared: list[tuple[str, str]],
+    batches: list[Batch],
+    files: list[file_drops.LandedFile],
+    summary: IngestSummary,
+) -> set[str]:
+    """Check the decodable files' batches against the source's ``bad_rows`` policy; returns
+    the batch ids kept aside (``action: fail``: a byte-exact copy and the reason are kept
+    under the quarantine files directory, nothing of the file lands, it is not logged)."""
+    source = handle.spec
+    assert isinstance(source, FileSource)
+    decodable = {f.batch_id for f in files if f.decoding is None or f.decoding.problem is None}
+    checked = [
+        (b.source_file or b.batch_id, b.batch_id, b.raw, b.note)
+        for b in batches
+        if b.batch_id in decodable
+    ]
+    flagged = bad_rows.over_threshold(source, checked, declared)
+    by_id = {f.batch_id: f for f in files}
+    rejected: set[str] = set()
+    for bad in flagged:
+        message = bad.message(source)
+        if source.bad_rows.action == "warn":
+            summary.bad_files.append(message)
+            log.warning("%s: %s", handle.name, message)
+            continue
+        copy = file_drops.keep_quarantined_copy(
+            by_id[bad.batch_id], _quarantine_dir(ctx, handle.name)
+        )
+        if copy is not None:
+            copy.with_name(copy.name + ".reason.txt").write_text(message + "\n")
+            message = f"{message} (kept as {copy})"
+        summary.rejected.append(message)
+        rejected.add(bad.batch_id)
+    flagged_ids = {bad.batch_id for bad in flagged}
+    for path, batch_id, _, note in checked:
+        if note and batch_id not in flagged_ids:
+            summary.bad_files.append(f"{path}: {note}")
+    return rejected
 
 
 def _land_files(
@@ -337,11 +387,14 @@ def _land_files(
             _vanished(summary, f)
         else:
             batches.append(batch)
+    rejected = _apply_bad_rows(ctx, handle, declared, batches, files, summary)
+    batches = [b for b in batches if b.batch_id not in rejected]
     counts = append_batches(ctx, handle, declared, batches, summary)
-    kept = [f for f in files if file_drops.file_exists(f.path)]
+    kept = [f for f in files if f.batch_id not in rejected and file_drops.file_exists(f.path)]
     for f in files:
         if (
             f not in kept
+            and f.batch_id not in rejected
             and counts.get(f.batch_id, (0, 0))[0] == 0
             and f.path not in summary.vanished
         ):
@@ -533,10 +586,21 @@ def ingest_source(
                 f"; ... ({len(items)} in all)" if len(items) > 5 else ""
             )
             ctx.report.warnings.append(f"{source_name}: {key.replace('_', ' ')}: {shown}")
+    for message in summary.bad_files:
+        ctx.report.warnings.append(f"{source_name}: {message}")
+    if summary.bad_files:
+        counts["flagged_files"] = len(summary.bad_files)
+    if summary.rejected:
+        counts["rejected_files"] = len(summary.rejected)
     ctx.report.count(f"source {source_name}", **counts)
     if summary.new_columns:
         ctx.report.notes.append(
             f"{source_name}: new columns added to {source.target}: {', '.join(summary.new_columns)}"
+        )
+    if summary.rejected:
+        raise TaskError(
+            f"source {source_name}: {len(summary.rejected)} file(s) over the bad-rows threshold "
+            f"(bad_rows.action: fail), not landed: {' | '.join(summary.rejected)}"
         )
     return summary
 
