@@ -1,18 +1,22 @@
 """The bad-rows policy of file sources: a file that is mostly bad is never a silent success.
 
-Before a commit, one aggregation over the commit's files counts per file the rows that are
-corrupt (``_corrupt``) and the rows that are *rescued only*: not corrupt, every declared
-column NULL and values in ``_rescued_data``, which is what a file whose header is not its
-first line gives when the junk line happens to have as many fields as the data. A file whose
+One aggregation over a commit's files counts per file the rows that are corrupt
+(``_corrupt``) and the rows that are *rescued only*: not corrupt, every declared column NULL
+and values in ``_rescued_data``, which is what a file whose header is not its first line
+gives when the junk line happens to have as many fields as the data. A file whose
 bad fraction is above ``bad_rows.max_fraction`` either lands with a warning in the run
 summary (``action: warn``, the default) or is kept aside whole and fails the ingest task
 (``action: fail``). A header naming none of the declared columns is reported as well.
+
+``warn`` costs nothing extra: the counts come from the query that already counts the rows
+of a commit. ``fail`` must decide before the commit: one more pass over the commit's records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import reduce
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -71,15 +75,20 @@ def likely_fix(source: FileSource, kind: str) -> str:
     return ""
 
 
-def file_health(
-    raws: list[tuple[str, DataFrame]], declared: list[tuple[str, str]]
-) -> dict[str, tuple[int, int, int, str | None]]:
-    """Per batch id: rows, corrupt rows, rescued-only rows and one corrupt reason."""
-    if not raws:
-        return {}
-    tagged = [raw.select("*", F.lit(batch_id).alias("_batch_id")) for batch_id, raw in raws]
-    typed = typed_records(reduce(DataFrame.unionByName, tagged), declared, "rescue")
-    nulls = [F.col(quote(name)).isNull() for name, _ in declared]
+class Health(NamedTuple):
+    """What one batch's rows are like."""
+
+    rows: int
+    corrupt: int
+    rescued: int  # rows with _rescued_data
+    rescued_only: int  # not corrupt, every declared column NULL, values in _rescued_data
+    example: str | None  # one corrupt record's reason
+
+
+def file_health(typed: DataFrame, declared: list[str]) -> dict[str, Health]:
+    """Per ``_batch_id`` of typed Bronze records (the table's or about to be appended):
+    rows, corrupt rows, rescued rows, rescued-only rows and one corrupt reason."""
+    nulls = [F.col(quote(name)).isNull() for name in declared]
     all_null = reduce(lambda a, b: a & b, nulls) if nulls else F.lit(False)
     rescued_only = F.col("_corrupt").isNull() & all_null & F.col("_rescued_data").isNotNull()
     found = (
@@ -87,32 +96,47 @@ def file_health(
         .agg(
             F.count(F.lit(1)).alias("rows"),
             F.count("_corrupt").alias("corrupt"),
-            F.count(F.when(rescued_only, F.lit(1))).alias("rescued"),
+            F.count("_rescued_data").alias("rescued"),
+            F.count(F.when(rescued_only, F.lit(1))).alias("rescued_only"),
             F.min("_corrupt").alias("example"),
         )
         .collect()
     )
     return {
-        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]), r["example"])
+        str(r["_batch_id"]): Health(
+            int(r["rows"]),
+            int(r["corrupt"]),
+            int(r["rescued"]),
+            int(r["rescued_only"]),
+            r["example"],
+        )
         for r in found
     }
 
 
+def raw_health(
+    raws: list[tuple[str, DataFrame]], declared: list[tuple[str, str]]
+) -> dict[str, Health]:
+    """:func:`file_health` of batches not yet appended (``(batch id, raw records)``), typed
+    as the ``rescue`` policy would type them."""
+    if not raws:
+        return {}
+    tagged = [raw.select("*", F.lit(batch_id).alias("_batch_id")) for batch_id, raw in raws]
+    typed = typed_records(reduce(DataFrame.unionByName, tagged), declared, "rescue")
+    return file_health(typed, [name for name, _ in declared])
+
+
 def over_threshold(
-    source: FileSource,
-    files: list[tuple[str, str, DataFrame, str | None]],
-    declared: list[tuple[str, str]],
+    source: FileSource, files: list[tuple[str, str, str | None]], health: dict[str, Health]
 ) -> list[BadFile]:
-    """The files (path, batch id, raw records, reader's note) whose bad rows are over the
-    source's threshold: corrupt plus rescued-only rows above ``max_fraction`` of a file's
-    (reported as the kind there is more of)."""
-    health = file_health([(batch_id, raw) for _, batch_id, raw, _ in files], declared)
+    """The files (path, batch id, reader's note) whose bad rows are over the source's
+    threshold: corrupt plus rescued-only rows above ``max_fraction`` of a file's."""
     limit = source.bad_rows.max_fraction
     bad: list[BadFile] = []
-    for path, batch_id, _, note in files:
-        rows, corrupt, rescued, example = health.get(batch_id, (0, 0, 0, None))
-        if rows == 0:
+    for path, batch_id, note in files:
+        h = health.get(batch_id)
+        if h is None or h.rows == 0:
             continue
-        if (corrupt + rescued) / rows > limit:
-            bad.append(BadFile(path, batch_id, rows, corrupt, rescued, example, note))
+        if (h.corrupt + h.rescued_only) / h.rows > limit:
+            bad.append(BadFile(path, batch_id, h.rows, h.corrupt, h.rescued_only, h.example, note))
     return bad

@@ -133,20 +133,12 @@ def declared_columns(tables: TableStore, target: TableRef) -> list[tuple[str, st
 
 
 def batch_counts(
-    bronze: DataFrame, source: str, batch_ids: list[str]
-) -> dict[str, tuple[int, int, int]]:
-    """Rows, corrupt rows and rows with rescued data per batch id of a source in Bronze."""
-    return {
-        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]))
-        for r in bronze.where((F.col("_source") == source) & F.col("_batch_id").isin(batch_ids))
-        .groupBy("_batch_id")
-        .agg(
-            F.count("*").alias("rows"),
-            F.count("_corrupt").alias("corrupt"),
-            F.count("_rescued_data").alias("rescued"),
-        )
-        .collect()
-    }
+    bronze: DataFrame, source: str, batch_ids: list[str], declared: list[str] | None = None
+) -> dict[str, bad_rows.Health]:
+    """Rows, corrupt rows, rows with rescued data (and, for the ``declared`` columns, rows
+    with nothing but rescued data) per batch id of a source in Bronze."""
+    mine = bronze.where((F.col("_source") == source) & F.col("_batch_id").isin(batch_ids))
+    return bad_rows.file_health(mine, declared or [])
 
 
 def append_batches(
@@ -155,10 +147,11 @@ def append_batches(
     declared: list[tuple[str, str]],
     batches: list[Batch],
     summary: IngestSummary,
-) -> dict[str, tuple[int, int]]:
-    """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id.
+) -> dict[str, bad_rows.Health]:
+    """Append the batches not yet in Bronze in one commit; returns what landed per batch id.
 
-    The batches' raw frames must have been parsed for ``declared``.
+    The batches' raw frames must have been parsed for ``declared``; the counts per batch
+    come from the committed table (:class:`~lakehouse.pipelines.bronze.bad_rows.Health`).
     """
     tables = ctx.tables
     source_name, target, drift = source.name, source.target, source.spec.schema_drift
@@ -191,13 +184,16 @@ def append_batches(
             "%s: added columns to %s: %s", source_name, target.full_name, ", ".join(new_columns)
         )
     counts = batch_counts(
-        tables.read(target, version=result.version), source_name, [b.batch_id for b in todo]
+        tables.read(target, version=result.version),
+        source_name,
+        [b.batch_id for b in todo],
+        [name for name, _ in declared],
     )
     summary.units += len(todo)
-    summary.rows += sum(c[0] for c in counts.values())
-    summary.corrupt_rows += sum(c[1] for c in counts.values())
-    summary.rescued_rows += sum(c[2] for c in counts.values())
-    return {k: (v[0], v[1]) for k, v in counts.items()}
+    summary.rows += sum(c.rows for c in counts.values())
+    summary.corrupt_rows += sum(c.corrupt for c in counts.values())
+    summary.rescued_rows += sum(c.rescued for c in counts.values())
+    return counts
 
 
 def _source_handle(ctx: TaskContext, source: str | SourceHandle) -> SourceHandle:
@@ -325,7 +321,20 @@ def _quarantine_dir(ctx: TaskContext, source_name: str) -> Path:
     return data_root / "quarantine" / "files" / source_name
 
 
-def _apply_bad_rows(
+def _checked_files(
+    batches: list[Batch], files: list[file_drops.LandedFile]
+) -> list[tuple[str, str, str | None]]:
+    """(path, batch id, reader's note) of the decodable files' batches: the ones the
+    bad-rows policy judges (an undecodable file is already kept aside and reported)."""
+    decodable = {f.batch_id for f in files if f.decoding is None or f.decoding.problem is None}
+    return [
+        (b.source_file or b.batch_id, b.batch_id, b.note)
+        for b in batches
+        if b.batch_id in decodable
+    ]
+
+
+def _reject_bad_files(
     ctx: TaskContext,
     handle: SourceHandle,
     declared: list[tuple[str, str]],
@@ -333,26 +342,20 @@ def _apply_bad_rows(
     files: list[file_drops.LandedFile],
     summary: IngestSummary,
 ) -> set[str]:
-    """Check the decodable files' batches against the source's ``bad_rows`` policy; returns
-    the batch ids kept aside (``action: fail``: a byte-exact copy and the reason are kept
-    under the quarantine files directory, nothing of the file lands, it is not logged)."""
+    """``bad_rows.action: fail``: the batch ids of files over the threshold, judged before
+    the commit; each is kept aside (a byte-exact copy and the reason under the quarantine
+    files directory), lands nothing and is not logged, so it is read again next run."""
     source = handle.spec
     assert isinstance(source, FileSource)
-    decodable = {f.batch_id for f in files if f.decoding is None or f.decoding.problem is None}
-    checked = [
-        (b.source_file or b.batch_id, b.batch_id, b.raw, b.note)
-        for b in batches
-        if b.batch_id in decodable
-    ]
-    flagged = bad_rows.over_threshold(source, checked, declared)
+    checked = _checked_files(batches, files)
+    ids = {batch_id for _, batch_id, _ in checked}
+    health = bad_rows.raw_health(
+        [(b.batch_id, b.raw) for b in batches if b.batch_id in ids], declared
+    )
     by_id = {f.batch_id: f for f in files}
     rejected: set[str] = set()
-    for bad in flagged:
+    for bad in bad_rows.over_threshold(source, checked, health):
         message = bad.message(source)
-        if source.bad_rows.action == "warn":
-            summary.bad_files.append(message)
-            log.warning("%s: %s", handle.name, message)
-            continue
         copy = file_drops.keep_quarantined_copy(
             by_id[bad.batch_id], _quarantine_dir(ctx, handle.name)
         )
@@ -360,12 +363,30 @@ def _apply_bad_rows(
             copy.with_name(copy.name + ".reason.txt").write_text(message + "\n")
             message = f"{message} (kept as {copy})"
         summary.rejected.append(message)
+        log.warning("%s: %s", handle.name, message)
         rejected.add(bad.batch_id)
-    flagged_ids = {bad.batch_id for bad in flagged}
-    for path, batch_id, _, note in checked:
-        if note and batch_id not in flagged_ids:
-            summary.bad_files.append(f"{path}: {note}")
     return rejected
+
+
+def _warn_bad_files(
+    source: FileSource,
+    checked: list[tuple[str, str, str | None]],
+    counts: dict[str, bad_rows.Health],
+    summary: IngestSummary,
+) -> None:
+    """``bad_rows.action: warn``: a warning per landed file over the threshold (from the
+    commit's counts); and, under either action, per file whose header named no declared
+    column."""
+    flagged = (
+        bad_rows.over_threshold(source, checked, counts) if source.bad_rows.action == "warn" else []
+    )
+    for bad in flagged:
+        summary.bad_files.append(bad.message(source))
+        log.warning("%s: %s", summary.source, summary.bad_files[-1])
+    flagged_ids = {bad.batch_id for bad in flagged}
+    for path, batch_id, note in checked:
+        if note and batch_id not in flagged_ids and batch_id in counts:
+            summary.bad_files.append(f"{path}: {note}")
 
 
 def _land_files(
@@ -387,15 +408,18 @@ def _land_files(
             _vanished(summary, f)
         else:
             batches.append(batch)
-    rejected = _apply_bad_rows(ctx, handle, declared, batches, files, summary)
-    batches = [b for b in batches if b.batch_id not in rejected]
+    rejected: set[str] = set()
+    if source.bad_rows.action == "fail":
+        rejected = _reject_bad_files(ctx, handle, declared, batches, files, summary)
+        batches = [b for b in batches if b.batch_id not in rejected]
     counts = append_batches(ctx, handle, declared, batches, summary)
+    _warn_bad_files(source, _checked_files(batches, files), counts, summary)
     kept = [f for f in files if f.batch_id not in rejected and file_drops.file_exists(f.path)]
     for f in files:
         if (
             f not in kept
             and f.batch_id not in rejected
-            and counts.get(f.batch_id, (0, 0))[0] == 0
+            and (f.batch_id not in counts or counts[f.batch_id].rows == 0)
             and f.path not in summary.vanished
         ):
             _vanished(summary, f)
@@ -411,18 +435,15 @@ def _log_files(
     log_table: TableRef,
     source: SourceHandle,
     landed: list[file_drops.LandedFile],
-    counts: dict[str, tuple[int, int]] | None,
+    counts: dict[str, bad_rows.Health] | None,
 ) -> None:
     if not landed:
         return
     source_name = source.name
     if counts is None:  # recovered: count what Bronze holds
-        counts = {
-            batch: (rows, corrupt)
-            for batch, (rows, corrupt, _) in batch_counts(
-                ctx.tables.read(source.target), source_name, [f.batch_id for f in landed]
-            ).items()
-        }
+        counts = batch_counts(
+            ctx.tables.read(source.target), source_name, [f.batch_id for f in landed]
+        )
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     rows = [
         ProcessedFileRow(
@@ -430,7 +451,7 @@ def _log_files(
             f.path,
             f.size,
             f.modified_at,
-            *counts.get(f.batch_id, (0, 0)),
+            *(counts[f.batch_id][:2] if f.batch_id in counts else (0, 0)),
             ctx.run_id,
             now,
         )
@@ -538,7 +559,7 @@ def _land_responses(
             r.status,
             r.fetched_at,
             r.payload,
-            counts[r.batch_id][0] if r.batch_id in counts else None,
+            counts[r.batch_id].rows if r.batch_id in counts else None,
             r.error,
             ctx.run_id,
         )
