@@ -202,3 +202,17 @@ def test_ragged_file_over_threshold_keeps_every_line(spark: SparkSession, tmp_pa
     ]
     assert len(ctx.report.warnings) == 1
     assert ctx.report.warnings[0].startswith(f"drop: {path}: 80% of 5 rows bad (4 corrupt, e.g. ")
+
+
+def test_a_header_naming_no_declared_column_is_reported(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Even with no rows to count (here: only a header line)."""
+    project = _project(tmp_path, {})
+    path = _land(project, "a.csv", "customer,amount,day\n")
+    ctx = _context(spark, project)
+    assert ingest_source(ctx, "drop").rows == 0
+    assert ctx.report.warnings == [
+        f"drop: {path}: the header ('customer', 'amount', 'day') matches none of the declared "
+        "columns (id, name, qty)"
+    ]

@@ -385,7 +385,7 @@ def _warn_bad_files(
         log.warning("%s: %s", summary.source, summary.bad_files[-1])
     flagged_ids = {bad.batch_id for bad in flagged}
     for path, batch_id, note in checked:
-        if note and batch_id not in flagged_ids and batch_id in counts:
+        if note and batch_id not in flagged_ids:
             summary.bad_files.append(f"{path}: {note}")
 
 
