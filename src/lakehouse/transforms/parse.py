@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import reduce
 
+import numpy as np
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.io.sql import quote
-from lakehouse.transforms.csv_text import CsvRows
+from lakehouse.transforms.csv_text import CsvRows, gc_paused
 
 EXTRA = "_extra"
 _INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
@@ -44,23 +45,47 @@ def corrupt_record(spark: SparkSession, declared: list[str], reason: str, text: 
     )
 
 
+def _csv_table(rows: CsvRows) -> pa.Table:
+    """One chunk of CSV records as an Arrow table of the raw shape, built column-wise (the
+    undeclared fields become a map column without a Python dict per record)."""
+    string, n = pa.string(), len(rows.good)
+    by_name = {
+        name: pa.array(values, string)
+        for name, values in zip(rows.names, zip(*rows.good, strict=True) if n else [], strict=False)
+    }
+    values = [by_name.get(name, pa.nulls(n, string)) for name in rows.declared]
+    map_type = pa.map_(string, string)
+    undeclared = rows.undeclared
+    if undeclared and n:
+        k = len(undeclared)
+        offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+        keys = pa.array(undeclared, string).take(pa.array(np.tile(np.arange(k), n)))
+        order = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()
+        items = pa.concat_arrays([by_name[u] for u in undeclared]).take(pa.array(order))
+        extra = pa.MapArray.from_arrays(offsets, keys, items)
+    else:
+        extra = pa.nulls(n, map_type)
+    good = [*values, extra, pa.nulls(n, string), pa.nulls(n, string)]
+    names = [*rows.declared, EXTRA, "_corrupt", "_raw"]
+    nothing = [pa.nulls(len(rows.bad), string)] * len(rows.declared)
+    bad = [
+        *nothing,
+        pa.nulls(len(rows.bad), map_type),
+        pa.array([b[1] for b in rows.bad], string),
+        pa.array([b[2] for b in rows.bad], string),
+    ]
+    return pa.concat_tables([pa.Table.from_arrays(good, names), pa.Table.from_arrays(bad, names)])
+
+
 def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
     """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape."""
     frames: list[DataFrame] = []
     declared: list[str] = []
-    for rows in chunks:
-        declared = rows.declared
-        if len(rows) or not frames:
-            *values, extra, corrupt, raw = rows.columns()
-            string = pa.string()
-            arrays = [
-                *[pa.array(v, string) for v in values],
-                pa.array(extra, pa.map_(string, string)),
-                pa.array(corrupt, string),
-                pa.array(raw, string),
-            ]
-            table = pa.Table.from_arrays(arrays, [*declared, EXTRA, "_corrupt", "_raw"])
-            frames.append(spark.createDataFrame(table, raw_schema(declared)))
+    with gc_paused():
+        for rows in chunks:
+            declared = rows.declared
+            if len(rows) or not frames:
+                frames.append(spark.createDataFrame(_csv_table(rows), raw_schema(declared)))
     if not frames:
         return spark.createDataFrame([], raw_schema(declared))
     return reduce(DataFrame.union, frames)
