@@ -13,7 +13,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_DIR := $(CURDIR)/build/jars
 JARS_STAMP := $(JARS_DIR)/.resolved
 
-.PHONY: help install jars run test test-sail test-jvm lint format typecheck bench bench-medallion clean
+.PHONY: help install jars run test test-sail test-jvm lint format typecheck docs bench bench-medallion clean
 
 help:
 	@echo "make run        create .venv, install, run the demo job on the embedded engine"
@@ -24,6 +24,7 @@ help:
 	@echo "make lint       ruff check + ruff format --check + size limits and import cycles (tests/test_structure.py, tests/test_import_cycles.py)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make typecheck  mypy --strict on src/"
+	@echo "make docs       build the documentation site into site/ (mkdocs build --strict; also run by make test-sail)"
 	@echo "make bench      benchmarks/: engine start-up (Sail vs JVM), files -> Bronze ingest, demo pipeline + training, TPC-H medallion vs peers"
 	@echo "make bench-medallion  TPC-H drops -> Bronze -> Silver -> Gold: ours vs JVM Spark, Polars, DuckDB (SF=1; SF=10)"
 	@echo "make clean      remove data/, caches and the venv"
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,16 +50,21 @@ run: $(STAMP)
 	$(BIN)/lakehouse run
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests jobs benchmarks
-	$(BIN)/ruff format --check src tests jobs benchmarks
+	$(BIN)/ruff check src tests jobs benchmarks docs
+	$(BIN)/ruff format --check src tests jobs benchmarks docs
 	$(BIN)/python -m pytest -q tests/test_structure.py tests/test_import_cycles.py -p no:cacheprovider
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests jobs benchmarks
-	$(BIN)/ruff check --fix src tests jobs benchmarks
+	$(BIN)/ruff format src tests jobs benchmarks docs
+	$(BIN)/ruff check --fix src tests jobs benchmarks docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The site: mkdocs.yml + docs/ (docs/hooks.py generates the configuration reference).
+# tests/docs/test_site.py runs the same strict build, so make test checks it too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # pytest exits 5 when it collects no test: treated as success, with a loud line.
 PYTEST_OK5 = rc=$$?; if [ $$rc -eq 5 ]; then echo "warning: pytest collected no tests"; exit 0; fi; exit $$rc
@@ -90,4 +96,4 @@ bench: $(STAMP) bench-medallion
 	$(BIN)/python benchmarks/train.py
 
 clean:
-	rm -rf data build .pytest_cache .mypy_cache .ruff_cache $(VENV) $(AIRFLOW_VENV)
+	rm -rf data build site .pytest_cache .mypy_cache .ruff_cache $(VENV) $(AIRFLOW_VENV)

@@ -16,7 +16,7 @@ the bundle's ``run_as``, else the OS user; every decision is audited under the j
 ``notebook``. Bundle variables come from ``variables=`` or ``LAKEHOUSE_VAR_<name>``, so a
 notebook run by CI or papermill can point at another data root without editing it.
 Plain ``spark.sql`` on registered names is not checked: enforcement lives in the
-project's access path (:meth:`Lakehouse.read`), as the README explains.
+project's access path (:meth:`Lakehouse.read`), as docs/governance.md explains.
 """
 
 from __future__ import annotations

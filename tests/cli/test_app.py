@@ -18,12 +18,15 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 # in `lakehouse --help` order: commands, then groups
 ROOT_COMMANDS = [
+    "init",
     "run",
     "schedule",
     "runs",
     "tables",
+    "head",
     "ingest",
     "refine",
+    "build",
     "quality",
     "train",
     "score",
@@ -35,14 +38,16 @@ ROOT_COMMANDS = [
     "version",
     "bundle",
     "catalog",
+    "table",
     "samples",
     "sql",
 ]
 GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
-    "catalog": ["show", "grants", "check", "validate"],
+    "catalog": ["show", "infer", "grants", "check", "validate"],
+    "table": ["reset"],
     "samples": ["serve"],
-    "sql": ["serve"],
+    "sql": ["query", "serve"],
 }
 
 

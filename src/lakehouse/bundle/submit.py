@@ -1,6 +1,6 @@
 """Run one bundle task with ``spark-submit`` (the ``spark`` engine's way to run a task).
 
-The command line is the one a person would type (README "Running the steps with
+The command line is the one a person would type (docs/running.md, "Running the steps with
 spark-submit"): the pyspark wheel's ``spark-submit``, the target's master and conf, the
 Delta jars or packages the target names, then the task's ``jobs/`` script and parameters.
 It is printed before it runs; its output goes to a log file under ``<data_root>/logs``.

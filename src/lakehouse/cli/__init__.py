@@ -13,8 +13,9 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from lakehouse.cli import apps, bundle, catalog, data, ml
-from lakehouse.cli._context import CliError, _global_options
+from lakehouse.cli import apps, bundle, catalog, data, look, ml, table
+from lakehouse.cli._context import CliError, GlobalOptionsGroup, _global_options
+from lakehouse.cli.init import init
 from lakehouse.cli.render import err_console
 from lakehouse.core.errors import one_line
 
@@ -23,10 +24,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=GlobalOptionsGroup,
 )
 app.callback()(_global_options)
 
 # `lakehouse --help` lists the commands in this order, then the groups
+app.command()(init)
 app.command("run", help="Run a bundle job's task DAG and print a summary (same as `bundle run`).")(
     bundle.bundle_run
 )
@@ -34,8 +37,10 @@ for _command in (
     bundle.schedule,
     bundle.runs,
     data.tables,
+    look.head,
     data.ingest,
     data.refine,
+    data.build,
     data.quality,
     ml.train,
     ml.score,
@@ -50,6 +55,7 @@ app.command()(apps.version)
 
 app.add_typer(bundle.bundle_app, name="bundle")
 app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(table.table_app, name="table")
 app.add_typer(apps.samples_app, name="samples")
 app.add_typer(apps.sql_app, name="sql")
 

@@ -6,14 +6,17 @@ The helpers keep the names and bodies they had in the single-module CLI.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from lakehouse.bundle.context import TaskContext
+from lakehouse.cli.options import EngineOpt, PrincipalOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console
 from lakehouse.config.loader import load_project, parse_var_overrides
 from lakehouse.config.project import Project
@@ -28,22 +31,80 @@ class CliError(Exception):
     """Exit non-zero with this one-line message."""
 
 
-_options: dict[str, str | None] = {"principal": None}
+_options: dict[str, Any] = {
+    "principal": None,
+    "project_dir": None,
+    "target": None,
+    "engine": None,
+    "var": [],
+}
 
 
 def _global_options(
-    principal: Annotated[
-        str | None,
-        typer.Option(
-            "--principal",
-            "-p",
-            envvar="LAKEHOUSE_PRINCIPAL",
-            help="Act as this user / service principal (default: the bundle's run_as).",
-        ),
-    ] = None,
+    principal: PrincipalOpt = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
 ) -> None:
     """lakehouse: medallion lakehouse jobs on open-source Spark."""
-    _options["principal"] = principal
+    _options.update(
+        principal=principal,
+        project_dir=project_dir,
+        target=target,
+        engine=engine,
+        var=list(var or []),
+    )
+
+
+class GlobalOptionsGroup(TyperGroup):
+    """The root command: its options (``--principal``, ``-C``, ``-t``, ``-e``, ``--var``) are
+    also accepted after any command that loads a project (one taking ``--project-dir``).
+
+    A command that declares such an option itself gets the value in its parameter (and
+    :func:`_load` falls back to the one given before the command); for the options it does
+    not declare, a copy of the root's is added that stores the value as if given first.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in _descendants(self):
+            if any(p.name == "project_dir" for p in command.params):
+                _add_global_options(command, self.params)
+
+
+def _descendants(group: Any) -> Iterator[Any]:
+    """The commands below a group, in its subgroups too (typer's click: duck-typed)."""
+    for command in group.commands.values():
+        if hasattr(command, "commands"):
+            yield from _descendants(command)
+        else:
+            yield command
+
+
+def _add_global_options(command: Any, root_params: list[Any]) -> None:
+    """Copies of the root's options that ``command`` lacks, storing into :data:`_options`."""
+    declared = {p.name for p in command.params}
+    taken = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    for param in root_params:
+        if param.name in declared or param.name not in _options or taken & set(param.opts):
+            continue
+        extra = copy.copy(param)
+        extra.expose_value = False
+        extra.envvar = None  # the root reads the environment; the copy only the command line
+        extra.callback = _store_global
+        command.params.append(extra)
+
+
+def _store_global(ctx: typer.Context, param: Any, value: Any) -> None:
+    """An option given after the command: it overrides (``--var``: adds to) the one before."""
+    if value is None or value == () or value == []:
+        return
+    key = str(param.name)
+    if key == "var":
+        _options["var"] = [*_options["var"], *value]
+    else:
+        _options[key] = Path(value) if key == "project_dir" else value
 
 
 def _open_run(project: Project, command: str, *, register: bool = False) -> RunContext:
@@ -60,8 +121,14 @@ def _open_run(project: Project, command: str, *, register: bool = False) -> RunC
 def _load(
     project_dir: Path | None, target: str | None, engine: str | None, var: list[str] | None
 ) -> Project:
+    """The project from the command's options, each falling back to the same option given
+    before the command (``lakehouse -C DIR tables``); ``--var`` from both places, the
+    command's last (they win)."""
     return load_project(
-        project_dir, target=target, engine=engine, var_overrides=parse_var_overrides(var)
+        project_dir or _options["project_dir"],
+        target=target or _options["target"],
+        engine=engine or _options["engine"],
+        var_overrides=parse_var_overrides([*_options["var"], *(var or [])]),
     )
 
 

@@ -16,6 +16,7 @@ from lakehouse.cli._context import (
     _open_run,
     _options,
 )
+from lakehouse.cli.look import QUERY_COMMAND, SqlGroup, sql_query
 from lakehouse.cli.ml import AllowedHostOpt, require_known_models
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, err_console
@@ -27,8 +28,13 @@ if TYPE_CHECKING:
     from lakehouse.governance.scope import GovernanceScope
 
 sql_app = typer.Typer(
-    help="A read-only SQL endpoint for BI tools (PostgreSQL protocol).", no_args_is_help=True
+    help='Spark SQL on the catalog\'s tables: `lakehouse sql "SELECT …"` prints the result; '
+    "`lakehouse sql serve` is a read-only endpoint for BI tools (PostgreSQL protocol).",
+    no_args_is_help=True,
+    cls=SqlGroup,
+    context_settings={"ignore_unknown_options": True},
 )
+sql_app.command(QUERY_COMMAND)(sql_query)
 samples_app = typer.Typer(
     help="The demo data: generator and local sample data API.", no_args_is_help=True
 )

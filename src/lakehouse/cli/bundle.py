@@ -13,6 +13,7 @@ import typer
 from lakehouse.bundle.runlog import run_locks
 from lakehouse.bundle.runner import run_job, select_job
 from lakehouse.cli._context import CliError, _governed_command, _load, _session
+from lakehouse.cli.catalog import report_table_mismatches
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, new_table
 from lakehouse.config.loader import parse_var_overrides
@@ -403,6 +404,7 @@ def bundle_validate(
     )
     for name, job in project.bundle.resources.jobs.items():
         console.print(f"  job {name}: {' → '.join(t.task_key for t in job.tasks)}")
+    report_table_mismatches(project)
 
 
 def _resolved_config(project: Project) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The data layers: ``ingest`` (Bronze), ``refine`` (Silver), ``quality`` and ``tables``."""
+"""The data layers: ``ingest`` (Bronze), ``refine`` (Silver), ``build`` (Gold), ``quality``
+and ``tables``."""
 
 from __future__ import annotations
 
@@ -62,6 +63,14 @@ def ingest(
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Delete the sources' Bronze rows and processed files, then ingest all files "
+            "again (an http source: what its API serves now; a rotating one is refused).",
+        ),
+    ] = False,
 ) -> None:
     """Ingest new files / API batches of the given sources into Bronze."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -92,7 +101,11 @@ def ingest(
                 bars[what] = bar.add_task(what, total=total)
             bar.update(bars[what], completed=done, total=total)
 
-        _run_each(ctx, names, lambda name: ingest_source(ctx, name, progress))
+        _run_each(
+            ctx,
+            names,
+            lambda name: ingest_source(ctx, name, progress, full_refresh=full_refresh),
+        )
     _finish(ctx, "ingest")
 
 
@@ -109,7 +122,8 @@ def refine(
         bool,
         typer.Option(
             "--full-refresh",
-            help="Re-read all of Bronze, not only the batches not refined yet.",
+            help="Re-read all of Bronze, not only the batches not refined yet; a table whose "
+            "column type changed unsafely is created again.",
         ),
     ] = False,
 ) -> None:
@@ -126,6 +140,49 @@ def refine(
             lambda name: refine_table(ctx, name, full_refresh=params.full_refresh),
         )
     _finish(ctx, "refine")
+
+
+def build(
+    tables_: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[TABLE]...", help="Gold tables (default: all)."),
+    ] = None,
+    project_dir: ProjectDir = None,
+    target: TargetOpt = None,
+    engine: EngineOpt = None,
+    var: VarOpt = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Create a table again when a column's type changed unsafely (e.g. string -> int).",
+        ),
+    ] = False,
+) -> None:
+    """Rebuild Gold tables from their inputs (new columns and safe widenings are applied)."""
+    from lakehouse.pipelines.gold import build_gold_table
+
+    project = _load(project_dir, target, engine, var)
+    names = [_layer_name(project, t, "Gold", list(project.gold)) for t in (tables_ or project.gold)]
+    with _task_context(project, "build") as ctx, console.status("building …"):
+        _run_each(
+            ctx,
+            names,
+            lambda name: build_gold_table(
+                ctx, project.gold_handle(name), full_refresh=full_refresh
+            ),
+        )
+    _finish(ctx, "build")
+
+
+def _layer_name(project: Project, name: str, layer: str, configured: list[str]) -> str:
+    """Accept ``catalog.schema.table``, ``schema.table`` or ``table`` for a configured table."""
+    matches = [t for t in configured if t == name or t.endswith("." + name)]
+    if len(matches) != 1:
+        raise CliError(
+            f"no single {layer} table matches {name!r} (configured: {', '.join(configured) or 'none'})"
+        )
+    return matches[0]
 
 
 def _silver_name(project: Project, name: str) -> str:

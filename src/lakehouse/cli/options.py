@@ -27,3 +27,12 @@ EngineOpt = Annotated[
 VarOpt = Annotated[
     list[str] | None, typer.Option("--var", help="Set a bundle variable: NAME=VALUE (repeatable).")
 ]
+PrincipalOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--principal",
+        "-p",
+        envvar="LAKEHOUSE_PRINCIPAL",
+        help="Act as this user / service principal (default: the bundle's run_as).",
+    ),
+]

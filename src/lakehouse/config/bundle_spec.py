@@ -24,8 +24,10 @@ class BundleInfo(StrictModel):
 
 
 class Variable(StrictModel):
-    description: str = ""
-    default: str | int | float | bool | None = None
+    description: str = Field("", description="what the variable is for")
+    default: str | int | float | bool | None = Field(
+        None, description="value when no target, LAKEHOUSE_VAR_<name> or --var sets one"
+    )
 
 
 class DeltaJars(StrictModel):
@@ -42,11 +44,18 @@ class DeltaJars(StrictModel):
 
 
 class EngineSpec(StrictModel):
-    kind: Literal["sail", "spark", "connect"] = "sail"
-    master: str = "local[*]"
+    kind: Literal["sail", "spark", "connect"] = Field(
+        "sail", description="sail (embedded), spark (JVM + delta-spark) or connect (Spark Connect)"
+    )
+    master: str = Field("local[*]", description="JVM master URL (spark engine)")
     remote: str | None = Field(default=None, description="sc://host:port for the connect engine")
-    conf: dict[str, str] = Field(default_factory=dict)
-    delta: DeltaJars = Field(default_factory=DeltaJars)
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark conf strings passed to the session builder; they win over the project's defaults",
+    )
+    delta: DeltaJars = Field(
+        default_factory=DeltaJars, description="where JVM Spark gets the Delta jars"
+    )
 
     @model_validator(mode="after")
     def _remote_for_connect(self) -> EngineSpec:
@@ -58,10 +67,18 @@ class EngineSpec(StrictModel):
 
 
 class Target(StrictModel):
-    default: bool = False
-    mode: Literal["development", "production"] = "development"
-    engine: EngineSpec = Field(default_factory=EngineSpec)
-    variables: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    default: bool = Field(
+        False, description="the target used when none is given; at most one target may set it"
+    )
+    mode: Literal["development", "production"] = Field(
+        "development", description="development or production"
+    )
+    engine: EngineSpec = Field(
+        default_factory=EngineSpec, description="the Spark engine of this target"
+    )
+    variables: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="values for declared variables in this target"
+    )
 
 
 class Resources(StrictModel):
@@ -69,14 +86,22 @@ class Resources(StrictModel):
 
 
 class BundleSpec(StrictModel):
-    bundle: BundleInfo
+    bundle: BundleInfo = Field(
+        description="bundle identity: name, the MLflow experiment prefix and ${bundle.name}"
+    )
     run_as: RunAs | None = Field(
         default=None, description="identity for jobs and, by default, for CLI commands"
     )
-    include: list[str] = Field(default_factory=list)
-    variables: dict[Identifier, Variable] = Field(default_factory=dict)
+    include: list[str] = Field(
+        default_factory=list,
+        description="glob patterns of conf files, relative to bundle.yml; a pattern matching no file is an error",
+    )
+    variables: dict[Identifier, Variable] = Field(
+        default_factory=dict,
+        description="declared variables; a variable with no value from any source is an error",
+    )
     targets: dict[Identifier, Target] = Field(min_length=1)
-    resources: Resources = Field(default_factory=Resources)
+    resources: Resources = Field(default_factory=Resources, description="the jobs")
     allowed_external_paths: list[str] = Field(
         default_factory=list,
         description="opt-in: directories (or URI prefixes) outside the project and the data "

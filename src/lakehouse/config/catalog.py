@@ -89,7 +89,7 @@ class TableSpec(StrictModel):
     location: str | None = Field(
         default=None, description="default: <storage_root>/<schema>/<table>"
     )
-    columns: list[Column] = Field(min_length=1)
+    columns: list[Column] = Field(default_factory=list)
     keys: list[str] = Field(default_factory=list)
     partition_by: list[str] = Field(default_factory=list)
     properties: dict[str, str] = Field(default_factory=dict)
@@ -104,6 +104,8 @@ class TableSpec(StrictModel):
         if dupes:
             raise ValueError(f"duplicate column: {', '.join(dupes)}")
         for field_name in ("keys", "partition_by"):
+            if not names:  # no columns declared: they come from the data
+                break
             for col in getattr(self, field_name):
                 if col not in names:
                     raise ValueError(f"{field_name} names {col!r}, which is not a declared column")

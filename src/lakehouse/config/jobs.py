@@ -62,15 +62,21 @@ class PythonFunctionTask(StrictModel):
 
 class Task(StrictModel):
     task_key: Identifier
-    description: str = ""
-    depends_on: list[TaskDependency] = Field(default_factory=list)
-    spark_python_task: SparkPythonTask | None = None
-    python_function_task: PythonFunctionTask | None = None
+    description: str = Field("", description="what the task does")
+    depends_on: list[TaskDependency] = Field(
+        default_factory=list, description="tasks that must succeed first"
+    )
+    spark_python_task: SparkPythonTask | None = Field(
+        None, description="run a jobs/ script (one of this or python_function_task)"
+    )
+    python_function_task: PythonFunctionTask | None = Field(
+        None, description="call a function with the TaskContext (one of this or spark_python_task)"
+    )
     max_retries: int = Field(default=0, ge=0, description="retries after a failed attempt")
     min_retry_interval_millis: int = Field(
         default=1000, ge=0, description="wait before the first retry; doubles per retry"
     )
-    retry_on_timeout: bool = False
+    retry_on_timeout: bool = Field(False, description="retry an attempt that timed out")
     timeout_seconds: int = Field(default=0, ge=0, description="0 = no timeout")
     run_as: RunAs | None = Field(default=None, description="default: the job's run_as")
 
@@ -93,8 +99,10 @@ class Schedule(StrictModel):
         default=None, description="sec min hour day-of-month month day-of-week [year]"
     )
     cron_expression: str | None = Field(default=None, description="min hour dom month dow")
-    timezone_id: str = "UTC"
-    pause_status: Literal["PAUSED", "UNPAUSED"] = "UNPAUSED"
+    timezone_id: str = Field("UTC", description="time zone of the cron expression")
+    pause_status: Literal["PAUSED", "UNPAUSED"] = Field(
+        "UNPAUSED", description="PAUSED jobs are listed by the scheduler but not run"
+    )
 
     @model_validator(mode="after")
     def _one_expression(self) -> Schedule:
@@ -121,8 +129,12 @@ class WebhookNotifications(StrictModel):
 
 
 class Permission(StrictModel):
-    level: Literal["CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"]
-    user_name: str | None = None
+    level: Literal["CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"] = Field(
+        description="the permission level"
+    )
+    user_name: str | None = Field(
+        None, description="one of user_name, group_name, service_principal_name"
+    )
     group_name: str | None = None
     service_principal_name: str | None = None
 
@@ -141,16 +153,22 @@ class Permission(StrictModel):
 
 
 class Job(StrictModel):
-    name: str | None = None
-    description: str = ""
+    name: str | None = Field(None, description="label of the job")
+    description: str = Field("", description="what the job does")
     run_as: RunAs | None = Field(default=None, description="default: the bundle's run_as")
-    schedule: Schedule | None = None
+    schedule: Schedule | None = Field(None, description="when `lakehouse schedule` starts the job")
     max_concurrent_runs: int = Field(default=1, ge=1)
     max_parallel_tasks: int = Field(
         default=1, ge=1, description="independent tasks run side by side up to this many"
     )
-    webhook_notifications: WebhookNotifications = Field(default_factory=WebhookNotifications)
-    permissions: list[Permission] = Field(default_factory=list)
+    webhook_notifications: WebhookNotifications = Field(
+        default_factory=WebhookNotifications,
+        description="URLs sent the run's state as JSON; a failed call is only logged",
+    )
+    permissions: list[Permission] = Field(
+        default_factory=list,
+        description="exported to Databricks; the principals must be declared in the catalog",
+    )
     tasks: list[Task] = Field(min_length=1)
 
     @model_validator(mode="after")

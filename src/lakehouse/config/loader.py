@@ -485,3 +485,8 @@ def _included_files(root: Path, patterns: list[str], display: str) -> list[tuple
                 seen.add(path)
                 files.append((path, str(path.relative_to(root))))
     return files
+
+
+def included_files(root: Path, patterns: list[str], display: str) -> list[tuple[Path, str]]:
+    """The conf files the bundle's ``include`` patterns name, in load order (path, relative)."""
+    return _included_files(root, patterns, display)

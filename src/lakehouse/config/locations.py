@@ -1,7 +1,7 @@
 """Where configured paths may point: one location per table, nothing outside the project.
 
 Table locations (and the catalog's ``storage_root``) lie inside the data root, landing
-folders inside the project or the data root, ``python_file`` scripts inside the project,
+folders (and the schema locations of inferred sources) inside the project or the data root, ``python_file`` scripts inside the project,
 unless a path is under one of ``allowed_external_paths`` in ``bundle.yml`` (the opt-in). No
 two tables share a location, or nest one inside another, once paths are resolved (relative
 to the bundle root, ``..`` and symlinks followed). Errors name the file and key.
@@ -79,6 +79,10 @@ def check_locations(project: Project, origin: dict[str, str], catalog_file: str)
             path = normal_location(project, source.path)
             file = origin.get(f"sources.{source_key}", catalog_file)
             roots.refuse_outside(path, project_or_data, file, f"sources.{source_key}.path")
+            if source.schema_location:
+                where = normal_location(project, source.schema_location)
+                key = f"sources.{source_key}.schema_location"
+                roots.refuse_outside(where, project_or_data, file, key)
     _check_python_files(project, roots)
 
 

@@ -342,10 +342,11 @@ def _with_table(schema: SchemaSpec, name: str, spec: TableSpec) -> SchemaSpec:
 
 
 def _with_bronze_metadata(schema: SchemaSpec) -> SchemaSpec:
-    """Bronze tables get the metadata columns they do not declare."""
+    """Bronze tables get the metadata columns they do not declare (a table declaring no
+    columns takes them all from its data: inferred, or an existing Delta table's log)."""
     tables = {}
     for table_name, spec in schema.tables.items():
-        if spec.layer == "bronze":
+        if spec.layer == "bronze" and spec.columns:  # none declared: taken from the data
             declared = {c.name for c in spec.columns}
             extra = [c for c in BRONZE_METADATA_COLUMNS if c.name not in declared]
             spec = spec.model_copy(update={"columns": [*spec.columns, *extra]})
@@ -356,6 +357,10 @@ def _with_bronze_metadata(schema: SchemaSpec) -> SchemaSpec:
 def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) -> SchemaSpec:
     """An SCD2 table gets valid_from / valid_to (the sequence column's type) and is_current."""
     table = schema.tables[table_name]
+    keys = list(table.keys) if "valid_from" in table.keys else [*table.keys, "valid_from"]
+    if not table.columns:  # derived columns: the refine step adds them, typed like the data
+        table = table.model_copy(update={"keys": keys})
+        return schema.model_copy(update={"tables": {**schema.tables, table_name: table}})
     types = {c.name: c.type for c in table.columns}
     seq_type = types.get(spec.sequence_by or "", "timestamp")
     wanted = [
@@ -365,7 +370,6 @@ def _with_scd2_columns(schema: SchemaSpec, table_name: str, spec: SilverSpec) ->
         Column(name="is_current", type="boolean", nullable=False),
     ]
     extra = [c for c in wanted if c.name not in types]
-    keys = list(table.keys) if "valid_from" in table.keys else [*table.keys, "valid_from"]
     table = table.model_copy(update={"columns": [*table.columns, *extra], "keys": keys})
     return schema.model_copy(update={"tables": {**schema.tables, table_name: table}})
 
@@ -400,9 +404,11 @@ def _predictions_spec(model: ModelSpec, source: TableSpec, ts_key: str | None) -
     assert model.scoring is not None
     types = {c.name: c.type for c in source.columns}
     keys = [k for k in source.keys if k != ts_key]
-    columns = [Column(name=k, type=types[k], nullable=False) for k in keys]
-    if ts_key:
+    columns = [Column(name=k, type=types[k], nullable=False) for k in keys if k in types]
+    if ts_key and ts_key in types:
         columns.append(Column(name=ts_key, type=types[ts_key], comment="features as of"))
+    if len(columns) < len(keys) + bool(ts_key):  # a derived feature table: keys from the data
+        columns, keys = [], []
     columns += [
         Column(name="prediction", type="int", nullable=False),
         Column(name="probability", type="double", nullable=False, comment="P(class 1)"),

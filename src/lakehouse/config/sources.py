@@ -83,7 +83,28 @@ class FileSource(StrictModel):
     format: Literal["csv", "jsonl", "json", "parquet", "excel"]
     csv: CsvOptions = Field(default_factory=CsvOptions)
     target: TableName
-    schema_drift: SchemaDrift = "rescue"
+    schema_drift: SchemaDrift | None = Field(
+        default=None,
+        description="default: rescue; add_new_columns when the Bronze table declares no "
+        "columns (its schema is inferred from the files, as Auto Loader does)",
+    )
+    infer_column_types: bool = Field(
+        True,
+        description="for a Bronze table without declared columns: infer bigint, double, "
+        "boolean, date and timestamp columns from the values (the default, like Auto "
+        "Loader's cloudFiles.inferColumnTypes and read_files); false: every column a string",
+    )
+    infer_max_files: int = Field(
+        default=10, ge=1, description="files sampled to infer the schema (the first, by path)"
+    )
+    infer_max_bytes: int = Field(
+        default=50 << 20, ge=1, description="bytes sampled to infer the schema (default 50 MiB)"
+    )
+    schema_location: str | None = Field(
+        default=None,
+        description="where inferred schema versions are kept (0.json, 1.json ...); "
+        "default: <data_root>/_schemas/<source>",
+    )
     files_per_commit: int = Field(default=100, ge=1, description="files appended per Delta commit")
     encoding: Encoding = Field("utf-8", description="codec of text files without a BOM")
     follow_symlinks_outside: bool = Field(False, description="else such symlinks are refused")

@@ -17,6 +17,7 @@ from lakehouse.config.project import (
     feature_lookup_keys,
     feature_timestamp_key,
 )
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS
 from lakehouse.core.errors import ConfigError
 
 # ---------------------------------------------------------------- references
@@ -43,6 +44,8 @@ class _References:
     def model_columns(self, model_key: str, table: TableRef, attr: str, wanted: list[str]) -> None:
         """Every ``wanted`` column is a column of ``table`` (named by a model's ``attr``)."""
         cols = {c.name for c in table.spec.columns}
+        if not _declares_data_columns(table):
+            return  # columns come from the data: checked when the table exists
         for col in wanted:
             if col not in cols:
                 raise ConfigError(
@@ -72,6 +75,12 @@ def check_references(project: Project, origin: dict[str, str]) -> None:
         _check_monitor(project, origin, key)
 
 
+def _declares_data_columns(table: TableRef) -> bool:
+    """Whether the catalog declares the table's data columns (not only Bronze metadata)."""
+    metadata = {c.name for c in BRONZE_METADATA_COLUMNS}
+    return any(c.name not in metadata for c in table.spec.columns)
+
+
 def _check_silver(refs: _References, key: str) -> None:
     spec = refs.project.silver[key]
     file = refs.origin[f"silver.{key}"]
@@ -79,11 +88,11 @@ def _check_silver(refs: _References, key: str) -> None:
     source_table = refs.need(spec.source, "silver", key, "source")
     target_cols = {c.name for c in target.spec.columns}
     for col in [*spec.keys, *([spec.sequence_by] if spec.sequence_by else [])]:
-        if col not in target_cols:
+        if _declares_data_columns(target) and col not in target_cols:
             raise ConfigError(file, f"silver.{key}", f"column {col!r} is not a column of {key}")
     source_cols = {c.name for c in source_table.spec.columns}
     for tgt, src in spec.rename.items():
-        if src not in source_cols:
+        if _declares_data_columns(source_table) and src not in source_cols:
             raise ConfigError(
                 file, f"silver.{key}.rename.{tgt}", f"{src!r} is not a column of {spec.source}"
             )

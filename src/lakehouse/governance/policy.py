@@ -162,10 +162,18 @@ class AccessPolicy:
             self._mask_key = self._mask_key_source()
         return self._mask_key
 
+    def masks_for(self, principal: str, table: str) -> dict[str, str]:
+        """Column -> mask kind as ``principal`` reads the table: none with UNMASK. Every
+        reader applies these (Spark reads, ``lakehouse sql``, the SQL endpoint's mirror)."""
+        masks = self.masked_columns(table)
+        if not masks or self.holds(principal, "UNMASK", table).allowed:
+            return {}
+        return masks
+
     def mask(self, principal: str, table: str, df: DataFrame) -> DataFrame:
         """``df`` with masked columns replaced, unless the principal holds UNMASK."""
-        masks = {c: m for c, m in self.masked_columns(table).items() if c in df.columns}
-        if not masks or self.holds(principal, "UNMASK", table).allowed:
+        masks = {c: m for c, m in self.masks_for(principal, table).items() if c in df.columns}
+        if not masks:
             return df
         types = {f.name: f.dataType for f in df.schema.fields}
         key = self.mask_key() if "hash" in masks.values() else None

@@ -86,7 +86,10 @@ class GovernedStore:
         acting principal may CREATE TABLE; the others are registered once they exist."""
         for ref in self.project.tables.values():
             schema = f"{ref.catalog}.{ref.schema}"
-            if self.governance.may("CREATE TABLE", schema) or self.system.exists(ref):
+            if not ref.spec.columns:  # its columns come from its first write
+                if self.system.exists(ref):
+                    self._ensure_ref(ref)
+            elif self.governance.may("CREATE TABLE", schema) or self.system.exists(ref):
                 self._ensure_ref(ref)
 
     def ensure_table(self, name: TableName) -> TableRef:
@@ -185,6 +188,23 @@ class GovernedStore:
     def add_columns(self, name: TableName, columns: list[tuple[str, T.DataType]]) -> None:
         ref = self._checked("MODIFY", name)
         self.system.add_columns(self._ensure_ref(ref), columns)
+
+    def evolve(
+        self, name: TableName, produced: T.StructType, *, step: str, replace: bool = False
+    ) -> TableRef:
+        """Create or evolve the table (MODIFY; creating needs CREATE TABLE on its schema)."""
+        ref = self._checked("MODIFY", name)
+        if ref.full_name not in self.system_tables and not self.system.exists(ref):
+            self.governance.authorize("CREATE TABLE", f"{ref.catalog}.{ref.schema}")
+        return self.system.evolve(ref, produced, step=step, replace=replace)
+
+    def delete_where(self, name: TableName, predicate: str) -> WriteResult:
+        """Delete the rows matching a SQL predicate (MODIFY)."""
+        return self.system.delete_where(self._checked("MODIFY", name), predicate)
+
+    def drop_data(self, name: TableName) -> bool:
+        """Delete the table's data (MODIFY)."""
+        return self.system.drop_data(self._checked("MODIFY", name))
 
     # ------------------------------------------------------------ maintenance
 

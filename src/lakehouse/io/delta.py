@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.config.project import Project, TableRef
@@ -45,6 +46,13 @@ from lakehouse.io.table_features import (
     read_protocol,
     refuse_unreadable,
     refuse_unwritable,
+)
+from lakehouse.io.table_schema import (
+    effective_columns,
+    plan_changes,
+    type_name,
+    unsafe_change_error,
+    wanted_schema,
 )
 
 log = logging.getLogger(__name__)
@@ -85,9 +93,11 @@ class DeltaStore:
     # ------------------------------------------------------------ registration
 
     def register_all(self) -> None:
-        """Register every catalog table in this session, creating the missing ones."""
+        """Register every catalog table in this session, creating the missing ones (a table
+        that declares no columns is created by its first write, not empty)."""
         for ref in self.project.tables.values():
-            self._ensure(ref)
+            if ref.spec.columns or self._exists(ref):
+                self._ensure(ref)
 
     def is_registered(self, name: str) -> bool:
         """True once :meth:`ensure_table` registered the table in this session."""
@@ -109,6 +119,8 @@ class DeltaStore:
                 f"CREATE TABLE IF NOT EXISTS {sql_name(ref)} USING delta "
                 f"LOCATION {sql_string(ref.location)}"
             )
+        elif not ref.spec.columns:
+            return ref  # its columns come from the data: created by its first write (evolve)
         else:
             self.spark.sql(create_table_statement(ref))
             log.info("created %s at %s", name, ref.location)
@@ -170,7 +182,13 @@ class DeltaStore:
 
     def read(self, name: TableName, version: int | None = None) -> DataFrame:
         """The table as a DataFrame, optionally as of a Delta version (time travel)."""
-        return self._load(self._ensure(self._handle(name)), version)
+        ref = self._ensure(self._handle(name))
+        if ref.full_name not in self._registered:
+            raise LakehouseError(
+                f"{ref.full_name}: the table does not exist yet (the catalog declares no "
+                "columns: the step that writes it creates it)"
+            )
+        return self._load(ref, version)
 
     def _load(self, ref: TableRef, version: int | None = None) -> DataFrame:
         reader = self.spark.read.format("delta")
@@ -348,6 +366,111 @@ class DeltaStore:
             self.on_write(result)
         return result
 
+    # ------------------------------------------------------------ schema evolution
+
+    def evolve(
+        self, name: TableName, produced: T.StructType, *, step: str, replace: bool = False
+    ) -> TableRef:
+        """Make the table take rows of ``produced`` (the columns a Silver or Gold step
+        makes): create it when it does not exist (the data's columns with the declared
+        types), add the columns it lacks, apply safe type widenings; an unsafe type change
+        raises one line naming the fix, unless ``replace`` (a full refresh): then the table
+        is deleted and created again from ``produced``, as on a first run."""
+        ref = self._handle(name)
+        wanted = wanted_schema(ref, produced, step=step)
+        if not self._exists(ref):
+            self._create_from(ref, wanted)
+            return self._ensure(ref)
+        ref = self._ensure(ref)
+        snapshot = self._write_snapshot(ref, "alter")
+        declared = {c.name for c in ref.spec.columns}
+        changes = plan_changes(snapshot.schema, wanted, declared)
+        if changes.unsafe and replace:
+            old_name, old_type, new_type = changes.unsafe[0]
+            log.warning(
+                "%s: %s changes from %s to %s: creating the table again (full refresh)",
+                ref.full_name,
+                old_name,
+                type_name(old_type),
+                type_name(new_type),
+            )
+            self.drop_data(ref)
+            self._create_from(ref, wanted)
+            return self._ensure(ref)
+        if changes.unsafe:
+            raise unsafe_change_error(ref, changes.unsafe[0])
+        if changes.added:
+            self._add_columns(ref, [(f.name, f.dataType) for f in changes.added], snapshot.protocol)
+        if changes.widened:
+            widened = {n: new for n, _, new in changes.widened}
+            schema = read_snapshot(self.spark, self.engine, ref).schema
+            target = T.StructType(
+                [
+                    T.StructField(f.name, widened.get(f.name, f.dataType), f.nullable, f.metadata)
+                    for f in schema
+                ]
+            )
+            self._rewrite(ref, target)
+            log.warning(
+                "%s: widened %s",
+                ref.full_name,
+                ", ".join(f"{n} {type_name(o)} -> {type_name(w)}" for n, o, w in changes.widened),
+            )
+        return ref
+
+    def _create_from(self, ref: TableRef, wanted: T.StructType) -> None:
+        """Create the table with ``wanted``'s columns (and what the catalog declares)."""
+        names = set(wanted.fieldNames())
+        for field_name in ("partition_by", "keys"):
+            for col in getattr(ref.spec, field_name):
+                if col not in names:
+                    raise SchemaMismatchError(
+                        f"{ref.full_name}: {field_name} names {col}, which the data does not have"
+                    )
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
+        self._unregister_if_elsewhere(ref)
+        self.spark.sql(create_table_statement(ref, effective_columns(ref, wanted)))
+        log.info("created %s at %s from the data's columns", ref.full_name, ref.location)
+
+    def _rewrite(self, ref: TableRef, schema: T.StructType) -> None:
+        """Rewrite the table's rows cast to ``schema`` in one commit (``overwriteSchema``;
+        Delta's type widening is not available on Sail)."""
+        rows = self._load(ref).select(
+            *[
+                F.col(quote(f.name)).cast(f.dataType).alias(f.name, metadata=f.metadata)
+                for f in schema.fields
+            ]
+        )
+        writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if ref.spec.partition_by:
+            writer = writer.partitionBy(*ref.spec.partition_by)
+        writer.save(ref.location)
+
+    def delete_where(self, name: TableName, predicate: str) -> WriteResult:
+        """Delete the rows matching the SQL ``predicate`` (``DELETE FROM``; nothing when the
+        table does not exist)."""
+        ref = self._handle(name)
+        started = time.perf_counter()
+        if not self._exists(ref):
+            return WriteResult(ref.full_name, "delete", 0, -1, None, 0.0, {})
+        ref = self._ensure(ref)
+        snapshot = self._write_snapshot(ref, "merge")
+        self.spark.sql(f"DELETE FROM {sql_name(ref)} WHERE {predicate}").collect()
+        return self._result(ref, "delete", snapshot.version, started)
+
+    def drop_data(self, name: TableName) -> bool:
+        """Delete the table's Delta data (all versions) and its session registration; the
+        next write creates it again. False when there was no table."""
+        ref = self._handle(name)
+        existed = self._exists(ref)
+        if self.spark.catalog.tableExists(sql_name(ref)):
+            self.spark.sql(f"DROP TABLE IF EXISTS {sql_name(ref)}")
+        self._registered.pop(ref.full_name, None)
+        self._protocols.pop(ref.full_name, None)
+        if existed:
+            delete_location(ref.location)
+        return existed
+
     # ------------------------------------------------------------ maintenance
 
     def optimize(self, name: TableName, zorder_by: list[str] | None = None) -> Compaction:
@@ -383,6 +506,20 @@ class DeltaStore:
 def _constraints(snapshot: TableSnapshot) -> dict[str, str]:
     """The CHECK constraints a write into the snapshot's table must pass."""
     return snapshot.protocol.constraints if snapshot.protocol is not None else {}
+
+
+def delete_location(location: str) -> None:
+    """Delete a table's directory (local or a filesystem URI pyarrow reaches)."""
+    import shutil
+    from pathlib import Path
+
+    from pyarrow import fs as pafs
+
+    if "://" in location and not location.startswith("file://"):
+        filesystem, inner = pafs.FileSystem.from_uri(location)
+        filesystem.delete_dir(inner)
+        return
+    shutil.rmtree(Path(location.removeprefix("file://").removeprefix("file:")), ignore_errors=True)
 
 
 def _same_location(a: str, b: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lakehouse.config.catalog import Column
 from lakehouse.config.project import TableRef
 
 
@@ -20,10 +21,11 @@ def sql_name(ref: TableRef) -> str:
     return f"{quote(ref.schema)}.{quote(ref.name)}"
 
 
-def ddl_columns(ref: TableRef) -> str:
-    """The column list of a table's CREATE TABLE statement."""
+def ddl_columns(ref: TableRef, columns: list[Column] | None = None) -> str:
+    """The column list of a table's CREATE TABLE statement (the declared columns unless
+    ``columns`` are given)."""
     parts = []
-    for col in ref.spec.columns:
+    for col in ref.spec.columns if columns is None else columns:
         part = f"{quote(col.name)} {col.type.upper()}"
         if not col.nullable:
             part += " NOT NULL"
@@ -46,8 +48,9 @@ def table_properties(ref: TableRef) -> dict[str, str]:
     return {**defaults, **ref.spec.properties}
 
 
-def create_table_statement(ref: TableRef) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for a new table at its location, as the catalog declares it."""
+def create_table_statement(ref: TableRef, columns: list[Column] | None = None) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for a new table at its location, as the catalog declares
+    it (with ``columns`` instead of the declared ones when given)."""
     partition = (
         f" PARTITIONED BY ({', '.join(quote(c) for c in ref.spec.partition_by)})"
         if ref.spec.partition_by
@@ -63,6 +66,6 @@ def create_table_statement(ref: TableRef) -> str:
         else ""
     )
     return (
-        f"CREATE TABLE IF NOT EXISTS {sql_name(ref)} ({ddl_columns(ref)}) USING delta"
+        f"CREATE TABLE IF NOT EXISTS {sql_name(ref)} ({ddl_columns(ref, columns)}) USING delta"
         f"{partition}{comment} LOCATION {sql_string(ref.location)}{props}"
     )

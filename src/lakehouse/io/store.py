@@ -85,6 +85,20 @@ class TableStore(Protocol):
 
     def add_columns(self, name: TableName, columns: list[tuple[str, T.DataType]]) -> None: ...
 
+    def evolve(
+        self, name: TableName, produced: T.StructType, *, step: str, replace: bool = False
+    ) -> TableRef:
+        """Create or evolve the table so it takes rows of ``produced``."""
+        ...
+
+    def delete_where(self, name: TableName, predicate: str) -> WriteResult:
+        """Delete the rows matching a SQL predicate."""
+        ...
+
+    def drop_data(self, name: TableName) -> bool:
+        """Delete the table's data and registration (the next write recreates it)."""
+        ...
+
     def optimize(self, name: TableName, zorder_by: list[str] | None = None) -> Compaction: ...
 
     def vacuum(

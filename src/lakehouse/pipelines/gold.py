@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import ClassVar, cast
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -14,7 +14,7 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config.loader import import_callable
 from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.transforms.quality import duplicate_keys
 
@@ -54,19 +54,35 @@ def gold_frame(
             spark.catalog.dropTempView(view)
 
 
+class BuildParams(TaskParams):
+    """``[TABLE]... [--full-refresh]``: the Gold tables (default: all); a full refresh
+    creates a table again when its columns changed type unsafely (as on a first run)."""
+
+    positional: ClassVar[str | None] = "tables"
+    tables: tuple[str, ...] = ()
+    full_refresh: bool = False
+
+
 def build_gold(ctx: TaskContext) -> None:
-    """Rebuild every configured Gold table from its inputs.
+    """Rebuild every configured Gold table (or those named in the task parameters).
 
     Feature tables (those with a ``timestamp_key``) are checked for unique keys before the
     write: a point-in-time lookup needs exactly one row per key and time.
     """
-    TaskParams.parse(ctx.parameters, task=ctx.task_key)  # takes none
-    for name in ctx.project.gold:
-        build_gold_table(ctx, ctx.project.gold_handle(name))
+    params = BuildParams.parse(ctx.parameters, task=ctx.task_key)
+    names = params.tables or tuple(ctx.project.gold)
+    unknown = [n for n in names if n not in ctx.project.gold]
+    if unknown:
+        raise TaskError(f"unknown Gold table(s): {', '.join(unknown)}")
+    for name in names:
+        build_gold_table(ctx, ctx.project.gold_handle(name), full_refresh=params.full_refresh)
 
 
-def build_gold_table(ctx: TaskContext, t: GoldHandle) -> None:
-    """Rebuild one Gold table from its inputs (a feature table's keys checked unique)."""
+def build_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = False) -> None:
+    """Rebuild one Gold table from its inputs (a feature table's keys checked unique).
+
+    The table takes the result's columns: new ones are added, safe type widenings applied;
+    an unsafe type change needs ``full_refresh``."""
     inputs = {alias: ctx.tables.read(ref) for alias, ref in t.inputs.items()}
     keys = t.table.spec.keys
     with gold_frame(ctx.spark, t.spec, inputs) as result:
@@ -77,4 +93,5 @@ def build_gold_table(ctx: TaskContext, t: GoldHandle) -> None:
                     f"{t.name}: the transform produced more than one row per "
                     f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
                 )
+        ctx.tables.evolve(t.table, result.schema, step="Gold transform", replace=full_refresh)
         ctx.tables.overwrite(t.table, result)

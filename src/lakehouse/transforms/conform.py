@@ -14,11 +14,13 @@ from typing import cast
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.config.catalog import Column as ColumnSpec
 from lakehouse.config.loader import import_callable
 from lakehouse.config.pipelines import SilverSpec
 from lakehouse.config.project import TableRef
+from lakehouse.config.sources import BRONZE_METADATA_COLUMNS
 from lakehouse.core.errors import TaskError
 from lakehouse.io.sql import quote
 from lakehouse.transforms.scd import DELETE_FLAG, SCD2_COLUMNS
@@ -95,10 +97,9 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
                 F.concat(F.lit("corrupt_record: "), F.col("_corrupt")),
             )
         )
-    for col in target.spec.columns:
-        if col.name in SCD2_COLUMNS and spec.mode == "scd2":
-            continue
-        value, column_reasons = _conformed_column(col, bronze_cols, target, spec, is_delete)
+    bronze_types = {f.name: f.dataType.simpleString() for f in bronze.schema.fields}
+    for col in silver_columns(bronze.schema, target, spec):
+        value, column_reasons = _conformed_column(col, bronze_types, target, spec, is_delete)
         values.append(value)
         reasons.extend(column_reasons)
     source_file = (
@@ -119,26 +120,63 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
     )
 
 
+def silver_columns(bronze: T.StructType, target: TableRef, spec: SilverSpec) -> list[ColumnSpec]:
+    """The Silver columns the conform step makes, before the transforms: the declared ones
+    (SCD2 validity columns aside) plus those ``cast`` names; with none declared, every Bronze
+    data column (renamed per ``rename``) with its Bronze type or the ``cast`` type.
+
+    Bronze's metadata columns (``_source_file`` ...) and the ``operation`` column are not
+    Silver data.
+    """
+    scd2 = spec.mode == "scd2"
+    declared = [c for c in target.spec.columns if not (scd2 and c.name in SCD2_COLUMNS)]
+    if declared:
+        names = {c.name for c in declared}
+        return declared + [_derived(n, t) for n, t in spec.cast.items() if n not in names]
+    target_of = {source: name for name, source in spec.rename.items()}
+    skip = {c.name for c in BRONZE_METADATA_COLUMNS}
+    if spec.operation is not None:
+        skip.add(spec.operation.column)
+    out = []
+    for f in bronze.fields:
+        if f.name in skip:
+            continue
+        name = target_of.get(f.name, f.name)
+        out.append(_derived(name, spec.cast.get(name, f.dataType.simpleString())))
+    return out
+
+
+def _derived(name: str, type_: str) -> ColumnSpec:
+    """A Silver column the catalog does not declare (nullable, no comment, tags or mask)."""
+    return ColumnSpec.model_construct(
+        name=name, type=type_, nullable=True, comment="", tags=[], mask=None
+    )
+
+
 def _conformed_column(
     col: ColumnSpec,
-    bronze_cols: list[str],
+    bronze_types: dict[str, str],
     target: TableRef,
     spec: SilverSpec,
     is_delete: Column,
 ) -> tuple[Column, list[Column]]:
-    """One target column from its Bronze text, and the reasons a row cannot keep it."""
+    """One target column from its Bronze value (through its text unless the Bronze column
+    has the target's type already), and the reasons a row cannot keep it."""
     source_name = spec.rename.get(col.name, col.name)
-    if source_name not in bronze_cols:
+    if source_name not in bronze_types:
         raise TaskError(
             f"{target.full_name}: column {col.name!r} has no source column {source_name!r} in {spec.source}"
         )
-    text = F.col(quote(source_name)).cast("string")
-    if spec.trim:
-        text = F.trim(text)
-    raw = _standardized(F.nullif(text, F.lit("")), col.name, spec)
-    typed = raw if col.type == "string" else raw.try_cast(col.type)
     reasons: list[Column] = []
-    if col.type != "string":
+    if col.type != "string" and bronze_types[source_name] == col.type:
+        raw = typed = F.col(quote(source_name))  # typed in Bronze already: kept as it is
+    else:
+        text = F.col(quote(source_name)).cast("string")
+        if spec.trim:
+            text = F.trim(text)
+        raw = _standardized(F.nullif(text, F.lit("")), col.name, spec)
+        typed = raw if col.type == "string" else raw.try_cast(col.type)
+    if col.type != "string" and typed is not raw:
         reasons.append(
             F.when(raw.isNotNull() & typed.isNull(), F.lit(f"not_a_{col.type}: {col.name}"))
         )

@@ -144,22 +144,31 @@ def _json_problem(declared: list[str]) -> Column:
 
 
 def typed_records(
-    raw: DataFrame, columns: list[tuple[str, str]], drift: str, new_columns: list[str] | None = None
+    raw: DataFrame,
+    columns: list[tuple[str, str]],
+    drift: str,
+    new_columns: list[str] | None = None,
+    new_types: dict[str, str] | None = None,
+    *,
+    blank_is_null: bool = False,
 ) -> DataFrame:
     """The raw shape -> the declared ``(name, type)`` columns + ``_rescued_data``.
 
     ``drift`` is the schema-drift policy: ``rescue`` keeps undeclared fields in
-    ``_rescued_data``; ``add_new_columns`` adds ``new_columns`` as string columns (the
-    caller evolves the table); ``fail`` is enforced by the caller with
-    :func:`undeclared_fields`. A value that does not fit its column's type is rescued under
-    every policy. Columns of ``raw`` beyond the raw shape are kept.
+    ``_rescued_data``; ``add_new_columns`` adds ``new_columns`` after the declared ones,
+    typed by ``new_types`` (default string; the caller evolves the table); ``fail`` is
+    enforced by the caller with :func:`undeclared_fields`. A value that does not fit its
+    column's type is rescued under every policy; with ``blank_is_null`` (CSV, where an empty
+    field is how a missing value is written) an empty or blank value of a non-string column
+    is NULL, not rescued. Columns of ``raw`` beyond the raw shape are kept.
     """
     declared = [name for name, _ in columns]
+    added = [(n, (new_types or {}).get(n, "string")) for n in new_columns or []]
     values: list[Column] = []
     mismatch_entries: list[Column] = []
     mismatch_flags: list[Column] = []
-    for name, type_ in columns:
-        text = F.col(quote(name))
+    for name, type_ in [*columns, *added]:
+        text = F.col(quote(name)) if name in declared else F.col(EXTRA).getItem(name)
         typed = text if type_ == "string" else text.try_cast(type_)
         if type_ in ("double", "float"):  # "1e400" casts to Infinity: out of range, not infinite
             overflow = F.when(F.abs(typed) == F.lit(float("inf")), ~text.rlike(_INFINITY))
@@ -167,6 +176,8 @@ def typed_records(
         values.append(typed.alias(name))
         if type_ != "string":
             flag = text.isNotNull() & typed.isNull()
+            if blank_is_null:
+                flag = flag & (F.trim(text) != "")
             mismatch_flags.append(flag)
             mismatch_entries.extend([F.lit(name), F.when(flag, text)])
     pieces: list[Column] = []
@@ -182,10 +193,9 @@ def typed_records(
     if pieces:
         merged = pieces[0] if len(pieces) == 1 else F.map_concat(*pieces)
         rescued_json = F.when(any_flag, F.to_json(merged))
-    added = [F.col(EXTRA).getItem(n).alias(n) for n in new_columns or []]
     shape = {*declared, EXTRA}
     others = [quote(c) for c in raw.columns if c not in shape]
-    return raw.select(*values, *added, rescued_json.alias("_rescued_data"), *others)
+    return raw.select(*values, rescued_json.alias("_rescued_data"), *others)
 
 
 def undeclared_fields(raw: DataFrame) -> list[str]:

@@ -32,6 +32,7 @@ from lakehouse.apps.sql.statements import SETTINGS
 from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.masks import MaskKey, duckdb_mask
 from lakehouse.governance.scope import AccessDeniedError
+from lakehouse.io.table_schema import effective_columns
 
 if TYPE_CHECKING:
     from lakehouse.config.project import Project
@@ -273,8 +274,8 @@ def served_tables(
     """The tables of ``schemas`` the governance's principal may SELECT, with their masks.
 
     Every decision goes through :meth:`GovernanceScope.authorize`, so it lands in the access
-    audit when the scope has a system store to write it to. Masks apply unless the
-    principal holds UNMASK, exactly as :meth:`GovernedStore.read` applies them.
+    audit when the scope has a system store to write it to. The masks are the policy's
+    (:meth:`AccessPolicy.masks_for`), the ones :meth:`GovernedStore.read` applies.
     """
     wanted = set(schemas)
     unknown = wanted - {ref.schema for ref in project.tables.values()}
@@ -292,16 +293,15 @@ def served_tables(
             governance.authorize("SELECT", ref.full_name)
         except AccessDeniedError:
             continue
-        unmasked = policy.holds(governance.principal, "UNMASK", ref.full_name).allowed
         out.append(
             ServedTable(
                 full_name=ref.full_name,
                 schema=ref.schema,
                 name=ref.name,
                 location=ref.location,
-                masks={} if unmasked else policy.masked_columns(ref.full_name),
+                masks=policy.masks_for(governance.principal, ref.full_name),
                 description=ref.spec.description,
-                comments={c.name: c.comment for c in ref.spec.columns if c.comment},
+                comments={c.name: c.comment for c in effective_columns(ref) if c.comment},
             )
         )
     return out

@@ -34,6 +34,7 @@ from lakehouse.config.ml import ModelSpec
 from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import Project, feature_lookup_keys, feature_timestamp_key
 from lakehouse.config.sources import FileSource
+from lakehouse.io.table_schema import effective_columns
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,9 @@ def column_lineage(project: Project, table: str) -> ColumnLineage:
 def silver_column_lineage(project: Project, table: str) -> ColumnLineage:
     spec = project.silver[table]
     source = project.table(spec.source)
-    source_types = {c.name: c.type for c in source.spec.columns}
+    source_types = {c.name: c.type for c in effective_columns(source)}
     out: ColumnLineage = {}
-    for col in project.table(table).spec.columns:
+    for col in effective_columns(project.table(table)):
         name = spec.rename.get(col.name, col.name)
         if name not in source_types:
             continue
@@ -202,7 +203,7 @@ def quarantine_column_lineage(project: Project, silver_table: str) -> ColumnLine
     out: ColumnLineage = {}
     if row_sources:
         out["_row"] = ColumnMapping(row_sources, TRANSFORMATION)
-    source_cols = {c.name for c in project.table(spec.source).spec.columns}
+    source_cols = {c.name for c in effective_columns(project.table(spec.source))}
     if "_source_file" in source_cols:
         out["_source_file"] = ColumnMapping((f"{spec.source}._source_file",), IDENTITY)
     return out
@@ -210,7 +211,7 @@ def quarantine_column_lineage(project: Project, silver_table: str) -> ColumnLine
 
 def gold_column_lineage(project: Project, table: str) -> ColumnLineage:
     spec = project.gold[table]
-    columns = [c.name for c in project.table(table).spec.columns]
+    columns = [c.name for c in effective_columns(project.table(table))]
     base: ColumnLineage = {}
     produced: set[str] = set()  # columns the query computes (with or without column sources)
     if spec.query is not None:
@@ -219,7 +220,7 @@ def gold_column_lineage(project: Project, table: str) -> ColumnLineage:
             spec.query,
             dict(spec.inputs),
             {
-                alias: [c.name for c in project.table(t).spec.columns]
+                alias: [c.name for c in effective_columns(project.table(t))]
                 for alias, t in spec.inputs.items()
             },
             list(dict.fromkeys([*columns, *produced])),
@@ -322,7 +323,7 @@ def query_column_lineage(
 def prediction_column_lineage(project: Project, model: ModelSpec) -> ColumnLineage:
     assert model.scoring is not None
     source = model.scoring.input
-    output_cols = {c.name for c in project.table(model.scoring.output).spec.columns}
+    output_cols = {c.name for c in effective_columns(project.table(model.scoring.output))}
     ts_key = feature_timestamp_key(project, source)
     passthrough = [*feature_lookup_keys(project, source), *([ts_key] if ts_key else [])]
     out: ColumnLineage = {

@@ -46,6 +46,7 @@ from lakehouse import __version__
 from lakehouse.config.project import Project
 from lakehouse.governance.lineage.columns import InputRef, split_column
 from lakehouse.governance.lineage.recorder import TableWrite, TaskActivity
+from lakehouse.io.table_schema import effective_columns
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
@@ -360,7 +361,7 @@ def table_facets(project: Project, table: str, version: int | None) -> dict[str,
                 schema_dataset.SchemaDatasetFacetFields(
                     name=c.name, type=c.type, description=c.comment or None
                 )
-                for c in ref.spec.columns
+                for c in effective_columns(ref)
             ]
         ),
         "storage": storage_dataset.StorageDatasetFacet(storageLayer="delta", fileFormat="parquet"),

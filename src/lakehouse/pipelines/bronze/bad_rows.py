@@ -115,14 +115,15 @@ def file_health(typed: DataFrame, declared: list[str]) -> dict[str, Health]:
 
 
 def raw_health(
-    raws: list[tuple[str, DataFrame]], declared: list[tuple[str, str]]
+    raws: list[tuple[str, DataFrame]], declared: list[tuple[str, str]], *, csv: bool = False
 ) -> dict[str, Health]:
     """:func:`file_health` of batches not yet appended (``(batch id, raw records)``), typed
-    as the ``rescue`` policy would type them."""
+    as the ``rescue`` policy would type them (``csv``: an empty value is NULL)."""
     if not raws:
         return {}
     tagged = [raw.select("*", F.lit(batch_id).alias("_batch_id")) for batch_id, raw in raws]
-    typed = typed_records(reduce(DataFrame.unionByName, tagged), declared, "rescue")
+    raw = reduce(DataFrame.unionByName, tagged)
+    typed = typed_records(raw, declared, "rescue", blank_is_null=csv)
     return file_health(typed, [name for name, _ in declared])
 
 

@@ -12,6 +12,11 @@ Nothing lost: unparseable records keep their text (``_raw``) and a reason (``_co
 values that do not fit their column and undeclared fields go to ``_rescued_data``
 (schema-drift policy ``rescue``), evolve the table (``add_new_columns``) or stop the source
 before anything is written (``fail``).
+
+A files source whose Bronze table declares no columns gets them from its first files
+(:mod:`~lakehouse.pipelines.bronze.infer`), stored as versions under its schema location
+(:mod:`~lakehouse.pipelines.bronze.schemas`); its drift policy defaults to
+``add_new_columns``, and each evolution stores the next schema version.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from lakehouse.config.system_tables import (
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.io.store import TableStore
-from lakehouse.pipelines.bronze import bad_rows, decode, http
+from lakehouse.pipelines.bronze import bad_rows, decode, http, schemas
 from lakehouse.pipelines.bronze import files as file_drops
 from lakehouse.transforms.parse import (
     corrupt_record,
@@ -141,20 +146,30 @@ def batch_counts(
     return bad_rows.file_health(mine, declared or [])
 
 
+def schema_drift(source: SourceHandle) -> str:
+    """The source's schema-drift policy: as set, else ``add_new_columns`` for a Bronze table
+    whose columns are inferred (Auto Loader's default without a schema), else ``rescue``."""
+    if source.spec.schema_drift is not None:
+        return source.spec.schema_drift
+    return "add_new_columns" if schemas.is_inferred(source) else "rescue"
+
+
 def append_batches(
     ctx: TaskContext,
     source: SourceHandle,
     declared: list[tuple[str, str]],
     batches: list[Batch],
     summary: IngestSummary,
+    new_types: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> dict[str, bad_rows.Health]:
     """Append the batches not yet in Bronze in one commit; returns what landed per batch id.
 
-    The batches' raw frames must have been parsed for ``declared``; the counts per batch
-    come from the committed table (:class:`~lakehouse.pipelines.bronze.bad_rows.Health`).
+    The batches' raw frames must have been parsed for ``declared``; ``new_types`` gives the
+    types of fields added as columns (default: strings). The counts per batch come from the
+    committed table (:class:`~lakehouse.pipelines.bronze.bad_rows.Health`).
     """
     tables = ctx.tables
-    source_name, target, drift = source.name, source.target, source.spec.schema_drift
+    source_name, target, drift = source.name, source.target, schema_drift(source)
     present = batches_in_bronze(tables, target, source_name, [b.batch_id for b in batches])
     todo = [b for b in batches if b.batch_id not in present]
     summary.skipped += len(batches) - len(todo)
@@ -176,7 +191,9 @@ def append_batches(
                 "(schema_drift: fail); nothing was appended"
             )
         new_columns = extra
-    typed = typed_records(raw, declared, drift, new_columns)
+    types = new_types(new_columns) if new_columns and new_types else None
+    csv_text = isinstance(source.spec, FileSource) and source.spec.format == "csv"
+    typed = typed_records(raw, declared, drift, new_columns, types, blank_is_null=csv_text)
     result = tables.append(target, typed, add_new_columns=bool(new_columns))
     if new_columns:
         summary.new_columns.extend(c for c in new_columns if c not in summary.new_columns)
@@ -234,6 +251,8 @@ def ingest_file_source(
     new = _inspected(
         [f for f in landed if (f.path, f.size, f.modified_at) not in logged], source, summary
     )
+    if not schemas.ensure_inferred_table(ctx, handle, new):
+        return summary  # no columns declared, no files to infer them from yet
     # Repair: files committed to Bronze by a run that died before logging them.
     ids = [f.batch_id for f in new] + [f.legacy_batch_id for f in new]
     in_bronze = batches_in_bronze(tables, handle.target, source_name, ids)
@@ -349,9 +368,8 @@ def _reject_bad_files(
     assert isinstance(source, FileSource)
     checked = _checked_files(batches, files)
     ids = {batch_id for _, batch_id, _ in checked}
-    health = bad_rows.raw_health(
-        [(b.batch_id, b.raw) for b in batches if b.batch_id in ids], declared
-    )
+    raws = [(b.batch_id, b.raw) for b in batches if b.batch_id in ids]
+    health = bad_rows.raw_health(raws, declared, csv=source.format == "csv")
     by_id = {f.batch_id: f for f in files}
     rejected: set[str] = set()
     for bad in bad_rows.over_threshold(source, checked, health):
@@ -412,8 +430,18 @@ def _land_files(
     if source.bad_rows.action == "fail":
         rejected = _reject_bad_files(ctx, handle, declared, batches, files, summary)
         batches = [b for b in batches if b.batch_id not in rejected]
-    counts = append_batches(ctx, handle, declared, batches, summary)
+    inferred, known = schemas.is_inferred(handle), len(summary.new_columns)
+    new_types = schemas.new_field_types(source, files) if inferred else None
+    counts = append_batches(ctx, handle, declared, batches, summary, new_types)
     _warn_bad_files(source, _checked_files(batches, files), counts, summary)
+    if inferred and len(summary.new_columns) > known:
+        location = schemas.schema_location(ctx.project, handle.name)
+        added = summary.new_columns[known:]
+        columns = declared_columns(ctx.tables, handle.target)
+        version = schemas.record_evolution(location, columns, added, files)
+        ctx.report.notes.append(
+            f"{handle.name}: schema version {version.version} at {location} adds {', '.join(added)}"
+        )
     kept = [f for f in files if f.batch_id not in rejected and file_drops.file_exists(f.path)]
     for f in files:
         if (
@@ -576,25 +604,11 @@ def _land_responses(
 # ---------------------------------------------------------------- the task
 
 
-def ingest_source(
-    ctx: TaskContext, source_name: str, progress: Progress | None = None
-) -> IngestSummary:
-    """Ingest one configured source and add its counts to the run report."""
-    handle = ctx.project.source_handle(source_name)
-    source = handle.spec
-    if isinstance(source, FileSource):
-        summary = ingest_file_source(ctx, handle, progress)
-    else:
-        summary = ingest_http_source(ctx, handle, progress)
-    counts = {
-        "new": summary.units,
-        "skipped": summary.skipped,
-        "rows": summary.rows,
-        "corrupt_rows": summary.corrupt_rows,
-        "rescued_rows": summary.rescued_rows,
-    }
-    if isinstance(source, HttpSource):
-        counts["requests"] = summary.requests
+def _report_files_aside(
+    ctx: TaskContext, source_name: str, summary: IngestSummary, counts: dict[str, int]
+) -> None:
+    """Warnings (and counters) for files kept aside rather than landed, and for files that
+    landed mostly bad: the run succeeds, but not plainly."""
     files_kept_aside = {
         "quarantined_files": summary.quarantined,
         "vanished_files": summary.vanished,
@@ -613,6 +627,37 @@ def ingest_source(
         counts["flagged_files"] = len(summary.bad_files)
     if summary.rejected:
         counts["rejected_files"] = len(summary.rejected)
+
+
+def ingest_source(
+    ctx: TaskContext,
+    source_name: str,
+    progress: Progress | None = None,
+    *,
+    full_refresh: bool = False,
+) -> IngestSummary:
+    """Ingest one configured source and add its counts to the run report; ``full_refresh``
+    first deletes its Bronze rows and processed files, so all of its files land again."""
+    if full_refresh:
+        from lakehouse.pipelines.refresh import forget_source
+
+        forget_source(ctx, source_name)
+    handle = ctx.project.source_handle(source_name)
+    source = handle.spec
+    if isinstance(source, FileSource):
+        summary = ingest_file_source(ctx, handle, progress)
+    else:
+        summary = ingest_http_source(ctx, handle, progress)
+    counts = {
+        "new": summary.units,
+        "skipped": summary.skipped,
+        "rows": summary.rows,
+        "corrupt_rows": summary.corrupt_rows,
+        "rescued_rows": summary.rescued_rows,
+    }
+    if isinstance(source, HttpSource):
+        counts["requests"] = summary.requests
+    _report_files_aside(ctx, source_name, summary, counts)
     ctx.report.count(f"source {source_name}", **counts)
     if summary.new_columns:
         ctx.report.notes.append(
@@ -627,10 +672,11 @@ def ingest_source(
 
 
 class IngestParams(TaskParams):
-    """``[--sources NAME...] [--with-sample-api PORT]``."""
+    """``[--sources NAME...] [--with-sample-api PORT] [--full-refresh]``."""
 
     sources: tuple[str, ...] = ()
     with_sample_api: int | None = None
+    full_refresh: bool = False
 
 
 def ingest_bronze(ctx: TaskContext) -> None:
@@ -653,4 +699,4 @@ def ingest_bronze(ctx: TaskContext) -> None:
 
             stack.enter_context(demo_sample_api(args.with_sample_api))
         for name in names:
-            ingest_source(ctx, name)
+            ingest_source(ctx, name, full_refresh=args.full_refresh)

@@ -119,5 +119,6 @@ def score_model(ctx: TaskContext, name: str | ModelHandle) -> None:
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
         F.lit(ctx.run_id).alias("run_id"),
     )
+    ctx.tables.evolve(scoring.output, result.schema, step="scoring")
     ctx.tables.overwrite(scoring.output, result)
     log.info("%s v%s scored %s", spec.registered_name, champion.version, source.full_name)

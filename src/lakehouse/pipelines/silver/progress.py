@@ -40,6 +40,7 @@ class PendingBatches:
     refined_before: int = 0  # batches of the source refined by earlier runs
     incremental: bool = True
     earlier: DataFrame | None = None  # the rows of those batches (same Bronze version)
+    full_refresh: bool = False  # all of Bronze, into the table created again
 
     @property
     def empty(self) -> bool:
@@ -71,7 +72,7 @@ def pending_batches(
     version = tables.version(t.source)
     bronze = tables.read(t.source, version=version)
     if BATCH_ID not in bronze.columns:
-        return PendingBatches(bronze, incremental=False)
+        return PendingBatches(bronze, incremental=False, full_refresh=full_refresh)
     present = {
         str(r[BATCH_ID]): int(r["rows"])
         for r in bronze.groupBy(BATCH_ID).agg(F.count("*").alias("rows")).collect()
@@ -89,6 +90,7 @@ def pending_batches(
         todo,
         refined_before=len(refined),
         earlier=rows_of_batches(bronze, sorted(refined), sorted(todo)),
+        full_refresh=full_refresh,
     )
 
 

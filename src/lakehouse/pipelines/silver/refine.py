@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.project import SilverHandle
@@ -51,8 +52,10 @@ from lakehouse.transforms.quality import (
 )
 from lakehouse.transforms.scd import (
     DELETE_FLAG,
+    IS_CURRENT,
     SCD2_COLUMNS,
     VALID_FROM,
+    VALID_TO,
     scd2_history,
     scd2_merge_source,
 )
@@ -100,7 +103,8 @@ def refine_silver(ctx: TaskContext) -> None:
 
     Each table refines the Bronze batches it has not refined yet; the parameter
     ``--full-refresh`` re-reads all of Bronze (the MERGE keeps the result the same unless
-    the rules or the conform config changed).
+    the rules or the conform config changed; a column whose type changed unsafely makes the
+    table be created again).
     """
     params = RefineParams.parse(ctx.parameters, task=ctx.task_key)
     names = params.tables or list(ctx.project.silver)
@@ -281,13 +285,37 @@ def _write_kept_rows(
     kept: DataFrame,
     pending: PendingBatches,
 ) -> WriteResult:
-    """Write the kept rows into the target: SCD1 upsert/delete or SCD2 history."""
+    """Write the kept rows into the target (created or evolved to take them first): SCD1
+    upsert/delete or SCD2 history."""
     scd2 = t.spec.mode == "scd2"
-    columns = [c.name for c in t.table.spec.columns if not (scd2 and c.name in SCD2_COLUMNS)]
+    internal = {VIOLATIONS, DELETE_FLAG, "_source_file", "_ingested_at"}
+    columns = [c for c in kept.columns if c not in internal and not (scd2 and c in SCD2_COLUMNS)]
     rows = kept.select(*columns, DELETE_FLAG, "_source_file", "_ingested_at")
+    ctx.tables.evolve(
+        t.table,
+        _target_schema(rows.select(*columns).schema, t),
+        step="Silver conform step",
+        replace=pending.full_refresh,
+    )
     if not scd2:
         return _write_scd1(ctx, t, summary, staging, rows, columns, pending)
     return _merge_scd2(ctx, t, rows, columns)
+
+
+def _target_schema(data: T.StructType, t: SilverHandle) -> T.StructType:
+    """The Silver table's columns: the data's, plus the SCD2 validity columns (typed like
+    ``sequence_by``) for an SCD2 table."""
+    if t.spec.mode != "scd2":
+        return data
+    sequence = data[str(t.spec.sequence_by)].dataType
+    return T.StructType(
+        [
+            *data.fields,
+            T.StructField(VALID_FROM, sequence, False),
+            T.StructField(VALID_TO, sequence, True),
+            T.StructField(IS_CURRENT, T.BooleanType(), False),
+        ]
+    )
 
 
 def _write_scd1(
