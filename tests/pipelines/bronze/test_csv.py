@@ -216,3 +216,21 @@ def test_a_header_naming_no_declared_column_is_reported(
         f"drop: {path}: the header ('customer', 'amount', 'day') matches none of the declared "
         "columns (id, name, qty)"
     ]
+
+
+def test_inference_reads_csv_with_the_same_options(spark: SparkSession, tmp_path: Path) -> None:
+    """A table without declared columns: the sample is parsed like the ingest (skip_rows,
+    delimiter, a multi-line quoted field), so the junk line is no column name."""
+    from tests.pipelines.bronze.test_infer import context, data_schema, inferred_project
+
+    extra = "    csv: {skip_rows: 1, delimiter: ';'}"
+    project = inferred_project(tmp_path, extra=extra)
+    text = 'Exported 2026-12-01\nid;note;qty\n1;"two\nlines";3\n2;plain;4\n'
+    (project.data_root / "landing" / "a.csv").write_text(text)
+    ctx = context(spark, project)
+    summary = ingest_source(ctx, "drop")
+    assert (summary.rows, summary.corrupt_rows, summary.rescued_rows) == (2, 0, 0)
+    assert data_schema(ctx) == [("id", "bigint"), ("note", "string"), ("qty", "bigint")]
+    rows = ctx.tables.read("c.bronze.events").orderBy("id").collect()
+    assert [(r["id"], r["note"], r["qty"]) for r in rows] == [(1, "two\nlines", 3), (2, "plain", 4)]
+    assert ctx.report.warnings == []
