@@ -159,7 +159,7 @@ def _text_lines(spark: SparkSession, landed: LandedFile) -> DataFrame:
 
 @contextmanager
 def _decoded_lines(landed: LandedFile) -> Iterator[Iterable[str]]:
-    """The file's text as lines with their line breaks (``\r\n``, ``\r``, ``\n``), streamed
+    """The file's text as lines with their line breaks (``\\r\\n``, ``\\r``, ``\\n``), streamed
     when it is plain UTF-8 (a BOM removed); none if the file vanished."""
     decoding = landed.decoding
     if decoding is not None and decoding.encoding is not None:
