@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
+from lakehouse.config.sources import CsvOptions
+from lakehouse.transforms.csv_text import parse_csv
 from lakehouse.transforms.parse import (
-    parse_csv_lines,
+    csv_frame,
     parse_json_lines,
     raw_schema,
     typed_records,
@@ -19,24 +23,19 @@ def _lines(spark: SparkSession, *lines: str) -> DataFrame:
     return spark.createDataFrame([(line,) for line in lines], "value string")
 
 
+def _csv(spark: SparkSession, text: str, declared: list[str], **options: object) -> DataFrame:
+    lines = io.StringIO(text, newline="")
+    return csv_frame(spark, parse_csv(lines, CsvOptions.model_validate(options), declared))
+
+
 def _rows(df: DataFrame) -> list[tuple[object, ...]]:
     return sorted((tuple(r) for r in df.collect()), key=repr)
 
 
 @pytest.mark.transform
 def test_parse_csv_lines_keeps_bad_rows_with_reason(spark: SparkSession) -> None:
-    lines = _lines(
-        spark,
-        "id,name,amount,note",
-        '1,"Smith, Al",3.50,hi',
-        "",
-        "2,bo",
-        '3,"open quote,1,x',
-        "4,cy,x,\r",
-    )
-    parsed = parse_csv_lines(
-        lines, header=["id", "name", "amount", "note"], declared=["id", "name", "amount", "zip"]
-    )
+    text = 'id,name,amount,note\n1,"Smith, Al",3.50,hi\n\n2,bo\n3,"open quote,1,x\n4,cy,x,\r\n'
+    parsed = _csv(spark, text, ["id", "name", "amount", "zip"])
     expected = spark.createDataFrame(
         [
             ("1", "Smith, Al", "3.50", None, {"note": "hi"}, None, None),
@@ -160,10 +159,7 @@ def test_parse_json_lines_flags_lines_that_are_not_exactly_one_object(
 
 def test_parse_csv_lines_header_quoted_and_repeated(spark: SparkSession) -> None:
     """A quoted header line is the header; a repeated name's later column is kept aside."""
-    lines = _lines(spark, '"id","qty","qty"', "1,2,3")
-    parsed = parse_csv_lines(
-        lines, header=["id", "qty", "qty"], declared=["id", "qty"], header_line='"id","qty","qty"'
-    )
+    parsed = _csv(spark, '"id","qty","qty"\n1,2,3\n"id","qty","qty"\n', ["id", "qty"])
     expected = spark.createDataFrame(
         [("1", "2", {"qty__duplicate_3": "3"}, None, None)], raw_schema(["id", "qty"])
     )

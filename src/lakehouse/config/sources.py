@@ -10,10 +10,50 @@ from pydantic import AfterValidator, Field, model_validator
 from lakehouse.config.base import StrictModel, TableName, secret_reason
 from lakehouse.config.catalog import Column
 
+OneChar = Annotated[str, Field(min_length=1, max_length=1)]
+
 
 class CsvOptions(StrictModel):
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    header: bool = True
+    """How a CSV file is split into records (the keys of Spark's CSV reader, snake_case)."""
+
+    delimiter: OneChar = ","
+    header: bool = Field(
+        default=True,
+        description="false: no header line; columns are the table's, in catalog order "
+        "(_c0, _c1 ... when none are declared)",
+    )
+    skip_rows: int = Field(default=0, ge=0, description="lines skipped before the header or data")
+    quote: OneChar = '"'
+    escape: OneChar | None = Field(
+        default=None,
+        description="escapes a quote inside a quoted field; none (or the quote itself): "
+        'a doubled quote ("") is one quote',
+    )
+    comment: OneChar | None = Field(default=None, description="lines starting with it are skipped")
+    multiline: bool = Field(
+        default=True, description="a quoted field may span lines; false: one record per line"
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvOptions:
+        if self.quote == self.delimiter:
+            raise ValueError(f"csv.quote and csv.delimiter are both {self.quote!r}")
+        if self.comment is not None and self.comment in (self.delimiter, self.quote):
+            raise ValueError(f"csv.comment {self.comment!r} is also the delimiter or quote")
+        return self
+
+
+class BadRowsPolicy(StrictModel):
+    """What a file whose rows are mostly corrupt or mostly rescued does to the run."""
+
+    max_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="bad rows of a file above this fraction: `action`"
+    )
+    action: Literal["warn", "fail"] = Field(
+        default="warn",
+        description="warn: land it, the run succeeds with a warning; fail: keep the file "
+        "aside (quarantine), land nothing of it, fail the ingest task",
+    )
 
 
 SchemaDrift = Literal["rescue", "add_new_columns", "fail"]
@@ -68,6 +108,7 @@ class FileSource(StrictModel):
     files_per_commit: int = Field(default=100, ge=1, description="files appended per Delta commit")
     encoding: Encoding = Field("utf-8", description="codec of text files without a BOM")
     follow_symlinks_outside: bool = Field(False, description="else such symlinks are refused")
+    bad_rows: BadRowsPolicy = Field(default_factory=BadRowsPolicy)
 
 
 class RetryPolicy(StrictModel):

@@ -7,25 +7,26 @@ Every format is first reduced to one *raw shape*: one string column per declared
 rescued into ``_rescued_data`` (never silently nulled), and so are the undeclared fields
 under the ``rescue`` schema-drift policy.
 
-Parsing is done on text (``spark.read.text`` + ``from_json`` / a CSV splitter) because on
-the embedded engine one malformed line fails a whole ``spark.read.json/csv`` in every mode.
-Fast paths, measured on 1M rows (benchmarks/ingest.py): a CSV line without a quote is split
-natively and only quoted lines go through Python's csv module; JSON is parsed into a struct
-of the declared fields, and into a map only for the lines that carry undeclared keys.
+Parsing is done on text because on the embedded engine one malformed line fails a whole
+``spark.read.json/csv`` in every mode: JSON lines with ``spark.read.text`` + ``from_json``
+(parsed into a struct of the declared fields, and into a map only for the lines that carry
+undeclared keys); CSV by Python's csv module in :mod:`lakehouse.transforms.csv_text`
+(quoted fields spanning lines, per-record ``_raw``), handed to the engine as Arrow.
 """
 
 from __future__ import annotations
 
-import csv
-import re
+from collections.abc import Iterable
 from functools import reduce
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse.io.sql import quote
+from lakehouse.transforms.csv_text import CsvRows, gc_paused
 
 EXTRA = "_extra"
 _INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
@@ -44,94 +45,50 @@ def corrupt_record(spark: SparkSession, declared: list[str], reason: str, text: 
     )
 
 
-def _csv_splitter(delimiter: str) -> object:
-    # pandas has no stubs here (pd.Series is Any), so no pandas_udf overload matches
-    @F.pandas_udf(T.ArrayType(T.StringType()))  # type: ignore[call-overload, untyped-decorator]
-    def split(lines: pd.Series) -> pd.Series:
-        out: list[list[str] | None] = []
-        for line in lines:
-            try:
-                out.append(next(csv.reader([line.rstrip("\r")], delimiter=delimiter, strict=True)))
-            except (csv.Error, StopIteration):
-                out.append(None)
-        return pd.Series(out)
-
-    return split
-
-
-def unique_header(header: list[str]) -> list[str]:
-    """Header names made unique: a repeated name's later columns become
-    ``<name>__duplicate_<column number>``, undeclared fields whose values are rescued (or
-    added, or refused, by the schema-drift policy) instead of silently replacing the first."""
-    seen: set[str] = set()
-    names = []
-    for number, name in enumerate(header, start=1):
-        names.append(f"{name}__duplicate_{number}" if name in seen else name)
-        seen.add(name)
-    return names
-
-
-def parse_csv_lines(
-    lines: DataFrame,
-    header: list[str],
-    declared: list[str],
-    delimiter: str = ",",
-    *,
-    header_line: str | None = None,
-) -> DataFrame:
-    """CSV lines (column ``value``) -> the raw shape.
-
-    ``header`` is the file's header (field order) and ``header_line`` its text as it appears
-    in the file (quoted names); the header line itself and blank lines are skipped. A
-    repeated header name keeps its first column; the others are kept as undeclared fields
-    (:func:`unique_header`). A line with the wrong number of fields or broken quoting is
-    corrupt. Quoted fields spanning several lines are not supported (each line is one record).
-    """
-    header_lines = {delimiter.join(header), header_line or delimiter.join(header)}
-    header = unique_header(header)
-    split = _csv_splitter(delimiter)
-    value = F.col("value")
-    content = lines.where((F.trim(value) != "") & ~value.isin(*header_lines))
-    needs_csv_module = value.contains('"') | value.contains("\r")
-    parts = F.when(needs_csv_module, split(value)).otherwise(  # type: ignore[operator]
-        F.split(value, re.escape(delimiter), -1)
-    )
-    parsed = content.select(value.alias("_line"), parts.alias("_parts"))
-    n = len(header)
-    bad = F.col("_parts").isNull() | (F.size("_parts") != n)
-    reason = F.when(F.col("_parts").isNull(), F.lit("malformed CSV: broken quoting")).when(
-        F.size("_parts") != n,
-        F.concat(
-            F.lit(f"malformed CSV: expected {n} fields, got "), F.size("_parts").cast("string")
-        ),
-    )
-    position = {name: i for i, name in enumerate(header)}
-    values = [
-        (
-            F.when(~bad, F.col("_parts")[position[c]])
-            if c in position
-            else F.lit(None).cast("string")
-        ).alias(c)
-        for c in declared
+def _csv_table(rows: CsvRows) -> pa.Table:
+    """One chunk of CSV records as an Arrow table of the raw shape, built column-wise (the
+    undeclared fields become a map column without a Python dict per record)."""
+    string, n = pa.string(), len(rows.good)
+    by_name = {
+        name: pa.array(values, string)
+        for name, values in zip(rows.names, zip(*rows.good, strict=True) if n else [], strict=False)
+    }
+    values = [by_name.get(name, pa.nulls(n, string)) for name in rows.declared]
+    map_type = pa.map_(string, string)
+    undeclared = rows.undeclared
+    if undeclared and n:
+        k = len(undeclared)
+        offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+        keys = pa.array(undeclared, string).take(pa.array(np.tile(np.arange(k), n)))
+        order = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()
+        items = pa.concat_arrays([by_name[u] for u in undeclared]).take(pa.array(order))
+        extra = pa.MapArray.from_arrays(offsets, keys, items)
+    else:
+        extra = pa.nulls(n, map_type)
+    good = [*values, extra, pa.nulls(n, string), pa.nulls(n, string)]
+    names = [*rows.declared, EXTRA, "_corrupt", "_raw"]
+    nothing = [pa.nulls(len(rows.bad), string)] * len(rows.declared)
+    bad = [
+        *nothing,
+        pa.nulls(len(rows.bad), map_type),
+        pa.array([b[1] for b in rows.bad], string),
+        pa.array([b[2] for b in rows.bad], string),
     ]
-    undeclared = [(i, h) for i, h in enumerate(header) if h not in declared]
-    extra = (
-        F.when(
-            ~bad,
-            F.map_from_arrays(
-                F.array(*[F.lit(h) for _, h in undeclared]),
-                F.array(*[F.col("_parts")[i] for i, _ in undeclared]),
-            ),
-        )
-        if undeclared
-        else F.lit(None).cast("map<string,string>")
-    )
-    return parsed.select(
-        *values,
-        extra.alias(EXTRA),
-        reason.alias("_corrupt"),
-        F.when(bad, F.col("_line")).alias("_raw"),
-    )
+    return pa.concat_tables([pa.Table.from_arrays(good, names), pa.Table.from_arrays(bad, names)])
+
+
+def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
+    """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape."""
+    frames: list[DataFrame] = []
+    declared: list[str] = []
+    with gc_paused():
+        for rows in chunks:
+            declared = rows.declared
+            if len(rows) or not frames:
+                frames.append(spark.createDataFrame(_csv_table(rows), raw_schema(declared)))
+    if not frames:
+        return spark.createDataFrame([], raw_schema(declared))
+    return reduce(DataFrame.union, frames)
 
 
 def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:

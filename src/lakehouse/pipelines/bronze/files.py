@@ -1,7 +1,9 @@
 """File drops: discover landed files on any filesystem pyarrow can list, read each into the
 raw Bronze shape (``_fields``/``_corrupt``/``_raw``).
 
-CSV and JSON lines are read as text by the engine and parsed line by line. A JSON array
+CSV is parsed in the driver by :mod:`lakehouse.transforms.csv_text` (Python's csv module:
+quoted fields spanning lines, per-record ``_raw``) and handed to the engine as Arrow. JSON
+lines are read as text by the engine and parsed line by line. A JSON array
 file and an Excel workbook are parsed in the driver (json / openpyxl via pandas) into JSON
 lines first: an array is one document, so one bad byte makes the whole file one corrupt
 record (kept with its text) rather than failing the run. Parquet is read by the engine and
@@ -10,13 +12,14 @@ each row re-expressed as a JSON object, so every format shares one typing/rescue
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import io
 import json
 import math
 import os
 import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -25,7 +28,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.config.sources import FileSource
+from lakehouse.config.sources import CsvOptions, FileSource
 from lakehouse.pipelines.bronze.decode import (
     Decoding,
     decoded_text,
@@ -34,9 +37,10 @@ from lakehouse.pipelines.bronze.decode import (
     read_file_bytes,
     text_lines,
 )
+from lakehouse.transforms.csv_text import CsvRows, parse_csv
 from lakehouse.transforms.parse import (
     corrupt_record,
-    parse_csv_lines,
+    csv_frame,
     parse_json_lines,
     raw_schema,
 )
@@ -133,21 +137,6 @@ def keep_quarantined_copy(landed: LandedFile, directory: Path) -> Path | None:
     return target
 
 
-def _first_line(path: str) -> str:
-    """The first line of a UTF-8 file (without a BOM), ended by ``\n``, ``\r`` or the end."""
-    fs, inner, _ = filesystem_of(path)
-    first = b""
-    try:
-        with fs.open_input_stream(inner) as stream:
-            while chunk := stream.read(4096):
-                first += chunk
-                if b"\n" in first or b"\r" in first:
-                    break
-    except FileNotFoundError:  # vanished since it was inspected: the engine reads no lines
-        return ""
-    return text_lines(first.decode("utf-8-sig", errors="replace"))[0] if first else ""
-
-
 def _lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
     import pandas as pd
 
@@ -156,18 +145,58 @@ def _lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
     return spark.createDataFrame(pd.DataFrame({"value": lines}, dtype=object), "value string")
 
 
-def _text_lines(spark: SparkSession, landed: LandedFile) -> tuple[DataFrame, str]:
-    """The file's lines (column ``value``) and its first line: read by the engine when the
-    file is plain UTF-8, decoded by the driver otherwise; a UTF-8 BOM removed."""
+def _text_lines(spark: SparkSession, landed: LandedFile) -> DataFrame:
+    """The file's lines (column ``value``): read by the engine when the file is plain UTF-8,
+    decoded by the driver otherwise; a UTF-8 BOM removed."""
     decoding = landed.decoding
     if decoding is not None and decoding.encoding is not None:
-        text = decoded_text(landed.path, decoding)
-        lines = text_lines(text or "")
-        return _lines_frame(spark, lines), lines[0] if lines else ""
+        return _lines_frame(spark, text_lines(decoded_text(landed.path, decoding) or ""))
     frame = spark.read.text(landed.path)
     if decoding is not None and decoding.bom:
         frame = frame.select(F.regexp_replace("value", "^\ufeff", "").alias("value"))
-    return frame, _first_line(landed.path)
+    return frame
+
+
+@contextmanager
+def _decoded_lines(landed: LandedFile) -> Iterator[Iterable[str]]:
+    """The file's text as lines with their line breaks (``\\r\\n``, ``\\r``, ``\\n``), streamed
+    when it is plain UTF-8 (a BOM removed); none if the file vanished."""
+    decoding = landed.decoding
+    if decoding is not None and decoding.encoding is not None:
+        yield io.StringIO(decoded_text(landed.path, decoding) or "", newline="")
+        return
+    fs, inner, _ = filesystem_of(landed.path)
+    try:
+        stream = fs.open_input_stream(inner)
+    except FileNotFoundError:
+        yield ()
+        return
+    with io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="") as text:
+        yield text
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A landed file in the raw Bronze shape, and why it was probably misread (or None)."""
+
+    frame: DataFrame
+    note: str | None = None
+
+
+def read_csv(
+    spark: SparkSession, options: CsvOptions, landed: LandedFile, declared: list[str]
+) -> RawFile:
+    """A CSV file parsed in the driver (:mod:`lakehouse.transforms.csv_text`)."""
+    found: list[CsvRows] = []
+
+    def noting(chunks: Iterator[CsvRows]) -> Iterator[CsvRows]:
+        for rows in chunks:
+            found[:] = [rows]
+            yield rows
+
+    with _decoded_lines(landed) as lines:
+        frame = csv_frame(spark, noting(parse_csv(lines, options, declared)))
+    return RawFile(frame, found[0].header_note if found else None)
 
 
 def _json_lines_frame(spark: SparkSession, lines: list[str]) -> DataFrame:
@@ -194,18 +223,19 @@ def _keep_pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 def read_raw(
     spark: SparkSession, source: FileSource, landed: LandedFile, declared: list[str]
-) -> DataFrame:
+) -> RawFile:
     """One landed (and decodable) file in the raw Bronze shape, for the ``declared`` fields."""
     if source.format == "csv":
-        if not source.csv.header:
-            raise ValueError(f"{landed.path}: CSV without a header needs csv.header: true")
-        text_lines_, first = _text_lines(spark, landed)
-        header = next(csv.reader([first], delimiter=source.csv.delimiter), [])
-        return parse_csv_lines(
-            text_lines_, header, declared, source.csv.delimiter, header_line=first
-        )
+        return read_csv(spark, source.csv, landed, declared)
+    return RawFile(_structured_raw(spark, source, landed, declared))
+
+
+def _structured_raw(
+    spark: SparkSession, source: FileSource, landed: LandedFile, declared: list[str]
+) -> DataFrame:
+    """A JSON lines, JSON, Parquet or Excel file in the raw Bronze shape."""
     if source.format == "jsonl":
-        return parse_json_lines(_text_lines(spark, landed)[0], declared)
+        return parse_json_lines(_text_lines(spark, landed), declared)
     if source.format == "parquet":
         rows = spark.read.parquet(landed.path)
         as_json = rows.select(

@@ -16,7 +16,6 @@ rescued; a later value that does not fit lands in ``_rescued_data``.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -33,7 +32,7 @@ from lakehouse.pipelines.bronze.decode import (
     text_lines,
 )
 from lakehouse.pipelines.bronze.files import LandedFile
-from lakehouse.transforms.parse import unique_header
+from lakehouse.transforms.csv_text import parse_csv
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TIMESTAMP = re.compile(
@@ -173,25 +172,18 @@ def _sample_lines(landed: LandedFile, limit: int) -> list[str] | None:
     return lines[:-1] if cut and len(lines) > 1 else lines
 
 
-def _csv_records(lines: list[str], delimiter: str) -> Iterator[dict[str, object]]:
-    if not lines:
-        return
-    header = unique_header(next(csv.reader([lines[0]], delimiter=delimiter), []))
-    body = [line for line in lines[1:] if line.strip() and line != lines[0]]
-    if not any('"' in line or "\r" in line for line in body):  # no quoting: one fast reader
-        for values in csv.reader(body, delimiter=delimiter):
-            if len(values) == len(header):
-                yield dict(zip(header, values, strict=True))
-        return
-    for line in lines[1:]:
-        if not line.strip() or line == lines[0]:
-            continue
-        try:
-            values = next(csv.reader([line.rstrip("\r")], delimiter=delimiter, strict=True))
-        except (csv.Error, StopIteration):
-            continue
-        if len(values) == len(header):
-            yield dict(zip(header, values, strict=True))
+def _csv_columns(source: FileSource, lines: list[str]) -> dict[str, list[str | None]]:
+    """The sampled CSV records column by column, parsed as ingest parses them (the source's
+    ``csv`` options; a malformed record is skipped). The header names every field, even one
+    with no value yet."""
+    columns: dict[str, list[str | None]] = {}
+    for rows in parse_csv((line + "\n" for line in lines), source.csv, []):
+        for name in rows.names:
+            columns.setdefault(name, [])
+        for fields in rows.good:
+            for name, value in zip(rows.names, fields, strict=True):
+                columns[name].append(value)
+    return columns
 
 
 def _json_objects(items: Iterable[object]) -> Iterator[dict[str, object]]:
@@ -277,14 +269,8 @@ def _typed_fields(
     elif source.format in ("csv", "excel"):
         columns: dict[str, list[str | None]] = {}
         if source.format == "csv":
-            lines = _sample_lines(landed, limit) or []
-            if lines:  # the header names every field, even one with no value yet
-                header = next(csv.reader([lines[0]], delimiter=source.csv.delimiter), [])
-                columns = {name: [] for name in unique_header(header)}
-            records: Iterable[dict[str, object]] = _csv_records(lines, source.csv.delimiter)
-        else:
-            records = _excel_records(landed)
-        for record in records:
+            columns = _csv_columns(source, _sample_lines(landed, limit) or [])
+        for record in _excel_records(landed) if source.format == "excel" else []:
             for name, value in record.items():
                 columns.setdefault(name, []).append(None if value is None else str(value))
         yield from ((name, column_type(values)) for name, values in columns.items())

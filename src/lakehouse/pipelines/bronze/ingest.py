@@ -46,7 +46,7 @@ from lakehouse.config.system_tables import (
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.io.store import TableStore
-from lakehouse.pipelines.bronze import decode, http, schemas
+from lakehouse.pipelines.bronze import bad_rows, decode, http, schemas
 from lakehouse.pipelines.bronze import files as file_drops
 from lakehouse.transforms.parse import (
     corrupt_record,
@@ -76,6 +76,8 @@ class IngestSummary:
     quarantined: list[str] = field(default_factory=list)  # files kept whole: "path: reason"
     vanished: list[str] = field(default_factory=list)  # listed, gone before they were read
     refused: list[str] = field(default_factory=list)  # symlinks leaving the landing root
+    bad_files: list[str] = field(default_factory=list)  # landed, but mostly bad: why, the fix
+    rejected: list[str] = field(default_factory=list)  # mostly bad, kept aside (action: fail)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Batch:
     request: str | None = None
     http_status: int | None = None
     fetched_at: datetime | None = None
+    note: str | None = None  # what the reader found (a header naming no declared column)
 
 
 def with_ingest_metadata(
@@ -135,20 +138,12 @@ def declared_columns(tables: TableStore, target: TableRef) -> list[tuple[str, st
 
 
 def batch_counts(
-    bronze: DataFrame, source: str, batch_ids: list[str]
-) -> dict[str, tuple[int, int, int]]:
-    """Rows, corrupt rows and rows with rescued data per batch id of a source in Bronze."""
-    return {
-        str(r["_batch_id"]): (int(r["rows"]), int(r["corrupt"]), int(r["rescued"]))
-        for r in bronze.where((F.col("_source") == source) & F.col("_batch_id").isin(batch_ids))
-        .groupBy("_batch_id")
-        .agg(
-            F.count("*").alias("rows"),
-            F.count("_corrupt").alias("corrupt"),
-            F.count("_rescued_data").alias("rescued"),
-        )
-        .collect()
-    }
+    bronze: DataFrame, source: str, batch_ids: list[str], declared: list[str] | None = None
+) -> dict[str, bad_rows.Health]:
+    """Rows, corrupt rows, rows with rescued data (and, for the ``declared`` columns, rows
+    with nothing but rescued data) per batch id of a source in Bronze."""
+    mine = bronze.where((F.col("_source") == source) & F.col("_batch_id").isin(batch_ids))
+    return bad_rows.file_health(mine, declared or [])
 
 
 def schema_drift(source: SourceHandle) -> str:
@@ -166,11 +161,12 @@ def append_batches(
     batches: list[Batch],
     summary: IngestSummary,
     new_types: Callable[[list[str]], dict[str, str]] | None = None,
-) -> dict[str, tuple[int, int]]:
-    """Append the batches not yet in Bronze in one commit; returns rows/corrupt per batch id.
+) -> dict[str, bad_rows.Health]:
+    """Append the batches not yet in Bronze in one commit; returns what landed per batch id.
 
     The batches' raw frames must have been parsed for ``declared``; ``new_types`` gives the
-    types of fields added as columns (default: strings).
+    types of fields added as columns (default: strings). The counts per batch come from the
+    committed table (:class:`~lakehouse.pipelines.bronze.bad_rows.Health`).
     """
     tables = ctx.tables
     source_name, target, drift = source.name, source.target, schema_drift(source)
@@ -205,13 +201,16 @@ def append_batches(
             "%s: added columns to %s: %s", source_name, target.full_name, ", ".join(new_columns)
         )
     counts = batch_counts(
-        tables.read(target, version=result.version), source_name, [b.batch_id for b in todo]
+        tables.read(target, version=result.version),
+        source_name,
+        [b.batch_id for b in todo],
+        [name for name, _ in declared],
     )
     summary.units += len(todo)
-    summary.rows += sum(c[0] for c in counts.values())
-    summary.corrupt_rows += sum(c[1] for c in counts.values())
-    summary.rescued_rows += sum(c[2] for c in counts.values())
-    return {k: (v[0], v[1]) for k, v in counts.items()}
+    summary.rows += sum(c.rows for c in counts.values())
+    summary.corrupt_rows += sum(c.corrupt for c in counts.values())
+    summary.rescued_rows += sum(c.rescued for c in counts.values())
+    return counts
 
 
 def _source_handle(ctx: TaskContext, source: str | SourceHandle) -> SourceHandle:
@@ -324,17 +323,88 @@ def _file_batch(
     decoded (kept as a byte-exact copy under the data root); None if it vanished."""
     decoding = f.decoding
     if decoding is None or decoding.problem is None:
-        return Batch(
-            f.batch_id, file_drops.read_raw(ctx.spark, source, f, declared), source_file=f.path
-        )
-    data_root = Path(str(ctx.project.data_root).removeprefix("file:"))
-    copy = file_drops.keep_quarantined_copy(f, data_root / "quarantine" / "files" / source_name)
+        read = file_drops.read_raw(ctx.spark, source, f, declared)
+        return Batch(f.batch_id, read.frame, source_file=f.path, note=read.note)
+    copy = file_drops.keep_quarantined_copy(f, _quarantine_dir(ctx, source_name))
     if copy is None:
         return None
     reason = f"undecodable file ({decoding.label}): {decoding.problem}"
     pointer = f"quarantined file copy: {copy} (sha256 {decoding.sha256}, {f.size} bytes)"
     raw = corrupt_record(ctx.spark, declared, reason, pointer)
     return Batch(f.batch_id, raw, source_file=f.path)
+
+
+def _quarantine_dir(ctx: TaskContext, source_name: str) -> Path:
+    """Where files kept aside whole go: ``<data_root>/quarantine/files/<source>``."""
+    data_root = Path(str(ctx.project.data_root).removeprefix("file:"))
+    return data_root / "quarantine" / "files" / source_name
+
+
+def _checked_files(
+    batches: list[Batch], files: list[file_drops.LandedFile]
+) -> list[tuple[str, str, str | None]]:
+    """(path, batch id, reader's note) of the decodable files' batches: the ones the
+    bad-rows policy judges (an undecodable file is already kept aside and reported)."""
+    decodable = {f.batch_id for f in files if f.decoding is None or f.decoding.problem is None}
+    return [
+        (b.source_file or b.batch_id, b.batch_id, b.note)
+        for b in batches
+        if b.batch_id in decodable
+    ]
+
+
+def _reject_bad_files(
+    ctx: TaskContext,
+    handle: SourceHandle,
+    declared: list[tuple[str, str]],
+    batches: list[Batch],
+    files: list[file_drops.LandedFile],
+    summary: IngestSummary,
+) -> set[str]:
+    """``bad_rows.action: fail``: the batch ids of files over the threshold, judged before
+    the commit; each is kept aside (a byte-exact copy and the reason under the quarantine
+    files directory), lands nothing and is not logged, so it is read again next run."""
+    source = handle.spec
+    assert isinstance(source, FileSource)
+    checked = _checked_files(batches, files)
+    ids = {batch_id for _, batch_id, _ in checked}
+    raws = [(b.batch_id, b.raw) for b in batches if b.batch_id in ids]
+    health = bad_rows.raw_health(raws, declared, csv=source.format == "csv")
+    by_id = {f.batch_id: f for f in files}
+    rejected: set[str] = set()
+    for bad in bad_rows.over_threshold(source, checked, health):
+        message = bad.message(source)
+        copy = file_drops.keep_quarantined_copy(
+            by_id[bad.batch_id], _quarantine_dir(ctx, handle.name)
+        )
+        if copy is not None:
+            copy.with_name(copy.name + ".reason.txt").write_text(message + "\n")
+            message = f"{message} (kept as {copy})"
+        summary.rejected.append(message)
+        log.warning("%s: %s", handle.name, message)
+        rejected.add(bad.batch_id)
+    return rejected
+
+
+def _warn_bad_files(
+    source: FileSource,
+    checked: list[tuple[str, str, str | None]],
+    counts: dict[str, bad_rows.Health],
+    summary: IngestSummary,
+) -> None:
+    """``bad_rows.action: warn``: a warning per landed file over the threshold (from the
+    commit's counts); and, under either action, per file whose header named no declared
+    column."""
+    flagged = (
+        bad_rows.over_threshold(source, checked, counts) if source.bad_rows.action == "warn" else []
+    )
+    for bad in flagged:
+        summary.bad_files.append(bad.message(source))
+        log.warning("%s: %s", summary.source, summary.bad_files[-1])
+    flagged_ids = {bad.batch_id for bad in flagged}
+    for path, batch_id, note in checked:
+        if note and batch_id not in flagged_ids:
+            summary.bad_files.append(f"{path}: {note}")
 
 
 def _land_files(
@@ -356,9 +426,14 @@ def _land_files(
             _vanished(summary, f)
         else:
             batches.append(batch)
+    rejected: set[str] = set()
+    if source.bad_rows.action == "fail":
+        rejected = _reject_bad_files(ctx, handle, declared, batches, files, summary)
+        batches = [b for b in batches if b.batch_id not in rejected]
     inferred, known = schemas.is_inferred(handle), len(summary.new_columns)
     new_types = schemas.new_field_types(source, files) if inferred else None
     counts = append_batches(ctx, handle, declared, batches, summary, new_types)
+    _warn_bad_files(source, _checked_files(batches, files), counts, summary)
     if inferred and len(summary.new_columns) > known:
         location = schemas.schema_location(ctx.project, handle.name)
         added = summary.new_columns[known:]
@@ -367,11 +442,12 @@ def _land_files(
         ctx.report.notes.append(
             f"{handle.name}: schema version {version.version} at {location} adds {', '.join(added)}"
         )
-    kept = [f for f in files if file_drops.file_exists(f.path)]
+    kept = [f for f in files if f.batch_id not in rejected and file_drops.file_exists(f.path)]
     for f in files:
         if (
             f not in kept
-            and counts.get(f.batch_id, (0, 0))[0] == 0
+            and f.batch_id not in rejected
+            and (f.batch_id not in counts or counts[f.batch_id].rows == 0)
             and f.path not in summary.vanished
         ):
             _vanished(summary, f)
@@ -387,18 +463,15 @@ def _log_files(
     log_table: TableRef,
     source: SourceHandle,
     landed: list[file_drops.LandedFile],
-    counts: dict[str, tuple[int, int]] | None,
+    counts: dict[str, bad_rows.Health] | None,
 ) -> None:
     if not landed:
         return
     source_name = source.name
     if counts is None:  # recovered: count what Bronze holds
-        counts = {
-            batch: (rows, corrupt)
-            for batch, (rows, corrupt, _) in batch_counts(
-                ctx.tables.read(source.target), source_name, [f.batch_id for f in landed]
-            ).items()
-        }
+        counts = batch_counts(
+            ctx.tables.read(source.target), source_name, [f.batch_id for f in landed]
+        )
     now = datetime.now(tz=UTC).replace(tzinfo=None, microsecond=0)
     rows = [
         ProcessedFileRow(
@@ -406,7 +479,7 @@ def _log_files(
             f.path,
             f.size,
             f.modified_at,
-            *counts.get(f.batch_id, (0, 0)),
+            *(counts[f.batch_id][:2] if f.batch_id in counts else (0, 0)),
             ctx.run_id,
             now,
         )
@@ -514,7 +587,7 @@ def _land_responses(
             r.status,
             r.fetched_at,
             r.payload,
-            counts[r.batch_id][0] if r.batch_id in counts else None,
+            counts[r.batch_id].rows if r.batch_id in counts else None,
             r.error,
             ctx.run_id,
         )
@@ -529,6 +602,31 @@ def _land_responses(
 
 
 # ---------------------------------------------------------------- the task
+
+
+def _report_files_aside(
+    ctx: TaskContext, source_name: str, summary: IngestSummary, counts: dict[str, int]
+) -> None:
+    """Warnings (and counters) for files kept aside rather than landed, and for files that
+    landed mostly bad: the run succeeds, but not plainly."""
+    files_kept_aside = {
+        "quarantined_files": summary.quarantined,
+        "vanished_files": summary.vanished,
+        "refused_symlinks": summary.refused,
+    }
+    for key, items in files_kept_aside.items():
+        if items:
+            counts[key] = len(items)
+            shown = "; ".join(items[:5]) + (
+                f"; ... ({len(items)} in all)" if len(items) > 5 else ""
+            )
+            ctx.report.warnings.append(f"{source_name}: {key.replace('_', ' ')}: {shown}")
+    for message in summary.bad_files:
+        ctx.report.warnings.append(f"{source_name}: {message}")
+    if summary.bad_files:
+        counts["flagged_files"] = len(summary.bad_files)
+    if summary.rejected:
+        counts["rejected_files"] = len(summary.rejected)
 
 
 def ingest_source(
@@ -559,22 +657,16 @@ def ingest_source(
     }
     if isinstance(source, HttpSource):
         counts["requests"] = summary.requests
-    files_kept_aside = {
-        "quarantined_files": summary.quarantined,
-        "vanished_files": summary.vanished,
-        "refused_symlinks": summary.refused,
-    }
-    for key, items in files_kept_aside.items():
-        if items:
-            counts[key] = len(items)
-            shown = "; ".join(items[:5]) + (
-                f"; ... ({len(items)} in all)" if len(items) > 5 else ""
-            )
-            ctx.report.warnings.append(f"{source_name}: {key.replace('_', ' ')}: {shown}")
+    _report_files_aside(ctx, source_name, summary, counts)
     ctx.report.count(f"source {source_name}", **counts)
     if summary.new_columns:
         ctx.report.notes.append(
             f"{source_name}: new columns added to {source.target}: {', '.join(summary.new_columns)}"
+        )
+    if summary.rejected:
+        raise TaskError(
+            f"source {source_name}: {len(summary.rejected)} file(s) over the bad-rows threshold "
+            f"(bad_rows.action: fail), not landed: {' | '.join(summary.rejected)}"
         )
     return summary
 
