@@ -4,6 +4,7 @@ exact outcomes per layer; `--from` describes existing files; bad input is one li
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
 import subprocess
@@ -169,10 +170,7 @@ def test_from_csv_directories_ingests_exactly_those_rows(
     sources = (project / "conf/sources.yml").read_text()
     assert 'csv: {delimiter: ";"}' in sources and f"path: {raw}/customers" in sources
     catalog = (project / "conf/catalog.yml").read_text()
-    assert "- {name: joined_at, type: timestamp}" in catalog
-    assert "- {name: amount, type: double}" in catalog
-    assert "- {name: day, type: date}" in catalog
-    assert catalog.count("# lakehouse:derivable\n          columns:") == 2
+    assert "columns:" not in catalog  # inferred from the files at the first run
     assert (
         f"allowed_external_paths:\n  - {raw}/customers\n  - {raw}/orders"
         in (project / "bundle.yml").read_text()
@@ -191,6 +189,8 @@ def test_from_csv_directories_ingests_exactly_those_rows(
         ("C3", "Cy"),
     ]
     assert all(r["_corrupt"] is None and r["_rescued_data"] is None for r in orders + customers)
+    assert isinstance(orders[0]["day"], datetime.date)
+    assert isinstance(customers[0]["joined_at"], datetime.datetime)
 
 
 def test_non_empty_directory_is_refused_unless_forced(tmp_path: Path) -> None:

@@ -67,5 +67,5 @@ def test_a_command_the_cli_lacks_is_unavailable(tmp_path: Path) -> None:
     assert missing_command(Step(1, "t", "lakehouse tables\nlakehouse catalog show\n")) is None
     assert missing_command(Step(1, "t", "lakehouse frobnicate x\n")) == "lakehouse frobnicate"
     assert missing_command(Step(1, "t", "lakehouse catalog frob\n")) == "lakehouse catalog 'frob'"
-    with pytest.raises(pytest.skip.Exception, match=r"step 1 \(t\): `lakehouse frobnicate`"):
+    with pytest.raises(pytest.fail.Exception, match=r"step 1 \(t\): `lakehouse frobnicate`"):
         run_all([Step(1, "t", "lakehouse frobnicate\n")], tmp_path)

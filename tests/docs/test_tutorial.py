@@ -26,7 +26,7 @@ from tests.docs.tutorial import (
 )
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
-SKIP_UNAVAILABLE = True
+SKIP_UNAVAILABLE = False
 
 
 def run_all(steps: list[Step], workdir: Path) -> list[str]:

@@ -138,7 +138,8 @@ def missing_command(step: Step) -> str | None:
             continue
         if words[0] not in top:
             return f"lakehouse {words[0]}"
-        if len(words) == 2 and words[0] in {"catalog", "sql", "table", "bundle", "samples"}:
+        # `lakehouse sql QUERY` takes a query where other groups take a subcommand
+        if len(words) == 2 and words[0] in {"catalog", "table", "bundle", "samples"}:
             sub = help_commands(words[0])
             if words[1] not in sub and "<argument>" not in sub:
                 return f"lakehouse {words[0]} {words[1]!r}"

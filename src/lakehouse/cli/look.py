@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
@@ -134,7 +135,12 @@ def _print(
             table.add_row(*(Text(fmt.cell(v)) for v in row))
         count = f"{len(data)} row{'s' if len(data) != 1 else ''}"
         console.print(f"{title} · {count}" if title else count, highlight=False, markup=False)
-        console.print(table, highlight=False)
+        # piped output is not wrapped to a width: every value stays on one line
+        out = console
+        if not console.is_terminal:
+            unbounded = console.options.update_width(1_000_000)
+            out = Console(width=console.measure(table, options=unbounded).maximum)
+        out.print(table, highlight=False)
 
 
 def _is_number(data: list[tuple[Any, ...]], index: int) -> bool:
