@@ -37,7 +37,7 @@ def test_rows_show_type_default_and_description() -> None:
         "| `engine` | [EngineSpec](#enginespec) | defaults of EngineSpec "
         "| the Spark engine of this target |" in text
     )
-    assert "| `header` | bool | `true` | — |" in text
+    assert '| `header` | str | `"Authorization"` | — |' in text  # no description: a dash
     assert "| `targets` | dict[str, [Target](#target)] | required | min length 1 |" in text
 
 
