@@ -1,8 +1,9 @@
-"""Describe existing data files as ``files`` sources: format, CSV dialect, columns and types.
+"""Describe existing data files as ``files`` sources: format, CSV dialect and column names.
 
 Used by ``lakehouse init --from PATH``. Fast and engine-free: the standard library's
-:class:`csv.Sniffer` for the dialect and header, pyarrow for the types of the first file's
-first rows, mapped to Spark SQL type names.
+:class:`csv.Sniffer` for the dialect and header, pyarrow for the column names of JSON and
+Parquet files. Column types are not guessed here: the first ingest infers them
+(:mod:`lakehouse.pipelines.bronze.infer`, the one inference).
 """
 
 from __future__ import annotations
@@ -37,12 +38,6 @@ class SniffError(LakehouseError):
 
 
 @dataclass(frozen=True)
-class SniffedColumn:
-    name: str
-    type: str
-
-
-@dataclass(frozen=True)
 class SniffedSource:
     """One kind of file in one directory: what a ``files`` source and its Bronze table need."""
 
@@ -51,7 +46,7 @@ class SniffedSource:
     glob: str
     format: str
     delimiter: str | None
-    columns: tuple[SniffedColumn, ...]
+    columns: tuple[str, ...]  # names, in file order
     files: tuple[Path, ...]
 
 
@@ -139,10 +134,10 @@ def _sniff_group(directory: Path, ext: str, files: list[Path]) -> SniffedSource:
                 "put each kind of file in a directory of its own"
             )
         delimiter, header = distinct.pop()
-        columns = _csv_columns(files[0], delimiter, header)
+        columns = list(header)
     else:
         fmt, columns = _arrow_columns(files[0], fmt)
-    _check_names(files[0], [c.name for c in columns])
+    _check_names(files[0], columns)
     return SniffedSource(
         name=identifier(directory.name),
         directory=directory,
@@ -212,20 +207,8 @@ def _looks_like_header(sniffer: csv.Sniffer, text: str, delimiter: str, first: l
     return all(_IDENTIFIER.match(cell) for cell in first)
 
 
-def _csv_columns(file: Path, delimiter: str, header: tuple[str, ...]) -> list[SniffedColumn]:
-    import pyarrow.csv as pv
-
-    reader = pv.open_csv(
-        io.BytesIO(_head_text(file).encode("utf-8")),
-        read_options=pv.ReadOptions(column_names=list(header), skip_rows=1),
-        parse_options=pv.ParseOptions(delimiter=delimiter),
-        convert_options=pv.ConvertOptions(strings_can_be_null=True),
-    )
-    return [SniffedColumn(f.name, spark_type(f.type)) for f in reader.schema]
-
-
-def _arrow_columns(file: Path, fmt: str) -> tuple[str, list[SniffedColumn]]:
-    """(format, columns) of a JSON or Parquet file; a ``.json`` file of JSON lines is jsonl."""
+def _arrow_columns(file: Path, fmt: str) -> tuple[str, list[str]]:
+    """(format, column names) of a JSON or Parquet file; a ``.json`` file of JSON lines is jsonl."""
     try:
         schema = _arrow_schema(file, fmt)
     except SniffError:
@@ -237,7 +220,7 @@ def _arrow_columns(file: Path, fmt: str) -> tuple[str, list[SniffedColumn]]:
             except SniffError:
                 pass
         raise SniffError(f"{file}: cannot read it as {fmt}: {exc}".splitlines()[0]) from None
-    return fmt, [SniffedColumn(f.name, spark_type(f.type)) for f in schema]
+    return fmt, list(schema.names)
 
 
 def _arrow_schema(file: Path, fmt: str) -> Any:
@@ -257,29 +240,3 @@ def _arrow_schema(file: Path, fmt: str) -> Any:
     if not records:
         raise SniffError(f"{file}: no JSON objects to take columns from")
     return pa.Table.from_pylist(records).schema
-
-
-def spark_type(arrow_type: Any) -> str:
-    """The Spark SQL type name for a pyarrow type (nested and unusual types: ``string``)."""
-    import pyarrow as pa
-    import pyarrow.types as t
-
-    checks: list[tuple[Any, str]] = [
-        (t.is_boolean, "boolean"),
-        (t.is_int8, "tinyint"),
-        (t.is_int16, "smallint"),
-        (t.is_int32, "int"),
-        (t.is_integer, "bigint"),
-        (t.is_float32, "float"),
-        (t.is_floating, "double"),
-        (t.is_date, "date"),
-        (t.is_binary, "binary"),
-    ]
-    for check, name in checks:
-        if check(arrow_type):
-            return name
-    if t.is_timestamp(arrow_type):
-        return "timestamp"
-    if t.is_decimal(arrow_type) and isinstance(arrow_type, pa.Decimal128Type):
-        return f"decimal({arrow_type.precision},{arrow_type.scale})"
-    return "string"

@@ -164,7 +164,6 @@ def _context(
                 "glob": source.glob,
                 "format": source.format,
                 "delimiter": source.delimiter,
-                "columns": [{"name": c.name, "type": c.type} for c in source.columns],
                 "description": "" if sample else f"{source.format} files in {path} ({files} found)",
             }
         )
