@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Two install levels into the same venv: `make run` needs only the package and its runtime
-# dependencies (RUN_STAMP); `make install`/`make test` add the dev and bench extras (STAMP).
+# dependencies (RUN_STAMP); `make install`/`make test` add the dev, bench and docs extras (STAMP).
 # Both install with uv (pinned in constraints.txt, bootstrapped into the venv with pip): a
 # cold install takes about a third of pip's time.
 STAMP := $(VENV)/.installed
@@ -24,7 +24,7 @@ JARS_STAMP := $(JARS_DIR)/.resolved
 
 help:
 	@echo "make run        create .venv, install the runtime dependencies only, run the demo job on the embedded engine"
-	@echo "make install    create .venv and install everything the tests need (extras dev + bench)"
+	@echo "make install    create .venv and install everything the tests need (extras dev + bench + docs)"
 	@echo "make jars       resolve the Delta (JVM Spark) and PostgreSQL JDBC jars from Maven Central into build/jars"
 	@echo "make test       lint + typecheck + tests on Sail + the Delta and JVM tests on JVM Spark + delta-spark"
 	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
