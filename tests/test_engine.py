@@ -56,11 +56,11 @@ def test_jvm_conf_uses_packages_by_default_and_jar_dir_when_given(
     assert conf["spark.jars.packages"] == f"io.delta:delta-spark_2.13:{version('delta-spark')}"
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     (tmp_path / "jars").mkdir()
-    (tmp_path / "jars" / "delta-spark_2.13-4.0.1.jar").write_bytes(b"")
+    (tmp_path / "jars" / "delta-spark_2.13-4.4.0.jar").write_bytes(b"")
     conf = jvm_spark_conf(
         EngineSpec(kind="spark", delta=DeltaJars(jars_dir=str(tmp_path / "jars"))), tmp_path
     )
-    assert conf["spark.jars"].endswith("jars/delta-spark_2.13-4.0.1.jar")
+    assert conf["spark.jars"].endswith("jars/delta-spark_2.13-4.4.0.jar")
     assert "spark.jars.packages" not in conf
 
 

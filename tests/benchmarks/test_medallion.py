@@ -76,7 +76,7 @@ def test_jvm_target_runs_the_bundle_on_jvm_spark_with_delta_jars(
 ) -> None:
     jars = tmp_path.resolve() / "jars"
     jars.mkdir()
-    names = ["delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar"]
+    names = ["delta-spark_2.13-4.4.0.jar", "delta-storage-4.4.0.jar"]
     for name in names:
         (jars / name).write_bytes(b"")
     monkeypatch.setenv(ENV_DELTA_JARS, str(jars))

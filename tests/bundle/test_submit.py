@@ -175,11 +175,11 @@ def test_delta_packages_and_jar_directory(tmp_path: Path, monkeypatch: pytest.Mo
         tmp_path,
         "      kind: spark\n"
         "      conf: {spark.sql.shuffle.partitions: '4'}\n"
-        "      delta: {packages: ['io.delta:delta-spark_2.13:4.0.1']}\n",
+        "      delta: {packages: ['io.delta:delta-spark_2.13:4.4.0']}\n",
     )
     project = load_project(tmp_path, target="cluster")
     command = spark_submit_command(project, "cluster_job", task(project, "sum"), "r")
-    assert command[command.index("--packages") + 1] == "io.delta:delta-spark_2.13:4.0.1"
+    assert command[command.index("--packages") + 1] == "io.delta:delta-spark_2.13:4.4.0"
     confs = conf_values(command)
     assert DELTA_CONF in confs
     assert f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}" in confs
@@ -187,12 +187,12 @@ def test_delta_packages_and_jar_directory(tmp_path: Path, monkeypatch: pytest.Mo
 
     jars = tmp_path / "jars"
     jars.mkdir()
-    for name in ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar"):
+    for name in ("delta-spark_2.13-4.4.0.jar", "delta-storage-4.4.0.jar"):
         (jars / name).write_bytes(b"")
     monkeypatch.setenv("LAKEHOUSE_DELTA_JARS", str(jars))
     command = spark_submit_command(project, "cluster_job", task(project, "sum"), "r")
     assert command[command.index("--jars") + 1] == ",".join(
-        str(jars / n) for n in ("delta-spark_2.13-4.0.1.jar", "delta-storage-4.0.1.jar")
+        str(jars / n) for n in ("delta-spark_2.13-4.4.0.jar", "delta-storage-4.4.0.jar")
     )
     assert "--packages" not in command
     assert DELTA_CONF in conf_values(command)
@@ -203,7 +203,7 @@ def test_engine_conf_wins_over_defaults(tmp_path: Path) -> None:
         tmp_path,
         "      kind: spark\n"
         "      conf: {spark.pyspark.python: /opt/py/bin/python, spark.jars.packages: 'x:y:1'}\n"
-        "      delta: {packages: ['io.delta:delta-spark_2.13:4.0.1']}\n",
+        "      delta: {packages: ['io.delta:delta-spark_2.13:4.4.0']}\n",
     )
     project = load_project(tmp_path, target="cluster")
     command = spark_submit_command(project, "cluster_job", task(project, "sum"), "r")

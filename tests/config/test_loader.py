@@ -73,7 +73,7 @@ def test_target_and_engine_overrides(
 ) -> None:
     cluster = load_project(demo_project_dir, target="cluster")
     assert cluster.engine.kind == "spark"
-    assert cluster.engine.delta.packages == ["io.delta:delta-spark_2.13:4.0.1"]
+    assert cluster.engine.delta.packages == ["io.delta:delta-spark_2.13:4.4.0"]
     assert load_project(demo_project_dir, engine="spark").engine.kind == "spark"
     monkeypatch.setenv("LAKEHOUSE_ENGINE", "spark")
     assert load_project(demo_project_dir).engine.kind == "spark"

@@ -1,0 +1,1 @@
+"""Declarative pipelines (Spark Declarative Pipelines / Lakeflow) run client-side on any engine."""
