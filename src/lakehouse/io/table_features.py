@@ -2,7 +2,7 @@
 
 Tables move between engines: a table created by JVM Spark + delta-spark may be written by the
 embedded Sail engine the next run, and the other way round. Measured with pysail 0.7.2,
-delta-spark 4.0.1 and deltalake 1.6.6 (ARCHITECTURE.md has the whole table):
+delta-spark 4.0.1 (re-checked with 4.4.0) and deltalake 1.6.6 (ARCHITECTURE.md has the whole table):
 
 * Sail reads every table feature delta-spark writes, but refuses to write tables with
   ``changeDataFeed``, ``rowTracking`` or ``domainMetadata`` (and MERGE into tables with
