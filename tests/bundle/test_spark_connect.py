@@ -56,7 +56,7 @@ def test_the_demo_job_runs_on_the_remote_target_against_jvm_delta(
         engines = {
             str(c.get("engineInfo", "")) for c in DeltaTable(project.table(name).location).history()
         }
-        assert any(e.startswith("Apache-Spark/4.0") and "Delta-Lake/4.0" in e for e in engines), (
+        assert any(e.startswith("Apache-Spark/4.2") and "Delta-Lake/4.4" in e for e in engines), (
             name,
             engines,
         )

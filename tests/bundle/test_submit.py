@@ -454,4 +454,4 @@ def test_bundle_run_on_the_cluster_target_writes_delta(
     history = DeltaTable(project.table("lh.s.items").location).history()
     assert [h["operation"] for h in history] == ["MERGE", "WRITE", "CREATE TABLE"]
     # the CLI registered (created) the table on the embedded engine; the cluster wrote it
-    assert all(str(h["engineInfo"]).startswith("Apache-Spark/4.0") for h in history[:2])
+    assert all(str(h["engineInfo"]).startswith("Apache-Spark/4.2") for h in history[:2])
