@@ -80,11 +80,16 @@ class FilesSource:
 @dataclass(frozen=True)
 class StreamRead:
     """One streaming source in a SQL query, replaced in the query text by ``placeholder``
-    (an identifier); the runner binds the placeholder to a view of the new rows only."""
+    (an identifier); the runner binds the placeholder to a view of the new rows only.
+
+    ``incremental=False`` marks a batch ``read_files(...)`` (no ``STREAM``): the runner binds
+    the placeholder to all the files, every update.
+    """
 
     placeholder: str
     table: str | None = None  # STREAM(table) / STREAM table
-    files: FilesSource | None = None  # STREAM read_files(...)
+    files: FilesSource | None = None  # STREAM read_files(...) / read_files(...)
+    incremental: bool = True
 
 
 @dataclass(frozen=True)
