@@ -341,7 +341,9 @@ def test_insert_into_flows() -> None:
     text = """CREATE FLOW backfill COMMENT 'one off' AS INSERT INTO ONCE LIVE.target BY NAME
 SELECT * FROM read_files('/old/*.json');
 CREATE FLOW live_rows AS INSERT INTO target BY NAME SELECT * FROM STREAM(src);
-CREATE FLOW plain AS INSERT INTO TABLE cat.db.target SELECT * FROM STREAM src"""
+CREATE FLOW plain AS INSERT INTO TABLE cat.db.target SELECT * FROM STREAM src;
+CREATE FLOW early_once AS INSERT ONCE INTO target BY NAME SELECT * FROM old;
+CREATE FLOW cdc_once AS AUTO CDC ONCE INTO target FROM snapshot_rows KEYS (id) SEQUENCE BY ts"""
     assert parse(text) == [
         SqlFlow(
             "backfill",
@@ -365,6 +367,14 @@ CREATE FLOW plain AS INSERT INTO TABLE cat.db.target SELECT * FROM STREAM src"""
             "cat.db.target",
             at(4),
             SqlQuery("SELECT * FROM __stream_2", (stream(2, "src"),)),
+        ),
+        SqlFlow("early_once", "target", at(5), SqlQuery("SELECT * FROM old"), once=True),
+        SqlFlow(
+            "cdc_once",
+            "target",
+            at(6),
+            auto_cdc=AutoCdc("target", "snapshot_rows", ("id",), "ts", name="cdc_once"),
+            once=True,
         ),
     ]
 
@@ -489,6 +499,26 @@ STORED AS SCD TYPE 2"""
             "expected SCD TYPE 1 or 2, found '3'",
         ),
         (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY ts STORED AS BITEMPORAL",
+            "expected SCD TYPE 1 or 2, found 'BITEMPORAL'",
+        ),
+        (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) IGNORE NULL UPDATES ON a SEQUENCE BY ts",
+            "IGNORE NULL UPDATES ON columns is not supported (Databricks SQL only)",
+        ),
+        (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY ts SYSTEM SEQUENCE BY x",
+            "SEQUENCE BY must be one expression, found 'ts SYSTEM'",
+        ),
+        (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY ts KEYS (x)",
+            "KEYS is given twice",
+        ),
+        (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY a, b",
+            "SEQUENCE BY must be one expression, found 'a, b'",
+        ),
+        (
             "CREATE FLOW f AS AUTO CDC INTO t FROM (SELECT 1) KEYS (id) SEQUENCE BY ts",
             "AUTO CDC needs a table as its source (STREAM(table)), not a subquery",
         ),
@@ -568,6 +598,9 @@ def test_expectation_errors() -> None:
     ).startswith(f"{F}: line 1: expected DROP ROW or FAIL UPDATE after ON VIOLATION for 'a' in")
     assert error("CREATE MATERIALIZED VIEW m (CONSTRAINT a EXPECT ()) AS SELECT 1").startswith(
         f"{F}: line 1: expectation 'a' has an empty condition in"
+    )
+    assert error("CREATE MATERIALIZED VIEW m (CONSTRAINT a EXPECT (x >)) AS SELECT 1").startswith(
+        f"{F}: line 1: the condition of expectation 'a' must be one expression, found 'x >' ("
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import cast
 
 from lakehouse.pipelines.declarative.model import (
@@ -28,7 +28,7 @@ from lakehouse.pipelines.declarative.model import (
     SqlQuery,
     SqlSet,
 )
-from lakehouse.pipelines.declarative.sql_query import batch_tables, parse_query
+from lakehouse.pipelines.declarative.sql_query import batch_tables, check_expression, parse_query
 from lakehouse.pipelines.declarative.sql_text import (
     Cursor,
     Statement,
@@ -214,6 +214,7 @@ def _expectation(item: Cursor, name: str) -> Expectation:
     condition = item.source(start, end)
     if not condition:
         raise item.fail(f"expectation {name!r} has an empty condition")
+    check_expression(item, condition, f"the condition of expectation {name!r}")
     action: ExpectationAction = "warn"
     if item.accept("ON", "VIOLATION"):
         if item.accept("DROP", "ROW"):
@@ -312,8 +313,9 @@ def _flow(cur: Cursor, location: SourceLocation, counter: Iterator[int]) -> SqlF
     cur.expect("INSERT")
     if cur.at("OVERWRITE"):
         raise cur.fail("INSERT OVERWRITE flows are not supported (use INSERT INTO)")
+    once = cur.accept("ONCE")  # INSERT [ONCE] INTO [ONCE]: both spellings are documented
     cur.expect("INTO")
-    once = cur.accept("ONCE")
+    once = cur.accept("ONCE") or once
     cur.accept("TABLE")
     target = cur.name("the flow's target")
     if cur.word() in ("(", "PARTITION"):
@@ -326,6 +328,7 @@ def _flow(cur: Cursor, location: SourceLocation, counter: Iterator[int]) -> SqlF
 def _auto_cdc(cur: Cursor, location: SourceLocation, name: str | None) -> SqlFlow:
     """``AUTO CDC INTO`` / ``APPLY CHANGES INTO target FROM source KEYS (…) …``."""
     _ = cur.accept("AUTO", "CDC") or cur.accept("APPLY", "CHANGES")
+    once = cur.accept("ONCE")
     cur.expect("INTO")
     target = cur.name("the AUTO CDC target")
     cur.expect("FROM")
@@ -333,14 +336,17 @@ def _auto_cdc(cur: Cursor, location: SourceLocation, name: str | None) -> SqlFlo
         raise cur.fail("AUTO CDC FROM SNAPSHOT is not supported")
     source = _cdc_source(cur)
     spec: dict[str, object] = {}
+    seen: set[str] = set()
     while not cur.done():
-        _cdc_clause(cur, spec)
+        _cdc_clause(cur, spec, seen)
     for required in ("keys", "sequence_by"):
         if required not in spec:
             clause = "KEYS (…)" if required == "keys" else "SEQUENCE BY …"
             raise cur.fail(f"AUTO CDC INTO {target} needs {clause}")
     auto_cdc = AutoCdc(target=target, source=source, name=name, **spec)  # type: ignore[arg-type]
-    return SqlFlow(name=name or target, target=target, location=location, auto_cdc=auto_cdc)
+    return SqlFlow(
+        name=name or target, target=target, location=location, auto_cdc=auto_cdc, once=once
+    )
 
 
 def _cdc_source(cur: Cursor) -> str:
@@ -357,32 +363,67 @@ def _cdc_source(cur: Cursor) -> str:
     return cur.name("the AUTO CDC source")
 
 
-def _cdc_clause(cur: Cursor, spec: dict[str, object]) -> None:
+def _cdc_clause(cur: Cursor, spec: dict[str, object], seen: set[str]) -> None:
     """One clause of AUTO CDC into ``spec`` (keyword arguments of :class:`AutoCdc`)."""
-    if cur.accept("KEYS"):
-        start, end = cur.group()
-        spec["keys"] = tuple(_identifier(cur, a, b) for a, b in cur.items(start, end))
-    elif cur.accept("IGNORE", "NULL", "UPDATES"):
-        spec["ignore_null_updates"] = True
-    elif cur.accept("APPLY", "AS", "DELETE", "WHEN"):
-        spec["apply_as_deletes"] = _cdc_expression(cur, "APPLY AS DELETE WHEN")
-    elif cur.accept("APPLY", "AS", "TRUNCATE", "WHEN"):
-        spec["apply_as_truncates"] = _cdc_expression(cur, "APPLY AS TRUNCATE WHEN")
-    elif cur.accept("SEQUENCE", "BY"):
-        spec["sequence_by"] = _cdc_expression(cur, "SEQUENCE BY")
-    elif cur.accept("COLUMNS"):
-        spec["column_list"], spec["except_column_list"] = _column_selection(cur)
-    elif cur.accept("STORED", "AS", "SCD", "TYPE"):
-        token = cur.peek()
-        if token is None or token.text not in ("1", "2"):
-            raise cur.fail(f"expected SCD TYPE 1 or 2, found {cur.describe()}")
-        spec["stored_as_scd_type"] = int(token.text)
-        cur.i += 1
-    elif cur.accept("TRACK", "HISTORY", "ON"):
-        selection = _column_selection(cur)
-        spec["track_history_column_list"], spec["track_history_except_column_list"] = selection
-    else:
-        raise cur.fail(f"unexpected {cur.describe()} in AUTO CDC (expected KEYS, SEQUENCE BY, …)")
+    for words, parse in _CDC_PARSERS:
+        if cur.accept(*words):
+            clause = " ".join(words)
+            if clause in seen:
+                raise cur.fail(f"{clause} is given twice")
+            seen.add(clause)
+            spec.update(parse(cur))
+            return
+    raise cur.fail(f"unexpected {cur.describe()} in AUTO CDC (expected KEYS, SEQUENCE BY, …)")
+
+
+def _cdc_keys(cur: Cursor) -> dict[str, object]:
+    start, end = cur.group()
+    return {"keys": tuple(_identifier(cur, a, b) for a, b in cur.items(start, end))}
+
+
+def _cdc_ignore_null_updates(cur: Cursor) -> dict[str, object]:
+    if cur.at("ON"):
+        raise cur.fail("IGNORE NULL UPDATES ON columns is not supported (Databricks SQL only)")
+    return {"ignore_null_updates": True}
+
+
+def _cdc_scd_type(cur: Cursor) -> dict[str, object]:
+    token = cur.peek(2)
+    if not cur.accept("SCD", "TYPE") or token is None or token.text not in ("1", "2"):
+        raise cur.fail(f"expected SCD TYPE 1 or 2, found {cur.describe()}")
+    cur.i += 1
+    return {"stored_as_scd_type": int(token.text)}
+
+
+def _cdc_columns(cur: Cursor) -> dict[str, object]:
+    return dict(zip(("column_list", "except_column_list"), _column_selection(cur), strict=True))
+
+
+def _cdc_history(cur: Cursor) -> dict[str, object]:
+    keys = ("track_history_column_list", "track_history_except_column_list")
+    return dict(zip(keys, _column_selection(cur), strict=True))
+
+
+def _cdc_expression_clause(key: str, clause: str) -> Callable[[Cursor], dict[str, object]]:
+    return lambda cur: {key: _cdc_expression(cur, clause)}
+
+
+_CDC_PARSERS: tuple[tuple[tuple[str, ...], Callable[[Cursor], dict[str, object]]], ...] = (
+    (("KEYS",), _cdc_keys),
+    (("IGNORE", "NULL", "UPDATES"), _cdc_ignore_null_updates),
+    (
+        ("APPLY", "AS", "DELETE", "WHEN"),
+        _cdc_expression_clause("apply_as_deletes", "APPLY AS DELETE WHEN"),
+    ),
+    (
+        ("APPLY", "AS", "TRUNCATE", "WHEN"),
+        _cdc_expression_clause("apply_as_truncates", "APPLY AS TRUNCATE WHEN"),
+    ),
+    (("SEQUENCE", "BY"), _cdc_expression_clause("sequence_by", "SEQUENCE BY")),
+    (("COLUMNS",), _cdc_columns),
+    (("STORED", "AS"), _cdc_scd_type),
+    (("TRACK", "HISTORY", "ON"), _cdc_history),
+)
 
 
 def _at_cdc_clause(cur: Cursor) -> bool:
@@ -399,7 +440,9 @@ def _cdc_expression(cur: Cursor, clause: str) -> str:
             cur.i += 1
     if cur.i == start:
         raise cur.fail(f"expected an expression after {clause}")
-    return cur.source(start, cur.i)
+    text = cur.source(start, cur.i)
+    check_expression(cur, text, clause)
+    return text
 
 
 def _column_selection(cur: Cursor) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:

@@ -177,6 +177,20 @@ def _check(cur: Cursor, query: SqlQuery, line_offset: int) -> None:
         raise cur.fail("unsupported STREAM source (use STREAM(table) or STREAM read_files(…))")
 
 
+def check_expression(cur: Cursor, text: str, what: str) -> None:
+    """``text`` must be one SQL expression (sqlglot parses ``SELECT <text>`` to one column)."""
+    try:
+        tree = sqlglot.parse_one(f"SELECT {text}", dialect="databricks")
+    except ParseError as exc:
+        error = exc.errors[0] if exc.errors else {}
+        reason = str(error.get("description") or exc).splitlines()[0]
+        raise cur.fail(f"{what} must be one expression, found '{text}' ({reason})") from None
+    extra = [k for k, v in tree.args.items() if v and k != "expressions"]
+    columns = tree.expressions if isinstance(tree, exp.Select) else []
+    if extra or len(columns) != 1 or isinstance(columns[0], exp.Alias):
+        raise cur.fail(f"{what} must be one expression, found '{text}'")
+
+
 def batch_tables(query: SqlQuery) -> tuple[str, ...]:
     """The tables a query reads in batch (not its streams, CTEs or table functions), in order.
 
