@@ -15,6 +15,7 @@ from lakehouse.pipelines.declarative.model import (
     SqlFlow,
     SqlQuery,
     SqlSet,
+    SqlUse,
     StreamRead,
 )
 from lakehouse.pipelines.declarative.sql import batch_tables, parse_pipeline_sql
@@ -540,6 +541,7 @@ def test_set_and_substitution_from_conf_and_earlier_sets() -> None:
 CREATE MATERIALIZED VIEW m AS SELECT * FROM ${source_table} WHERE d >= ${start_date} AND p = '${spark:path}';
 SET start_date = '2025-01-01';
 SET `odd key` = `odd value`;
+SET note = raw   text, /data/in;
 CREATE MATERIALIZED VIEW n AS SELECT * FROM t WHERE d >= ${start_date}"""
     definitions = parse(text, source_table="bronze.orders", path="/p")
     assert definitions == [
@@ -552,8 +554,9 @@ CREATE MATERIALIZED VIEW n AS SELECT * FROM t WHERE d >= ${start_date}"""
         ),
         SqlSet("start_date", "'2025-01-01'", at(3)),
         SqlSet("odd key", "odd value", at(4)),
+        SqlSet("note", "raw   text, /data/in", at(5)),
         SqlDataset(
-            "materialized_view", "n", at(5), SqlQuery("SELECT * FROM t WHERE d >= '2025-01-01'")
+            "materialized_view", "n", at(6), SqlQuery("SELECT * FROM t WHERE d >= '2025-01-01'")
         ),
     ]
 
@@ -579,11 +582,29 @@ def test_an_undefined_key_is_an_error_naming_the_line() -> None:
     ("text", "message"),
     [
         ("SET x", "SET needs key = value in 'SET x'"),
+        ("SET", "SET needs key = value in 'SET'"),
         ("SET VAR x = 1", "SET VAR (session variables) is not supported; use SET key = value"),
     ],
 )
 def test_set_errors(text: str, message: str) -> None:
     assert error(text).startswith(f"{F}: line 1: {message}")
+
+
+def test_use_catalog_and_schema() -> None:
+    text = """USE CATALOG main;
+USE SCHEMA silver;
+USE DATABASE `my schema`;
+USE other.gold;
+USE SCHEMA 'quoted';
+USE NAMESPACE c.s"""
+    assert parse(text) == [
+        SqlUse("main", None, at(1)),
+        SqlUse(None, "silver", at(2)),
+        SqlUse(None, "my schema", at(3)),
+        SqlUse("other", "gold", at(4)),
+        SqlUse(None, "quoted", at(5)),
+        SqlUse("c", "s", at(6)),
+    ]
 
 
 # --- expectations and schema ----------------------------------------------------------------
@@ -612,13 +633,12 @@ def test_expectation_errors() -> None:
     [
         (
             "SELECT 1",
-            "unsupported statement (expected SET, CREATE MATERIALIZED VIEW, CREATE STREAMING "
+            "unsupported statement (expected SET, USE, CREATE MATERIALIZED VIEW, CREATE STREAMING "
             "TABLE, CREATE TEMPORARY VIEW, CREATE FLOW or APPLY CHANGES INTO) in 'SELECT 1'",
         ),
         (
-            "USE SCHEMA silver",
-            "USE CATALOG / USE SCHEMA is not supported here: set 'catalog' and 'schema' on the "
-            "pipeline, or qualify the names in 'USE SCHEMA silver'",
+            "USE CATALOG a.b",
+            "expected USE CATALOG c, USE SCHEMA s or USE SCHEMA c.s in 'USE CATALOG a.b'",
         ),
         (
             "CREATE VIEW v AS SELECT 1",

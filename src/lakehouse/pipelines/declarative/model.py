@@ -138,4 +138,17 @@ class SqlSet:
     location: SourceLocation
 
 
-SqlDefinition = SqlDataset | SqlFlow | SqlSet
+@dataclass(frozen=True)
+class SqlUse:
+    """``USE CATALOG c`` / ``USE SCHEMA s`` / ``USE c.s``: where unqualified names resolve for
+    the definitions after it in the same file (Databricks and Apache Spark both scope it to
+    the file). Names are plain (unquoted); ``USE CATALOG c`` gives ``schema=None`` (Spark
+    clears the current schema), ``USE SCHEMA s`` gives ``catalog=None`` (catalog unchanged).
+    """
+
+    catalog: str | None
+    schema: str | None
+    location: SourceLocation
+
+
+SqlDefinition = SqlDataset | SqlFlow | SqlSet | SqlUse

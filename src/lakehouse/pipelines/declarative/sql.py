@@ -1,6 +1,6 @@
 """Pipeline SQL files (Lakeflow Declarative Pipelines / Apache Spark 4.1+ SDP) to definitions.
 
-``parse_pipeline_sql`` is pure: no Spark. It reads ``SET``, ``CREATE [OR REFRESH]
+``parse_pipeline_sql`` is pure: no Spark. It reads ``SET``, ``USE``, ``CREATE [OR REFRESH]
 [PRIVATE] MATERIALIZED VIEW | STREAMING TABLE``, ``CREATE TEMPORARY VIEW``, ``CREATE FLOW …
 AS INSERT INTO | AUTO CDC INTO`` and the legacy ``LIVE`` forms (``CREATE LIVE TABLE``,
 ``CREATE STREAMING LIVE TABLE``, ``CREATE LIVE VIEW``, ``APPLY CHANGES INTO``). The DDL
@@ -27,6 +27,7 @@ from lakehouse.pipelines.declarative.model import (
     SqlFlow,
     SqlQuery,
     SqlSet,
+    SqlUse,
 )
 from lakehouse.pipelines.declarative.sql_query import batch_tables, check_expression, parse_query
 from lakehouse.pipelines.declarative.sql_text import (
@@ -52,7 +53,7 @@ _CDC_CLAUSES = (
     ("STORED", "AS"),
     ("TRACK", "HISTORY"),
 )
-_SET = re.compile(r"SET\s+(.*)\Z", re.IGNORECASE | re.DOTALL)
+_SET = re.compile(r"SET(?:\s+(.*))?\Z", re.IGNORECASE | re.DOTALL)
 
 
 def parse_pipeline_sql(text: str, file: str, conf: Mapping[str, str] = {}) -> list[SqlDefinition]:
@@ -75,29 +76,49 @@ def parse_pipeline_sql(text: str, file: str, conf: Mapping[str, str] = {}) -> li
 
 
 def _statement(statement: Statement, body: str, file: str, counter: Iterator[int]) -> SqlDefinition:
-    cur = Cursor(body, tokenize(body, file, statement.line), file, statement.line)
     location = SourceLocation(file, statement.line)
-    if cur.word() == "SET":
-        return _set(cur, location)
+    if _SET.match(body):  # the value is raw text: not tokenized
+        return _set(Cursor(body, [], file, statement.line), location)
+    cur = Cursor(body, tokenize(body, file, statement.line), file, statement.line)
     if cur.word() == "CREATE":
         return _create(cur, location, counter)
     if cur.at("APPLY", "CHANGES") or cur.at("AUTO", "CDC"):
         return _auto_cdc(cur, location, None)
     if cur.word() == "USE":
-        raise cur.fail(
-            "USE CATALOG / USE SCHEMA is not supported here: set 'catalog' and 'schema' "
-            "on the pipeline, or qualify the names"
-        )
+        return _use(cur, location)
     raise cur.fail(
-        "unsupported statement (expected SET, CREATE MATERIALIZED VIEW, CREATE STREAMING "
+        "unsupported statement (expected SET, USE, CREATE MATERIALIZED VIEW, CREATE STREAMING "
         "TABLE, CREATE TEMPORARY VIEW, CREATE FLOW or APPLY CHANGES INTO)"
     )
+
+
+def _use(cur: Cursor, location: SourceLocation) -> SqlUse:
+    """``USE CATALOG c`` | ``USE {SCHEMA | DATABASE | NAMESPACE} [c.]s`` | ``USE [c.]s``."""
+    cur.expect("USE")
+    catalog = cur.accept("CATALOG")
+    if not catalog:
+        _ = cur.accept("SCHEMA") or cur.accept("DATABASE") or cur.accept("NAMESPACE")
+    token = cur.peek()
+    if token is not None and token.token_type.name == "STRING":
+        parts = [token.text]  # USE SCHEMA 'name'
+        cur.i += 1
+    else:
+        parts = [t.text for t in cur.name_tokens("a catalog or schema name")]
+    if not cur.done():
+        raise cur.fail(f"unexpected {cur.describe()}")
+    if catalog and len(parts) == 1:
+        return SqlUse(catalog=parts[0], schema=None, location=location)
+    if not catalog and len(parts) in (1, 2):
+        return SqlUse(
+            catalog=parts[0] if len(parts) == 2 else None, schema=parts[-1], location=location
+        )
+    raise cur.fail("expected USE CATALOG c, USE SCHEMA s or USE SCHEMA c.s")
 
 
 def _set(cur: Cursor, location: SourceLocation) -> SqlSet:
     """``SET key = value``: the value is the raw text after ``=`` (quotes kept, as in Spark)."""
     match = _SET.match(cur.text)
-    rest = match.group(1) if match else ""
+    rest = (match.group(1) or "").strip() if match else ""
     if rest.upper().startswith(("VAR ", "VARIABLE ")):
         raise cur.fail("SET VAR (session variables) is not supported; use SET key = value")
     key, sep, value = rest.partition("=")
