@@ -95,6 +95,37 @@ def test_nested_block_comments_and_hints() -> None:
     )
 
 
+def test_crlf_lines_doubled_backticks_and_pipe_syntax() -> None:
+    text = (
+        "-- windows file\r\n\r\nCREATE MATERIALIZED VIEW `a``;b` AS\r\n"
+        "FROM LIVE.t |> WHERE x > 1 |> SELECT x;\r\nCREATE LIVE TABLE LIVE.c AS SELECT 1 AS y"
+    )
+    assert parse(text) == [
+        SqlDataset(
+            "materialized_view", "`a``;b`", at(3), SqlQuery("FROM t |> WHERE x > 1 |> SELECT x")
+        ),
+        SqlDataset("materialized_view", "c", at(5), SqlQuery("SELECT 1 AS y")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "SET a = 1;\nCREATE MATERIALIZED VIEW m AS SELECT 'open",
+            "line 2: cannot read the statement (an unterminated quote or backtick?) in "
+            "'CREATE MATERIALIZED VIEW m AS SELECT …'",
+        ),
+        (
+            "CREATE MATERIALIZED VIEW m (a INT AS SELECT 1",
+            "line 1: unbalanced parentheses in 'CREATE MATERIALIZED VIEW m (a INT …'",
+        ),
+    ],
+)
+def test_unterminated_strings_and_parentheses(text: str, message: str) -> None:
+    assert error(text).startswith(f"{F}: {message}")
+
+
 def test_an_empty_file_and_only_comments_give_nothing() -> None:
     assert parse("") == []
     assert parse("-- nothing\n/* here */ ;\n;") == []
@@ -509,6 +540,14 @@ STORED AS SCD TYPE 2"""
         ),
         (
             "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY ts SYSTEM SEQUENCE BY x",
+            "SYSTEM SEQUENCE BY is not supported (Databricks SQL only)",
+        ),
+        (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY ts COLUMNS TO UPDATE u",
+            "COLUMNS TO UPDATE is not supported (Databricks SQL only)",
+        ),
+        (
+            "CREATE FLOW f AS AUTO CDC INTO t FROM s KEYS (id) SEQUENCE BY ts SYSTEM",
             "SEQUENCE BY must be one expression, found 'ts SYSTEM'",
         ),
         (

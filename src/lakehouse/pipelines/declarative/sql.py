@@ -52,6 +52,7 @@ _CDC_CLAUSES = (
     ("COLUMNS",),
     ("STORED", "AS"),
     ("TRACK", "HISTORY"),
+    ("SYSTEM", "SEQUENCE", "BY"),
 )
 _SET = re.compile(r"SET(?:\s+(.*))?\Z", re.IGNORECASE | re.DOTALL)
 
@@ -417,12 +418,18 @@ def _cdc_scd_type(cur: Cursor) -> dict[str, object]:
 
 
 def _cdc_columns(cur: Cursor) -> dict[str, object]:
+    if cur.at("TO", "UPDATE"):
+        raise cur.fail("COLUMNS TO UPDATE is not supported (Databricks SQL only)")
     return dict(zip(("column_list", "except_column_list"), _column_selection(cur), strict=True))
 
 
 def _cdc_history(cur: Cursor) -> dict[str, object]:
     keys = ("track_history_column_list", "track_history_except_column_list")
     return dict(zip(keys, _column_selection(cur), strict=True))
+
+
+def _cdc_system_sequence(cur: Cursor) -> dict[str, object]:
+    raise cur.fail("SYSTEM SEQUENCE BY is not supported (Databricks SQL only)")
 
 
 def _cdc_expression_clause(key: str, clause: str) -> Callable[[Cursor], dict[str, object]]:
@@ -444,6 +451,7 @@ _CDC_PARSERS: tuple[tuple[tuple[str, ...], Callable[[Cursor], dict[str, object]]
     (("COLUMNS",), _cdc_columns),
     (("STORED", "AS"), _cdc_scd_type),
     (("TRACK", "HISTORY", "ON"), _cdc_history),
+    (("SYSTEM", "SEQUENCE", "BY"), _cdc_system_sequence),
 )
 
 

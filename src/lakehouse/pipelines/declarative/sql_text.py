@@ -136,9 +136,9 @@ def tokenize(text: str, file: str, line: int) -> list[Token]:
     """sqlglot's Databricks tokens of ``text``; a tokenizer error names the file and line."""
     try:
         tokens = _DIALECT.tokenize(text)
-    except TokenError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot tokenize"
-        raise ConfigError(file, f"line {line}", f"{first} in '{head(text)}'") from None
+    except TokenError:
+        message = "cannot read the statement (an unterminated quote or backtick?)"
+        raise ConfigError(file, f"line {line}", f"{message} in '{head(text)}'") from None
     return [part for token in tokens for part in _words(text, token)]
 
 
