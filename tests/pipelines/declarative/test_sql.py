@@ -312,6 +312,23 @@ def test_read_files_without_a_known_format() -> None:
     )
 
 
+def test_watermarks_are_removed_and_window_grouping_parses() -> None:
+    text = """CREATE STREAMING TABLE counts AS
+SELECT window(o.ts, '5 minutes') AS w, count(*) AS n
+FROM STREAM(orders) WATERMARK ts DELAY OF INTERVAL 3 MINUTES AS o
+JOIN STREAM(payments) WATERMARK p.paid_at DELAY OF INTERVAL '1' HOUR p ON o.id = p.id
+GROUP BY window(o.ts, '5 minutes')"""
+    got = dataset(text).query
+    assert got == SqlQuery(
+        "SELECT window(o.ts, '5 minutes') AS w, count(*) AS n\n"
+        "FROM __stream_0 AS o\n"
+        "JOIN __stream_1 p ON o.id = p.id\n"
+        "GROUP BY window(o.ts, '5 minutes')",
+        (stream(0, "orders"), stream(1, "payments")),
+    )
+    assert batch_tables(got) == ()
+
+
 def test_a_column_named_stream_is_not_a_source() -> None:
     got = dataset(
         "CREATE MATERIALIZED VIEW m AS SELECT stream, count(stream) AS n FROM t GROUP BY stream"

@@ -13,13 +13,15 @@ from pathlib import PurePosixPath
 
 import sqlglot
 from sqlglot import TokenType, exp
-from sqlglot.errors import ParseError
+from sqlglot.dialects.databricks import Databricks
+from sqlglot.errors import ParseError, TokenError
 
 from lakehouse.core.errors import ConfigError
 from lakehouse.pipelines.declarative.model import FilesSource, SqlQuery, StreamRead
 from lakehouse.pipelines.declarative.sql_text import Cursor
 
 PLACEHOLDER_PREFIX = "__stream_"
+_DIALECT = Databricks()
 _FILE_FUNCTIONS = ("READ_FILES", "CLOUD_FILES")
 _SOURCE_POSITION = ("FROM", "JOIN", ",", "(")
 _EXTENSION_FORMATS = {
@@ -34,6 +36,12 @@ _EXTENSION_FORMATS = {
     "xml": "xml",
     "txt": "text",
 }
+_INTERVAL_LITERALS = (TokenType.NUMBER, TokenType.STRING)
+_INTERVAL_UNITS = {
+    f"{unit}{plural}"
+    for unit in ("YEAR", "MONTH", "WEEK", "DAY", "HOUR", "MINUTE", "SECOND", "MILLISECOND")
+    for plural in ("", "S")
+} | {"MICROSECOND", "MICROSECONDS"}
 _NOT_QUERIES = (exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Merge, exp.Drop, exp.Command)
 
 
@@ -54,6 +62,9 @@ def parse_query(cur: Cursor, counter: Iterator[int]) -> SqlQuery:
             placeholder = f"{PLACEHOLDER_PREFIX}{next(counter)}"
             streams.append(_stream_read(cur, placeholder))
             edits.append((cur.tokens[j].start, cur.tokens[cur.i - 1].end + 1, placeholder))
+        elif cur.word() == "WATERMARK" and (end := _watermark_end(cur)) is not None:
+            edits.append((cur.tokens[j - 1].end + 1, cur.tokens[end - 1].end + 1, ""))
+            cur.i = end
         else:
             cur.i += 1
     text = cur.text
@@ -62,6 +73,28 @@ def parse_query(cur: Cursor, counter: Iterator[int]) -> SqlQuery:
     query = SqlQuery(text=text[base:].strip(), streams=tuple(streams))
     _check(cur, query, line_offset=cur.text[:base].count("\n"))
     return query
+
+
+def _watermark_end(cur: Cursor) -> int | None:
+    """The token index after ``WATERMARK col DELAY OF INTERVAL …`` at the cursor, if it is one.
+
+    The clause is removed from the query: flows run as incremental batches, where Spark
+    ignores watermarks too.
+    """
+    probe = Cursor(cur.text, cur.tokens, cur.file, cur.line)
+    probe.i = cur.i + 1
+    if not probe.is_name_part():
+        return None
+    probe.name_tokens("a column")
+    if not probe.accept("DELAY", "OF", "INTERVAL"):
+        return None
+    literals = 0
+    while (token := probe.peek()) is not None and token.token_type in _INTERVAL_LITERALS:
+        literals += 1
+        probe.i += 1
+        if probe.word() in _INTERVAL_UNITS:
+            probe.i += 1
+    return probe.i if literals else None
 
 
 def _is_live_prefix(cur: Cursor) -> bool:
@@ -162,10 +195,26 @@ def _format_of(path: str) -> str | None:
     return _EXTENSION_FORMATS.get(suffix)
 
 
+def _for_sqlglot(text: str) -> str:
+    """``text`` with the Spark SQL sqlglot 30 misreads made plain: the ``window(…)`` grouping
+    function (a keyword to sqlglot: ``GROUP BY window(ts, '5 minutes')`` fails) is backticked."""
+    try:
+        tokens = _DIALECT.tokenize(text)
+    except TokenError:
+        return text
+    for k in reversed(range(len(tokens) - 1)):
+        token = tokens[k]
+        call = token.text.upper() == "WINDOW" and tokens[k + 1].text == "("
+        plain = token.token_type != TokenType.IDENTIFIER and (k == 0 or tokens[k - 1].text != ".")
+        if call and plain:
+            text = f"{text[: token.start]}`{token.text}`{text[token.end + 1 :]}"
+    return text
+
+
 def _check(cur: Cursor, query: SqlQuery, line_offset: int) -> None:
     """sqlglot must parse the query text; streams it did not recognise are refused."""
     try:
-        tree = sqlglot.parse_one(query.text, dialect="databricks")
+        tree = sqlglot.parse_one(_for_sqlglot(query.text), dialect="databricks")
     except ParseError as exc:
         error = exc.errors[0] if exc.errors else {}
         line = cur.line + line_offset + max(int(error.get("line") or 1) - 1, 0)
@@ -197,7 +246,7 @@ def batch_tables(query: SqlQuery) -> tuple[str, ...]:
     Names are Spark SQL text (``cat.db.t``, backticks only where needed); the runner uses them
     with ``query.streams`` to order the pipeline's flows.
     """
-    tree = sqlglot.parse_one(query.text, dialect="databricks")
+    tree = sqlglot.parse_one(_for_sqlglot(query.text), dialect="databricks")
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     placeholders = {s.placeholder for s in query.streams}
     found: list[str] = []
