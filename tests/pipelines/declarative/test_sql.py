@@ -330,10 +330,13 @@ GROUP BY window(o.ts, '5 minutes')"""
 
 
 def test_a_column_named_stream_is_not_a_source() -> None:
-    got = dataset(
-        "CREATE MATERIALIZED VIEW m AS SELECT stream, count(stream) AS n FROM t GROUP BY stream"
+    text = "CREATE MATERIALIZED VIEW m AS SELECT a, stream FROM t GROUP BY a, stream ORDER BY a"
+    assert dataset(text).query == SqlQuery("SELECT a, stream FROM t GROUP BY a, stream ORDER BY a")
+    text = "CREATE MATERIALIZED VIEW m AS SELECT a, stream x FROM t"
+    assert error(text) == (
+        f"{F}: line 1: STREAM and read_files(…) can only be read in a FROM clause in "
+        "'CREATE MATERIALIZED VIEW m AS SELECT …'"
     )
-    assert got.query == SqlQuery("SELECT stream, count(stream) AS n FROM t GROUP BY stream")
 
 
 # --- temporary views ------------------------------------------------------------------------

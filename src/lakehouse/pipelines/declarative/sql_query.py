@@ -42,6 +42,14 @@ _INTERVAL_UNITS = {
     for unit in ("YEAR", "MONTH", "WEEK", "DAY", "HOUR", "MINUTE", "SECOND", "MILLISECOND")
     for plural in ("", "S")
 } | {"MICROSECOND", "MICROSECONDS"}
+# words that can follow a column named ``stream`` (so ``stream`` is not ``STREAM table``)
+_CLAUSE_WORDS = {
+    *("FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "OFFSET", "QUALIFY", "WINDOW"),
+    *("UNION", "EXCEPT", "INTERSECT", "MINUS", "JOIN", "ON", "USING", "AS", "LATERAL"),
+    *("LEFT", "RIGHT", "FULL", "INNER", "CROSS", "OUTER", "SEMI", "ANTI", "NATURAL"),
+    *("CLUSTER", "DISTRIBUTE", "SORT", "PIVOT", "UNPIVOT", "TABLESAMPLE", "WATERMARK"),
+    *("AND", "OR", "NOT", "IS", "IN", "LIKE", "BETWEEN", "DESC", "ASC", "NULLS"),
+}
 _NOT_QUERIES = (exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Merge, exp.Drop, exp.Command)
 
 
@@ -114,7 +122,7 @@ def _at_source(cur: Cursor, j: int) -> bool:
     if j == 0 or cur.word(-1) not in _SOURCE_POSITION:
         return False
     if cur.word() == "STREAM":
-        return cur.word(1) == "(" or cur.is_name_part(1)
+        return cur.word(1) == "(" or (cur.is_name_part(1) and cur.word(1) not in _CLAUSE_WORDS)
     return cur.word() in _FILE_FUNCTIONS and cur.word(1) == "("
 
 
@@ -224,6 +232,10 @@ def _check(cur: Cursor, query: SqlQuery, line_offset: int) -> None:
         raise cur.fail("expected a query (SELECT …, WITH …, FROM …, VALUES …)")
     if tree.find(exp.Stream) is not None:
         raise cur.fail("unsupported STREAM source (use STREAM(table) or STREAM read_files(…))")
+    tables = {t.name for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)}
+    for read in query.streams:
+        if read.placeholder not in tables:
+            raise cur.fail("STREAM and read_files(…) can only be read in a FROM clause")
 
 
 def check_expression(cur: Cursor, text: str, what: str) -> None:
