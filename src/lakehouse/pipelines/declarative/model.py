@@ -80,11 +80,16 @@ class FilesSource:
 @dataclass(frozen=True)
 class StreamRead:
     """One streaming source in a SQL query, replaced in the query text by ``placeholder``
-    (an identifier); the runner binds the placeholder to a view of the new rows only."""
+    (an identifier); the runner binds the placeholder to a view of the new rows only.
+
+    ``incremental=False`` marks a batch ``read_files(...)`` (no ``STREAM``): the runner binds
+    the placeholder to all the files, every update.
+    """
 
     placeholder: str
     table: str | None = None  # STREAM(table) / STREAM table
-    files: FilesSource | None = None  # STREAM read_files(...)
+    files: FilesSource | None = None  # STREAM read_files(...) / read_files(...)
+    incremental: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,4 +138,17 @@ class SqlSet:
     location: SourceLocation
 
 
-SqlDefinition = SqlDataset | SqlFlow | SqlSet
+@dataclass(frozen=True)
+class SqlUse:
+    """``USE CATALOG c`` / ``USE SCHEMA s`` / ``USE c.s``: where unqualified names resolve for
+    the definitions after it in the same file (Databricks and Apache Spark both scope it to
+    the file). Names are plain (unquoted); ``USE CATALOG c`` gives ``schema=None`` (Spark
+    clears the current schema), ``USE SCHEMA s`` gives ``catalog=None`` (catalog unchanged).
+    """
+
+    catalog: str | None
+    schema: str | None
+    location: SourceLocation
+
+
+SqlDefinition = SqlDataset | SqlFlow | SqlSet | SqlUse
