@@ -335,7 +335,9 @@ class Fragments:
         for name, entry in _as_mapping(value, file, section).items():
             if name in merged:
                 raise ConfigError(
-                    file, f"{section}.{name}", f"already declared in {self.origin[f'{section}.{name}']}"
+                    file,
+                    f"{section}.{name}",
+                    f"already declared in {self.origin[f'{section}.{name}']}",
                 )
             merged[name] = entry
         self.raw[section] = merged

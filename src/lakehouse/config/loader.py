@@ -307,7 +307,9 @@ def _lookup(ref: str, context: Mapping[str, Any], display: str, path: str) -> An
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
                 node = node[int(part)]
             else:
-                raise ConfigError(display, path, f"'${{{ref}}}': no {part!r} in variable {parts[1]!r}")
+                raise ConfigError(
+                    display, path, f"'${{{ref}}}': no {part!r} in variable {parts[1]!r}"
+                )
         return node
     if parts[0] == "var":
         known = ", ".join(sorted(k[4:] for k in context if k.startswith("var."))) or "none"
@@ -438,9 +440,7 @@ def load_project(
         dab=dab,
         presets=validate(Presets, presets, display, "presets"),
         ignored=tuple(ignored),
-        resource_files={
-            k: v for k, v in fragments.origin.items() if k.startswith("resources.")
-        },
+        resource_files={k: v for k, v in fragments.origin.items() if k.startswith("resources.")},
     )
     confs = [
         (rel, validate(ConfFile, interpolate(data, context, rel), rel)) for rel, data in conf_raws

@@ -10,6 +10,7 @@ models (once, for the project).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -291,7 +292,7 @@ def implicit_catalog(loaded: LoadedBundle) -> CatalogSpec:
     }
     principals, runners = _bundle_principals(loaded.bundle)
     owner = loaded.bundle.run_as.principal if loaded.bundle.run_as else current_user()
-    runners = sorted({owner, current_user(), *runners})
+    runners.update({owner, current_user()})
     principals.setdefault("users", set()).update(
         r for r in runners if r not in principals.get("service_principals", set())
     )
@@ -304,9 +305,21 @@ def implicit_catalog(loaded: LoadedBundle) -> CatalogSpec:
             service_principals=sorted(principals.get("service_principals", set())),
             groups={g: [] for g in sorted(principals.get("groups", set()))},
         ),
-        grants=[Grant(principal=r, privileges=["ALL PRIVILEGES"]) for r in runners],
+        grants=[Grant(principal=r, privileges=["ALL PRIVILEGES"]) for r in sorted(runners)],
         schemas=schemas,
     )
+
+
+def _principal_entries(bundle: BundleSpec) -> Iterator[tuple[Any, bool]]:
+    """Every run_as (True) and permission (False) entry of the bundle."""
+    yield bundle.run_as, True
+    yield from ((p, False) for p in bundle.permissions)
+    for job in bundle.resources.jobs.values():
+        yield job.run_as, True
+        yield from ((t.run_as, True) for t in job.tasks)
+        yield from ((p, False) for p in job.permissions)
+    for pipeline in bundle.resources.pipelines.values():
+        yield from ((p, False) for p in pipeline.permissions)
 
 
 def _bundle_principals(bundle: BundleSpec) -> tuple[dict[str, set[str]], set[str]]:
@@ -318,29 +331,13 @@ def _bundle_principals(bundle: BundleSpec) -> tuple[dict[str, set[str]], set[str
         ("service_principal_name", "service_principals"),
         ("group_name", "groups"),
     )
-
-    def note(entry: Any, runs: bool = False) -> None:
+    for entry, runs in _principal_entries(bundle):
         data = entry.model_dump() if hasattr(entry, "model_dump") else entry
-        if not isinstance(data, dict):
-            return
         for key, kind in fields:
-            if data.get(key):
+            if isinstance(data, dict) and data.get(key):
                 kinds.setdefault(kind, set()).add(str(data[key]))
                 if runs:
                     runners.add(str(data[key]))
-
-    note(bundle.run_as, runs=True)
-    for permission in bundle.permissions:
-        note(permission)
-    for job in bundle.resources.jobs.values():
-        note(job.run_as, runs=True)
-        for task in job.tasks:
-            note(task.run_as, runs=True)
-        for permission in job.permissions:
-            note(permission)
-    for pipeline in bundle.resources.pipelines.values():
-        for entry in pipeline.permissions:
-            note(entry)
     return kinds, runners
 
 

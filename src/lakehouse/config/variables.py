@@ -75,7 +75,9 @@ def _apply_target(
         raise ConfigError(display, where, "expected a mapping")
     for name, value in target_vars.items():
         if name not in declared:
-            raise ConfigError(display, f"{where}.{name}", "variable is not declared under 'variables'")
+            raise ConfigError(
+                display, f"{where}.{name}", "variable is not declared under 'variables'"
+            )
         if isinstance(value, dict) and declared[name].type != "complex":
             if "lookup" in value:
                 lookups[name] = f"{where}.{name}.lookup"
