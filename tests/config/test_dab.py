@@ -26,15 +26,15 @@ NEEDS_DAB_JOBS = pytest.mark.skipif(
     reason="needs the Job/Task fields of helpers dab-jobs and dab-tasks "
     f"({', '.join(sorted(JOB_KEYS | TASK_KEYS))}); not on this branch",
 )
-IGNORED_DEV = [
+IGNORED_DEV = [  # in the order of the bundle
+    "bundle.databricks_cli_version",
+    "bundle.cluster_id",  # targets.dev.cluster_id
     "workspace.host",
     "artifacts",
     "sync",
-    "bundle.databricks_cli_version",
-    "bundle.cluster_id",
+    "resources.pipelines.orders_pipeline.serverless",
     "resources.pipelines.orders_pipeline.channel",
     "resources.pipelines.orders_pipeline.clusters",
-    "resources.pipelines.orders_pipeline.serverless",
 ]
 
 
@@ -243,19 +243,41 @@ def test_rebase_covers_notebook_and_absolute_paths(tmp_path: Path) -> None:
 def test_development_mode_pauses_schedules_and_prefixes_names(dab: Path) -> None:
     dev = load_project(dab)
     assert dev.schedules_paused
+    hello = dev.bundle.resources.jobs["hello"]
+    assert hello.schedule is not None and hello.schedule.pause_status == "PAUSED"
+    assert hello.max_concurrent_runs == 4  # Databricks' development default
+    assert hello.name == "hello"  # names unchanged: the prefix is a property
     assert dev.name_prefix == f"[dev {short_name(USER)}] "
+    assert dev.presets.tags == {"dev": short_name(USER)}
     assert dev.pipelines["orders_pipeline"].development is True
+
+
+def test_development_mode_keeps_an_explicit_unpaused_schedule(dab: Path) -> None:
+    edit_yaml(
+        dab / "resources" / "hello.job.yml",
+        lambda d: d["resources"]["jobs"]["hello"]["schedule"].update({"pause_status": "UNPAUSED"}),
+    )
+    schedule = load_project(dab).bundle.resources.jobs["hello"].schedule
+    assert schedule is not None and schedule.pause_status == "UNPAUSED"
+
+
+def test_presets_unpause_development_schedules(dab: Path) -> None:
     edit_yaml(
         dab / "databricks.yml",
         lambda d: d["targets"]["dev"].update({"presets": {"trigger_pause_status": "UNPAUSED"}}),
     )
-    assert not load_project(dab).schedules_paused
+    project = load_project(dab)
+    assert not project.schedules_paused
+    schedule = project.bundle.resources.jobs["hello"].schedule
+    assert schedule is not None and schedule.pause_status == "UNPAUSED"
 
 
 def test_production_target_overrides(dab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BUNDLE_VAR_warehouse_id", "wh")
     prod = load_project(dab, target="prod")
     assert not prod.schedules_paused
+    schedule = prod.bundle.resources.jobs["hello"].schedule
+    assert schedule is not None and schedule.pause_status == "UNPAUSED"
     assert prod.name_prefix == "[prod] "
     assert prod.presets.tags == {"env": "prod"}
     assert prod.bundle.run_as is not None and prod.bundle.run_as.principal == "etl-sp"
@@ -300,9 +322,9 @@ def test_ignored_keys_listed_once(dab: Path) -> None:
 def test_job_compute_keys_are_ignored(dab: Path) -> None:
     ignored = ignored_keys(load_project(dab))
     assert [k for k in ignored if k.startswith("resources.jobs.")] == [
+        "resources.jobs.etl.email_notifications",
         "resources.jobs.etl.job_clusters",
         "resources.jobs.etl.environments",
-        "resources.jobs.etl.email_notifications",
         "resources.jobs.etl.tasks[0].job_cluster_key",
         "resources.jobs.etl.tasks[0].libraries",
         "resources.jobs.etl.tasks[1].environment_key",
@@ -356,3 +378,28 @@ def test_databricks_privilege_spellings() -> None:
     grant = Grant(principal="a", privileges=["USE_CATALOG", "USE_SCHEMA", "ALL_PRIVILEGES"])
     assert grant.privileges == ["USE CATALOG", "USE SCHEMA", "ALL PRIVILEGES"]
     assert Grant(principal="a", privileges=["CREATE_TABLE"]).privileges == ["CREATE TABLE"]
+
+
+def test_an_include_matching_the_bundle_file_skips_it(dab: Path) -> None:
+    edit_yaml(dab / "databricks.yml", lambda d: d["include"].append("*.yml"))
+    assert list(load_project(dab).pipelines) == ["orders_pipeline"]
+
+
+def test_collector_walks_the_raw_bundle_without_the_job_models() -> None:
+    from lakehouse.config.dab import collect_ignored
+    from lakehouse.config.loader import read_yaml
+
+    raw = read_yaml(DATA / "resources" / "etl.job.yml", "etl.job.yml")
+    raw["resources"]["jobs"]["etl"]["tasks"].append(
+        {"task_key": "x", "existing_cluster_id": "abc", "notebook_task": {"warehouse_id": "w"}}
+    )
+    assert collect_ignored(raw) == [
+        "resources.jobs.etl.email_notifications",
+        "resources.jobs.etl.job_clusters",
+        "resources.jobs.etl.environments",
+        "resources.jobs.etl.tasks[0].job_cluster_key",
+        "resources.jobs.etl.tasks[0].libraries",
+        "resources.jobs.etl.tasks[1].environment_key",
+        "resources.jobs.etl.tasks[2].existing_cluster_id",
+        "resources.jobs.etl.tasks[2].notebook_task.warehouse_id",
+    ]

@@ -174,13 +174,25 @@ def _walk(value: Any, parts: list[str], path: str) -> Iterator[str]:
             yield from _walk(child, rest, f"{path}.{key}" if path else str(key))
 
 
+def _all_paths(value: Any, path: str) -> Iterator[str]:
+    """Every key path under ``value``, in document order."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            yield sub
+            yield from _all_paths(child, sub)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _all_paths(item, f"{path}[{i}]")
+
+
 def collect_ignored(raw: Mapping[str, Any]) -> list[str]:
-    """The Databricks-only key paths the merged bundle ``raw`` sets, each once, in table order."""
-    seen: dict[str, None] = {}
-    for pattern in DATABRICKS_ONLY_KEYS:
-        for path in _walk(dict(raw), _split(pattern), ""):
-            seen.setdefault(path, None)
-    return list(seen)
+    """The Databricks-only key paths the merged bundle ``raw`` sets, each once, in the
+    order they appear in the bundle (``targets`` are not walked: the selected target's
+    settings are merged into ``raw`` already)."""
+    document = {k: v for k, v in raw.items() if k != "targets"}
+    found = {path for p in DATABRICKS_ONLY_KEYS for path in _walk(document, _split(p), "")}
+    return [path for path in _all_paths(document, "") if path in found]
 
 
 def ignored_keys(project: Project) -> list[str]:
@@ -236,6 +248,8 @@ RELATIVE_PATHS: tuple[tuple[str, bool], ...] = (
     ("jobs.*.tasks[].notebook_task.notebook_path", False),
     ("jobs.*.tasks[].spark_python_task.python_file", False),
     ("jobs.*.tasks[].sql_task.file.path", False),
+    ("jobs.*.tasks[].for_each_task.task.notebook_task.notebook_path", False),
+    ("jobs.*.tasks[].for_each_task.task.spark_python_task.python_file", False),
 )
 
 
@@ -502,29 +516,38 @@ def resource_context(raw: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- mode and presets
 
 
+DEVELOPMENT_CONCURRENT_RUNS = 4  # Databricks' max_concurrent_runs of a job in development mode
+
+
 def effective_presets(raw: Mapping[str, Any], mode: str | None, dab: bool) -> dict[str, Any]:
     """The presets in force: the bundle's (target merged), with development mode's defaults
-    in a databricks.yml bundle (name prefix ``[dev <user>] ``, pipelines in development,
-    schedules and triggers paused), as Databricks applies them."""
+    in a databricks.yml bundle, as Databricks applies them: name prefix
+    ``[dev <short_name>] ``, a ``dev: <short_name>`` tag, pipelines in development,
+    schedules and triggers paused, up to 4 concurrent runs of a job."""
     presets = dict(raw.get("presets") or {})
     if dab and mode == "development":
-        presets.setdefault("name_prefix", f"[dev {short_name(current_user())}] ")
+        user = short_name(current_user())
+        presets.setdefault("name_prefix", f"[dev {user}] ")
         presets.setdefault("pipelines_development", True)
         presets.setdefault("trigger_pause_status", "PAUSED")
+        presets.setdefault("jobs_max_concurrent_runs", DEVELOPMENT_CONCURRENT_RUNS)
+        presets["tags"] = {"dev": user, **(presets.get("tags") or {})}
     return presets
 
 
-def with_presets(raw: dict[str, Any], presets: Mapping[str, Any]) -> dict[str, Any]:
-    """Presets and top-level permissions applied to the resources of the merged bundle."""
+def with_presets(
+    raw: dict[str, Any], presets: Mapping[str, Any], job_fields: frozenset[str]
+) -> dict[str, Any]:
+    """Presets and top-level permissions applied to the resources of the merged bundle:
+    a schedule, trigger or continuous without its own ``pause_status`` takes the presets'
+    ``trigger_pause_status``; a job without ``max_concurrent_runs`` takes
+    ``jobs_max_concurrent_runs``; tags a job does not set are added (when the job model
+    has ``tags``: ``job_fields``); names are left as they are (see Project.name_prefix)."""
     resources = copy.deepcopy(raw.get("resources") or {})
     permissions = raw.get("permissions") or []
     for job in (resources.get("jobs") or {}).values():
-        if not isinstance(job, dict):
-            continue
-        if permissions:
-            job["permissions"] = [*(job.get("permissions") or []), *map(_job_level, permissions)]
-        if presets.get("jobs_max_concurrent_runs") and "max_concurrent_runs" not in job:
-            job["max_concurrent_runs"] = presets["jobs_max_concurrent_runs"]
+        if isinstance(job, dict):
+            _job_presets(job, presets, permissions, job_fields)
     for pipeline in (resources.get("pipelines") or {}).values():
         if not isinstance(pipeline, dict):
             continue
@@ -533,6 +556,27 @@ def with_presets(raw: dict[str, Any], presets: Mapping[str, Any]) -> dict[str, A
         if presets.get("pipelines_development") and pipeline.get("development") is None:
             pipeline["development"] = True
     return {**raw, "resources": resources} if resources else raw
+
+
+def _job_presets(
+    job: dict[str, Any],
+    presets: Mapping[str, Any],
+    permissions: list[Any],
+    job_fields: frozenset[str],
+) -> None:
+    if permissions:
+        job["permissions"] = [*(job.get("permissions") or []), *map(_job_level, permissions)]
+    if presets.get("jobs_max_concurrent_runs") and "max_concurrent_runs" not in job:
+        job["max_concurrent_runs"] = presets["jobs_max_concurrent_runs"]
+    status = presets.get("trigger_pause_status")
+    if status:
+        for key in ("schedule", "trigger", "continuous"):
+            part = job.get(key)
+            if isinstance(part, dict) and not part.get("pause_status"):
+                job[key] = {**part, "pause_status": status}
+    tags = presets.get("tags") or {}
+    if tags and "tags" in job_fields:
+        job["tags"] = {**tags, **(job.get("tags") or {})}
 
 
 def _job_level(permission: Any) -> Any:

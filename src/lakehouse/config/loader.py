@@ -37,6 +37,7 @@ from lakehouse.config.dab import (
     resource_context,
     with_presets,
 )
+from lakehouse.config.jobs import Job
 from lakehouse.config.project import Project
 from lakehouse.config.resolve import LoadedBundle, assemble
 from lakehouse.config.variables import variable_values
@@ -424,7 +425,7 @@ def load_project(
     targeted = apply_target(resolved, target_name)
     mode = (targeted["targets"].get(target_name) or {}).get("mode")
     presets = effective_presets(targeted, mode, dab)
-    targeted = with_presets(targeted, presets)
+    targeted = with_presets(targeted, presets, frozenset(Job.model_fields))
     ignored = collect_ignored(targeted)
     with _declared_in(fragments):
         bundle: BundleSpec = validate(BundleSpec, targeted, display)
@@ -457,6 +458,8 @@ def _gather(
     patterns: list[str] = validate(list[str], raw_root.get("include") or [], display, "include")
     confs: list[tuple[str, dict[str, Any]]] = []
     for path, rel in _included_files(root, patterns, display, allow_empty=dab):
+        if path == root / display:
+            continue  # a pattern such as *.yml also matches the bundle file itself
         data = read_yaml(path, rel)
         fragment = {k: v for k, v in data.items() if k in FRAGMENT_KEYS}
         conf = {k: v for k, v in data.items() if k not in FRAGMENT_KEYS}

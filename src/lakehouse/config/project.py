@@ -192,9 +192,11 @@ class Project:
 
     @property
     def schedules_paused(self) -> bool:
-        """Whether every schedule and trigger is paused for this target: presets'
+        """Whether schedules and triggers are paused for this target: presets'
         ``trigger_pause_status: PAUSED``, or ``mode: development`` in a databricks.yml bundle
-        (unless the presets say UNPAUSED), as Databricks does."""
+        (unless the presets say UNPAUSED), as Databricks does. The loader already set
+        ``pause_status: PAUSED`` on every schedule (and trigger) that does not set its own
+        ``pause_status``, so a job's ``schedule.pause_status`` is the one to read."""
         return self.presets.trigger_pause_status == "PAUSED"
 
     @property
