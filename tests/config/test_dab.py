@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from lakehouse.config import load_project
 from lakehouse.config.catalog import Grant, TableSpec
-from lakehouse.config.dab import current_user, ignored_keys, short_name
+from lakehouse.config.dab import ignored_keys
 from lakehouse.config.jobs import Job, Task
 from lakehouse.config.loader import find_bundle_file
+from lakehouse.config.local_values import current_user, short_name
 from tests.config.editing import edit_yaml, load_error
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dab_project"
@@ -403,3 +404,20 @@ def test_collector_walks_the_raw_bundle_without_the_job_models() -> None:
         "resources.jobs.etl.tasks[2].existing_cluster_id",
         "resources.jobs.etl.tasks[2].notebook_task.warehouse_id",
     ]
+
+
+def test_bundle_git_references_read_the_checkout(dab: Path) -> None:
+    git = dab / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/feature/x\n")
+    (git / "refs" / "heads" / "feature").mkdir()
+    (git / "refs" / "heads" / "feature" / "x").write_text("abc123\n")
+    (git / "config").write_text('[remote "origin"]\n\turl = https://example.com/r.git\n')
+    edit_yaml(
+        dab / "resources" / "orders.pipeline.yml",
+        lambda d: d["resources"]["pipelines"]["orders_pipeline"]["configuration"].update(
+            {"git": "${bundle.git.branch}@${bundle.git.commit} ${bundle.git.origin_url}"}
+        ),
+    )
+    configuration = load_project(dab).pipelines["orders_pipeline"].configuration
+    assert configuration["git"] == "feature/x@abc123 https://example.com/r.git"

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import getpass
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.config.local_values import current_user, short_name
 from lakehouse.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -455,49 +455,7 @@ def apply_target(raw: dict[str, Any], target: str) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------- local values
-
-
-def short_name(user: str) -> str:
-    """Databricks' ``short_name`` of a user: the part before ``@``, non-alphanumerics as ``_``."""
-    return re.sub(r"[^A-Za-z0-9]", "_", user.split("@", 1)[0])
-
-
-def current_user() -> str:
-    """The local user name (``${workspace.current_user.userName}``)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "local"
-
-
-def local_context(
-    root: Path, bundle_name: str, target: str, workspace: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """The local values of ``${bundle.*}`` and ``${workspace.*}``."""
-    user = current_user()
-    state = root / ".lakehouse"
-    return {
-        "bundle.name": bundle_name,
-        "bundle.target": target,
-        "bundle.environment": target,
-        "bundle.root": str(root),
-        "bundle.git.branch": "",
-        "bundle.git.commit": "",
-        "bundle.git.origin_url": "",
-        "workspace.host": str((workspace or {}).get("host") or ""),
-        "workspace.root_path": str(root),
-        "workspace.file_path": str(root),
-        "workspace.artifact_path": str(state / "artifacts"),
-        "workspace.state_path": str(state / "state"),
-        "workspace.resource_path": str(state / "resources"),
-        "workspace.current_user.userName": user,
-        "workspace.current_user.user_name": user,
-        "workspace.current_user.displayName": user,
-        "workspace.current_user.id": user,
-        "workspace.current_user.short_name": short_name(user),
-        "workspace.current_user.domain_friendly_name": short_name(user),
-    }
+# ---------------------------------------------------------------- references
 
 
 def resource_context(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,12 +32,12 @@ from lakehouse.config.dab import (
     apply_target,
     collect_ignored,
     effective_presets,
-    local_context,
     rebase_paths,
     resource_context,
     with_presets,
 )
 from lakehouse.config.jobs import Job
+from lakehouse.config.local_values import local_context
 from lakehouse.config.project import Project
 from lakehouse.config.resolve import LoadedBundle, assemble
 from lakehouse.config.variables import variable_values

@@ -26,7 +26,7 @@ from lakehouse.config.catalog import (
     SecurableGrant,
     TableSpec,
 )
-from lakehouse.config.dab import current_user
+from lakehouse.config.local_values import current_user
 from lakehouse.config.locations import check_locations
 from lakehouse.config.ml import ModelSpec, MonitoringSpec
 from lakehouse.config.pipelines import GoldSpec, SilverSpec
