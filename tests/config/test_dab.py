@@ -187,6 +187,17 @@ def test_references_get_local_values(dab: Path) -> None:
     ]
 
 
+def test_a_resource_name_may_use_variables(dab: Path) -> None:
+    edit_yaml(
+        dab / "resources" / "orders.pipeline.yml",
+        lambda d: d["resources"]["pipelines"]["orders_pipeline"].update(
+            {"name": "orders_${var.catalog}"}
+        ),
+    )
+    task = load_project(dab).bundle.resources.jobs["hello"].tasks[0]
+    assert task.parameters[-1] == "orders_dev_catalog"
+
+
 def test_unknown_reference_names_file_and_key(dab: Path) -> None:
     edit_yaml(
         dab / "resources" / "orders.pipeline.yml",

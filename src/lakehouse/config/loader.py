@@ -491,6 +491,9 @@ def _context(
         )
     else:
         raise ConfigError(display, "variables", "variables reference each other in a cycle")
+    for key, value in list(context.items()):  # a resource's name may use ${var.*}
+        if key.startswith("resources.") and key.endswith(".name"):
+            context[key] = interpolate(value, context, display, key.removesuffix(".name"))
     return context
 
 
