@@ -376,6 +376,16 @@ def test_implicit_catalog(dab: Path) -> None:
         project.add_table("other.silver.orders", TableSpec(layer="silver"))
 
 
+def test_resources_schemas_become_schemas_of_the_implicit_catalog(dab: Path) -> None:
+    (dab / "resources" / "schemas.yml").write_text(
+        "resources:\n  schemas:\n    gold:\n      catalog_name: ${var.catalog}\n"
+        "      name: gold\n      grants: [{principal: x, privileges: [USE_SCHEMA]}]\n"
+    )
+    project = load_project(dab)
+    assert sorted(project.catalog.schemas) == ["gold", "meta", short_name(USER)]
+    assert "resources.schemas.gold.grants" in ignored_keys(project)
+
+
 def test_implicit_catalog_is_main_when_pipelines_disagree(dab: Path) -> None:
     edit_yaml(
         dab / "resources" / "orders.pipeline.yml",

@@ -125,6 +125,8 @@ DATABRICKS_ONLY_KEYS: tuple[str, ...] = (
             "storage",
         )
     ),
+    "resources.schemas.*.grants",
+    "resources.schemas.*.properties",
     f"{_PIPELINE}.libraries[].jar",
     f"{_PIPELINE}.libraries[].maven",
     f"{_PIPELINE}.libraries[].whl",
@@ -142,7 +144,6 @@ DATABRICKS_ONLY_KEYS: tuple[str, ...] = (
             "models",
             "quality_monitors",
             "registered_models",
-            "schemas",
             "secret_scopes",
             "sql_warehouses",
             "synced_database_tables",

@@ -285,11 +285,13 @@ def implicit_catalog(loaded: LoadedBundle) -> CatalogSpec:
         name = "main"
     data_root = str(loaded.variables.get("data_root", loaded.default_data_root))
     storage_root = resolve_path(loaded.root, data_root).rstrip("/") + "/tables"
-    schemas = {
-        p.schema_name: SchemaSpec()
-        for p in pipelines
-        if p.schema_name and re.match(IDENTIFIER, p.schema_name) and (p.catalog or name) == name
-    }
+    wanted = [p.schema_name for p in pipelines if p.schema_name and (p.catalog or name) == name]
+    wanted += [  # resources.schemas of the catalog (their grants mean something on Databricks)
+        str(s.get("name"))
+        for s in loaded.bundle.resources.schemas.values()
+        if s.get("catalog_name") == name and s.get("name")
+    ]
+    schemas = {s: SchemaSpec() for s in wanted if re.match(IDENTIFIER, s)}
     principals, runners = _bundle_principals(loaded.bundle)
     owner = loaded.bundle.run_as.principal if loaded.bundle.run_as else current_user()
     runners.update({owner, current_user()})
