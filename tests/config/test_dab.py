@@ -14,6 +14,7 @@ from lakehouse.config.dab import ignored_keys
 from lakehouse.config.jobs import Job, Task
 from lakehouse.config.loader import find_bundle_file
 from lakehouse.config.local_values import current_user, short_name
+from lakehouse.core.errors import ConfigError
 from tests.config.editing import edit_yaml, load_error
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dab_project"
@@ -372,8 +373,11 @@ def test_implicit_catalog(dab: Path) -> None:
     assert project.tables["dev_catalog.silver.orders"] is ref
     assert "orders" in project.catalog.schemas["silver"].tables
     assert project.add_table("dev_catalog.silver.orders", TableSpec(layer="gold")) is ref
-    with pytest.raises(Exception, match=r"dev_catalog\.<schema>\.<table>"):
-        project.add_table("other.silver.orders", TableSpec(layer="silver"))
+    other = project.add_table("other.silver.orders", TableSpec(layer="silver"))
+    assert other.location == f"{dab}/.lakehouse/tables/other/silver/orders"
+    assert "other" not in project.catalog.schemas
+    with pytest.raises(ConfigError, match=r"expected catalog\.schema\.table"):
+        project.add_table("silver.orders", TableSpec(layer="silver"))
 
 
 def test_resources_schemas_become_schemas_of_the_implicit_catalog(dab: Path) -> None:

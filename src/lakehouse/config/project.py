@@ -214,32 +214,31 @@ class Project:
         return self.resource_files.get(key, self.bundle_file)
 
     def add_table(self, full_name: str, spec: TableSpec) -> TableRef:
-        """Add a table found at run time (a pipeline's dataset) to the catalog; its schema is
-        created on demand, its location ``spec.location`` or ``<storage_root>/<schema>/<table>``.
-        A table already known is returned as it is."""
+        """Add a table found at run time (a pipeline's dataset). In the project's catalog
+        its schema is created on demand and its location is ``spec.location`` or
+        ``<storage_root>/<schema>/<table>``; a table of another catalog lies at
+        ``<storage_root>/<catalog>/<schema>/<table>``. A table already known is returned."""
         if full_name in self.tables:
             return self.tables[full_name]
         parts = full_name.split(".")
-        if len(parts) != 3 or parts[0] != self.catalog.name:
-            raise ConfigError(
-                self.bundle_file,
-                full_name,
-                f"a table of this project is {self.catalog.name}.<schema>.<table>",
-            )
-        _, schema_name, table_name = parts
+        if len(parts) != 3 or not all(parts):
+            raise ConfigError(self.bundle_file, full_name, "expected catalog.schema.table")
+        catalog_name, schema_name, table_name = parts
         storage_root = self.resolve_path(self.catalog.storage_root).rstrip("/")
-        location = (
-            self.resolve_path(spec.location)
-            if spec.location
-            else f"{storage_root}/{schema_name}/{table_name}"
+        folder = (
+            f"{storage_root}/{schema_name}"
+            if catalog_name == self.catalog.name
+            else f"{storage_root}/{catalog_name}/{schema_name}"
         )
-        schema = self.catalog.schemas.get(schema_name, SchemaSpec())
-        schema = schema.model_copy(update={"tables": {**schema.tables, table_name: spec}})
-        catalog = self.catalog.model_copy(
-            update={"schemas": {**self.catalog.schemas, schema_name: schema}}
-        )
-        object.__setattr__(self, "catalog", catalog)  # frozen: the catalog grows at run time
-        ref = TableRef(self.catalog.name, schema_name, table_name, spec, location)
+        location = self.resolve_path(spec.location) if spec.location else f"{folder}/{table_name}"
+        if catalog_name == self.catalog.name:
+            schema = self.catalog.schemas.get(schema_name, SchemaSpec())
+            schema = schema.model_copy(update={"tables": {**schema.tables, table_name: spec}})
+            catalog = self.catalog.model_copy(
+                update={"schemas": {**self.catalog.schemas, schema_name: schema}}
+            )
+            object.__setattr__(self, "catalog", catalog)  # frozen: the catalog grows at run time
+        ref = TableRef(catalog_name, schema_name, table_name, spec, location)
         self.tables[full_name] = ref
         return ref
 
