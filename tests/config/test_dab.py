@@ -1,4 +1,4 @@
-"""Databricks Asset Bundles read as Databricks writes them (tests/data/dab_project)."""
+"""Databricks Asset Bundles read as Databricks writes them (tests/data/dab_config)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lakehouse.config.local_values import current_user, short_name
 from lakehouse.core.errors import ConfigError
 from tests.config.editing import edit_yaml, load_error
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "dab_project"
+DATA = Path(__file__).resolve().parents[1] / "data" / "dab_config"
 USER = current_user()
 # job and task keys of resources/etl.job.yml that the Job model of helper dab-jobs/dab-tasks adds
 JOB_KEYS = {"tags", "email_notifications", "job_clusters", "environments"}
