@@ -16,6 +16,7 @@ from lakehouse.cli._context import CliError, _governed_command, _load, _session
 from lakehouse.cli.catalog import report_table_mismatches
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, new_table
+from lakehouse.config.dab import ignored_keys
 from lakehouse.config.loader import parse_var_overrides
 from lakehouse.config.project import Project
 from lakehouse.engine import EngineSession, build_session
@@ -388,7 +389,8 @@ def bundle_validate(
     var: VarOpt = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text | json")] = "text",
 ) -> None:
-    """Validate bundle.yml and conf/, and print the resolved configuration."""
+    """Validate the bundle (databricks.yml or bundle.yml) and its included files, and print
+    the resolved configuration and the Databricks-only keys ignored locally."""
     project = _load(project_dir, target, engine, var)
     if output == "json":
         print(json.dumps(_resolved_config(project), indent=2, default=str))
@@ -404,6 +406,19 @@ def bundle_validate(
     )
     for name, job in project.bundle.resources.jobs.items():
         console.print(f"  job {name}: {' → '.join(t.task_key for t in job.tasks)}")
+    for name, pipeline in project.pipelines.items():
+        where = ".".join(p for p in (pipeline.catalog, pipeline.schema_name) if p)
+        console.print(
+            f"  pipeline {name}: {len(pipeline.libraries)} librar"
+            f"{'y' if len(pipeline.libraries) == 1 else 'ies'}" + (f" → {where}" if where else "")
+        )
+    if project.schedules_paused:
+        console.print("  schedules and triggers: paused (development mode or presets)")
+    ignored = ignored_keys(project)
+    if ignored:
+        console.print(f"  ignored locally: {len(ignored)} Databricks-only key(s)")
+        for key in ignored:
+            console.print(f"    {key}", highlight=False)
     report_table_mismatches(project)
 
 
@@ -423,4 +438,5 @@ def _resolved_config(project: Project) -> dict[str, Any]:
         "silver": {k: v.model_dump(mode="json") for k, v in project.silver.items()},
         "gold": {k: v.model_dump(mode="json") for k, v in project.gold.items()},
         "models": {k: v.model_dump(mode="json") for k, v in project.models.items()},
+        "ignored_locally": ignored_keys(project),
     }

@@ -7,13 +7,14 @@ rather than a setting that is silently ignored.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from lakehouse.config.base import Identifier, StrictModel, TableName
 from lakehouse.config.catalog import CatalogSpec, SecurableGrant
-from lakehouse.config.jobs import Job, RunAs
+from lakehouse.config.declarative import PipelineResource
+from lakehouse.config.jobs import Job, Permission, RunAs
 from lakehouse.config.ml import ModelSpec, MonitoringSpec
 from lakehouse.config.pipelines import GoldSpec, SilverSpec
 from lakehouse.config.sources import Source
@@ -21,13 +22,80 @@ from lakehouse.config.sources import Source
 
 class BundleInfo(StrictModel):
     name: Identifier
+    # Databricks only (accepted, listed by `bundle validate` as ignored locally)
+    databricks_cli_version: str | None = Field(None, description="Databricks only")
+    cluster_id: str | None = Field(None, description="Databricks only")
+    compute_id: str | None = Field(None, description="Databricks only")
+    git: dict[str, Any] | None = Field(None, description="Databricks only")
+    deployment: dict[str, Any] | None = Field(None, description="Databricks only")
+    uuid: str | None = Field(None, description="Databricks only")
+
+
+LOOKUP_REFUSED = (
+    "'lookup' resolves a Databricks object id and needs a workspace; for local runs give "
+    "the variable a value (a target's variables, BUNDLE_VAR_{name} or --var {name}=...)"
+)
 
 
 class Variable(StrictModel):
     description: str = Field("", description="what the variable is for")
-    default: str | int | float | bool | None = Field(
-        None, description="value when no target, LAKEHOUSE_VAR_<name> or --var sets one"
+    type: Literal["complex"] | None = Field(
+        None, description="complex: the default is a mapping or a list"
     )
+    default: Any = Field(
+        None,
+        description="value when no target, BUNDLE_VAR_<name> / LAKEHOUSE_VAR_<name> or --var "
+        "sets one (a scalar; a mapping or list with type: complex)",
+    )
+    lookup: dict[str, Any] | None = Field(
+        None,
+        description="Databricks object lookup: refused locally unless another source sets the value",
+    )
+
+    @model_validator(mode="after")
+    def _complex_default(self) -> Variable:
+        shaped = isinstance(self.default, dict | list)
+        if shaped and self.type != "complex":
+            raise ValueError("a mapping or list default needs 'type: complex'")
+        if self.type == "complex" and self.default is not None and not shaped:
+            raise ValueError("a complex variable's default is a mapping or a list")
+        return self
+
+
+class Workspace(StrictModel):
+    """Databricks workspace settings: accepted; locally ``${workspace.*}`` have local values."""
+
+    host: str | None = None
+    profile: str | None = None
+    root_path: str | None = None
+    file_path: str | None = None
+    artifact_path: str | None = None
+    state_path: str | None = None
+    resource_path: str | None = None
+    auth_type: str | None = None
+    client_id: str | None = None
+    account_id: str | None = None
+    azure_client_id: str | None = None
+    azure_environment: str | None = None
+    azure_login_app_id: str | None = None
+    azure_tenant_id: str | None = None
+    azure_use_msi: bool | None = None
+    azure_workspace_resource_id: str | None = None
+    google_service_account: str | None = None
+
+
+class Presets(StrictModel):
+    """Databricks presets applied to every resource of a target."""
+
+    name_prefix: str | None = Field(None, description="prefix of resource names")
+    pipelines_development: bool | None = Field(None, description="pipelines in development mode")
+    trigger_pause_status: Literal["PAUSED", "UNPAUSED"] | None = Field(
+        None, description="pause (or not) every schedule and trigger"
+    )
+    jobs_max_concurrent_runs: int | None = Field(None, ge=1)
+    tags: dict[str, str] = Field(default_factory=dict, description="tags of every resource")
+    source_linked_deployment: bool | None = Field(None, description="Databricks only")
+    artifacts_dynamic_version: bool | None = Field(None, description="Databricks only")
 
 
 class DeltaJars(StrictModel):
@@ -71,18 +139,76 @@ class Target(StrictModel):
         False, description="the target used when none is given; at most one target may set it"
     )
     mode: Literal["development", "production"] = Field(
-        "development", description="development or production"
+        "development",
+        description="development or production; in a databricks.yml bundle, development "
+        "pauses schedules and triggers and prefixes names, as Databricks does",
     )
     engine: EngineSpec = Field(
         default_factory=EngineSpec, description="the Spark engine of this target"
     )
-    variables: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="values for declared variables in this target"
+    variables: dict[str, Any] = Field(
+        default_factory=dict,
+        description="values for declared variables in this target (a value, or {default: ...})",
     )
+    workspace: Workspace | None = Field(None, description="overrides the bundle's workspace")
+    permissions: list[Permission] | None = Field(
+        None, description="overrides the bundle's permissions"
+    )
+    presets: Presets | None = Field(None, description="overrides the bundle's presets")
+    run_as: RunAs | None = Field(None, description="overrides the bundle's run_as")
+    resources: dict[str, Any] = Field(
+        default_factory=dict, description="merged over the bundle's resources for this target"
+    )
+    bundle: dict[str, Any] | None = Field(None, description="overrides of bundle settings")
+    artifacts: dict[str, Any] | None = Field(None, description="Databricks only")
+    sync: dict[str, Any] | None = Field(None, description="Databricks only")
+    git: dict[str, Any] | None = Field(None, description="Databricks only")
+    cluster_id: str | None = Field(None, description="Databricks only")
+    compute_id: str | None = Field(None, description="Databricks only")
+
+
+# resource kinds a bundle may declare that mean nothing locally (listed as ignored locally)
+OTHER_RESOURCE_KINDS = (
+    "alerts",
+    "apps",
+    "clusters",
+    "dashboards",
+    "database_catalogs",
+    "database_instances",
+    "experiments",
+    "model_serving_endpoints",
+    "models",
+    "quality_monitors",
+    "registered_models",
+    "schemas",
+    "secret_scopes",
+    "sql_warehouses",
+    "synced_database_tables",
+    "volumes",
+)
 
 
 class Resources(StrictModel):
     jobs: dict[Identifier, Job] = Field(default_factory=dict)
+    pipelines: dict[Identifier, PipelineResource] = Field(
+        default_factory=dict, description="declarative pipelines (resources.pipelines)"
+    )
+    alerts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    apps: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    clusters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    dashboards: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    database_catalogs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    database_instances: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    experiments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    model_serving_endpoints: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    quality_monitors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    registered_models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    secret_scopes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sql_warehouses: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    synced_database_tables: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    volumes: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class BundleSpec(StrictModel):
@@ -94,14 +220,28 @@ class BundleSpec(StrictModel):
     )
     include: list[str] = Field(
         default_factory=list,
-        description="glob patterns of conf files, relative to bundle.yml; a pattern matching no file is an error",
+        description="glob patterns of included files, relative to the bundle file: conf files "
+        "(catalog, sources, silver, gold, models ...) and/or bundle fragments (resources, "
+        "variables, targets ...); a pattern matching no file is an error",
     )
     variables: dict[Identifier, Variable] = Field(
         default_factory=dict,
         description="declared variables; a variable with no value from any source is an error",
     )
     targets: dict[Identifier, Target] = Field(min_length=1)
-    resources: Resources = Field(default_factory=Resources, description="the jobs")
+    resources: Resources = Field(
+        default_factory=Resources, description="the jobs and declarative pipelines"
+    )
+    workspace: Workspace | None = Field(
+        None, description="Databricks workspace (locally ${workspace.*} get local values)"
+    )
+    permissions: list[Permission] = Field(
+        default_factory=list, description="permissions applied to every job and pipeline"
+    )
+    presets: Presets | None = Field(None, description="presets applied to every resource")
+    artifacts: dict[str, Any] | None = Field(None, description="Databricks only (build commands)")
+    sync: dict[str, Any] | None = Field(None, description="Databricks only")
+    experimental: dict[str, Any] | None = Field(None, description="Databricks only")
     allowed_external_paths: list[str] = Field(
         default_factory=list,
         description="opt-in: directories (or URI prefixes) outside the project and the data "

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from lakehouse.config.base import Identifier, StrictModel
 
@@ -38,8 +38,18 @@ PRIVILEGES = (
     "UNMASK",
     "ALL PRIVILEGES",
 )
-Privilege = Literal[
-    "USE CATALOG", "USE SCHEMA", "SELECT", "MODIFY", "CREATE TABLE", "UNMASK", "ALL PRIVILEGES"
+
+
+def _privilege_spelling(value: Any) -> Any:
+    """Databricks' API spelling (``USE_SCHEMA``, ``ALL_PRIVILEGES``) as the SQL one."""
+    return value.replace("_", " ") if isinstance(value, str) else value
+
+
+Privilege = Annotated[
+    Literal[
+        "USE CATALOG", "USE SCHEMA", "SELECT", "MODIFY", "CREATE TABLE", "UNMASK", "ALL PRIVILEGES"
+    ],
+    BeforeValidator(_privilege_spelling),
 ]
 MaskKind = Literal["hash", "redact", "null"]
 

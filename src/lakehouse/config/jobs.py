@@ -129,9 +129,9 @@ class WebhookNotifications(StrictModel):
 
 
 class Permission(StrictModel):
-    level: Literal["CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"] = Field(
-        description="the permission level"
-    )
+    level: Literal[
+        "CAN_VIEW", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"
+    ] = Field(description="the permission level (CAN_RUN, CAN_EDIT: top-level bundle levels)")
     user_name: str | None = Field(
         None, description="one of user_name, group_name, service_principal_name"
     )

@@ -1,35 +1,52 @@
-"""Load ``bundle.yml`` and its included ``conf/*.yml`` into a typed :class:`Project`.
+"""Load a bundle (``databricks.yml`` or ``bundle.yml``) and its included files into a typed
+:class:`Project`.
 
-Resolution order for variables (last wins): the ``default`` in ``bundle.yml``, the selected
-target's ``variables``, ``LAKEHOUSE_VAR_<name>`` environment variables, ``--var name=value``.
-``${var.name}``, ``${bundle.name}`` and ``${bundle.target}`` are interpolated in every string.
-Every error names the file, the key path and what was expected.
+Included files hold bundle fragments (``resources``, ``variables``, ``targets`` …, merged into
+the root as Databricks does) and/or conf sections (``catalog``, ``sources``, ``silver`` …).
+Variables resolve as in :mod:`lakehouse.config.variables`; ``${var.x}``, ``${bundle.*}``,
+``${workspace.*}`` (local values, :func:`lakehouse.config.dab.local_context`) and
+``${resources.<kind>.<key>.id|name}`` are interpolated in every string. Every error names the
+file, the key path and what was expected.
 """
 
 from __future__ import annotations
 
 import codecs
 import importlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from lakehouse.config.base import BUNDLE_FILE, SECRET_PARAMETER_HINT, secret_name
-from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Variable
+from lakehouse.config.base import BUNDLE_FILES, SECRET_PARAMETER_HINT, secret_name
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Presets, Variable
+from lakehouse.config.dab import (
+    FRAGMENT_KEYS,
+    Fragments,
+    apply_target,
+    collect_ignored,
+    effective_presets,
+    rebase_paths,
+    resource_context,
+    with_presets,
+)
+from lakehouse.config.jobs import Job
+from lakehouse.config.local_values import local_context
 from lakehouse.config.project import Project
 from lakehouse.config.resolve import LoadedBundle, assemble
+from lakehouse.config.variables import variable_values
 from lakehouse.core.errors import ConfigError
 
 ENV_TARGET = "LAKEHOUSE_TARGET"
 ENV_ENGINE = "LAKEHOUSE_ENGINE"
 ENV_REMOTE = "LAKEHOUSE_REMOTE"
 ENV_PROJECT_DIR = "LAKEHOUSE_PROJECT_DIR"
-ENV_VAR_PREFIX = "LAKEHOUSE_VAR_"
 ENGINE_KINDS = ("sail", "spark", "connect")
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
@@ -248,7 +265,8 @@ def _friendly(error: Mapping[str, Any]) -> str:
 
 
 def interpolate(value: Any, context: Mapping[str, Any], display: str, path: str = "") -> Any:
-    """Replace ``${var.x}`` / ``${bundle.name}`` / ``${bundle.target}`` in every string."""
+    """Replace ``${var.x}``, ``${bundle.*}``, ``${workspace.*}``, ``${resources.*}`` in every
+    string; a string that is one reference to a complex variable becomes its value."""
     if isinstance(value, dict):
         out: dict[Any, Any] = {}
         for k, v in value.items():
@@ -259,24 +277,59 @@ def interpolate(value: Any, context: Mapping[str, Any], display: str, path: str 
         return [interpolate(v, context, display, f"{path}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
+    whole = _REFERENCE.fullmatch(value.strip())
+    if whole:
+        found = _lookup(whole.group(1).strip(), context, display, path)
+        if isinstance(found, dict | list):
+            return found
 
-    def lookup(ref: str) -> Any:
-        if ref not in context:
-            if ref.startswith("var."):
-                known = ", ".join(sorted(k[4:] for k in context if k.startswith("var."))) or "none"
-                raise ConfigError(
-                    display,
-                    path,
-                    f"undefined variable '{ref[4:]}' in '${{{ref}}}' (defined: {known})",
-                )
+    def text(match: re.Match[str]) -> str:
+        ref = match.group(1).strip()
+        found = _lookup(ref, context, display, path)
+        if isinstance(found, dict | list):
             raise ConfigError(
-                display,
-                path,
-                f"unknown reference '${{{ref}}}' (use ${{var.<name>}}, ${{bundle.name}} or ${{bundle.target}})",
+                display, path, f"'${{{ref}}}' is a complex value: use it as the whole value"
             )
-        return context[ref]
+        return str(found)
 
-    return _REFERENCE.sub(lambda m: str(lookup(m.group(1).strip())), value)
+    return _REFERENCE.sub(text, value)
+
+
+def _lookup(ref: str, context: Mapping[str, Any], display: str, path: str) -> Any:
+    """The value of one reference (``var.x.field`` walks into a complex variable)."""
+    if ref in context:
+        return context[ref]
+    parts = ref.split(".")
+    if parts[0] == "var" and len(parts) > 2 and f"var.{parts[1]}" in context:
+        node = context[f"var.{parts[1]}"]
+        for part in parts[2:]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                raise ConfigError(
+                    display, path, f"'${{{ref}}}': no {part!r} in variable {parts[1]!r}"
+                )
+        return node
+    if parts[0] == "var":
+        known = ", ".join(sorted(k[4:] for k in context if k.startswith("var."))) or "none"
+        raise ConfigError(
+            display, path, f"undefined variable '{ref[4:]}' in '${{{ref}}}' (defined: {known})"
+        )
+    if parts[0] == "resources":
+        if len(parts) == 4 and f"resources.{parts[1]}.{parts[2]}.id" in context:
+            hint = "locally a resource has .id (its key) and .name"
+        else:
+            hint = "no such resource"
+        raise ConfigError(display, path, f"unknown reference '${{{ref}}}' ({hint})")
+    raise ConfigError(
+        display,
+        path,
+        f"unknown reference '${{{ref}}}' (use ${{var.<name>}}, ${{bundle.name|target|root}}, "
+        "${workspace.file_path|root_path|current_user.userName|current_user.short_name} or "
+        "${resources.<kind>.<key>.id})",
+    )
 
 
 # ---------------------------------------------------------------- finding and loading
@@ -295,17 +348,27 @@ def import_callable(dotted: str) -> Callable[..., Any]:
     return fn
 
 
-def find_bundle_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` (or $LAKEHOUSE_PROJECT_DIR) with a bundle.yml."""
+def find_bundle_file(start: Path | None = None) -> Path:
+    """The bundle root file nearest ``start`` (or $LAKEHOUSE_PROJECT_DIR): the first of
+    ``databricks.yml``, ``databricks.yaml``, ``bundle.yml``, ``bundle.yaml`` in a directory,
+    looking at ``start`` then each parent."""
     env = os.environ.get(ENV_PROJECT_DIR)
     here = Path(env) if env and start is None else (start or Path.cwd())
     here = here.resolve()
     for candidate in (here, *here.parents):
-        if (candidate / BUNDLE_FILE).is_file():
-            return candidate
+        for name in BUNDLE_FILES:
+            if (candidate / name).is_file():
+                return candidate / name
     raise ConfigError(
-        BUNDLE_FILE, "", f"not found in {here} or any parent directory (pass --project-dir)"
+        " or ".join(BUNDLE_FILES[::2]),
+        "",
+        f"not found in {here} or any parent directory (pass --project-dir)",
     )
+
+
+def find_bundle_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` holding a bundle file (see find_bundle_file)."""
+    return find_bundle_file(start).parent
 
 
 def parse_var_overrides(items: list[str] | None) -> dict[str, str]:
@@ -319,6 +382,18 @@ def parse_var_overrides(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+@contextmanager
+def _declared_in(fragments: Fragments) -> Iterator[None]:
+    """Re-raise an error about the merged bundle naming the file that declared the key."""
+    try:
+        yield
+    except ConfigError as exc:
+        file = fragments.file_of(exc.key) if exc.file == fragments.display and exc.key else ""
+        if file and file != exc.file:
+            raise ConfigError(file, exc.key, exc.message) from None
+        raise
+
+
 def load_project(
     root: Path | None = None,
     *,
@@ -327,38 +402,99 @@ def load_project(
     var_overrides: Mapping[str, str] | None = None,
 ) -> Project:
     """Load and validate the bundle at ``root`` for ``target`` (default: the default target)."""
-    root = find_bundle_root(root)
-    display = BUNDLE_FILE
-    raw = read_yaml(root / BUNDLE_FILE, display)
-    declared: dict[str, Variable] = validate(
-        dict[str, Variable], raw.get("variables") or {}, display, "variables"
+    bundle_path = find_bundle_file(root)
+    root, display = bundle_path.parent, bundle_path.name
+    dab = display.startswith("databricks.")
+    fragments, conf_raws = _gather(root, display, read_yaml(bundle_path, display), dab)
+    raw = fragments.raw
+    with _declared_in(fragments):
+        declared: dict[str, Variable] = validate(
+            dict[str, Variable], raw.get("variables") or {}, display, "variables"
+        )
+        raw_targets = raw.get("targets")
+        if not isinstance(raw_targets, dict) or not raw_targets:
+            raise ConfigError(display, "targets", "required: a mapping with at least one target")
+        target_name = _select_target(raw_targets, target, display)
+        values = variable_values(declared, raw_targets, target_name, var_overrides, display)
+        context = _context(root, raw, target_name, values, display)
+        _refuse_secret_variables_in_parameters(raw, display)
+        resolved = {
+            k: (v if k == "variables" else interpolate(v, context, display, k))
+            for k, v in raw.items()
+        }
+    targeted = apply_target(resolved, target_name)
+    mode = (targeted["targets"].get(target_name) or {}).get("mode")
+    presets = effective_presets(targeted, mode, dab)
+    targeted = with_presets(targeted, presets, frozenset(Job.model_fields))
+    ignored = collect_ignored(targeted)
+    with _declared_in(fragments):
+        bundle: BundleSpec = validate(BundleSpec, targeted, display)
+    tgt = bundle.targets[target_name]
+    loaded = LoadedBundle(
+        root,
+        bundle,
+        target_name,
+        tgt,
+        _engine_for(tgt.engine, engine, display),
+        values,
+        bundle_file=display,
+        dab=dab,
+        presets=validate(Presets, presets, display, "presets"),
+        ignored=tuple(ignored),
+        resource_files={k: v for k, v in fragments.origin.items() if k.startswith("resources.")},
     )
-    raw_targets = raw.get("targets")
-    if not isinstance(raw_targets, dict) or not raw_targets:
-        raise ConfigError(display, "targets", "required: a mapping with at least one target")
-    target_name = _select_target(raw_targets, target, display)
-    values = _variable_values(declared, raw_targets, target_name, var_overrides, display)
+    confs = [
+        (rel, validate(ConfFile, interpolate(data, context, rel), rel)) for rel, data in conf_raws
+    ]
+    return assemble(loaded, confs)
 
+
+def _gather(
+    root: Path, display: str, raw_root: dict[str, Any], dab: bool
+) -> tuple[Fragments, list[tuple[str, dict[str, Any]]]]:
+    """The root file with the bundle fragments of its included files merged in, and the
+    conf parts of the included files (an included file may hold both)."""
+    fragments = Fragments(rebase_paths(raw_root, root, root), display)
+    patterns: list[str] = validate(list[str], raw_root.get("include") or [], display, "include")
+    confs: list[tuple[str, dict[str, Any]]] = []
+    for path, rel in _included_files(root, patterns, display, allow_empty=dab):
+        if path == root / display:
+            continue  # a pattern such as *.yml also matches the bundle file itself
+        data = read_yaml(path, rel)
+        fragment = {k: v for k, v in data.items() if k in FRAGMENT_KEYS}
+        conf = {k: v for k, v in data.items() if k not in FRAGMENT_KEYS}
+        if fragment:
+            fragments.add(rebase_paths(fragment, path.parent, root), rel)
+        if conf or not fragment:
+            confs.append((rel, conf))
+    return fragments, confs
+
+
+def _context(
+    root: Path, raw: Mapping[str, Any], target_name: str, values: dict[str, Any], display: str
+) -> dict[str, Any]:
+    """What ``${...}`` references resolve to: variables, bundle, workspace and resources."""
     bundle_name = (
         (raw.get("bundle") or {}).get("name", "") if isinstance(raw.get("bundle"), dict) else ""
     )
-    context: dict[str, Any] = {f"var.{k}": v for k, v in values.items()}
-    context["bundle.name"] = bundle_name
-    context["bundle.target"] = target_name
-    _refuse_secret_variables_in_parameters(raw, display)
-    resolved = {
-        k: (v if k == "variables" else interpolate(v, context, display, k)) for k, v in raw.items()
-    }
-    bundle: BundleSpec = validate(BundleSpec, resolved, display)
-    tgt = bundle.targets[target_name]
-    loaded = LoadedBundle(
-        root, bundle, target_name, tgt, _engine_for(tgt.engine, engine, display), values
-    )
-    confs = [
-        (rel, validate(ConfFile, interpolate(read_yaml(path, rel), context, rel), rel))
-        for path, rel in _included_files(root, bundle.include, display)
-    ]
-    return assemble(loaded, confs)
+    targeted = apply_target(dict(raw), target_name)
+    workspace = targeted.get("workspace") if isinstance(targeted.get("workspace"), dict) else None
+    context = local_context(root, str(bundle_name), target_name, workspace)
+    context.update(resource_context(targeted))
+    # variables may reference other variables and ${bundle.*} / ${workspace.*}
+    for _ in range(8):
+        context.update({f"var.{k}": v for k, v in values.items()})
+        if not any(_REFERENCE.search(json.dumps(v, default=str)) for v in values.values()):
+            break
+        values.update(
+            {k: interpolate(v, context, display, f"variables.{k}") for k, v in values.items()}
+        )
+    else:
+        raise ConfigError(display, "variables", "variables reference each other in a cycle")
+    for key, value in list(context.items()):  # a resource's name may use ${var.*}
+        if key.startswith("resources.") and key.endswith(".name"):
+            context[key] = interpolate(value, context, display, key.removesuffix(".name"))
+    return context
 
 
 def _raw_task_parameters(raw: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -393,43 +529,6 @@ def _refuse_secret_variables_in_parameters(raw: Mapping[str, Any], display: str)
                     key,
                     f"variable {name!r} looks like a secret; {SECRET_PARAMETER_HINT}",
                 )
-
-
-def _variable_values(
-    declared: dict[str, Variable],
-    raw_targets: dict[str, Any],
-    target_name: str,
-    var_overrides: Mapping[str, str] | None,
-    display: str,
-) -> dict[str, Any]:
-    """Each variable's value: default < target < ``LAKEHOUSE_VAR_<name>`` < ``--var``."""
-    values: dict[str, Any] = {name: v.default for name, v in declared.items()}
-    target_vars = (raw_targets.get(target_name) or {}).get("variables") or {}
-    if not isinstance(target_vars, dict):
-        raise ConfigError(display, f"targets.{target_name}.variables", "expected a mapping")
-    for name, value in target_vars.items():
-        if name not in declared:
-            raise ConfigError(
-                display,
-                f"targets.{target_name}.variables.{name}",
-                "variable is not declared under 'variables'",
-            )
-        values[name] = value
-    for env_name, value in os.environ.items():
-        if env_name.startswith(ENV_VAR_PREFIX) and env_name[len(ENV_VAR_PREFIX) :] in declared:
-            values[env_name[len(ENV_VAR_PREFIX) :]] = value
-    for name, value in (var_overrides or {}).items():
-        if name not in declared:
-            raise ConfigError("--var", name, "variable is not declared in bundle.yml 'variables'")
-        values[name] = value
-    missing = sorted(name for name, v in values.items() if v is None)
-    if missing:
-        raise ConfigError(
-            display,
-            f"variables.{missing[0]}",
-            f"no value: set a default, a target override, {ENV_VAR_PREFIX}{missing[0]} or --var",
-        )
-    return values
 
 
 def _select_target(raw_targets: dict[str, Any], requested: str | None, display: str) -> str:
@@ -473,12 +572,14 @@ def _engine_for(spec: EngineSpec, override: str | None, display: str) -> EngineS
     )
 
 
-def _included_files(root: Path, patterns: list[str], display: str) -> list[tuple[Path, str]]:
+def _included_files(
+    root: Path, patterns: list[str], display: str, *, allow_empty: bool = False
+) -> list[tuple[Path, str]]:
     files: list[tuple[Path, str]] = []
     seen: set[Path] = set()
     for i, pattern in enumerate(patterns):
         matches = sorted(root.glob(pattern))
-        if not matches:
+        if not matches and not allow_empty:
             raise ConfigError(display, f"include[{i}]", f"pattern {pattern!r} matches no file")
         for path in matches:
             if path.is_file() and path not in seen:
@@ -487,6 +588,8 @@ def _included_files(root: Path, patterns: list[str], display: str) -> list[tuple
     return files
 
 
-def included_files(root: Path, patterns: list[str], display: str) -> list[tuple[Path, str]]:
-    """The conf files the bundle's ``include`` patterns name, in load order (path, relative)."""
-    return _included_files(root, patterns, display)
+def included_files(
+    root: Path, patterns: list[str], display: str, *, allow_empty: bool = False
+) -> list[tuple[Path, str]]:
+    """The files the bundle's ``include`` patterns name, in load order (path, relative)."""
+    return _included_files(root, patterns, display, allow_empty=allow_empty)

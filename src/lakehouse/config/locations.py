@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.project import Project, TableRef
 from lakehouse.config.sources import FileSource
 from lakehouse.core.errors import ConfigError
@@ -61,7 +60,7 @@ def check_locations(project: Project, origin: dict[str, str], catalog_file: str)
     """Every configured path inside its allowed roots; one location per table."""
     roots = _Roots(
         project=normal_location(project, str(project.root)),
-        data=normal_location(project, str(project.variables.get("data_root", "./data"))),
+        data=normal_location(project, str(project.data_root)),
         allowed=tuple(normal_location(project, p) for p in project.bundle.allowed_external_paths),
     )
     data = {"data root": roots.data}
@@ -122,4 +121,5 @@ def _check_python_files(project: Project, roots: _Roots) -> None:
                 continue
             path = normal_location(project, task.spark_python_task.python_file)
             key = f"resources.jobs.{job_name}.tasks[{n}].spark_python_task.python_file"
-            roots.refuse_outside(path, {"project": roots.project}, BUNDLE_FILE, key)
+            file = project.file_of(f"resources.jobs.{job_name}")
+            roots.refuse_outside(path, {"project": roots.project}, file, key)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.loader import included_files, interpolate
 from lakehouse.config.project import Project, TableRef
 from lakehouse.core.errors import ConfigError
@@ -80,7 +79,10 @@ def pin_columns(project: Project, table: TableRef, columns: list[tuple[str, str]
     """The text of the YAML file declaring ``table`` with ``columns`` written into its entry."""
     yaml = _yaml()
     context = _context(project)
-    for path, relative in included_files(project.root, project.bundle.include, BUNDLE_FILE):
+    files = included_files(
+        project.root, project.bundle.include, project.bundle_file, allow_empty=project.dab
+    )
+    for path, relative in files:
         text = path.read_text(encoding="utf-8")
         if table.name not in text:
             continue

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakehouse.config.bundle_spec import BundleSpec, EngineSpec, Target
-from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
+from lakehouse.config.base import BUNDLE_FILE
+from lakehouse.config.bundle_spec import BundleSpec, EngineSpec, Presets, Target
+from lakehouse.config.catalog import CatalogSpec, SchemaSpec, SecurableGrant, TableSpec
+from lakehouse.config.declarative import PipelineResource
 from lakehouse.config.ml import FeatureLookup, ModelSpec, MonitoringSpec
 from lakehouse.config.pipelines import GoldSpec, SilverSpec
 from lakehouse.config.sources import FileSource, HttpSource
@@ -171,6 +173,12 @@ class Project:
     gold_handles: dict[str, GoldHandle] = field(default_factory=dict)
     source_handles: dict[str, SourceHandle] = field(default_factory=dict)
     model_handles: dict[str, ModelHandle] = field(default_factory=dict)
+    bundle_file: str = BUNDLE_FILE  # the root file's name: databricks.yml, bundle.yml ...
+    dab: bool = False  # a databricks.yml / databricks.yaml bundle
+    presets: Presets = field(default_factory=Presets)  # in force for the target (mode applied)
+    ignored: tuple[str, ...] = ()  # Databricks-only key paths set (see config.dab.ignored_keys)
+    default_data_root: str = "./data"  # without a data_root variable (./.lakehouse for DAB)
+    resource_files: dict[str, str] = field(default_factory=dict)  # "resources.jobs.x" -> file
 
     @property
     def name(self) -> str:
@@ -179,7 +187,60 @@ class Project:
     @property
     def data_root(self) -> Path:
         """Where the project keeps its local state (tables default under it, MLflow, logs)."""
-        return Path(self.resolve_path(str(self.variables.get("data_root", "./data"))))
+        default = self.default_data_root
+        return Path(self.resolve_path(str(self.variables.get("data_root", default))))
+
+    @property
+    def schedules_paused(self) -> bool:
+        """Whether schedules and triggers are paused for this target: presets'
+        ``trigger_pause_status: PAUSED``, or ``mode: development`` in a databricks.yml bundle
+        (unless the presets say UNPAUSED), as Databricks does. The loader already set
+        ``pause_status: PAUSED`` on every schedule (and trigger) that does not set its own
+        ``pause_status``, so a job's ``schedule.pause_status`` is the one to read."""
+        return self.presets.trigger_pause_status == "PAUSED"
+
+    @property
+    def name_prefix(self) -> str:
+        """The prefix of resource names for this target (``[dev <user>] `` in development)."""
+        return self.presets.name_prefix or ""
+
+    @property
+    def pipelines(self) -> dict[str, PipelineResource]:
+        """The declarative pipelines (``resources.pipelines``) by key."""
+        return dict(self.bundle.resources.pipelines)
+
+    def file_of(self, key: str) -> str:
+        """The file declaring ``resources.<kind>.<key>`` (default: the bundle file)."""
+        return self.resource_files.get(key, self.bundle_file)
+
+    def add_table(self, full_name: str, spec: TableSpec) -> TableRef:
+        """Add a table found at run time (a pipeline's dataset). In the project's catalog
+        its schema is created on demand and its location is ``spec.location`` or
+        ``<storage_root>/<schema>/<table>``; a table of another catalog lies at
+        ``<storage_root>/<catalog>/<schema>/<table>``. A table already known is returned."""
+        if full_name in self.tables:
+            return self.tables[full_name]
+        parts = full_name.split(".")
+        if len(parts) != 3 or not all(parts):
+            raise ConfigError(self.bundle_file, full_name, "expected catalog.schema.table")
+        catalog_name, schema_name, table_name = parts
+        storage_root = self.resolve_path(self.catalog.storage_root).rstrip("/")
+        folder = (
+            f"{storage_root}/{schema_name}"
+            if catalog_name == self.catalog.name
+            else f"{storage_root}/{catalog_name}/{schema_name}"
+        )
+        location = self.resolve_path(spec.location) if spec.location else f"{folder}/{table_name}"
+        if catalog_name == self.catalog.name:
+            schema = self.catalog.schemas.get(schema_name, SchemaSpec())
+            schema = schema.model_copy(update={"tables": {**schema.tables, table_name: spec}})
+            catalog = self.catalog.model_copy(
+                update={"schemas": {**self.catalog.schemas, schema_name: schema}}
+            )
+            object.__setattr__(self, "catalog", catalog)  # frozen: the catalog grows at run time
+        ref = TableRef(catalog_name, schema_name, table_name, spec, location)
+        self.tables[full_name] = ref
+        return ref
 
     def resolve_path(self, path: str) -> str:
         """Absolute path for a relative one (relative to the bundle root); URIs unchanged."""

@@ -9,13 +9,24 @@ models (once, for the project).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lakehouse.config.base import BUNDLE_FILE
-from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Target
-from lakehouse.config.catalog import CatalogSpec, Column, SchemaSpec, SecurableGrant, TableSpec
+from lakehouse.config.base import BUNDLE_FILE, IDENTIFIER
+from lakehouse.config.bundle_spec import BundleSpec, ConfFile, EngineSpec, Presets, Target
+from lakehouse.config.catalog import (
+    CatalogSpec,
+    Column,
+    Grant,
+    Principals,
+    SchemaSpec,
+    SecurableGrant,
+    TableSpec,
+)
+from lakehouse.config.local_values import current_user
 from lakehouse.config.locations import check_locations
 from lakehouse.config.ml import ModelSpec, MonitoringSpec
 from lakehouse.config.pipelines import GoldSpec, SilverSpec
@@ -56,6 +67,16 @@ class LoadedBundle:
     target: Target
     engine: EngineSpec
     variables: dict[str, Any]
+    bundle_file: str = BUNDLE_FILE
+    dab: bool = False
+    presets: Presets = field(default_factory=Presets)
+    ignored: tuple[str, ...] = ()
+    resource_files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def default_data_root(self) -> str:
+        """The data root without a ``data_root`` variable: ./.lakehouse in a DAB project."""
+        return "./.lakehouse" if self.dab else "./data"
 
 
 @dataclass
@@ -203,7 +224,10 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     for rel, conf in confs:
         merged.add(rel, conf)
     if merged.catalog is None:
-        raise ConfigError(BUNDLE_FILE, "include", "no included file declares 'catalog:'")
+        if not (loaded.dab or loaded.bundle.resources.pipelines):
+            raise ConfigError(loaded.bundle_file, "include", "no included file declares 'catalog:'")
+        merged.add(loaded.bundle_file, ConfFile(catalog=implicit_catalog(loaded)))
+    assert merged.catalog is not None
     name = merged.catalog.name
     schemas = _with_generated_tables(merged.schemas, merged.silver, name)
     schemas = _with_prediction_tables(schemas, merged.gold, merged.models, name)
@@ -225,6 +249,12 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
         grants=[g for g, _ in merged.external_grants],
         monitoring=merged.monitoring,
         quarantines={s: s + QUARANTINE_SUFFIX for s in merged.silver if s in tables},
+        bundle_file=loaded.bundle_file,
+        dab=loaded.dab,
+        presets=loaded.presets,
+        ignored=loaded.ignored,
+        default_data_root=loaded.default_data_root,
+        resource_files=loaded.resource_files,
     )
     check_references(project, merged.origin)
     check_governance(project, merged.origin, merged.catalog_file, merged.external_grants)
@@ -241,6 +271,76 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
             name: _model_handle(project, name, spec) for name, spec in project.models.items()
         },
     )
+
+
+def implicit_catalog(loaded: LoadedBundle) -> CatalogSpec:
+    """The catalog of a bundle without a ``catalog:`` conf (a Databricks project): named
+    after its pipelines' catalog when they agree (else ``main``), tables under
+    ``<data_root>/tables``, owned by the bundle's ``run_as`` (else the OS user); every
+    identity the bundle runs as holds ALL PRIVILEGES; schemas are created on demand."""
+    pipelines = list(loaded.bundle.resources.pipelines.values())
+    names = {p.catalog for p in pipelines if p.catalog}
+    name = names.pop() if len(names) == 1 else "main"
+    if not re.match(IDENTIFIER, name):
+        name = "main"
+    data_root = str(loaded.variables.get("data_root", loaded.default_data_root))
+    storage_root = resolve_path(loaded.root, data_root).rstrip("/") + "/tables"
+    wanted = [p.schema_name for p in pipelines if p.schema_name and (p.catalog or name) == name]
+    wanted += [  # resources.schemas of the catalog (their grants mean something on Databricks)
+        str(s.get("name"))
+        for s in loaded.bundle.resources.schemas.values()
+        if s.get("catalog_name") == name and s.get("name")
+    ]
+    schemas = {s: SchemaSpec() for s in wanted if re.match(IDENTIFIER, s)}
+    principals, runners = _bundle_principals(loaded.bundle)
+    owner = loaded.bundle.run_as.principal if loaded.bundle.run_as else current_user()
+    runners.update({owner, current_user()})
+    principals.setdefault("users", set()).update(
+        r for r in runners if r not in principals.get("service_principals", set())
+    )
+    return CatalogSpec(
+        name=name,
+        storage_root=storage_root,
+        owner=owner,
+        principals=Principals(
+            users=sorted(principals.get("users", set())),
+            service_principals=sorted(principals.get("service_principals", set())),
+            groups={g: [] for g in sorted(principals.get("groups", set()))},
+        ),
+        grants=[Grant(principal=r, privileges=["ALL PRIVILEGES"]) for r in sorted(runners)],
+        schemas=schemas,
+    )
+
+
+def _principal_entries(bundle: BundleSpec) -> Iterator[tuple[Any, bool]]:
+    """Every run_as (True) and permission (False) entry of the bundle."""
+    yield bundle.run_as, True
+    yield from ((p, False) for p in bundle.permissions)
+    for job in bundle.resources.jobs.values():
+        yield job.run_as, True
+        yield from ((t.run_as, True) for t in job.tasks)
+        yield from ((p, False) for p in job.permissions)
+    for pipeline in bundle.resources.pipelines.values():
+        yield from ((p, False) for p in pipeline.permissions)
+
+
+def _bundle_principals(bundle: BundleSpec) -> tuple[dict[str, set[str]], set[str]]:
+    """Principals the bundle names (by kind), and those it runs as."""
+    kinds: dict[str, set[str]] = {}
+    runners: set[str] = set()
+    fields = (
+        ("user_name", "users"),
+        ("service_principal_name", "service_principals"),
+        ("group_name", "groups"),
+    )
+    for entry, runs in _principal_entries(bundle):
+        data = entry.model_dump() if hasattr(entry, "model_dump") else entry
+        for key, kind in fields:
+            if isinstance(data, dict) and data.get(key):
+                kinds.setdefault(kind, set()).add(str(data[key]))
+                if runs:
+                    runners.add(str(data[key]))
+    return kinds, runners
 
 
 def _silver_handles(project: Project) -> dict[str, SilverHandle]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
 from lakehouse.config.ml import ModelSpec
 from lakehouse.config.project import (
@@ -310,14 +309,16 @@ def _check_external_grants(
 def _check_bundle_principals(project: Project, principals: _Principals) -> None:
     """``run_as`` of the bundle, its jobs and tasks, and job permissions."""
     bundle = project.bundle
-    principals.check(bundle.run_as.principal if bundle.run_as else None, BUNDLE_FILE, "run_as")
+    file = project.bundle_file
+    principals.check(bundle.run_as.principal if bundle.run_as else None, file, "run_as")
+    for n, permission in enumerate(bundle.permissions):
+        principals.check(permission.principal, file, f"permissions[{n}]")
     for job_name, job in bundle.resources.jobs.items():
         where = f"resources.jobs.{job_name}"
-        principals.check(
-            job.run_as.principal if job.run_as else None, BUNDLE_FILE, f"{where}.run_as"
-        )
+        job_file = project.file_of(where)
+        principals.check(job.run_as.principal if job.run_as else None, job_file, f"{where}.run_as")
         for n, task in enumerate(job.tasks):
             task_run_as = task.run_as.principal if task.run_as else None
-            principals.check(task_run_as, BUNDLE_FILE, f"{where}.tasks[{n}].run_as")
+            principals.check(task_run_as, job_file, f"{where}.tasks[{n}].run_as")
         for n, permission in enumerate(job.permissions):
-            principals.check(permission.principal, BUNDLE_FILE, f"{where}.permissions[{n}]")
+            principals.check(permission.principal, job_file, f"{where}.permissions[{n}]")

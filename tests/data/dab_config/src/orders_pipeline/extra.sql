@@ -1,0 +1,1 @@
+CREATE MATERIALIZED VIEW order_count AS SELECT count(*) AS n FROM orders;
