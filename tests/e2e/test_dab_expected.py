@@ -4,7 +4,9 @@ pandas derivation from the fixture files, and the wheel's report logic gives TOP
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pyspark.sql import SparkSession
@@ -42,7 +44,8 @@ def test_expected_rows_match_their_columns() -> None:
 
 
 @pytest.fixture()
-def coffee_shop_main(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def coffee_shop_main(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The bundle's wheel module, imported from its source folder."""
     monkeypatch.syspath_prepend(str(PROJECT / "src"))
     import coffee_shop.main
 
@@ -51,7 +54,9 @@ def coffee_shop_main(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untype
     sys.modules.pop("coffee_shop", None)
 
 
-def test_wheel_report_ranks_the_top_categories(spark: SparkSession, coffee_shop_main) -> None:  # type: ignore[no-untyped-def]
+def test_wheel_report_ranks_the_top_categories(
+    spark: SparkSession, coffee_shop_main: ModuleType
+) -> None:
     sales = spark.createDataFrame(
         dab_expected.TABLES["sales_by_category"],
         "category STRING, orders BIGINT, units BIGINT, revenue DECIMAL(27,2)",

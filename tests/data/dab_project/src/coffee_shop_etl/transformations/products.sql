@@ -2,7 +2,7 @@
 -- The current product catalogue (SCD type 1): the newest change per product wins,
 -- late-arriving older changes are ignored, DELETE rows remove the product.
 CREATE OR REFRESH STREAMING TABLE products
-COMMENT "The current product catalogue (SCD type 1)";
+COMMENT 'The current product catalogue (SCD type 1)';
 
 CREATE FLOW products_cdc AS AUTO CDC INTO products
 FROM STREAM(products_changes)

@@ -1,6 +1,6 @@
 -- Gold: sales per product category.
 CREATE OR REFRESH MATERIALIZED VIEW sales_by_category
-COMMENT "Gold: orders, units and revenue per product category"
+COMMENT 'Gold: orders, units and revenue per product category'
 AS SELECT
   category,
   count(*) AS orders,
