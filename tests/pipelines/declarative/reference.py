@@ -134,6 +134,27 @@ def run_reference_pipeline(
     return read_warehouse(warehouse)
 
 
+_portable_cache: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
+
+
+def portable_reference_tables(
+    project_dir: Path, tmp_path: Path
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The test bundle's portable pipeline run by Apache Spark, once per process (about a
+    minute): build the portable sources, land the fixtures with the bundle's notebook, run
+    ``spark-pipelines``. Later calls return the first result (``tmp_path`` is used once)."""
+    key = str(project_dir.resolve())
+    if key not in _portable_cache:
+        pipeline = portable_pipeline(project_dir, tmp_path / "pipeline")
+        land_with_notebook(project_dir, tmp_path / "landing")
+        _portable_cache[key] = run_reference_pipeline(
+            pipeline,
+            tmp_path,
+            configuration={"coffee_shop.landing_path": str((tmp_path / "landing").resolve())},
+        )
+    return _portable_cache[key]
+
+
 def _error_lines(log: str) -> str:
     keep = [ln for ln in log.splitlines() if "Error" in ln or "Exception" in ln]
     return "\n".join(keep[-10:])

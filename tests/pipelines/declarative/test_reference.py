@@ -13,7 +13,7 @@ from tests.pipelines.declarative.reference import (
     assert_tables_equal,
     land_with_notebook,
     portable_pipeline,
-    run_reference_pipeline,
+    portable_reference_tables,
 )
 
 PROJECT = Path(__file__).resolve().parents[2] / "data" / "dab_project"
@@ -74,11 +74,7 @@ def test_assert_tables_equal_compares_by_value_and_names_the_difference() -> Non
 
 @pytest.mark.reference
 def test_apache_spark_pipelines_gives_the_expected_portable_tables(tmp_path: Path) -> None:
-    pipeline = portable_pipeline(PROJECT, tmp_path / "pipeline")
-    land_with_notebook(PROJECT, tmp_path / "landing")
-    tables = run_reference_pipeline(
-        pipeline, tmp_path, configuration={"coffee_shop.landing_path": str(tmp_path / "landing")}
-    )
+    tables = portable_reference_tables(PROJECT, tmp_path)
     assert_tables_equal(tables, dab_expected.PORTABLE)
     assert {name: len(rows) for name, rows in tables.items()} == {
         "daily_sales": 3,
