@@ -25,7 +25,8 @@ Measured facts (pyspark 4.2.0, Java 17, 2 shared cores):
 * ``@dp.expect*`` do not exist in ``pyspark.pipelines``; Auto Loader (``cloudFiles``) does
   not exist either (``readStream.format("json")`` with a schema does);
 * the portable test bundle (7 datasets, 24 order rows) takes 50 s wall on an idle-ish
-  machine, 80-93 s at load 11 (19 s of it JVM + Connect session start, 37 s the flows).
+  machine, 80-130 s at load 11-12 (at 80 s: 19 s JVM + Connect session start, 37 s the
+  flows).
 """
 
 from __future__ import annotations
