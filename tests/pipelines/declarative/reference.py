@@ -15,7 +15,8 @@ rows (order-free), values compared by value (``Decimal("1.50") == Decimal("1.5")
 Measured facts (pyspark 4.2.0, Java 17, 2 shared cores):
 
 * the spec needs ``storage`` as an absolute URI (``file:///…``), else
-  ``PIPELINE_STORAGE_ROOT_INVALID``; a ``database`` other than ``default`` must exist;
+  ``PIPELINE_STORAGE_ROOT_INVALID``; a ``database`` other than ``default`` must exist
+  (``SCHEMA_NOT_FOUND``), and the catalog is in memory, so the reference uses ``default``;
 * the runner *does* inject ``spark`` into pipeline Python files (pyspark 4.2.0 ``cli.py``);
 * SQL: ``CREATE OR REFRESH`` is a syntax error (``CREATE MATERIALIZED VIEW`` / ``CREATE
   STREAMING TABLE`` only) and ``CREATE FLOW … AS AUTO CDC INTO`` is a syntax error;
@@ -67,17 +68,16 @@ def write_spec(
     configuration: Mapping[str, str] | None = None,
     name: str = "reference",
 ) -> Path:
-    """Write ``spark-pipeline.yml`` into ``pipeline_dir`` (globs are relative to the spec)."""
-    libraries = [
-        {"glob": {"include": f"{child.name}/**"}}
-        for child in sorted(pipeline_dir.iterdir())
-        if child.is_dir() and child.name == "transformations"
-    ] or [{"glob": {"include": "**"}}]
+    """Write ``spark-pipeline.yml`` into ``pipeline_dir``: its sources are the files under
+    ``pipeline_dir/transformations`` (Apache accepts only ``folder/**`` globs, relative to
+    the spec); ``storage`` is an absolute ``file://`` URI (a plain path is refused)."""
+    if not (pipeline_dir / "transformations").is_dir():
+        raise FileNotFoundError(f"no transformations/ folder in {pipeline_dir}")
     spec = {
         "name": name,
         "storage": (tmp_path / "storage").resolve().as_uri(),
         "configuration": dict(configuration or {}),
-        "libraries": libraries,
+        "libraries": [{"glob": {"include": "transformations/**"}}],
     }
     path = pipeline_dir / "spark-pipeline.yml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -94,8 +94,9 @@ def run_reference_pipeline(
     """Run ``pipeline_dir`` with Apache Spark's ``spark-pipelines run`` and return every
     table it wrote as ``{name: sorted rows}``.
 
-    ``pipeline_dir`` holds a ``transformations/`` folder (or the sources at its top level);
-    its top level is put on ``PYTHONPATH`` (the ``root_path`` of a Databricks pipeline).
+    ``pipeline_dir`` holds a ``transformations/`` folder; its top level is put on
+    ``PYTHONPATH`` (the ``root_path`` of a Databricks pipeline). ``--conf`` values reach the
+    session as runtime confs only (``spark-pipelines`` starts a local Connect server).
     Tables go to ``spark_catalog.default`` in ``tmp_path/spark-warehouse`` (the server
     ignores ``--conf spark.sql.warehouse.dir``: measured).
     """
