@@ -11,6 +11,7 @@ order-free (``tests.pipelines.declarative.reference.assert_tables_equal``).
   expectation is evaluated on every input row of its dataset.
 * ``QUARANTINE``: the ``order_id`` of the rows each drop-expectation removed.
 * ``TOP_CATEGORIES``: the table the wheel task (``coffee_shop.main --top 2``) writes.
+* ``DATASETS`` / ``AUTO_CDC_FLOWS``: the dataflow graph (kinds, upstream datasets, files).
 * ``PORTABLE``: the portable variant (no expectations, no AUTO CDC, no customers_history)
   on Apache Spark's ``spark-pipelines run`` and on ours.
 """
@@ -223,4 +224,22 @@ PORTABLE: dict[str, list[Row]] = {
         ("equipment", 3, 3, D("90.00")),
         ("merch", 5, 11, D("94.00")),
     ],
+}
+
+# The dataflow graph: dataset -> (kind, the datasets it reads, the file defining it).
+DATASETS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "orders_raw": ("streaming_table", (), "orders_raw.py"),
+    "products_changes": ("streaming_table", (), "products_changes.py"),
+    "products": ("streaming_table", ("products_changes",), "products.sql"),  # flow products_cdc
+    "customers_changes": ("temporary_view", (), "customers_history.py"),
+    "customers_history": ("streaming_table", ("customers_changes",), "customers_history.py"),
+    "orders_enriched": ("materialized_view", ("orders_raw", "products"), "orders_enriched.py"),
+    "valid_orders": ("materialized_view", ("orders_enriched",), "valid_orders.sql"),
+    "daily_sales": ("materialized_view", ("valid_orders",), "daily_sales.py"),
+    "sales_by_category": ("materialized_view", ("valid_orders",), "sales_by_category.sql"),
+}
+# AUTO CDC flows: name -> (target, source, SCD type)
+AUTO_CDC_FLOWS: dict[str, tuple[str, str, int]] = {
+    "products_cdc": ("products", "products_changes", 1),
+    "customers_history": ("customers_history", "customers_changes", 2),  # default name: the target
 }

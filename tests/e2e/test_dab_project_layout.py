@@ -10,6 +10,8 @@ from typing import Any
 import nbformat
 import yaml
 
+from tests.e2e.dab_expected import DATASETS, TABLES
+
 PROJECT = Path(__file__).resolve().parents[1] / "data" / "dab_project"
 TRANSFORMATIONS = PROJECT / "src" / "coffee_shop_etl" / "transformations"
 
@@ -98,3 +100,14 @@ def test_pipeline_uses_every_expectation_kind_and_both_auto_cdc_forms() -> None:
     assert sql.count("ON VIOLATION DROP ROW") == 2
     assert "AS AUTO CDC INTO products" in sql
     assert "STORED AS SCD TYPE 1" in sql
+
+
+def test_every_expected_dataset_is_defined_in_its_file() -> None:
+    assert set(TABLES) == {
+        name for name, (kind, _, _) in DATASETS.items() if kind != "temporary_view"
+    }
+    for name, (_, upstream, file) in DATASETS.items():
+        text = (TRANSFORMATIONS / file).read_text()
+        assert name in text, (name, file)
+        for source in upstream:
+            assert source in text, (name, source, file)
