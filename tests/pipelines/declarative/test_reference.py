@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.e2e import dab_expected
 from tests.pipelines.declarative.reference import (
+    SPARK_PIPELINES,
     assert_tables_equal,
     land_with_notebook,
     portable_pipeline,
@@ -73,6 +75,10 @@ def test_assert_tables_equal_compares_by_value_and_names_the_difference() -> Non
 
 
 @pytest.mark.reference
+@pytest.mark.skipif(
+    shutil.which("java") is None or not SPARK_PIPELINES.exists(),
+    reason="needs Java and pyspark's spark-pipelines",
+)
 def test_apache_spark_pipelines_gives_the_expected_portable_tables(tmp_path: Path) -> None:
     tables = portable_reference_tables(PROJECT, tmp_path)
     assert_tables_equal(tables, dab_expected.PORTABLE)
