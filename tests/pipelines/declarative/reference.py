@@ -16,7 +16,9 @@ Measured facts (pyspark 4.2.0, Java 17, 2 shared cores):
 
 * the spec needs ``storage`` as an absolute URI (``file:///…``), else
   ``PIPELINE_STORAGE_ROOT_INVALID``; a ``database`` other than ``default`` must exist
-  (``SCHEMA_NOT_FOUND``), and the catalog is in memory, so the reference uses ``default``;
+  (``SCHEMA_NOT_FOUND``), and the catalog is in memory, so the reference uses ``default``
+  and runs one update per fresh folder (a second run in the same folder fails with
+  ``LOCATION_ALREADY_EXISTS``);
 * the runner *does* inject ``spark`` into pipeline Python files (pyspark 4.2.0 ``cli.py``);
 * SQL: ``CREATE OR REFRESH`` is a syntax error (``CREATE MATERIALIZED VIEW`` / ``CREATE
   STREAMING TABLE`` only) and ``CREATE FLOW … AS AUTO CDC INTO`` is a syntax error;
