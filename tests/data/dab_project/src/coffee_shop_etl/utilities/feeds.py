@@ -13,8 +13,7 @@ PRODUCTS_SCHEMA = (
     "operation STRING, sequence_num BIGINT"
 )
 CUSTOMERS_SCHEMA = (
-    "customer_id INT, name STRING, email STRING, city STRING, "
-    "operation STRING, sequence_num BIGINT"
+    "customer_id INT, name STRING, email STRING, city STRING, operation STRING, sequence_num BIGINT"
 )
 
 
