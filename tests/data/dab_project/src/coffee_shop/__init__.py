@@ -1,0 +1,1 @@
+"""The coffee shop's report job (the bundle's wheel)."""
