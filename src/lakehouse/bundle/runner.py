@@ -13,13 +13,14 @@ import logging
 import runpy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
+from lakehouse.bundle.job_level import end_notes, resolve_job_parameters, would_notify
 from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
 from lakehouse.config.jobs import Job, Task, task_order
 from lakehouse.config.loader import import_callable
@@ -34,6 +35,20 @@ from lakehouse.runtime.run import RunAs, RunContext, open_run
 log = logging.getLogger(__name__)
 
 TaskEvent = Callable[[str, Task, TaskOutcome | None], None]
+
+UNLIMITED_RETRIES_CAP = 25
+"""``max_retries: -1`` (Databricks: retry indefinitely) retries this many times locally."""
+
+
+def allowed_retries(task: Task) -> int:
+    """The task's retries: ``max_retries``, or the local cap for -1 (unlimited)."""
+    return UNLIMITED_RETRIES_CAP if task.max_retries < 0 else task.max_retries
+
+
+def retry_ready_at(task: Task, attempt_started: float) -> float:
+    """When a failed attempt's retry may start (``time.monotonic()``): Databricks'
+    ``min_retry_interval_millis`` counts from the failed attempt's start, without doubling."""
+    return attempt_started + task.min_retry_interval_millis / 1000
 
 
 def select_job(project: Project, job: str | None) -> tuple[str, Job]:
@@ -108,6 +123,7 @@ class _Attempt:
     started_at: dt.datetime
     future: Future[None]
     deadline: float | None
+    started_mono: float = 0.0  # time.monotonic() at the start: retries count from here
 
 
 def run_job(
@@ -123,12 +139,17 @@ def run_job(
     retries: bool = True,
     engine: str | None = None,
     lock_wait_s: float | None = None,
+    job_parameters: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Run the job's tasks as a DAG; never raises for a task failure.
 
+    ``job_parameters`` override the job's parameter defaults for this run (an unknown
+    name raises ``ConfigError``); tasks see the result as ``ctx.job_parameters``.
+
     Independent tasks run side by side up to the job's ``max_parallel_tasks``. A failed
-    attempt is retried up to ``max_retries`` times after ``min_retry_interval_millis``
-    (doubling per retry); an attempt over ``timeout_seconds`` is TIMED_OUT (retried only with
+    attempt is retried up to ``max_retries`` times (-1: up to :data:`UNLIMITED_RETRIES_CAP`),
+    no sooner than ``min_retry_interval_millis`` after that attempt started (as on
+    Databricks: no doubling); an attempt over ``timeout_seconds`` is TIMED_OUT (retried only with
     ``retry_on_timeout``; ``retries=False`` when a scheduler such as Airflow retries
     instead). A task whose upstream failed is SKIPPED. Every attempt is
     recorded in ``<catalog>.meta.job_runs``; the job's webhooks are called at start and end.
@@ -142,6 +163,7 @@ def run_job(
     killed before are recorded ABANDONED first.
     """
     name, job = select_job(project, job_name)
+    parameters = resolve_job_parameters(name, job, job_parameters)
     with run_locks(project.data_root, name, job.max_concurrent_runs, wait_s=lock_wait_s):
         runlog = RunLog(project.data_root)
         reaped = runlog.reap()
@@ -155,6 +177,8 @@ def run_job(
             register=True,
         ) as run:
             report = run.report
+            report.job_parameters = parameters
+            report.notes.extend(would_notify(job, "on_start"))
             records = RunRecords(run.store, report, run.principal)
             records.abandoned(reaped)
             entry = runlog.start(report.run_id, name)
@@ -172,6 +196,7 @@ def run_job(
             finally:  # an interrupted run (Ctrl-C) ends FAILED; only a killed one never ends
                 runlog.end(entry, "SUCCESS" if report.succeeded else "FAILED")
             report.notes.extend(empty_source_notes(report))
+            report.notes.extend(end_notes(job, report, time.time() - report.started))
     notify(job, "on_success" if report.succeeded else "on_failure", report)
     return report
 
@@ -301,6 +326,7 @@ class _Schedule:
             _utcnow(),
             self.pool.submit(self.execute, task, number),
             deadline,
+            now,
         )
 
     def _next_wakeup(self) -> float | None:
@@ -349,18 +375,18 @@ class _Schedule:
         """Queue another attempt when the task's retry policy allows one."""
         task = attempt.task
         retry = status == "FAILED" or (status == "TIMED_OUT" and task.retry_on_timeout)
-        allowed = task.max_retries if self.retries else 0
+        allowed = allowed_retries(task) if self.retries else 0
         if status == "SUCCESS" or not retry or attempt.number > allowed:
             return False
-        delay = task.min_retry_interval_millis / 1000 * 2 ** (attempt.number - 1)
+        ready = retry_ready_at(task, attempt.started_mono)
         log.warning(
             "task %s attempt %d %s; retrying in %.1fs",
             task.task_key,
             attempt.number,
             status.lower(),
-            delay,
+            max(0.0, ready - time.monotonic()),
         )
-        self.ready_at[task.task_key] = time.monotonic() + delay
+        self.ready_at[task.task_key] = ready
         self.pending.append(task)
         return True
 
@@ -466,6 +492,8 @@ def notify(job: Job, event: str, report: RunReport) -> None:
         ],
     }
     for hook in hooks:
+        if hook.url is None:  # a Databricks destination id: noted in the run, not called
+            continue
         try:
             httpx.post(hook.url, json=payload, timeout=10).raise_for_status()
         except httpx.HTTPError as exc:
