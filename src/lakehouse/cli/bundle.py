@@ -348,7 +348,8 @@ def bundle_export(
         typer.Argument(
             metavar="FORMAT",
             case_sensitive=False,
-            help="airflow: a DAG file for one job · databricks: a databricks.yml for the bundle.",
+            help="airflow: a DAG file for one job · databricks: a databricks.yml for the bundle "
+            "(a databricks.yml bundle: as written, its include files merged in).",
         ),
     ],
     job: Annotated[
@@ -372,6 +373,7 @@ def bundle_export(
     var: VarOpt = None,
 ) -> None:
     """Export a job as an Airflow DAG file, or the bundle as a Databricks databricks.yml."""
+    from lakehouse.bundle.dab_export import is_databricks_bundle, root_file
     from lakehouse.bundle.export import write_databricks
 
     project = _load(project_dir, target, None, var)
@@ -381,6 +383,12 @@ def bundle_export(
         return
     path = output or project.root / "dist" / "databricks.yml"
     write_databricks(project, path, jobs=[job] if job else None, var_overrides=overrides)
+    if is_databricks_bundle(project.root):
+        console.print(
+            f"[green]✓[/] wrote {path} · {root_file(project.root).name} and its include files "
+            "as written, in one file (paths relative to it)"
+        )
+        return
     console.print(
         f"[green]✓[/] wrote {path} · add workspace and compute settings before "
         "`databricks bundle deploy` (see the comments at its top)"
