@@ -22,7 +22,7 @@ from lakehouse.bundle.dab_export import (
     merged_bundle,
     root_file,
 )
-from lakehouse.bundle.export import export_airflow, export_databricks
+from lakehouse.bundle.export import airflow_notes, export_airflow, export_databricks
 from lakehouse.config import load_project
 from lakehouse.core.errors import ConfigError
 
@@ -319,3 +319,26 @@ def test_airflow_retries_as_databricks_and_caps_unlimited(lakehouse_root: Path) 
     assert "retries=25,  # max_retries: -1 (unlimited), capped" in source
     assert "retry_delay=timedelta(milliseconds=30000)," in source
     assert "retry_exponential_backoff" not in source
+
+
+def test_airflow_dag_has_the_job_parameters_and_the_periodic_trigger(
+    lakehouse_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jinja2
+
+    from tests.bundle.test_export import _run_with_fake_airflow
+
+    project = load_project(lakehouse_root)
+    namespace = _run_with_fake_airflow(export_airflow(project, "dab_keys"), monkeypatch)
+    dag = namespace["dag"]
+    assert dag.kwargs["schedule"].total_seconds() == 4 * 3600  # trigger.periodic: 4 HOURS
+    assert dag.kwargs["is_paused_upon_creation"] is True  # the trigger is PAUSED
+    assert dag.kwargs["params"] == {"run_date": "./data"}  # ${var.data_root}, resolved
+    command = dag.tasks["plain"].kwargs["bash_command"]
+    assert command.endswith(" --params run_date={{ params['run_date'] | shquote }}")
+    # Airflow renders it per DAG run: a value given at trigger time reaches the task, quoted
+    env = jinja2.Environment()
+    env.filters.update(dag.kwargs["user_defined_filters"])
+    rendered = env.from_string(command).render(params={"run_date": "it's 2026"})
+    assert rendered.endswith(" --params run_date='it'\"'\"'s 2026'")
+    assert not [n for n in airflow_notes(project, "dab_keys") if "trigger" in n]

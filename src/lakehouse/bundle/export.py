@@ -176,6 +176,7 @@ PROJECT_DIR = {project_dir!r}
 JOB = {job!r}
 TARGET = {target!r}
 VARIABLES = {variables!r}  # --var NAME=VALUE passed to every task
+PARAMETERS = {parameters!r}  # the job's parameters: the DAG's params, passed as --params
 
 
 def lakehouse_task(task_key: str) -> str:
@@ -186,6 +187,8 @@ def lakehouse_task(task_key: str) -> str:
     for name, value in VARIABLES.items():
         args += ["--var", f"{{name}}={{value}}"]
     command = " ".join(shlex.quote(arg) for arg in args)
+    for name in PARAMETERS:  # rendered by Airflow per DAG run (trigger with conf to override)
+        command += " --params " + name + "={{{{ params[" + repr(name) + "] | shquote }}}}"
     # a command ending in .sh/.bash would be read as a template file by BashOperator
     return command + " " if command.endswith((".sh", ".bash")) else command
 
@@ -214,7 +217,8 @@ def export_airflow(
     schedule = job.schedule
     cron = schedule_cron(schedule) if schedule is not None else None
     timezone = schedule.timezone_id if schedule is not None else "UTC"
-    paused = schedule is not None and schedule.pause_status == "PAUSED"
+    starts = schedule or job.trigger
+    paused = starts is not None and starts.pause_status == "PAUSED"
     run_as = job.run_as or project.bundle.run_as
     description = job.description or job.name or ""
     docstring = description.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
@@ -227,17 +231,16 @@ def export_airflow(
             command=list(command),
             project_dir=str(project_dir or project.root.resolve()),
             variables=dict(var_overrides or {}),
+            parameters=job.parameter_defaults,
         ),
         "with DAG(",
         f"    dag_id={airflow_dag_id(project, name)!r},",
     ]
     if description:
         lines.append(f"    description={description!r},")
-    if schedule is None:
-        lines.append("    schedule=None,")
-    else:
-        origin = schedule.quartz_cron_expression or schedule.cron_expression
-        lines.append(f"    schedule={cron!r},  # bundle.yml: {origin} ({timezone})")
+    lines.append(_airflow_schedule(job, cron))
+    if job.parameters:
+        lines += ["    params=PARAMETERS,", "    user_defined_filters={'shquote': shlex.quote},"]
     lines += [
         f"    start_date=pendulum.datetime(2024, 1, 1, tz={timezone!r}),",
         "    catchup=False,",
@@ -256,6 +259,24 @@ def export_airflow(
         lines.append("")
         lines += [f"    tasks[{up!r}] >> tasks[{down!r}]" for up, down in edges]
     return "\n".join(lines) + "\n"
+
+
+def _airflow_schedule(job: Job, cron: str | None) -> str:
+    """The DAG's ``schedule=`` line: the cron schedule, a periodic trigger as a timedelta,
+    or None (a file_arrival or table_update trigger has no Airflow schedule: use a sensor)."""
+    schedule = job.schedule
+    if schedule is not None:
+        origin = schedule.quartz_cron_expression or schedule.cron_expression
+        return f"    schedule={cron!r},  # bundle.yml: {origin} ({schedule.timezone_id})"
+    periodic = job.trigger.periodic if job.trigger is not None else None
+    if periodic is not None:
+        return (
+            f"    schedule=timedelta(seconds={periodic.seconds}),  # trigger.periodic: "
+            f"every {periodic.interval} {periodic.unit}"
+        )
+    if job.trigger is not None:
+        return f"    schedule=None,  # trigger.{job.trigger.kind}: not an Airflow schedule"
+    return "    schedule=None,"
 
 
 # a task's run_if (Databricks) as the Airflow trigger rule of its operator
@@ -317,6 +338,11 @@ def airflow_notes(project: Project, job_name: str | None = None) -> list[str]:
         notes.append(
             f"job {name}: webhook_notifications are called by `lakehouse bundle run` for each "
             "Airflow task (a one-task run); use Airflow callbacks for per-DAG-run notifications"
+        )
+    if job.trigger is not None and job.trigger.periodic is None:
+        notes.append(
+            f"job {name}: trigger.{job.trigger.kind} has no Airflow schedule "
+            "(the DAG has none: add a sensor, or use `lakehouse schedule`)"
         )
     for task in job.tasks:
         if task.timeout_seconds and task.max_retries and not task.retry_on_timeout:
