@@ -225,3 +225,32 @@ def test_the_cli_passes_params_and_refuses_unknown_ones(project_root: Path, tmp_
         {"batch_size": "100", "dry": "true", "env": "prod"}
     ]
     assert "would notify a@example.com, b@example.com by email (on_success" in done.stdout
+
+
+def test_a_task_process_resolves_the_runs_job_parameters(
+    project_root: Path, tmp_path: Path
+) -> None:
+    """What a spark-submitted task does: the run's --params come in LAKEHOUSE_JOB_PARAMETERS."""
+    script = tmp_path / "show_params.py"
+    script.write_text(
+        "from lakehouse.bundle.entrypoint import run_task_script\n"
+        "from tests.bundle.tasks_fixture import job_parameters as TASK\n"
+        "raise SystemExit(run_task_script(TASK))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "MLFLOW_"))}
+    env["PYTHONPATH"] = f"{REPO / 'src'}{os.pathsep}{REPO}"
+    env["LAKEHOUSE_VAR_data_root"] = str(tmp_path / "data")
+    env["LAKEHOUSE_JOB_PARAMETERS"] = json.dumps({"env": "spark"})
+    done = subprocess.run(
+        [sys.executable, str(script), "--project-dir", str(project_root), "--job", "params"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = (tmp_path / "data" / "task-log.jsonl").read_text().splitlines()
+    assert [json.loads(json.loads(line)["event"]) for line in log] == [
+        {"batch_size": "100", "dry": "false", "env": "spark"}
+    ]

@@ -87,3 +87,27 @@ def end_notes(job: Job, report: RunReport, seconds: float) -> list[str]:
             for note in would_notify(job, DURATION_EVENT)
         ]
     return notes
+
+
+ENV_JOB_PARAMETERS = "LAKEHOUSE_JOB_PARAMETERS"
+"""JSON object of a run's ``--params``, for task processes (spark-submit) to resolve alike."""
+
+
+def job_parameters_from_env(
+    project_jobs: Mapping[str, Job], job_name: str | None
+) -> dict[str, str]:
+    """A task process's job parameters: the job's defaults, then ``$LAKEHOUSE_JOB_PARAMETERS``."""
+    import json
+    import os
+
+    job = project_jobs.get(job_name) if job_name else None
+    if job is None or job_name is None:
+        return {}
+    raw = os.environ.get(ENV_JOB_PARAMETERS) or "{}"
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(ENV_JOB_PARAMETERS, "", f"not a JSON object: {exc}") from None
+    if not isinstance(overrides, dict):
+        raise ConfigError(ENV_JOB_PARAMETERS, "", "not a JSON object")
+    return resolve_job_parameters(job_name, job, {str(k): str(v) for k, v in overrides.items()})

@@ -116,6 +116,13 @@ def _run_locked(
     run_id = new_run_id()
     task_runner = None
     if project.engine.kind == "spark":
+        import json
+        import os
+
+        from lakehouse.bundle.job_level import ENV_JOB_PARAMETERS
+
+        # each task is a spark-submit process: it resolves the same job parameters
+        os.environ[ENV_JOB_PARAMETERS] = json.dumps(job_parameters or {})
         session, task_runner = _spark_submit_run(project, job_name, run_id, var)
     else:
         session = _session(project, job_name)
