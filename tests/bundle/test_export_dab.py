@@ -342,3 +342,15 @@ def test_airflow_dag_has_the_job_parameters_and_the_periodic_trigger(
     rendered = env.from_string(command).render(params={"run_date": "it's 2026"})
     assert rendered.endswith(" --params run_date='it'\"'\"'s 2026'")
     assert not [n for n in airflow_notes(project, "dab_keys") if "trigger" in n]
+
+
+def test_include_patterns_as_databricks_reads_them(dab_root: Path) -> None:
+    """A pattern may match the root file itself or nothing at all; lakehouse conf parts of
+    an included file are not Databricks keys."""
+    path = dab_root / "databricks.yml"
+    doc = _read(path)
+    doc["include"] = ["*.yml", "resources/*.yml", "extra/*.yml", "conf/*.yml"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    (dab_root / "conf").mkdir()
+    (dab_root / "conf" / "catalog.yml").write_text("catalog: {name: main}\n")
+    assert merged_bundle(dab_root) == _input_merged_by_hand(dab_root)

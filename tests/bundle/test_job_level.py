@@ -125,7 +125,7 @@ def test_job_parameters_defaults_and_overrides_reach_the_task(
     job = project.bundle.resources.jobs["params"]
     assert job.parameter_defaults == {"env": "dev", "batch_size": "100", "dry": "false"}
     assert job.tags == {"team": "data", "cost_center": 42}
-    report = run_job(project, "params", engine_session, job_parameters={"env": "prod"})
+    report = run_job(project, "params", engine_session, parameters={"env": "prod"})
     assert report.succeeded
     assert report.job_parameters == {"env": "prod", "batch_size": "100", "dry": "false"}
     logged = [json.loads(e["event"]) for e in _log(project)]
@@ -141,7 +141,7 @@ def test_an_unknown_job_parameter_is_refused_before_the_run(
     engine_session: EngineSession, project: Project
 ) -> None:
     with pytest.raises(ConfigError, match=r"--params: nope: job params has no parameter 'nope'"):
-        run_job(project, "params", engine_session, job_parameters={"nope": "1"})
+        run_job(project, "params", engine_session, parameters={"nope": "1"})
     assert _log(project) == []
 
 

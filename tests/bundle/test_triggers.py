@@ -200,8 +200,10 @@ def test_paused_triggers_and_databricks_only_triggers_are_not_run(tmp_path: Path
 
 
 def test_a_development_target_pauses_schedules_and_triggers(tmp_path: Path) -> None:
-    jobs = trigger_job("p", "{periodic: {interval: 1, unit: HOURS}}") + (
-        "    cron:\n      schedule: {quartz_cron_expression: '0 * * * * ?'}\n" + TASKS
+    jobs = (
+        trigger_job("p", "{periodic: {interval: 1, unit: HOURS}}")
+        + "    cron:\n      schedule: {quartz_cron_expression: '0 * * * * ?'}\n"
+        + TASKS
     )
     project = write_bundle(tmp_path, jobs, target="{default: true, mode: development}")
     assert development_pause(project) == (
@@ -216,20 +218,57 @@ def test_a_development_target_pauses_schedules_and_triggers(tmp_path: Path) -> N
         assert development_pause(write_bundle(tmp_path, jobs, target=target)) is None
 
 
+def test_development_mode_keeps_an_explicitly_unpaused_trigger(tmp_path: Path) -> None:
+    jobs = trigger_job("own", "{pause_status: UNPAUSED, periodic: {interval: 1, unit: HOURS}}")
+    jobs += trigger_job("inherits", "{periodic: {interval: 1, unit: HOURS}}")
+    project = write_bundle(tmp_path, jobs, target="{default: true, mode: development}")
+    launched: list[str] = []
+    s = scheduler(project, FakeClock(START), launched, last_start=lambda job: None)
+    assert [e.name for e in s.entries] == ["own"]
+    assert s.paused == ["inherits"]
+    s.run(max_fires=1)
+    assert launched == ["own"]
+
+
+def test_with_the_dab_loader_the_schedules_pause_status_decides(tmp_path: Path) -> None:
+    """The Databricks bundle loader (helper dab-config) sets pause_status: PAUSED itself on
+    what sets none and says so with ``project.schedules_paused``: only explained here."""
+    jobs = trigger_job("paused", "{pause_status: PAUSED, periodic: {interval: 1, unit: HOURS}}")
+    jobs += trigger_job("own", "{pause_status: UNPAUSED, periodic: {interval: 1, unit: HOURS}}")
+    project = write_bundle(tmp_path, jobs, target="{default: true, mode: development}")
+    object.__setattr__(project, "schedules_paused", True)
+    lines: list[str] = []
+    s = Scheduler(
+        project,
+        lambda job: FakeProcess(FakeClock(START), 1),
+        echo=lines.append,
+        last_start=lambda job: None,
+    )
+    assert [e.name for e in s.entries] == ["own"]
+    assert any(
+        line.endswith(
+            "paused: paused (periodic every 1 HOURS, target local is in development mode; "
+            "presets.trigger_pause_status: UNPAUSED runs it), not run"
+        )
+        for line in lines
+    ), lines
+    object.__setattr__(project, "schedules_paused", False)
+    assert development_pause(project) is None
+
+
 def test_development_pause_lifted_by_presets(tmp_path: Path) -> None:
     project = write_bundle(
         tmp_path,
         trigger_job("p", "{periodic: {interval: 1, unit: HOURS}}"),
         target="{default: true, mode: development}",
     )
-    for presets in ({"trigger_pause_status": "UNPAUSED"}, {"trigger_pause_status": "PAUSED"}):
+    for status in ("UNPAUSED", "PAUSED"):
         # presets arrive with the Databricks bundle loader (helper dab-config): read as given
         target = project.target.model_copy()
-        object.__setattr__(target, "presets", presets)
+        object.__setattr__(target, "presets", {"trigger_pause_status": status})
         object.__setattr__(project, "target", target)
-        expected = None if presets["trigger_pause_status"] == "UNPAUSED" else "development"
         found = development_pause(project)
-        assert (found is None) if expected is None else ("development" in str(found))
+        assert (found is None) if status == "UNPAUSED" else ("development mode" in str(found))
 
 
 def test_schedule_trigger_and_continuous_are_exclusive(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ databricks``: every key survives, also those that mean nothing locally (``job_cl
 references stay as written for Databricks to resolve. Only what Databricks would reject is
 taken out (and listed): the lakehouse's own keys (a target's ``engine``,
 ``allowed_external_paths``, ``max_parallel_tasks``, webhook ``url`` entries, a task's
-``run_as``) and the lakehouse ``conf/`` sections (``catalog``, ``sources`` …) of included files.
+``run_as``) and the lakehouse ``conf/`` parts (``catalog``, ``sources`` …) of included files.
 
 Paths are relative to the file that declares them, as on Databricks; in the one exported
 file they are relative to its folder. Only local relative paths are rebased: workspace
@@ -24,12 +24,25 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lakehouse.config.loader import included_files, read_yaml
+from lakehouse.config.loader import read_yaml
 from lakehouse.core.cron import CronError, parse
 from lakehouse.core.errors import ConfigError, LakehouseError
 
 ROOT_FILES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
-LAKEHOUSE_SECTIONS = ("catalog", "sources", "silver", "gold", "models", "monitoring", "grants")
+# top-level keys of an included bundle fragment; the rest of an included file is a lakehouse
+# conf file (catalog, sources, silver …) and is not exported (same list as the loader's)
+FRAGMENT_KEYS = (
+    "resources",
+    "variables",
+    "targets",
+    "artifacts",
+    "sync",
+    "permissions",
+    "workspace",
+    "presets",
+    "run_as",
+    "experimental",
+)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 Rebase = Callable[[Any], Any]
@@ -182,6 +195,20 @@ def _merge(into: dict[str, Any], part: Mapping[str, Any], where: str, file: str)
             into[key] = copy.deepcopy(value)
 
 
+def _included(root: Path, bundle_file: Path, patterns: list[str]) -> list[tuple[Path, str]]:
+    """The files ``include`` names, in order; a pattern matching nothing is an error in a
+    lakehouse bundle.yml and allowed in a databricks.yml (as Databricks allows it)."""
+    files: list[tuple[Path, str]] = []
+    for i, pattern in enumerate(patterns):
+        matches = [p for p in sorted(root.glob(str(pattern))) if p.is_file() and p != bundle_file]
+        if not matches and not bundle_file.name.startswith("databricks."):
+            raise ConfigError(
+                bundle_file.name, f"include[{i}]", f"pattern {pattern!r} matches no file"
+            )
+        files += [(p, p.relative_to(root).as_posix()) for p in matches if p not in dict(files)]
+    return files
+
+
 def merged_bundle(root: Path, out_dir: Path | None = None) -> dict[str, Any]:
     """The root file with its ``include`` files merged in (``include`` itself dropped), the
     lakehouse ``conf/`` sections left out, local paths relative to ``out_dir`` (default:
@@ -191,12 +218,8 @@ def merged_bundle(root: Path, out_dir: Path | None = None) -> dict[str, Any]:
     top = read_yaml(path, path.name)
     patterns = top.get("include") or []
     doc = rebase_document({k: v for k, v in top.items() if k != "include"}, rebaser(root, out_dir))
-    for file, rel in included_files(root, list(patterns), path.name):
-        part = {
-            k: v
-            for k, v in read_yaml(file, rel).items()
-            if k not in LAKEHOUSE_SECTIONS and k != "include"
-        }
+    for file, rel in _included(root, path, list(patterns)):
+        part = {k: v for k, v in read_yaml(file, rel).items() if k in FRAGMENT_KEYS}
         _merge(doc, rebase_document(part, rebaser(file.parent, out_dir)), "", rel)
     return doc
 

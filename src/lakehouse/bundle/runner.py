@@ -139,12 +139,12 @@ def run_job(
     retries: bool = True,
     engine: str | None = None,
     lock_wait_s: float | None = None,
-    job_parameters: Mapping[str, str] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Run the job's tasks as a DAG; never raises for a task failure.
 
-    ``job_parameters`` override the job's parameter defaults for this run (an unknown
-    name raises ``ConfigError``); tasks see the result as ``ctx.job_parameters``.
+    ``parameters`` override the job's parameter defaults for this run (an unknown name
+    raises ``ConfigError``); tasks see the result as ``ctx.job_parameters``.
 
     Independent tasks run side by side up to the job's ``max_parallel_tasks``. A failed
     attempt is retried up to ``max_retries`` times (-1: up to :data:`UNLIMITED_RETRIES_CAP`),
@@ -163,7 +163,7 @@ def run_job(
     killed before are recorded ABANDONED first.
     """
     name, job = select_job(project, job_name)
-    parameters = resolve_job_parameters(name, job, job_parameters)
+    values = resolve_job_parameters(name, job, parameters)  # unknown names fail before the run
     with run_locks(project.data_root, name, job.max_concurrent_runs, wait_s=lock_wait_s):
         runlog = RunLog(project.data_root)
         reaped = runlog.reap()
@@ -177,7 +177,7 @@ def run_job(
             register=True,
         ) as run:
             report = run.report
-            report.job_parameters = parameters
+            report.job_parameters = values
             report.notes.extend(would_notify(job, "on_start"))
             records = RunRecords(run.store, report, run.principal)
             records.abandoned(reaped)

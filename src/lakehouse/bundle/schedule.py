@@ -43,6 +43,7 @@ from lakehouse.bundle.triggers import (
     describe_trigger,
     local_directory,
 )
+from lakehouse.config.job_settings import Trigger
 from lakehouse.config.jobs import Job, Schedule
 from lakehouse.config.project import Project
 from lakehouse.core.cron import parse_schedule
@@ -225,29 +226,43 @@ def scheduled_jobs(project: Project, job: str | None = None) -> dict[str, Job]:
 
 
 def development_pause(project: Project) -> str | None:
-    """Why the target pauses every schedule and trigger (DAB ``mode: development``), or None.
+    """Why the target pauses the schedules and triggers that set no ``pause_status`` of
+    their own (Databricks' ``mode: development``, or ``presets.trigger_pause_status:
+    PAUSED``), or None.
 
-    Only an explicit ``mode: development`` counts; ``presets.trigger_pause_status:
-    UNPAUSED`` on the target lifts the pause. Read defensively: ``presets`` comes with the
-    Databricks bundle loader.
+    With the Databricks bundle loader (``project.schedules_paused``), the loader has set
+    ``pause_status: PAUSED`` on each of those already: this only explains it. Without it,
+    an explicit ``mode: development`` on the target pauses them (unless the target's
+    ``presets.trigger_pause_status`` is ``UNPAUSED``).
     """
     target = project.target
-    if getattr(target, "mode", None) != "development":
-        return None
-    if "mode" not in getattr(target, "model_fields_set", {"mode"}):
-        return None  # the lakehouse dialect's default, not a DAB development target
-    presets = getattr(target, "presets", None)
-    status = (
-        presets.get("trigger_pause_status")
-        if isinstance(presets, dict)
-        else getattr(presets, "trigger_pause_status", None)
-    )
-    if status == "UNPAUSED":
-        return None
-    return (
-        f"target {project.target_name} is in development mode; "
-        "presets.trigger_pause_status: UNPAUSED runs it"
-    )
+    development = getattr(target, "mode", None) == "development"
+    loader_decided = getattr(project, "schedules_paused", None)
+    if loader_decided is not None:
+        if not loader_decided:
+            return None
+    else:
+        if not development or "mode" not in getattr(target, "model_fields_set", {"mode"}):
+            return None  # no mode given: the lakehouse dialect's default, not a DAB target
+        presets = getattr(target, "presets", None)
+        status = (
+            presets.get("trigger_pause_status")
+            if isinstance(presets, dict)
+            else getattr(presets, "trigger_pause_status", None)
+        )
+        if status == "UNPAUSED":
+            return None
+    if development:
+        return (
+            f"target {project.target_name} is in development mode; "
+            "presets.trigger_pause_status: UNPAUSED runs it"
+        )
+    return f"target {project.target_name} sets presets.trigger_pause_status: PAUSED"
+
+
+def _own_pause_status(source: Schedule | Trigger | None) -> bool:
+    """Whether the schedule or trigger sets its ``pause_status`` itself."""
+    return source is not None and "pause_status" in source.model_fields_set
 
 
 def last_recorded_start(project: Project) -> Callable[[str], datetime | None]:
@@ -305,9 +320,11 @@ class Scheduler:
             self._zones[name] = timer.zone
             source = spec.schedule if spec.schedule is not None else spec.trigger
             paused = source is not None and source.pause_status == "PAUSED"
-            if paused or dev_pause:
+            # the target's pause applies to what sets no pause_status of its own
+            by_target = dev_pause is not None and (paused or not _own_pause_status(source))
+            if paused or by_target:
                 self.paused.append(name)
-                why = timer.description + (f", {dev_pause}" if dev_pause and not paused else "")
+                why = timer.description + (f", {dev_pause}" if by_target else "")
                 self._event("paused", name, start, detail=why)
                 continue
             entry = _Entry(name, spec, timer, timer.first(start))

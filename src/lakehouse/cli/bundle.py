@@ -139,7 +139,7 @@ def _run_locked(
                 retries=not no_retries,
                 task_runner=task_runner,
                 engine=project.engine.kind,
-                job_parameters=job_parameters,
+                parameters=job_parameters,
             )
     finally:
         session.stop()
