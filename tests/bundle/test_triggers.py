@@ -196,7 +196,9 @@ def test_paused_triggers_and_databricks_only_triggers_are_not_run(tmp_path: Path
         tmp_path,
         trigger_job("p", "{pause_status: PAUSED, periodic: {interval: 1, unit: HOURS}}")
         + trigger_job("t", "{table_update: {table_names: [main.sales.orders]}}")
-        + trigger_job("s3", "{file_arrival: {url: 's3://bucket/landing/'}}"),
+        + trigger_job("s3", "{file_arrival: {url: 's3://bucket/landing/'}}")
+        + "    always:\n      continuous: {pause_status: UNPAUSED}\n"
+        + TASKS,
     )
     lines: list[str] = []
     with pytest.raises(ScheduleError, match="every scheduled job is paused or not run locally"):
@@ -208,6 +210,9 @@ def test_paused_triggers_and_databricks_only_triggers_are_not_run(tmp_path: Path
     )
     assert any(
         "s3: not run locally (file arrival in s3://bucket/landing/" in line for line in lines
+    )
+    assert any(
+        line.endswith("always: not run locally (continuous: Databricks only)") for line in lines
     )
 
 

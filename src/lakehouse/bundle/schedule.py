@@ -198,7 +198,7 @@ class ScheduleSummary:
 
 
 def _starts(job: Job) -> bool:
-    return job.schedule is not None or job.trigger is not None
+    return job.schedule is not None or job.trigger is not None or job.continuous is not None
 
 
 def scheduled_jobs(project: Project, job: str | None = None) -> dict[str, Job]:
@@ -356,7 +356,9 @@ class Scheduler:
                 ) from None
             return CronTimer(compiled, describe(spec.schedule))
         trigger = spec.trigger
-        assert trigger is not None
+        if trigger is None:  # continuous: Databricks keeps a run going
+            self._event("not_run", name, start, detail="continuous: Databricks only")
+            return None
         if trigger.periodic is not None:
             last = self.last_start(name)
             return PeriodicTimer(trigger.periodic, last)
