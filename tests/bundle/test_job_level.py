@@ -66,6 +66,14 @@ JOBS: dict[str, Any] = {
         "permissions": [{"level": "CAN_MANAGE_RUN", "group_name": "data-engineers"}],
         "tasks": [_task("show", "job_parameters")],
     },
+    "job_timeout": {
+        "timeout_seconds": 1,
+        "tasks": [
+            _task("sleeps", "sleepy", parameters=["3"], max_retries=2, retry_on_timeout=True),
+            _task("late", "ok"),
+            _task("after", "ok", "sleeps"),
+        ],
+    },
     "retry_spacing": {
         "tasks": [
             _task(
@@ -255,3 +263,18 @@ def test_a_task_process_resolves_the_runs_job_parameters(
     assert [json.loads(json.loads(line)["event"]) for line in log] == [
         {"batch_size": "100", "dry": "false", "env": "spark"}
     ]
+
+
+def test_the_jobs_timeout_times_out_the_run(
+    engine_session: EngineSession, project: Project
+) -> None:
+    report = run_job(project, "job_timeout", engine_session)
+    outcome = {t.task_key: (t.status, t.error) for t in report.tasks}
+    message = "the job timed out after 1s (its timeout_seconds)"
+    assert outcome == {
+        "sleeps": ("TIMED_OUT", message),  # no retry once the job timed out
+        "late": ("TIMED_OUT", message),  # not started
+        "after": ("SKIPPED", "upstream failed: sleeps"),
+    }
+    assert [e["task"] for e in _log(project)] == ["sleeps"]
+    assert 1.0 <= sum(t.seconds for t in report.tasks) < 2.5

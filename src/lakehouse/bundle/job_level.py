@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from lakehouse.bundle.context import RunReport
 from lakehouse.config.jobs import Job
-from lakehouse.core.errors import ConfigError
+from lakehouse.core.errors import ConfigError, LakehouseError
 
 DURATION_EVENT = "on_duration_warning_threshold_exceeded"
 
@@ -111,3 +111,20 @@ def job_parameters_from_env(
     if not isinstance(overrides, dict):
         raise ConfigError(ENV_JOB_PARAMETERS, "", "not a JSON object")
     return resolve_job_parameters(job_name, job, {str(k): str(v) for k, v in overrides.items()})
+
+
+class JobTimeoutError(LakehouseError):
+    """The job's ``timeout_seconds`` passed before this task could start."""
+
+
+def job_deadline(job: Job, began: float) -> float | None:
+    """When the run of ``job`` times out (``time.monotonic()``), None without a timeout."""
+    return began + job.timeout_seconds if job.timeout_seconds else None
+
+
+def attempt_deadline(timeout_seconds: int, now: float, job_end: float | None) -> float | None:
+    """An attempt's deadline: its task's timeout, and no later than the job's."""
+    own = now + timeout_seconds if timeout_seconds else None
+    if job_end is None:
+        return own
+    return job_end if own is None else min(own, job_end)

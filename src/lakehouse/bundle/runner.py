@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
-from lakehouse.bundle.job_level import end_notes, resolve_job_parameters, would_notify
+from lakehouse.bundle.job_level import (
+    JobTimeoutError,
+    attempt_deadline,
+    end_notes,
+    job_deadline,
+    resolve_job_parameters,
+    would_notify,
+)
 from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
 from lakehouse.config.jobs import Job, Task, task_order
 from lakehouse.config.loader import import_callable
@@ -241,6 +248,8 @@ def _in_process(run: RunContext) -> TaskRunner:
 class _Schedule:
     """The scheduling state of one run: pending, running and finished tasks."""
 
+    job_deadline: float | None = None  # the job's timeout_seconds (set when the run starts)
+
     def __init__(
         self,
         job: Job,
@@ -272,6 +281,7 @@ class _Schedule:
 
     def run(self) -> None:
         """Start what is ready, wait for an attempt to end (or a deadline), settle, repeat."""
+        self.job_deadline = job_deadline(self.job, time.monotonic())
         try:
             while self.pending or self.running:
                 self._start_ready()
@@ -318,16 +328,27 @@ class _Schedule:
         if self.on_event and number == 1:
             self.on_event("started", task, None)
             now = time.monotonic()  # the event handler took its time: the clock starts here
-        deadline = now + task.timeout_seconds if task.timeout_seconds else None
+        deadline = attempt_deadline(task.timeout_seconds, now, self.job_deadline)
         self.running[task.task_key] = _Attempt(
             task,
             number,
             time.perf_counter(),
             _utcnow(),
-            self.pool.submit(self.execute, task, number),
+            self._submit(task, number, now),
             deadline,
             now,
         )
+
+    def _submit(self, task: Task, number: int, now: float) -> Future[None]:
+        """The attempt running in the pool; not started once the job's timeout passed."""
+        if self.job_deadline is not None and now >= self.job_deadline:
+            late: Future[None] = Future()
+            late.set_exception(JobTimeoutError(self._job_timeout_message()))
+            return late
+        return self.pool.submit(self.execute, task, number)
+
+    def _job_timeout_message(self) -> str:
+        return f"the job timed out after {self.job.timeout_seconds}s (its timeout_seconds)"
 
     def _next_wakeup(self) -> float | None:
         """Seconds until the next deadline or retry (None: wait for an attempt to end)."""
@@ -362,11 +383,15 @@ class _Schedule:
             if exc is None:
                 return "SUCCESS", None
             log.debug("task %s failed", attempt.task.task_key, exc_info=exc)
+            if isinstance(exc, JobTimeoutError):
+                return "TIMED_OUT", str(exc)
             return "FAILED", one_line(exc)
         if attempt.deadline is not None and time.monotonic() >= attempt.deadline:
             # the thread cannot be stopped; a fresh pool keeps capacity for the others
             self.pool.shutdown(wait=False)
             self.pool = self._new_pool()
+            if attempt.deadline == self.job_deadline:
+                return "TIMED_OUT", self._job_timeout_message()
             timeout = attempt.task.timeout_seconds
             return "TIMED_OUT", f"timed out after {timeout}s (attempt {attempt.number})"
         return None
@@ -378,6 +403,8 @@ class _Schedule:
         allowed = allowed_retries(task) if self.retries else 0
         if status == "SUCCESS" or not retry or attempt.number > allowed:
             return False
+        if self.job_deadline is not None and time.monotonic() >= self.job_deadline:
+            return False  # the job timed out: no more attempts
         ready = retry_ready_at(task, attempt.started_mono)
         log.warning(
             "task %s attempt %d %s; retrying in %.1fs",

@@ -204,7 +204,7 @@ class Job(StrictModel):
     max_parallel_tasks: int = Field(
         default=1, ge=1, description="independent tasks run side by side up to this many"
     )
-    timeout_seconds: int = Field(0, ge=0, description="the whole run's timeout (Databricks)")
+    timeout_seconds: int = Field(0, ge=0, description="the whole run's timeout; 0 = none")
     webhook_notifications: WebhookNotifications = Field(
         default_factory=WebhookNotifications,
         description="URLs sent the run's state as JSON; a failed call is only logged",
