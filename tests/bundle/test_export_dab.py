@@ -333,6 +333,7 @@ def test_airflow_dag_has_the_job_parameters_and_the_periodic_trigger(
     dag = namespace["dag"]
     assert dag.kwargs["schedule"].total_seconds() == 4 * 3600  # trigger.periodic: 4 HOURS
     assert dag.kwargs["is_paused_upon_creation"] is True  # the trigger is PAUSED
+    assert dag.kwargs["dagrun_timeout"].total_seconds() == 7200  # the job's timeout_seconds
     assert dag.kwargs["params"] == {"run_date": "./data"}  # ${var.data_root}, resolved
     command = dag.tasks["plain"].kwargs["bash_command"]
     assert command.endswith(" --params run_date={{ params['run_date'] | shquote }}")

@@ -249,6 +249,8 @@ def export_airflow(
         f"    max_active_tasks={job.max_parallel_tasks!r},",
         f"    tags={['lakehouse', project.name, name]!r},",
     ]
+    if job.timeout_seconds:
+        lines.append(f"    dagrun_timeout=timedelta(seconds={job.timeout_seconds}),")
     if run_as is not None:
         lines.append(f"    default_args={{'owner': {run_as.principal!r}}},")
     lines += [") as dag:", "    tasks = {}"]
