@@ -47,3 +47,15 @@ def empty_source(ctx: TaskContext) -> None:
     """Counts a source that yielded nothing, as an exhausted HTTP source does."""
     ctx.report.count("source exhausted_api", new=0, rows=0, requests=3)
     ctx.report.count("source busy_drop", new=1, rows=5)
+
+
+def job_parameters(ctx: TaskContext) -> None:
+    """Logs the run's job parameters."""
+    _log(ctx, json.dumps(ctx.job_parameters, sort_keys=True))
+
+
+def slow_broken(ctx: TaskContext) -> None:
+    """Fails after the seconds given as its first parameter."""
+    _log(ctx, f"attempt {ctx.extra['attempt']}")
+    time.sleep(float(ctx.parameters[0]))
+    raise ValueError("slow failure")

@@ -382,7 +382,7 @@ def test_airflow_dag_runs_with_the_bundle_graph_schedule_and_retries(
     left = dag.tasks["left"].kwargs
     assert left["retries"] == 3
     assert left["retry_delay"].total_seconds() == 1.5
-    assert left["retry_exponential_backoff"] is True
+    assert "retry_exponential_backoff" not in left  # DAB: the same interval before every retry
     assert left["execution_timeout"].total_seconds() == 60
     assert dag.tasks["start"].kwargs["retries"] == 0
     assert "execution_timeout" not in dag.tasks["start"].kwargs
@@ -530,7 +530,7 @@ def test_airflow_dagbag_loads_the_exported_dags_with_the_bundle_graph(
             assert f" --only {task.task_key} --target local " in got["command"]
             if task.max_retries:
                 assert got["retry_delay"] == task.min_retry_interval_millis / 1000
-                assert got["backoff"] is True
+                assert got["backoff"] is False
     diamond = bag["dags"]["lakehouse_demo_diamond"]
     assert (diamond["cron"], diamond["timezone"], diamond["paused"]) == (
         "30 6 * * 1-5",
@@ -682,7 +682,7 @@ def test_databricks_file_round_trips_through_yaml_with_notes(
     assert "webhook_notifications.on_failure https://hooks.example.com/fail" in joined
     assert "task join: run_as bi-reader" in joined
     assert "max_parallel_tasks 3" in joined
-    assert "retry delay doubling" in joined
+    assert "retry delay doubling" not in joined  # the runner waits as Databricks does
     assert text.index("bundle:") > text.index(comments[-1])
 
 

@@ -54,6 +54,8 @@ class RunReport:
     # run still succeeds, but not plainly
     warnings: list[str] = field(default_factory=list)
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the job's parameters for this run: defaults overridden by --params
+    job_parameters: dict[str, str] = field(default_factory=dict)
 
     def count(self, scope: str, **values: int) -> None:
         """Add named counters under ``scope`` (e.g. rows read / quarantined per table)."""
@@ -81,6 +83,11 @@ class TaskContext:
     @property
     def run_id(self) -> str:
         return self.report.run_id
+
+    @property
+    def job_parameters(self) -> dict[str, str]:
+        """The run's job parameters (``{{job.parameters.<name>}}``): defaults, then --params."""
+        return self.report.job_parameters
 
 
 class TaskFunction(Protocol):

@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lakehouse.bundle.context import TaskFunction, TaskOutcome
+from lakehouse.bundle.job_level import job_parameters_from_env
 from lakehouse.config.jobs import Task
 from lakehouse.config.loader import (
     ENV_PROJECT_DIR,
@@ -90,6 +91,7 @@ def run_task_script(task: TaskFunction, argv: list[str] | None = None) -> int:
             run_as=RunAs(job=args.job, task=bundle_task, explicit=args.principal),
             run_id=args.run_id,
         )
+        run.report.job_parameters = job_parameters_from_env(project.bundle.resources.jobs, args.job)
     except Exception as exc:
         if os.environ.get("LAKEHOUSE_DEBUG") == "1":
             raise

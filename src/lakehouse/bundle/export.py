@@ -6,8 +6,10 @@ schedule's timezone), retries, timeouts and pause state. Every Airflow task runs
 ``lakehouse bundle run <job> --only <task> --target <target> --project-dir <dir>`` on the
 worker, which handles every engine (sail, JVM Spark, Spark Connect) and both task kinds, so
 the worker needs the lakehouse package and a copy of the project. Retries and timeouts are
-Airflow's: the DAG sets ``retries``, ``retry_delay`` (exponential backoff, as the bundle
-runner does) and ``execution_timeout``.
+Airflow's: the DAG sets ``retries``, ``retry_delay`` (``min_retry_interval_millis``, without
+backoff, as Databricks and the bundle runner do) and ``execution_timeout``; a task's
+``run_if`` becomes its ``trigger_rule``. Every task kind (scripts, functions, notebooks,
+wheels, pipelines, conditions, run_job) is one ``BashOperator`` running that one task.
 
 **Databricks** (:func:`export_databricks`): a Databricks Asset Bundle configuration with the
 bundle name, variables, targets (``mode``, ``default``), ``run_as`` and one
@@ -36,6 +38,7 @@ bundle name, variables, targets (``mode``, ``default``), ``run_as`` and one
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -44,9 +47,16 @@ from typing import Any, Literal
 
 import yaml
 
+from lakehouse.bundle.dab_export import (
+    export_databricks_bundle,
+    is_databricks_bundle,
+    merged_bundle,
+    root_file,
+)
+from lakehouse.bundle.runner import allowed_retries
+from lakehouse.bundle.submit import is_lakehouse_entrypoint
 from lakehouse.config.base import BUNDLE_FILE
 from lakehouse.config.jobs import Job, Schedule, Task, task_order
-from lakehouse.config.loader import read_yaml
 from lakehouse.config.project import Project
 from lakehouse.core.cron import CronError, Dialect, parse
 from lakehouse.core.errors import ConfigError, LakehouseError
@@ -166,6 +176,7 @@ PROJECT_DIR = {project_dir!r}
 JOB = {job!r}
 TARGET = {target!r}
 VARIABLES = {variables!r}  # --var NAME=VALUE passed to every task
+PARAMETERS = {parameters!r}  # the job's parameters: the DAG's params, passed as --params
 
 
 def lakehouse_task(task_key: str) -> str:
@@ -176,6 +187,8 @@ def lakehouse_task(task_key: str) -> str:
     for name, value in VARIABLES.items():
         args += ["--var", f"{{name}}={{value}}"]
     command = " ".join(shlex.quote(arg) for arg in args)
+    for name in PARAMETERS:  # rendered by Airflow per DAG run (trigger with conf to override)
+        command += " --params " + name + "={{{{ params[" + repr(name) + "] | shquote }}}}"
     # a command ending in .sh/.bash would be read as a template file by BashOperator
     return command + " " if command.endswith((".sh", ".bash")) else command
 
@@ -204,7 +217,8 @@ def export_airflow(
     schedule = job.schedule
     cron = schedule_cron(schedule) if schedule is not None else None
     timezone = schedule.timezone_id if schedule is not None else "UTC"
-    paused = schedule is not None and schedule.pause_status == "PAUSED"
+    starts = schedule or job.trigger
+    paused = starts is not None and starts.pause_status == "PAUSED"
     run_as = job.run_as or project.bundle.run_as
     description = job.description or job.name or ""
     docstring = description.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
@@ -217,17 +231,16 @@ def export_airflow(
             command=list(command),
             project_dir=str(project_dir or project.root.resolve()),
             variables=dict(var_overrides or {}),
+            parameters=job.parameter_defaults,
         ),
         "with DAG(",
         f"    dag_id={airflow_dag_id(project, name)!r},",
     ]
     if description:
         lines.append(f"    description={description!r},")
-    if schedule is None:
-        lines.append("    schedule=None,")
-    else:
-        origin = schedule.quartz_cron_expression or schedule.cron_expression
-        lines.append(f"    schedule={cron!r},  # bundle.yml: {origin} ({timezone})")
+    lines.append(_airflow_schedule(job, cron))
+    if job.parameters:
+        lines += ["    params=PARAMETERS,", "    user_defined_filters={'shquote': shlex.quote},"]
     lines += [
         f"    start_date=pendulum.datetime(2024, 1, 1, tz={timezone!r}),",
         "    catchup=False,",
@@ -236,6 +249,8 @@ def export_airflow(
         f"    max_active_tasks={job.max_parallel_tasks!r},",
         f"    tags={['lakehouse', project.name, name]!r},",
     ]
+    if job.timeout_seconds:
+        lines.append(f"    dagrun_timeout=timedelta(seconds={job.timeout_seconds}),")
     if run_as is not None:
         lines.append(f"    default_args={{'owner': {run_as.principal!r}}},")
     lines += [") as dag:", "    tasks = {}"]
@@ -248,6 +263,35 @@ def export_airflow(
     return "\n".join(lines) + "\n"
 
 
+def _airflow_schedule(job: Job, cron: str | None) -> str:
+    """The DAG's ``schedule=`` line: the cron schedule, a periodic trigger as a timedelta,
+    or None (a file_arrival or table_update trigger has no Airflow schedule: use a sensor)."""
+    schedule = job.schedule
+    if schedule is not None:
+        origin = schedule.quartz_cron_expression or schedule.cron_expression
+        return f"    schedule={cron!r},  # bundle.yml: {origin} ({schedule.timezone_id})"
+    periodic = job.trigger.periodic if job.trigger is not None else None
+    if periodic is not None:
+        return (
+            f"    schedule=timedelta(seconds={periodic.seconds}),  # trigger.periodic: "
+            f"every {periodic.interval} {periodic.unit}"
+        )
+    if job.trigger is not None:
+        return f"    schedule=None,  # trigger.{job.trigger.kind}: not an Airflow schedule"
+    return "    schedule=None,"
+
+
+# a task's run_if (Databricks) as the Airflow trigger rule of its operator
+AIRFLOW_TRIGGER_RULES = {
+    "ALL_SUCCESS": "all_success",
+    "AT_LEAST_ONE_SUCCESS": "one_success",
+    "NONE_FAILED": "none_failed",
+    "ALL_DONE": "all_done",
+    "AT_LEAST_ONE_FAILED": "one_failed",
+    "ALL_FAILED": "all_failed",
+}
+
+
 def _airflow_task(task: Task) -> list[str]:
     key = task.task_key
     lines = [
@@ -257,12 +301,16 @@ def _airflow_task(task: Task) -> list[str]:
     ]
     if task.description:
         lines.append(f"        doc_md={task.description!r},")
-    lines.append(f"        retries={task.max_retries!r},")
-    if task.max_retries:
-        lines += [
-            f"        retry_delay=timedelta(milliseconds={task.min_retry_interval_millis!r}),",
-            "        retry_exponential_backoff=True,",
-        ]
+    retries = allowed_retries(task)
+    unlimited = "  # max_retries: -1 (unlimited), capped" if task.max_retries < 0 else ""
+    lines.append(f"        retries={retries!r},{unlimited}")
+    if retries:
+        lines.append(
+            f"        retry_delay=timedelta(milliseconds={task.min_retry_interval_millis!r}),"
+        )
+    rule = AIRFLOW_TRIGGER_RULES.get(str(getattr(task, "run_if", None) or "ALL_SUCCESS"))
+    if rule is not None and rule != "all_success":
+        lines.append(f"        trigger_rule={rule!r},")
     if task.timeout_seconds:
         lines.append(f"        execution_timeout=timedelta(seconds={task.timeout_seconds!r}),")
     lines.append("    )")
@@ -292,6 +340,11 @@ def airflow_notes(project: Project, job_name: str | None = None) -> list[str]:
         notes.append(
             f"job {name}: webhook_notifications are called by `lakehouse bundle run` for each "
             "Airflow task (a one-task run); use Airflow callbacks for per-DAG-run notifications"
+        )
+    if job.trigger is not None and job.trigger.periodic is None:
+        notes.append(
+            f"job {name}: trigger.{job.trigger.kind} has no Airflow schedule "
+            "(the DAG has none: add a sensor, or use `lakehouse schedule`)"
         )
     for task in job.tasks:
         if task.timeout_seconds and task.max_retries and not task.retry_on_timeout:
@@ -341,13 +394,26 @@ def export_databricks(
     ``bundle_dir`` is where the file will be written (default: the project root); paths are
     relative to it. ``var_overrides`` (the export's ``--var``) go into the current target's
     ``variables``; values from ``LAKEHOUSE_VAR_<name>`` are found there too.
+
+    A bundle whose root file is ``databricks.yml`` is exported as written (its files
+    merged, see :mod:`lakehouse.bundle.dab_export`); a lakehouse ``bundle.yml`` is
+    translated, and its Databricks-only keys and ``resources.pipelines`` come along as written.
     """
-    raw = read_yaml(project.root / BUNDLE_FILE, BUNDLE_FILE)
+    if is_databricks_bundle(project.root):
+        as_written, _ = export_databricks_bundle(
+            project.root,
+            bundle_dir=bundle_dir,
+            jobs=[_job(project, j)[0] for j in jobs] if jobs else None,
+            target=project.target_name,
+            var_overrides=var_overrides,
+        )
+        return as_written
     bundle_dir = (bundle_dir or project.root).resolve()
+    raw = merged_bundle(project.root, bundle_dir)
     spec = project.bundle
     selected = [_job(project, j)[0] for j in jobs] if jobs else list(spec.resources.jobs)
 
-    doc: dict[str, Any] = {"bundle": {"name": project.name}}
+    doc: dict[str, Any] = {"bundle": {**(raw.get("bundle") or {}), "name": project.name}}
     root = project.root.resolve()
     if bundle_dir != root:
         doc["sync"] = {"paths": [Path(os.path.relpath(root, bundle_dir)).as_posix()]}
@@ -364,14 +430,35 @@ def export_databricks(
     if spec.run_as is not None:
         doc["run_as"] = spec.run_as.model_dump(exclude_none=True)
     doc["targets"] = _databricks_targets(project, raw, var_overrides or {})
-    raw_jobs = ((raw.get("resources") or {}).get("jobs")) or {}
+    raw_resources = raw.get("resources") or {}
+    raw_jobs = raw_resources.get("jobs") or {}
     doc["resources"] = {
         "jobs": {
             name: _databricks_job(project, name, raw_jobs.get(name) or {}, bundle_dir)
             for name in selected
         }
     }
+    for kind, items in raw_resources.items():  # pipelines and other resources, as written
+        if kind != "jobs" and items:
+            doc["resources"][kind] = copy.deepcopy(items)
+    _keep_raw_keys(doc, raw)
     return doc
+
+
+_TRANSLATED_TOP_KEYS = ("bundle", "variables", "targets", "resources", "run_as", "sync")
+_LAKEHOUSE_TOP_KEYS = ("allowed_external_paths",)
+
+
+def _keep_raw_keys(doc: dict[str, Any], raw: Mapping[str, Any]) -> None:
+    """Top-level Databricks keys the translation does not produce (workspace, artifacts,
+    permissions, presets …), as written; ``sync`` settings merged with the export's."""
+    for key, value in raw.items():
+        if key not in _TRANSLATED_TOP_KEYS and key not in _LAKEHOUSE_TOP_KEYS:
+            doc[key] = copy.deepcopy(value)
+    sync = raw.get("sync")
+    if isinstance(sync, Mapping):
+        merged = {**copy.deepcopy(dict(sync)), **doc.get("sync", {})}
+        doc["sync"] = merged
 
 
 def _databricks_targets(
@@ -392,6 +479,9 @@ def _databricks_targets(
                     values[var] = overrides.get(var, value)
         if values:
             entry["variables"] = values
+        for key, value in (raw_targets.get(name) or {}).items():
+            if key not in ("engine", "variables", "mode", "default"):
+                entry[key] = copy.deepcopy(value)  # workspace, presets, permissions …
         targets[name] = entry
     return targets
 
@@ -414,36 +504,50 @@ def _databricks_job(
     out["max_concurrent_runs"] = job.max_concurrent_runs
     if job.permissions:
         out["permissions"] = [p.model_dump(exclude_none=True) for p in job.permissions]
+    destinations = {
+        event: [{"id": h.id} for h in getattr(job.webhook_notifications, event) if h.id]
+        for event in type(job.webhook_notifications).model_fields
+    }
+    if any(destinations.values()):
+        out["webhook_notifications"] = {k: v for k, v in destinations.items() if v}
     raw_tasks = {t.get("task_key"): t for t in raw_job.get("tasks") or [] if isinstance(t, Mapping)}
     out["tasks"] = [
         _databricks_task(project, name, task, raw_tasks.get(task.task_key) or {}, bundle_dir)
         for task in job.tasks
     ]
+    for key, value in raw_job.items():  # parameters, tags, trigger, job_clusters … as written
+        if key not in out and key not in _LAKEHOUSE_JOB_KEYS:
+            out[key] = copy.deepcopy(value)
     return out
+
+
+_LAKEHOUSE_JOB_KEYS = ("max_parallel_tasks", "webhook_notifications")
+_LAKEHOUSE_TASK_KEYS = ("run_as", "python_function_task")
 
 
 def _databricks_task(
     project: Project, job: str, task: Task, raw_task: Mapping[str, Any], bundle_dir: Path
 ) -> dict[str, Any]:
-    if task.spark_python_task is None:
-        assert task.python_function_task is not None
+    if task.python_function_task is not None:
         raise ExportError(
             f"job {job}, task {task.task_key}: a python_function_task "
             f"({task.python_function_task.function}) has no Databricks equivalent; give it a "
             "jobs/ script (TASK = that function) as a spark_python_task, or export other jobs "
             "with --job"
         )
+    spark = task.spark_python_task
+    if spark is None or not is_lakehouse_entrypoint(Path(project.resolve_path(spark.python_file))):
+        # notebook, wheel, pipeline … tasks and plain PySpark scripts: as written
+        return {k: copy.deepcopy(v) for k, v in raw_task.items() if k not in _LAKEHOUSE_TASK_KEYS}
     out: dict[str, Any] = {"task_key": task.task_key}
     if task.description:
         out["description"] = _raw_or(raw_task.get("description"), task.description)
     if task.depends_on:
         out["depends_on"] = [{"task_key": d.task_key} for d in task.depends_on]
     parameters = ["--target", "${bundle.target}", "--job", job]
-    parameters += _raw_parameters(raw_task, task.spark_python_task.parameters)
+    parameters += _raw_parameters(raw_task, spark.parameters)
     out["spark_python_task"] = {
-        "python_file": _relative_python_file(
-            project, task.spark_python_task.python_file, bundle_dir
-        ),
+        "python_file": _relative_python_file(project, spark.python_file, bundle_dir),
         "parameters": parameters,
     }
     if task.max_retries:
@@ -452,12 +556,29 @@ def _databricks_task(
         out["retry_on_timeout"] = task.retry_on_timeout
     if task.timeout_seconds:
         out["timeout_seconds"] = task.timeout_seconds
+    for key, value in raw_task.items():  # job_cluster_key, libraries, run_if … as written
+        if key not in out and key not in _LAKEHOUSE_TASK_KEYS:
+            out[key] = copy.deepcopy(value)
     return out
+
+
+def _as_written_notes(project: Project, jobs: Sequence[str] | None) -> list[str]:
+    """The notes of a ``databricks.yml`` bundle exported as written."""
+    _, stripped = export_databricks_bundle(project.root, jobs=jobs)
+    head = [
+        f"Exported from {root_file(project.root).name} and its include files, merged into",
+        "this one file (paths are relative to it; ${...} references as written).",
+    ]
+    if stripped:
+        head += ["", "Not exported (lakehouse-only):", *(f"  {x}" for x in stripped)]
+    return head
 
 
 def databricks_notes(project: Project, jobs: Sequence[str] | None = None) -> list[str]:
     """What ``databricks.yml`` cannot carry, for the comment block at its top."""
-    raw_targets = read_yaml(project.root / BUNDLE_FILE, BUNDLE_FILE).get("targets") or {}
+    if is_databricks_bundle(project.root):
+        return _as_written_notes(project, jobs)
+    raw_targets = merged_bundle(project.root).get("targets") or {}
     notes = [
         "Before `databricks bundle deploy`: add workspace settings (workspace.host) to the",
         "targets, and compute for the tasks (job_clusters + job_cluster_key, existing_cluster_id",
@@ -476,8 +597,8 @@ def databricks_notes(project: Project, jobs: Sequence[str] | None = None) -> lis
     for name in selected:
         job = project.bundle.resources.jobs[name]
         hooks = job.webhook_notifications
-        for event in ("on_start", "on_success", "on_failure"):
-            urls = [h.url for h in getattr(hooks, event)]
+        for event in type(hooks).model_fields:
+            urls = [h.url for h in getattr(hooks, event) if h.url]
             if urls:
                 lost.append(
                     f"  job {name}: webhook_notifications.{event} {', '.join(urls)} "
@@ -495,11 +616,6 @@ def databricks_notes(project: Project, jobs: Sequence[str] | None = None) -> lis
                     f"  job {name}, task {task.task_key}: run_as {task.run_as.principal} "
                     "(Databricks runs every task as the job's run_as)"
                 )
-            if task.max_retries > 1:
-                lost.append(
-                    f"  job {name}, task {task.task_key}: the retry delay doubling "
-                    "(Databricks waits min_retry_interval_millis before every retry)"
-                )
     if lost:
         notes += ["", "Not exported:", *lost]
     return notes
@@ -514,9 +630,10 @@ def databricks_yaml(
 ) -> str:
     """The ``databricks.yml`` text: a comment block with the notes, then the YAML."""
     doc = export_databricks(project, jobs=jobs, bundle_dir=bundle_dir, var_overrides=var_overrides)
+    source = root_file(project.root).name
     header = [
         f"# Databricks Asset Bundle for the lakehouse bundle {project.name!r}, generated by",
-        "# `lakehouse bundle export databricks` from bundle.yml: re-export it after changing bundle.yml.",
+        f"# `lakehouse bundle export databricks` from {source}: re-export it after changing {source}.",
         "#",
         *(f"# {line}".rstrip() for line in databricks_notes(project, jobs)),
     ]

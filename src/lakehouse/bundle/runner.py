@@ -13,13 +13,21 @@ import logging
 import runpy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
+from lakehouse.bundle.job_level import (
+    JobTimeoutError,
+    attempt_deadline,
+    end_notes,
+    job_deadline,
+    resolve_job_parameters,
+    would_notify,
+)
 from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
 from lakehouse.config.jobs import Job, Task, task_order
 from lakehouse.config.loader import import_callable
@@ -34,6 +42,20 @@ from lakehouse.runtime.run import RunAs, RunContext, open_run
 log = logging.getLogger(__name__)
 
 TaskEvent = Callable[[str, Task, TaskOutcome | None], None]
+
+UNLIMITED_RETRIES_CAP = 25
+"""``max_retries: -1`` (Databricks: retry indefinitely) retries this many times locally."""
+
+
+def allowed_retries(task: Task) -> int:
+    """The task's retries: ``max_retries``, or the local cap for -1 (unlimited)."""
+    return UNLIMITED_RETRIES_CAP if task.max_retries < 0 else task.max_retries
+
+
+def retry_ready_at(task: Task, attempt_started: float) -> float:
+    """When a failed attempt's retry may start (``time.monotonic()``): Databricks'
+    ``min_retry_interval_millis`` counts from the failed attempt's start, without doubling."""
+    return attempt_started + task.min_retry_interval_millis / 1000
 
 
 def select_job(project: Project, job: str | None) -> tuple[str, Job]:
@@ -108,6 +130,7 @@ class _Attempt:
     started_at: dt.datetime
     future: Future[None]
     deadline: float | None
+    started_mono: float = 0.0  # time.monotonic() at the start: retries count from here
 
 
 def run_job(
@@ -123,12 +146,17 @@ def run_job(
     retries: bool = True,
     engine: str | None = None,
     lock_wait_s: float | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Run the job's tasks as a DAG; never raises for a task failure.
 
+    ``parameters`` override the job's parameter defaults for this run (an unknown name
+    raises ``ConfigError``); tasks see the result as ``ctx.job_parameters``.
+
     Independent tasks run side by side up to the job's ``max_parallel_tasks``. A failed
-    attempt is retried up to ``max_retries`` times after ``min_retry_interval_millis``
-    (doubling per retry); an attempt over ``timeout_seconds`` is TIMED_OUT (retried only with
+    attempt is retried up to ``max_retries`` times (-1: up to :data:`UNLIMITED_RETRIES_CAP`),
+    no sooner than ``min_retry_interval_millis`` after that attempt started (as on
+    Databricks: no doubling); an attempt over ``timeout_seconds`` is TIMED_OUT (retried only with
     ``retry_on_timeout``; ``retries=False`` when a scheduler such as Airflow retries
     instead). A task whose upstream failed is SKIPPED. Every attempt is
     recorded in ``<catalog>.meta.job_runs``; the job's webhooks are called at start and end.
@@ -142,6 +170,7 @@ def run_job(
     killed before are recorded ABANDONED first.
     """
     name, job = select_job(project, job_name)
+    values = resolve_job_parameters(name, job, parameters)  # unknown names fail before the run
     with run_locks(project.data_root, name, job.max_concurrent_runs, wait_s=lock_wait_s):
         runlog = RunLog(project.data_root)
         reaped = runlog.reap()
@@ -155,6 +184,8 @@ def run_job(
             register=True,
         ) as run:
             report = run.report
+            report.job_parameters = values
+            report.notes.extend(would_notify(job, "on_start"))
             records = RunRecords(run.store, report, run.principal)
             records.abandoned(reaped)
             entry = runlog.start(report.run_id, name)
@@ -172,6 +203,7 @@ def run_job(
             finally:  # an interrupted run (Ctrl-C) ends FAILED; only a killed one never ends
                 runlog.end(entry, "SUCCESS" if report.succeeded else "FAILED")
             report.notes.extend(empty_source_notes(report))
+            report.notes.extend(end_notes(job, report, time.time() - report.started))
     notify(job, "on_success" if report.succeeded else "on_failure", report)
     return report
 
@@ -216,6 +248,8 @@ def _in_process(run: RunContext) -> TaskRunner:
 class _Schedule:
     """The scheduling state of one run: pending, running and finished tasks."""
 
+    job_deadline: float | None = None  # the job's timeout_seconds (set when the run starts)
+
     def __init__(
         self,
         job: Job,
@@ -247,6 +281,7 @@ class _Schedule:
 
     def run(self) -> None:
         """Start what is ready, wait for an attempt to end (or a deadline), settle, repeat."""
+        self.job_deadline = job_deadline(self.job, time.monotonic())
         try:
             while self.pending or self.running:
                 self._start_ready()
@@ -293,15 +328,27 @@ class _Schedule:
         if self.on_event and number == 1:
             self.on_event("started", task, None)
             now = time.monotonic()  # the event handler took its time: the clock starts here
-        deadline = now + task.timeout_seconds if task.timeout_seconds else None
+        deadline = attempt_deadline(task.timeout_seconds, now, self.job_deadline)
         self.running[task.task_key] = _Attempt(
             task,
             number,
             time.perf_counter(),
             _utcnow(),
-            self.pool.submit(self.execute, task, number),
+            self._submit(task, number, now),
             deadline,
+            now,
         )
+
+    def _submit(self, task: Task, number: int, now: float) -> Future[None]:
+        """The attempt running in the pool; not started once the job's timeout passed."""
+        if self.job_deadline is not None and now >= self.job_deadline:
+            late: Future[None] = Future()
+            late.set_exception(JobTimeoutError(self._job_timeout_message()))
+            return late
+        return self.pool.submit(self.execute, task, number)
+
+    def _job_timeout_message(self) -> str:
+        return f"the job timed out after {self.job.timeout_seconds}s (its timeout_seconds)"
 
     def _next_wakeup(self) -> float | None:
         """Seconds until the next deadline or retry (None: wait for an attempt to end)."""
@@ -336,11 +383,15 @@ class _Schedule:
             if exc is None:
                 return "SUCCESS", None
             log.debug("task %s failed", attempt.task.task_key, exc_info=exc)
+            if isinstance(exc, JobTimeoutError):
+                return "TIMED_OUT", str(exc)
             return "FAILED", one_line(exc)
         if attempt.deadline is not None and time.monotonic() >= attempt.deadline:
             # the thread cannot be stopped; a fresh pool keeps capacity for the others
             self.pool.shutdown(wait=False)
             self.pool = self._new_pool()
+            if attempt.deadline == self.job_deadline:
+                return "TIMED_OUT", self._job_timeout_message()
             timeout = attempt.task.timeout_seconds
             return "TIMED_OUT", f"timed out after {timeout}s (attempt {attempt.number})"
         return None
@@ -349,18 +400,20 @@ class _Schedule:
         """Queue another attempt when the task's retry policy allows one."""
         task = attempt.task
         retry = status == "FAILED" or (status == "TIMED_OUT" and task.retry_on_timeout)
-        allowed = task.max_retries if self.retries else 0
+        allowed = allowed_retries(task) if self.retries else 0
         if status == "SUCCESS" or not retry or attempt.number > allowed:
             return False
-        delay = task.min_retry_interval_millis / 1000 * 2 ** (attempt.number - 1)
+        if self.job_deadline is not None and time.monotonic() >= self.job_deadline:
+            return False  # the job timed out: no more attempts
+        ready = retry_ready_at(task, attempt.started_mono)
         log.warning(
             "task %s attempt %d %s; retrying in %.1fs",
             task.task_key,
             attempt.number,
             status.lower(),
-            delay,
+            max(0.0, ready - time.monotonic()),
         )
-        self.ready_at[task.task_key] = time.monotonic() + delay
+        self.ready_at[task.task_key] = ready
         self.pending.append(task)
         return True
 
@@ -466,6 +519,8 @@ def notify(job: Job, event: str, report: RunReport) -> None:
         ],
     }
     for hook in hooks:
+        if hook.url is None:  # a Databricks destination id: noted in the run, not called
+            continue
         try:
             httpx.post(hook.url, json=payload, timeout=10).raise_for_status()
         except httpx.HTTPError as exc:

@@ -1,4 +1,10 @@
-"""Run the bundle's job schedules in a foreground process (``lakehouse schedule``).
+"""Run the bundle's job schedules and triggers in a foreground process (``lakehouse schedule``).
+
+Besides a cron ``schedule``, a job's ``trigger.periodic`` and a local ``trigger.file_arrival``
+start it (see :mod:`lakehouse.bundle.triggers`). ``pause_status: PAUSED`` on a schedule or
+trigger is honoured, and, as Databricks Asset Bundles do, a target with ``mode:
+development`` pauses every schedule and trigger unless the target's
+``presets.trigger_pause_status`` is ``UNPAUSED``.
 
 Schedules are Databricks-style: a Quartz cron expression (``sec min hour day-of-month month
 day-of-week [year]``) or a 5-field cron expression, a ``timezone_id`` and a
@@ -29,6 +35,15 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter  # type: ignore[import-untyped]
 
+from lakehouse.bundle.triggers import (
+    DEFAULT_POLL_S,
+    FileArrivalTimer,
+    PeriodicTimer,
+    Timer,
+    describe_trigger,
+    local_directory,
+)
+from lakehouse.config.job_settings import Trigger
 from lakehouse.config.jobs import Job, Schedule
 from lakehouse.config.project import Project
 from lakehouse.core.cron import parse_schedule
@@ -86,6 +101,30 @@ def describe(schedule: Schedule) -> str:
     return f"cron {schedule.cron_expression} {schedule.timezone_id}"
 
 
+@dataclass
+class CronTimer:
+    """A cron ``schedule`` as a scheduler timer."""
+
+    compiled: CompiledSchedule
+    description: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.compiled.zone
+
+    def first(self, start: datetime) -> datetime:
+        return self.compiled.next_after(start)
+
+    def ready(self, now: datetime) -> bool:
+        return True
+
+    def fired(self, now: datetime) -> str:
+        return ""
+
+    def next_after(self, fire: datetime, now: datetime) -> datetime:
+        return self.compiled.next_after(max(now, fire))
+
+
 # ---------------------------------------------------------------- the scheduler
 
 
@@ -106,7 +145,14 @@ class Process(Protocol):
 
 Launcher = Callable[[str], Process]
 EventKind = Literal[
-    "scheduled", "paused", "started", "skipped", "finished", "failed_to_start", "stopping"
+    "scheduled",
+    "paused",
+    "not_run",
+    "started",
+    "skipped",
+    "finished",
+    "failed_to_start",
+    "stopping",
 ]
 
 
@@ -132,9 +178,13 @@ class _Run:
 class _Entry:
     name: str
     job: Job
-    compiled: CompiledSchedule
+    timer: Timer
     next_fire: datetime
     runs: list[_Run] = field(default_factory=list)
+
+    @property
+    def waits_for_files(self) -> bool:
+        return isinstance(self.timer, FileArrivalTimer)
 
 
 @dataclass
@@ -147,8 +197,12 @@ class ScheduleSummary:
     interrupted: bool = False
 
 
+def _starts(job: Job) -> bool:
+    return job.schedule is not None or job.trigger is not None or job.continuous is not None
+
+
 def scheduled_jobs(project: Project, job: str | None = None) -> dict[str, Job]:
-    """Jobs with a schedule (only ``job`` when named); raises when there are none."""
+    """Jobs with a schedule or trigger (only ``job`` when named); raises when there are none."""
     jobs = project.bundle.resources.jobs
     if job is not None:
         if job not in jobs:
@@ -157,13 +211,72 @@ def scheduled_jobs(project: Project, job: str | None = None) -> dict[str, Job]:
                 f"resources.jobs.{job}",
                 f"no such job (defined: {', '.join(jobs) or 'none'})",
             )
-        if jobs[job].schedule is None:
-            raise ScheduleError(f"job {job} has no schedule (resources.jobs.{job}.schedule)")
+        if not _starts(jobs[job]):
+            raise ScheduleError(
+                f"job {job} has no schedule or trigger (resources.jobs.{job}.schedule or .trigger)"
+            )
         return {job: jobs[job]}
-    found = {name: j for name, j in jobs.items() if j.schedule is not None}
+    found = {name: j for name, j in jobs.items() if _starts(j)}
     if not found:
-        raise ScheduleError("no job in bundle.yml has a schedule (resources.jobs.<job>.schedule)")
+        raise ScheduleError(
+            "no job in bundle.yml has a schedule or trigger "
+            "(resources.jobs.<job>.schedule or .trigger)"
+        )
     return found
+
+
+def development_pause(project: Project) -> str | None:
+    """Why the target pauses the schedules and triggers that set no ``pause_status`` of
+    their own (Databricks' ``mode: development``, or ``presets.trigger_pause_status:
+    PAUSED``), or None.
+
+    With the Databricks bundle loader (``project.schedules_paused``), the loader has set
+    ``pause_status: PAUSED`` on each of those already: this only explains it. Without it,
+    an explicit ``mode: development`` on the target pauses them (unless the target's
+    ``presets.trigger_pause_status`` is ``UNPAUSED``).
+    """
+    target = project.target
+    development = getattr(target, "mode", None) == "development"
+    loader_decided = getattr(project, "schedules_paused", None)
+    if loader_decided is not None:
+        if not loader_decided:
+            return None
+    else:
+        if not development or "mode" not in getattr(target, "model_fields_set", {"mode"}):
+            return None  # no mode given: the lakehouse dialect's default, not a DAB target
+        presets = getattr(target, "presets", None)
+        status = (
+            presets.get("trigger_pause_status")
+            if isinstance(presets, dict)
+            else getattr(presets, "trigger_pause_status", None)
+        )
+        if status == "UNPAUSED":
+            return None
+    if development:
+        return (
+            f"target {project.target_name} is in development mode; "
+            "presets.trigger_pause_status: UNPAUSED runs it"
+        )
+    return f"target {project.target_name} sets presets.trigger_pause_status: PAUSED"
+
+
+def _own_pause_status(source: Schedule | Trigger | None) -> bool:
+    """Whether the schedule or trigger sets its ``pause_status`` itself."""
+    return source is not None and "pause_status" in source.model_fields_set
+
+
+def last_recorded_start(project: Project) -> Callable[[str], datetime | None]:
+    """The job's latest start in the run log under the data root (None: never ran)."""
+
+    def last(job: str) -> datetime | None:
+        from lakehouse.bundle.runlog import RunLog
+
+        starts = [e.started for e in RunLog(project.data_root).entries(job).values()]
+        if not starts:
+            return None
+        return datetime.fromisoformat(max(starts)).replace(tzinfo=UTC)
+
+    return last
 
 
 class Scheduler:
@@ -180,6 +293,8 @@ class Scheduler:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         poll_interval_s: float = 0.2,
+        file_poll_s: float = DEFAULT_POLL_S,
+        last_start: Callable[[str], datetime | None] | None = None,
     ) -> None:
         self.project = project
         self.launch = launch
@@ -188,6 +303,8 @@ class Scheduler:
         self.sleep = sleep
         self.monotonic = monotonic
         self.poll_interval_s = poll_interval_s
+        self.file_poll_s = file_poll_s
+        self.last_start = last_start or last_recorded_start(project)
         self.events: list[ScheduleEvent] = []
         self.summary = ScheduleSummary()
         self._runs_started: dict[str, int] = {}
@@ -195,31 +312,65 @@ class Scheduler:
         self.paused: list[str] = []
         self._zones: dict[str, ZoneInfo] = {}  # event times are shown in the job's zone
         start = self.now()
+        dev_pause = development_pause(project)
         for name, spec in scheduled_jobs(project, job).items():
-            assert spec.schedule is not None
+            timer = self._timer(name, spec, start)
+            if timer is None:
+                continue
+            self._zones[name] = timer.zone
+            source = spec.schedule if spec.schedule is not None else spec.trigger
+            paused = source is not None and source.pause_status == "PAUSED"
+            # the target's pause applies to what sets no pause_status of its own
+            by_target = dev_pause is not None and (paused or not _own_pause_status(source))
+            if paused or by_target:
+                self.paused.append(name)
+                why = timer.description + (f", {dev_pause}" if by_target else "")
+                self._event("paused", name, start, detail=why)
+                continue
+            entry = _Entry(name, spec, timer, timer.first(start))
+            self.entries.append(entry)
+            when = (
+                "watching"
+                if entry.waits_for_files
+                else f"next run {_stamp(entry.next_fire.astimezone(timer.zone))}"
+            )
+            self._event("scheduled", name, start, detail=f"{timer.description}, {when}")
+        if not self.entries:
+            if dev_pause and self.paused:
+                raise ScheduleError(
+                    f"nothing to run: {dev_pause} (paused: {', '.join(self.paused)})"
+                )
+            raise ScheduleError(
+                "nothing to run: every scheduled job is paused or not run locally "
+                f"({', '.join(self.paused) or 'none paused'})"
+            )
+
+    def _timer(self, name: str, spec: Job, start: datetime) -> Timer | None:
+        """The job's timer, or None (reported) for a trigger that does not run locally."""
+        if spec.schedule is not None:
             try:
                 compiled = compile_schedule(spec.schedule)
             except ValueError as exc:
                 raise ConfigError(
                     "bundle.yml", f"resources.jobs.{name}.schedule", str(exc)
                 ) from None
-            self._zones[name] = compiled.zone
-            if spec.schedule.pause_status == "PAUSED":
-                self.paused.append(name)
-                self._event("paused", name, start, detail=describe(spec.schedule))
-                continue
-            entry = _Entry(name, spec, compiled, compiled.next_after(start))
-            self.entries.append(entry)
-            self._event(
-                "scheduled",
-                name,
-                start,
-                detail=f"{describe(spec.schedule)}, next run {_stamp(entry.next_fire)}",
-            )
-        if not self.entries:
-            raise ScheduleError(
-                f"nothing to run: every scheduled job is paused ({', '.join(self.paused)})"
-            )
+            return CronTimer(compiled, describe(spec.schedule))
+        trigger = spec.trigger
+        if trigger is None:  # continuous: Databricks keeps a run going
+            self._event("not_run", name, start, detail="continuous: Databricks only")
+            return None
+        if trigger.periodic is not None:
+            last = self.last_start(name)
+            return PeriodicTimer(trigger.periodic, last)
+        if trigger.file_arrival is not None:
+            directory = local_directory(trigger.file_arrival.url, self.project.resolve_path)
+            if directory is not None:
+                return FileArrivalTimer(
+                    trigger.file_arrival, directory, start, poll_s=self.file_poll_s
+                )
+        why = describe_trigger(trigger)
+        self._event("not_run", name, start, detail=f"{why}: Databricks only")
+        return None
 
     # -- the loop
 
@@ -234,8 +385,10 @@ class Scheduler:
                 for entry in sorted(self.entries, key=lambda e: e.next_fire):
                     if entry.next_fire > current or self._done(max_fires, until):
                         continue
-                    self._fire(entry, entry.next_fire)
-                    entry.next_fire = entry.compiled.next_after(max(current, entry.next_fire))
+                    if self._ready(entry, current):
+                        fire = current if entry.waits_for_files else entry.next_fire
+                        self._fire(entry, fire, entry.timer.fired(current))
+                    entry.next_fire = entry.timer.next_after(entry.next_fire, current)
                 if self._done(max_fires, until):
                     break
                 self.sleep(self._delay(until))
@@ -250,6 +403,15 @@ class Scheduler:
             return True
         return until is not None and self.now() >= until
 
+    def _ready(self, entry: _Entry, current: datetime) -> bool:
+        """Whether the entry starts now: always at a fire time; for files, when new files
+        settled and a run slot is free (new files wait for a free slot, they are not skipped)."""
+        if entry.waits_for_files:
+            going = [r for r in entry.runs if r.process.poll() is None]
+            if len(going) >= entry.job.max_concurrent_runs:
+                return False
+        return entry.timer.ready(current)
+
     def _delay(self, until: datetime | None) -> float:
         wake = min(e.next_fire for e in self.entries)
         if until is not None:
@@ -259,7 +421,7 @@ class Scheduler:
             delay = min(delay, self.poll_interval_s)
         return max(0.0, min(delay, MAX_SLEEP_S))
 
-    def _fire(self, entry: _Entry, fire_time: datetime) -> None:
+    def _fire(self, entry: _Entry, fire_time: datetime, why: str = "") -> None:
         self.summary.fires += 1
         going = [r for r in entry.runs if r.process.poll() is None]
         if len(going) >= entry.job.max_concurrent_runs:
@@ -294,13 +456,15 @@ class Scheduler:
         entry.runs.append(_Run(number, process, self.monotonic()))
         self.summary.started += 1
         log_path = getattr(process, "log_path", None)
+        details = [why] if why else []
+        details += [f"log: {log_path}"] if log_path else []
         self._event(
             "started",
             entry.name,
             fire_time,
             run=number,
             pid=process.pid,
-            detail=f"log: {log_path}" if log_path else "",
+            detail=", ".join(details),
         )
 
     def _reap(self) -> None:
@@ -367,6 +531,8 @@ def format_event(event: ScheduleEvent) -> str:
         return f"{head} scheduled ({event.detail})"
     if event.kind == "paused":
         return f"{head} paused ({event.detail}), not run"
+    if event.kind == "not_run":
+        return f"{head} not run locally ({event.detail})"
     if event.kind == "started":
         extra = f", {event.detail}" if event.detail else ""
         return f"{head} started run {event.run} (pid {event.pid}{extra})"

@@ -44,6 +44,14 @@ OnlyOpt = Annotated[
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Run this task and everything downstream of it.")
 ]
+ParamsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--params",
+        help="Job parameter NAME=VALUE for this run (repeatable, or a=1,b=2); overrides "
+        "the default in the job's parameters.",
+    ),
+]
 NoRetriesOpt = Annotated[
     bool,
     typer.Option("--no-retries", help="Ignore max_retries (when a scheduler retries instead)."),
@@ -63,9 +71,10 @@ def bundle_run(
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
+    params: ParamsOpt = None,
 ) -> None:
     """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
-    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
+    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var, params)
 
 
 def _run_bundle_job(
@@ -77,15 +86,19 @@ def _run_bundle_job(
     target: str | None,
     engine: str | None,
     var: list[str] | None,
+    params: list[str] | None = None,
 ) -> None:
+    from lakehouse.bundle.job_level import parse_params, resolve_job_parameters
     from lakehouse.bundle.runner import select_tasks
 
     project = _load(project_dir, target, engine, var)
     job_name, job_spec = select_job(project, job)
     select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
+    job_parameters = parse_params(params)
+    resolve_job_parameters(job_name, job_spec, job_parameters)  # unknown names fail early too
     with run_locks(project.data_root, job_name, job_spec.max_concurrent_runs):
         # locked before an engine starts: a refused run says so at once
-        report = _run_locked(project, job_name, only, from_task, no_retries, var)
+        report = _run_locked(project, job_name, only, from_task, no_retries, var, job_parameters)
     render_report(report, console)
     if not report.succeeded:
         raise CliError(_job_failure(job_name, report))
@@ -98,11 +111,19 @@ def _run_locked(
     from_task: str | None,
     no_retries: bool,
     var: list[str] | None,
+    job_parameters: dict[str, str] | None = None,
 ) -> RunReport:
     """Start the engine (or the spark-submit runner) and run the job; the report."""
     run_id = new_run_id()
     task_runner = None
     if project.engine.kind == "spark":
+        import json
+        import os
+
+        from lakehouse.bundle.job_level import ENV_JOB_PARAMETERS
+
+        # each task is a spark-submit process: it resolves the same job parameters
+        os.environ[ENV_JOB_PARAMETERS] = json.dumps(job_parameters or {})
         session, task_runner = _spark_submit_run(project, job_name, run_id, var)
     else:
         session = _session(project, job_name)
@@ -119,6 +140,7 @@ def _run_locked(
                 retries=not no_retries,
                 task_runner=task_runner,
                 engine=project.engine.kind,
+                parameters=job_parameters,
             )
     finally:
         session.stop()
@@ -199,8 +221,15 @@ def schedule(
             "--max-fires", min=1, help="Stop after this many fire times (started or skipped)."
         ),
     ] = None,
+    poll_seconds: Annotated[
+        float,
+        typer.Option(
+            "--poll-seconds", min=0.1, help="How often file_arrival triggers look for new files."
+        ),
+    ] = 10.0,
 ) -> None:
-    """Run the bundle's job schedules in the foreground until Ctrl-C; a job never overlaps itself."""
+    """Run the bundle's job schedules and triggers (periodic, file_arrival) in the foreground
+    until Ctrl-C; a job never overlaps itself beyond max_concurrent_runs."""
     from lakehouse.bundle.schedule import Scheduler, bundle_run_launcher
 
     project = _load(project_dir, target, None, var)
@@ -214,6 +243,7 @@ def schedule(
         launch,
         job=job,
         echo=lambda line: console.print(line, markup=False, highlight=False),
+        file_poll_s=poll_seconds,
     )
     summary = scheduler.run(max_fires=max_fires)
     failed = sum(1 for _, _, code in summary.finished if code != 0)
@@ -326,7 +356,8 @@ def bundle_export(
         typer.Argument(
             metavar="FORMAT",
             case_sensitive=False,
-            help="airflow: a DAG file for one job · databricks: a databricks.yml for the bundle.",
+            help="airflow: a DAG file for one job · databricks: a databricks.yml for the bundle "
+            "(a databricks.yml bundle: as written, its include files merged in).",
         ),
     ],
     job: Annotated[
@@ -350,6 +381,7 @@ def bundle_export(
     var: VarOpt = None,
 ) -> None:
     """Export a job as an Airflow DAG file, or the bundle as a Databricks databricks.yml."""
+    from lakehouse.bundle.dab_export import is_databricks_bundle, root_file
     from lakehouse.bundle.export import write_databricks
 
     project = _load(project_dir, target, None, var)
@@ -359,6 +391,12 @@ def bundle_export(
         return
     path = output or project.root / "dist" / "databricks.yml"
     write_databricks(project, path, jobs=[job] if job else None, var_overrides=overrides)
+    if is_databricks_bundle(project.root):
+        console.print(
+            f"[green]✓[/] wrote {path} · {root_file(project.root).name} and its include files "
+            "as written, in one file (paths relative to it)"
+        )
+        return
     console.print(
         f"[green]✓[/] wrote {path} · add workspace and compute settings before "
         "`databricks bundle deploy` (see the comments at its top)"

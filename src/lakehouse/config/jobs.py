@@ -13,6 +13,20 @@ from lakehouse.config.base import (
     StrictModel,
     parameter_secret,
 )
+from lakehouse.config.job_settings import (
+    Continuous,
+    Deployment,
+    EmailNotifications,
+    GitSource,
+    Health,
+    JobCluster,
+    JobEnvironment,
+    JobParameter,
+    NotificationSettings,
+    Queue,
+    Scalar,
+    Trigger,
+)
 from lakehouse.core.cron import parse_schedule
 
 
@@ -72,9 +86,17 @@ class Task(StrictModel):
     python_function_task: PythonFunctionTask | None = Field(
         None, description="call a function with the TaskContext (one of this or spark_python_task)"
     )
-    max_retries: int = Field(default=0, ge=0, description="retries after a failed attempt")
+    max_retries: int = Field(
+        default=0,
+        ge=-1,
+        description="retries after a failed attempt; -1: retry indefinitely (locally capped "
+        "at 25 retries)",
+    )
     min_retry_interval_millis: int = Field(
-        default=1000, ge=0, description="wait before the first retry; doubles per retry"
+        default=0,
+        ge=0,
+        description="least time from a failed attempt's start to its retry (no doubling, as "
+        "on Databricks); 0: retry at once",
     )
     retry_on_timeout: bool = Field(False, description="retry an attempt that timed out")
     timeout_seconds: int = Field(default=0, ge=0, description="0 = no timeout")
@@ -119,19 +141,31 @@ class Schedule(StrictModel):
 
 
 class Webhook(StrictModel):
-    url: str = Field(pattern=r"^https?://")
+    """A URL the run's state is POSTed to, or a Databricks notification destination ``id``
+    (kept for the export; locally noted as "would notify")."""
+
+    url: str | None = Field(None, pattern=r"^https?://")
+    id: str | None = Field(None, description="a Databricks notification destination id")
+
+    @model_validator(mode="after")
+    def _url_or_id(self) -> Webhook:
+        if (self.url is None) == (self.id is None):
+            raise ValueError("give exactly one of 'url' or 'id'")
+        return self
 
 
 class WebhookNotifications(StrictModel):
     on_start: list[Webhook] = Field(default_factory=list)
     on_success: list[Webhook] = Field(default_factory=list)
     on_failure: list[Webhook] = Field(default_factory=list)
+    on_duration_warning_threshold_exceeded: list[Webhook] = Field(default_factory=list)
+    on_streaming_backlog_exceeded: list[Webhook] = Field(default_factory=list)
 
 
 class Permission(StrictModel):
     level: Literal[
         "CAN_VIEW", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"
-    ] = Field(description="the permission level (CAN_RUN, CAN_EDIT: top-level bundle levels)")
+    ] = Field(description="the permission level (as Databricks Asset Bundles spell it)")
     user_name: str | None = Field(
         None, description="one of user_name, group_name, service_principal_name"
     )
@@ -157,19 +191,63 @@ class Job(StrictModel):
     description: str = Field("", description="what the job does")
     run_as: RunAs | None = Field(default=None, description="default: the bundle's run_as")
     schedule: Schedule | None = Field(None, description="when `lakehouse schedule` starts the job")
+    trigger: Trigger | None = Field(
+        None, description="periodic or file_arrival: run by `lakehouse schedule`"
+    )
+    continuous: Continuous | None = Field(None, description="Databricks only (ignored locally)")
+    parameters: list[JobParameter] = Field(
+        default_factory=list,
+        description="job parameters; `--params name=value` overrides a default for one run",
+    )
+    tags: dict[str, Scalar] = Field(default_factory=dict, description="labels, exported as is")
     max_concurrent_runs: int = Field(default=1, ge=1)
     max_parallel_tasks: int = Field(
         default=1, ge=1, description="independent tasks run side by side up to this many"
     )
+    timeout_seconds: int = Field(0, ge=0, description="the whole run's timeout; 0 = none")
     webhook_notifications: WebhookNotifications = Field(
         default_factory=WebhookNotifications,
         description="URLs sent the run's state as JSON; a failed call is only logged",
     )
+    email_notifications: EmailNotifications = Field(
+        default_factory=EmailNotifications,
+        description="addresses Databricks mails; locally logged as 'would notify' in the run",
+    )
+    notification_settings: NotificationSettings | None = None
     permissions: list[Permission] = Field(
         default_factory=list,
         description="exported to Databricks; the principals must be declared in the catalog",
     )
+    job_clusters: list[JobCluster] = Field(default_factory=list, description="Databricks compute")
+    environments: list[JobEnvironment] = Field(
+        default_factory=list, description="Databricks serverless environments"
+    )
+    git_source: GitSource | None = None
+    queue: Queue | None = None
+    health: Health | None = None
+    edit_mode: Literal["UI_LOCKED", "EDITABLE"] | None = None
+    format: Literal["SINGLE_TASK", "MULTI_TASK"] | None = None
+    performance_target: Literal["PERFORMANCE_OPTIMIZED", "STANDARD"] | None = None
+    budget_policy_id: str | None = None
+    usage_policy_id: str | None = None
+    deployment: Deployment | None = None
     tasks: list[Task] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_start(self) -> Job:
+        given = [k for k in ("schedule", "trigger", "continuous") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of 'schedule', 'trigger', 'continuous' ({given})")
+        names = [p.name for p in self.parameters]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate job parameter: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def parameter_defaults(self) -> dict[str, str]:
+        """The job parameters' default values by name."""
+        return {p.name: p.default for p in self.parameters}
 
     @model_validator(mode="after")
     def _dag(self) -> Job:

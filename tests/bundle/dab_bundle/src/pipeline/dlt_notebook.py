@@ -1,0 +1,7 @@
+# Databricks notebook source
+from pyspark import pipelines as dp
+
+
+@dp.materialized_view
+def from_notebook():
+    return spark.range(2)  # noqa: F821
