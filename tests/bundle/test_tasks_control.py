@@ -100,6 +100,19 @@ JOBS: dict[str, Any] = {
         },
         region="eu",
     ),
+    "cli_params": with_parameters(
+        {
+            "tasks": [
+                fn_task(
+                    "show",
+                    "record",
+                    parameters=["{{job.parameters.region}}/{{job.parameters.tier}}"],
+                )
+            ]
+        },
+        region="eu",
+        tier="silver",
+    ),
     "pipeline": {
         "tasks": [
             {"task_key": "update", "pipeline_task": {"pipeline_id": "nope", "full_refresh": True}}
@@ -228,3 +241,28 @@ def test_pipeline_task_calls_the_declarative_runner(
             "pipeline 'nope' in resources.pipelines (defined: none)",
         )
     ]
+
+
+def test_cli_params_override_job_parameters(project: Project, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.bundle.dab_tasks_fixture import REPO
+
+    lakehouse = str(Path(sys.executable).parent / "lakehouse")
+    command = [
+        lakehouse, "bundle", "run", "cli_params", "--project-dir", str(project.root),
+        "--var", f"data_root={project.data_root}", "--params", "region=us,tier=gold",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert calls(project) == [{"task": "show", "parameters": ["us/gold"]}]
+    bad = subprocess.run(
+        [*command[:-1], "region"], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert bad.returncode != 0
+    assert "--params: expected NAME=VALUE, got 'region'" in bad.stderr + bad.stdout

@@ -425,6 +425,9 @@ def _databricks_job(
 def _databricks_task(
     project: Project, job: str, task: Task, raw_task: Mapping[str, Any], bundle_dir: Path
 ) -> dict[str, Any]:
+    if task.kind not in ("spark_python_task", "python_function_task"):
+        # a Databricks task kind (notebook, wheel, pipeline, run_job, condition): as written
+        return dict(raw_task) or task.model_dump(exclude_defaults=True, exclude_none=True)
     if task.spark_python_task is None:
         assert task.python_function_task is not None
         raise ExportError(
