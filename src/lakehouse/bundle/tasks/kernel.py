@@ -25,7 +25,10 @@ def _spark(settings: dict[str, Any]) -> Any:
     if settings.get("remote"):
         os.environ["SPARK_REMOTE"] = settings["remote"]
         os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
-        return SparkSession.builder.getOrCreate()
+        shared = SparkSession.builder.getOrCreate()
+        # the session is the run's: stopping it here would end it for every task
+        shared.stop = lambda: None  # type: ignore[method-assign]
+        return shared
     builder = SparkSession.builder.master(settings.get("master") or "local[*]")
     for key, value in (settings.get("conf") or {}).items():
         builder = builder.config(key, value)

@@ -10,6 +10,7 @@ the run's session (see :func:`run_session_active`).
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import runpy
 import threading
@@ -23,6 +24,7 @@ from pyspark.sql import SparkSession
 from lakehouse.bundle.tasks.wheel import call_entry_point
 from lakehouse.runtime.run import RunContext
 
+log = logging.getLogger(__name__)
 _ENV_LOCK = threading.Lock()
 _ENV_USERS = 0
 _ENV_SAVED: dict[str, str | None] = {}
@@ -59,7 +61,8 @@ def run_session_active(spark: SparkSession, remote: str | None) -> Iterator[None
     """
     global _ENV_USERS
     if not _is_connect(spark):
-        yield
+        with _stop_ignored(spark):
+            yield
         return
     cls = type(spark)
     with _ENV_LOCK:
@@ -73,7 +76,8 @@ def run_session_active(spark: SparkSession, remote: str | None) -> Iterator[None
         cls._default_session = spark  # type: ignore[attr-defined]
     cls._active_session.session = spark  # type: ignore[attr-defined]  # thread-local
     try:
-        yield
+        with _stop_ignored(spark):
+            yield
     finally:
         cls._active_session.session = None  # type: ignore[attr-defined]
         with _ENV_LOCK:
@@ -84,6 +88,33 @@ def run_session_active(spark: SparkSession, remote: str | None) -> Iterator[None
                         os.environ.pop(key, None)
                     else:
                         os.environ[key] = value
+
+
+_STOP_LOCK = threading.Lock()
+_STOP_USERS: dict[int, int] = {}
+
+
+def _ignored_stop() -> None:
+    log.info("spark.stop() in a task ignored: the run's session outlives its tasks")
+
+
+@contextmanager
+def _stop_ignored(spark: SparkSession) -> Iterator[None]:
+    """``spark.stop()`` in task code does nothing while the block runs (scripts often end
+    with it; the run's session belongs to the run)."""
+    key = id(spark)
+    with _STOP_LOCK:
+        if _STOP_USERS.get(key, 0) == 0:
+            spark.stop = _ignored_stop  # type: ignore[method-assign]
+        _STOP_USERS[key] = _STOP_USERS.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        with _STOP_LOCK:
+            _STOP_USERS[key] -= 1
+            if _STOP_USERS[key] == 0:
+                del _STOP_USERS[key]
+                del spark.stop  # back to the class's method
 
 
 def run_plain_script(script: Path, parameters: list[str]) -> None:

@@ -16,6 +16,7 @@ def main() -> None:
     ).saveAsTable(target)
     with Path(out).open("w") as f:
         json.dump({"argv": sys.argv[1:], "active_is_builder": same, "name": __name__}, f)
+    spark.stop()  # as scripts often do: the run's session must survive it
 
 
 if __name__ == "__main__":
