@@ -53,6 +53,7 @@ def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "bundle", JOBS, tmp_path / "data")
 
 
+@pytest.mark.delta  # both engines
 def test_notebooks_share_widgets_tables_and_task_values(
     spark: SparkSession, engine_session: EngineSession, project: Project
 ) -> None:

@@ -83,6 +83,7 @@ def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "bundle", _jobs(tmp_path / "out"), tmp_path / "data")
 
 
+@pytest.mark.delta  # both engines
 def test_wheel_entry_point_gets_parameters_and_named_parameters(
     spark: SparkSession, engine_session: EngineSession, project: Project, tmp_path: Path
 ) -> None:
@@ -130,6 +131,7 @@ def test_own_package_is_found_from_source(project: Project) -> None:
     assert own_package(project.root, "another") is None
 
 
+@pytest.mark.delta  # both engines
 def test_plain_pyspark_script_gets_the_run_session_from_the_builder(
     spark: SparkSession, engine_session: EngineSession, project: Project, tmp_path: Path
 ) -> None:

@@ -33,11 +33,28 @@ def _spark(settings: dict[str, Any]) -> Any:
     for key, value in (settings.get("conf") or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    for name, location in settings.get("tables") or []:
-        catalog_schema = name.rsplit(".", 1)[0]
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {catalog_schema}")
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
+    register_tables(spark, settings.get("tables") or [])
     return spark
+
+
+def managed_tables(warehouse: Path) -> list[tuple[str, str]]:
+    """``(name, location)`` of the Delta tables under a warehouse folder (``t``, ``db.db/t``)."""
+    found: list[tuple[str, str]] = []
+    if not warehouse.is_dir():
+        return found
+    for log in sorted(warehouse.glob("*/_delta_log")) + sorted(warehouse.glob("*.db/*/_delta_log")):
+        table = log.parent
+        schema = table.parent.name.removesuffix(".db") if table.parent != warehouse else ""
+        found.append((f"{schema}.{table.name}" if schema else table.name, str(table)))
+    return found
+
+
+def register_tables(spark: Any, tables: list[tuple[str, str]]) -> None:
+    """``CREATE TABLE IF NOT EXISTS`` each ``(name, location)`` Delta table in ``spark``."""
+    for name, location in tables:
+        if "." in name:
+            spark.sql(f"CREATE SCHEMA IF NOT EXISTS {name.rsplit('.', 1)[0]}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
 
 
 def display(obj: Any = None, *args: Any, **kwargs: Any) -> None:

@@ -45,18 +45,28 @@ def kernel_settings(
         "widgets": widgets,
         "remote": connect_url(run),
     }
-    if settings["remote"] is None:  # JVM Spark: a session of the kernel's own
-        from lakehouse.engine import jvm_spark_conf
-
-        spec = run.project.engine
-        settings["master"] = spec.master
-        settings["conf"] = jvm_spark_conf(spec, run.project.data_root / "warehouse")
-        settings["tables"] = [
-            (ref.engine_name, ref.location)
-            for ref in run.project.tables.values()
-            if (Path(ref.location.removeprefix("file:")) / "_delta_log").is_dir()
-        ]
+    if settings["remote"] is None:  # JVM Spark: a session of the kernel's own, same conf
+        conf = dict(run.spark.sparkContext.getConf().getAll())
+        settings["master"] = conf.get("spark.master", "local[*]")
+        settings["conf"] = {k: v for k, v in conf.items() if k.startswith(_JVM_CONF)}
+        settings["tables"] = jvm_tables(run)
     return settings
+
+
+_JVM_CONF = ("spark.sql.", "spark.jars", "spark.databricks.", "spark.delta.", "spark.ui.")
+
+
+def jvm_tables(run: RunContext) -> list[tuple[str, str]]:
+    """The catalog's Delta tables that exist, and the managed ones of the warehouse."""
+    from lakehouse.bundle.tasks.kernel import managed_tables
+
+    catalog = [
+        (ref.engine_name, ref.location)
+        for ref in run.project.tables.values()
+        if (Path(ref.location.removeprefix("file:")) / "_delta_log").is_dir()
+    ]
+    warehouse = run.spark.conf.get("spark.sql.warehouse.dir") or ""
+    return catalog + managed_tables(Path(warehouse.removeprefix("file:")))
 
 
 def _bootstrap_cell(settings: dict[str, Any]) -> Any:
@@ -114,7 +124,8 @@ def run_notebook(
     failing cell."""
     path = find_notebook(Path(run.project.resolve_path(notebook_path)))
     parsed = read_cells(path)
-    nb = _notebook(parsed.cells, kernel_settings(run, folder, task_key, widgets))
+    settings = kernel_settings(run, folder, task_key, widgets)
+    nb = _notebook(parsed.cells, settings)
     executed = folder / f"{task_key}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     client = NotebookClient(
@@ -139,6 +150,10 @@ def run_notebook(
         exit_value = exc.evalue
     finally:
         nbformat.write(nb, executed)
+        if settings["remote"] is None:  # JVM: what the kernel created, for the next tasks
+            from lakehouse.bundle.tasks.kernel import register_tables
+
+            register_tables(run.spark, jvm_tables(run))
     return NotebookResult(executed, exit_value, parsed.notes)
 
 

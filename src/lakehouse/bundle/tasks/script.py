@@ -60,7 +60,10 @@ def run_session_active(spark: SparkSession, remote: str | None) -> Iterator[None
     ``getOrCreate`` returns.
     """
     global _ENV_USERS
-    if not _is_connect(spark):
+    if not _is_connect(spark):  # JVM: the builder returns it; make it this thread's active one
+        jvm: Any = spark
+        jvm._jvm.SparkSession.setActiveSession(jvm._jsparkSession)
+        SparkSession._activeSession = spark
         with _stop_ignored(spark):
             yield
         return
