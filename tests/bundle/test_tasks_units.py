@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lakehouse.bundle.tasks.conditions import evaluate
+from lakehouse.bundle.tasks.conditions import check_outcomes, evaluate
 from lakehouse.bundle.tasks.dbutils import DBUtils, NotebookExit, secret_env_name
 from lakehouse.bundle.tasks.kernel import split_sql
 from lakehouse.bundle.tasks.notebook_source import find_notebook, read_cells
 from lakehouse.bundle.tasks.references import resolve
 from lakehouse.bundle.tasks.state import JobRunState, TaskValues
 from lakehouse.config.jobs import Job, Task
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import ConfigError, LakehouseError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dab_tasks" / "notebooks"
 
@@ -162,3 +162,24 @@ def test_a_task_has_exactly_one_kind() -> None:
     assert task.kind == "run_job_task"
     assert task.run_job_task is not None
     assert (task.run_job_task.job_id, task.run_job_task.job_parameters) == ("123", {"n": "1"})
+
+
+def test_an_outcome_needs_a_condition_task() -> None:
+    job = Job.model_validate(
+        {
+            "tasks": [
+                {"task_key": "a", "pipeline_task": {"pipeline_id": "p"}},
+                {
+                    "task_key": "b",
+                    "depends_on": [{"task_key": "a", "outcome": "true"}],
+                    "pipeline_task": {"pipeline_id": "p"},
+                },
+            ]
+        }
+    )
+    with pytest.raises(ConfigError) as err:
+        check_outcomes(job, "j")
+    assert str(err.value) == (
+        "bundle: resources.jobs.j.tasks[b].depends_on[0].outcome: 'a' is not a condition_task "
+        "(only those have an outcome)"
+    )

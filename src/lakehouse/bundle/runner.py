@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from lakehouse.bundle.context import RunReport, TaskOutcome
 from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
-from lakehouse.bundle.tasks.conditions import decide
+from lakehouse.bundle.tasks.conditions import check_outcomes, decide
 from lakehouse.bundle.tasks.dispatch import execute_task
 from lakehouse.bundle.tasks.state import JobRunState, job_parameters, run_folder
 from lakehouse.config.jobs import Job, Task, task_order
@@ -134,6 +134,7 @@ def run_job(
     """
     name, job = select_job(project, job_name)
     values = job_parameters(job, parameters, name)  # unknown names fail before the run
+    check_outcomes(job, name)
     with run_locks(project.data_root, name, job.max_concurrent_runs, wait_s=lock_wait_s):
         runlog = RunLog(project.data_root)
         reaped = runlog.reap()

@@ -12,9 +12,9 @@ NONE_FAILED, and ``EXCLUDED`` for AT_LEAST_ONE_FAILED and ALL_FAILED (treated as
 
 from __future__ import annotations
 
-from lakehouse.config.jobs import Task
+from lakehouse.config.jobs import Job, Task
 from lakehouse.config.tasks import ConditionOp
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import ConfigError, LakehouseError
 
 FAILED_STATES = {"FAILED", "TIMED_OUT", "SKIPPED"}
 """States a dependency counts as failed in (SKIPPED is Databricks' "Upstream failed")."""
@@ -81,3 +81,16 @@ def decide(
     if task.run_if in ("AT_LEAST_ONE_FAILED", "ALL_FAILED"):
         return "EXCLUDED", f"run_if {task.run_if} not met"
     return "SKIPPED", f"upstream failed: {', '.join(failed) or 'none succeeded'}"
+
+
+def check_outcomes(job: Job, job_name: str) -> None:
+    """``depends_on[].outcome`` only names condition tasks (as Databricks requires)."""
+    conditions = {t.task_key for t in job.tasks if t.condition_task is not None}
+    for task in job.tasks:
+        for n, dep in enumerate(task.depends_on):
+            if dep.outcome is not None and dep.task_key not in conditions:
+                raise ConfigError(
+                    "bundle",
+                    f"resources.jobs.{job_name}.tasks[{task.task_key}].depends_on[{n}].outcome",
+                    f"{dep.task_key!r} is not a condition_task (only those have an outcome)",
+                )
