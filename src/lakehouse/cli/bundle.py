@@ -43,13 +43,6 @@ OnlyOpt = Annotated[
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Run this task and everything downstream of it.")
 ]
-ParamsOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--params",
-        help="Job parameter NAME=VALUE ({{job.parameters.NAME}}); repeatable or comma-separated.",
-    ),
-]
 NoRetriesOpt = Annotated[
     bool,
     typer.Option("--no-retries", help="Ignore max_retries (when a scheduler retries instead)."),
@@ -69,24 +62,9 @@ def bundle_run(
     target: TargetOpt = None,
     engine: EngineOpt = None,
     var: VarOpt = None,
-    params: ParamsOpt = None,
 ) -> None:
     """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
-    _run_bundle_job(
-        job, only, from_task, no_retries, project_dir, target, engine, var, parse_params(params)
-    )
-
-
-def parse_params(params: list[str] | None) -> dict[str, str]:
-    """``--params a=1,b=2 --params c=3`` as a mapping (Databricks CLI's form)."""
-    parsed: dict[str, str] = {}
-    for item in params or []:
-        for pair in item.split(","):
-            name, sep, value = pair.partition("=")
-            if not sep or not name.strip():
-                raise CliError(f"--params: expected NAME=VALUE, got {pair!r}")
-            parsed[name.strip()] = value
-    return parsed
+    _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var)
 
 
 def _run_bundle_job(
@@ -98,18 +76,15 @@ def _run_bundle_job(
     target: str | None,
     engine: str | None,
     var: list[str] | None,
-    params: dict[str, str] | None = None,
 ) -> None:
     from lakehouse.bundle.runner import select_tasks
-    from lakehouse.bundle.tasks.state import job_parameters
 
     project = _load(project_dir, target, engine, var)
     job_name, job_spec = select_job(project, job)
     select_tasks(job_spec, only, from_task)  # unknown task names fail before the engine starts
-    job_parameters(job_spec, params, job_name)  # and unknown job parameters
     with run_locks(project.data_root, job_name, job_spec.max_concurrent_runs):
         # locked before an engine starts: a refused run says so at once
-        report = _run_locked(project, job_name, only, from_task, no_retries, var, params)
+        report = _run_locked(project, job_name, only, from_task, no_retries, var)
     render_report(report, console)
     if not report.succeeded:
         raise CliError(_job_failure(job_name, report))
@@ -122,7 +97,6 @@ def _run_locked(
     from_task: str | None,
     no_retries: bool,
     var: list[str] | None,
-    params: dict[str, str] | None = None,
 ) -> RunReport:
     """Start the engine (or the spark-submit runner) and run the job; the report."""
     run_id = new_run_id()
@@ -144,7 +118,6 @@ def _run_locked(
                 retries=not no_retries,
                 task_runner=task_runner,
                 engine=project.engine.kind,
-                parameters=params,
             )
     finally:
         session.stop()
