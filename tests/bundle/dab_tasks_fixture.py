@@ -63,13 +63,22 @@ def with_parameters(job: dict[str, Any], **defaults: str) -> dict[str, Any]:
     return job
 
 
-def make_project(root: Path, jobs: dict[str, Any], data_root: Path) -> Project:
-    """The repository's bundle (conf/, jobs/) plus ``jobs`` and the task-kind test files."""
+def make_project(
+    root: Path,
+    jobs: dict[str, Any],
+    data_root: Path,
+    pipelines: dict[str, Any] | None = None,
+) -> Project:
+    """The repository's bundle (conf/, jobs/) plus ``jobs`` (and ``pipelines``) and the
+    task-kind test files."""
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "conf", root / "conf")
     shutil.copytree(REPO / "jobs", root / "jobs")
     for name in ("notebooks", "scripts", "wheel_pkg"):
         shutil.copytree(DATA / name, root / name)
     bundle = yaml.safe_load((REPO / "bundle.yml").read_text())
     bundle["resources"]["jobs"] = jobs
+    if pipelines:
+        bundle["resources"]["pipelines"] = pipelines
     (root / "bundle.yml").write_text(yaml.safe_dump(bundle, sort_keys=False))
     return load_project(root, var_overrides={"data_root": str(data_root)})

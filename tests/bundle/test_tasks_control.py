@@ -213,7 +213,7 @@ def test_references_in_task_parameters(engine_session: EngineSession, project: P
         }
     ]
     if declared:
-        with pytest.raises(Exception, match="job references has no parameter nope"):
+        with pytest.raises(Exception, match=r"job references has no parameter '?nope"):
             run_job(project, "references", engine_session, parameters={"nope": "1"})
 
 
@@ -265,3 +265,43 @@ def test_cli_params_override_job_parameters(project: Project, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert calls(project) == [{"task": "show", "parameters": ["us/gold"]}]
+
+
+def test_pipeline_task_updates_a_bundle_pipeline(
+    spark: Any, engine_session: EngineSession, tmp_path: Path
+) -> None:
+    if importlib.util.find_spec("lakehouse.pipelines.declarative.runner") is None:
+        pytest.skip("lakehouse.pipelines.declarative.runner is not on this branch")
+    source = tmp_path / "bundle" / "src" / "numbers.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        "from pyspark import pipelines as dp\n\n\n"
+        "@dp.materialized_view\n"
+        "def dab_task_numbers():\n"
+        "    return spark.range(6)\n"
+    )
+    pipelines = {
+        "numbers": {
+            "catalog": "lakehouse",
+            "schema": "gold",
+            "libraries": [{"file": {"path": str(source)}}],
+        }
+    }
+    jobs = {
+        "with_pipeline": {
+            "tasks": [
+                {
+                    "task_key": "update",
+                    "pipeline_task": {"pipeline_id": "numbers", "full_refresh": True},
+                },
+                fn_task("after", "record", "update"),
+            ]
+        }
+    }
+    project = make_project(tmp_path / "bundle", jobs, tmp_path / "data", pipelines=pipelines)
+    report = run_job(project, "with_pipeline", engine_session, run_id="r-pipeline")
+    assert [(t.task_key, t.status, t.error) for t in report.tasks] == [
+        ("update", "SUCCESS", ""),
+        ("after", "SUCCESS", ""),
+    ]
+    assert spark.table("gold.dab_task_numbers").count() == 6
