@@ -132,6 +132,7 @@ def run_notebook(
         nb,
         timeout=timeout_s or None,
         kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no start-up warnings in the run
         resources={"metadata": {"path": str(path.parent)}},
     )
     exit_value = None
