@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from lakehouse.bundle.tasks.conditions import check_outcomes, evaluate
 from lakehouse.bundle.tasks.dbutils import DBUtils, NotebookExit, secret_env_name
+from lakehouse.bundle.tasks.dispatch import with_resolved_parameters
 from lakehouse.bundle.tasks.kernel import split_sql
 from lakehouse.bundle.tasks.notebook_source import find_notebook, read_cells
 from lakehouse.bundle.tasks.references import resolve
@@ -183,3 +184,15 @@ def test_an_outcome_needs_a_condition_task() -> None:
         "bundle: resources.jobs.j.tasks[b].depends_on[0].outcome: 'a' is not a condition_task "
         "(only those have an outcome)"
     )
+
+
+def test_script_parameters_resolved_for_an_outside_runner(tmp_path: Path) -> None:
+    task = Task.model_validate(
+        {
+            "task_key": "s",
+            "spark_python_task": {"python_file": "x.py", "parameters": ["{{job.run_id}}", "a"]},
+        }
+    )
+    resolved = with_resolved_parameters(task, _state(tmp_path))
+    assert resolved.parameters == ["r1", "a"]
+    assert task.parameters == ["{{job.run_id}}", "a"]

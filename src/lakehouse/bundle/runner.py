@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from lakehouse.bundle.context import RunReport, TaskOutcome
 from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
 from lakehouse.bundle.tasks.conditions import check_outcomes, decide
-from lakehouse.bundle.tasks.dispatch import execute_task
+from lakehouse.bundle.tasks.dispatch import execute_task, with_resolved_parameters
 from lakehouse.bundle.tasks.state import JobRunState, job_parameters, run_folder
 from lakehouse.config.jobs import Job, Task, task_order
 from lakehouse.config.project import Project
@@ -246,7 +246,7 @@ def _dispatching(run: RunContext, state: JobRunState, task_runner: TaskRunner | 
 
     def execute(task: Task, attempt: int) -> None:
         if task_runner is not None and task.kind in ("spark_python_task", "python_function_task"):
-            task_runner(task, attempt)
+            task_runner(with_resolved_parameters(task, state), attempt)
         else:
             execute_task(run, task, attempt, state)
 

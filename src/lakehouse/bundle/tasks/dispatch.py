@@ -173,3 +173,15 @@ def _run_job(run: RunContext, task: Task, state: JobRunState) -> None:
             f"job {job} failed: task {first.task_key} {first.status}"
             + (f": {first.error}" if first.error else "")
         )
+
+
+def with_resolved_parameters(task: Task, state: JobRunState) -> Task:
+    """``task`` with the ``{{...}}`` references of its script parameters resolved (for a
+    task runner outside this process, such as spark-submit)."""
+    spec = task.spark_python_task
+    if spec is None:
+        return task
+    parameters = resolve_all(list(spec.parameters), state, task.task_key)
+    return task.model_copy(
+        update={"spark_python_task": spec.model_copy(update={"parameters": parameters})}
+    )
