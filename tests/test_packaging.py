@@ -18,8 +18,6 @@ IMPORT_NAMES = {
     "mypy": "mypy",
     "types-pyyaml": None,
     "requests": "requests",
-    "nbclient": "nbclient",
-    "ipykernel": "ipykernel",
     "selenium": "selenium",
     "sqlalchemy": "sqlalchemy",
     "psycopg": "psycopg",

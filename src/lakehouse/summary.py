@@ -10,7 +10,7 @@ from rich.table import Table
 from lakehouse.bundle.context import RunReport
 from lakehouse.io.results import WriteResult
 
-STATUS_STYLE = {"SUCCESS": "green", "FAILED": "bold red", "SKIPPED": "yellow"}
+STATUS_STYLE = {"SUCCESS": "green", "FAILED": "bold red", "SKIPPED": "yellow", "EXCLUDED": "dim"}
 
 
 def _by_table(writes: list[WriteResult]) -> dict[tuple[str, str], list[WriteResult]]:

@@ -31,7 +31,7 @@ class ModelResult:
 @dataclass
 class TaskOutcome:
     task_key: str
-    status: str  # SUCCESS | FAILED | TIMED_OUT | SKIPPED
+    status: str  # SUCCESS | FAILED | TIMED_OUT | SKIPPED | EXCLUDED
     seconds: float = 0.0
     error: str = ""
     attempts: int = 1
@@ -65,7 +65,7 @@ class RunReport:
 
     @property
     def succeeded(self) -> bool:
-        return all(t.status == "SUCCESS" for t in self.tasks)
+        return all(t.status in ("SUCCESS", "EXCLUDED") for t in self.tasks)
 
 
 @dataclass

@@ -1,25 +1,25 @@
 """Run a bundle job's task DAG in this process, sharing one session.
 
-Each task is a ``jobs/`` script (``spark_python_task.python_file``) exposing ``TASK`` (the
-same function ``spark-submit jobs/<script>.py`` runs) or a ``python_function_task``. Tasks
-run in dependency order, independent ones side by side, with retries and timeouts; a
-failed task stops its dependants, which are reported as skipped; every attempt is recorded.
+A task is a ``jobs/`` script (``spark_python_task.python_file``) exposing ``TASK`` (the
+same function ``spark-submit jobs/<script>.py`` runs), a plain PySpark script, a
+``python_function_task``, a notebook, a wheel entry point, a declarative pipeline, another
+job or a condition (:mod:`lakehouse.bundle.tasks`). Tasks run in dependency order,
+independent ones side by side, with retries and timeouts; ``run_if`` and condition
+outcomes decide which run; a failed task stops its dependants (reported as skipped); every
+attempt is recorded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import runpy
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
 
-from lakehouse.bundle.context import RunReport, TaskFunction, TaskOutcome
+from lakehouse.bundle.context import RunReport, TaskOutcome
 from lakehouse.bundle.job_level import (
     JobTimeoutError,
     attempt_deadline,
@@ -29,8 +29,10 @@ from lakehouse.bundle.job_level import (
     would_notify,
 )
 from lakehouse.bundle.runlog import RunEntry, RunLog, run_locks
+from lakehouse.bundle.tasks.conditions import check_outcomes, decide
+from lakehouse.bundle.tasks.dispatch import execute_task, with_resolved_parameters
+from lakehouse.bundle.tasks.state import JobRunState, run_folder
 from lakehouse.config.jobs import Job, Task, task_order
-from lakehouse.config.loader import import_callable
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import JobRunRow, SystemTable, rows_frame, system_table_name
 from lakehouse.core.errors import ConfigError, LakehouseError, one_line
@@ -76,22 +78,6 @@ def select_job(project: Project, job: str | None) -> tuple[str, Job]:
             f"no such job (defined: {', '.join(jobs) or 'none'})",
         )
     return job, jobs[job]
-
-
-def load_task_function(project: Project, task: Task) -> TaskFunction:
-    """``TASK`` from the task's jobs/ script, or the ``python_function_task`` function."""
-    if task.python_function_task is not None:
-        return cast(TaskFunction, import_callable(task.python_function_task.function))
-    assert task.spark_python_task is not None
-    script = Path(project.resolve_path(task.spark_python_task.python_file))
-    where = f"resources.jobs.*.tasks[{task.task_key}].spark_python_task.python_file"
-    if not script.is_file():
-        raise ConfigError("bundle.yml", where, f"{script} does not exist")
-    namespace = runpy.run_path(str(script), run_name="lakehouse_task")
-    fn = namespace.get("TASK")
-    if not callable(fn):
-        raise ConfigError("bundle.yml", where, f"{script} defines no TASK function")
-    return cast(TaskFunction, fn)
 
 
 TaskRunner = Callable[[Task, int], None]
@@ -152,6 +138,8 @@ def run_job(
 
     ``parameters`` override the job's parameter defaults for this run (an unknown name
     raises ``ConfigError``); tasks see the result as ``ctx.job_parameters``.
+    ``run_if`` and condition outcomes decide whether a task whose dependencies finished
+    runs, is SKIPPED or EXCLUDED (:mod:`lakehouse.bundle.tasks.conditions`).
 
     Independent tasks run side by side up to the job's ``max_parallel_tasks``. A failed
     attempt is retried up to ``max_retries`` times (-1: up to :data:`UNLIMITED_RETRIES_CAP`),
@@ -171,6 +159,7 @@ def run_job(
     """
     name, job = select_job(project, job_name)
     values = resolve_job_parameters(name, job, parameters)  # unknown names fail before the run
+    check_outcomes(job, name)
     with run_locks(project.data_root, name, job.max_concurrent_runs, wait_s=lock_wait_s):
         runlog = RunLog(project.data_root)
         reaped = runlog.reap()
@@ -190,13 +179,15 @@ def run_job(
             records.abandoned(reaped)
             entry = runlog.start(report.run_id, name)
             notify(job, "on_start", report)
+            state = _run_state(run, name, job, values, task_runner, retries)
             schedule = _Schedule(
                 job,
                 select_tasks(job, only, from_task),
-                task_runner or _in_process(run),
+                _dispatching(run, state, task_runner),
                 records,
                 _logged_events(runlog, entry, on_event),
                 retries=retries,
+                state=state,
             )
             try:
                 schedule.run()
@@ -233,16 +224,61 @@ def empty_source_notes(report: RunReport) -> list[str]:
     ]
 
 
-def _in_process(run: RunContext) -> TaskRunner:
-    """Run a task's function in this process, in the task's own scope and store."""
+def _run_state(
+    run: RunContext,
+    name: str,
+    job: Job,
+    parameters: dict[str, str],
+    task_runner: TaskRunner | None,
+    retries: bool,
+) -> JobRunState:
+    """What the tasks of the run of ``job`` share."""
+    state = JobRunState(
+        name, job, run.run_id, run_folder(run.project.data_root, run.run_id), parameters
+    )
+    state.run_child = _child_runner(run, state, task_runner, retries)
+    return state
 
-    def in_process(task: Task, attempt: int) -> None:
-        fn = load_task_function(run.project, task)
-        # each task its own store: access checks, audit and lineage attributed per task
-        with run.open_task(task.task_key, task=task) as scope:
-            fn(scope.context(parameters=task.parameters, extra={"attempt": attempt}))
 
-    return in_process
+def _child_runner(
+    run: RunContext, parent: JobRunState, task_runner: TaskRunner | None, retries: bool
+) -> Callable[[str, str, dict[str, str]], RunReport]:
+    """Run another job of the bundle inside this run (a ``run_job_task``); its report.
+
+    The called job runs as run ``<run_id>.<task_key>`` on the same session; its task
+    values and notebooks live in ``<run folder>/<task_key>/``.
+    """
+
+    def run_child(task_key: str, job_name: str, parameters: dict[str, str]) -> RunReport:
+        name, job = select_job(run.project, job_name)
+        state = JobRunState(
+            name,
+            job,
+            f"{parent.run_id}.{task_key}",
+            parent.folder / task_key,
+            resolve_job_parameters(name, job, parameters),
+            calls=(*parent.calls, parent.job_name),
+        )
+        state.run_child = _child_runner(run, state, task_runner, retries)
+        report = RunReport(name, state.run_id, run.report.target, run.report.engine)
+        execute = _dispatching(run, state, task_runner)
+        records = RunRecords(run.store, report, run.principal)
+        _Schedule(job, task_order(job), execute, records, None, retries=retries, state=state).run()
+        return report
+
+    return run_child
+
+
+def _dispatching(run: RunContext, state: JobRunState, task_runner: TaskRunner | None) -> TaskRunner:
+    """Run a task in this process (``task_runner``, e.g. spark-submit, for jobs/ scripts)."""
+
+    def execute(task: Task, attempt: int) -> None:
+        if task_runner is not None and task.kind in ("spark_python_task", "python_function_task"):
+            task_runner(with_resolved_parameters(task, state), attempt)
+        else:
+            execute_task(run, task, attempt, state)
+
+    return execute
 
 
 class _Schedule:
@@ -259,8 +295,10 @@ class _Schedule:
         on_event: TaskEvent | None,
         *,
         retries: bool,
+        state: JobRunState,
     ) -> None:
         self.job = job
+        self.state = state
         self.execute = execute
         self.records = records
         self.report = records.report
@@ -297,29 +335,27 @@ class _Schedule:
             self.records.flush()
 
     def _start_ready(self) -> None:
-        """Skip tasks whose upstream failed; start those whose upstream succeeded."""
+        """Once a task's upstream finished: start it, or skip or exclude it (``run_if``)."""
         now = time.monotonic()
         for task in list(self.pending):
             upstream = [d.task_key for d in task.depends_on if d.task_key in self.selected_keys]
-            failed = [k for k in upstream if k in self.done and self.done[k] != "SUCCESS"]
-            if failed:
-                self._skip(task, failed)
+            if any(k not in self.done for k in upstream):
                 continue
-            if (
-                any(k not in self.done for k in upstream)
-                or len(self.running) >= self.job.max_parallel_tasks
-            ):
+            if task.task_key not in self.attempts:  # decided once, before the first attempt
+                verdict, reason = decide(task, self.done, self.state.outcomes, self.selected_keys)
+                if verdict != "RUN":
+                    self._skip(task, verdict, reason)
+                    continue
+            if len(self.running) >= self.job.max_parallel_tasks:
                 continue
             if self.ready_at.get(task.task_key, 0.0) > now:
                 continue
             self._start(task, now)
 
-    def _skip(self, task: Task, failed: list[str]) -> None:
+    def _skip(self, task: Task, status: str, reason: str) -> None:
         self.pending.remove(task)
-        outcome = TaskOutcome(
-            task.task_key, "SKIPPED", error=f"upstream failed: {', '.join(failed)}"
-        )
-        self.records.add(task.task_key, 0, "SKIPPED", None, None, outcome.error)
+        outcome = TaskOutcome(task.task_key, status, error=reason)
+        self.records.add(task.task_key, 0, status, None, None, outcome.error)
         self._finish(task, outcome)
 
     def _start(self, task: Task, now: float) -> None:
@@ -421,7 +457,8 @@ class _Schedule:
         self.done[task.task_key] = outcome.status
         self.report.tasks.append(outcome)
         if self.on_event:
-            self.on_event("skipped" if outcome.status == "SKIPPED" else "finished", task, outcome)
+            skipped = outcome.status in ("SKIPPED", "EXCLUDED")
+            self.on_event("skipped" if skipped else "finished", task, outcome)
 
 
 def _utcnow() -> dt.datetime:

@@ -190,6 +190,7 @@ def _task_event_printer(status: Status, job_name: str) -> TaskEvent:
                 "FAILED": "[red]✗[/]",
                 "TIMED_OUT": "[red]⏱[/]",
                 "SKIPPED": "[yellow]-[/]",
+                "EXCLUDED": "[dim]·[/]",
             }.get(state, "")
             retried = f" after {tries} attempts" if tries > 1 else ""
             console.print(f"{mark} {key} [dim]{state.lower()} {secs:.1f}s{retried}[/]")

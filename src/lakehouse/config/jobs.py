@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -27,6 +27,17 @@ from lakehouse.config.job_settings import (
     Scalar,
     Trigger,
 )
+from lakehouse.config.tasks import (
+    TASK_KINDS,
+    ConditionTask,
+    NotebookTask,
+    PipelineTask,
+    PythonWheelTask,
+    RunIf,
+    RunJobTask,
+    SparkPythonTask,
+    TaskDependency,
+)
 from lakehouse.core.cron import parse_schedule
 
 
@@ -39,15 +50,6 @@ def _no_secrets(parameters: list[str]) -> list[str]:
 
 
 PlainParameters = Annotated[list[str], AfterValidator(_no_secrets)]
-
-
-class TaskDependency(StrictModel):
-    task_key: Identifier
-
-
-class SparkPythonTask(StrictModel):
-    python_file: str = Field(description="a jobs/ script, relative to the bundle root")
-    parameters: PlainParameters = Field(default_factory=list)
 
 
 class RunAs(StrictModel):
@@ -78,13 +80,25 @@ class Task(StrictModel):
     task_key: Identifier
     description: str = Field("", description="what the task does")
     depends_on: list[TaskDependency] = Field(
-        default_factory=list, description="tasks that must succeed first"
+        default_factory=list, description="tasks that must finish first (see run_if)"
+    )
+    run_if: RunIf = Field(
+        "ALL_SUCCESS", description="when the task runs, given how its dependencies ended"
     )
     spark_python_task: SparkPythonTask | None = Field(
-        None, description="run a jobs/ script (one of this or python_function_task)"
+        None, description="run a jobs/ script (TASK) or a plain PySpark script"
     )
     python_function_task: PythonFunctionTask | None = Field(
-        None, description="call a function with the TaskContext (one of this or spark_python_task)"
+        None, description="call a function with the TaskContext"
+    )
+    notebook_task: NotebookTask | None = Field(None, description="run a notebook with nbclient")
+    python_wheel_task: PythonWheelTask | None = Field(
+        None, description="call a package's entry point"
+    )
+    pipeline_task: PipelineTask | None = Field(None, description="update a declarative pipeline")
+    run_job_task: RunJobTask | None = Field(None, description="run another job of the bundle")
+    condition_task: ConditionTask | None = Field(
+        None, description="compare two values; the outcome drives depends_on[].outcome"
     )
     max_retries: int = Field(
         default=0,
@@ -101,16 +115,28 @@ class Task(StrictModel):
     retry_on_timeout: bool = Field(False, description="retry an attempt that timed out")
     timeout_seconds: int = Field(default=0, ge=0, description="0 = no timeout")
     run_as: RunAs | None = Field(default=None, description="default: the job's run_as")
+    # compute: meaningful on Databricks only; accepted and ignored locally
+    libraries: list[dict[str, Any]] = Field(default_factory=list, description="ignored locally")
+    environment_key: str | None = Field(None, description="ignored locally")
+    job_cluster_key: str | None = Field(None, description="ignored locally")
+    existing_cluster_id: str | None = Field(None, description="ignored locally")
+    new_cluster: dict[str, Any] | None = Field(None, description="ignored locally")
 
     @model_validator(mode="after")
     def _one_kind(self) -> Task:
-        if (self.spark_python_task is None) == (self.python_function_task is None):
-            raise ValueError("give exactly one of 'spark_python_task' or 'python_function_task'")
+        given = [kind for kind in TASK_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(repr(k) for k in TASK_KINDS)}")
         return self
 
     @property
+    def kind(self) -> str:
+        """The task kind field that is given (``notebook_task``, ``spark_python_task`` ...)."""
+        return next(kind for kind in TASK_KINDS if getattr(self, kind) is not None)
+
+    @property
     def parameters(self) -> list[str]:
-        kind = self.spark_python_task or self.python_function_task
+        kind = self.spark_python_task or self.python_function_task or self.python_wheel_task
         return list(kind.parameters) if kind is not None else []
 
 

@@ -508,7 +508,7 @@ def _raw_task_parameters(raw: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
     for job_name, job in mapping(mapping(raw.get("resources")).get("jobs")).items():
         for n, task in enumerate(sequence(mapping(job).get("tasks"))):
-            for kind in ("spark_python_task", "python_function_task"):
+            for kind in ("spark_python_task", "python_function_task", "python_wheel_task"):
                 parameters = sequence(mapping(mapping(task).get(kind)).get("parameters"))
                 for i, parameter in enumerate(parameters):
                     yield (

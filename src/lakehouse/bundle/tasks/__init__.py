@@ -1,0 +1,1 @@
+"""Task kinds of bundle jobs run locally: notebooks, wheels, scripts, pipelines, conditions."""

@@ -1,0 +1,6 @@
+# Databricks notebook source
+dbutils.notebook.exit("done early")
+
+# COMMAND ----------
+
+raise RuntimeError("never reached")

@@ -1,0 +1,1 @@
+"""A tiny package for python_wheel_task tests."""
