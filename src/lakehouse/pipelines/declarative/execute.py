@@ -9,6 +9,7 @@ each of several flows into one table append. A temporary view becomes a session 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from lakehouse.io.store import TableStore
 from lakehouse.pipelines.declarative.expectations import (
     RUN_COLUMN,
     CheckedRows,
-    ExpectationFailed,
+    ExpectationFailedError,
     check_expectations,
     dq_rows,
 )
@@ -84,7 +85,7 @@ def dataset_ref(project: Project, name: str, *, layer: str | None = None) -> Tab
     catalog, schema, table = name.split(".")
     root = resolve_path(project.root, project.catalog.storage_root).rstrip("/")
     folder = f"{root}/{schema}" if catalog == project.catalog.name else f"{root}/{catalog}/{schema}"
-    spec = TableSpec(layer=layer or (schema if schema in _LAYERS else "silver"))  # type: ignore[arg-type]
+    spec = TableSpec(layer=layer or (schema if schema in _LAYERS else "silver"))
     ref = TableRef(catalog, schema, table, spec, f"{folder}/{table}")
     project.tables[name] = ref
     return ref
@@ -103,11 +104,11 @@ def session_conf(spark: SparkSession, conf: Mapping[str, str]) -> Iterator[None]
     try:
         yield
     finally:
-        for key, value in before.items():
-            if value is None:
+        for key, old in before.items():
+            if old is None:
                 spark.conf.unset(key)
             else:
-                spark.conf.set(key, value)
+                spark.conf.set(key, old)
 
 
 def flow_frame(u: Update, flow: Flow, reads: FlowReads) -> DataFrame:
@@ -154,7 +155,7 @@ def run_flow(u: Update, flow: Flow) -> None:
     else:
         try:
             checked = check_expectations(df, ds.expectations, dataset=ds.name)
-        except ExpectationFailed as exc:
+        except ExpectationFailedError as exc:
             _count(u, ds, result, CheckedRows(df, None, exc.results))
             raise
         _count(u, ds, result, checked)
@@ -200,7 +201,9 @@ def _write(
 
 def _apply_cdc(u: Update, ds: Dataset, flow: Flow, changes: DataFrame) -> int:
     try:
-        from lakehouse.pipelines.declarative.cdc import apply_auto_cdc
+        apply_auto_cdc = importlib.import_module(
+            "lakehouse.pipelines.declarative.cdc"
+        ).apply_auto_cdc
     except ImportError:
         raise LakehouseError(
             f"{flow.name}: AUTO CDC flows need lakehouse.pipelines.declarative.cdc ({flow.location})"

@@ -26,7 +26,7 @@ FAILED_COLUMN = "_expectations"
 RUN_COLUMN = "_run_id"
 
 
-class ExpectationFailed(LakehouseError):
+class ExpectationFailedError(LakehouseError):
     """An ``expect_or_fail`` expectation failed: the update stops (``results``: the counts
     of all the dataset's expectations, for the DQ table)."""
 
@@ -69,7 +69,7 @@ def check_expectations(
             sample = flagged.filter(F.array_contains(VIOLATIONS, e.name)).drop(VIOLATIONS).limit(1)
             row = sample.collect()
             shown = row[0].asDict() if row else {}
-            raise ExpectationFailed(
+            raise ExpectationFailedError(
                 f"{dataset}: expectation {e.name!r} ({e.condition}) failed for {r.failed} of "
                 f"{r.evaluated} rows, e.g. {shown}",
                 results,

@@ -27,7 +27,7 @@ from lakehouse.pipelines.declarative.spec import PipelineDefinition
 from lakehouse.pipelines.declarative.state import FlowState
 
 
-class NotReady(LakehouseError):
+class NotReadyError(LakehouseError):
     """The flow read a dataset of this update that has not been written yet."""
 
     def __init__(self, dataset: str) -> None:
@@ -121,7 +121,7 @@ def landed_files(path: str) -> list[LandedFile]:
     cut = next(i for i, p in enumerate(parts) if globlib.has_magic(p))
     base = "/".join(parts[:cut]) or "/"
     pattern = "/".join(parts[cut:])
-    return list_landed_files(base, pattern if "/" in pattern else pattern)
+    return list_landed_files(base, pattern)
 
 
 @dataclass
@@ -142,7 +142,7 @@ class FlowReads:
     def _full(self, name: str, stream: bool) -> str:
         full = self.names.resolve(name)
         if self.not_ready(full):
-            raise NotReady(full)
+            raise NotReadyError(full)
         if Read(full, stream) not in self.reads:
             self.reads.append(Read(full, stream))
         return full

@@ -141,7 +141,9 @@ class LocalRegistry(GraphElementRegistry):
 
     def register_sql(self, sql_text: str, file_path: Path) -> None:
         try:
-            from lakehouse.pipelines.declarative.sql import parse_pipeline_sql
+            parse_pipeline_sql = importlib.import_module(
+                "lakehouse.pipelines.declarative.sql"
+            ).parse_pipeline_sql
         except ImportError:
             raise PipelineLoadError(
                 f"{file_path}: SQL pipeline files need lakehouse.pipelines.declarative.sql"

@@ -38,7 +38,7 @@ from lakehouse.pipelines.declarative.graph import (
     needed_datasets,
     validate,
 )
-from lakehouse.pipelines.declarative.handlers import DiscoveryReads, Names, NotReady
+from lakehouse.pipelines.declarative.handlers import DiscoveryReads, Names, NotReadyError
 from lakehouse.pipelines.declarative.reads import routed_reads, sql_tables
 from lakehouse.pipelines.declarative.registry import load_graph, on_sys_path, pipeline_api
 from lakehouse.pipelines.declarative.spec import PipelineDefinition, pipeline_definition
@@ -103,7 +103,7 @@ def run_definition(
     with run.open_task(f"pipeline:{pipeline.key}"), _pipeline_session(run, pipeline):
         try:
             _update(run, pipeline, update, full_refresh, refresh)
-        except NotReady as exc:
+        except NotReadyError as exc:
             update.error = f"{exc.dataset}: read before it was computed (cycle?)"
         except Exception as exc:
             update.error = one_line(exc)
@@ -245,7 +245,7 @@ def _execute(u: Update, flows: list[Flow]) -> None:
         result = u.results[flow.target]
         try:
             run_flow(u, flow)
-        except NotReady as exc:
+        except NotReadyError as exc:
             flow.reads.append(Read(exc.dataset))
             queue = flow_order(u.graph, queue)
             if queue[0] is flow:

@@ -56,7 +56,7 @@ def _library_files(lib: PipelineLibrary, base: Path, origin: str, index: int) ->
         if pattern.endswith("/**"):
             pattern += "/*"
         full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        found = sorted(Path(p) for p in globlib.glob(full, recursive=True))
+        found = sorted(Path(p) for p in globlib.glob(full, recursive=True))  # noqa: PTH207
         return [
             p
             for p in found

@@ -7,7 +7,6 @@ atomically when the flow's write committed; ``--full-refresh`` deletes it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -55,7 +54,7 @@ class PipelineState:
         path = self._file(flow)
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(state.to_json(), indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        tmp.replace(path)
 
     def reset(self, flow: str) -> None:
         self._file(flow).unlink(missing_ok=True)
