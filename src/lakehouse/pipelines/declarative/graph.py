@@ -93,6 +93,8 @@ class PipelineGraph:
 
     def add_flow(self, flow: Flow) -> None:
         known = self.flows.get(flow.name)
+        if known is not None and flow.name == flow.target == known.target:
+            return  # the default flow of a dataset defined twice: reported once, above
         if known is not None:
             self.problems.append(
                 f"flow {flow.name} is defined twice ({flow.location} and {known.location})"
