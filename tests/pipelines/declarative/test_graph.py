@@ -3,8 +3,6 @@ failing expectations, ``import dlt`` and SQL definitions."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyspark.pipelines as dp
 import pytest
 
@@ -169,11 +167,19 @@ def test_sql_definitions_with_a_stream_placeholder(run: RunContext, project: Pro
             query=SqlQuery("SELECT id, tag FROM s1", (StreamRead("s1", table="events"),)),
             expectations=(Expectation("has_tag", "tag IS NOT NULL", "drop"),),
         ),
-        SqlDataset(kind="materialized_view", name="tag_count", location=where,
-                   query=SqlQuery("SELECT count(*) AS n FROM tagged")),
+        SqlDataset(
+            kind="materialized_view",
+            name="tag_count",
+            location=where,
+            query=SqlQuery("SELECT count(*) AS n FROM tagged"),
+        ),
         SqlDataset(kind="streaming_table", name="copy", location=where),
-        SqlFlow(name="into_copy", target="copy", location=where,
-                query=SqlQuery("SELECT id FROM s2", (StreamRead("s2", table="tagged"),))),
+        SqlFlow(
+            name="into_copy",
+            target="copy",
+            location=where,
+            query=SqlQuery("SELECT id FROM s2", (StreamRead("s2", table="tagged"),)),
+        ),
     ]
     original = LocalRegistry.register_output
 
