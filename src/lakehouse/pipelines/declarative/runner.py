@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame
 from lakehouse.config.project import Project, TableRef
 from lakehouse.config.system_tables import SystemTable, rows_frame
 from lakehouse.core.errors import one_line
+from lakehouse.pipelines.declarative.api import pipeline_api
 from lakehouse.pipelines.declarative.execute import (
     DatasetResult,
     Update,
@@ -39,8 +40,8 @@ from lakehouse.pipelines.declarative.graph import (
     validate,
 )
 from lakehouse.pipelines.declarative.handlers import DiscoveryReads, Names, NotReadyError
+from lakehouse.pipelines.declarative.loader import load_graph, on_sys_path
 from lakehouse.pipelines.declarative.reads import routed_reads, sql_tables
-from lakehouse.pipelines.declarative.registry import load_graph, on_sys_path, pipeline_api
 from lakehouse.pipelines.declarative.spec import PipelineDefinition, pipeline_definition
 from lakehouse.pipelines.declarative.state import PipelineState
 from lakehouse.runtime.run import RunContext
