@@ -201,3 +201,22 @@ def test_sql_definitions_with_a_stream_placeholder(run: RunContext, project: Pro
         "copy": (2, 0),
     }
     assert run.store.read("lh.sales.tag_count").collect()[0]["n"] == 2
+
+
+def test_sql_file_library(run: RunContext, project: Project) -> None:
+    pytest.importorskip("lakehouse.pipelines.declarative.sql", reason="helper sdp-sql")
+    write(
+        project.root / "p" / "numbers.sql",
+        """
+        CREATE MATERIALIZED VIEW ten AS SELECT id FROM range(${n});
+        CREATE MATERIALIZED VIEW big (
+          CONSTRAINT big EXPECT (id > 4) ON VIOLATION DROP ROW
+        ) AS SELECT id FROM ten;
+        """,
+    )
+    update = run_definition(run, definition(project, "sqlf", ["p/numbers.sql"], {"n": "10"}))
+    assert update.error is None, update.error
+    assert {n.split(".")[-1]: (r.rows_written, r.dropped) for n, r in update.datasets.items()} == {
+        "ten": (10, 0),
+        "big": (5, 5),
+    }

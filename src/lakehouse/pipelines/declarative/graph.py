@@ -106,10 +106,8 @@ class PipelineGraph:
         return [f for f in self.flows.values() if f.target == dataset]
 
     def upstream(self, flow: Flow) -> set[str]:
-        """The pipeline datasets ``flow`` reads (AUTO CDC: its source too)."""
+        """The pipeline datasets ``flow`` reads."""
         names = flow.read_names()
-        if flow.auto_cdc is not None:
-            names.add(flow.auto_cdc.source)
         return {n for n in names if n in self.datasets and n != flow.target}
 
 
@@ -123,8 +121,6 @@ def validate(graph: PipelineGraph, table_exists: Callable[[str], bool]) -> list[
                 f"({flow.location})"
             )
         sources = {r.name for r in flow.reads}
-        if flow.auto_cdc is not None:
-            sources.add(flow.auto_cdc.source)
         for name in sorted(sources):
             if name not in graph.datasets and not table_exists(name):
                 problems.append(

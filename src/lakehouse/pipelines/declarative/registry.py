@@ -16,7 +16,7 @@ from pyspark.pipelines.graph_element_registry import (
 from pyspark.pipelines.output import MaterializedView, Output, StreamingTable, Table, TemporaryView
 
 from lakehouse.core.errors import LakehouseError
-from lakehouse.pipelines.declarative.graph import Dataset, Flow, PipelineGraph
+from lakehouse.pipelines.declarative.graph import Dataset, Flow, PipelineGraph, Read
 from lakehouse.pipelines.declarative.model import (
     AutoCdc,
     SourceLocation,
@@ -119,6 +119,8 @@ class LocalRegistry(GraphElementRegistry):
                 location=location,
                 auto_cdc=spec,
                 once=once,
+                reads=[Read(self.pipeline.qualify(spec.source), stream=True)],
+                discovered=True,
             )
         )
 
