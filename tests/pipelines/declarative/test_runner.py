@@ -147,3 +147,58 @@ def test_two_updates_process_only_the_new_file(run: RunContext, pipeline, tmp_pa
     }
     assert rows(run, "all_orders", "id", "amount") == [(1, 10.0), (3, -1.0), (4, 7.0), (100, 5.0)]
     assert rows(run, "revenue_by_customer", "customer", "revenue") == [("c1", 17.0), ("c2", -1.0)]
+    assert type(run.spark.readStream).__name__ == "DataStreamReader"  # restored after each flow
+
+    third = run_definition(run, pipeline, full_refresh=True)
+    assert counts(third) == {
+        "orders_raw": ("COMPLETED", 0, 0),
+        "orders_bronze": ("COMPLETED", 3, 1),
+        "all_orders": ("COMPLETED", 4, 1),
+        "revenue_by_customer": ("COMPLETED", 2, 0),
+    }
+    assert rows(run, "all_orders", "id", "amount") == [(1, 10.0), (3, -1.0), (4, 7.0), (100, 5.0)]
+    assert run.store.read("lh.sales.orders_bronze_quarantine").count() == 1
+
+
+def test_writes_are_governed_and_traced(run: RunContext, pipeline) -> None:  # type: ignore[no-untyped-def]
+    update = run_definition(run, pipeline)
+    assert update.succeeded
+    lineage = run.store.read(run.project.system_table(SystemTable.LINEAGE))
+    edges = {
+        (r["output_table"], r["input_name"])
+        for r in lineage.filter(lineage.run_id == run.run_id).collect()
+        if r["input_kind"] == "table"
+    }
+    assert edges == {
+        ("lh.sales.all_orders", "lh.sales.orders_bronze"),
+        ("lh.sales.all_orders_quarantine", "lh.sales.orders_bronze"),
+        ("lh.sales.revenue_by_customer", "lh.sales.orders_bronze"),
+    }
+
+
+CSV_PIPELINE = """
+import dlt
+
+
+@dlt.table(temporary=False, path="/ignored/locally")
+def readings():
+    return (
+        spark.readStream.format("cloudFiles")
+        .option("cloudFiles.format", "csv")
+        .option("header", "true")
+        .load(spark.conf.get("landing") + "/*.csv")
+    )
+"""
+
+
+def test_csv_drops_are_read_once_each(run: RunContext, project: Project, tmp_path: Path) -> None:
+    write(tmp_path / "csv.py", CSV_PIPELINE)
+    landing = tmp_path / "csv_landing"
+    write(landing / "1.csv", "sensor,value\ns1,1\ns2,2\n")
+    write(landing / "ignored.txt", "not,a,csv\n")
+    spec = definition(project, "csv", ["csv.py"], {"landing": str(landing)})
+    assert counts(run_definition(run, spec)) == {"readings": ("COMPLETED", 2, 0)}
+    assert counts(run_definition(run, spec)) == {"readings": ("COMPLETED", 0, 0)}
+    write(landing / "2.csv", "sensor,value\ns3,3\n")
+    assert counts(run_definition(run, spec)) == {"readings": ("COMPLETED", 1, 0)}
+    assert rows(run, "readings", "sensor", "value") == [("s1", "1"), ("s2", "2"), ("s3", "3")]

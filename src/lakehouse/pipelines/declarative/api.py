@@ -223,6 +223,28 @@ def databricks_api(
     }
 
 
+# Databricks-only dataset arguments: accepted, without effect locally
+DATABRICKS_ONLY_ARGS = ("private", "temporary", "path", "row_filter", "cluster_by_auto")
+
+
+def _lenient(original: Callable[..., Any], registry: LocalRegistry) -> Callable[..., Any]:
+    """``original`` (``table``, ``materialized_view``, ``temporary_view``) accepting
+    Databricks' extra arguments; definitions keep the user's ``file:line``."""
+
+    def decorator(query_function: Any = None, **kwargs: Any) -> Any:
+        for key in DATABRICKS_ONLY_ARGS:
+            kwargs.pop(key, None)
+        where = source_location(get_caller_source_code_location(stacklevel=1))
+
+        def apply(func: Any) -> Any:
+            with registry.located(where):
+                return original(**kwargs)(func) if kwargs else original(func)
+
+        return apply(query_function) if query_function is not None else apply
+
+    return decorator
+
+
 @contextlib.contextmanager
 def pipeline_api(
     registry: LocalRegistry, reader: Callable[[str, bool], DataFrame]
@@ -230,12 +252,13 @@ def pipeline_api(
     """``pyspark.pipelines`` with the Databricks API, ``import dlt`` as its alias, and the
     registry active; everything restored when the block ends."""
     extra = databricks_api(registry, reader)
+    for name in ("table", "materialized_view", "temporary_view"):
+        extra[name] = _lenient(getattr(dp_module, name), registry)
     missing = object()
     saved = {name: getattr(dp_module, name, missing) for name in extra}
     dlt = types.ModuleType("dlt", "Delta Live Tables names for pyspark.pipelines (lakehouse)")
-    for name in ("table", "materialized_view", "temporary_view", "create_sink"):
-        setattr(dlt, name, getattr(dp_module, name))
-    dlt.view = dp_module.temporary_view  # type: ignore[attr-defined]
+    dlt.create_sink = dp_module.create_sink  # type: ignore[attr-defined]
+    dlt.view = extra["temporary_view"]  # type: ignore[attr-defined]
     for name, value in extra.items():
         setattr(dlt, name, value)
         setattr(dp_module, name, value)

@@ -198,16 +198,19 @@ def flow_order(graph: PipelineGraph, flows: Iterable[Flow]) -> list[Flow]:
     return ordered
 
 
-def needed_datasets(graph: PipelineGraph, wanted: Iterable[str]) -> set[str]:
-    """``wanted`` and the temporary views they read, transitively (what ``--refresh`` runs:
-    tables it names are recomputed, views are evaluated again to feed them)."""
+def needed_datasets(
+    graph: PipelineGraph, wanted: Iterable[str], exists: Callable[[str], bool]
+) -> set[str]:
+    """``wanted`` and what they need, transitively (what ``--refresh`` runs): the temporary
+    views they read (evaluated again to feed them) and the tables they read that do not
+    exist yet; existing upstream tables are read as they are."""
     result = set(wanted)
     stack = list(result)
     while stack:
         name = stack.pop()
         for flow in graph.flows_of(name):
             for up in graph.upstream(flow):
-                if up not in result and graph.datasets[up].is_view:
+                if up not in result and (graph.datasets[up].is_view or not exists(up)):
                     result.add(up)
                     stack.append(up)
     return result

@@ -4,7 +4,9 @@ pipeline's Python code (``pyspark.pipelines``) and SQL definitions register beco
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,20 @@ class LocalRegistry(GraphElementRegistry):
         self.graph = graph
         self.last_dataset: Dataset | None = None
         self.sql_conf: dict[str, str] = dict(pipeline.configuration)
+        self._where: SourceLocation | None = None
+
+    @contextlib.contextmanager
+    def located(self, where: SourceLocation) -> Iterator[None]:
+        """Definitions registered in the block are located at ``where`` (a wrapper of
+        pyspark's decorators would otherwise be taken for the user's code)."""
+        self._where = where
+        try:
+            yield
+        finally:
+            self._where = None
+
+    def _at(self, loc: Any) -> SourceLocation:
+        return self._where or source_location(loc)
 
     # ---------------------------------------------------------------- pyspark's hook
 
@@ -65,7 +81,7 @@ class LocalRegistry(GraphElementRegistry):
         ds = Dataset(
             name=self.pipeline.qualify(output.name),
             kind=kind,  # type: ignore[arg-type]
-            location=source_location(output.source_code_location),
+            location=self._at(output.source_code_location),
             comment=output.comment,
         )
         if isinstance(output, Table):
@@ -84,7 +100,7 @@ class LocalRegistry(GraphElementRegistry):
             Flow(
                 name=self.pipeline.qualify(flow.name),
                 target=target,
-                location=source_location(flow.source_code_location),
+                location=self._at(flow.source_code_location),
                 func=flow.func,
                 once=bool(getattr(flow.func, "__lakehouse_once__", False)),
                 spark_conf=dict(flow.spark_conf),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,7 +140,9 @@ def _update(
         update.datasets[name] = DatasetResult(name, ds.kind)
     if update.problems or update.dry_run:
         return
-    selected = _selected(graph, [pipeline.qualify(n) for n in refresh])
+    selected = _selected(
+        graph, [pipeline.qualify(n) for n in refresh], lambda n: _exists(run, names, n)
+    )
     u = Update(
         run.spark,
         project,
@@ -223,7 +225,7 @@ def _discover(
             flow.reads = recorder.reads
 
 
-def _selected(graph: PipelineGraph, refresh: list[str]) -> set[str]:
+def _selected(graph: PipelineGraph, refresh: list[str], exists: Callable[[str], bool]) -> set[str]:
     """The datasets this update computes: all, or those refreshed and the views they read."""
     if not refresh:
         return set(graph.datasets)
@@ -233,7 +235,7 @@ def _selected(graph: PipelineGraph, refresh: list[str]) -> set[str]:
             f"--refresh {unknown[0]}: not a dataset of the pipeline "
             f"(datasets: {', '.join(sorted(graph.datasets))})"
         )
-    return needed_datasets(graph, refresh)
+    return needed_datasets(graph, refresh, exists)
 
 
 def _execute(u: Update, flows: list[Flow]) -> None:
