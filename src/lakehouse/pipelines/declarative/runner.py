@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame
 
 from lakehouse.config.project import Project, TableRef
 from lakehouse.config.system_tables import SystemTable, rows_frame
-from lakehouse.core.errors import one_line
+from lakehouse.core.errors import LakehouseError, one_line
 from lakehouse.pipelines.declarative.api import pipeline_api
 from lakehouse.pipelines.declarative.execute import (
     DatasetResult,
@@ -62,6 +62,18 @@ class PipelineUpdate:
     @property
     def succeeded(self) -> bool:
         return not self.problems and self.error is None
+
+    def raise_on_failure(self) -> PipelineUpdate:
+        """This update, or :class:`PipelineUpdateError` (one line) when it failed."""
+        if self.problems:
+            raise PipelineUpdateError(f"pipeline {self.pipeline}: {self.problems[0]}")
+        if self.error is not None:
+            raise PipelineUpdateError(f"pipeline {self.pipeline}: {self.error}")
+        return self
+
+
+class PipelineUpdateError(LakehouseError):
+    """A pipeline update failed or its graph is invalid."""
 
 
 class _Router:
@@ -164,9 +176,9 @@ def _update(
         _execute(u, [f for f in graph.flows.values() if f.target in selected])
     finally:
         _record_dq(run, u)
-    for name, result in update.datasets.items():
-        if name not in selected:
-            result.status = "SKIPPED"
+        for result in update.datasets.values():
+            if result.status == "PENDING":  # not selected, or after a failure
+                result.status = "SKIPPED"
 
 
 def _catalog_table(project: Project, graph: PipelineGraph, full: str) -> TableRef | None:

@@ -21,6 +21,7 @@ from lakehouse.core.errors import ConfigError
 
 SPEC_FILE_NAMES = ("spark-pipeline.yml", "spark-pipeline.yaml", "pipeline.yml", "pipeline.yaml")
 SOURCE_SUFFIXES = (".py", ".sql", ".ipynb")
+BUNDLE_FILES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 _SPEC_KEYS = {"name", "storage", "catalog", "database", "schema", "configuration", "libraries"}
 
 
@@ -76,7 +77,7 @@ def _library_files(lib: PipelineLibrary, base: Path, origin: str, index: int) ->
 
 
 def from_resource(
-    project: Project, key: str, resource: PipelineResource, *, origin: str = "databricks.yml"
+    project: Project, key: str, resource: PipelineResource, *, origin: str = "bundle"
 ) -> PipelineDefinition:
     """The definition of a bundle's ``resources.pipelines.<key>``."""
     files: list[Path] = []
@@ -163,6 +164,5 @@ def pipeline_definition(project: Project, key: str) -> PipelineDefinition:
         if key in (k, resource.name):
             return from_resource(project, k, resource)
     known = ", ".join(sorted(pipelines)) or "none"
-    raise ConfigError(
-        "databricks.yml", f"resources.pipelines.{key}", f"no such pipeline (known: {known})"
-    )
+    origin = next((n for n in BUNDLE_FILES if (project.root / n).is_file()), "bundle.yml")
+    raise ConfigError(origin, f"resources.pipelines.{key}", f"no such pipeline (known: {known})")
