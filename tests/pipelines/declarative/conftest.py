@@ -64,7 +64,10 @@ def definition(
         {
             "catalog": "lh",
             "schema": "sales",
-            "libraries": [{"file": {"path": str(project.root / f)}} for f in files],
+            "libraries": [
+                {"notebook" if Path(f).suffix == "" else "file": {"path": str(project.root / f)}}
+                for f in files
+            ],
             "configuration": configuration or {},
         }
     )

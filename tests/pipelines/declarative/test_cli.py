@@ -12,6 +12,7 @@ import pytest
 
 from lakehouse.config.project import Project
 from lakehouse.pipelines.declarative.spec import find_spec_file, load_spec_file
+from lakehouse.runtime.run import RunContext
 
 from .conftest import write
 
@@ -102,3 +103,32 @@ def test_cli_runs_a_spec_and_fails_a_dry_run_in_one_line(project: Project, spec_
     )
     listed = lakehouse(project.root, "pipeline", "list")
     assert listed.returncode == 0 and "pipelines · target local" in listed.stdout
+
+
+def test_run_pipeline_by_bundle_key(
+    run: RunContext, project: Project, spec_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run_pipeline(run, key)``: the bundle's ``resources.pipelines.<key>`` (dab-config
+    adds the field to the bundle model; here it is given directly)."""
+    from lakehouse.config.declarative import PipelineResource
+    from lakehouse.pipelines.declarative import spec as spec_module
+    from lakehouse.pipelines.declarative.runner import PipelineUpdateError, run_pipeline
+
+    resource = PipelineResource.model_validate(
+        {
+            "name": "numbers_pipeline",
+            "schema": "sales",
+            "root_path": str(spec_dir),
+            "configuration": {"numbers.count": "4"},
+            "libraries": [{"glob": {"include": str(spec_dir / "transformations" / "**")}}],
+        }
+    )
+    monkeypatch.setattr(spec_module, "bundle_pipelines", lambda project: {"numbers": resource})
+    update = run_pipeline(run, "numbers_pipeline").raise_on_failure()
+    assert [(r.rows_written, r.dropped) for r in update.datasets.values()] == [(4, 0), (2, 2)]
+    with pytest.raises(PipelineUpdateError) as failed:
+        run_pipeline(run, "numbers", refresh=["nope"]).raise_on_failure()
+    assert str(failed.value) == (
+        "pipeline numbers_pipeline: --refresh lh.sales.nope: not a dataset of the pipeline "
+        "(datasets: lh.sales.even_numbers, lh.sales.numbers)"
+    )

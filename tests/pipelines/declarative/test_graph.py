@@ -3,6 +3,8 @@ failing expectations, ``import dlt`` and SQL definitions."""
 
 from __future__ import annotations
 
+import json
+
 import pyspark.pipelines as dp
 import pytest
 
@@ -220,3 +222,35 @@ def test_sql_file_library(run: RunContext, project: Project) -> None:
         "ten": (10, 0),
         "big": (5, 5),
     }
+
+
+def test_notebook_library_and_a_view_with_expectations(run: RunContext, project: Project) -> None:
+    cells = [
+        {"cell_type": "markdown", "source": ["# a pipeline notebook"]},
+        {"cell_type": "code", "source": ["%pip install nothing\n", "import dlt\n"]},
+        {
+            "cell_type": "code",
+            "source": [
+                "@dlt.view\n",
+                "@dlt.expect_or_drop('odd', 'id % 2 = 1')\n",
+                "def odd_numbers():\n",
+                "    return spark.range(10)\n",
+                "\n",
+                "@dlt.table\n",
+                "def kept():\n",
+                "    return dlt.read('odd_numbers')\n",
+            ],
+        },
+    ]
+    notebook = project.root / "nb" / "pipeline.ipynb"
+    notebook.parent.mkdir(parents=True)
+    notebook.write_text(json.dumps({"cells": cells, "nbformat": 4, "nbformat_minor": 5}))
+    update = run_definition(run, definition(project, "nb", ["nb/pipeline"]))
+    assert update.error is None, update.error
+    assert {
+        n.split(".")[-1]: (r.kind, r.rows_written, r.dropped) for n, r in update.datasets.items()
+    } == {
+        "odd_numbers": ("temporary_view", 0, 5),
+        "kept": ("streaming_table", 5, 0),
+    }
+    assert run.store.read("lh.sales.odd_numbers_quarantine").count() == 5

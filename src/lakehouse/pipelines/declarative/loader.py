@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import sys
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,11 +43,8 @@ def load_file(path: Path, registry: LocalRegistry, spark: SparkSession) -> None:
     if path.suffix == ".sql":
         registry.register_sql(path.read_text(), path)
         return
-    module_name = f"_lakehouse_pipeline_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, str(path))
-    if spec is None:
-        raise PipelineLoadError(f"{path}: cannot load")
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(f"_lakehouse_pipeline_{path.stem}")
+    module.__file__ = str(path)
     module.__dict__["spark"] = spark
     code = compile(notebook_source(path), str(path), "exec")
     try:
