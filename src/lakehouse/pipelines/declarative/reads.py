@@ -10,6 +10,7 @@ not touch the server; SQL text is parsed with sqlglot for its table names.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -19,7 +20,6 @@ from sqlglot import exp
 
 from lakehouse.pipelines.declarative.model import FilesSource
 
-_ORIGINAL_SQL: dict[type, Any] = {}
 _FILE_FORMATS = {"json", "csv", "parquet", "text", "orc", "avro", "xml", "binaryfile"}
 
 
@@ -90,47 +90,104 @@ class StreamReader:
         return read
 
 
-@contextlib.contextmanager
-def routed_reads(spark: SparkSession, handler: ReadHandler) -> Iterator[None]:
-    """Route the session's reads to ``handler`` for the block, then restore them."""
-    session_cls = type(spark)
-    reader_cls = type(spark.read)
-    saved = {
-        (session_cls, "table"): session_cls.__dict__.get("table"),
-        (session_cls, "sql"): session_cls.__dict__.get("sql"),
-        (session_cls, "readStream"): session_cls.__dict__.get("readStream"),
-        (reader_cls, "table"): reader_cls.__dict__.get("table"),
-    }
-    original_sql = session_cls.sql
-    _ORIGINAL_SQL.setdefault(session_cls, original_sql)
+_LOCK = threading.Lock()
+_ROUTES: dict[int, list[ReadHandler]] = {}  # thread -> its handlers (innermost last)
+_SAVED: dict[tuple[type, str], Any] = {}  # (class, attribute) -> what it was
+_ORIGINALS: dict[tuple[type, str], Any] = {}  # the functions routed reads fall back to
+_USERS = [0]
 
-    def table(_self: Any, name: str) -> DataFrame:
-        return handler.table(name, stream=False)
+
+def _active() -> ReadHandler | None:
+    stack = _ROUTES.get(threading.get_ident())
+    return stack[-1] if stack else None
+
+
+def _install(session_cls: type, reader_cls: type) -> None:
+    """Route the classes' reads to the calling thread's handler (others: unchanged)."""
+    for cls, attr in (
+        (session_cls, "table"),
+        (session_cls, "sql"),
+        (session_cls, "readStream"),
+        (reader_cls, "table"),
+    ):
+        _SAVED[(cls, attr)] = cls.__dict__.get(attr)
+    s_table, s_sql, r_table = session_cls.table, session_cls.sql, reader_cls.table  # type: ignore[attr-defined]
+    s_stream = session_cls.__dict__.get("readStream")
+    _ORIGINALS[(session_cls, "sql")] = s_sql
+    _ORIGINALS[(reader_cls, "table")] = r_table
+
+    def session_table(self: Any, name: str) -> DataFrame:
+        handler = _active()
+        return handler.table(name, stream=False) if handler else s_table(self, name)
+
+    def reader_table(self: Any, name: str) -> DataFrame:
+        handler = _active()
+        return handler.table(name, stream=False) if handler else r_table(self, name)
 
     def sql(self: Any, query: str, args: Any = None, **kwargs: Any) -> DataFrame:
-        if args is not None or kwargs:
-            return original_sql(self, query, args, **kwargs)
+        handler = _active()
+        if handler is None or args is not None or kwargs:
+            return s_sql(self, query, args, **kwargs)  # type: ignore[no-any-return]
         return handler.sql(query)
 
-    setattr(session_cls, "table", table)  # noqa: B010
+    def read_stream(self: Any) -> Any:
+        handler = _active()
+        if handler is not None:
+            return StreamReader(handler)
+        return s_stream.__get__(self) if s_stream is not None else None
+
+    setattr(session_cls, "table", session_table)  # noqa: B010
     setattr(session_cls, "sql", sql)  # noqa: B010
-    setattr(session_cls, "readStream", property(lambda _self: StreamReader(handler)))  # noqa: B010
-    setattr(reader_cls, "table", table)  # noqa: B010
+    setattr(session_cls, "readStream", property(read_stream))  # noqa: B010
+    setattr(reader_cls, "table", reader_table)  # noqa: B010
+
+
+def _uninstall() -> None:
+    for (cls, attr), value in _SAVED.items():
+        if value is None:
+            with contextlib.suppress(AttributeError):
+                delattr(cls, attr)
+        else:
+            setattr(cls, attr, value)
+    _SAVED.clear()
+    _ORIGINALS.clear()
+
+
+@contextlib.contextmanager
+def routed_reads(spark: SparkSession, handler: ReadHandler) -> Iterator[None]:
+    """Route this thread's reads on ``spark``'s classes to ``handler`` for the block (other
+    threads read as usual); the classes are restored when no block is open."""
+    session_cls, reader_cls = type(spark), type(spark.read)
+    me = threading.get_ident()
+    with _LOCK:
+        if (session_cls, "sql") not in _SAVED:
+            _install(session_cls, reader_cls)
+        _USERS[0] += 1
+        _ROUTES.setdefault(me, []).append(handler)
     try:
         yield
     finally:
-        for (cls, attr), value in saved.items():
-            if value is None:
-                with contextlib.suppress(AttributeError):
-                    delattr(cls, attr)
-            else:
-                setattr(cls, attr, value)
+        with _LOCK:
+            _ROUTES[me].pop()
+            if not _ROUTES[me]:
+                del _ROUTES[me]
+            _USERS[0] -= 1
+            if _USERS[0] == 0:
+                _uninstall()
+
+
+def _original(cls: type, attr: str) -> Any:
+    return _ORIGINALS.get((cls, attr)) or getattr(cls, attr)
 
 
 def original_sql(spark: SparkSession, text: str) -> DataFrame:
     """``spark.sql`` itself, even while reads are routed."""
-    method = _ORIGINAL_SQL.get(type(spark), type(spark).sql)
-    return method(spark, text)  # type: ignore[no-any-return]
+    return _original(type(spark), "sql")(spark, text)  # type: ignore[no-any-return]
+
+
+def original_table(reader: Any, name: str) -> DataFrame:
+    """``spark.read.table`` itself, even while reads are routed."""
+    return _original(type(reader), "table")(reader, name)  # type: ignore[no-any-return]
 
 
 def sql_tables(text: str) -> list[str]:

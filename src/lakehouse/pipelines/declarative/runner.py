@@ -41,7 +41,7 @@ from lakehouse.pipelines.declarative.graph import (
 )
 from lakehouse.pipelines.declarative.handlers import DiscoveryReads, Names, NotReadyError
 from lakehouse.pipelines.declarative.loader import load_graph, on_sys_path
-from lakehouse.pipelines.declarative.reads import routed_reads, sql_tables
+from lakehouse.pipelines.declarative.reads import original_table, routed_reads, sql_tables
 from lakehouse.pipelines.declarative.spec import PipelineDefinition, pipeline_definition
 from lakehouse.pipelines.declarative.state import PipelineState
 from lakehouse.runtime.run import RunContext
@@ -140,8 +140,6 @@ def _update(
 ) -> None:
     project, store = run.project, run.store
     router = _Router()
-    reader_cls = type(run.spark.read)
-    original_table = reader_cls.table
     graph, registry = load_graph(pipeline, run.spark, router.read)
     names = Names(pipeline, graph, lambda full: _catalog_table(project, graph, full))
     _discover(
