@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.pipelines.declarative.model import FilesSource
-from lakehouse.pipelines.declarative.reads import routed_reads, rewrite_tables, sql_tables
+from lakehouse.pipelines.declarative.reads import rewrite_tables, routed_reads, sql_tables
 
 pytestmark = pytest.mark.transform
 
