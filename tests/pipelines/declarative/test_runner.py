@@ -202,3 +202,35 @@ def test_csv_drops_are_read_once_each(run: RunContext, project: Project, tmp_pat
     write(landing / "2.csv", "sensor,value\ns3,3\n")
     assert counts(run_definition(run, spec)) == {"readings": ("COMPLETED", 1, 0)}
     assert rows(run, "readings", "sensor", "value") == [("s1", "1"), ("s2", "2"), ("s3", "3")]
+
+
+VIEW_PIPELINE = """
+from pyspark import pipelines as dp
+
+
+@dp.temporary_view
+def raw():
+    return spark.readStream.format("cloudFiles").option("cloudFiles.format", "json").load(
+        spark.conf.get("landing")
+    )
+
+
+@dp.table
+@dp.expect_or_fail("small", f"v < {spark.conf.get('limit')}")
+def checked():
+    return spark.readStream.table("raw")
+"""
+
+
+def test_a_failed_reader_gets_the_view_rows_again(
+    run: RunContext, project: Project, tmp_path: Path
+) -> None:
+    write(tmp_path / "view.py", VIEW_PIPELINE)
+    land(tmp_path / "drops", "a.json", [{"v": 1}, {"v": 500}])
+    conf = {"landing": str(tmp_path / "drops")}
+    failed = run_definition(run, definition(project, "v", ["view.py"], {**conf, "limit": "100"}))
+    assert failed.error is not None and "'small'" in failed.error
+    fixed = run_definition(run, definition(project, "v", ["view.py"], {**conf, "limit": "1000"}))
+    assert counts(fixed)["checked"] == ("COMPLETED", 2, 0)
+    again = run_definition(run, definition(project, "v", ["view.py"], {**conf, "limit": "1000"}))
+    assert counts(again)["checked"] == ("COMPLETED", 0, 0)

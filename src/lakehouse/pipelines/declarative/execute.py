@@ -71,6 +71,7 @@ class Update:
     results: dict[str, DatasetResult] = field(default_factory=dict)
     dq: list[DqResultRow] = field(default_factory=list)
     full_refresh: set[str] = field(default_factory=set)
+    deferred: dict[str, tuple[str, FlowState]] = field(default_factory=dict)  # view flows
 
 
 # ------------------------------------------------------------------ catalog registration
@@ -161,7 +162,19 @@ def run_flow(u: Update, flow: Flow) -> None:
         _count(u, ds, result, checked)
         _write(u, ds, flow, reads, checked, result)
     reads.pending.once_done = flow.once
-    u.state.save(flow.name, reads.pending)
+    if ds.is_view:  # committed once the flows reading the view in this update have written
+        u.deferred[flow.name] = (ds.name, reads.pending)
+    else:
+        u.state.save(flow.name, reads.pending)
+
+
+def commit_views(u: Update, queued: list[Flow]) -> None:
+    """Commit what the views consumed once no queued flow reads them any more (a failed
+    reader leaves them uncommitted: the next update reads those rows again)."""
+    for name, (view, state) in list(u.deferred.items()):
+        if not any(view in u.graph.upstream(f) for f in queued):
+            u.state.save(name, state)
+            del u.deferred[name]
 
 
 def _count(u: Update, ds: Dataset, result: DatasetResult, checked: CheckedRows) -> None:

@@ -25,6 +25,7 @@ from lakehouse.pipelines.declarative.api import pipeline_api
 from lakehouse.pipelines.declarative.execute import (
     DatasetResult,
     Update,
+    commit_views,
     reset_dataset,
     run_flow,
     session_conf,
@@ -269,6 +270,7 @@ def _execute(u: Update, flows: list[Flow]) -> None:
             result.error = one_line(exc)
             raise
         queue.pop(0)
+        commit_views(u, queue)
         if not any(f.target == flow.target for f in queue):
             u.pending_datasets.discard(flow.target)
             result.status = "COMPLETED"
