@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from deltalake import DeltaTable
 
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable
@@ -180,7 +181,7 @@ CSV_PIPELINE = """
 import dlt
 
 
-@dlt.table(temporary=False, path="/ignored/locally")
+@dlt.table(temporary=False, path="/ignored/locally", partition_cols=["sensor"], comment="r")
 def readings():
     return (
         spark.readStream.format("cloudFiles")
@@ -202,6 +203,9 @@ def test_csv_drops_are_read_once_each(run: RunContext, project: Project, tmp_pat
     write(landing / "2.csv", "sensor,value\ns3,3\n")
     assert counts(run_definition(run, spec)) == {"readings": ("COMPLETED", 1, 0)}
     assert rows(run, "readings", "sensor", "value") == [("s1", "1"), ("s2", "2"), ("s3", "3")]
+    ref = project.table("lh.sales.readings")
+    assert (ref.spec.partition_by, ref.spec.description) == (["sensor"], "r")
+    assert DeltaTable(ref.location).metadata().partition_columns == ["sensor"]
 
 
 VIEW_PIPELINE = """

@@ -77,16 +77,21 @@ class Update:
 # ------------------------------------------------------------------ catalog registration
 
 
-def dataset_ref(project: Project, name: str, *, layer: str | None = None) -> TableRef:
+def dataset_ref(project: Project, name: str, dataset: Dataset | None = None) -> TableRef:
     """The catalog table of a pipeline dataset: declared in ``conf/``, or registered now
-    (at ``<storage_root>/<schema>/<table>``, like an undeclared-columns catalog table)."""
+    (at ``<storage_root>/<schema>/<table>``, like an undeclared-columns catalog table, with
+    the dataset's comment and partition columns)."""
     known = project.tables.get(name)
     if known is not None:
         return known
     catalog, schema, table = name.split(".")
     root = resolve_path(project.root, project.catalog.storage_root).rstrip("/")
     folder = f"{root}/{schema}" if catalog == project.catalog.name else f"{root}/{catalog}/{schema}"
-    spec = TableSpec(layer=layer or (schema if schema in _LAYERS else "silver"))
+    spec = TableSpec(
+        layer=schema if schema in _LAYERS else "silver",
+        description=(dataset.comment or "") if dataset else "",
+        partition_by=list(dataset.partition_cols) if dataset else [],
+    )
     ref = TableRef(catalog, schema, table, spec, f"{folder}/{table}")
     project.tables[name] = ref
     return ref
@@ -194,7 +199,7 @@ def _write(
     if ds.is_view:
         checked.kept.createOrReplaceTempView(ds.short_name)
     else:
-        ref = dataset_ref(u.project, ds.name)
+        ref = dataset_ref(u.project, ds.name, ds)
         complete = len(u.graph.flows_of(ds.name)) == 1 and not reads.streamed and not flow.once
         kept = checked.kept
         if complete and u.store.exists(ref):
@@ -222,7 +227,7 @@ def _apply_cdc(u: Update, ds: Dataset, flow: Flow, changes: DataFrame) -> int:
             f"{flow.name}: AUTO CDC flows need lakehouse.pipelines.declarative.cdc ({flow.location})"
         ) from None
     assert flow.auto_cdc is not None
-    outcome = apply_auto_cdc(u.store, dataset_ref(u.project, ds.name), changes, flow.auto_cdc)
+    outcome = apply_auto_cdc(u.store, dataset_ref(u.project, ds.name, ds), changes, flow.auto_cdc)
     return int(getattr(outcome, "rows_written", 0) or 0)
 
 

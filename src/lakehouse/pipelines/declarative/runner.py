@@ -187,7 +187,7 @@ def _catalog_table(project: Project, graph: PipelineGraph, full: str) -> TableRe
 
     ds = graph.datasets.get(full)
     if ds is not None:
-        return None if ds.is_view else dataset_ref(project, full)
+        return None if ds.is_view else dataset_ref(project, full, ds)
     return project.tables.get(full)
 
 
