@@ -139,7 +139,8 @@ def test_full_refresh_and_refresh_and_a_failing_expectation(
     spec = definition(project, "chain", ["p/chain.py"], {"n": "7"})
     failed = run_definition(run, spec)
     assert failed.error == (
-        "lh.sales.numbers: expectation 'small' (id < 5) failed for 2 of 7 rows, e.g. {'id': 5}"
+        "lh.sales.numbers: expectation 'small' (id < 5) failed for 2 of 7 rows, e.g. {'id': 5} "
+        f"({project.root / 'p' / 'chain.py'}:5)"
     )
     assert failed.datasets["lh.sales.numbers"].status == "FAILED"
     assert run.store.read("lh.sales.numbers").count() == 4  # nothing written
@@ -254,3 +255,26 @@ def test_notebook_library_and_a_view_with_expectations(run: RunContext, project:
         "kept": ("streaming_table", 5, 0),
     }
     assert run.store.read("lh.sales.odd_numbers_quarantine").count() == 5
+
+
+def test_streaming_from_a_batch_view_is_an_error(run: RunContext, project: Project) -> None:
+    write(
+        project.root / "p" / "batchview.py",
+        """
+        from pyspark import pipelines as dp
+
+        @dp.temporary_view
+        def small():
+            return spark.range(3)
+
+        @dp.table
+        def copied():
+            return spark.readStream.table("small")
+        """,
+    )
+    update = run_definition(run, definition(project, "bv", ["p/batchview.py"]))
+    assert update.error == (
+        "lh.sales.copied: a stream read of lh.sales.small, a view without a streaming source "
+        f"(read it with spark.read.table / dp.read) ({project.root / 'p' / 'batchview.py'}:7)"
+    )
+    assert update.datasets["lh.sales.copied"].status == "FAILED"

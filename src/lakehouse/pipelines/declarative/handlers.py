@@ -151,6 +151,11 @@ class FlowReads:
         full = self._full(name, stream)
         ds = self.names.graph.datasets.get(full)
         if ds is not None and ds.is_view:
+            if stream and not self._streams(full):
+                raise LakehouseError(
+                    f"a stream read of {full}, a view without a streaming source (read it "
+                    "with spark.read.table / dp.read)"
+                )
             self.streamed = self.streamed or stream
             return self.original_table(self.spark.read, ds.short_name)
         ref = self.names.tables(full)
@@ -160,6 +165,16 @@ class FlowReads:
             return self.store.read(ref)
         self.streamed = True
         return self._new_rows(ref)
+
+    def _streams(self, view: str) -> bool:
+        """Whether the view's flows read a stream (directly or through another view)."""
+        graph = self.names.graph
+        for flow in graph.flows_of(view):
+            for r in flow.reads:
+                inner = graph.datasets.get(r.name)
+                if r.stream and (inner is None or not inner.is_view or self._streams(r.name)):
+                    return True
+        return False
 
     def _new_rows(self, ref: TableRef) -> DataFrame:
         """The rows added to ``ref`` since this flow last read it (all, the first time).
@@ -179,6 +194,8 @@ class FlowReads:
     def files(self, source: FilesSource, schema: Any) -> DataFrame:
         """The files of ``source`` this flow has not processed (Auto Loader's contract)."""
         self.streamed = True
+        if Read(f"files:{source.path}", True) not in self.reads:
+            self.reads.append(Read(f"files:{source.path}", True))
         landed = landed_files(source.path)
         seen = set(self.state.files.get(source.path, []))
         new = [f for f in landed if _file_id(f) not in seen]

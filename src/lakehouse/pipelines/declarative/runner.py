@@ -266,9 +266,12 @@ def _execute(u: Update, flows: list[Flow]) -> None:
                 raise
             continue
         except Exception as exc:
+            message = one_line(exc)
+            if not message.startswith(f"{flow.target}:"):
+                message = f"{flow.target}: {message}"
             result.status = "FAILED"
-            result.error = one_line(exc)
-            raise
+            result.error = f"{message} ({flow.location})"
+            raise PipelineUpdateError(result.error) from exc
         queue.pop(0)
         commit_views(u, queue)
         if not any(f.target == flow.target for f in queue):
