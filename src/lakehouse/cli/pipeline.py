@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lakehouse.cli._context import CliError, _load, _open_run
+from lakehouse.cli._context import CliError, _load, _open_run, _options
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, new_table
 
@@ -48,6 +48,26 @@ def _definition(project: Project, name: str | None, spec: Path | None) -> Pipeli
     if not name:
         raise CliError("name a pipeline (see `lakehouse pipeline list`) or give --spec PATH")
     return pipeline_definition(project, name)
+
+
+def _project(
+    project_dir: Path | None,
+    target: str | None,
+    engine: str | None,
+    var: list[str] | None,
+    spec: Path | None,
+) -> Project:
+    """The bundle's project; a spec file run outside any bundle gets an implicit one."""
+    from lakehouse.config.loader import find_bundle_root
+    from lakehouse.core.errors import ConfigError
+    from lakehouse.pipelines.declarative.spec import find_spec_file, implicit_project
+
+    if spec is not None and project_dir is None and _options["project_dir"] is None:
+        try:
+            find_bundle_root()
+        except ConfigError:
+            project_dir = implicit_project(find_spec_file(spec.resolve()))
+    return _load(project_dir, target, engine, var)
 
 
 def _summary(update: PipelineUpdate) -> None:
@@ -110,7 +130,7 @@ def run(
 
     if full_refresh and refresh:
         raise CliError("--full-refresh and --refresh cannot be combined")
-    project = _load(project_dir, target, engine, var)
+    project = _project(project_dir, target, engine, var, spec)
     definition = _definition(project, name, spec)
     with _open_run(project, f"pipeline {definition.key}") as opened:
         update = run_definition(

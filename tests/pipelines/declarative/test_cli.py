@@ -132,3 +132,15 @@ def test_run_pipeline_by_bundle_key(
         "pipeline numbers_pipeline: --refresh lh.sales.nope: not a dataset of the pipeline "
         "(datasets: lh.sales.even_numbers, lh.sales.numbers)"
     )
+
+
+def test_a_spec_outside_any_bundle_runs_in_an_implicit_project(tmp_path: Path) -> None:
+    folder = tmp_path / "standalone"
+    write(folder / "spark-pipeline.yml", SPEC)
+    write(folder / "transformations" / "numbers.py", CODE)
+    write(folder / "helpers.py", "def evens(df):\n    return df\n")
+    done = lakehouse(folder, "pipeline", "run", "--spec", ".")
+    assert done.returncode == 0, done.stderr
+    assert "spark_catalog.sales.even_numbers" in done.stdout
+    assert (folder / "state" / "tables" / "sales" / "even_numbers" / "_delta_log").is_dir()
+    assert (folder / "state" / "lakehouse-project" / "bundle.yml").is_file()

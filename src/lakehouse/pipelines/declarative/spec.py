@@ -166,3 +166,39 @@ def pipeline_definition(project: Project, key: str) -> PipelineDefinition:
     known = ", ".join(sorted(pipelines)) or "none"
     origin = next((n for n in BUNDLE_FILES if (project.root / n).is_file()), "bundle.yml")
     raise ConfigError(origin, f"resources.pipelines.{key}", f"no such pipeline (known: {known})")
+
+
+def implicit_project(spec_path: Path) -> Path:
+    """A project folder for a spec file run outside any bundle (as ``spark-pipelines run``
+    does): written under the spec's ``storage``, its catalog the spec's (default
+    ``spark_catalog``), its tables and state under ``storage``. Returns the folder."""
+    try:
+        data = yaml.safe_load(spec_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(spec_path), "", f"cannot read the spec: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(spec_path), "", "expected a mapping")
+    base = spec_path.parent.resolve()
+    storage = str(data.get("storage") or ".storage")
+    local = Path(resolve_path(base, storage)) if "://" not in storage else base / ".storage"
+    root = local / "lakehouse-project"
+    catalog = str(data.get("catalog") or "spark_catalog").lower()
+    schema = str(data.get("database") or data.get("schema") or "default").lower()
+    name = "".join(c if c.isalnum() else "_" for c in str(data.get("name") or "pipeline"))
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    bundle = {
+        "bundle": {"name": name},
+        "include": ["conf/*.yml"],
+        "variables": {"data_root": {"default": str(local)}},
+        "targets": {"local": {"default": True}},
+    }
+    (root / "bundle.yml").write_text(yaml.safe_dump(bundle, sort_keys=False))
+    conf = {
+        "catalog": {
+            "name": catalog,
+            "storage_root": "${var.data_root}/tables",
+            "schemas": {schema: {}},
+        }
+    }
+    (root / "conf" / "catalog.yml").write_text(yaml.safe_dump(conf, sort_keys=False))
+    return root
