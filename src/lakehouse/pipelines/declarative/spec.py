@@ -97,6 +97,16 @@ def from_resource(
     )
 
 
+def local_storage(storage: str) -> str:
+    """A spec's ``storage`` as a local path when it is one (``file:///x`` -> ``/x``; Apache's
+    runner wants the URI form)."""
+    if storage.startswith("file://"):
+        return storage.removeprefix("file://") or "/"
+    if storage.startswith("file:"):
+        return storage.removeprefix("file:")
+    return storage
+
+
 def find_spec_file(start: Path) -> Path:
     """The spec file in ``start`` (a file is taken as given) or the nearest parent having one."""
     if start.is_file():
@@ -136,7 +146,7 @@ def load_spec_file(project: Project, path: Path) -> PipelineDefinition:
     files: list[Path] = []
     for i, lib in enumerate(libraries):
         files.extend(f for f in _library_files(lib, base, origin, i) if f not in files)
-    storage = str(data.get("storage") or "")
+    storage = local_storage(str(data.get("storage") or ""))
     local = storage and "://" not in storage  # state is kept on the local filesystem
     return PipelineDefinition(
         key=str(data["name"]),
@@ -179,7 +189,7 @@ def implicit_project(spec_path: Path) -> Path:
     if not isinstance(data, dict):
         raise ConfigError(str(spec_path), "", "expected a mapping")
     base = spec_path.parent.resolve()
-    storage = str(data.get("storage") or ".storage")
+    storage = local_storage(str(data.get("storage") or ".storage"))
     local = Path(resolve_path(base, storage)) if "://" not in storage else base / ".storage"
     root = local / "lakehouse-project"
     catalog = str(data.get("catalog") or "spark_catalog").lower()
