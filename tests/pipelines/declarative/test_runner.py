@@ -238,3 +238,23 @@ def test_a_failed_reader_gets_the_view_rows_again(
     assert counts(fixed)["checked"] == ("COMPLETED", 2, 0)
     again = run_definition(run, definition(project, "v", ["view.py"], {**conf, "limit": "1000"}))
     assert counts(again)["checked"] == ("COMPLETED", 0, 0)
+
+
+def test_stream_from_a_delta_path(run: RunContext, project: Project, tmp_path: Path) -> None:
+    source = str(tmp_path / "external_delta")
+    run.spark.range(3).write.format("delta").save(source)
+    write(
+        tmp_path / "path.py",
+        """
+        from pyspark import pipelines as dp
+
+        @dp.table
+        def copied():
+            return spark.readStream.format("delta").load(spark.conf.get("src"))
+        """,
+    )
+    spec = definition(project, "dp", ["path.py"], {"src": source})
+    assert counts(run_definition(run, spec)) == {"copied": ("COMPLETED", 3, 0)}
+    run.spark.range(3, 5).write.format("delta").mode("append").save(source)
+    assert counts(run_definition(run, spec)) == {"copied": ("COMPLETED", 2, 0)}
+    assert rows(run, "copied", "id") == [(0,), (1,), (2,), (3,), (4,)]

@@ -159,12 +159,33 @@ class FlowReads:
             self.streamed = self.streamed or stream
             return self.original_table(self.spark.read, ds.short_name)
         ref = self.names.tables(full)
+        if ref is None and full.lower().startswith("delta.`"):
+            return self._delta_path(full[len("delta.`") :].rstrip("`"), stream)
         if ref is None:
             return self.original_table(self.spark.read, name)
         if not stream:
             return self.store.read(ref)
         self.streamed = True
         return self._new_rows(ref)
+
+    def _delta_path(self, path: str, stream: bool) -> DataFrame:
+        """A Delta table by path (``readStream.format("delta").load(path)``): new rows
+        since this flow's last read, like a catalog table (not governed: no catalog name)."""
+        from deltalake import DeltaTable
+
+        def at(version: int) -> DataFrame:
+            return self.spark.read.format("delta").option("versionAsOf", version).load(path)
+
+        now = int(DeltaTable(path).version())
+        if not stream:
+            return at(now)
+        self.streamed = True
+        key = f"delta.`{path}`"
+        then = self.state.tables.get(key)
+        self.pending.tables[key] = now
+        if then is None or then < 0:
+            return at(now)
+        return at(now).limit(0) if then == now else at(now).exceptAll(at(then))
 
     def _streams(self, view: str) -> bool:
         """Whether the view's flows read a stream (directly or through another view)."""
