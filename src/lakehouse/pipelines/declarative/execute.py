@@ -78,20 +78,23 @@ class Update:
 
 
 def dataset_ref(project: Project, name: str, dataset: Dataset | None = None) -> TableRef:
-    """The catalog table of a pipeline dataset: declared in ``conf/``, or registered now
-    (at ``<storage_root>/<schema>/<table>``, like an undeclared-columns catalog table, with
-    the dataset's comment and partition columns)."""
+    """The catalog table of a pipeline dataset: declared in ``conf/``, or added now (at
+    ``<storage_root>/<schema>/<table>``, like an undeclared-columns catalog table, with the
+    dataset's comment and partition columns)."""
     known = project.tables.get(name)
     if known is not None:
         return known
     catalog, schema, table = name.split(".")
-    root = resolve_path(project.root, project.catalog.storage_root).rstrip("/")
-    folder = f"{root}/{schema}" if catalog == project.catalog.name else f"{root}/{catalog}/{schema}"
     spec = TableSpec(
         layer=schema if schema in _LAYERS else "silver",
         description=(dataset.comment or "") if dataset else "",
         partition_by=list(dataset.partition_cols) if dataset else [],
     )
+    add_table = getattr(project, "add_table", None)  # config: the catalog grows at run time
+    if add_table is not None:
+        return add_table(name, spec)  # type: ignore[no-any-return]
+    root = resolve_path(project.root, project.catalog.storage_root).rstrip("/")
+    folder = f"{root}/{schema}" if catalog == project.catalog.name else f"{root}/{catalog}/{schema}"
     ref = TableRef(catalog, schema, table, spec, f"{folder}/{table}")
     project.tables[name] = ref
     return ref
@@ -126,10 +129,11 @@ def flow_frame(u: Update, flow: Flow, reads: FlowReads) -> DataFrame:
                 return reads.table(flow.auto_cdc.source, stream=True)
             if flow.sql is not None:
                 for s in flow.sql.streams:
+                    incremental = getattr(s, "incremental", True)  # False: a batch read_files
                     if s.files is not None:
-                        reads.bind(reads.files(s.files, None), s.placeholder)
+                        reads.bind(reads.files(s.files, None, incremental), s.placeholder)
                     elif s.table is not None:
-                        reads.bind(reads.table(s.table, stream=True), s.placeholder)
+                        reads.bind(reads.table(s.table, stream=incremental), s.placeholder)
                 return reads.sql(flow.sql.text)
             assert flow.func is not None
             df = flow.func()
@@ -151,7 +155,13 @@ def run_flow(u: Update, flow: Flow) -> None:
     if flow.once and prior.once_done:
         return
     reads = FlowReads(
-        u.spark, u.names, u.store, u.original_table, prior, lambda d: d in u.pending_datasets
+        u.spark,
+        u.names,
+        u.store,
+        u.original_table,
+        prior,
+        lambda d: d in u.pending_datasets,
+        namespace=flow.namespace,
     )
     reads.pending = FlowState(dict(prior.tables), dict(prior.files), prior.once_done)
     df = flow_frame(u, flow, reads)
@@ -217,18 +227,26 @@ def _write(
         u.store.append(q_ref, rows, add_new_columns=True)
 
 
-def _apply_cdc(u: Update, ds: Dataset, flow: Flow, changes: DataFrame) -> int:
+def _cdc_module() -> Any:
     try:
-        apply_auto_cdc = importlib.import_module(
-            "lakehouse.pipelines.declarative.cdc"
-        ).apply_auto_cdc
+        return importlib.import_module("lakehouse.pipelines.declarative.cdc")
     except ImportError:
+        return None
+
+
+def _apply_cdc(u: Update, ds: Dataset, flow: Flow, changes: DataFrame) -> int:
+    cdc = _cdc_module()
+    if cdc is None:
         raise LakehouseError(
             f"{flow.name}: AUTO CDC flows need lakehouse.pipelines.declarative.cdc ({flow.location})"
-        ) from None
+        )
     assert flow.auto_cdc is not None
-    outcome = apply_auto_cdc(u.store, dataset_ref(u.project, ds.name, ds), changes, flow.auto_cdc)
-    return int(getattr(outcome, "rows_written", 0) or 0)
+    result = cdc.apply_auto_cdc(
+        u.store, dataset_ref(u.project, ds.name, ds), changes, flow.auto_cdc
+    )
+    if flow.auto_cdc.stored_as_scd_type == 2:
+        return int(getattr(result, "history_rows", 0))
+    return int(getattr(result, "upserted", 0)) + int(getattr(result, "deleted", 0))
 
 
 def reset_dataset(u: Update, ds: Dataset) -> None:
@@ -237,10 +255,26 @@ def reset_dataset(u: Update, ds: Dataset) -> None:
         u.state.reset(flow.name)
     if ds.is_view:
         return
-    for name in (ds.name, f"{ds.name}_quarantine"):
-        ref = dataset_ref(u.project, name)
-        if u.store.exists(ref):
-            u.store.drop_data(ref)
+    cdc = _cdc_module()
+    if cdc is not None and any(f.auto_cdc for f in u.graph.flows_of(ds.name)):
+        cdc.reset_auto_cdc(u.store, dataset_ref(u.project, ds.name, ds))
+    ref = dataset_ref(u.project, ds.name, ds)
+    if u.store.exists(ref):
+        u.store.drop_data(ref)
+    quarantine = f"{ds.name}_quarantine"
+    if quarantine in u.project.tables or _is_delta(f"{ref.location}_quarantine"):
+        q_ref = dataset_ref(u.project, quarantine)
+        if u.store.exists(q_ref):
+            u.store.drop_data(q_ref)
+
+
+def _is_delta(location: str) -> bool:
+    from deltalake import DeltaTable
+
+    try:
+        return bool(DeltaTable.is_deltatable(location))
+    except Exception:
+        return False
 
 
 def storage_of(project: Project, storage: Path | None, key: str) -> Path:

@@ -69,6 +69,7 @@ class Flow:
     spark_conf: dict[str, str] = field(default_factory=dict)
     reads: list[Read] = field(default_factory=list)
     discovered: bool = False  # all its reads are known (the function ran to its end)
+    namespace: tuple[str, str] | None = None  # (catalog, schema) of a SQL file's USE
 
     def read_names(self) -> set[str]:
         return {r.name for r in self.reads}

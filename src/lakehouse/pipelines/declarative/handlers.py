@@ -43,12 +43,12 @@ class Names:
     graph: PipelineGraph
     tables: Callable[[str], TableRef | None]  # a catalog table by full name (pipeline's too)
 
-    def resolve(self, name: str) -> str:
+    def resolve(self, name: str, namespace: tuple[str, str] | None = None) -> str:
         """The full name a read means (a name the engine knows as given when it is neither
         a dataset nor a catalog table, e.g. ``delta.`/path```)."""
         if "`" in name and name.lower().startswith("delta."):
             return name
-        full = self.pipeline.qualify(name)
+        full = self.pipeline.qualify(name, namespace)
         if full in self.graph.datasets or self.tables(full) is not None:
             return full
         return name
@@ -75,9 +75,10 @@ class DiscoveryReads:
     names: Names
     original_table: Callable[[Any, str], DataFrame]
     reads: list[Read] = field(default_factory=list)
+    namespace: tuple[str, str] | None = None
 
     def _record(self, name: str, stream: bool) -> str:
-        full = self.names.resolve(name)
+        full = self.names.resolve(name, self.namespace)
         if Read(full, stream) not in self.reads:
             self.reads.append(Read(full, stream))
         return full
@@ -86,8 +87,8 @@ class DiscoveryReads:
         full = self._record(name, stream)
         return self.original_table(self.spark.read, self.names.engine_name(full))
 
-    def files(self, source: FilesSource, schema: Any) -> DataFrame:
-        self.reads.append(Read(f"files:{source.path}", True))
+    def files(self, source: FilesSource, schema: Any, incremental: bool = True) -> DataFrame:
+        self.reads.append(Read(f"files:{source.path}", incremental))
         reader = self.spark.read.format(source.format).options(**_reader_options(source))
         if schema is not None:
             reader = reader.schema(schema)
@@ -137,10 +138,11 @@ class FlowReads:
     pending: FlowState = field(default_factory=FlowState)
     streamed: bool = False
     reads: list[Read] = field(default_factory=list)
+    namespace: tuple[str, str] | None = None
     _views: int = 0
 
     def _full(self, name: str, stream: bool) -> str:
-        full = self.names.resolve(name)
+        full = self.names.resolve(name, self.namespace)
         if self.not_ready(full):
             raise NotReadyError(full)
         if Read(full, stream) not in self.reads:
@@ -212,18 +214,22 @@ class FlowReads:
             return current.limit(0)
         return current.exceptAll(self.store.read(ref, version=then))
 
-    def files(self, source: FilesSource, schema: Any) -> DataFrame:
-        """The files of ``source`` this flow has not processed (Auto Loader's contract)."""
-        self.streamed = True
-        if Read(f"files:{source.path}", True) not in self.reads:
-            self.reads.append(Read(f"files:{source.path}", True))
+    def files(self, source: FilesSource, schema: Any, incremental: bool = True) -> DataFrame:
+        """The files of ``source`` this flow has not processed (Auto Loader's contract);
+        all of them for a batch ``read_files`` (``incremental=False``)."""
+        if Read(f"files:{source.path}", incremental) not in self.reads:
+            self.reads.append(Read(f"files:{source.path}", incremental))
         landed = landed_files(source.path)
-        seen = set(self.state.files.get(source.path, []))
-        new = [f for f in landed if _file_id(f) not in seen]
-        self.pending.files[source.path] = sorted(seen | {_file_id(f) for f in new})
         reader = self.spark.read.format(source.format).options(**_reader_options(source))
         if schema is not None:
             reader = reader.schema(schema)
+        if not incremental:
+            new = landed
+        else:
+            self.streamed = True
+            seen = set(self.state.files.get(source.path, []))
+            new = [f for f in landed if _file_id(f) not in seen]
+            self.pending.files[source.path] = sorted(seen | {_file_id(f) for f in new})
         if new:
             return reader.load([f.path for f in new])
         if schema is not None:
@@ -238,7 +244,7 @@ class FlowReads:
         """The query with every table it reads bound to a temporary view of its read here."""
         names = {}
         for name in sql_tables(text):
-            full = self.names.resolve(name)
+            full = self.names.resolve(name, self.namespace)
             if full in self.names.graph.datasets or self.names.tables(full) is not None:
                 names[name] = self.bind(self.table(name, stream=False))
         return original_sql(self.spark, rewrite_tables(text, names))

@@ -48,6 +48,7 @@ class LocalRegistry(GraphElementRegistry):
         self.last_dataset: Dataset | None = None
         self.sql_conf: dict[str, str] = dict(pipeline.configuration)
         self._where: SourceLocation | None = None
+        self._namespace: tuple[str, str] | None = None  # a SQL file's USE
 
     @contextlib.contextmanager
     def located(self, where: SourceLocation) -> Iterator[None]:
@@ -130,13 +131,14 @@ class LocalRegistry(GraphElementRegistry):
     def add_auto_cdc(self, spec: AutoCdc, location: SourceLocation, *, once: bool = False) -> None:
         self.graph.add_flow(
             Flow(
-                name=self.pipeline.qualify(spec.flow_name),
-                target=self.pipeline.qualify(spec.target),
+                name=self._q(spec.flow_name),
+                target=self._q(spec.target),
                 location=location,
                 auto_cdc=spec,
                 once=once,
-                reads=[Read(self.pipeline.qualify(spec.source), stream=True)],
+                reads=[Read(self._q(spec.source), stream=True)],
                 discovered=True,
+                namespace=self._namespace,
             )
         )
 
@@ -154,19 +156,35 @@ class LocalRegistry(GraphElementRegistry):
     # ---------------------------------------------------------------- SQL definitions
 
     def add_sql(self, definitions: list[Any]) -> None:
-        """Register parsed SQL definitions (``SET`` applies to the ones after it)."""
+        """Register one file's parsed SQL definitions (``SET`` and ``USE`` apply to the
+        definitions after them in the file)."""
         conf: dict[str, str] = {}
+        self._namespace = None
         for d in definitions:
             if isinstance(d, SqlSet):
                 conf[d.key] = d.value
+            elif type(d).__name__ == "SqlUse":
+                self._use(getattr(d, "catalog", None), getattr(d, "schema", None))
             elif isinstance(d, SqlDataset):
                 self._add_sql_dataset(d, conf)
             elif isinstance(d, SqlFlow):
                 self._add_sql_flow(d, conf)
+        self._namespace = None
+
+    def _use(self, catalog: str | None, schema: str | None) -> None:
+        """``USE CATALOG c`` (schema ``default``), ``USE SCHEMA s``, ``USE c.s``."""
+        current = self._namespace or (self.pipeline.catalog, self.pipeline.schema)
+        if catalog is not None:
+            self._namespace = (catalog.lower(), (schema or "default").lower())
+        elif schema is not None:
+            self._namespace = (current[0], schema.lower())
+
+    def _q(self, name: str) -> str:
+        return self.pipeline.qualify(name, self._namespace)
 
     def _add_sql_dataset(self, d: SqlDataset, conf: dict[str, str]) -> None:
         ds = Dataset(
-            name=self.pipeline.qualify(d.name),
+            name=self._q(d.name),
             kind=d.kind,
             location=d.location,
             expectations=list(d.expectations),
@@ -184,6 +202,7 @@ class LocalRegistry(GraphElementRegistry):
                     location=d.location,
                     sql=d.query,
                     spark_conf=dict(conf),
+                    namespace=self._namespace,
                 )
             )
 
@@ -193,12 +212,13 @@ class LocalRegistry(GraphElementRegistry):
             return
         self.graph.add_flow(
             Flow(
-                name=self.pipeline.qualify(d.name),
-                target=self.pipeline.qualify(d.target),
+                name=self._q(d.name),
+                target=self._q(d.target),
                 location=d.location,
                 sql=d.query,
                 once=d.once,
                 spark_conf=dict(conf),
+                namespace=self._namespace,
             )
         )
 

@@ -217,10 +217,18 @@ def _discover(
     DataFrames, no query runs), SQL flows parsed."""
     for flow in graph.flows.values():
         if flow.sql is not None:
-            reads = [Read(names.resolve(n)) for n in sql_tables(flow.sql.text)]
+            ns = flow.namespace
             placeholders = {s.placeholder.lower() for s in flow.sql.streams}
-            flow.reads = [r for r in reads if r.name.split(".")[-1].lower() not in placeholders]
-            flow.reads += [Read(names.resolve(s.table), True) for s in flow.sql.streams if s.table]
+            flow.reads = [
+                Read(names.resolve(n, ns))
+                for n in sql_tables(flow.sql.text)
+                if n.lower() not in placeholders
+            ]
+            flow.reads += [
+                Read(names.resolve(s.table, ns), getattr(s, "incremental", True))
+                for s in flow.sql.streams
+                if s.table
+            ]
             flow.discovered = True
         elif flow.func is not None:
             recorder = DiscoveryReads(run.spark, names, original_table)

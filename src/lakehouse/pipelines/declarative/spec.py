@@ -39,14 +39,16 @@ class PipelineDefinition:
     storage: Path | None = None
     origin: str = ""  # the file that declared it (for errors)
 
-    def qualify(self, name: str) -> str:
+    def qualify(self, name: str, namespace: tuple[str, str] | None = None) -> str:
         """``<catalog>.<schema>.<name>`` for an unqualified name, ``<catalog>.<a>.<b>`` for a
-        two-part one; a three-part name unchanged (all lower-cased, as the catalog is)."""
+        two-part one; a three-part name unchanged (all lower-cased, as the catalog is).
+        ``namespace``: the ``(catalog, schema)`` a SQL file's ``USE`` chose."""
+        catalog, schema = namespace or (self.catalog, self.schema)
         parts = [p.strip("`") for p in name.split(".")]
         if len(parts) == 1:
-            parts = [self.catalog, self.schema, *parts]
+            parts = [catalog, schema, *parts]
         elif len(parts) == 2:
-            parts = [self.catalog, *parts]
+            parts = [catalog, *parts]
         return ".".join(parts).lower()
 
 
