@@ -144,3 +144,49 @@ def test_a_spec_outside_any_bundle_runs_in_an_implicit_project(tmp_path: Path) -
     assert "spark_catalog.sales.even_numbers" in done.stdout
     assert (folder / "state" / "tables" / "sales" / "even_numbers" / "_delta_log").is_dir()
     assert (folder / "state" / "lakehouse-project" / "bundle.yml").is_file()
+
+
+def test_bundle_resource_pipeline(tmp_path: Path) -> None:
+    """A pipeline declared in the bundle (``resources.pipelines``: helper dab-config's model)."""
+    from lakehouse.config.bundle_spec import Resources
+
+    if "pipelines" not in Resources.model_fields:
+        pytest.skip("resources.pipelines arrives with helper dab-config")
+    write(
+        tmp_path / "databricks.yml",
+        """
+        bundle: {name: sdp}
+        include: [conf/*.yml]
+        variables:
+          data_root: {default: ./data}
+        targets:
+          local: {default: true}
+        resources:
+          pipelines:
+            numbers:
+              name: numbers_pipeline
+              catalog: lh
+              schema: sales
+              root_path: ./src
+              configuration: {numbers.count: "6"}
+              libraries:
+                - glob: {include: ./src/transformations/**}
+              serverless: true
+        """,
+    )
+    write(
+        tmp_path / "conf" / "catalog.yml",
+        "catalog:\n  name: lh\n  storage_root: ${var.data_root}/tables\n  schemas:\n    sales: {}\n",
+    )
+    write(tmp_path / "src" / "transformations" / "numbers.py", CODE)
+    write(tmp_path / "src" / "helpers.py", "def evens(df):\n    return df\n")
+    listed = lakehouse(tmp_path, "pipeline", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "numbers_pipeline" in listed.stdout and "lh.sales" in listed.stdout
+    done = lakehouse(tmp_path, "pipeline", "run", "numbers")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if "lh.sales." in line]
+    assert [[c.strip() for c in line.split("│")[1:8]] for line in lines] == [
+        ["lh.sales.numbers", "materialized_view", "COMPLETED", "6", "0", "0", "0"],
+        ["lh.sales.even_numbers", "materialized_view", "COMPLETED", "3", "0", "1", "3"],
+    ]
