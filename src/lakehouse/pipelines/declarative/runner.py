@@ -149,6 +149,8 @@ def _update(
     update.problems = validate(graph, lambda name: _exists(run, names, name))
     for name, ds in graph.datasets.items():
         update.datasets[name] = DatasetResult(name, ds.kind)
+    if update.problems and not update.dry_run:
+        update.error = update.problems[0]  # an update of an invalid graph fails (one line)
     if update.problems or update.dry_run:
         return
     selected = _selected(
