@@ -41,6 +41,7 @@ ROOT_COMMANDS = [
     "table",
     "samples",
     "sql",
+    "pipeline",
 ]
 GROUP_COMMANDS = {
     "bundle": ["run", "export", "validate"],
@@ -48,6 +49,7 @@ GROUP_COMMANDS = {
     "table": ["reset"],
     "samples": ["serve"],
     "sql": ["query", "serve"],
+    "pipeline": ["run", "dry-run", "list"],
 }
 
 

@@ -13,7 +13,7 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from lakehouse.cli import apps, bundle, catalog, data, look, ml, table
+from lakehouse.cli import apps, bundle, catalog, data, look, ml, pipeline, table
 from lakehouse.cli._context import CliError, GlobalOptionsGroup, _global_options
 from lakehouse.cli.init import init
 from lakehouse.cli.render import err_console
@@ -58,6 +58,7 @@ app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(table.table_app, name="table")
 app.add_typer(apps.samples_app, name="samples")
 app.add_typer(apps.sql_app, name="sql")
+app.add_typer(pipeline.pipeline_app, name="pipeline")
 
 
 def main() -> None:
