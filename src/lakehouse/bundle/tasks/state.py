@@ -85,9 +85,3 @@ class JobRunState:
     @property
     def values(self) -> TaskValues:
         return TaskValues(self.folder)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
