@@ -30,11 +30,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DAB = HERE / "dab_bundle"
 
-NEEDS_DAB_MODELS = pytest.mark.skip(
-    reason="loads databricks.yml with notebook/wheel/pipeline tasks: needs helper dab-config's "
-    "loader (databricks.yml, resources/*.yml includes, resources.pipelines) and helper "
-    "dab-tasks' task kinds; integrator: remove this skip once both are merged"
-)
 
 
 @pytest.fixture()
@@ -187,7 +182,6 @@ def test_a_resource_defined_twice_is_an_error(dab_root: Path) -> None:
         merged_bundle(dab_root)
 
 
-@NEEDS_DAB_MODELS
 def test_the_cli_exports_the_imported_bundle_equal_to_its_input(
     dab_root: Path, tmp_path: Path
 ) -> None:
@@ -219,7 +213,6 @@ def test_the_cli_exports_the_imported_bundle_equal_to_its_input(
     assert export_databricks(project) == _input_merged_by_hand(dab_root)
 
 
-@NEEDS_DAB_MODELS
 def test_airflow_runs_every_task_kind_through_bundle_run(dab_root: Path) -> None:
     project = load_project(dab_root)
     source = export_airflow(project, "dab_roundtrip_job")

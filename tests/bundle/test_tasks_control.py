@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -227,12 +226,6 @@ def report_date(project: Project, run_id: str) -> str:
 def test_pipeline_task_calls_the_declarative_runner(
     engine_session: EngineSession, project: Project
 ) -> None:
-    if importlib.util.find_spec("lakehouse.pipelines.declarative.runner") is None:
-        report = run_job(project, "pipeline", engine_session, run_id="r-pipe")
-        assert [(t.status, t.error) for t in report.tasks] == [
-            ("FAILED", "task update: declarative pipelines are not available in this build")
-        ]
-        pytest.skip("lakehouse.pipelines.declarative.runner is not on this branch")
     report = run_job(project, "pipeline", engine_session, run_id="r-pipe")
     assert [(t.status, t.error) for t in report.tasks] == [
         (
@@ -243,10 +236,6 @@ def test_pipeline_task_calls_the_declarative_runner(
     ]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("lakehouse.bundle.job_level") is None,
-    reason="`bundle run --params` comes with the job-level settings (branch dab-jobs)",
-)
 def test_cli_params_override_job_parameters(project: Project, tmp_path: Path) -> None:
     import os
     import subprocess
@@ -270,8 +259,6 @@ def test_cli_params_override_job_parameters(project: Project, tmp_path: Path) ->
 def test_pipeline_task_updates_a_bundle_pipeline(
     spark: Any, engine_session: EngineSession, tmp_path: Path
 ) -> None:
-    if importlib.util.find_spec("lakehouse.pipelines.declarative.runner") is None:
-        pytest.skip("lakehouse.pipelines.declarative.runner is not on this branch")
     source = tmp_path / "bundle" / "src" / "numbers.py"
     source.parent.mkdir(parents=True)
     source.write_text(

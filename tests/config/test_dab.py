@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from lakehouse.config import load_project
 from lakehouse.config.catalog import Grant, TableSpec
 from lakehouse.config.dab import ignored_keys
-from lakehouse.config.jobs import Job, Task
 from lakehouse.config.loader import find_bundle_file
 from lakehouse.config.local_values import current_user, short_name
 from lakehouse.core.errors import ConfigError
@@ -19,15 +18,6 @@ from tests.config.editing import edit_yaml, load_error
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dab_config"
 USER = current_user()
-# job and task keys of resources/etl.job.yml that the Job model of helper dab-jobs/dab-tasks adds
-JOB_KEYS = {"tags", "email_notifications", "job_clusters", "environments"}
-TASK_KEYS = {"job_cluster_key", "environment_key", "libraries"}
-HAS_DAB_JOBS = set(Job.model_fields) >= JOB_KEYS and set(Task.model_fields) >= TASK_KEYS
-NEEDS_DAB_JOBS = pytest.mark.skipif(
-    not HAS_DAB_JOBS,
-    reason="needs the Job/Task fields of helpers dab-jobs and dab-tasks "
-    f"({', '.join(sorted(JOB_KEYS | TASK_KEYS))}); not on this branch",
-)
 IGNORED_DEV = [  # in the order of the bundle
     "bundle.databricks_cli_version",
     "bundle.cluster_id",  # targets.dev.cluster_id
@@ -49,8 +39,6 @@ def dab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     root = tmp_path / "proj"
     shutil.copytree(DATA, root)
-    if not HAS_DAB_JOBS:
-        (root / "resources" / "etl.job.yml").unlink()
     return root
 
 
@@ -331,7 +319,6 @@ def test_ignored_keys_listed_once(dab: Path) -> None:
     assert len(ignored) == len(set(ignored))
 
 
-@NEEDS_DAB_JOBS
 def test_job_compute_keys_are_ignored(dab: Path) -> None:
     ignored = ignored_keys(load_project(dab))
     assert [k for k in ignored if k.startswith("resources.jobs.")] == [

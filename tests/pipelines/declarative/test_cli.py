@@ -148,10 +148,6 @@ def test_a_spec_outside_any_bundle_runs_in_an_implicit_project(tmp_path: Path) -
 
 def test_bundle_resource_pipeline(tmp_path: Path) -> None:
     """A pipeline declared in the bundle (``resources.pipelines``: helper dab-config's model)."""
-    from lakehouse.config.bundle_spec import Resources
-
-    if "pipelines" not in Resources.model_fields:
-        pytest.skip("resources.pipelines arrives with helper dab-config")
     write(
         tmp_path / "databricks.yml",
         """

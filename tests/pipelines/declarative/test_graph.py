@@ -207,7 +207,6 @@ def test_sql_definitions_with_a_stream_placeholder(run: RunContext, project: Pro
 
 
 def test_sql_file_library(run: RunContext, project: Project) -> None:
-    pytest.importorskip("lakehouse.pipelines.declarative.sql", reason="helper sdp-sql")
     write(
         project.root / "p" / "numbers.sql",
         """

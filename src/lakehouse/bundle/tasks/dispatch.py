@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import runpy
 from pathlib import Path
@@ -130,23 +129,19 @@ def _pipeline(run: RunContext, task: Task, state: JobRunState) -> None:
     spec = task.pipeline_task
     assert spec is not None
     key = resolve(spec.pipeline_id, state, task.task_key)
-    pipelines = getattr(run.project.bundle.resources, "pipelines", None)
-    if pipelines is not None and key not in pipelines:
+    pipelines = run.project.bundle.resources.pipelines
+    if key not in pipelines:
         raise ConfigError(
             "bundle",
             f"resources.jobs.{state.job_name}.tasks[{task.task_key}].pipeline_task.pipeline_id",
             f"no pipeline {key!r} in resources.pipelines (defined: {', '.join(pipelines) or 'none'})",
         )
-    try:  # built by another part of the project; imported when a pipeline task runs
-        runner = importlib.import_module("lakehouse.pipelines.declarative.runner")
-    except ImportError:
-        raise LakehouseError(
-            f"task {task.task_key}: declarative pipelines are not available in this build"
-        ) from None
-    update = runner.run_pipeline(run, key, full_refresh=spec.full_refresh)
-    if not getattr(update, "succeeded", True):
-        detail = getattr(update, "error", None) or "see the pipeline's report"
-        raise TaskError(f"pipeline {key} failed: {detail}")
+    # imported when a pipeline task runs: the pipelines layer sits above the bundle runner
+    from lakehouse.pipelines.declarative.runner import run_pipeline
+
+    update = run_pipeline(run, key, full_refresh=spec.full_refresh)
+    if not update.succeeded:
+        raise TaskError(f"pipeline {key} failed: {update.error or 'see the pipeline report'}")
 
 
 def _run_job(run: RunContext, task: Task, state: JobRunState) -> None:
