@@ -112,17 +112,14 @@ def plan_columns(source_columns: list[str], spec: AutoCdc) -> CdcPlan:
 def _tracked(
     columns: list[str], spec: AutoCdc, check: Callable[[str, tuple[str, ...] | None], set[str]]
 ) -> list[str]:
-    """SCD2's tracked columns: the list given, or every data column but the keys, the
-    excepted ones and the ``sequence_by`` column (when it is a plain column)."""
+    """SCD2's tracked columns: the list given, or every data column but the keys and the
+    excepted ones (as on Databricks, a ``sequence_by`` column kept in the target is tracked
+    too: except it, or leave it out of the target, to version on data changes only)."""
     if spec.track_history_column_list is not None:
         named = check("track_history_column_list", spec.track_history_column_list)
         return [c for c in columns if c in named and c not in spec.keys]
     excepted = check("track_history_except_column_list", spec.track_history_except_column_list)
-    return [
-        c
-        for c in columns
-        if c not in spec.keys and c not in excepted and c != spec.sequence_by.strip("` ")
-    ]
+    return [c for c in columns if c not in spec.keys and c not in excepted]
 
 
 def cdc_events(changes: DataFrame, spec: AutoCdc, plan: CdcPlan) -> DataFrame:

@@ -191,6 +191,10 @@ def test_scd1_state_lives_beside_the_target(store: DeltaStore) -> None:
         (125, 6, False, False),
         (126, 2, False, False),
     ]
+    _apply(store, SCD1, [(124, "Raul", "Puebla", "UPDATE", 7)])  # a file for VACUUM to remove
+    store.vacuum("c.s.users", 0, enforce_retention_duration=False)
+    assert store.read(state).count() == 4  # VACUUM of the target leaves the state alone
+    assert _table(store, "c.s.users")[0] == (124, "Raul", "Puebla")
     assert reset_auto_cdc(store, "c.s.users") is True
     assert not store.exists(state)
 

@@ -93,7 +93,8 @@ def apply_auto_cdc(
         state = store.read(state_ref)
     else:
         state = store.spark.createDataFrame([], wanted)
-    current = store.read(ref)
+    # Pinned: the state rows are computed after the target's MERGE, from this same snapshot.
+    current = store.read(ref, store.version(ref))
     if scd == 1:
         batch = scd1_changes(
             events, state, current, plan, ignore_null_updates=spec.ignore_null_updates
