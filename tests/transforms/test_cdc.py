@@ -3,6 +3,8 @@ from its event log."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
@@ -84,9 +86,8 @@ def test_plan_columns_keeps_keys_and_resolves_tracking() -> None:
 def test_plan_columns_refuses_options_that_do_not_fit(
     options: dict[str, object], message: str
 ) -> None:
-    spec = AutoCdc(
-        **{"target": "t", "source": "feed", "keys": ("id",), "sequence_by": "seq", **options}
-    )  # type: ignore[arg-type]
+    base = AutoCdc(target="t", source="feed", keys=("id",), sequence_by="seq")
+    spec = replace(base, **options)  # type: ignore[arg-type]
     with pytest.raises(AutoCdcError) as raised:
         plan_columns(SOURCE, spec)
     assert str(raised.value).startswith(message)
