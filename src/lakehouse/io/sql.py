@@ -26,7 +26,9 @@ def ddl_columns(ref: TableRef, columns: list[Column] | None = None) -> str:
     ``columns`` are given)."""
     parts = []
     for col in ref.spec.columns if columns is None else columns:
-        part = f"{quote(col.name)} {col.type.upper()}"
+        # A nested type keeps its spelling: upper-casing would rename struct fields.
+        spelled = col.type if "<" in col.type else col.type.upper()
+        part = f"{quote(col.name)} {spelled}"
         if not col.nullable:
             part += " NOT NULL"
         if col.comment:
