@@ -68,7 +68,6 @@ def scd2() -> str:
 
 
 def test_auto_cdc_flow_applies_changes(run: RunContext, project: Project) -> None:
-    pytest.importorskip("lakehouse.pipelines.declarative.cdc", reason="helper sdp-cdc")
     write(project.root / "p" / "cdc.py", CDC.replace("{scd}", "1").replace("{track}", ""))
     update = run_definition(run, definition(project, "cdc", ["p/cdc.py"]))
     assert update.error is None, update.error
@@ -78,7 +77,6 @@ def test_auto_cdc_flow_applies_changes(run: RunContext, project: Project) -> Non
 
 
 def test_auto_cdc_scd2_history(run: RunContext, project: Project) -> None:
-    pytest.importorskip("lakehouse.pipelines.declarative.cdc", reason="helper sdp-cdc")
     write(project.root / "p" / "cdc.py", scd2())
     spec = definition(project, "cdc2", ["p/cdc.py"])
     update = run_definition(run, spec)
