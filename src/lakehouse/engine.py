@@ -133,6 +133,8 @@ def _sail_session(spec: EngineSpec, warehouse_dir: Path, app_name: str) -> Engin
     host, port = address
     builder = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name)
     builder = builder.config("spark.sql.warehouse.dir", str(warehouse_dir.resolve()))
+    # managed tables (saveAsTable, CREATE TABLE without USING) are Delta, as on Databricks
+    builder = builder.config("spark.sql.sources.default", "delta")
     for key, value in spec.conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

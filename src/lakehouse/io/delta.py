@@ -124,9 +124,24 @@ class DeltaStore:
         else:
             self.spark.sql(create_table_statement(ref))
             log.info("created %s at %s", name, ref.location)
+        self._register_qualified(ref)
         self._protocols[name] = read_protocol(ref.location)
         self._registered[name] = ref
         return ref
+
+    def _register_qualified(self, ref: TableRef) -> None:
+        """On Sail, register the table under ``catalog.schema.table`` too: the name Databricks
+        code uses (``spark.read.table("main.sales.orders")``). Sail keeps a multi-level
+        namespace; JVM Spark's session catalog has one level, so there only ``schema.table``."""
+        if self.engine != "sail":
+            return
+        namespace = f"{quote(ref.catalog)}.{quote(ref.schema)}"
+        qualified = f"{namespace}.{quote(ref.name)}"
+        self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
+        self._unregister_if_elsewhere(ref, qualified)
+        self.spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {qualified} USING delta LOCATION {sql_string(ref.location)}"
+        )
 
     def protocol(self, name: TableName) -> TableProtocol | None:
         """The table's Delta protocol and properties as read when it was registered."""
@@ -140,16 +155,17 @@ class DeltaStore:
         refuse_unwritable(snapshot.protocol, self.engine, ref.full_name, operation)
         return snapshot
 
-    def _unregister_if_elsewhere(self, ref: TableRef) -> None:
+    def _unregister_if_elsewhere(self, ref: TableRef, session_name: str | None = None) -> None:
         """Drop a session registration of this name that points at another location.
 
         A long-lived session (a notebook, a test session) may hold the same
         ``schema.table`` from another project or data root. Only external tables are
         unregistered (their data stays); a managed table of that name is an error.
         """
-        if not self.spark.catalog.tableExists(sql_name(ref)):
+        name = session_name or sql_name(ref)
+        if not self.spark.catalog.tableExists(name):
             return  # asking first: a failed DESCRIBE logs a page of JSON on JVM Spark
-        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {sql_name(ref)}").collect()
+        rows = self.spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
         info = {str(r[0]).strip(): str(r[1]).strip() for r in rows if r[0]}
         registered = info.get("Location")
         if registered is None or _same_location(registered, ref.location):
@@ -157,10 +173,10 @@ class DeltaStore:
         if info.get("Type", "").upper() != "EXTERNAL":
             raise LakehouseError(
                 f"{ref.full_name}: the session already has a {info.get('Type', 'managed').lower()} "
-                f"table {ref.engine_name} at {registered}; refusing to replace it"
+                f"table {name} at {registered}; refusing to replace it"
             )
-        log.info("re-pointing %s from %s to %s", ref.engine_name, registered, ref.location)
-        self.spark.sql(f"DROP TABLE {sql_name(ref)}")
+        log.info("re-pointing %s from %s to %s", name, registered, ref.location)
+        self.spark.sql(f"DROP TABLE {name}")
 
     def exists(self, name: TableName) -> bool:
         """True when a Delta table exists at the table's location."""
@@ -430,6 +446,7 @@ class DeltaStore:
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quote(ref.schema)}")
         self._unregister_if_elsewhere(ref)
         self.spark.sql(create_table_statement(ref, effective_columns(ref, wanted)))
+        self._register_qualified(ref)
         log.info("created %s at %s from the data's columns", ref.full_name, ref.location)
 
     def _rewrite(self, ref: TableRef, schema: T.StructType) -> None:
