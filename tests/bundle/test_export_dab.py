@@ -31,7 +31,6 @@ REPO = HERE.parents[1]
 DAB = HERE / "dab_bundle"
 
 
-
 @pytest.fixture()
 def dab_root(tmp_path: Path) -> Path:
     root = tmp_path / "dab"

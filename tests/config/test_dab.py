@@ -322,7 +322,6 @@ def test_ignored_keys_listed_once(dab: Path) -> None:
 def test_job_compute_keys_are_ignored(dab: Path) -> None:
     ignored = ignored_keys(load_project(dab))
     assert [k for k in ignored if k.startswith("resources.jobs.")] == [
-        "resources.jobs.etl.email_notifications",
         "resources.jobs.etl.job_clusters",
         "resources.jobs.etl.environments",
         "resources.jobs.etl.tasks[0].job_cluster_key",
@@ -407,7 +406,6 @@ def test_collector_walks_the_raw_bundle_without_the_job_models() -> None:
         {"task_key": "x", "existing_cluster_id": "abc", "notebook_task": {"warehouse_id": "w"}}
     )
     assert collect_ignored(raw) == [
-        "resources.jobs.etl.email_notifications",
         "resources.jobs.etl.job_clusters",
         "resources.jobs.etl.environments",
         "resources.jobs.etl.tasks[0].job_cluster_key",

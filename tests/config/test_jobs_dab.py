@@ -99,7 +99,6 @@ def test_every_job_level_key_is_accepted() -> None:
         "environments",
         "git_source",
         "queue",
-        "health",
         "edit_mode",
         "format",
         "performance_target",

@@ -24,11 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lakehouse.config.base import BUNDLE_FILES
 from lakehouse.config.loader import read_yaml
 from lakehouse.core.cron import CronError, parse
 from lakehouse.core.errors import ConfigError, LakehouseError
 
-ROOT_FILES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 # top-level keys of an included bundle fragment; the rest of an included file is a lakehouse
 # conf file (catalog, sources, silver …) and is not exported (same list as the loader's)
 FRAGMENT_KEYS = (
@@ -55,10 +55,10 @@ class DabExportError(LakehouseError):
 def root_file(root: Path) -> Path:
     """The bundle's root file: the first of ``databricks.yml``, ``databricks.yaml``,
     ``bundle.yml``, ``bundle.yaml`` in ``root``."""
-    for name in ROOT_FILES:
+    for name in BUNDLE_FILES:
         if (root / name).is_file():
             return root / name
-    raise ConfigError(ROOT_FILES[0], "", f"no bundle file in {root} ({', '.join(ROOT_FILES)})")
+    raise ConfigError(BUNDLE_FILES[0], "", f"no bundle file in {root} ({', '.join(BUNDLE_FILES)})")
 
 
 def is_databricks_bundle(root: Path) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.config.job_settings import JOB_IGNORED_KEYS
 from lakehouse.config.local_values import current_user, short_name
 from lakehouse.core.errors import ConfigError
 
@@ -67,25 +68,7 @@ DATABRICKS_ONLY_KEYS: tuple[str, ...] = (
     "bundle.uuid",
     "presets.source_linked_deployment",
     "presets.artifacts_dynamic_version",
-    *(
-        f"{_JOB}.{key}"
-        for key in (
-            "job_clusters",
-            "environments",
-            "git_source",
-            "queue",
-            "health",
-            "email_notifications",
-            "notification_settings",
-            "budget_policy_id",
-            "usage_policy_id",
-            "performance_target",
-            "edit_mode",
-            "format",
-            "deployment",
-            "continuous",
-        )
-    ),
+    *(f"{_JOB}.{key}" for key in JOB_IGNORED_KEYS),
     *(
         f"{_TASK}.{key}"
         for key in (

@@ -159,13 +159,14 @@ class Deployment(StrictModel):
     metadata_file_path: str | None = None
 
 
-# job keys accepted for Databricks and without a local meaning (compute, workspace services)
+# job keys accepted for Databricks and without a local meaning (compute, workspace services);
+# email_notifications, health (run notes), trigger, schedule, parameters and timeout_seconds
+# act locally. `lakehouse bundle validate` lists these as ignored (lakehouse.config.dab).
 JOB_IGNORED_KEYS = (
     "job_clusters",
     "environments",
     "git_source",
     "queue",
-    "health",
     "continuous",
     "edit_mode",
     "format",
