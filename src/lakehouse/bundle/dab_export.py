@@ -25,24 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.config.base import BUNDLE_FILES
+from lakehouse.config.dab import FRAGMENT_KEYS
 from lakehouse.config.loader import read_yaml
 from lakehouse.core.cron import CronError, parse
 from lakehouse.core.errors import ConfigError, LakehouseError
 
-# top-level keys of an included bundle fragment; the rest of an included file is a lakehouse
-# conf file (catalog, sources, silver …) and is not exported (same list as the loader's)
-FRAGMENT_KEYS = (
-    "resources",
-    "variables",
-    "targets",
-    "artifacts",
-    "sync",
-    "permissions",
-    "workspace",
-    "presets",
-    "run_as",
-    "experimental",
-)
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 Rebase = Callable[[Any], Any]

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.config.bundle_spec import OTHER_RESOURCE_KINDS
+from lakehouse.config.declarative import PIPELINE_IGNORED_KEYS
 from lakehouse.config.job_settings import JOB_IGNORED_KEYS
 from lakehouse.config.local_values import current_user, short_name
 from lakehouse.core.errors import ConfigError
@@ -87,52 +89,14 @@ DATABRICKS_ONLY_KEYS: tuple[str, ...] = (
     f"{_TASK}.notebook_task.warehouse_id",
     f"{_TASK}.notebook_task.source",
     f"{_TASK}.spark_python_task.source",
-    *(
-        f"{_PIPELINE}.{key}"
-        for key in (
-            "budget_policy_id",
-            "channel",
-            "clusters",
-            "continuous",
-            "deployment",
-            "edition",
-            "environment",
-            "event_log",
-            "notifications",
-            "photon",
-            "serverless",
-            "allow_duplicate_names",
-            "restart_window",
-            "run_as",
-            "trigger",
-            "storage",
-        )
-    ),
+    *(f"{_PIPELINE}.{key}" for key in (*PIPELINE_IGNORED_KEYS, "storage")),
     "resources.schemas.*.grants",
     "resources.schemas.*.properties",
     f"{_PIPELINE}.libraries[].jar",
     f"{_PIPELINE}.libraries[].maven",
     f"{_PIPELINE}.libraries[].whl",
-    *(
-        f"resources.{kind}.*"
-        for kind in (
-            "alerts",
-            "apps",
-            "clusters",
-            "dashboards",
-            "database_catalogs",
-            "database_instances",
-            "experiments",
-            "model_serving_endpoints",
-            "models",
-            "quality_monitors",
-            "registered_models",
-            "secret_scopes",
-            "sql_warehouses",
-            "synced_database_tables",
-            "volumes",
-        )
-    ),
+    # resources.schemas are the implicit catalog's schemas (lakehouse.config.resolve)
+    *(f"resources.{kind}.*" for kind in OTHER_RESOURCE_KINDS if kind != "schemas"),
 )
 
 
