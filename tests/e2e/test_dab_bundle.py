@@ -154,6 +154,29 @@ def test_the_wheel_wrote_a_managed_delta_table(
 
 
 @pytest.mark.e2e
+def test_a_second_update_changes_nothing(ran_bundle: tuple[Path, str], spark: SparkSession) -> None:
+    """No new files: streaming tables take no rows, the recomputed views (and the quarantine
+    of their dropped rows) come out the same, nothing is counted twice."""
+    project, _ = ran_bundle
+    landing = project.parent / "landing"
+    done = _lakehouse(
+        project, "pipeline", "run", "coffee_shop_etl", "--var", f"landing_path={landing}"
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    tables = project / ".lakehouse" / "tables" / "coffee_shop"
+    ours = {
+        name: _rows(spark, tables / name, dab_expected.COLUMNS[name])
+        for name in dab_expected.TABLES
+    }
+    assert_tables_equal(ours, dab_expected.TABLES)
+    quarantined = {
+        name: spark.read.format("delta").load(str(tables / f"{name}_quarantine")).count()
+        for name in dab_expected.QUARANTINE
+    }
+    assert quarantined == {"orders_raw": 2, "valid_orders": 5}
+
+
+@pytest.mark.e2e
 @pytest.mark.reference
 @pytest.mark.skipif(
     shutil.which("java") is None or not SPARK_PIPELINES.exists(),

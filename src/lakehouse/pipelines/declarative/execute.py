@@ -9,7 +9,6 @@ each of several flows into one table append. A temporary view becomes a session 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from lakehouse.config.project import Project, TableRef, resolve_path
 from lakehouse.config.system_tables import DqResultRow
 from lakehouse.core.errors import LakehouseError
 from lakehouse.io.store import TableStore
+from lakehouse.pipelines.declarative.cdc import apply_auto_cdc, reset_auto_cdc
 from lakehouse.pipelines.declarative.expectations import (
     RUN_COLUMN,
     CheckedRows,
@@ -206,11 +206,11 @@ def _write(
     checked: CheckedRows,
     result: DatasetResult,
 ) -> None:
+    complete = len(u.graph.flows_of(ds.name)) == 1 and not reads.streamed and not flow.once
     if ds.is_view:
         checked.kept.createOrReplaceTempView(ds.short_name)
     else:
         ref = dataset_ref(u.project, ds.name, ds)
-        complete = len(u.graph.flows_of(ds.name)) == 1 and not reads.streamed and not flow.once
         kept = checked.kept
         if complete and u.store.exists(ref):
             current = u.store.schema(ref)
@@ -223,30 +223,21 @@ def _write(
         result.dropped += checked.quarantined.count()
         q_ref = dataset_ref(u.project, f"{ds.name}_quarantine")
         rows = checked.quarantined.withColumn(RUN_COLUMN, F.lit(u.run_id))
-        u.store.evolve(q_ref, rows.schema, step="pipeline quarantine")
-        u.store.append(q_ref, rows, add_new_columns=True)
-
-
-def _cdc_module() -> Any:
-    try:
-        return importlib.import_module("lakehouse.pipelines.declarative.cdc")
-    except ImportError:
-        return None
+        # a recomputed dataset's quarantine holds this refresh's dropped rows, as the dataset
+        # holds its kept ones; an incremental one accumulates, batch by batch
+        u.store.evolve(q_ref, rows.schema, step="pipeline quarantine", replace=complete)
+        if complete:
+            u.store.overwrite(q_ref, rows)
+        else:
+            u.store.append(q_ref, rows, add_new_columns=True)
 
 
 def _apply_cdc(u: Update, ds: Dataset, flow: Flow, changes: DataFrame) -> int:
-    cdc = _cdc_module()
-    if cdc is None:
-        raise LakehouseError(
-            f"{flow.name}: AUTO CDC flows need lakehouse.pipelines.declarative.cdc ({flow.location})"
-        )
     assert flow.auto_cdc is not None
-    result = cdc.apply_auto_cdc(
-        u.store, dataset_ref(u.project, ds.name, ds), changes, flow.auto_cdc
-    )
+    result = apply_auto_cdc(u.store, dataset_ref(u.project, ds.name, ds), changes, flow.auto_cdc)
     if flow.auto_cdc.stored_as_scd_type == 2:
-        return int(getattr(result, "history_rows", 0))
-    return int(getattr(result, "upserted", 0)) + int(getattr(result, "deleted", 0))
+        return result.history_rows
+    return result.upserted + result.deleted
 
 
 def reset_dataset(u: Update, ds: Dataset) -> None:
@@ -255,9 +246,8 @@ def reset_dataset(u: Update, ds: Dataset) -> None:
         u.state.reset(flow.name)
     if ds.is_view:
         return
-    cdc = _cdc_module()
-    if cdc is not None and any(f.auto_cdc for f in u.graph.flows_of(ds.name)):
-        cdc.reset_auto_cdc(u.store, dataset_ref(u.project, ds.name, ds))
+    if any(f.auto_cdc for f in u.graph.flows_of(ds.name)):
+        reset_auto_cdc(u.store, dataset_ref(u.project, ds.name, ds))
     ref = dataset_ref(u.project, ds.name, ds)
     if u.store.exists(ref):
         u.store.drop_data(ref)
