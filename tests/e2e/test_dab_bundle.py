@@ -159,8 +159,9 @@ def test_a_second_update_changes_nothing(ran_bundle: tuple[Path, str], spark: Sp
     of their dropped rows) come out the same, nothing is counted twice."""
     project, _ = ran_bundle
     landing = project.parent / "landing"
+    # `bundle run PIPELINE` as the Databricks CLI has it (same as `pipeline run PIPELINE`)
     done = _lakehouse(
-        project, "pipeline", "run", "coffee_shop_etl", "--var", f"landing_path={landing}"
+        project, "bundle", "run", "coffee_shop_etl", "--var", f"landing_path={landing}"
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
     tables = project / ".lakehouse" / "tables" / "coffee_shop"

@@ -62,7 +62,10 @@ NoRetriesOpt = Annotated[
 def bundle_run(
     job: Annotated[
         str | None,
-        typer.Argument(help="Job from bundle.yml resources.jobs (default: the only one)."),
+        typer.Argument(
+            help="A job of resources.jobs (default: the only one), or a pipeline of "
+            "resources.pipelines (an update, as `databricks bundle run PIPELINE` does)."
+        ),
     ] = None,
     only: OnlyOpt = None,
     from_task: FromOpt = None,
@@ -72,9 +75,52 @@ def bundle_run(
     engine: EngineOpt = None,
     var: VarOpt = None,
     params: ParamsOpt = None,
+    refresh: Annotated[
+        list[str] | None,
+        typer.Option("--refresh", help="Pipeline only: update just this dataset (repeatable)."),
+    ] = None,
+    full_refresh_all: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh-all", help="Pipeline only: reset and recompute every dataset."
+        ),
+    ] = False,
+    validate_only: Annotated[
+        bool,
+        typer.Option("--validate-only", help="Pipeline only: check the graph, write nothing."),
+    ] = False,
 ) -> None:
-    """Run a job's tasks in dependency order with retries and timeouts; record every attempt."""
+    """Run a job's tasks in dependency order with retries and timeouts; record every attempt.
+    Given a pipeline, run an update of it."""
+    if job is not None and _is_pipeline(job, project_dir, target, engine, var):
+        from lakehouse.cli.pipeline import run as run_pipeline_update
+
+        run_pipeline_update(
+            job,
+            full_refresh=full_refresh_all,
+            refresh=refresh,
+            dry_run=validate_only,
+            project_dir=project_dir,
+            target=target,
+            engine=engine,
+            var=var,
+        )
+        return
+    if refresh or full_refresh_all or validate_only:
+        raise CliError("--refresh, --full-refresh-all and --validate-only are for pipelines")
     _run_bundle_job(job, only, from_task, no_retries, project_dir, target, engine, var, params)
+
+
+def _is_pipeline(
+    name: str,
+    project_dir: Path | None,
+    target: str | None,
+    engine: str | None,
+    var: list[str] | None,
+) -> bool:
+    """Whether ``name`` is a pipeline of the bundle (and not a job)."""
+    resources = _load(project_dir, target, engine, var).bundle.resources
+    return name in resources.pipelines and name not in resources.jobs
 
 
 def _run_bundle_job(
