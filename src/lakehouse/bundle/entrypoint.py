@@ -35,7 +35,10 @@ def task_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog, description="Run one lakehouse bundle task; unknown arguments go to the task."
     )
     parser.add_argument(
-        "--project-dir", type=Path, default=None, help="directory holding bundle.yml"
+        "--project-dir",
+        type=Path,
+        default=None,
+        help="directory holding databricks.yml or bundle.yml",
     )
     parser.add_argument(
         "--target", "-t", default=None, help="bundle target (default: the default target)"

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from lakehouse.bundle.runner import TaskEvent, TaskRunner
 
 bundle_app = typer.Typer(
-    help="The job bundle (bundle.yml): validate, run, export.", no_args_is_help=True
+    help="The bundle (databricks.yml or bundle.yml): validate, run jobs and pipelines, export.",
+    no_args_is_help=True,
 )
 
 OnlyOpt = Annotated[

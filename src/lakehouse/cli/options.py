@@ -10,7 +10,9 @@ import typer
 ProjectDir = Annotated[
     Path | None,
     typer.Option(
-        "--project-dir", "-C", help="Directory holding bundle.yml (default: nearest above cwd)."
+        "--project-dir",
+        "-C",
+        help="Directory holding databricks.yml or bundle.yml (default: nearest above cwd).",
     ),
 ]
 TargetOpt = Annotated[
@@ -25,7 +27,12 @@ EngineOpt = Annotated[
     ),
 ]
 VarOpt = Annotated[
-    list[str] | None, typer.Option("--var", help="Set a bundle variable: NAME=VALUE (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--var",
+        help="Set a bundle variable: NAME=VALUE (repeatable; wins over BUNDLE_VAR_<name> and "
+        "LAKEHOUSE_VAR_<name>).",
+    ),
 ]
 PrincipalOpt = Annotated[
     str | None,
