@@ -29,6 +29,7 @@ from typing import Literal
 
 from pyspark.sql import SparkSession
 
+from lakehouse.config.base import IDENTIFIER
 from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.core.errors import EngineError, one_line
 
@@ -90,11 +91,14 @@ def build_session(
     app_name: str = "lakehouse",
     log_dir: Path | None = None,
     delta: bool = True,
+    catalog: str | None = None,
 ) -> EngineSession:
     """Return a session for ``spec``, reusing an active one (notebook, spark-submit) if present.
 
     ``delta=False`` builds a JVM session without the Delta extension (pure DataFrame work,
-    e.g. the engine start-up benchmark); Sail always has Delta.
+    e.g. the engine start-up benchmark); Sail always has Delta. ``catalog`` names the
+    embedded Sail server's default catalog (the project's), so ``catalog.schema.table`` and
+    ``USE CATALOG`` work there as on Databricks.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -108,7 +112,7 @@ def build_session(
         return _spark_submit_session(app_name, warehouse_dir)
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     if spec.kind == "sail":
-        return _sail_session(spec, warehouse_dir, app_name)
+        return _sail_session(spec, warehouse_dir, app_name, catalog)
     if spec.kind == "spark":
         return _jvm_session(
             spec, warehouse_dir, app_name, log_dir or warehouse_dir.parent / "logs", delta=delta
@@ -120,13 +124,16 @@ def _is_remote(spark: SparkSession) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-def _sail_session(spec: EngineSpec, warehouse_dir: Path, app_name: str) -> EngineSession:
+def _sail_session(
+    spec: EngineSpec, warehouse_dir: Path, app_name: str, catalog: str | None = None
+) -> EngineSession:
     os.environ.setdefault("RUST_LOG", "error")
     from pysail.spark import SparkConnectServer
 
     started = time.perf_counter()
-    server = SparkConnectServer("127.0.0.1", 0)
-    server.start(background=True)
+    with _sail_default_catalog(catalog):  # read when the server is made
+        server = SparkConnectServer("127.0.0.1", 0)
+        server.start(background=True)
     address = server.listening_address
     if address is None:
         raise EngineError("the embedded Sail server did not start")
@@ -277,6 +284,29 @@ def local_mode_conf(master: str) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": str(cores),
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(2 * cores),
     }
+
+
+@contextlib.contextmanager
+def _sail_default_catalog(catalog: str | None) -> Iterator[None]:
+    """Sail reads its catalogs from the environment when its server starts: one in-memory
+    catalog named ``catalog`` (Sail's own default is ``sail``), set only for that start."""
+    if not catalog or not re.match(IDENTIFIER, catalog):
+        yield
+        return
+    wanted = {
+        "SAIL_CATALOG__LIST": f'[{{type="memory", name="{catalog}", initial_database=["default"]}}]',
+        "SAIL_CATALOG__DEFAULT_CATALOG": catalog,
+    }
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def jvm_spark_conf(spec: EngineSpec, warehouse_dir: Path) -> dict[str, str]:

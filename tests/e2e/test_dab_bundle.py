@@ -178,6 +178,35 @@ def test_a_second_update_changes_nothing(ran_bundle: tuple[Path, str], spark: Sp
 
 
 @pytest.mark.e2e
+def test_refresh_updates_only_the_named_dataset(
+    ran_bundle: tuple[Path, str], spark: SparkSession
+) -> None:
+    """``--refresh daily_sales`` reads valid_orders as it is (through the store, not
+    recomputed) and rewrites daily_sales alone."""
+    from deltalake import DeltaTable
+
+    project, _ = ran_bundle
+    tables = project / ".lakehouse" / "tables" / "coffee_shop"
+    before = {name: DeltaTable(str(tables / name)).version() for name in dab_expected.TABLES}
+    landing = project.parent / "landing"
+    done = _lakehouse(
+        project,
+        "pipeline",
+        "run",
+        "coffee_shop_etl",
+        "--refresh",
+        "daily_sales",
+        "--var",
+        f"landing_path={landing}",
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    after = {name: DeltaTable(str(tables / name)).version() for name in dab_expected.TABLES}
+    assert {name for name in after if after[name] != before[name]} == {"daily_sales"}
+    rows = _rows(spark, tables / "daily_sales", dab_expected.COLUMNS["daily_sales"])
+    assert_tables_equal({"t": rows}, {"t": dab_expected.TABLES["daily_sales"]})
+
+
+@pytest.mark.e2e
 @pytest.mark.reference
 @pytest.mark.skipif(
     shutil.which("java") is None or not SPARK_PIPELINES.exists(),

@@ -210,6 +210,7 @@ def _spark_submit_run(
             warehouse_dir=project.data_root / "warehouse",
             app_name=f"{project.name}:{job_name}",
             log_dir=project.data_root / "logs",
+            catalog=project.catalog.name,
         )
     task_runner = submit_task_runner(
         project,

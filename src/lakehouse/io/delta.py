@@ -133,8 +133,8 @@ class DeltaStore:
         """On Sail, register the table under ``catalog.schema.table`` too: the name Databricks
         code uses (``spark.read.table("main.sales.orders")``). Sail keeps a multi-level
         namespace; JVM Spark's session catalog has one level, so there only ``schema.table``."""
-        if self.engine != "sail":
-            return
+        if self.engine != "sail" or self.spark.catalog.currentCatalog() == ref.catalog:
+            return  # JVM: one level; Sail started with the project's catalog: native
         namespace = f"{quote(ref.catalog)}.{quote(ref.schema)}"
         qualified = f"{namespace}.{quote(ref.name)}"
         self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {namespace}")

@@ -44,6 +44,7 @@ def project_session(project: Project, app: str) -> EngineSession:
         warehouse_dir=project.data_root / "warehouse",
         app_name=f"{project.name}:{app}",
         log_dir=project.data_root / "logs",
+        catalog=project.catalog.name,
     )
 
 

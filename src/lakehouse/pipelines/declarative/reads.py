@@ -60,7 +60,8 @@ class StreamReader:
         return self
 
     def table(self, name: str) -> DataFrame:
-        return self._handler.table(name, stream=True)
+        with serving():
+            return self._handler.table(name, stream=True)
 
     def load(self, path: str | None = None, format: str | None = None, **options: Any) -> DataFrame:
         if format is not None:
@@ -75,10 +76,12 @@ class StreamReader:
         if fmt == "delta":
             if path is None:
                 raise ValueError("readStream.format('delta').load() needs a path")
-            return self._handler.table(f"delta.`{path}`", stream=True)
+            with serving():
+                return self._handler.table(f"delta.`{path}`", stream=True)
         if path is None:
             raise ValueError(f"readStream.format({fmt!r}).load() needs a path")
-        return self._handler.files(FilesSource(path, fmt.lower(), opts), self._schema)
+        with serving():
+            return self._handler.files(FilesSource(path, fmt.lower(), opts), self._schema)
 
     def __getattr__(self, fmt: str) -> Any:
         if fmt.lower() not in _FILE_FORMATS:
@@ -91,7 +94,7 @@ class StreamReader:
 
 
 _LOCK = threading.Lock()
-_ROUTES: dict[int, list[ReadHandler]] = {}  # thread -> its handlers (innermost last)
+_ROUTES: dict[int, list[ReadHandler | None]] = {}  # thread -> handlers (innermost last)
 _SAVED: dict[tuple[type, str], Any] = {}  # (class, attribute) -> what it was
 _ORIGINALS: dict[tuple[type, str], Any] = {}  # the functions routed reads fall back to
 _USERS = [0]
@@ -100,6 +103,18 @@ _USERS = [0]
 def _active() -> ReadHandler | None:
     stack = _ROUTES.get(threading.get_ident())
     return stack[-1] if stack else None
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[None]:
+    """While a handler serves a read, what it calls itself (the table store's own SQL, e.g.
+    registering the table it reads) goes to Spark unrouted."""
+    stack = _ROUTES[threading.get_ident()]
+    stack.append(None)
+    try:
+        yield
+    finally:
+        stack.pop()
 
 
 def _install(session_cls: type, reader_cls: type) -> None:
@@ -118,17 +133,24 @@ def _install(session_cls: type, reader_cls: type) -> None:
 
     def session_table(self: Any, name: str) -> DataFrame:
         handler = _active()
-        return handler.table(name, stream=False) if handler else s_table(self, name)
+        if handler is None:
+            return s_table(self, name)  # type: ignore[no-any-return]
+        with serving():
+            return handler.table(name, stream=False)
 
     def reader_table(self: Any, name: str) -> DataFrame:
         handler = _active()
-        return handler.table(name, stream=False) if handler else r_table(self, name)
+        if handler is None:
+            return r_table(self, name)  # type: ignore[no-any-return]
+        with serving():
+            return handler.table(name, stream=False)
 
     def sql(self: Any, query: str, args: Any = None, **kwargs: Any) -> DataFrame:
         handler = _active()
         if handler is None or args is not None or kwargs:
             return s_sql(self, query, args, **kwargs)  # type: ignore[no-any-return]
-        return handler.sql(query)
+        with serving():
+            return handler.sql(query)
 
     def read_stream(self: Any) -> Any:
         handler = _active()

@@ -42,7 +42,12 @@ from lakehouse.pipelines.declarative.graph import (
 )
 from lakehouse.pipelines.declarative.handlers import DiscoveryReads, Names, NotReadyError
 from lakehouse.pipelines.declarative.loader import load_graph, on_sys_path
-from lakehouse.pipelines.declarative.reads import original_table, routed_reads, sql_tables
+from lakehouse.pipelines.declarative.reads import (
+    original_table,
+    routed_reads,
+    serving,
+    sql_tables,
+)
 from lakehouse.pipelines.declarative.spec import PipelineDefinition, pipeline_definition
 from lakehouse.pipelines.declarative.state import PipelineState
 from lakehouse.runtime.run import RunContext
@@ -85,7 +90,8 @@ class _Router:
     def read(self, name: str, stream: bool) -> DataFrame:
         if self.handler is None:
             raise PipelineGraphError(f"dp.read({name!r}) outside of a flow function")
-        return self.handler.table(name, stream=stream)  # type: ignore[no-any-return]
+        with serving():
+            return self.handler.table(name, stream=stream)  # type: ignore[no-any-return]
 
 
 def run_pipeline(

@@ -35,10 +35,11 @@ def top_categories(sales_by_category: DataFrame, top: int) -> DataFrame:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     spark = SparkSession.builder.getOrCreate()
-    schema = f"{args.catalog}.{args.schema}"
-    report = top_categories(spark.read.table(f"{schema}.sales_by_category"), args.top)
-    report.write.mode("overwrite").saveAsTable(f"{schema}.top_categories")
-    print(f"wrote {report.count()} rows to {schema}.top_categories")
+    spark.sql(f"USE CATALOG {args.catalog}")
+    spark.sql(f"USE SCHEMA {args.schema}")
+    report = top_categories(spark.read.table("sales_by_category"), args.top)
+    report.write.mode("overwrite").saveAsTable("top_categories")
+    print(f"wrote {report.count()} rows to {args.catalog}.{args.schema}.top_categories")
 
 
 if __name__ == "__main__":
