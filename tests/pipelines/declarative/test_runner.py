@@ -208,6 +208,20 @@ def test_csv_drops_are_read_once_each(run: RunContext, project: Project, tmp_pat
     assert DeltaTable(ref.location).metadata().partition_columns == ["sensor"]
 
 
+def test_a_missing_landing_folder_fails_the_update(
+    run: RunContext, project: Project, tmp_path: Path
+) -> None:
+    """A source folder that does not exist (a /Volumes path kept from Databricks) is an
+    error naming it, not an empty stream and a plain success."""
+    write(tmp_path / "csv.py", CSV_PIPELINE)
+    missing = tmp_path / "no_such_landing"
+    update = run_definition(run, definition(project, "csv", ["csv.py"], {"landing": str(missing)}))
+    assert update.error == (
+        f"lh.sales.readings: {missing}/*.csv: no such file or folder to read ({tmp_path}/csv.py:4)"
+    )
+    assert not update.succeeded
+
+
 VIEW_PIPELINE = """
 from pyspark import pipelines as dp
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob as globlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -115,13 +116,18 @@ def _file_id(f: LandedFile) -> str:
 
 
 def landed_files(path: str) -> list[LandedFile]:
-    """The data files of a file source (a folder, searched recursively, or a glob)."""
+    """The data files of a file source (a folder, searched recursively, or a glob). A local
+    folder that does not exist is an error (as for Auto Loader), not an empty source: a
+    ``/Volumes/...`` path kept from Databricks would otherwise read nothing, silently."""
     if not globlib.has_magic(path):
-        return list_landed_files(path.rstrip("/"), "**/*")
-    parts = path.split("/")
-    cut = next(i for i, p in enumerate(parts) if globlib.has_magic(p))
-    base = "/".join(parts[:cut]) or "/"
-    pattern = "/".join(parts[cut:])
+        base, pattern = path.rstrip("/"), "**/*"
+    else:
+        parts = path.split("/")
+        cut = next(i for i, p in enumerate(parts) if globlib.has_magic(p))
+        base, pattern = "/".join(parts[:cut]) or "/", "/".join(parts[cut:])
+    local = base.removeprefix("file://") if base.startswith("file://") else base
+    if "://" not in local and not Path(local).exists():
+        raise LakehouseError(f"{path}: no such file or folder to read")
     return list_landed_files(base, pattern)
 
 
