@@ -154,6 +154,26 @@ def test_the_wheel_wrote_a_managed_delta_table(
 
 
 @pytest.mark.e2e
+def test_later_commands_know_the_pipeline_tables(ran_bundle: tuple[Path, str]) -> None:
+    """The datasets the run added to the catalog are recorded: a new process lists and
+    queries them (the AUTO CDC state tables too, as Databricks lists backing tables)."""
+    project, _ = ran_bundle
+    query = "SELECT category, revenue FROM main.coffee_shop.sales_by_category ORDER BY category"
+    done = _lakehouse(project, "sql", query, "-o", "csv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "category,revenue",
+        "beans,204.00",
+        "equipment,90.00",
+        "merch,85.00",
+    ]
+    listed = _lakehouse(project, "tables")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    for table in (*dab_expected.TABLES, "products__auto_cdc_state", "valid_orders_quarantine"):
+        assert f"main.coffee_shop.{table} " in listed.stdout
+
+
+@pytest.mark.e2e
 def test_a_second_update_changes_nothing(ran_bundle: tuple[Path, str], spark: SparkSession) -> None:
     """No new files: streaming tables take no rows, the recomputed views (and the quarantine
     of their dropped rows) come out the same, nothing is counted twice."""

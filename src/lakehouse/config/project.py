@@ -179,6 +179,7 @@ class Project:
     ignored: tuple[str, ...] = ()  # Databricks-only key paths set (see config.dab.ignored_keys)
     default_data_root: str = "./data"  # without a data_root variable (./.lakehouse for DAB)
     resource_files: dict[str, str] = field(default_factory=dict)  # "resources.jobs.x" -> file
+    added_tables: list[str] = field(default_factory=list)  # by add_table (config.runtime_tables)
 
     @property
     def name(self) -> str:
@@ -240,6 +241,7 @@ class Project:
             object.__setattr__(self, "catalog", catalog)  # frozen: the catalog grows at run time
         ref = TableRef(catalog_name, schema_name, table_name, spec, location)
         self.tables[full_name] = ref
+        self.added_tables.append(full_name)
         return ref
 
     def resolve_path(self, path: str) -> str:

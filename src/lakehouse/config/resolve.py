@@ -44,6 +44,7 @@ from lakehouse.config.project import (
     feature_timestamp_key,
     resolve_path,
 )
+from lakehouse.config.runtime_tables import load_runtime_tables
 from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource, HttpSource
 from lakehouse.config.system_tables import (
     QUARANTINE_SUFFIX,
@@ -259,6 +260,7 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     check_references(project, merged.origin)
     check_governance(project, merged.origin, merged.catalog_file, merged.external_grants)
     check_locations(project, merged.origin, merged.catalog_file)
+    load_runtime_tables(project)  # tables earlier runs added (pipeline datasets)
     return replace(
         project,
         silver_handles=_silver_handles(project),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from pyspark.sql import DataFrame
 
-from lakehouse.config.project import TableRef
+from lakehouse.config.project import Project, TableRef
 from lakehouse.io.store import TableName, TableStore
 from lakehouse.pipelines.declarative.model import AutoCdc
 from lakehouse.transforms.cdc import (
@@ -57,16 +57,28 @@ class AutoCdcResult:
     version: int
 
 
-def state_table(target: TableRef) -> TableRef:
-    """The handle of a target's AUTO CDC state table."""
-    return replace(
+def state_table(target: TableRef, project: Project | None = None) -> TableRef:
+    """The handle of a target's AUTO CDC state table; with ``project``, registered in its
+    catalog (as Databricks lists an AUTO CDC target's backing table), so its writes are
+    governed and traced like the target's."""
+    ref = replace(
         target,
         name=f"{target.name}{STATE_SUFFIX}",
         spec=target.spec.model_copy(
-            update={"columns": [], "keys": [], "partition_by": [], "grants": []}
+            update={
+                "columns": [],
+                "keys": [],
+                "partition_by": [],
+                "grants": [],
+                "description": f"AUTO CDC state of {target.full_name}",
+                "location": f"{target.location.rstrip('/')}/{STATE_DIR}",
+            }
         ),
         location=f"{target.location.rstrip('/')}/{STATE_DIR}",
     )
+    if project is None or target.catalog != project.catalog.name:
+        return ref
+    return project.tables.get(ref.full_name) or project.add_table(ref.full_name, ref.spec)
 
 
 def _ref(store: TableStore, target: TableName) -> TableRef:
@@ -87,7 +99,7 @@ def apply_auto_cdc(
     events = cdc_events(changes, spec, plan)
     scd = spec.stored_as_scd_type
     ref = store.evolve(ref, target_schema(events, plan, scd), step=f"AUTO CDC {spec.flow_name}")
-    state_ref = state_table(ref)
+    state_ref = state_table(ref, store.project)
     wanted = state_schema(events, plan, scd)
     if store.exists(state_ref):
         state = store.read(state_ref)
@@ -152,4 +164,4 @@ def _result(ref: TableRef, scd: int, counts: dict[str, int], version: int) -> Au
 def reset_auto_cdc(store: TableStore, target: TableName) -> bool:
     """Forget what the flow into ``target`` applied (its state table); for a full refresh,
     with the target's own data. False when there was no state."""
-    return store.drop_data(state_table(_ref(store, target)))
+    return store.drop_data(state_table(_ref(store, target), store.project))

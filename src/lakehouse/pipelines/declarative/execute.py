@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config.catalog import TableSpec
-from lakehouse.config.project import Project, TableRef, resolve_path
+from lakehouse.config.project import Project, TableRef
 from lakehouse.config.system_tables import DqResultRow
 from lakehouse.core.errors import LakehouseError
 from lakehouse.io.store import TableStore
@@ -84,20 +84,13 @@ def dataset_ref(project: Project, name: str, dataset: Dataset | None = None) -> 
     known = project.tables.get(name)
     if known is not None:
         return known
-    catalog, schema, table = name.split(".")
+    schema = name.split(".")[1]
     spec = TableSpec(
         layer=schema if schema in _LAYERS else "silver",
         description=(dataset.comment or "") if dataset else "",
         partition_by=list(dataset.partition_cols) if dataset else [],
     )
-    add_table = getattr(project, "add_table", None)  # config: the catalog grows at run time
-    if add_table is not None:
-        return add_table(name, spec)  # type: ignore[no-any-return]
-    root = resolve_path(project.root, project.catalog.storage_root).rstrip("/")
-    folder = f"{root}/{schema}" if catalog == project.catalog.name else f"{root}/{catalog}/{schema}"
-    ref = TableRef(catalog, schema, table, spec, f"{folder}/{table}")
-    project.tables[name] = ref
-    return ref
+    return project.add_table(name, spec)  # the catalog grows at run time
 
 
 # ------------------------------------------------------------------ one flow

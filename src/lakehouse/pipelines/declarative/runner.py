@@ -19,6 +19,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 
 from lakehouse.config.project import Project, TableRef
+from lakehouse.config.runtime_tables import save_runtime_tables
 from lakehouse.config.system_tables import SystemTable, rows_frame
 from lakehouse.core.errors import LakehouseError, one_line
 from lakehouse.pipelines.declarative.api import pipeline_api
@@ -127,6 +128,9 @@ def run_definition(
             update.error = f"{exc.dataset}: read before it was computed (cycle?)"
         except Exception as exc:
             update.error = one_line(exc)
+        finally:
+            if not dry_run:  # later commands and sessions know the datasets as tables
+                save_runtime_tables(run.project)
     update.seconds = time.perf_counter() - started
     return update
 
