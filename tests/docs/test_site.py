@@ -31,6 +31,13 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         "configuration.html",
         "csv-files.html",
         "data-layout.html",
+        "databricks/auto-cdc.html",
+        "databricks/bundles.html",
+        "databricks/index.html",
+        "databricks/jobs.html",
+        "databricks/pipeline-sql.html",
+        "databricks/pipelines.html",
+        "databricks/tasks.html",
         "development.html",
         "engines.html",
         "getting-started.html",
@@ -52,6 +59,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     ]
     reference = (site / "reference" / "config.html").read_text(encoding="utf-8")
     assert 'id="silverspec"' in reference and 'id="bundlespec"' in reference
+    assert 'id="pipelineresource"' in reference
     assert (site / "img" / "lineage-churn-predictions.svg").is_file()
     assert not (site / "_incoming").exists() and not (site / "hooks.py").exists()
     notebooks = (site / "notebooks.html").read_text(encoding="utf-8")
