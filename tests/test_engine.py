@@ -132,7 +132,7 @@ def test_empty_jar_dir_is_reported_without_starting_a_jvm(
         ),
         (
             lambda text: text.replace("default: 1000", "default: [1000]"),
-            "error: bundle.yml: variables.demo_customers.default: expected one of str, int, float, bool (got [1000])",
+            "error: bundle.yml: variables.demo_customers: a mapping or list default needs 'type: complex'",
         ),
         (
             lambda text: text.replace("${var.demo_customers}", "${var.customers}"),

@@ -3,7 +3,6 @@ development-mode pause; driven by a fake clock as in test_schedule.py (files are
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -23,11 +22,8 @@ START = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)
 TASKS = "      tasks: [{task_key: t, python_function_task: {function: 'os:getcwd'}}]\n"
 
 
-# Databricks' development-mode pause applies to a databricks.yml bundle; before the
-# Databricks bundle loader (helper dab-config) only bundle.yml loads, and the scheduler
-# applies the pause itself
-DAB_LOADER = importlib.util.find_spec("lakehouse.config.dab") is not None
-DEV_BUNDLE_FILE = "databricks.yml" if DAB_LOADER else "bundle.yml"
+# Databricks' development-mode pause applies to a databricks.yml bundle
+DEV_BUNDLE_FILE = "databricks.yml"
 
 
 def write_bundle(
@@ -252,14 +248,12 @@ def test_development_mode_keeps_an_explicitly_unpaused_trigger(tmp_path: Path) -
 
 
 def test_with_the_dab_loader_the_schedules_pause_status_decides(tmp_path: Path) -> None:
-    """The Databricks bundle loader (helper dab-config) sets pause_status: PAUSED itself on
+    """The Databricks bundle loader sets pause_status: PAUSED itself on
     what sets none and says so with ``project.schedules_paused``: only explained here."""
     jobs = trigger_job("paused", "{pause_status: PAUSED, periodic: {interval: 1, unit: HOURS}}")
     jobs += trigger_job("own", "{pause_status: UNPAUSED, periodic: {interval: 1, unit: HOURS}}")
     dev = "{default: true, mode: development}"
     project = write_bundle(tmp_path, jobs, dev, DEV_BUNDLE_FILE)
-    if not DAB_LOADER:
-        object.__setattr__(project, "schedules_paused", True)  # what the loader says
     lines: list[str] = []
     s = Scheduler(
         project,
@@ -275,27 +269,8 @@ def test_with_the_dab_loader_the_schedules_pause_status_decides(tmp_path: Path) 
         )
         for line in lines
     ), lines
-    if DAB_LOADER:
-        project = write_bundle(tmp_path, jobs, "{default: true, mode: production}", DEV_BUNDLE_FILE)
-    else:
-        object.__setattr__(project, "schedules_paused", False)
+    project = write_bundle(tmp_path, jobs, "{default: true, mode: production}", DEV_BUNDLE_FILE)
     assert development_pause(project) is None
-
-
-@pytest.mark.skipif(DAB_LOADER, reason="the Databricks bundle loader applies presets itself")
-def test_development_pause_lifted_by_presets(tmp_path: Path) -> None:
-    project = write_bundle(
-        tmp_path,
-        trigger_job("p", "{periodic: {interval: 1, unit: HOURS}}"),
-        target="{default: true, mode: development}",
-    )
-    for status in ("UNPAUSED", "PAUSED"):
-        # presets arrive with the Databricks bundle loader (helper dab-config): read as given
-        target = project.target.model_copy()
-        object.__setattr__(target, "presets", {"trigger_pause_status": status})
-        object.__setattr__(project, "target", target)
-        found = development_pause(project)
-        assert (found is None) if status == "UNPAUSED" else ("development mode" in str(found))
 
 
 def test_schedule_trigger_and_continuous_are_exclusive(tmp_path: Path) -> None:

@@ -228,31 +228,11 @@ def scheduled_jobs(project: Project, job: str | None = None) -> dict[str, Job]:
 def development_pause(project: Project) -> str | None:
     """Why the target pauses the schedules and triggers that set no ``pause_status`` of
     their own (Databricks' ``mode: development``, or ``presets.trigger_pause_status:
-    PAUSED``), or None.
-
-    With the Databricks bundle loader (``project.schedules_paused``), the loader has set
-    ``pause_status: PAUSED`` on each of those already: this only explains it. Without it,
-    an explicit ``mode: development`` on the target pauses them (unless the target's
-    ``presets.trigger_pause_status`` is ``UNPAUSED``).
-    """
-    target = project.target
-    development = getattr(target, "mode", None) == "development"
-    loader_decided = getattr(project, "schedules_paused", None)
-    if loader_decided is not None:
-        if not loader_decided:
-            return None
-    else:
-        if not development or "mode" not in getattr(target, "model_fields_set", {"mode"}):
-            return None  # no mode given: the lakehouse dialect's default, not a DAB target
-        presets = getattr(target, "presets", None)
-        status = (
-            presets.get("trigger_pause_status")
-            if isinstance(presets, dict)
-            else getattr(presets, "trigger_pause_status", None)
-        )
-        if status == "UNPAUSED":
-            return None
-    if development:
+    PAUSED``), or None. The loader has already set ``pause_status: PAUSED`` on each of those
+    (``project.schedules_paused``): this only explains it."""
+    if not project.schedules_paused:
+        return None
+    if project.target.mode == "development":
         return (
             f"target {project.target_name} is in development mode; "
             "presets.trigger_pause_status: UNPAUSED runs it"
