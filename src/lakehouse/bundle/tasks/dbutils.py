@@ -53,23 +53,9 @@ class Widgets:
     ) -> None:
         self._define(name, defaultValue)
 
-    def combobox(
-        self,
-        name: str,
-        defaultValue: str,  # noqa: N803
-        choices: list[str],
-        label: str | None = None,
-    ) -> None:
-        self._define(name, defaultValue)
-
-    def multiselect(
-        self,
-        name: str,
-        defaultValue: str,  # noqa: N803
-        choices: list[str],
-        label: str | None = None,
-    ) -> None:
-        self._define(name, defaultValue)
+    # same signature: a choice widget's value is its default unless a parameter sets it
+    combobox = dropdown
+    multiselect = dropdown
 
     def get(self, name: str) -> str:
         if name in self._values:
