@@ -227,7 +227,12 @@ def column_sql(column: Any) -> str:
     """A column given as a string or a ``Column`` (Connect or classic) as SQL text."""
     if isinstance(column, str):
         return column
-    expr = getattr(column, "_expr", None)
+    # a classic Column answers any attribute with a field access (col._expr is a Column):
+    # look at the instance's own attributes only
+    jc = vars(column).get("_jc") if hasattr(column, "__dict__") else None
+    if jc is not None:  # classic (JVM): the Catalyst expression's SQL, literals quoted
+        return str(jc.node().sql())
+    expr = vars(column).get("_expr") if hasattr(column, "__dict__") else None
     if expr is not None:  # Spark Connect
         ident = getattr(expr, "_unparsed_identifier", None)
         if isinstance(ident, str):
@@ -236,5 +241,4 @@ def column_sql(column: Any) -> str:
         if isinstance(text, str):
             return text
         return str(expr)
-    jc = getattr(column, "_jc", None)
-    return str(jc.toString()) if jc is not None else str(column)
+    return str(column)
