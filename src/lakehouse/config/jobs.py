@@ -7,11 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from lakehouse.config.base import (
-    SECRET_PARAMETER_HINT,
     DottedCallable,
     Identifier,
     StrictModel,
-    parameter_secret,
 )
 from lakehouse.config.job_settings import (
     Continuous,
@@ -37,19 +35,11 @@ from lakehouse.config.tasks import (
     RunJobTask,
     SparkPythonTask,
     TaskDependency,
+    no_secret_parameters,
 )
 from lakehouse.core.cron import parse_schedule
 
-
-def _no_secrets(parameters: list[str]) -> list[str]:
-    """Refuse secret-looking plain parameters (they are recorded with every run)."""
-    reason = parameter_secret(parameters)
-    if reason:
-        raise ValueError(f"{reason}; {SECRET_PARAMETER_HINT}")
-    return parameters
-
-
-PlainParameters = Annotated[list[str], AfterValidator(_no_secrets)]
+PlainParameters = Annotated[list[str], AfterValidator(no_secret_parameters)]
 
 
 class RunAs(StrictModel):

@@ -20,7 +20,7 @@ from lakehouse.config.base import (
 )
 
 
-def _no_secrets(parameters: list[str]) -> list[str]:
+def no_secret_parameters(parameters: list[str]) -> list[str]:
     """Refuse secret-looking plain parameters (they are recorded with every run)."""
     reason = parameter_secret(parameters)
     if reason:
@@ -29,7 +29,7 @@ def _no_secrets(parameters: list[str]) -> list[str]:
 
 
 def _no_secret_values(parameters: dict[str, str]) -> dict[str, str]:
-    _no_secrets([f"--{k}={v}" for k, v in parameters.items()])
+    no_secret_parameters([f"--{k}={v}" for k, v in parameters.items()])
     return parameters
 
 
@@ -43,7 +43,7 @@ def _as_text(value: object) -> object:
 
 
 Text = Annotated[str, BeforeValidator(_as_text)]
-PlainParameters = Annotated[list[Text], AfterValidator(_no_secrets)]
+PlainParameters = Annotated[list[Text], AfterValidator(no_secret_parameters)]
 NamedParameters = Annotated[dict[str, Text], AfterValidator(_no_secret_values)]
 Source = Literal["WORKSPACE", "GIT"]
 
