@@ -9,10 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
-from lakehouse.config.bundle_spec import DeltaJars, EngineSpec
-from lakehouse.engine import EngineSession, jvm_spark_conf
+from lakehouse.config.bundle_spec import DeltaJars, EngineSpec, SailKubernetes
+from lakehouse.engine import EngineSession, jvm_spark_conf, sail_mode_label, sail_settings
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
@@ -246,3 +247,57 @@ def test_connect_engine_unreachable_fails_in_one_line(demo_project_dir: Path) ->
     lines = _error_lines(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: cannot reach Spark Connect at sc://127.0.0.1:9")
+
+
+def test_sail_settings_are_the_variables_sail_reads_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mode, workers, pod settings and free-form settings become SAIL_* variables."""
+    monkeypatch.delenv("SAIL_MODE", raising=False)
+    spec = EngineSpec(
+        mode="kubernetes-cluster",
+        workers=3,
+        task_slots=4,
+        kubernetes=SailKubernetes(
+            image="registry.local/lakehouse:1", worker_pod_template={"spec": {"nodeSelector": {}}}
+        ),
+        sail={"cluster.worker_max_idle_time_secs": "30"},
+    )
+    settings = sail_settings(spec, catalog="shop")
+    assert settings["SAIL_MODE"] == "kubernetes-cluster"
+    assert settings["SAIL_CLUSTER__WORKER_INITIAL_COUNT"] == "3"
+    assert settings["SAIL_CLUSTER__WORKER_TASK_SLOTS"] == "4"
+    assert "SAIL_CLUSTER__WORKER_MAX_COUNT" not in settings  # left to the environment
+    assert settings["SAIL_KUBERNETES__IMAGE"] == "registry.local/lakehouse:1"
+    assert settings["SAIL_KUBERNETES__NAMESPACE"] == "default"
+    assert settings["SAIL_KUBERNETES__WORKER_POD_TEMPLATE"] == '{"spec": {"nodeSelector": {}}}'
+    assert settings["SAIL_CLUSTER__WORKER_MAX_IDLE_TIME_SECS"] == "30"
+    assert settings["SAIL_CATALOG__DEFAULT_CATALOG"] == "shop"
+    assert sail_mode_label(settings) == "kubernetes-cluster, 3 workers"
+
+
+def test_sail_mode_comes_from_the_target_then_sail_mode_then_local(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SAIL_MODE", raising=False)
+    assert sail_mode_label(sail_settings(EngineSpec())) == "local"
+    monkeypatch.setenv("SAIL_MODE", "local-cluster")
+    monkeypatch.setenv("SAIL_CLUSTER__WORKER_INITIAL_COUNT", "2")
+    assert sail_mode_label(sail_settings(EngineSpec())) == "local-cluster, 2 workers"
+    assert sail_settings(EngineSpec(mode="local"))["SAIL_MODE"] == "local"
+
+
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        ({"kind": "spark", "mode": "local-cluster"}, "only for engine kind 'sail'"),
+        ({"kind": "connect", "remote": "sc://h:1", "workers": 2}, "only for engine kind 'sail'"),
+        ({"mode": "local-cluster", "kubernetes": {"image": "i"}}, "only with mode"),
+        ({"mode": "local", "workers": 2}, "need a cluster mode"),
+        ({"mode": "yarn"}, "local-cluster"),
+        ({"mode": "local-cluster", "workers": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_sail_cluster_settings_are_checked(engine: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        EngineSpec.model_validate(engine)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import re
@@ -51,6 +52,7 @@ class EngineSession:
     started_in_s: float = 0.0
     log_file: Path | None = None
     remote: str | None = None
+    mode: str = ""  # how the engine runs, for the summary: "local-cluster, 2 workers"
     _server: object | None = field(default=None, repr=False)
 
     def stop(self) -> None:
@@ -131,7 +133,8 @@ def _sail_session(
     from pysail.spark import SparkConnectServer
 
     started = time.perf_counter()
-    with _sail_default_catalog(catalog):  # read when the server is made
+    settings = sail_settings(spec, catalog)
+    with _environment(settings):  # Sail reads its settings from SAIL_* when the server is made
         server = SparkConnectServer("127.0.0.1", 0)
         server.start(background=True)
     address = server.listening_address
@@ -151,10 +154,13 @@ def _sail_session(
         owned=True,
         started_in_s=time.perf_counter() - started,
         remote=f"sc://{host}:{port}",
+        mode=sail_mode_label(settings),
         _server=server,
     )
     atexit.register(session.stop)
-    log.info("embedded Sail engine on %s:%s (%.2fs)", host, port, session.started_in_s)
+    log.info(
+        "embedded Sail engine (%s) on %s:%s (%.2fs)", session.mode, host, port, session.started_in_s
+    )
     return session
 
 
@@ -286,19 +292,61 @@ def local_mode_conf(master: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def _sail_default_catalog(catalog: str | None) -> Iterator[None]:
-    """Sail reads its catalogs from the environment when its server starts: one in-memory
-    catalog named ``catalog`` (Sail's own default is ``sail``), set only for that start."""
-    if not catalog or not re.match(IDENTIFIER, catalog):
-        yield
-        return
-    wanted = {
-        "SAIL_CATALOG__LIST": f'[{{type="memory", name="{catalog}", initial_database=["default"]}}]',
-        "SAIL_CATALOG__DEFAULT_CATALOG": catalog,
+ENV_SAIL_MODE = "SAIL_MODE"
+
+
+def sail_env_name(key: str) -> str:
+    """The environment variable Sail reads a dotted setting from (``cluster.worker_task_slots``
+    -> ``SAIL_CLUSTER__WORKER_TASK_SLOTS``)."""
+    return "SAIL_" + key.replace(".", "__").upper()
+
+
+def sail_settings(spec: EngineSpec, catalog: str | None = None) -> dict[str, str]:
+    """The Sail server settings of ``spec``, as the ``SAIL_*`` variables Sail reads at start.
+
+    The mode comes from the spec, else ``$SAIL_MODE``, else ``local``. One in-memory catalog
+    named ``catalog`` (Sail's own default is ``sail``) is the default catalog. Settings the
+    spec leaves out keep what the environment says (a deployment may set them there).
+    """
+    mode = spec.mode or os.environ.get(ENV_SAIL_MODE) or "local"
+    settings: dict[str, str] = {"mode": mode}
+    if catalog and re.match(IDENTIFIER, catalog):
+        settings["catalog.list"] = (
+            f'[{{type="memory", name="{catalog}", initial_database=["default"]}}]'
+        )
+        settings["catalog.default_catalog"] = catalog
+    cluster = {
+        "cluster.worker_initial_count": spec.workers,
+        "cluster.worker_max_count": spec.max_workers,
+        "cluster.worker_task_slots": spec.task_slots,
     }
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
+    settings.update({key: str(value) for key, value in cluster.items() if value is not None})
+    if spec.kubernetes is not None:
+        pod = spec.kubernetes.model_dump(exclude={"worker_pod_template"})
+        settings.update({f"kubernetes.{key}": str(value) for key, value in pod.items()})
+        if spec.kubernetes.worker_pod_template is not None:
+            settings["kubernetes.worker_pod_template"] = json.dumps(
+                spec.kubernetes.worker_pod_template
+            )
+    settings.update(spec.sail)
+    return {sail_env_name(key): value for key, value in settings.items()}
+
+
+def sail_mode_label(settings: dict[str, str]) -> str:
+    """``local``, or the cluster mode with its worker count (``local-cluster, 2 workers``)."""
+    mode = settings.get(sail_env_name("mode"), "local")
+    if mode == "local":
+        return mode
+    key = sail_env_name("cluster.worker_initial_count")
+    workers = settings.get(key) or os.environ.get(key) or "4"  # Sail's default
+    return f"{mode}, {workers} workers"
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in the environment for the ``with`` block, then restored."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -368,7 +416,12 @@ def _jvm_session(
             f"JVM log: {log_file}"
         ) from exc
     session = EngineSession(
-        spark, "spark", owned=True, started_in_s=time.perf_counter() - started, log_file=log_file
+        spark,
+        "spark",
+        owned=True,
+        started_in_s=time.perf_counter() - started,
+        log_file=log_file,
+        mode=f"master {spec.master}",
     )
     try:
         if delta:

@@ -53,8 +53,9 @@ def _verdict(report: RunReport) -> str:
 
 def _tasks_table(report: RunReport) -> Table:
     """One row per task: status, seconds and the error."""
+    mode = f" ({report.engine_mode})" if report.engine_mode else ""
     tasks = Table(
-        title=f"job {report.job} · run {report.run_id} · target {report.target} · engine {report.engine}"
+        title=f"job {report.job} · run {report.run_id} · target {report.target} · engine {report.engine}{mode}"
     )
     tasks.add_column("task")
     tasks.add_column("status")

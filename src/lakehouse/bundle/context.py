@@ -45,6 +45,8 @@ class RunReport:
     run_id: str
     target: str
     engine: str
+    # how the engine ran when it is not plain local: "local-cluster, 2 workers"
+    engine_mode: str = ""
     started: float = field(default_factory=time.time)
     writes: list[WriteResult] = field(default_factory=list)
     models: list[ModelResult] = field(default_factory=list)

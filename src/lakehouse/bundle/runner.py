@@ -260,7 +260,9 @@ def _child_runner(
             calls=(*parent.calls, parent.job_name),
         )
         state.run_child = _child_runner(run, state, task_runner, retries)
-        report = RunReport(name, state.run_id, run.report.target, run.report.engine)
+        report = RunReport(
+            name, state.run_id, run.report.target, run.report.engine, run.report.engine_mode
+        )
         execute = _dispatching(run, state, task_runner)
         records = RunRecords(run.store, report, run.principal)
         _Schedule(job, task_order(job), execute, records, None, retries=retries, state=state).run()

@@ -111,6 +111,30 @@ class DeltaJars(StrictModel):
     )
 
 
+SailMode = Literal["local", "local-cluster", "kubernetes-cluster"]
+
+
+class SailKubernetes(StrictModel):
+    """Where Sail's ``kubernetes-cluster`` mode starts its worker pods (Sail's ``kubernetes.*``
+    settings). The driver is the pod running ``lakehouse``; see deploy/kubernetes."""
+
+    image: str = Field(description="container image of the worker pods (the driver's image)")
+    namespace: str = Field("default", description="namespace the worker pods are created in")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="image pull policy of the worker pods"
+    )
+    driver_pod_name: str = Field(
+        "", description="the driver pod's name (owner of the worker pods); usually from the env"
+    )
+    worker_pod_name_prefix: str = Field("sail-worker-", description="name prefix of worker pods")
+    worker_service_account_name: str = Field(
+        "default", description="service account of the worker pods"
+    )
+    worker_pod_template: dict[str, Any] | None = Field(
+        None, description="a Kubernetes PodTemplateSpec merged into every worker pod"
+    )
+
+
 class EngineSpec(StrictModel):
     kind: Literal["sail", "spark", "connect"] = Field(
         "sail", description="sail (embedded), spark (JVM + delta-spark) or connect (Spark Connect)"
@@ -124,6 +148,42 @@ class EngineSpec(StrictModel):
     delta: DeltaJars = Field(
         default_factory=DeltaJars, description="where JVM Spark gets the Delta jars"
     )
+    mode: SailMode | None = Field(
+        None,
+        description="sail engine: local (one process), local-cluster (driver and workers in "
+        "one process over RPC) or kubernetes-cluster (worker pods); default: $SAIL_MODE, else local",
+    )
+    workers: int | None = Field(
+        None, ge=1, description="sail cluster modes: workers started with the driver (Sail: 4)"
+    )
+    max_workers: int | None = Field(
+        None, ge=0, description="sail cluster modes: most workers at once (0: no limit)"
+    )
+    task_slots: int | None = Field(
+        None, ge=1, description="sail cluster modes: tasks one worker runs at once (Sail: 8)"
+    )
+    kubernetes: SailKubernetes | None = Field(
+        None, description="sail kubernetes-cluster mode: where the worker pods start"
+    )
+    sail: dict[str, str] = Field(
+        default_factory=dict,
+        description="any other Sail server setting by its dotted name (e.g. "
+        "cluster.worker_max_idle_time_secs); read when the embedded server starts",
+    )
+
+    @model_validator(mode="after")
+    def _sail_settings_for_sail(self) -> EngineSpec:
+        sail_only = ("mode", "workers", "max_workers", "task_slots", "kubernetes", "sail")
+        given = [key for key in sail_only if key in self.model_fields_set]
+        if self.kind != "sail" and given:
+            raise ValueError(f"{', '.join(given)}: only for engine kind 'sail' (got {self.kind!r})")
+        if self.kubernetes is not None and self.mode != "kubernetes-cluster":
+            raise ValueError("kubernetes: only with mode 'kubernetes-cluster'")
+        if self.mode == "local" and (
+            {"workers", "max_workers", "task_slots"} & self.model_fields_set
+        ):
+            raise ValueError("workers, max_workers and task_slots need a cluster mode")
+        return self
 
     @model_validator(mode="after")
     def _remote_for_connect(self) -> EngineSpec:

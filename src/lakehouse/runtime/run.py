@@ -235,6 +235,7 @@ def _assemble(
         run_id=run_id or new_run_id(),
         target=project.target_name,
         engine=engine or session.kind,
+        engine_mode="" if session.mode in ("local", "master local[*]") else session.mode,
     )
     store = _governed_store(project, session, report, run_as.principal(project))
     return RunContext(project, session, store, report, run_as, owns_session=owned)

@@ -103,16 +103,12 @@ def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
     parsed = content.select(
         value.alias("_line"),
         F.from_json(value, struct).alias("_record"),
-        F.json_object_keys(value).alias("_keys"),
+        F.from_json(value, "map<string,string>").alias("_map"),
+        F.get_json_object(value, "$").alias("_first"),
     ).select("*", _json_problem(declared).alias("_corrupt"))
     bad = F.col("_corrupt").isNotNull()
-    has_extra = F.size(F.filter("_keys", lambda k: ~k.isin(declared))) > 0
-    extra = F.when(
-        ~bad & has_extra,
-        F.map_filter(
-            F.from_json(F.col("_line"), "map<string,string>"), lambda k, _v: ~k.isin(declared)
-        ),
-    )
+    extra_fields = F.map_filter("_map", lambda k, _v: ~k.isin(declared))
+    extra = F.when(~bad & (F.size(extra_fields) > 0), extra_fields)
     return parsed.select(
         *[F.when(~bad, F.col("_record").getField(name)).alias(name) for name in declared],
         extra.alias(EXTRA),
@@ -122,23 +118,28 @@ def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
 
 
 def _json_problem(declared: list[str]) -> Column:
-    """Why a parsed JSON line (``_line``, ``_record``, ``_keys``) is corrupt, else NULL.
+    """Why a parsed JSON line (``_line``, ``_record``, ``_map``, ``_first``) is corrupt, else NULL.
 
-    ``json_object_keys`` reads only the first value of a line, and the struct parse fails
-    silently (every field NULL) on a second value, trailing text or a number out of range; a
-    map parse fails visibly (NULL), so it checks the lines whose fields all came out NULL.
+    Built from functions every engine runs on its workers (Sail's cluster mode has no
+    ``json_object_keys``): ``get_json_object(line, '$')`` is the line's first JSON value.
+    The struct parse fails silently (every field NULL) on a second value, trailing text or a
+    number out of range, while the map parse fails visibly (NULL), so the map decides for the
+    lines whose fields all came out NULL. A map keeps one value per key, and a variant parse
+    refuses a repeated key: a line the map reads but the variant does not repeats a key.
     """
-    keys = F.col("_keys")
+    first = F.ltrim(F.col("_first"))
     fields = [F.col("_record").getField(name).isNull() for name in declared]
     all_null = reduce(lambda a, b: a & b, fields) if fields else F.lit(True)
-    unparsed = F.when(all_null, F.from_json(F.col("_line"), "map<string,string>").isNull())
+    parsed_map = F.col("_map").isNotNull()
     return (
-        F.when(keys.isNull(), F.lit("malformed JSON: not a JSON object"))
+        F.when(first.isNull() | ~first.startswith("{"), F.lit("malformed JSON: not a JSON object"))
         .when(
-            unparsed, F.lit("malformed JSON: not exactly one JSON object, or a number out of range")
+            all_null & ~parsed_map,
+            F.lit("malformed JSON: not exactly one JSON object, or a number out of range"),
         )
         .when(
-            F.size(F.array_distinct(keys)) != F.size(keys), F.lit("malformed JSON: duplicate key")
+            parsed_map & F.try_parse_json(F.col("_line")).isNull(),
+            F.lit("malformed JSON: duplicate key"),
         )
     )
 
