@@ -122,6 +122,22 @@ def build_session(
     return _connect_session(spec, app_name)
 
 
+# Spark Connect's client logger: it logs every failed RPC as a multi-line JSON record with
+# a stack trace (on stderr), next to the exception the caller handles anyway
+CONNECT_CLIENT_LOGGER = "pyspark.sql.connect.logging"
+
+
+def quiet_spark_connect_client() -> None:
+    """Keep failed RPCs out of stderr: the caller reports the exception in one line.
+
+    pyspark disables the logger unless ``SPARK_CONNECT_LOG_LEVEL`` is set, but any later
+    ``logging.config.dictConfig(disable_existing_loggers=False)`` (Airflow, uvicorn configs)
+    enables it again; a level above CRITICAL stays. ``SPARK_CONNECT_LOG_LEVEL`` still wins.
+    """
+    if "SPARK_CONNECT_LOG_LEVEL" not in os.environ:
+        logging.getLogger(CONNECT_CLIENT_LOGGER).setLevel(logging.CRITICAL + 1)
+
+
 def _is_remote(spark: SparkSession) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
@@ -130,6 +146,7 @@ def _sail_session(
     spec: EngineSpec, warehouse_dir: Path, app_name: str, catalog: str | None = None
 ) -> EngineSession:
     os.environ.setdefault("RUST_LOG", "error")
+    quiet_spark_connect_client()
     from pysail.spark import SparkConnectServer
 
     started = time.perf_counter()
@@ -168,6 +185,7 @@ def _connect_session(spec: EngineSpec, app_name: str) -> EngineSession:
     started = time.perf_counter()
     assert spec.remote is not None  # checked by EngineSpec
     _require_reachable(spec.remote)
+    quiet_spark_connect_client()
     builder = SparkSession.builder.remote(spec.remote).appName(app_name)
     for key, value in spec.conf.items():
         builder = builder.config(key, value)

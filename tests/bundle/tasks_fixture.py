@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging.config
 import time
 
 from lakehouse.bundle.context import TaskContext
@@ -59,3 +60,12 @@ def slow_broken(ctx: TaskContext) -> None:
     _log(ctx, f"attempt {ctx.extra['attempt']}")
     time.sleep(float(ctx.parameters[0]))
     raise ValueError("slow failure")
+
+
+def engine_error(ctx: TaskContext) -> None:
+    """A query that fails while it executes (on a worker in Sail's cluster modes), after a
+    logging set-up as uvicorn's (the sample API, serving) does it: ``dictConfig`` with
+    ``disable_existing_loggers=False`` enables every existing logger again, Spark Connect's too."""
+    _log(ctx, "engine_error")
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    ctx.spark.range(3).selectExpr("raise_error(concat('bad row ', id)) AS x").collect()

@@ -66,6 +66,7 @@ JOBS: dict[str, Any] = {
         ]
     },
     "quiet": {"tasks": [_task("ingest", "empty_source")]},
+    "engine_failure": {"tasks": [_task("query", "engine_error")]},
     "holding": {
         "tasks": [_task("first", "ok"), _task("sleeps", "sleepy", "first", parameters=["60"])]
     },
@@ -311,6 +312,26 @@ def _wait_for(predicate: Any, seconds: float = 120) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.1)
+
+
+@pytest.mark.distributed
+def test_a_query_failing_in_the_engine_exits_1_with_one_line(
+    project_root: Path, tmp_path: Path
+) -> None:
+    """No JSON log records of the failed RPC on stderr: the one ``error:`` line only (in the
+    distributed invocation the query fails on a Sail worker)."""
+    done = subprocess.run(
+        [LAKEHOUSE, "bundle", "run", "engine_failure", "-C", str(project_root)],
+        env=_cli_env(tmp_path / "data"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("error: job engine_failure failed: task query: ")
+    assert "bad row 0" in lines[0]
 
 
 def test_runs_lists_a_sigkilled_run_as_abandoned_not_success(
