@@ -594,6 +594,7 @@ def test_databricks_bundle_has_the_jobs_tasks_and_schedules(project: Project) ->
     assert doc["variables"]["demo_customers"]["default"] == 1000
     assert doc["targets"] == {
         "local": {"mode": "development", "default": True},
+        "distributed": {"mode": "development"},
         "cluster": {"mode": "production"},
         "remote": {"mode": "production"},
     }
