@@ -322,7 +322,9 @@ def sail_settings(spec: EngineSpec, catalog: str | None = None) -> dict[str, str
     }
     settings.update({key: str(value) for key, value in cluster.items() if value is not None})
     if spec.kubernetes is not None:
-        pod = spec.kubernetes.model_dump(exclude={"worker_pod_template"})
+        # only what the target sets: the rest (namespace, driver pod name) may come from the
+        # pod's environment (deploy/kubernetes sets them with the downward API)
+        pod = spec.kubernetes.model_dump(exclude={"worker_pod_template"}, exclude_unset=True)
         settings.update({f"kubernetes.{key}": str(value) for key, value in pod.items()})
         if spec.kubernetes.worker_pod_template is not None:
             settings["kubernetes.worker_pod_template"] = json.dumps(
