@@ -134,6 +134,7 @@ def _sail_session(
 
     started = time.perf_counter()
     settings = sail_settings(spec, catalog)
+    require_kubernetes_api(settings)
     with _environment(settings):  # Sail reads its settings from SAIL_* when the server is made
         server = SparkConnectServer("127.0.0.1", 0)
         server.start(background=True)
@@ -332,6 +333,28 @@ def sail_settings(spec: EngineSpec, catalog: str | None = None) -> dict[str, str
             )
     settings.update(spec.sail)
     return {sail_env_name(key): value for key, value in settings.items()}
+
+
+# the names Sail accepts for its Kubernetes mode
+KUBERNETES_MODES = frozenset(
+    f"{a}{sep}cluster" for a in ("kubernetes", "k8s", "kube") for sep in ("-", "_")
+)
+
+
+def require_kubernetes_api(settings: dict[str, str]) -> None:
+    """Fail at once when ``kubernetes-cluster`` mode has no Kubernetes API to start worker
+    pods with (Sail would retry for minutes): no in-cluster service account, no kubeconfig."""
+    mode = settings.get(sail_env_name("mode"), "")
+    if mode.lower() not in KUBERNETES_MODES:
+        return
+    if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG"):
+        return
+    if (Path.home() / ".kube" / "config").is_file():
+        return
+    raise EngineError(
+        f"Sail {mode} mode starts worker pods through the Kubernetes API, and none is "
+        "configured here: run the driver in a pod (deploy/kubernetes/job.yaml) or set KUBECONFIG"
+    )
 
 
 def sail_mode_label(settings: dict[str, str]) -> str:

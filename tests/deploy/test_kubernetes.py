@@ -4,7 +4,10 @@ and with the settings Sail reads. No cluster is reachable here: nothing is appli
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -186,3 +189,59 @@ def test_the_driver_runs_a_job_of_the_k8s_target() -> None:
     assert container["workingDir"] == "/opt/lakehouse"  # the Dockerfile's WORKDIR
     project = load_project(ROOT, target="k8s")
     assert "demo" in project.bundle.resources.jobs
+
+
+def test_the_k8s_target_without_a_kubernetes_api_fails_at_once(tmp_path: Path) -> None:
+    """Outside a pod and without a kubeconfig, Sail would retry starting workers for minutes;
+    the run stops before the engine starts, with one line."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST") and not k.startswith("LAKEHOUSE_")
+    }
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lakehouse.cli",
+            "bundle",
+            "run",
+            "demo",
+            "-t",
+            "k8s",
+            "--var",
+            f"data_root={tmp_path / 'data'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: Sail kubernetes-cluster mode starts worker pods through the Kubernetes API, and "
+        "none is configured here: run the driver in a pod (deploy/kubernetes/job.yaml) or set "
+        "KUBECONFIG"
+    ]
+
+
+def test_kubernetes_api_check_passes_in_a_pod_or_with_a_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.core.errors import EngineError
+    from lakehouse.engine import require_kubernetes_api
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    require_kubernetes_api({"SAIL_MODE": "local-cluster"})  # other modes: no check
+    with pytest.raises(EngineError, match="Sail k8s_cluster mode starts worker pods"):
+        require_kubernetes_api({"SAIL_MODE": "k8s_cluster"})  # Sail's other names too
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")  # what a pod has
+    require_kubernetes_api({"SAIL_MODE": "kubernetes-cluster"})
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("apiVersion: v1\nkind: Config\n")
+    require_kubernetes_api({"SAIL_MODE": "kubernetes-cluster"})
