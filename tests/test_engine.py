@@ -269,7 +269,9 @@ def test_sail_settings_are_the_variables_sail_reads_at_start(
     assert settings["SAIL_CLUSTER__WORKER_TASK_SLOTS"] == "4"
     assert "SAIL_CLUSTER__WORKER_MAX_COUNT" not in settings  # left to the environment
     assert settings["SAIL_KUBERNETES__IMAGE"] == "registry.local/lakehouse:1"
-    assert settings["SAIL_KUBERNETES__NAMESPACE"] == "default"
+    # not set in the target: left to the pod's environment (deploy/kubernetes/job.yaml)
+    assert "SAIL_KUBERNETES__NAMESPACE" not in settings
+    assert "SAIL_KUBERNETES__DRIVER_POD_NAME" not in settings
     assert settings["SAIL_KUBERNETES__WORKER_POD_TEMPLATE"] == '{"spec": {"nodeSelector": {}}}'
     assert settings["SAIL_CLUSTER__WORKER_MAX_IDLE_TIME_SECS"] == "30"
     assert settings["SAIL_CATALOG__DEFAULT_CATALOG"] == "shop"

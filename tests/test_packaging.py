@@ -22,6 +22,7 @@ IMPORT_NAMES = {
     "sqlalchemy": "sqlalchemy",
     "psycopg": "psycopg",
     "schemathesis": "schemathesis",
+    "kubernetes-validate": "kubernetes_validate",
     "tpchgen-cli": None,
     "polars": "polars",
     "psutil": "psutil",

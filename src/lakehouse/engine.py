@@ -151,6 +151,7 @@ def _sail_session(
 
     started = time.perf_counter()
     settings = sail_settings(spec, catalog)
+    require_kubernetes_api(settings)
     with _environment(settings):  # Sail reads its settings from SAIL_* when the server is made
         server = SparkConnectServer("127.0.0.1", 0)
         server.start(background=True)
@@ -340,7 +341,9 @@ def sail_settings(spec: EngineSpec, catalog: str | None = None) -> dict[str, str
     }
     settings.update({key: str(value) for key, value in cluster.items() if value is not None})
     if spec.kubernetes is not None:
-        pod = spec.kubernetes.model_dump(exclude={"worker_pod_template"})
+        # only what the target sets: the rest (namespace, driver pod name) may come from the
+        # pod's environment (deploy/kubernetes sets them with the downward API)
+        pod = spec.kubernetes.model_dump(exclude={"worker_pod_template"}, exclude_unset=True)
         settings.update({f"kubernetes.{key}": str(value) for key, value in pod.items()})
         if spec.kubernetes.worker_pod_template is not None:
             settings["kubernetes.worker_pod_template"] = json.dumps(
@@ -348,6 +351,28 @@ def sail_settings(spec: EngineSpec, catalog: str | None = None) -> dict[str, str
             )
     settings.update(spec.sail)
     return {sail_env_name(key): value for key, value in settings.items()}
+
+
+# the names Sail accepts for its Kubernetes mode
+KUBERNETES_MODES = frozenset(
+    f"{a}{sep}cluster" for a in ("kubernetes", "k8s", "kube") for sep in ("-", "_")
+)
+
+
+def require_kubernetes_api(settings: dict[str, str]) -> None:
+    """Fail at once when ``kubernetes-cluster`` mode has no Kubernetes API to start worker
+    pods with (Sail would retry for minutes): no in-cluster service account, no kubeconfig."""
+    mode = settings.get(sail_env_name("mode"), "")
+    if mode.lower() not in KUBERNETES_MODES:
+        return
+    if os.environ.get("KUBERNETES_SERVICE_HOST") or os.environ.get("KUBECONFIG"):
+        return
+    if (Path.home() / ".kube" / "config").is_file():
+        return
+    raise EngineError(
+        f"Sail {mode} mode starts worker pods through the Kubernetes API, and none is "
+        "configured here: run the driver in a pod (deploy/kubernetes/job.yaml) or set KUBECONFIG"
+    )
 
 
 def sail_mode_label(settings: dict[str, str]) -> str:

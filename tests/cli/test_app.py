@@ -44,7 +44,7 @@ ROOT_COMMANDS = [
     "pipeline",
 ]
 GROUP_COMMANDS = {
-    "bundle": ["run", "export", "validate"],
+    "bundle": ["run", "export", "validate", "submit"],
     "catalog": ["show", "infer", "grants", "check", "validate"],
     "table": ["reset"],
     "samples": ["serve"],

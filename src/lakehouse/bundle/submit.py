@@ -14,7 +14,12 @@ It is printed before it runs; its output goes to a log file under ``<data_root>/
   ``engine.delta.packages`` (default: delta-spark matching the installed wheel), with the
   Delta SQL extension and catalog. With ``packages: []`` a plain PySpark script runs as it
   is and a lakehouse entry point stops with a one-line message saying how to provide the jars.
-* ``engine.conf`` wins over every ``--conf`` this module sets (Python interpreter, warehouse).
+* ``engine.conf`` wins over every ``--conf`` this module sets (Python interpreter, warehouse);
+  the ``--conf`` of :class:`SubmitOptions` win over ``engine.conf``.
+* :class:`SubmitOptions` (``lakehouse bundle submit``) renders the line for a cluster the
+  project is not on: master, deploy mode, ``--py-files``, the project's directory where the
+  driver runs (``local://`` scripts). For ``yarn`` and ``k8s://`` masters the line does not
+  name this machine's Python interpreter.
 * A ``python_function_task`` cannot be submitted yet: it is refused with a clear error.
 """
 
@@ -31,7 +36,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Literal
 from urllib.parse import urlparse
 
 from lakehouse.config.bundle_spec import EngineSpec
@@ -94,6 +100,23 @@ def is_lakehouse_entrypoint(script: Path) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class SubmitOptions:
+    """Where and how to submit beyond what the target says (``lakehouse bundle submit``).
+
+    ``project_dir`` is the project's directory as the driver sees it (a path in the image on
+    Kubernetes, a path every YARN node has): the script becomes ``local:<dir>/jobs/...`` and
+    the entry point gets ``--project-dir <dir>``. Without it the paths are this machine's.
+    """
+
+    master: str | None = None
+    deploy_mode: Literal["client", "cluster"] | None = None
+    conf: tuple[tuple[str, str], ...] = ()
+    py_files: tuple[str, ...] = ()
+    project_dir: str | None = None
+    spark_submit: str | None = None
+
+
 def spark_submit_command(
     project: Project,
     job_name: str,
@@ -101,8 +124,49 @@ def spark_submit_command(
     run_id: str,
     *,
     var_overrides: Mapping[str, str] | None = None,
+    options: SubmitOptions | None = None,
 ) -> list[str]:
     """The ``spark-submit`` command line that runs ``task`` of ``job_name`` on the target."""
+    options = options or SubmitOptions()
+    script = _task_script(project, job_name, task)
+    spec = project.engine
+    master = options.master or spec.master
+    command = [
+        options.spark_submit or spark_submit_executable(),
+        "--master",
+        master,
+        *(["--deploy-mode", options.deploy_mode] if options.deploy_mode else []),
+        "--name",
+        f"{project.name}:{job_name}:{task.task_key}",
+        *(["--py-files", ",".join(options.py_files)] if options.py_files else []),
+    ]
+    command += _delta_options(spec)
+    for key, value in _submit_conf(project, spec, master, options).items():
+        command += ["--conf", f"{key}={value}"]
+    where = _Where(project.root, options.project_dir)
+    command.append(where.script(script))
+    if is_lakehouse_entrypoint(script):
+        command += [
+            "--target",
+            project.target_name,
+            "--project-dir",
+            where.project_dir,
+            "--job",
+            job_name,
+            "--run-id",
+            run_id,
+            "--task-key",
+            task.task_key,
+        ]
+        for name, value in (var_overrides or {}).items():
+            command += ["--var", f"{name}={value}"]
+    assert task.spark_python_task is not None  # checked by _task_script
+    command += task.spark_python_task.parameters
+    return command
+
+
+def _task_script(project: Project, job_name: str, task: Task) -> Path:
+    """The ``jobs/`` script of a ``spark_python_task`` (one that exists)."""
     where = f"resources.jobs.{job_name}.tasks[{task.task_key}]"
     if task.spark_python_task is None:
         raise ConfigError(
@@ -116,35 +180,33 @@ def spark_submit_command(
         raise ConfigError(
             "bundle.yml", f"{where}.spark_python_task.python_file", f"{script} does not exist"
         )
-    spec = project.engine
-    command = [
-        spark_submit_executable(),
-        "--master",
-        spec.master,
-        "--name",
-        f"{project.name}:{job_name}:{task.task_key}",
-    ]
-    command += _delta_options(spec)
-    for key, value in _submit_conf(project, spec).items():
-        command += ["--conf", f"{key}={value}"]
-    command.append(str(script))
-    if is_lakehouse_entrypoint(script):
-        command += [
-            "--target",
-            project.target_name,
-            "--project-dir",
-            str(project.root),
-            "--job",
-            job_name,
-            "--run-id",
-            run_id,
-            "--task-key",
-            task.task_key,
-        ]
-        for name, value in (var_overrides or {}).items():
-            command += ["--var", f"{name}={value}"]
-    command += task.spark_python_task.parameters
-    return command
+    return script
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Paths as the driver sees them: this machine's, or under the project's directory there."""
+
+    root: Path
+    remote: str | None
+
+    @property
+    def project_dir(self) -> str:
+        return self.remote or str(self.root)
+
+    def path(self, local: Path) -> str:
+        """``local`` rebased onto the remote project directory when it lies in the project."""
+        if self.remote is None:
+            return str(local)
+        try:
+            relative = local.resolve().relative_to(self.root.resolve())
+        except ValueError:
+            return str(local)
+        return str(PurePosixPath(self.remote) / relative.as_posix())
+
+    def script(self, script: Path) -> str:
+        """A remote script is ``local:`` (a file the driver's machine or image has)."""
+        return str(script) if self.remote is None else f"local://{self.path(script)}"
 
 
 def _delta_options(spec: EngineSpec) -> list[str]:
@@ -157,20 +219,30 @@ def _delta_options(spec: EngineSpec) -> list[str]:
     return []
 
 
-def _submit_conf(project: Project, spec: EngineSpec) -> dict[str, str]:
+def _submit_conf(
+    project: Project, spec: EngineSpec, master: str, options: SubmitOptions
+) -> dict[str, str]:
     conf: dict[str, str] = {}
     if delta_classpath(spec).has_delta:
         conf["spark.sql.extensions"] = DELTA_EXTENSION
         conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
-    conf["spark.sql.warehouse.dir"] = str((project.data_root / "warehouse").resolve())
+    where = _Where(project.root, options.project_dir)
+    conf["spark.sql.warehouse.dir"] = where.path((project.data_root / "warehouse").resolve())
     conf["spark.ui.showConsoleProgress"] = "false"
     conf.update(PORTABLE_PARQUET_CONF)
-    conf.update(local_mode_conf(spec.master))
-    # Driver and executors run this interpreter, so they see the project's packages.
-    conf["spark.pyspark.python"] = sys.executable
-    conf["spark.pyspark.driver.python"] = sys.executable
+    conf.update(local_mode_conf(master))
+    if options.project_dir is None and not cluster_manager_master(master):
+        # Driver and executors run this interpreter, so they see the project's packages.
+        conf["spark.pyspark.python"] = sys.executable
+        conf["spark.pyspark.driver.python"] = sys.executable
     conf.update(spec.conf)
+    conf.update(dict(options.conf))
     return conf
+
+
+def cluster_manager_master(master: str) -> bool:
+    """YARN or Kubernetes: executors run in containers, not with this machine's Python."""
+    return master == "yarn" or master.startswith("k8s://")
 
 
 # Set in this process by a Spark Connect session (Sail, connect) or by spark-submit's own

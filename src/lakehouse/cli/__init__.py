@@ -14,6 +14,7 @@ import typer
 from rich.logging import RichHandler
 
 from lakehouse.cli import apps, bundle, catalog, data, look, ml, pipeline, table
+from lakehouse.cli import submit as _submit  # noqa: F401  (registers `bundle submit`)
 from lakehouse.cli._context import CliError, GlobalOptionsGroup, _global_options
 from lakehouse.cli.init import init
 from lakehouse.cli.render import err_console

@@ -119,7 +119,11 @@ class SailKubernetes(StrictModel):
     settings). The driver is the pod running ``lakehouse``; see deploy/kubernetes."""
 
     image: str = Field(description="container image of the worker pods (the driver's image)")
-    namespace: str = Field("default", description="namespace the worker pods are created in")
+    namespace: str = Field(
+        "default",
+        description="namespace the worker pods are created in (unset: $SAIL_KUBERNETES__NAMESPACE, "
+        "e.g. the driver pod's own, else default)",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="image pull policy of the worker pods"
     )
