@@ -597,6 +597,7 @@ def test_databricks_bundle_has_the_jobs_tasks_and_schedules(project: Project) ->
         "distributed": {"mode": "development"},
         "cluster": {"mode": "production"},
         "remote": {"mode": "production"},
+        "k8s": {"mode": "production", "variables": {"data_root": "/data"}},
     }
     jobs = doc["resources"]["jobs"]
     assert list(jobs) == ["demo", "diamond", "weekly"]
