@@ -54,13 +54,24 @@ DRIVER_ONLY_QUERY = (
 )
 
 
+def _selects_only_distributed(markexpr: str) -> bool:
+    """Whether the ``-m`` expression leaves out every test not marked ``distributed``."""
+    from _pytest.mark.expression import Expression
+
+    if not markexpr:
+        return False
+    expression = Expression.compile(markexpr)
+    no_marks, all_but = (lambda name, **_: False), (lambda name, **_: name != "distributed")
+    return not expression.evaluate(no_marks) and not expression.evaluate(all_but)
+
+
 @pytest.mark.distributed
 def test_the_session_runs_distributed_when_the_invocation_asks_for_it(
     engine_session: EngineSession, spark: SparkSession, request: pytest.FixtureRequest
 ) -> None:
     """`-m distributed` (make test-cluster) runs on Sail's local-cluster mode with >= 2 workers,
     and the queries really run on workers: no silent fallback to local mode."""
-    if "distributed" not in (request.config.getoption("markexpr") or ""):
+    if not _selects_only_distributed(str(request.config.getoption("markexpr") or "")):
         assert engine_session.mode == sail_mode_label(sail_settings(EngineSpec()))
         return
     workers = os.environ.get("SAIL_CLUSTER__WORKER_INITIAL_COUNT", "")
