@@ -27,9 +27,6 @@ from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines.bronze.ingest import ingest_file_source, ingest_source
 from tests.support import session_engine
 
-# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
-pytestmark = pytest.mark.distributed
-
 BUNDLE = """
 bundle: {name: t}
 include: [conf/*.yml]
