@@ -20,7 +20,7 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_DIR := $(CURDIR)/build/jars
 JARS_STAMP := $(JARS_DIR)/.resolved
 
-.PHONY: help install jars run test test-sail test-jvm lint format typecheck docs bench bench-medallion clean
+.PHONY: help install jars run test test-sail test-jvm test-cluster lint format typecheck docs bench bench-medallion clean
 
 help:
 	@echo "make run        create .venv, install the runtime dependencies only, run the demo job on the embedded engine"
@@ -29,6 +29,7 @@ help:
 	@echo "make test       lint + typecheck + tests on Sail + the Delta and JVM tests on JVM Spark + delta-spark"
 	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
 	@echo "make test-jvm   transforms, Delta tests and JVM-only tests on JVM Spark + delta-spark (own pytest process)"
+	@echo "make test-cluster  the tests marked distributed on Sail's local-cluster mode (a driver and 2 workers over RPC)"
 	@echo "make lint       ruff check + ruff format --check + size limits and import cycles (tests/test_structure.py, tests/test_import_cycles.py)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make typecheck  mypy --strict on src/"
@@ -102,7 +103,14 @@ test-sail: $(STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP)
 test-jvm: $(STAMP) $(JARS_STAMP)
 	LAKEHOUSE_DELTA_JARS=$(JARS_DIR)/delta $(BIN)/pytest --engine spark -m "transform or delta or jvm" --durations=15; $(PYTEST_OK5)
 
-test: lint typecheck test-sail test-jvm
+# Sail's local-cluster mode (driver and 2 workers talking RPC in one process): the tests marked
+# `distributed` (demo job, Silver SCD1/SCD2 and incremental refine, Bronze file and HTTP ingest).
+# The SAIL_* variables reach the in-process session and the CLI subprocesses the e2e tests start.
+test-cluster: $(STAMP)
+	SAIL_MODE=local-cluster SAIL_CLUSTER__WORKER_INITIAL_COUNT=2 \
+	  $(BIN)/pytest --engine sail -m distributed --durations=10; $(PYTEST_OK5)
+
+test: lint typecheck test-sail test-jvm test-cluster
 
 SF ?= 1
 bench-medallion: $(STAMP)

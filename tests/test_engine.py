@@ -47,6 +47,44 @@ def test_sail_session_has_absolute_warehouse(
     assert spark.range(3).count() == 3
 
 
+# A function Sail's workers do not have (its UDF is registered on the driver only): on a column
+# it fails on a worker and works in local mode, so it tells where a query's tasks ran.
+DRIVER_ONLY_QUERY = (
+    "SELECT json_object_keys(concat('{\"k', CAST(id AS STRING), '\": 1}')) AS k FROM range(2)"
+)
+
+
+def _selects_only_distributed(markexpr: str) -> bool:
+    """Whether the ``-m`` expression leaves out every test not marked ``distributed``."""
+    from _pytest.mark.expression import Expression
+
+    if not markexpr:
+        return False
+    expression = Expression.compile(markexpr)
+    no_marks, all_but = (lambda name, **_: False), (lambda name, **_: name != "distributed")
+    return not expression.evaluate(no_marks) and not expression.evaluate(all_but)
+
+
+@pytest.mark.distributed
+def test_the_session_runs_distributed_when_the_invocation_asks_for_it(
+    engine_session: EngineSession, spark: SparkSession, request: pytest.FixtureRequest
+) -> None:
+    """`-m distributed` (make test-cluster) runs on Sail's local-cluster mode with >= 2 workers,
+    and the queries really run on workers: no silent fallback to local mode."""
+    if not _selects_only_distributed(str(request.config.getoption("markexpr") or "")):
+        assert engine_session.mode == sail_mode_label(sail_settings(EngineSpec()))
+        return
+    workers = os.environ.get("SAIL_CLUSTER__WORKER_INITIAL_COUNT", "")
+    assert os.environ.get("SAIL_MODE") == "local-cluster" and workers.isdigit(), (
+        "-m distributed runs on Sail's cluster mode: set SAIL_MODE=local-cluster and "
+        "SAIL_CLUSTER__WORKER_INITIAL_COUNT=2 (make test-cluster)"
+    )
+    assert int(workers) >= 2
+    assert engine_session.mode == f"local-cluster, {workers} workers"
+    with pytest.raises(Exception, match="no UDF found for json_object_keys"):
+        spark.sql(DRIVER_ONLY_QUERY).collect()
+
+
 def test_jvm_conf_uses_packages_by_default_and_jar_dir_when_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -9,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.config import load_project
+from lakehouse.engine import EngineSession
 from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines.ml.train import model_input
 from tests.support import session_engine
@@ -40,6 +42,14 @@ EXPECTED_ROWS = {
     "lakehouse.silver.events_quarantine": 0,
     "lakehouse.meta.http_responses": 10,
 }
+# sha256 of each Gold table's rows (sorted, doubles rounded to 6 places; the predictions without
+# their run columns): the same in local mode and in Sail's local-cluster mode (make test-cluster).
+GOLD_DIGESTS = {
+    "lakehouse.gold.customer_features": "dc7e3bfc4348f6104653fe3740ba74054c38f086fad3f6af75aabad29e54344a",
+    "lakehouse.gold.daily_sales": "705559ed9c4f251a9bd6209ac1242cf14231f16ad1699cd08851541c23000e0a",
+    "lakehouse.gold.churn_predictions": "148a11291b57ee037902448185b216a57447fc58da924b8e78e79e26a984d548",
+}
+RUN_COLUMNS = {"scored_at", "run_id", "model_version", "model_name"}
 REBUILT_EVERY_RUN = {
     "lakehouse.gold.customer_features",
     "lakehouse.gold.daily_sales",
@@ -56,6 +66,17 @@ def assert_listed_row_counts(tables_output: str) -> None:
     }
     for name, rows in EXPECTED_ROWS.items():
         assert f" {rows:,} " in lines[name], lines[name]
+
+
+def rows_digest(df: DataFrame) -> str:
+    """sha256 of a table's rows in a fixed order, doubles rounded to 6 places."""
+
+    def cell(value: object) -> str:
+        return repr(round(value, 6)) if isinstance(value, float) else repr(value)
+
+    columns = sorted(c for c in df.columns if c not in RUN_COLUMNS)
+    lines = sorted("|".join(cell(r[c]) for c in columns) for r in df.select(*columns).collect())
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _free_port() -> int:
@@ -91,8 +112,9 @@ def _run(
 
 
 @pytest.mark.e2e
+@pytest.mark.distributed
 def test_demo_job_lands_every_layer_and_registers_a_champion(
-    demo_project_dir: Path, tmp_path: Path, spark: SparkSession
+    demo_project_dir: Path, tmp_path: Path, spark: SparkSession, engine_session: EngineSession
 ) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -101,11 +123,16 @@ def test_demo_job_lands_every_layer_and_registers_a_champion(
     first = _run(demo_project_dir, data_root)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "succeeded" in first.stdout
+    # the summary names the mode the job ran in (SAIL_MODE reaches the CLI's engine)
+    if engine_session.mode != "local":
+        assert f"engine sail ({engine_session.mode})" in " ".join(first.stdout.split())
 
     project = load_project(demo_project_dir, var_overrides={"data_root": str(data_root)})
     tables = DeltaStore(spark, project, session_engine(spark))
     tables.register_all()
     assert {name: tables.row_count(name) for name in EXPECTED_ROWS} == EXPECTED_ROWS
+    digests = {name: rows_digest(tables.read(name)) for name in GOLD_DIGESTS}
+    assert digests == GOLD_DIGESTS
     corrupt = {
         r["_corrupt"]
         for r in tables.read("lakehouse.bronze.orders").where("_corrupt IS NOT NULL").collect()

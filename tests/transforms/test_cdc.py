@@ -19,6 +19,9 @@ from lakehouse.transforms.cdc import (
 )
 from lakehouse.transforms.scd import AUTO_CDC_SCD2, scd2_history
 
+# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
+pytestmark = pytest.mark.distributed
+
 SOURCE = ["id", "plan", "region", "op", "seq"]
 SPEC = AutoCdc(
     target="c.s.t",

@@ -9,6 +9,9 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.transforms.scd import scd2_history, scd2_merge_source
 
+# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
+pytestmark = pytest.mark.distributed
+
 D = dt.datetime
 DATA = ["id", "plan", "seen"]
 CHANGES = "id string, plan string, seen timestamp, _lh_delete boolean"

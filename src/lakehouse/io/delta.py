@@ -268,7 +268,8 @@ class DeltaStore:
                 schema = self._add_columns(ref, new, snapshot.protocol)
 
         def save(data: DataFrame) -> None:
-            writer = data.write.format("delta").mode(mode)
+            writer = for_delta_write(data, self.engine, ref.spec.partition_by).write.format("delta")
+            writer = writer.mode(mode)
             if ref.spec.partition_by:
                 writer = writer.partitionBy(*ref.spec.partition_by)
             writer.save(ref.location)
@@ -458,7 +459,8 @@ class DeltaStore:
                 for f in schema.fields
             ]
         )
-        writer = rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        writer = for_delta_write(rows, self.engine, ref.spec.partition_by).write.format("delta")
+        writer = writer.mode("overwrite").option("overwriteSchema", "true")
         if ref.spec.partition_by:
             writer = writer.partitionBy(*ref.spec.partition_by)
         writer.save(ref.location)
@@ -518,6 +520,22 @@ class DeltaStore:
         """Restore the table to an earlier version (a new commit; history is kept)."""
         ref = self.ensure_table(name)
         return maintenance.restore_table(self.spark, self.engine, ref, version)
+
+
+def for_delta_write(df: DataFrame, engine: EngineKind, partition_by: list[str]) -> DataFrame:
+    """``df`` with a shuffle in front of Sail's Delta writer (one file per table partition).
+
+    Sail's cluster modes run the Delta writer in the same stage as the plan under it, and its
+    workers decode that stage without Sail's scalar functions (``upper``, ``trim``, ``abs``,
+    ``size``, ...: "ExtendedScalarUdf: no UDF found"). A repartition ends the stage before
+    the writer, so the plan runs where the functions are: in local and cluster mode alike.
+    Unpartitioned tables get one file per write, as Sail writes small frames today.
+    """
+    if engine != "sail":
+        return df
+    if partition_by:
+        return df.repartition(*[F.col(quote(c)) for c in partition_by])
+    return df.repartition(1)
 
 
 def _constraints(snapshot: TableSnapshot) -> dict[str, str]:

@@ -198,8 +198,24 @@ def write_checked(conformed: SchemaConformed, write: Callable[[DataFrame], None]
         write(conformed.guarded())
     except Exception as e:
         if WRITE_GUARD not in str(e):
-            raise
+            _refuse_masked_failures(conformed, e)
         conformed.refuse_failures()  # raises, with the counts
         # The engine tripped the guard on a row it did not write: the rows pass.
         log.warning("%s: write guard tripped on rows that pass; writing again", conformed.table)
         write(conformed.data)
+
+
+def _refuse_masked_failures(conformed: SchemaConformed, error: Exception) -> None:
+    """Re-raise ``error`` of a guarded write, or the refused rows if it hides them.
+
+    A cluster engine may report a failed task's retry rather than the guard's own error
+    (Sail's cluster modes: "a different attempt has already produced job output"), so the
+    failures are counted before the engine's error is passed on.
+    """
+    try:
+        conformed.refuse_failures()
+    except SchemaMismatchError:
+        raise
+    except Exception:  # counting failed too: the write's own error is the one to report
+        raise error from None
+    raise error

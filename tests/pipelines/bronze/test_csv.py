@@ -19,6 +19,9 @@ from lakehouse.pipelines.bronze.ingest import ingest_source
 from lakehouse.summary import render_report
 from tests.support import session_engine
 
+# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
+pytestmark = pytest.mark.distributed
+
 BUNDLE = """
 bundle: {name: t}
 include: [conf/*.yml]

@@ -29,6 +29,9 @@ from lakehouse.samples.api import (
 from lakehouse.summary import render_report
 from tests.support import session_engine
 
+# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
+pytestmark = pytest.mark.distributed
+
 TOKEN = "s3cr3t-t0ken-do-not-leak"
 
 BUNDLE = """

@@ -15,6 +15,9 @@ from lakehouse.pipelines.bronze.ingest import ingest_file_source
 from lakehouse.pipelines.silver.refine import refine_table
 from tests.support import session_engine
 
+# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
+pytestmark = pytest.mark.distributed
+
 DATA = Path(__file__).resolve().parents[2] / "data" / "landing"
 
 

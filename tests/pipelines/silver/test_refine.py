@@ -15,6 +15,9 @@ from lakehouse.pipelines.bronze.ingest import ingest_file_source
 from lakehouse.pipelines.silver.refine import QualityGateError, refine_table
 from tests.support import session_engine
 
+# also in the distributed invocation (make test-cluster: Sail local-cluster, 2 workers)
+pytestmark = pytest.mark.distributed
+
 BUNDLE = """
 bundle: {name: t}
 include: [conf/*.yml]
