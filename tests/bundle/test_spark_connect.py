@@ -23,6 +23,14 @@ pytestmark = [pytest.mark.jvm, pytest.mark.e2e]
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
     work = tmp_path_factory.mktemp("connect")
@@ -42,6 +50,8 @@ def test_the_demo_job_runs_on_the_remote_target_against_jvm_delta(
     }
     target = ["-t", "remote", "--var", f"connect_url={connect_server.url}"]
     target += ["--var", f"data_root={data_root}", "--project-dir", str(demo_project_dir)]
+    # its own sample API port: not the bundle's fixed 8765, which a concurrent run may hold
+    target += ["--var", f"sample_api_port={_free_port()}"]
 
     def lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
