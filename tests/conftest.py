@@ -33,16 +33,13 @@ JVM_MARKERS = {"transform", "delta", "jvm"}
 # The fixtures through which a test meets the engine chosen with --engine (transitively).
 ENGINE_FIXTURES = {"spark", "engine_session", "engine_kind", "engine_name"}
 # Settings that make JVM Delta quick on small test tables (Delta's defaults are for clusters:
-# 50 partitions to read a table's log, 200 shuffle partitions). The test JVMs (the session's,
-# the Spark Connect server's) compile with C1 only: on these short, varied workloads the C2
-# compiler thread was a third of the JVM's CPU time and never paid for itself.
+# 50 partitions to read a table's log, 200 shuffle partitions).
 JVM_TEST_CONF = {
     "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
     "spark.ui.enabled": "false",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
 }
 
 
