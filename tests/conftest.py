@@ -8,7 +8,9 @@ Two pytest invocations, because a Spark Connect and a classic session cannot sha
   in-process Delta test and the JVM-only tests (demo job on JVM Spark, cross-engine tables,
   standalone cluster, Spark Connect server), on classic JVM Spark with delta-spark. The Delta
   jars come from ``$LAKEHOUSE_DELTA_JARS`` (``make jars`` puts them in ``build/jars/delta``)
-  or, without it, from Maven Central through ``spark.jars.packages``.
+  or, without it, from Maven Central through ``spark.jars.packages``. A ``delta`` or
+  ``transform`` test that uses none of the engine fixtures (``spark``, ``engine_session``,
+  ``engine_kind``, ``engine_name``) would run the same here: it runs only in the first.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 # The markers a test needs to run in the `--engine spark` invocation.
 JVM_MARKERS = {"transform", "delta", "jvm"}
+# The fixtures through which a test meets the engine chosen with --engine (transitively).
+ENGINE_FIXTURES = {"spark", "engine_session", "engine_kind", "engine_name"}
 # Settings that make JVM Delta quick on small test tables (Delta's defaults are for clusters:
 # 50 partitions to read a table's log, 200 shuffle partitions).
 JVM_TEST_CONF = {
@@ -58,6 +62,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="runs once, in the embedded-engine invocation (--engine sail)")
     for item in items:
         if not JVM_MARKERS & set(item.keywords):
+            item.add_marker(skip)
+        elif "jvm" not in item.keywords and not ENGINE_FIXTURES & set(item.fixturenames):
+            # a `delta`/`transform` test that never touches the session (a whole module is
+            # marked, a CLI subprocess on the default engine) would run the same twice
             item.add_marker(skip)
         elif "sail_only" in item.keywords:
             reason = item.get_closest_marker("sail_only")

@@ -16,7 +16,7 @@ from lakehouse.config import load_project
 from tests.conftest import jvm_test_spec
 from tests.e2e.test_demo_job import EXPECTED_ROWS, assert_listed_row_counts
 
-from .spark_connect import ConnectServer, spark_connect_server
+from .spark_connect import ConnectServer, free_port, spark_connect_server
 
 pytestmark = [pytest.mark.jvm, pytest.mark.e2e]
 
@@ -42,6 +42,8 @@ def test_the_demo_job_runs_on_the_remote_target_against_jvm_delta(
     }
     target = ["-t", "remote", "--var", f"connect_url={connect_server.url}"]
     target += ["--var", f"data_root={data_root}", "--project-dir", str(demo_project_dir)]
+    # its own sample API port: not the bundle's fixed 8765, which a concurrent run may hold
+    target += ["--var", f"sample_api_port={free_port()}"]
 
     def lakehouse(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
