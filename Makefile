@@ -20,13 +20,13 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_DIR := $(CURDIR)/build/jars
 JARS_STAMP := $(JARS_DIR)/.resolved
 
-.PHONY: help install jars run test test-sail test-jvm test-cluster lint format typecheck docs bench bench-medallion clean
+.PHONY: help install jars run test test-sail test-jvm test-cluster test-jvm-then-cluster lint format typecheck docs bench bench-medallion clean
 
 help:
 	@echo "make run        create .venv, install the runtime dependencies only, run the demo job on the embedded engine"
 	@echo "make install    create .venv and install everything the tests need (extras dev + bench + docs)"
 	@echo "make jars       resolve the Delta (JVM Spark) and PostgreSQL JDBC jars from Maven Central into build/jars"
-	@echo "make test       lint + typecheck + tests on Sail + the Delta and JVM tests on JVM Spark + delta-spark"
+	@echo "make test       lint + typecheck, then tests on Sail beside the Delta and JVM tests on JVM Spark + delta-spark, then the distributed ones"
 	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
 	@echo "make test-jvm   transforms, Delta tests and JVM-only tests on JVM Spark + delta-spark (own pytest process)"
 	@echo "make test-cluster  the tests marked distributed on Sail's local-cluster mode (a driver and 2 workers over RPC)"
@@ -110,7 +110,15 @@ test-cluster: $(STAMP)
 	SAIL_MODE=local-cluster SAIL_CLUSTER__WORKER_INITIAL_COUNT=2 \
 	  $(BIN)/pytest --engine sail -m distributed --durations=10; $(PYTEST_OK5)
 
-test: lint typecheck test-sail test-jvm test-cluster
+# `make test`: lint and typecheck, then the Sail invocation side by side with the JVM one and
+# the distributed one after it (two at a time: on 2 cores the JVM tests' start-ups and
+# spark-submit waits leave room for the Sail tests). Lines of the two are interleaved; every
+# invocation runs even when another fails, and make exits non-zero if any did.
+test: lint typecheck $(AIRFLOW_STAMP) $(JARS_STAMP)
+	$(MAKE) --no-print-directory -k -j2 --output-sync=line test-sail test-jvm-then-cluster
+
+test-jvm-then-cluster:
+	$(MAKE) --no-print-directory test-jvm; jvm=$$?; $(MAKE) --no-print-directory test-cluster && exit $$jvm
 
 SF ?= 1
 bench-medallion: $(STAMP)
