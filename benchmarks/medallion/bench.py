@@ -47,10 +47,14 @@ import tpch_data  # noqa: E402
 from _common import git_commit, machine  # noqa: E402
 
 LAYERS = ("bronze", "silver", "gold")
+BUNDLE_SYSTEMS = ("ours", "ours-cluster", "jvm", "jvm-connect")  # the bundle's job, tables/
+JVM_SYSTEMS = ("jvm", "jvm-connect")  # no warm-up round, --jvm-repeat rounds
 SPY_RATE = 20
 LABELS = {
     "ours": "ours: project code, embedded Sail, Delta",
+    "ours-cluster": "same code, Sail local-cluster mode, Delta",
     "jvm": "same code, JVM Spark local[2] + delta-spark, Delta",
+    "jvm-connect": "same code over Spark Connect, JVM Connect server local[2] + delta-spark, Delta",
     "polars": "hand-written Polars + deltalake",
     "duckdb": "hand-written DuckDB + deltalake",
 }
@@ -97,7 +101,13 @@ def link_drops(source: Path, landing: Path) -> None:
 
 
 def run_worker(
-    system: str, root: Path, landing: Path, out: Path, profile: Path | None, timeout_s: float
+    system: str,
+    root: Path,
+    landing: Path,
+    out: Path,
+    profile: Path | None,
+    timeout_s: float,
+    cluster_workers: int | None = None,
 ) -> dict[str, Any]:
     cmd: list[str] = [
         sys.executable,
@@ -110,6 +120,8 @@ def run_worker(
         "--out",
         str(out),
     ]
+    if cluster_workers is not None and system == "ours-cluster":
+        cmd += ["--cluster-workers", str(cluster_workers)]
     if profile is not None:  # py-spy samples every thread, idle ones too (waiting on the engine)
         spy = str(Path(sys.executable).parent / "py-spy")
         raw = profile.with_suffix(".raw")
@@ -150,7 +162,7 @@ def run_worker(
 
 def gold_of(system: str, root: Path) -> dict[str, Any]:
     """Checksums of a run's Gold Delta tables (read with delta-rs, whoever wrote them)."""
-    if system in ("ours", "jvm"):  # the bundle's catalog keeps its tables under tables/
+    if system in BUNDLE_SYSTEMS:  # the bundle's catalog keeps its tables under tables/
         return harness.gold_checksums(root / "tables")
     return harness.gold_checksums(root)
 
@@ -179,6 +191,7 @@ def one_round(
     profile_dir: Path | None,
     timeout_s: float,
     phases: tuple[str, ...] = ("full", "incremental"),
+    cluster_workers: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Full + incremental run of every system (or just ``phases``); checks Gold against ours."""
     out: dict[str, dict[str, Any]] = {}
@@ -197,7 +210,13 @@ def one_round(
             profile = profile_dir / f"{system}-{phase}.txt" if profile_dir else None
             print(f"  [{label}] {system} {phase} …", file=sys.stderr, flush=True)
             result = run_worker(
-                system, root, landing, run_dir / f"{phase}.json", profile, timeout_s
+                system,
+                root,
+                landing,
+                run_dir / f"{phase}.json",
+                profile,
+                timeout_s,
+                cluster_workers,
             )
             checks = gold_of(system, root)
             if system == systems[0]:
@@ -411,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="py-spy profiles of the last round (needs py-spy)"
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    parser.add_argument(
+        "--cluster-workers",
+        type=int,
+        default=None,
+        help="Sail worker processes of ours-cluster (default: the cluster target's, 2)",
+    )
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if systems[0] != "ours" and "ours" in systems:
@@ -437,9 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         measured = label != "warmup"
         index = i - (0 if args.no_warmup else 1)
         if measured:
-            chosen = [s for s in systems if s != "jvm" or index < jvm_repeat]
+            chosen = [s for s in systems if s not in JVM_SYSTEMS or index < jvm_repeat]
         else:  # every run is a fresh process: the warm-up (full runs) only warms the OS caches
-            chosen = [s for s in systems if s != "jvm"]
+            chosen = [s for s in systems if s not in JVM_SYSTEMS]
         last = i == len(plan) - 1
         outcome = one_round(
             chosen,
@@ -449,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             profile_dir if last else None,
             args.timeout,
             phases=("full", "incremental") if measured else ("full",),
+            cluster_workers=args.cluster_workers,
         )
         if measured:
             rounds.append(outcome)
