@@ -33,6 +33,9 @@ EXTRA = "_extra"
 _INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
 
 
+INLINE_BYTES = 48 << 20  # Arrow bytes of CSV chunks sent in one plan (messages <= 128 MB)
+
+
 def raw_schema(declared: list[str]) -> str:
     """DDL of the raw shape for these declared fields."""
     fields = ", ".join(f"{quote(name)} string" for name in declared)
@@ -79,17 +82,34 @@ def _csv_table(rows: CsvRows) -> pa.Table:
 
 
 def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
-    """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape."""
+    """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape.
+
+    The chunks travel inside the plan (local relations); a Spark Connect message is at most
+    128 MB, so every :data:`INLINE_BYTES` of Arrow data are sent on their own and kept on the
+    server with ``localCheckpoint()`` (a large file is a union of checkpoints, not one plan).
+    """
     frames: list[DataFrame] = []
+    inline: list[DataFrame] = []
+    inline_bytes = 0
     declared: list[str] = []
     with gc_paused():
         for rows in chunks:
             declared = rows.declared
-            if len(rows) or not frames:
-                frames.append(spark.createDataFrame(_csv_table(rows), raw_schema(declared)))
+            if len(rows) or not (frames or inline):
+                table = _csv_table(rows)
+                inline.append(spark.createDataFrame(table, raw_schema(declared)))
+                inline_bytes += table.nbytes
+            if inline_bytes > INLINE_BYTES:
+                frames.append(_union(inline).localCheckpoint())
+                inline, inline_bytes = [], 0
+    frames += inline
     if not frames:
         return spark.createDataFrame([], raw_schema(declared))
-    return reduce(DataFrame.union, frames)
+    return _union(frames)
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    return reduce(lambda a, b: a.union(b), frames)
 
 
 def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
