@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/medallion/bench.py [--sf 1] [--repeat 3] [--no-warmup]
         [--systems ours,jvm,polars,duckdb] [--jvm-repeat 1] [--work DIR] [--out-name NAME]
+        [--cluster-workers N] [--full-only]
 
 1. ``tpchgen-cli`` (4.0.0) generates TPC-H at ``--sf`` (cached under ``--work``); the full
    drops (pipe-delimited CSV for region/nation/customer/orders, JSON lines for lineitem) and
@@ -9,9 +10,12 @@
 2. Each round runs, for every system, in a fresh process and a fresh data directory: the
    full run (all drops landed), then the incremental run (the incremental drop added; a new
    process, as a scheduled job would be). Systems: ``ours`` = this bundle's ``medallion`` job
-   (the project's code) on embedded Sail writing Delta; ``jvm`` = the same job on JVM Spark
-   local[2] + delta-spark writing Delta (jars from ``$LAKEHOUSE_DELTA_JARS``, else
-   ``build/jars/delta``, else Maven Central); ``polars`` = hand-written Polars + deltalake;
+   (the project's code) on embedded Sail writing Delta; ``ours-cluster`` = the same job on
+   Sail's local-cluster mode (``--cluster-workers``, default 2); ``jvm`` = the same job on JVM
+   Spark local[2] + delta-spark writing Delta (jars from ``$LAKEHOUSE_DELTA_JARS``, else
+   ``build/jars/delta``, else Maven Central); ``jvm-connect`` = the same job over Spark Connect
+   against a JVM Spark Connect server (local[2] + delta-spark, started and stopped by each
+   run, its RSS counted); ``polars`` = hand-written Polars + deltalake;
    ``duckdb`` = hand-written DuckDB SQL over Arrow + deltalake.
 3. After each run the four Gold tables are read back and checksummed (rows, NULLs, sums,
    distinct counts); every peer must equal ours, or the benchmark fails.
@@ -170,7 +174,7 @@ def gold_of(system: str, root: Path) -> dict[str, Any]:
 def jvm_delta_note(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
     """Where the JVM runs got delta-spark from, as the worker recorded it (none: no JVM run)."""
     for entry in rounds:
-        run = entry.get("jvm", {}).get("full")
+        run = (entry.get("jvm") or entry.get("jvm-connect") or {}).get("full")
         if not run:
             continue
         if isinstance(run.get("delta_jars"), list):
@@ -181,6 +185,22 @@ def jvm_delta_note(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
             source = str(run.get("delta_jars", "unknown"))
         return [f"jvm writes Delta with delta-spark ({source})"]
     return []
+
+
+def engine_notes(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
+    """How ours-cluster's Sail ran and how long jvm-connect's server took to start."""
+    notes: list[str] = []
+    runs = [r[s]["full"] for r in rounds for s in ("ours-cluster", "jvm-connect") if s in r]
+    modes = sorted({str(run["engine_mode"]) for run in runs if run["system"] == "ours-cluster"})
+    if modes:
+        notes.append(f"ours-cluster runs Sail in {', '.join(modes)} (in the job's process)")
+    starts = [run["server_start_s"] for run in runs if run["system"] == "jvm-connect"]
+    if starts:
+        notes.append(
+            "jvm-connect starts a JVM Spark Connect server (spark-submit, Delta jars) per run: "
+            f"{min(starts):.1f}-{max(starts):.1f} s, counted in 'start'; its RSS is in peak RSS"
+        )
+    return notes
 
 
 def one_round(
@@ -431,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument(
+        "--full-only", action="store_true", help="measured rounds run the full run only"
+    )
+    parser.add_argument(
         "--cluster-workers",
         type=int,
         default=None,
@@ -473,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
             label,
             profile_dir if last else None,
             args.timeout,
-            phases=("full", "incremental") if measured else ("full",),
+            phases=("full", "incremental") if measured and not args.full_only else ("full",),
             cluster_workers=args.cluster_workers,
         )
         if measured:
@@ -523,8 +546,10 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarize(rounds, rows),
         "rounds": rounds,
         "notes": [
-            "ours and jvm run the bundle's medallion job in-process (bundle runner, python_function_task)",
+            "ours, ours-cluster, jvm and jvm-connect run the bundle's medallion job in-process "
+            "(bundle runner, python_function_task)",
             *jvm_delta_note(rounds),
+            *engine_notes(rounds),
             *([merged_note] if merged_note else []),
         ],
     }

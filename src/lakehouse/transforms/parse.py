@@ -85,24 +85,25 @@ def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
     """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape.
 
     The chunks travel inside the plan (local relations); a Spark Connect message is at most
-    128 MB, so every :data:`INLINE_BYTES` of Arrow data are sent on their own and kept on the
-    server with ``localCheckpoint()`` (a large file is a union of checkpoints, not one plan).
+    128 MB, so once a file's chunks exceed :data:`INLINE_BYTES` of Arrow data every chunk is
+    sent on its own and kept on the server with ``localCheckpoint()`` (the file is a union of
+    checkpoints; Sail cannot union a checkpoint with a local relation or checkpoint a union).
     """
-    frames: list[DataFrame] = []
+    kept: list[DataFrame] = []  # checkpointed
     inline: list[DataFrame] = []
-    inline_bytes = 0
+    total = 0
     declared: list[str] = []
     with gc_paused():
         for rows in chunks:
             declared = rows.declared
-            if len(rows) or not (frames or inline):
+            if len(rows) or not (kept or inline):
                 table = _csv_table(rows)
                 inline.append(spark.createDataFrame(table, raw_schema(declared)))
-                inline_bytes += table.nbytes
-            if inline_bytes > INLINE_BYTES:
-                frames.append(_union(inline).localCheckpoint())
-                inline, inline_bytes = [], 0
-    frames += inline
+                total += table.nbytes
+            if total > INLINE_BYTES:  # from here on every chunk is checkpointed
+                kept += [frame.localCheckpoint() for frame in inline]
+                inline = []
+    frames = kept + inline
     if not frames:
         return spark.createDataFrame([], raw_schema(declared))
     return _union(frames)
