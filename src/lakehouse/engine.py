@@ -134,10 +134,6 @@ def _sail_session(
 
     started = time.perf_counter()
     settings = sail_settings(spec, catalog)
-    checkpoints = sail_env_name("execution.checkpoint.path")
-    if checkpoints not in settings and not os.environ.get(checkpoints):
-        # localCheckpoint() (a large local relation in parts, parse.csv_frame) needs a path
-        settings[checkpoints] = (warehouse_dir.resolve() / "_checkpoints").as_uri() + "/"
     with _environment(settings):  # Sail reads its settings from SAIL_* when the server is made
         server = SparkConnectServer("127.0.0.1", 0)
         server.start(background=True)

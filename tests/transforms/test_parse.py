@@ -185,12 +185,7 @@ def test_typed_records_rescue_doubles_out_of_range(spark: SparkSession) -> None:
 
 
 @pytest.mark.transform
-def test_a_csv_file_larger_than_one_message_is_sent_in_checkpointed_parts(
-    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import lakehouse.transforms.parse as parse
-
-    monkeypatch.setattr(parse, "INLINE_BYTES", 1)  # every chunk is checkpointed on its own
+def test_a_csv_file_of_several_chunks_is_one_frame(spark: SparkSession) -> None:
     text = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(25)) + "bad,row,x\n"
     lines = io.StringIO(text, newline="")
     chunks = parse_csv(lines, CsvOptions.model_validate({}), ["id", "name"], chunk=10)

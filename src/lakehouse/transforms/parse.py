@@ -33,9 +33,6 @@ EXTRA = "_extra"
 _INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
 
 
-INLINE_BYTES = 48 << 20  # Arrow bytes of CSV chunks sent in one plan (messages <= 128 MB)
-
-
 def raw_schema(declared: list[str]) -> str:
     """DDL of the raw shape for these declared fields."""
     fields = ", ".join(f"{quote(name)} string" for name in declared)
@@ -84,26 +81,16 @@ def _csv_table(rows: CsvRows) -> pa.Table:
 def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
     """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape.
 
-    The chunks travel inside the plan (local relations); a Spark Connect message is at most
-    128 MB, so once a file's chunks exceed :data:`INLINE_BYTES` of Arrow data every chunk is
-    sent on its own and kept on the server with ``localCheckpoint()`` (the file is a union of
-    checkpoints; Sail cannot union a checkpoint with a local relation or checkpoint a union).
+    The chunks travel inside the plan (local relations): over Spark Connect a file's plan is
+    one message of at most 128 MB (about 170 MB of CSV; larger files fail to land).
     """
-    kept: list[DataFrame] = []  # checkpointed
-    inline: list[DataFrame] = []
-    total = 0
+    frames: list[DataFrame] = []
     declared: list[str] = []
     with gc_paused():
         for rows in chunks:
             declared = rows.declared
-            if len(rows) or not (kept or inline):
-                table = _csv_table(rows)
-                inline.append(spark.createDataFrame(table, raw_schema(declared)))
-                total += table.nbytes
-            if total > INLINE_BYTES:  # from here on every chunk is checkpointed
-                kept += [frame.localCheckpoint() for frame in inline]
-                inline = []
-    frames = kept + inline
+            if len(rows) or not frames:
+                frames.append(spark.createDataFrame(_csv_table(rows), raw_schema(declared)))
     if not frames:
         return spark.createDataFrame([], raw_schema(declared))
     return _union(frames)
