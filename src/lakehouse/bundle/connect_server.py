@@ -92,4 +92,4 @@ def spark_connect_server(
             time.sleep(0.2)
         yield ConnectServer(f"sc://127.0.0.1:{port}", time.perf_counter() - started, log, proc.pid)
     finally:
-        stop_process_group(proc)  # type: ignore[arg-type]
+        stop_process_group(proc)
