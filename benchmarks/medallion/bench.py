@@ -280,7 +280,7 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], rows: dict[str, Any]) -> 
     for system in systems:
         per_phase: dict[str, Any] = {}
         for phase in ("full", "incremental"):
-            runs = [r[system][phase] for r in rounds if system in r]
+            runs = [r[system][phase] for r in rounds if phase in r.get(system, {})]
             if not runs:
                 continue
             raw_rows = sum(rows[phase].values())
