@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/medallion/bench.py [--sf 1] [--repeat 3] [--no-warmup]
         [--systems ours,jvm,polars,duckdb] [--jvm-repeat 1] [--work DIR] [--out-name NAME]
+        [--cluster-workers N] [--full-only]
 
 1. ``tpchgen-cli`` (4.0.0) generates TPC-H at ``--sf`` (cached under ``--work``); the full
    drops (pipe-delimited CSV for region/nation/customer/orders, JSON lines for lineitem) and
@@ -9,9 +10,12 @@
 2. Each round runs, for every system, in a fresh process and a fresh data directory: the
    full run (all drops landed), then the incremental run (the incremental drop added; a new
    process, as a scheduled job would be). Systems: ``ours`` = this bundle's ``medallion`` job
-   (the project's code) on embedded Sail writing Delta; ``jvm`` = the same job on JVM Spark
-   local[2] + delta-spark writing Delta (jars from ``$LAKEHOUSE_DELTA_JARS``, else
-   ``build/jars/delta``, else Maven Central); ``polars`` = hand-written Polars + deltalake;
+   (the project's code) on embedded Sail writing Delta; ``ours-cluster`` = the same job on
+   Sail's local-cluster mode (``--cluster-workers``, default 2); ``jvm`` = the same job on JVM
+   Spark local[2] + delta-spark writing Delta (jars from ``$LAKEHOUSE_DELTA_JARS``, else
+   ``build/jars/delta``, else Maven Central); ``jvm-connect`` = the same job over Spark Connect
+   against a JVM Spark Connect server (local[2] + delta-spark, started and stopped by each
+   run, its RSS counted); ``polars`` = hand-written Polars + deltalake;
    ``duckdb`` = hand-written DuckDB SQL over Arrow + deltalake.
 3. After each run the four Gold tables are read back and checksummed (rows, NULLs, sums,
    distinct counts); every peer must equal ours, or the benchmark fails.
@@ -47,10 +51,14 @@ import tpch_data  # noqa: E402
 from _common import git_commit, machine  # noqa: E402
 
 LAYERS = ("bronze", "silver", "gold")
+BUNDLE_SYSTEMS = ("ours", "ours-cluster", "jvm", "jvm-connect")  # the bundle's job, tables/
+JVM_SYSTEMS = ("jvm", "jvm-connect")  # no warm-up round, --jvm-repeat rounds
 SPY_RATE = 20
 LABELS = {
     "ours": "ours: project code, embedded Sail, Delta",
+    "ours-cluster": "same code, Sail local-cluster mode, Delta",
     "jvm": "same code, JVM Spark local[2] + delta-spark, Delta",
+    "jvm-connect": "same code over Spark Connect, JVM Connect server local[2] + delta-spark, Delta",
     "polars": "hand-written Polars + deltalake",
     "duckdb": "hand-written DuckDB + deltalake",
 }
@@ -97,7 +105,13 @@ def link_drops(source: Path, landing: Path) -> None:
 
 
 def run_worker(
-    system: str, root: Path, landing: Path, out: Path, profile: Path | None, timeout_s: float
+    system: str,
+    root: Path,
+    landing: Path,
+    out: Path,
+    profile: Path | None,
+    timeout_s: float,
+    cluster_workers: int | None = None,
 ) -> dict[str, Any]:
     cmd: list[str] = [
         sys.executable,
@@ -110,6 +124,8 @@ def run_worker(
         "--out",
         str(out),
     ]
+    if cluster_workers is not None and system == "ours-cluster":
+        cmd += ["--cluster-workers", str(cluster_workers)]
     if profile is not None:  # py-spy samples every thread, idle ones too (waiting on the engine)
         spy = str(Path(sys.executable).parent / "py-spy")
         raw = profile.with_suffix(".raw")
@@ -150,7 +166,7 @@ def run_worker(
 
 def gold_of(system: str, root: Path) -> dict[str, Any]:
     """Checksums of a run's Gold Delta tables (read with delta-rs, whoever wrote them)."""
-    if system in ("ours", "jvm"):  # the bundle's catalog keeps its tables under tables/
+    if system in BUNDLE_SYSTEMS:  # the bundle's catalog keeps its tables under tables/
         return harness.gold_checksums(root / "tables")
     return harness.gold_checksums(root)
 
@@ -158,7 +174,7 @@ def gold_of(system: str, root: Path) -> dict[str, Any]:
 def jvm_delta_note(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
     """Where the JVM runs got delta-spark from, as the worker recorded it (none: no JVM run)."""
     for entry in rounds:
-        run = entry.get("jvm", {}).get("full")
+        run = (entry.get("jvm") or entry.get("jvm-connect") or {}).get("full")
         if not run:
             continue
         if isinstance(run.get("delta_jars"), list):
@@ -171,6 +187,22 @@ def jvm_delta_note(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
     return []
 
 
+def engine_notes(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
+    """How ours-cluster's Sail ran and how long jvm-connect's server took to start."""
+    notes: list[str] = []
+    runs = [r[s]["full"] for r in rounds for s in ("ours-cluster", "jvm-connect") if s in r]
+    modes = sorted({str(run["engine_mode"]) for run in runs if run["system"] == "ours-cluster"})
+    if modes:
+        notes.append(f"ours-cluster runs Sail in {', '.join(modes)} (in the job's process)")
+    starts = [run["server_start_s"] for run in runs if run["system"] == "jvm-connect"]
+    if starts:
+        notes.append(
+            "jvm-connect starts a JVM Spark Connect server (spark-submit, Delta jars) per run: "
+            f"{min(starts):.1f}-{max(starts):.1f} s, counted in 'start'; its RSS is in peak RSS"
+        )
+    return notes
+
+
 def one_round(
     systems: list[str],
     work: Path,
@@ -179,6 +211,7 @@ def one_round(
     profile_dir: Path | None,
     timeout_s: float,
     phases: tuple[str, ...] = ("full", "incremental"),
+    cluster_workers: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Full + incremental run of every system (or just ``phases``); checks Gold against ours."""
     out: dict[str, dict[str, Any]] = {}
@@ -197,7 +230,13 @@ def one_round(
             profile = profile_dir / f"{system}-{phase}.txt" if profile_dir else None
             print(f"  [{label}] {system} {phase} …", file=sys.stderr, flush=True)
             result = run_worker(
-                system, root, landing, run_dir / f"{phase}.json", profile, timeout_s
+                system,
+                root,
+                landing,
+                run_dir / f"{phase}.json",
+                profile,
+                timeout_s,
+                cluster_workers,
             )
             checks = gold_of(system, root)
             if system == systems[0]:
@@ -241,7 +280,7 @@ def summarize(rounds: list[dict[str, dict[str, Any]]], rows: dict[str, Any]) -> 
     for system in systems:
         per_phase: dict[str, Any] = {}
         for phase in ("full", "incremental"):
-            runs = [r[system][phase] for r in rounds if system in r]
+            runs = [r[system][phase] for r in rounds if phase in r.get(system, {})]
             if not runs:
                 continue
             raw_rows = sum(rows[phase].values())
@@ -411,6 +450,15 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="py-spy profiles of the last round (needs py-spy)"
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    parser.add_argument(
+        "--full-only", action="store_true", help="measured rounds run the full run only"
+    )
+    parser.add_argument(
+        "--cluster-workers",
+        type=int,
+        default=None,
+        help="Sail worker processes of ours-cluster (default: the cluster target's, 2)",
+    )
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if systems[0] != "ours" and "ours" in systems:
@@ -437,9 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         measured = label != "warmup"
         index = i - (0 if args.no_warmup else 1)
         if measured:
-            chosen = [s for s in systems if s != "jvm" or index < jvm_repeat]
+            chosen = [s for s in systems if s not in JVM_SYSTEMS or index < jvm_repeat]
         else:  # every run is a fresh process: the warm-up (full runs) only warms the OS caches
-            chosen = [s for s in systems if s != "jvm"]
+            chosen = [s for s in systems if s not in JVM_SYSTEMS]
         last = i == len(plan) - 1
         outcome = one_round(
             chosen,
@@ -448,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
             label,
             profile_dir if last else None,
             args.timeout,
-            phases=("full", "incremental") if measured else ("full",),
+            phases=("full", "incremental") if measured and not args.full_only else ("full",),
+            cluster_workers=args.cluster_workers,
         )
         if measured:
             rounds.append(outcome)
@@ -497,8 +546,10 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarize(rounds, rows),
         "rounds": rounds,
         "notes": [
-            "ours and jvm run the bundle's medallion job in-process (bundle runner, python_function_task)",
+            "ours, ours-cluster, jvm and jvm-connect run the bundle's medallion job in-process "
+            "(bundle runner, python_function_task)",
             *jvm_delta_note(rounds),
+            *engine_notes(rounds),
             *([merged_note] if merged_note else []),
         ],
     }

@@ -37,6 +37,9 @@ KEYS = {
 FULL_EXPORT = "2026-01-01 00:00:00"
 INCREMENTAL_EXPORT = "2026-01-02 00:00:00"
 PART_ROWS = 1_000_000
+# A CSV file is parsed on the driver and sent in one Spark Connect message (at most 128 MB):
+# 250k rows of orders are about 45 MB of Arrow; the CSV sources commit one file at a time
+CSV_PART_ROWS = 250_000
 TPCHGEN_VERSION = "4.0.0"
 
 
@@ -77,13 +80,14 @@ def as_text(df: pl.LazyFrame, updated_at: str) -> pl.LazyFrame:
 
 
 def write_drop(df: pl.LazyFrame, table: str, folder: Path, stem: str) -> int:
-    """Write one table's drop (CSV or JSON lines), split into parts of ``PART_ROWS`` that are
+    """Write one table's drop (CSV or JSON lines), split into parts of ``PART_ROWS`` (CSV: ``CSV_PART_ROWS``) that are
     collected one at a time; returns the rows written."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = int(df.select(pl.len()).collect().item())
-    parts = max(1, -(-rows // PART_ROWS))
+    size = CSV_PART_ROWS if table in CSV_TABLES else PART_ROWS
+    parts = max(1, -(-rows // size))
     for i in range(parts):
-        chunk = df.slice(i * PART_ROWS, PART_ROWS).collect()
+        chunk = df.slice(i * size, size).collect()
         if table in CSV_TABLES:
             chunk.write_csv(folder / f"{stem}-{i:04d}.csv", separator="|", quote_style="necessary")
         else:

@@ -3,10 +3,17 @@ system, phase and repetition, and reads the JSON it writes.
 
     python benchmarks/medallion/worker.py SYSTEM --root DIR --landing DIR --out FILE.json
 
+    python benchmarks/medallion/worker.py ours-cluster ... [--cluster-workers N]
+
 SYSTEM: ``ours`` (the bundle's ``medallion`` job on the ``local`` target: embedded Sail,
-Delta), ``jvm`` (the same job on the ``jvm`` target: JVM Spark local[2] + delta-spark, Delta),
-``polars`` (polars_peer.py), ``duckdb`` (duckdb_peer.py). Peak RSS is sampled over this process
-and all its descendants (the JVM is a child process).
+Delta), ``ours-cluster`` (the same job on the ``cluster`` target: Sail local-cluster mode, 2
+workers unless ``--cluster-workers``), ``jvm`` (the same job on the ``jvm`` target:
+JVM Spark local[2] + delta-spark, Delta), ``jvm-connect`` (the same job on the ``connect``
+target, a Spark Connect client of a JVM Spark Connect server this process starts on 127.0.0.1
+with the ``jvm`` target's engine settings and stops after), ``polars`` (polars_peer.py),
+``duckdb`` (duckdb_peer.py). Peak RSS is sampled over this process and all its descendants
+(the JVM, the Connect server and Sail's workers are child processes); the Connect server's
+start is counted in ``start``.
 
 The ``jvm`` run gets its Delta jars the way the ``spark`` engine does: ``engine.delta.jars_dir``,
 else ``$LAKEHOUSE_DELTA_JARS``; when that is unset and ``build/jars/delta`` (``make jars``)
@@ -17,6 +24,8 @@ Maven Central (``spark.jars.packages``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -58,15 +67,30 @@ def delta_jars_used(project: Project) -> dict[str, Any]:
     return {"delta_jars": "from the target's spark.jars / spark.jars.packages conf"}
 
 
-def run_bundle(target: str, root: Path, landing: Path, times: LayerTimes) -> dict[str, Any]:
+def load(target: str, root: Path, landing: Path, **variables: str) -> Project:
+    from lakehouse.config.loader import load_project
+
+    overrides = {"data_root": str(root), "landing": str(landing), **variables}
+    return load_project(HERE, target=target, var_overrides=overrides)
+
+
+def run_bundle(
+    target: str,
+    root: Path,
+    landing: Path,
+    times: LayerTimes,
+    *,
+    workers: int | None = None,
+    **variables: str,
+) -> dict[str, Any]:
     """The project's own job (bundle runner, in-process tasks) on ``target``."""
     from lakehouse.bundle.runner import run_job
-    from lakehouse.config.loader import load_project
     from lakehouse.engine import build_session
 
-    project = load_project(
-        HERE, target=target, var_overrides={"data_root": str(root), "landing": str(landing)}
-    )
+    project = load(target, root, landing, **variables)
+    if workers is not None:
+        engine = project.engine.model_copy(update={"workers": workers})
+        project = dataclasses.replace(project, engine=engine)
     jars = delta_jars_used(project) if project.engine.kind == "spark" else {}
     with times.layer("start"):
         session = build_session(
@@ -96,17 +120,47 @@ def run_bundle(target: str, root: Path, landing: Path, times: LayerTimes) -> dic
         times.seconds["overhead"] = total - sum(
             times.seconds.get(layer, 0.0) for layer in LAYER_OF_TASK.values()
         )
-        return {"counters": report.counters, "engine": session.kind, "format": "delta", **jars}
+        return {
+            "counters": report.counters,
+            "engine": session.kind,
+            "engine_mode": session.mode,
+            "format": "delta",
+            **jars,
+        }
     finally:
         session.stop()
 
 
+def run_on_connect_server(root: Path, landing: Path, times: LayerTimes) -> dict[str, Any]:
+    """The job on the ``connect`` target against a JVM Spark Connect server started here (with
+    the ``jvm`` target's engine: master, memory, conf, Delta jars) and stopped after."""
+    from lakehouse.bundle.connect_server import spark_connect_server
+
+    use_local_delta_jars()
+    server_project = load("jvm", root, landing)
+    with contextlib.ExitStack() as stack:
+        with times.layer("start"):
+            server = stack.enter_context(
+                spark_connect_server(
+                    root / "connect-server", server_project.engine, name="medallion-bench"
+                )
+            )
+        info = run_bundle("connect", root, landing, times, connect_url=server.url)
+    server_info = {"server_start_s": round(server.start_seconds, 2)}
+    return {**info, **delta_jars_used(server_project), **server_info}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("system", choices=["ours", "jvm", "polars", "duckdb"])
+    parser.add_argument(
+        "system", choices=["ours", "ours-cluster", "jvm", "jvm-connect", "polars", "duckdb"]
+    )
     parser.add_argument("--root", type=Path, required=True, help="tables and state")
     parser.add_argument("--landing", type=Path, required=True, help="the raw drops")
     parser.add_argument("--out", type=Path, required=True, help="result JSON")
+    parser.add_argument(
+        "--cluster-workers", type=int, default=None, help="ours-cluster: Sail worker processes"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -116,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, Any]
     if args.system == "ours":
         info = run_bundle("local", args.root, args.landing, times)
+    elif args.system == "ours-cluster":
+        info = run_bundle("cluster", args.root, args.landing, times, workers=args.cluster_workers)
+    elif args.system == "jvm-connect":
+        info = run_on_connect_server(args.root, args.landing, times)
     elif args.system == "jvm":
         use_local_delta_jars()
         info = run_bundle("jvm", args.root, args.landing, times)

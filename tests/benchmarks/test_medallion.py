@@ -1,12 +1,15 @@
 """Smoke test of benchmarks/medallion at TPC-H SF0.01: our pipeline (the bundle's job on the
-embedded engine) and the Polars peer, full + incremental, with equal Gold outputs; and the
-``jvm`` target the JVM peer runs on (its Spark conf, no JVM started)."""
+embedded engine) and the Polars peer, full + incremental, with equal Gold outputs; the same
+job on Sail's local-cluster mode (``distributed``) and over Spark Connect against a JVM
+Spark Connect server with Delta (``jvm``), Gold equal to ours; and the ``jvm`` target the JVM
+peer runs on (its Spark conf, no JVM started)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,24 +20,28 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "benchmarks" / "medallion"
 
 
-@pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def run_bench(work: Path, systems: str, *options: str) -> dict[str, Any]:
+    """bench.py at SF0.01, one round without warm-up; its result JSON."""
     sys.path.insert(0, str(BENCH))
     try:
         import bench
     finally:
         sys.path.remove(str(BENCH))
-    work = tmp_path_factory.mktemp("medallion")
     code = bench.main(
         [
-            "--sf", "0.01", "--repeat", "1", "--no-warmup", "--systems", "ours,polars",
+            "--sf", "0.01", "--repeat", "1", "--no-warmup", "--systems", systems,
             "--work", str(work), "--results", str(work / "results"), "--no-history",
-            "--out-name", "smoke",
+            "--out-name", "smoke", *options,
         ]
     )  # fmt: skip
     assert code == 0
     assert (work / "results" / "smoke.md").read_text().startswith("# Medallion benchmark")
     return dict(json.loads((work / "results" / "smoke.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    return run_bench(tmp_path_factory.mktemp("medallion"), "ours,polars")
 
 
 def test_drops_have_the_tpch_row_counts(result: dict[str, object]) -> None:
@@ -90,3 +97,40 @@ def test_jvm_target_runs_the_bundle_on_jvm_spark_with_delta_jars(
     )
     assert conf["spark.sql.shuffle.partitions"] == "8"  # the target's conf wins over local mode
     assert conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"
+
+
+GOLD_ROWS = {"pricing_summary": 4, "customer_revenue": 1500, "nation_revenue": 175}
+
+
+@pytest.mark.distributed
+def test_ours_cluster_gold_equals_ours_in_full_and_incremental_runs(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "ours,ours-cluster")
+    summary, runs = result["summary"], result["rounds"][0]
+    for phase in ("full", "incremental"):
+        assert summary["ours-cluster"][phase]["gold_check"] == "equal to ours"
+        rows = summary["ours-cluster"][phase]["gold_rows"]
+        assert rows == summary["ours"][phase]["gold_rows"]
+        assert {k: rows[k] for k in GOLD_ROWS} == GOLD_ROWS
+        assert runs["ours-cluster"][phase]["engine_mode"] == "local-cluster, 2 workers"
+        assert runs["ours"][phase]["engine_mode"] == "local"  # not $SAIL_MODE
+    lineitem = summary["ours-cluster"]["incremental"]["counters"]["silver tpch.silver.lineitem"]
+    assert (lineitem["rows_read"], lineitem["rows_quarantined"]) == (631, 3)
+    assert "ours-cluster runs Sail in local-cluster, 2 workers" in "\n".join(result["notes"])
+
+
+@pytest.mark.jvm
+def test_jvm_connect_gold_equals_ours(tmp_path: Path) -> None:
+    result = run_bench(tmp_path, "ours,jvm-connect", "--full-only")
+    summary = result["summary"]
+    assert summary["jvm-connect"]["full"]["gold_check"] == "equal to ours"
+    rows = summary["jvm-connect"]["full"]["gold_rows"]
+    assert rows == summary["ours"]["full"]["gold_rows"]
+    assert {k: rows[k] for k in GOLD_ROWS} == GOLD_ROWS
+    run = result["rounds"][0]["jvm-connect"]["full"]
+    assert run["engine"] == "connect"
+    assert [j.split("_")[0].split("-4")[0] for j in run["delta_jars"]] == [
+        "delta-spark",
+        "delta-storage",
+    ]
+    assert run["max_processes"] >= 2  # the Connect server's JVM is sampled with the worker
+    assert "jvm-connect starts a JVM Spark Connect server" in "\n".join(result["notes"])

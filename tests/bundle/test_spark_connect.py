@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from lakehouse.bundle.connect_server import ConnectServer, free_port, spark_connect_server
 from lakehouse.config import load_project
 from tests.conftest import jvm_test_spec
 from tests.e2e.test_demo_job import EXPECTED_ROWS, assert_listed_row_counts
-
-from .spark_connect import ConnectServer, free_port, spark_connect_server
 
 pytestmark = [pytest.mark.jvm, pytest.mark.e2e]
 
@@ -26,7 +25,7 @@ LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 @pytest.fixture(scope="module")
 def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
     work = tmp_path_factory.mktemp("connect")
-    with spark_connect_server(work, jvm_test_spec()) as server:
+    with spark_connect_server(work, jvm_test_spec(), name="lakehouse-test-connect") as server:
         print(f"Spark Connect server (JVM + Delta) up in {server.start_seconds:.1f}s")
         yield server
 

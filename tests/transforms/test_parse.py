@@ -182,3 +182,14 @@ def test_typed_records_rescue_doubles_out_of_range(spark: SparkSession) -> None:
         ],
         key=repr,
     )
+
+
+@pytest.mark.transform
+def test_a_csv_file_of_several_chunks_is_one_frame(spark: SparkSession) -> None:
+    text = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(25)) + "bad,row,x\n"
+    lines = io.StringIO(text, newline="")
+    chunks = parse_csv(lines, CsvOptions.model_validate({}), ["id", "name"], chunk=10)
+    parsed = csv_frame(spark, chunks)
+    good = [(str(i), f"n{i}", None, None, None) for i in range(25)]
+    bad = [(None, None, None, "malformed CSV: expected 2 fields, got 3", "bad,row,x")]
+    assert _rows(parsed) == sorted([*good, *bad], key=repr)

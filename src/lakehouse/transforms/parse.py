@@ -27,6 +27,7 @@ from pyspark.sql import types as T
 
 from lakehouse.io.sql import quote
 from lakehouse.transforms.csv_text import CsvRows, gc_paused
+from lakehouse.transforms.nonempty import has_entries
 
 EXTRA = "_extra"
 _INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
@@ -78,7 +79,11 @@ def _csv_table(rows: CsvRows) -> pa.Table:
 
 
 def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
-    """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape."""
+    """Parsed CSV records (:func:`~lakehouse.transforms.csv_text.parse_csv`) -> the raw shape.
+
+    The chunks travel inside the plan (local relations): over Spark Connect a file's plan is
+    one message of at most 128 MB (about 170 MB of CSV; larger files fail to land).
+    """
     frames: list[DataFrame] = []
     declared: list[str] = []
     with gc_paused():
@@ -88,7 +93,11 @@ def csv_frame(spark: SparkSession, chunks: Iterable[CsvRows]) -> DataFrame:
                 frames.append(spark.createDataFrame(_csv_table(rows), raw_schema(declared)))
     if not frames:
         return spark.createDataFrame([], raw_schema(declared))
-    return reduce(DataFrame.union, frames)
+    return _union(frames)
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    return reduce(lambda a, b: a.union(b), frames)
 
 
 def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
@@ -108,7 +117,7 @@ def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
     ).select("*", _json_problem(declared).alias("_corrupt"))
     bad = F.col("_corrupt").isNotNull()
     extra_fields = F.map_filter("_map", lambda k, _v: ~k.isin(declared))
-    extra = F.when(~bad & (F.size(extra_fields) > 0), extra_fields)
+    extra = F.when(~bad & has_entries(extra_fields), extra_fields)
     return parsed.select(
         *[F.when(~bad, F.col("_record").getField(name)).alias(name) for name in declared],
         extra.alias(EXTRA),
@@ -189,7 +198,7 @@ def typed_records(
             any_flag = any_flag | flag
     if drift == "rescue":
         pieces.append(F.coalesce(F.col(EXTRA), F.create_map().cast("map<string,string>")))
-        any_flag = any_flag | (F.col(EXTRA).isNotNull() & (F.size(EXTRA) > 0))
+        any_flag = any_flag | (F.col(EXTRA).isNotNull() & has_entries(EXTRA))
     rescued_json: Column = F.lit(None).cast("string")
     if pieces:
         merged = pieces[0] if len(pieces) == 1 else F.map_concat(*pieces)

@@ -2,7 +2,9 @@
 
 The wheel ships the Connect server's jar but not ``start-connect-server.sh``; the server is
 ``spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer`` with the
-same Delta jars and conf the ``spark`` engine starts with, bound to 127.0.0.1.
+same Delta jars and conf the ``spark`` engine starts with (a ``kind: spark`` engine spec),
+bound to 127.0.0.1. A ``connect`` target (``remote: sc://127.0.0.1:PORT``) then runs against
+it. Used by the tests and the medallion benchmark (its ``jvm-connect`` system).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
 @dataclass(frozen=True)
 class ConnectServer:
+    """A running server: its ``sc://`` URL, seconds it took to start, its log, its process id."""
+
     url: str
     start_seconds: float
     log: Path
+    pid: int
 
 
 def free_port() -> int:
@@ -36,7 +41,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_command(spec: EngineSpec, port: int, warehouse: Path) -> list[str]:
+def server_command(
+    spec: EngineSpec, port: int, warehouse: Path, name: str = "lakehouse-connect"
+) -> list[str]:
     """The spark-submit line of a Connect server with the engine's Delta jars and conf."""
     classpath = delta_classpath(spec)
     conf = jvm_spark_conf(spec, warehouse)
@@ -54,21 +61,22 @@ def server_command(spec: EngineSpec, port: int, warehouse: Path) -> list[str]:
         command += ["--packages", ",".join(classpath.packages)]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
-    return [*command, "--name", "lakehouse-test-connect", "spark-internal"]
+    return [*command, "--name", name, "spark-internal"]
 
 
 @contextlib.contextmanager
 def spark_connect_server(
-    work_dir: Path, spec: EngineSpec, *, timeout_s: float = 120.0
+    work_dir: Path, spec: EngineSpec, *, timeout_s: float = 120.0, name: str = "lakehouse-connect"
 ) -> Iterator[ConnectServer]:
-    """Start the server, wait until it accepts connections, stop its process group after."""
+    """Start the server (a child of this process, in its own process group; its log is
+    ``work_dir/connect-server.log``), wait until it accepts connections, stop it after."""
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = work_dir / "connect-server.log"
     started = time.perf_counter()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            server_command(spec, port, work_dir / "warehouse"),
+            server_command(spec, port, work_dir / "warehouse", name),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -82,6 +90,6 @@ def spark_connect_server(
                 tail = log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"the Spark Connect server did not start:\n{tail}")
             time.sleep(0.2)
-        yield ConnectServer(f"sc://127.0.0.1:{port}", time.perf_counter() - started, log)
+        yield ConnectServer(f"sc://127.0.0.1:{port}", time.perf_counter() - started, log, proc.pid)
     finally:
-        stop_process_group(proc)  # type: ignore[arg-type]
+        stop_process_group(proc)
