@@ -23,7 +23,6 @@ from lakehouse.config.project import TableRef
 from lakehouse.config.sources import BRONZE_METADATA_COLUMNS
 from lakehouse.core.errors import TaskError
 from lakehouse.io.sql import quote
-from lakehouse.transforms.nonempty import has_elements
 from lakehouse.transforms.scd import DELETE_FLAG, SCD2_COLUMNS
 
 REASONS = "_reasons"
@@ -65,7 +64,7 @@ def conform_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> Confo
 
 def split_checked(checked: DataFrame) -> ConformedRows:
     """Split :func:`checked_rows` output into rows fit for Silver and rows for quarantine."""
-    ok = ~has_elements(REASONS)
+    ok = F.size(REASONS) == 0
     valid = checked.where(ok).drop(REASONS, "_row")
     rejected = checked.where(~ok).select(
         "_row", REASONS, row_hash().alias("_row_hash"), "_source_file"
@@ -117,7 +116,7 @@ def checked_rows(bronze: DataFrame, target: TableRef, spec: SilverSpec) -> DataF
         problems.alias(REASONS),
         source_file.alias("_source_file"),
         ingested_at.alias("_ingested_at"),
-        F.when(has_elements(problems), row_json).alias("_row"),
+        F.when(F.size(problems) > 0, row_json).alias("_row"),
     )
 
 

@@ -27,7 +27,6 @@ from pyspark.sql import types as T
 
 from lakehouse.io.sql import quote
 from lakehouse.transforms.csv_text import CsvRows, gc_paused
-from lakehouse.transforms.nonempty import has_entries
 
 EXTRA = "_extra"
 _INFINITY = r"(?i)^\s*[+-]?inf(inity)?\s*$"  # the spellings of an infinity a cast accepts
@@ -117,7 +116,7 @@ def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
     ).select("*", _json_problem(declared).alias("_corrupt"))
     bad = F.col("_corrupt").isNotNull()
     extra_fields = F.map_filter("_map", lambda k, _v: ~k.isin(declared))
-    extra = F.when(~bad & has_entries(extra_fields), extra_fields)
+    extra = F.when(~bad & (F.size(extra_fields) > 0), extra_fields)
     return parsed.select(
         *[F.when(~bad, F.col("_record").getField(name)).alias(name) for name in declared],
         extra.alias(EXTRA),
@@ -198,7 +197,7 @@ def typed_records(
             any_flag = any_flag | flag
     if drift == "rescue":
         pieces.append(F.coalesce(F.col(EXTRA), F.create_map().cast("map<string,string>")))
-        any_flag = any_flag | (F.col(EXTRA).isNotNull() & has_entries(EXTRA))
+        any_flag = any_flag | (F.col(EXTRA).isNotNull() & (F.size(EXTRA) > 0))
     rescued_json: Column = F.lit(None).cast("string")
     if pieces:
         merged = pieces[0] if len(pieces) == 1 else F.map_concat(*pieces)

@@ -43,7 +43,6 @@ from lakehouse.transforms.conform import (
     split_checked,
     without_deleted_later,
 )
-from lakehouse.transforms.nonempty import has_elements
 from lakehouse.transforms.quality import (
     RuleResult,
     cross_check,
@@ -235,7 +234,7 @@ def _kept_and_rejected_rows(t: SilverHandle, checked: _RuleChecked) -> _KeptRows
         if drop_rules
         else F.array().cast("array<string>")
     )
-    dropped = has_elements(broken)
+    dropped = F.size(broken) > 0
     payload = [c for c in flagged.columns if c not in (VIOLATIONS, DELETE_FLAG, "_ingested_at")]
     rule_rejects = (
         flagged.where(dropped)
@@ -265,7 +264,7 @@ def _account_rows(
         F.count_if(~dropped & F.col(DELETE_FLAG)).alias("deleted"),
     ).first()
     assert counts is not None
-    not_conformed = staged.where(has_elements(REASONS)).count()
+    not_conformed = staged.where(F.size(REASONS) > 0).count()
     summary.rows_kept = int(counts["kept"])
     summary.rows_quarantined = not_conformed + int(counts["dropped"])
     summary.rows_deleted = int(counts["deleted"])
@@ -405,7 +404,7 @@ def _without_deleted_later(
     assert spec.sequence_by is not None and pending.earlier is not None
     earlier_deletes = pending.earlier.where(delete_operation(spec))
     conformed = checked_rows(earlier_deletes, t.table, spec)
-    deletes = conformed.where(~has_elements(REASONS) & F.col(DELETE_FLAG))
+    deletes = conformed.where((F.size(REASONS) == 0) & F.col(DELETE_FLAG))
     upserts = without_deleted_later(
         latest.where(~F.col(DELETE_FLAG)), deletes, spec.keys, spec.sequence_by
     )
