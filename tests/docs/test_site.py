@@ -38,6 +38,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         "databricks/pipeline-sql.html",
         "databricks/pipelines.html",
         "databricks/tasks.html",
+        "deploying.html",
         "development.html",
         "engines.html",
         "getting-started.html",
