@@ -112,13 +112,21 @@ test-cluster: $(STAMP)
 
 # `make test`: lint and typecheck, then the Sail invocation side by side with the JVM one and
 # the distributed one after it (two at a time: on 2 cores the JVM tests' start-ups and
-# spark-submit waits leave room for the Sail tests). Lines of the two are interleaved; every
-# invocation runs even when another fails, and make exits non-zero if any did.
+# spark-submit waits leave room for the Sail tests). The Sail invocation prints as it goes;
+# the other two write build/test-logs/ and print it when they end. Every invocation runs even
+# when another fails, and make exits non-zero if any did.
+TEST_LOGS := build/test-logs
 test: lint typecheck $(AIRFLOW_STAMP) $(JARS_STAMP)
-	$(MAKE) --no-print-directory -k -j2 --output-sync=line test-sail test-jvm-then-cluster
+	$(MAKE) --no-print-directory -k -j2 test-sail test-jvm-then-cluster
 
 test-jvm-then-cluster:
-	$(MAKE) --no-print-directory test-jvm; jvm=$$?; $(MAKE) --no-print-directory test-cluster && exit $$jvm
+	@mkdir -p $(TEST_LOGS)
+	@echo "== make test-jvm and make test-cluster: output in $(TEST_LOGS)/, printed when each ends"
+	@$(MAKE) --no-print-directory test-jvm > $(TEST_LOGS)/test-jvm.log 2>&1; jvm=$$?; \
+	  echo "== make test-jvm (exit $$jvm):"; cat $(TEST_LOGS)/test-jvm.log; \
+	  $(MAKE) --no-print-directory test-cluster > $(TEST_LOGS)/test-cluster.log 2>&1; cluster=$$?; \
+	  echo "== make test-cluster (exit $$cluster):"; cat $(TEST_LOGS)/test-cluster.log; \
+	  [ $$jvm -eq 0 ] && [ $$cluster -eq 0 ]
 
 SF ?= 1
 bench-medallion: $(STAMP)
