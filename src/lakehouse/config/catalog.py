@@ -93,6 +93,22 @@ class Column(StrictModel):
         return value.strip().lower()
 
 
+class RowFilter(StrictModel):
+    """Which rows of a table a reader sees (Unity Catalog style row filter).
+
+    A reader sees the rows matching any filter whose ``to`` names it or one of its groups;
+    a reader no filter names sees the rows matching any filter with an empty ``to``; a
+    reader no filter applies to sees no rows. Owners are not exempt.
+    """
+
+    predicate: str = Field(
+        min_length=1, description="a Spark SQL boolean expression over the table's columns"
+    )
+    to: list[str] = Field(
+        default_factory=list, description="principals or groups (empty: everyone else)"
+    )
+
+
 class TableSpec(StrictModel):
     layer: Literal["bronze", "silver", "gold", "system"]
     description: str = ""
@@ -106,6 +122,9 @@ class TableSpec(StrictModel):
     owner: str | None = Field(default=None, description="default: the schema's owner")
     tags: dict[str, str] = Field(default_factory=dict)
     grants: list[Grant] = Field(default_factory=list)
+    row_filters: list[RowFilter] = Field(
+        default_factory=list, description="which rows each reader sees (none: all rows)"
+    )
 
     @model_validator(mode="after")
     def _known_columns(self) -> TableSpec:

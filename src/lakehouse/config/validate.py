@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
 from lakehouse.config.ml import ModelSpec
+from lakehouse.config.predicates import predicate_problem
 from lakehouse.config.project import (
     Project,
     TableRef,
@@ -269,6 +270,7 @@ def _check_schema(
         for n, grant in enumerate(table.grants):
             principals.check(grant.principal, table_file, f"{t_where}.grants[{n}].principal")
         _check_masks(table, table_file, t_where)
+        _check_row_filters(table, table_file, t_where, principals.known)
 
 
 def _check_masks(table: TableSpec, table_file: str, where: str) -> None:
@@ -288,6 +290,27 @@ def _check_masks(table: TableSpec, table_file: str, where: str) -> None:
                 f"a {column.mask} mask needs a string column ({column.name!r} is "
                 f"{column.type}); use 'null'",
             )
+
+
+def _check_row_filters(
+    table: TableSpec, table_file: str, where: str, known: frozenset[str]
+) -> None:
+    """Each predicate is a deterministic row-level expression over the table's columns and
+    each ``to`` names a catalog principal or group (whether or not grants are declared)."""
+    columns = [c.name for c in table.columns]
+    for n, row_filter in enumerate(table.row_filters):
+        key = f"{where}.row_filters[{n}]"
+        problem = predicate_problem(row_filter.predicate, columns)
+        if problem is not None:
+            raise ConfigError(table_file, f"{key}.predicate", problem)
+        for m, name in enumerate(row_filter.to):
+            if name not in known:
+                raise ConfigError(
+                    table_file,
+                    f"{key}.to[{m}]",
+                    f"unknown principal {name!r}: declare it under catalog.principals "
+                    "(users, service_principals or groups)",
+                )
 
 
 def _check_external_grants(

@@ -10,6 +10,9 @@ groups. As in Unity Catalog, reading a table needs ``USE CATALOG`` on its catalo
 ``UNMASK`` is this project's privilege for masked columns: without it a reader sees a
 column declared with ``mask`` hashed (keyed: see :mod:`lakehouse.governance.masks`),
 redacted or nulled.
+
+Row filters (:mod:`lakehouse.governance.row_filters`) say which rows each reader sees;
+:meth:`AccessPolicy.restrict` applies them, then the masks, for every governed Spark read.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
 
 from lakehouse.config.catalog import CatalogSpec, Grant, SecurableGrant, TableSpec
 from lakehouse.config.validate import governance_enabled
+from lakehouse.governance import row_filters
 from lakehouse.governance.masks import MaskKey, spark_mask
 
 ALL = "ALL PRIVILEGES"
@@ -145,7 +150,35 @@ class AccessPolicy:
             decision = self.holds(principal, need, on)
             if not decision.allowed:
                 return decision
+        row_filter = self.row_filter_for(principal, securable) if privilege == "SELECT" else None
+        if row_filter is not None:  # on record with the decision (the access audit)
+            return Decision(True, f"{decision.reason}; row filter: {row_filter}")
         return decision
+
+    # ------------------------------------------------------------ row filters
+
+    def row_filter_for(self, principal: str, table: str) -> str | None:
+        """The Spark SQL predicate selecting the rows ``principal`` sees (None: all rows);
+        owners are not exempt. See :mod:`lakehouse.governance.row_filters`."""
+        spec = self._tables.get(table)
+        if spec is None or not spec.row_filters:
+            return None
+        return row_filters.spark_row_filter(spec.row_filters, self.identities(principal))
+
+    def duckdb_row_filter(self, principal: str, table: str) -> str | None:
+        """:meth:`row_filter_for` in DuckDB SQL (the SQL endpoint's mirror)."""
+        spec = self._tables.get(table)
+        if spec is None or not spec.row_filters:
+            return None
+        return row_filters.duckdb_row_filter(spec.row_filters, self.identities(principal))
+
+    def restrict(self, principal: str, table: str, df: DataFrame) -> DataFrame:
+        """``df`` as ``principal`` may see it: rows filtered (on raw values), then masked.
+        Every governed Spark read goes through here (:meth:`GovernedStore.read`)."""
+        row_filter = self.row_filter_for(principal, table)
+        if row_filter is not None:
+            df = df.filter(F.expr(row_filter))
+        return self.mask(principal, table, df)
 
     # ------------------------------------------------------------ masks
 

@@ -2,7 +2,8 @@
 
 Every read and write the project performs through the governed store asks the scope first
 (a denial raises :class:`AccessDeniedError`), reads come back with masked columns for
-principals without ``UNMASK``, and every decision, allowed or denied, is published to the
+principals without ``UNMASK`` and only the rows the table's row filters let the principal
+see, and every decision, allowed or denied, is published to the
 run's event sink (the audit log writes it to ``<catalog>.meta.access_audit``).
 
 This is enforcement in the client, like a catalog-aware client library: it governs what
@@ -141,6 +142,10 @@ class GovernanceScope:
 
     def mask(self, table: str, df: DataFrame) -> DataFrame:
         return self.policy.mask(self.principal, table, df)
+
+    def restrict(self, table: str, df: DataFrame) -> DataFrame:
+        """The rows the principal may see (row filters), masked (see AccessPolicy.restrict)."""
+        return self.policy.restrict(self.principal, table, df)
 
     # ------------------------------------------------------------ tasks and flushing
 

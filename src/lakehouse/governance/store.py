@@ -2,7 +2,7 @@
 
 Every operation asks the run's :class:`GovernanceScope` (a denial raises
 :class:`~lakehouse.governance.scope.AccessDeniedError`), delegates to the inner Delta store,
-masks what it reads and publishes :class:`TableRead` / :class:`WriteCommitted` events to the
+filters and masks what it reads and publishes :class:`TableRead` / :class:`WriteCommitted` events to the
 scope's sink, which the audit log and the lineage recorder subscribe to. The system's own
 bookkeeping (audit, lineage, job runs) is written through the inner store (:attr:`system`).
 """
@@ -115,14 +115,14 @@ class GovernedStore:
     # ------------------------------------------------------------ reads
 
     def read(self, name: TableName, version: int | None = None) -> DataFrame:
-        """The table (needs SELECT), masked for a principal without UNMASK; subscribers
-        (lineage) learn the version read."""
+        """The table (needs SELECT): the rows its row filters let the principal see, masked
+        for a principal without UNMASK; subscribers (lineage) learn the version read."""
         ref = self._checked("SELECT", name)
         self._ensure_ref(ref)
         if self.governance.events:
             version = self.system.version(ref) if version is None else version
             self.governance.events.publish(TableRead(ref.full_name, version))
-        return self.governance.mask(ref.full_name, self.system.read(ref, version))
+        return self.governance.restrict(ref.full_name, self.system.read(ref, version))
 
     def schema(self, name: TableName) -> T.StructType:
         return self.system.schema(self.ensure_table(name))

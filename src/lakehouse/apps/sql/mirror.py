@@ -261,6 +261,7 @@ class ServedTable:
     masks: dict[str, str] = field(default_factory=dict)
     description: str = ""
     comments: dict[str, str] = field(default_factory=dict)
+    row_filter: str | None = None  # DuckDB SQL: the rows the principal sees (None: all)
 
 
 def default_schemas(project: Project) -> list[str]:
@@ -274,8 +275,9 @@ def served_tables(
     """The tables of ``schemas`` the governance's principal may SELECT, with their masks.
 
     Every decision goes through :meth:`GovernanceScope.authorize`, so it lands in the access
-    audit when the scope has a system store to write it to. The masks are the policy's
-    (:meth:`AccessPolicy.masks_for`), the ones :meth:`GovernedStore.read` applies.
+    audit when the scope has a system store to write it to. The masks and row filters are
+    the policy's (:meth:`AccessPolicy.masks_for`, :meth:`AccessPolicy.duckdb_row_filter`),
+    the ones :meth:`GovernedStore.read` applies.
     """
     wanted = set(schemas)
     unknown = wanted - {ref.schema for ref in project.tables.values()}
@@ -300,6 +302,7 @@ def served_tables(
                 name=ref.name,
                 location=ref.location,
                 masks=policy.masks_for(governance.principal, ref.full_name),
+                row_filter=policy.duckdb_row_filter(governance.principal, ref.full_name),
                 description=ref.spec.description,
                 comments={c.name: c.comment for c in effective_columns(ref) if c.comment},
             )
@@ -462,8 +465,11 @@ class DeltaMirror:
             described = self.db.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
             columns = [(str(row[0]), str(row[1])) for row in described]
             projection = masked_projection(columns, table.masks, self._mask_key)
+            rows = source  # the row filter sees raw values; the rows it drops never enter DuckDB
+            if table.row_filter is not None:
+                rows = f"(SELECT * FROM {source} WHERE ({table.row_filter})) AS {source}"
             self.db.execute(
-                f"CREATE OR REPLACE TABLE {self._name(table)} AS SELECT {projection} FROM {source}"
+                f"CREATE OR REPLACE TABLE {self._name(table)} AS SELECT {projection} FROM {rows}"
             )
         finally:
             self.db.unregister(source)

@@ -1,0 +1,124 @@
+"""Row filter predicates: a Spark SQL boolean expression over one table's columns (pure).
+
+A predicate is checked when the catalog loads (:func:`predicate_problem`): it parses as one
+Spark SQL expression (sqlglot), reads no other table (no subquery), gives the same answer
+for the same row every time (no random, time, user or file functions), works row by row
+(no aggregate or window function) and, when the table declares its columns, names only
+those.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+# functions whose value changes between calls or readers, or that reach outside the row
+NON_DETERMINISTIC = frozenset(
+    {
+        "rand",
+        "randn",
+        "random",
+        "uuid",
+        "shuffle",
+        "now",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "current_datetime",
+        "current_timezone",
+        "localtimestamp",
+        "current_user",
+        "user",
+        "session_user",
+        "current_catalog",
+        "current_database",
+        "current_schema",
+        "monotonically_increasing_id",
+        "spark_partition_id",
+        "input_file_name",
+        "input_file_block_start",
+        "input_file_block_length",
+        "reflect",
+        "java_method",
+        "try_reflect",
+    }
+)
+
+
+class PredicateError(ValueError):
+    """A row filter predicate is not a deterministic boolean expression over the table."""
+
+
+def parse_predicate(predicate: str) -> exp.Expr:
+    """The predicate's expression tree (Spark dialect), or :class:`PredicateError`."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    quiet = logging.getLogger("sqlglot")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        trees = [t for t in sqlglot.parse(predicate, dialect="spark") if t is not None]
+    except SqlglotError as exc:
+        raise PredicateError(f"cannot parse {predicate!r}: {str(exc).splitlines()[0]}") from None
+    finally:
+        quiet.setLevel(level)
+    if len(trees) != 1:
+        raise PredicateError(f"give one boolean expression (got {len(trees)} statements)")
+    tree = trees[0]
+    if not isinstance(tree, exp.Condition) or isinstance(tree, exp.Query):
+        raise PredicateError(f"{predicate!r} is not a boolean expression")
+    if isinstance(tree, exp.Literal):
+        raise PredicateError(f"{predicate!r} is a constant, not a boolean expression")
+    return tree
+
+
+def predicate_problem(predicate: str, columns: list[str]) -> str | None:
+    """What is wrong with ``predicate`` as a row filter (None: nothing). ``columns``: the
+    table's declared columns (empty: they come from the data and are not checked)."""
+    from sqlglot import exp
+
+    try:
+        tree = parse_predicate(predicate)
+    except PredicateError as exc:
+        return str(exc)
+    for node in tree.walk():
+        if isinstance(node, exp.Query | exp.Subquery | exp.Exists):
+            return "a row filter cannot contain a subquery (it sees one row of its table)"
+        if isinstance(node, exp.AggFunc | exp.Window):
+            return "a row filter works row by row: no aggregate or window functions"
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in NON_DETERMINISTIC:
+                return f"{name}() is not deterministic; a row filter must be"
+    if columns:
+        known = {c.lower() for c in columns}
+        for column in tree.find_all(exp.Column):
+            root = column.parts[0].name  # s.field: the struct column s
+            if root.lower() not in known:
+                return f"{root!r} is not a column of the table (columns: {', '.join(columns)})"
+    return None
+
+
+def to_duckdb(predicate: str) -> str:
+    """The Spark SQL predicate in DuckDB SQL (sqlglot); :class:`PredicateError` when it has
+    no DuckDB equivalent."""
+    import sqlglot
+    from sqlglot.errors import ErrorLevel, SqlglotError
+
+    tree = parse_predicate(predicate)
+    try:
+        return str(sqlglot.transpile(
+            tree.sql(dialect="spark"),
+            read="spark",
+            write="duckdb",
+            unsupported_level=ErrorLevel.RAISE,
+        )[0])
+    except SqlglotError as exc:
+        raise PredicateError(
+            f"{predicate!r} has no DuckDB equivalent: {str(exc).splitlines()[0]}"
+        ) from None
