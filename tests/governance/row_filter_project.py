@@ -94,7 +94,12 @@ def make_project(root: Path) -> Path:
     (root / "bundle.yml").write_text(BUNDLE)
     (root / "conf" / "catalog.yml").write_text(CATALOG)
     schema = pa.schema(
-        [("id", pa.int32()), ("region", pa.string()), ("email", pa.string()), ("amount", pa.float64())]
+        [
+            ("id", pa.int32()),
+            ("region", pa.string()),
+            ("email", pa.string()),
+            ("amount", pa.float64()),
+        ]
     )
     data = pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in ROWS], schema)
     write_deltalake(str(root / "data" / "tables" / "sales" / "orders"), data)

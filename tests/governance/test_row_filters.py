@@ -73,7 +73,15 @@ def test_rules_naming_an_identity_apply_or_ed_and_the_others_do_not() -> None:
 
 
 def test_a_reader_no_rule_names_gets_the_rules_for_everyone_else() -> None:
-    policy = _policy({"t": [{"to": ["cy"], "predicate": "x = 3"}, {"predicate": "x < 0"}, {"predicate": "x > 9"}]})
+    policy = _policy(
+        {
+            "t": [
+                {"to": ["cy"], "predicate": "x = 3"},
+                {"predicate": "x < 0"},
+                {"predicate": "x > 9"},
+            ]
+        }
+    )
     assert policy.row_filter_for("bob", "c.s.t") == "(x < 0) OR (x > 9)"
 
 
@@ -82,7 +90,9 @@ def test_rules_that_apply_to_nobody_leave_no_rows_and_owners_are_not_exempt() ->
     assert policy.row_filter_for("bob", "c.s.t") == "false"
     assert policy.row_filter_for("ann", "c.s.t") == "false"  # ann owns the catalog
     assert policy.duckdb_row_filter("ann", "c.s.t") == "false"
-    exempt = _policy({"t": [{"to": ["cy"], "predicate": "x = 3"}, {"to": ["ann"], "predicate": "true"}]})
+    exempt = _policy(
+        {"t": [{"to": ["cy"], "predicate": "x = 3"}, {"to": ["ann"], "predicate": "true"}]}
+    )
     assert exempt.row_filter_for("ann", "c.s.t") == "true"
 
 
@@ -90,7 +100,10 @@ def test_the_duckdb_filter_is_each_rule_translated_and_or_ed() -> None:
     policy = _policy(
         {
             "t": [
-                {"to": ["bob"], "predicate": "`my col` = \"EU\" AND date_add(d, 1) > DATE'2026-01-01'"},
+                {
+                    "to": ["bob"],
+                    "predicate": "`my col` = \"EU\" AND date_add(d, 1) > DATE'2026-01-01'",
+                },
                 {"to": ["bob"], "predicate": "x IS NOT NULL"},
             ]
         }
@@ -108,7 +121,7 @@ def test_the_duckdb_filter_is_each_rule_translated_and_or_ed() -> None:
         "CREATE TABLE t AS SELECT * FROM (VALUES ('EU', DATE '2026-01-01', 1),"
         " ('EU', DATE '2025-12-30', NULL), ('US', DATE '2026-03-01', NULL)) v(\"my col\", d, x)"
     )
-    assert db.execute(f"SELECT \"my col\", d FROM t WHERE ({duck}) ORDER BY d").fetchall() == [
+    assert db.execute(f'SELECT "my col", d FROM t WHERE ({duck}) ORDER BY d').fetchall() == [
         ("EU", __import__("datetime").date(2026, 1, 1))
     ]
 
@@ -143,7 +156,12 @@ def test_governed_spark_reads_return_exactly_the_filtered_masked_rows_and_are_au
     project = _load(root)
     for principal in ("alice", "bob", "carol", "dave"):
         tables = governed_tables(
-            spark, project, session_engine(spark), principal=principal, run_id=f"r-{principal}", job="t"
+            spark,
+            project,
+            session_engine(spark),
+            principal=principal,
+            run_id=f"r-{principal}",
+            job="t",
         )
         with tables.governance.task_scope("read"):
             rows = sorted(tuple(r) for r in tables.read(ORDERS).collect())
@@ -163,8 +181,14 @@ def test_governed_spark_reads_return_exactly_the_filtered_masked_rows_and_are_au
         ("alice", "owner of shop (member of data-engineers); row filter: true"),
         ("bob", "SELECT on shop.sales to analysts; row filter: region = 'EU'"),
         ("bob", "SELECT on shop.sales to analysts; row filter: region = 'EU'"),
-        ("carol", "SELECT on shop.sales to analysts; row filter: (region = 'US') OR (amount >= 100)"),
-        ("carol", "SELECT on shop.sales to analysts; row filter: (region = 'US') OR (amount >= 100)"),
+        (
+            "carol",
+            "SELECT on shop.sales to analysts; row filter: (region = 'US') OR (amount >= 100)",
+        ),
+        (
+            "carol",
+            "SELECT on shop.sales to analysts; row filter: (region = 'US') OR (amount >= 100)",
+        ),
         ("dave", "SELECT on shop.sales to analysts; row filter: email LIKE '%@example.com'"),
         ("dave", "SELECT on shop.sales to analysts; row filter: email LIKE '%@example.com'"),
     ]

@@ -17,7 +17,14 @@ from lakehouse.config.loader import included_files, interpolate
 from lakehouse.config.project import Project, TableRef
 from lakehouse.core.errors import ConfigError
 
-_BEFORE = ("keys", "partition_by", "properties", "owner", "grants", "row_filters")  # columns go before these
+_BEFORE = (
+    "keys",
+    "partition_by",
+    "properties",
+    "owner",
+    "grants",
+    "row_filters",
+)  # columns go before these
 
 
 @dataclass(frozen=True)

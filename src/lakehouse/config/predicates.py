@@ -112,12 +112,14 @@ def to_duckdb(predicate: str) -> str:
 
     tree = parse_predicate(predicate)
     try:
-        return str(sqlglot.transpile(
-            tree.sql(dialect="spark"),
-            read="spark",
-            write="duckdb",
-            unsupported_level=ErrorLevel.RAISE,
-        )[0])
+        return str(
+            sqlglot.transpile(
+                tree.sql(dialect="spark"),
+                read="spark",
+                write="duckdb",
+                unsupported_level=ErrorLevel.RAISE,
+            )[0]
+        )
     except SqlglotError as exc:
         raise PredicateError(
             f"{predicate!r} has no DuckDB equivalent: {str(exc).splitlines()[0]}"
