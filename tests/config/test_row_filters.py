@@ -8,7 +8,8 @@ import pytest
 
 from lakehouse.config import load_project
 from lakehouse.core.errors import ConfigError
-from tests.governance.row_filter_project import BUNDLE, CATALOG
+from lakehouse.governance.policy import AccessPolicy
+from tests.governance.row_filter_project import BUNDLE, CATALOG, ORDERS
 
 KEY = "conf/catalog.yml: catalog.schemas.sales.tables.orders.row_filters"
 FIRST_RULE = """\
@@ -87,3 +88,60 @@ def test_a_rule_needs_a_predicate(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, "            - {to: [bob]}\n")
     assert str(err.value) == f"{KEY}[0].predicate: required key is missing"
+
+
+# ------------------------------------------------------------------ conf/grants.yml
+
+
+def _load_with_grants_file(tmp_path: Path, grants: str) -> AccessPolicy:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "bundle.yml").write_text(BUNDLE)
+    (tmp_path / "conf" / "catalog.yml").write_text(CATALOG)
+    (tmp_path / "conf" / "grants.yml").write_text(grants)
+    project = load_project(tmp_path)
+    return AccessPolicy(project.catalog, project.grants)
+
+
+def test_row_filters_declared_next_to_grants_join_the_tables_own(tmp_path: Path) -> None:
+    policy = _load_with_grants_file(
+        tmp_path,
+        "row_filters:\n"
+        '  - {table: shop.sales.orders, to: [bob], predicate: "amount > 100"}\n'
+        '  - {table: shop.sales.orders, to: [erin], predicate: "id = 1"}\n',
+    )
+    assert policy.row_filter_for("bob", ORDERS) == "(region = 'EU') OR (amount > 100)"
+    assert policy.row_filter_for("erin", ORDERS) == "id = 1"
+    assert policy.row_filter_for("dave", ORDERS) == "email LIKE '%@example.com'"
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            '{table: shop.sales.refunds, predicate: "true"}',
+            "row_filters[1].table: unknown table 'shop.sales.refunds' "
+            "(give a catalog.schema.table of the catalog)",
+        ),
+        (
+            '{table: sales.orders, predicate: "true"}',
+            "row_filters[1].table: unknown table 'sales.orders' "
+            "(give a catalog.schema.table of the catalog)",
+        ),
+        (
+            '{table: shop.sales.orders, predicate: "rand() > 0"}',
+            "row_filters[1].predicate: rand() is not deterministic; a row filter must be",
+        ),
+        (
+            '{table: shop.sales.orders, to: [nobody], predicate: "true"}',
+            "row_filters[1].to[0]: unknown principal 'nobody': declare it under "
+            "catalog.principals (users, service_principals or groups)",
+        ),
+    ],
+)
+def test_a_bad_row_filter_next_to_grants_names_that_file(
+    tmp_path: Path, rule: str, message: str
+) -> None:
+    grants = f'row_filters:\n  - {{table: shop.sales.orders, predicate: "true"}}\n  - {rule}\n'
+    with pytest.raises(ConfigError) as err:
+        _load_with_grants_file(tmp_path, grants)
+    assert str(err.value) == f"conf/grants.yml: {message}"

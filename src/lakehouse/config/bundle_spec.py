@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lakehouse.config.base import Identifier, StrictModel, TableName
-from lakehouse.config.catalog import CatalogSpec, SecurableGrant
+from lakehouse.config.catalog import CatalogSpec, SecurableGrant, SecurableRowFilter
 from lakehouse.config.declarative import PipelineResource
 from lakehouse.config.jobs import Job, Permission, RunAs
 from lakehouse.config.ml import ModelSpec, MonitoringSpec
@@ -332,4 +332,7 @@ class ConfFile(StrictModel):
     monitoring: MonitoringSpec | None = None
     grants: list[SecurableGrant] = Field(
         default_factory=list, description="grants on catalog objects by name"
+    )
+    row_filters: list[SecurableRowFilter] = Field(
+        default_factory=list, description="row filters on catalog tables by name"
     )

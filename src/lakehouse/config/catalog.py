@@ -109,6 +109,12 @@ class RowFilter(StrictModel):
     )
 
 
+class SecurableRowFilter(RowFilter):
+    """A row filter declared apart from its table (e.g. in a conf/grants.yml)."""
+
+    table: str = Field(description="catalog.schema.table")
+
+
 class TableSpec(StrictModel):
     layer: Literal["bronze", "silver", "gold", "system"]
     description: str = ""

@@ -24,6 +24,7 @@ from lakehouse.config.catalog import (
     Principals,
     SchemaSpec,
     SecurableGrant,
+    SecurableRowFilter,
     TableSpec,
 )
 from lakehouse.config.local_values import current_user
@@ -52,7 +53,11 @@ from lakehouse.config.system_tables import (
     quarantine_spec,
     system_table_specs,
 )
-from lakehouse.config.validate import check_governance, check_references
+from lakehouse.config.validate import (
+    check_governance,
+    check_references,
+    with_external_row_filters,
+)
 from lakehouse.core.errors import ConfigError
 
 S = TypeVar("S")
@@ -93,6 +98,7 @@ class _Merged:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)  # "section.key" -> file
     external_grants: list[tuple[SecurableGrant, str]] = field(default_factory=list)
+    external_row_filters: list[tuple[SecurableRowFilter, str]] = field(default_factory=list)
     monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     def add(self, rel: str, conf: ConfFile) -> None:
@@ -106,6 +112,7 @@ class _Merged:
         if conf.monitoring is not None:
             self.monitoring = _merge_monitoring(self.monitoring, conf.monitoring, rel, self.origin)
         self.external_grants.extend((g, rel) for g in conf.grants)
+        self.external_row_filters.extend((f, rel) for f in conf.row_filters)
 
     def _add_catalog(self, rel: str, catalog: CatalogSpec) -> None:
         if self.catalog is None:
@@ -233,6 +240,7 @@ def assemble(loaded: LoadedBundle, confs: list[tuple[str, ConfFile]]) -> Project
     schemas = _with_generated_tables(merged.schemas, merged.silver, name)
     schemas = _with_prediction_tables(schemas, merged.gold, merged.models, name)
     catalog = merged.catalog.model_copy(update={"schemas": schemas})
+    catalog = with_external_row_filters(catalog, merged.external_row_filters)
     tables = _table_refs(loaded.root, catalog)
     project = Project(
         root=loaded.root,

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lakehouse.config.catalog import CatalogSpec, SecurableGrant, TableSpec
+from lakehouse.config.catalog import (
+    CatalogSpec,
+    RowFilter,
+    SecurableGrant,
+    SecurableRowFilter,
+    TableSpec,
+)
 from lakehouse.config.ml import ModelSpec
 from lakehouse.config.predicates import predicate_problem
 from lakehouse.config.project import (
@@ -299,18 +305,56 @@ def _check_row_filters(
     each ``to`` names a catalog principal or group (whether or not grants are declared)."""
     columns = [c.name for c in table.columns]
     for n, row_filter in enumerate(table.row_filters):
-        key = f"{where}.row_filters[{n}]"
-        problem = predicate_problem(row_filter.predicate, columns)
-        if problem is not None:
-            raise ConfigError(table_file, f"{key}.predicate", problem)
-        for m, name in enumerate(row_filter.to):
-            if name not in known:
-                raise ConfigError(
-                    table_file,
-                    f"{key}.to[{m}]",
-                    f"unknown principal {name!r}: declare it under catalog.principals "
-                    "(users, service_principals or groups)",
-                )
+        _check_row_filter(row_filter, columns, known, table_file, f"{where}.row_filters[{n}]")
+
+
+def _check_row_filter(
+    row_filter: RowFilter, columns: list[str], known: frozenset[str], file: str, key: str
+) -> None:
+    problem = predicate_problem(row_filter.predicate, columns)
+    if problem is not None:
+        raise ConfigError(file, f"{key}.predicate", problem)
+    for m, name in enumerate(row_filter.to):
+        if name not in known:
+            raise ConfigError(
+                file,
+                f"{key}.to[{m}]",
+                f"unknown principal {name!r}: declare it under catalog.principals "
+                "(users, service_principals or groups)",
+            )
+
+
+def with_external_row_filters(
+    catalog: CatalogSpec, external: list[tuple[SecurableRowFilter, str]]
+) -> CatalogSpec:
+    """The catalog with the row filters declared apart from their tables (e.g. in
+    conf/grants.yml, ``row_filters: [{table, predicate, to}]``) checked and added to them."""
+    if not external:
+        return catalog
+    p = catalog.principals
+    known = frozenset({*p.users, *p.service_principals, *p.groups})
+    schemas = {
+        name: schema.model_copy(update={"tables": dict(schema.tables)})
+        for name, schema in catalog.schemas.items()
+    }
+    counts: dict[str, int] = {}
+    for declared, file in external:
+        n = counts[file] = counts.get(file, -1) + 1
+        parts = declared.table.split(".")
+        schema = schemas.get(parts[1]) if len(parts) == 3 and parts[0] == catalog.name else None
+        table = schema.tables.get(parts[2]) if schema is not None else None
+        if schema is None or table is None:
+            raise ConfigError(
+                file,
+                f"row_filters[{n}].table",
+                f"unknown table {declared.table!r} (give a catalog.schema.table of the catalog)",
+            )
+        rule = RowFilter(predicate=declared.predicate, to=declared.to)
+        _check_row_filter(rule, [c.name for c in table.columns], known, file, f"row_filters[{n}]")
+        schema.tables[parts[2]] = table.model_copy(
+            update={"row_filters": [*table.row_filters, rule]}
+        )
+    return catalog.model_copy(update={"schemas": schemas})
 
 
 def _check_external_grants(
