@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ from lakehouse.config.catalog import CatalogSpec
 from lakehouse.config.project import Project
 from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.governance.policy import AccessPolicy, Decision
+from lakehouse.governance.row_filters import RowFilterError
 from lakehouse.governance.store import governed_tables
 from tests.governance.row_filter_project import FILTERS, ORDERS, expected, make_project
 from tests.support import session_engine
@@ -122,7 +124,7 @@ def test_the_duckdb_filter_is_each_rule_translated_and_or_ed() -> None:
         " ('EU', DATE '2025-12-30', NULL), ('US', DATE '2026-03-01', NULL)) v(\"my col\", d, x)"
     )
     assert db.execute(f'SELECT "my col", d FROM t WHERE ({duck}) ORDER BY d').fetchall() == [
-        ("EU", __import__("datetime").date(2026, 1, 1))
+        ("EU", dt.date(2026, 1, 1))
     ]
 
 
@@ -192,3 +194,14 @@ def test_governed_spark_reads_return_exactly_the_filtered_masked_rows_and_are_au
         ("dave", "SELECT on shop.sales to analysts; row filter: email LIKE '%@example.com'"),
         ("dave", "SELECT on shop.sales to analysts; row filter: email LIKE '%@example.com'"),
     ]
+
+
+def test_a_rule_without_a_duckdb_form_is_refused_not_weakened() -> None:
+    policy = _policy({"t": [{"predicate": "soundex(x) = 'A000'"}]})
+    assert policy.row_filter_for("bob", "c.s.t") == "soundex(x) = 'A000'"
+    with pytest.raises(RowFilterError) as err:
+        policy.duckdb_row_filter("bob", "c.s.t")
+    assert str(err.value) == (
+        "row filter of c.s.t: \"soundex(x) = 'A000'\" has no DuckDB equivalent: "
+        "SOUNDEX is not supported in DuckDB"
+    )

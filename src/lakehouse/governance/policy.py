@@ -170,7 +170,7 @@ class AccessPolicy:
         spec = self._tables.get(table)
         if spec is None or not spec.row_filters:
             return None
-        return row_filters.duckdb_row_filter(spec.row_filters, self.identities(principal))
+        return row_filters.duckdb_row_filter(spec.row_filters, self.identities(principal), table)
 
     def restrict(self, principal: str, table: str, df: DataFrame) -> DataFrame:
         """``df`` as ``principal`` may see it: rows filtered (on raw values), then masked.

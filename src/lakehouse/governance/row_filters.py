@@ -18,9 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from lakehouse.config.catalog import RowFilter
-from lakehouse.config.predicates import to_duckdb
+from lakehouse.config.predicates import PredicateError, to_duckdb
+from lakehouse.core.errors import LakehouseError
 
 NO_ROWS = "false"
+
+
+class RowFilterError(LakehouseError):
+    """A table's row filter cannot be applied where it is asked for (e.g. no DuckDB form)."""
 
 
 def applicable(rules: Iterable[RowFilter], identities: set[str]) -> list[str] | None:
@@ -53,6 +58,12 @@ def spark_row_filter(rules: Iterable[RowFilter], identities: set[str]) -> str | 
     return combined(applicable(rules, identities))
 
 
-def duckdb_row_filter(rules: Iterable[RowFilter], identities: set[str]) -> str | None:
-    """The same predicate in DuckDB SQL (each rule translated by sqlglot)."""
-    return combined(applicable(rules, identities), to_duckdb)
+def duckdb_row_filter(
+    rules: Iterable[RowFilter], identities: set[str], table: str = "the table"
+) -> str | None:
+    """The same predicate in DuckDB SQL (each rule translated by sqlglot); a rule without a
+    DuckDB form raises :class:`RowFilterError` (never a weaker filter)."""
+    try:
+        return combined(applicable(rules, identities), to_duckdb)
+    except PredicateError as exc:
+        raise RowFilterError(f"row filter of {table}: {exc}") from None
