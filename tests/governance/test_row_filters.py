@@ -17,6 +17,7 @@ from lakehouse.config.system_tables import SystemTable, system_table_name
 from lakehouse.governance.policy import AccessPolicy, Decision
 from lakehouse.governance.row_filters import RowFilterError
 from lakehouse.governance.store import governed_tables
+from lakehouse.notebook import open_lakehouse
 from tests.governance.row_filter_project import FILTERS, ORDERS, expected, make_project
 from tests.support import session_engine
 
@@ -176,7 +177,7 @@ def test_governed_spark_reads_return_exactly_the_filtered_masked_rows_and_are_au
     reasons = sorted(
         (r["principal"], r["reason"])
         for r in audit.to_pylist()
-        if r["privilege"] == "SELECT" and r["securable"] == ORDERS
+        if r["privilege"] == "SELECT" and r["securable"] == ORDERS and r["job"] == "t"
     )
     assert reasons == [
         ("alice", "owner of shop (member of data-engineers); row filter: true"),
@@ -205,3 +206,13 @@ def test_a_rule_without_a_duckdb_form_is_refused_not_weakened() -> None:
         "row filter of c.s.t: \"soundex(x) = 'A000'\" has no DuckDB equivalent: "
         "SOUNDEX is not supported in DuckDB"
     )
+
+
+def test_the_notebook_helper_reads_through_the_same_filter(spark: SparkSession, root: Path) -> None:
+    assert spark is not None  # the notebook helper reuses the active session
+    lh = open_lakehouse(root, principal="carol", variables={"data_root": str(root / "data")})
+    try:
+        rows = sorted(tuple(r) for r in lh.read("sales.orders").collect())
+    finally:
+        lh.stop()
+    assert rows == expected("carol")

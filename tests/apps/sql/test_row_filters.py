@@ -12,8 +12,10 @@ from deltalake import write_deltalake
 from pyspark.sql import SparkSession
 
 from lakehouse.apps.sql.mirror import served_tables
+from lakehouse.governance.events import AccessChecked, EventSink, GovernanceEvent, TaskOutcome
 from lakehouse.governance.scope import GovernanceScope
 from lakehouse.governance.store import governed_tables
+from lakehouse.io.store import TableStore
 from tests.apps.sql.conftest import load, start_endpoint
 from tests.governance.row_filter_project import ORDERS, expected, make_project
 from tests.support import session_engine
@@ -88,3 +90,32 @@ def test_a_new_version_is_reloaded_filtered(spark: SparkSession, tmp_path: Path)
             ]
     finally:
         endpoint.stop()
+
+
+class _Decisions:
+    """A subscriber keeping the access decisions it sees."""
+
+    def __init__(self) -> None:
+        self.seen: list[AccessChecked] = []
+
+    def handle(self, event: GovernanceEvent) -> None:
+        if isinstance(event, AccessChecked):
+            self.seen.append(event)
+
+    def flush(self, store: TableStore, outcome: TaskOutcome) -> None:
+        pass
+
+
+def test_the_endpoints_select_decision_names_the_filter(root: Path) -> None:
+    project = load(root)
+    decisions = _Decisions()
+    scope = GovernanceScope(project, "carol", run_id="r", job="sql", events=EventSink([decisions]))
+    served_tables(project, scope, ["sales"])
+    assert [(d.privilege, d.securable, d.allowed, d.reason) for d in decisions.seen] == [
+        (
+            "SELECT",
+            ORDERS,
+            True,
+            "SELECT on shop.sales to analysts; row filter: (region = 'US') OR (amount >= 100)",
+        )
+    ]
