@@ -56,3 +56,14 @@ def test_a_query_cannot_reach_filtered_rows_through_aggregates_or_self_joins(
 def test_head_sees_only_the_filtered_rows(spark: SparkSession, project: Path) -> None:
     out = _ok(spark, "--principal", "carol", "head", "orders", "-o", "csv", "-C", str(project))
     assert sorted(out.splitlines()[1:]) == sorted(_csv("carol").splitlines()[1:])
+
+
+def test_catalog_show_lists_the_row_filters(spark: SparkSession, project: Path) -> None:
+    out = _ok(spark, "catalog", "show", "sales.orders", "-C", str(project))
+    assert out.splitlines()[-5:] == [
+        "row filter: region = 'EU' · to: eu-analysts",
+        "row filter: region = 'US' · to: us-analysts",
+        "row filter: amount >= 100 · to: carol",
+        "row filter: true · to: data-engineers",
+        "row filter: email LIKE '%@example.com' · to: everyone no other filter names",
+    ]

@@ -137,6 +137,9 @@ def _show_table(project: Project, policy: AccessPolicy, focus: str) -> None:
     console.print(
         f"tags: {tags} · keys: {', '.join(ref.spec.keys) or '-'} · location: {ref.location}"
     )
+    for rule in ref.spec.row_filters:  # who sees which rows (see governance.row_filters)
+        who = ", ".join(rule.to) or "everyone no other filter names"
+        console.print(f"row filter: {rule.predicate} · to: {who}", highlight=False, markup=False)
 
 
 def _catalog_tree(project: Project, policy: AccessPolicy, focus: str | None) -> Tree:
