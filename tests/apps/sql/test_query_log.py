@@ -130,6 +130,10 @@ def _psycopg_statements(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     expected.append(row(ENDLESS, 0, "timeout", sqlstate="57014", error=timeout))
     conn.execute("SELECT count(*) FROM pg_catalog.pg_namespace")
     expected.append(row("SELECT count(*) FROM pg_catalog.pg_namespace", 1))
+    conn.execute("SET application_name = 'renamed'")  # logged under the name it ran with
+    expected.append(row("SET application_name = 'renamed'", 0))
+    conn.execute("SELECT 1")
+    expected.append(row("SELECT 1", 1, application_name="renamed"))
     return expected
 
 
