@@ -36,6 +36,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.meta.processed_files",
         "lakehouse.meta.silver_batches",
         "lakehouse.meta.silver_runs",
+        "lakehouse.meta.sql_query_log",
         "lakehouse.silver.customers",
         "lakehouse.silver.customers_quarantine",
         "lakehouse.silver.events",

@@ -87,6 +87,43 @@ def ui(
         )
 
 
+# the endpoint's limits (lakehouse.apps.sql.limits.SqlLimits)
+StatementTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Seconds a statement may run (default 300; 0: no limit; sessions may lower it)."
+    ),
+]
+MemoryLimitOpt = Annotated[
+    int | None, typer.Option(help="Memory of the whole server, MiB (default 2048).", min=64)
+]
+QueryMemoryOpt = Annotated[
+    int | None,
+    typer.Option(help="Memory per statement before sorts/joins spill, MiB (default 512).", min=16),
+]
+TempLimitOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Spill space under <data_root>/_sql_endpoint/tmp, MiB (default 10240).", min=0
+    ),
+]
+ThreadsOpt = Annotated[int | None, typer.Option(help="Worker threads (default 2).", min=1)]
+MaxResultRowsOpt = Annotated[
+    int | None,
+    typer.Option(help="Rows one statement may return (default 0: no cap; then 54000).", min=0),
+]
+MaxResultBytesOpt = Annotated[
+    int | None,
+    typer.Option(help="Result bytes one statement may send (default 0: no cap).", min=0),
+]
+MaxConnectionsOpt = Annotated[
+    int | None, typer.Option(help="Clients connected at once (default 64; then 53300).", min=1)
+]
+QueryLogOpt = Annotated[
+    bool, typer.Option(help="Record every statement in <catalog>.meta.sql_query_log.")
+]
+
+
 @sql_app.command("serve")
 def sql_serve(
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
@@ -105,28 +142,15 @@ def sql_serve(
         bool,
         typer.Option(help="Record the SELECT decisions in the access audit table at start."),
     ] = True,
-    statement_timeout: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds a statement may run (default 300; 0: no limit; sessions may lower it)."
-        ),
-    ] = None,
-    memory_limit_mb: Annotated[
-        int | None, typer.Option(help="Memory of the whole server, MiB (default 2048).", min=64)
-    ] = None,
-    query_memory_mb: Annotated[
-        int | None,
-        typer.Option(
-            help="Memory per statement before sorts/joins spill, MiB (default 512).", min=16
-        ),
-    ] = None,
-    temp_limit_mb: Annotated[
-        int | None,
-        typer.Option(
-            help="Spill space under <data_root>/_sql_endpoint/tmp, MiB (default 10240).", min=0
-        ),
-    ] = None,
-    threads: Annotated[int | None, typer.Option(help="Worker threads (default 2).", min=1)] = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    memory_limit_mb: MemoryLimitOpt = None,
+    query_memory_mb: QueryMemoryOpt = None,
+    temp_limit_mb: TempLimitOpt = None,
+    threads: ThreadsOpt = None,
+    max_result_rows: MaxResultRowsOpt = None,
+    max_result_bytes: MaxResultBytesOpt = None,
+    max_connections: MaxConnectionsOpt = None,
+    query_log: QueryLogOpt = True,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     engine: EngineOpt = None,
@@ -153,11 +177,21 @@ def sql_serve(
         query_memory_mb=query_memory_mb,
         temp_limit_mb=temp_limit_mb,
         threads=threads,
+        max_result_rows=max_result_rows,
+        max_result_bytes=max_result_bytes,
+        max_connections=max_connections,
     )
 
     def endpoint_for(gov: GovernanceScope) -> SqlEndpoint:
         return SqlEndpoint(
-            project, gov, schemas=schema, host=host, port=port, password=password, limits=limits
+            project,
+            gov,
+            schemas=schema,
+            host=host,
+            port=port,
+            password=password,
+            limits=limits,
+            query_log=query_log,
         )
 
     endpoint = _governed_endpoint(project, audit, endpoint_for)

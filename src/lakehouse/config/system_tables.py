@@ -172,6 +172,25 @@ class SilverBatchRow:
     refined_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class SqlQueryLogRow:
+    """One statement a client ran on the SQL endpoint (``lakehouse sql serve``)."""
+
+    event_time: dt.datetime
+    principal: str
+    client_address: str
+    application_name: str
+    statement: str
+    tables: list[str]
+    rows_returned: int
+    duration_ms: float
+    outcome: str
+    sqlstate: str | None
+    error: str | None
+    pid: int
+    endpoint_id: str
+
+
 # ---------------------------------------------------------------- specs
 
 
@@ -338,6 +357,26 @@ _SILVER_BATCHES = TableSpec(
     keys=["table", "batch_id"],
 )
 
+_SQL_QUERY_LOG = TableSpec(
+    layer="system",
+    description="Every statement clients ran on the SQL endpoint (lakehouse sql serve)",
+    columns=[
+        _col("event_time", "timestamp", False, "statement start (UTC)"),
+        _col("principal", "string", False),
+        _col("client_address", "string", False, "host:port"),
+        _col("application_name", "string", False),
+        _col("statement", "string", False, "the query text as sent"),
+        _col("tables", "array<string>", False, "catalog tables the statement read"),
+        _col("rows_returned", "bigint", False),
+        _col("duration_ms", "double", False),
+        _col("outcome", "string", False, "ok|error|canceled|timeout|limit"),
+        _col("sqlstate", "string"),
+        _col("error", "string"),
+        _col("pid", "int", False, "the connection's backend process id"),
+        _col("endpoint_id", "string", False, "the serving endpoint process"),
+    ],
+)
+
 
 # ---------------------------------------------------------------- the registry
 
@@ -354,6 +393,7 @@ class SystemTable(Enum):
     JOB_RUNS = ("job_runs", _JOB_RUNS, JobRunRow)
     MODEL_MONITORING = ("model_monitoring", _MODEL_MONITORING, ModelMonitoringRow)
     HTTP_RESPONSES = ("http_responses", _HTTP_RESPONSES, HttpResponseRow)
+    SQL_QUERY_LOG = ("sql_query_log", _SQL_QUERY_LOG, SqlQueryLogRow)
 
     def __init__(self, table: str, spec: TableSpec, row_type: type[Any]) -> None:
         self.table = table
@@ -390,6 +430,8 @@ def _spark_type(type_name: str) -> T.DataType:
         "boolean": T.BooleanType(),
         "timestamp": T.TimestampType(),
     }
+    if type_name == "array<string>":
+        return T.ArrayType(T.StringType())
     if type_name not in simple:
         raise ValueError(f"system table column type {type_name!r} has no Spark type here")
     return simple[type_name]

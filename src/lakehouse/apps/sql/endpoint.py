@@ -14,6 +14,7 @@ from lakehouse.apps.sql.mirror import (
     default_schemas,
     served_tables,
 )
+from lakehouse.apps.sql.query_log import QueryLog
 from lakehouse.apps.sql.wire import PgWireServer
 from lakehouse.config.project import Project
 from lakehouse.governance.scope import GovernanceScope
@@ -39,6 +40,8 @@ class SqlEndpoint:
 
     ``limits``: statement timeout, memory and temp space (:mod:`lakehouse.apps.sql.limits`);
     spills go to ``<data_root>/_sql_endpoint/tmp`` unless the limits name a directory.
+    ``query_log``: record every statement in ``<catalog>.meta.sql_query_log``
+    (:mod:`lakehouse.apps.sql.query_log`), written in batches and at ``stop``.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class SqlEndpoint:
         port: int = 15432,
         password: str | None = None,
         limits: SqlLimits | None = None,
+        query_log: bool = True,
     ) -> None:
         self.project = project
         limits = limits or SqlLimits()
@@ -81,6 +85,11 @@ class SqlEndpoint:
             password=password,
             limits=limits,
         )
+        self.query_log: QueryLog | None = None
+        if query_log:
+            served = frozenset(t.full_name for t in self.tables)
+            self.query_log = QueryLog.for_project(project, lambda principal: served)
+            self.server.query_log = self.query_log
         self.info = ConnectionInfo(
             host=host,
             port=self.server.port,
@@ -91,19 +100,31 @@ class SqlEndpoint:
 
     def start(self) -> SqlEndpoint:
         """Serve in a background thread."""
+        if self.query_log is not None:
+            self.query_log.start()
         self.server.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until ``KeyboardInterrupt`` (Ctrl-C), then close everything."""
+        if self.query_log is not None:
+            self.query_log.start()
         try:
             self.server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
             self.server.server_close()
+            self._close_log()
             self.mirror.close()
 
     def stop(self) -> None:
         self.server.stop()
+        self._close_log()
         self.mirror.close()
+
+    def _close_log(self) -> None:
+        """Write the statements still queued (those of clients still connected after this
+        are not logged)."""
+        if self.query_log is not None:
+            self.query_log.close()

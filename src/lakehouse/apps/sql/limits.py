@@ -14,6 +14,13 @@
 * **Memory**: DuckDB's ``memory_limit`` for the whole server, ``operator_memory_limit`` per
   statement (sorts and hash tables spill beyond it); a query that needs more fails with
   53200 out_of_memory and the server goes on.
+* **Result size**: ``max_result_rows`` / ``max_result_bytes`` cap what one statement sends
+  (:class:`ResultBudget`): the rows up to the cap reach the client, then the statement fails
+  with 54000 ``result exceeds the endpoint's limit of N rows``.
+* **Connections**: at most ``max_connections`` clients at once; one more gets FATAL 53300
+  ``sorry, too many clients already`` before authentication, as PostgreSQL answers.
+* **Stalled clients**: a client that stops reading while rows are written is dropped after
+  ``send_timeout_s`` (the socket's ``SO_SNDTIMEO``), so its statement and thread end.
 * **Temp space**: spills go to ``temp_directory`` (under the data root), capped by
   ``max_temp_directory_size``. DuckDB 2.0 does not hold spills to that setting (a 1 MB cap
   let 230 MB through), so the supervisor also measures the directory every tick and
@@ -63,6 +70,14 @@ class SqlLimits:
     temp_directory: Path | None = None
     threads: int = 2
     check_interval_s: float = 0.1
+    max_result_rows: int = 0  # 0: no cap
+    max_result_bytes: int = 0  # 0: no cap (DataRow messages as sent)
+    max_connections: int = 64
+    send_timeout_s: float = 60.0  # 0: wait for a stalled client forever
+
+    def result_budget(self) -> ResultBudget:
+        """A fresh budget for one statement's result."""
+        return ResultBudget(self.max_result_rows, self.max_result_bytes)
 
     def duckdb_config(self) -> dict[str, str | int]:
         """The server-wide DuckDB settings."""
@@ -74,6 +89,26 @@ class SqlLimits:
         if self.temp_directory is not None:
             config["temp_directory"] = str(self.temp_directory)
         return config
+
+
+@dataclass
+class ResultBudget:
+    """What one statement's result may send: every row path (DataRow, COPY data) takes
+    from it before writing a row, and a row over a cap is not sent."""
+
+    max_rows: int = 0
+    max_bytes: int = 0
+    rows: int = 0
+    bytes: int = 0
+
+    def take(self, rows: int, nbytes: int) -> None:
+        """Count ``rows`` rows of ``nbytes`` bytes about to be sent; 54000 over a cap."""
+        if self.max_rows and self.rows + rows > self.max_rows:
+            raise PgError(f"result exceeds the endpoint's limit of {self.max_rows} rows", "54000")
+        if self.max_bytes and self.bytes + nbytes > self.max_bytes:
+            raise PgError(f"result exceeds the endpoint's limit of {self.max_bytes} bytes", "54000")
+        self.rows += rows
+        self.bytes += nbytes
 
 
 @dataclass
@@ -114,6 +149,7 @@ class StatementSupervisor:
 
     limits: SqlLimits
     interrupted: Counter[str] = field(default_factory=Counter)
+    connections: int = 0
     _sessions: dict[int, _Session] = field(default_factory=dict)
     _running: dict[int, Running] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -121,6 +157,19 @@ class StatementSupervisor:
     _thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ sessions
+
+    def admit(self) -> bool:
+        """Take a connection slot; False when ``max_connections`` clients are connected."""
+        with self._lock:
+            if 0 < self.limits.max_connections <= self.connections:
+                return False
+            self.connections += 1
+            return True
+
+    def release(self) -> None:
+        """Give back the slot of a connection that has closed."""
+        with self._lock:
+            self.connections = max(0, self.connections - 1)
 
     def register(self, sock: socket.socket) -> tuple[int, bytes]:
         """A new connection's BackendKeyData: a random unused process id and secret key."""

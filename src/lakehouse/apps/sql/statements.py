@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from lakehouse.apps.sql.codec import ColumnInfo, PgError
+from lakehouse.apps.sql.limits import ResultBudget
 
 SERVER_VERSION = "15.0"
 
@@ -188,6 +189,7 @@ class Result:
     sent: int = 0
     done: bool = False
     cursor: duckdb.DuckDBPyConnection | None = None
+    budget: ResultBudget | None = None  # the result caps, taken from as rows are sent
 
     def close(self) -> None:
         if self.cursor is not None:
@@ -236,6 +238,9 @@ class SessionState:
     # called with the DuckDB cursor a FETCH reads, so the statement limits can interrupt it
     watch: Callable[[duckdb.DuckDBPyConnection], object] = lambda cursor: cursor
     pid: int = 0
+    principal: str = ""  # who the connection acts as
+    client_address: str = ""  # "host:port"
+    application_name: str = ""
     server_timeout_s: float = 0.0  # the server's statement timeout (0: none), a ceiling
     session_timeout_s: float = 0.0  # SET statement_timeout (0: the server's)
     in_transaction: bool = False
@@ -404,6 +409,8 @@ def _set(state: SessionState, verb: str, name: str, value: str | None) -> Result
             "and temp space are the server's (options of `lakehouse sql serve`)",
             "42501",
         )
+    if key == "application_name":
+        state.application_name = "" if value is None else value.strip().strip("'")
     if key in ("statement_timeout", "all"):
         if verb == "RESET" or value is None or value.strip().upper() == "DEFAULT":
             state.session_timeout_s = 0.0

@@ -23,6 +23,7 @@ contains the word "begin" as a transaction start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -45,7 +46,8 @@ from lakehouse.apps.sql.codec import (
     cstring,
     decode_parameter,
 )
-from lakehouse.apps.sql.limits import Running, SqlLimits, StatementSupervisor
+from lakehouse.apps.sql.limits import ResultBudget, Running, SqlLimits, StatementSupervisor
+from lakehouse.apps.sql.query_log import CLIENT_GONE, ConnectionLog, QueryLog
 from lakehouse.apps.sql.statements import (
     READ_STATEMENTS,
     SETTINGS,
@@ -76,6 +78,8 @@ STARTUP_PARAMETERS = (
     "is_superuser",
     "default_transaction_read_only",
 )
+# what a client that vanished (or stopped reading past the send timeout) raises on a write
+_CLIENT_GONE = (ConnectionError, BlockingIOError, TimeoutError)
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -86,23 +90,35 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _send_timeout(self.request, self.server.limits.send_timeout_s)
+        self.admitted = False
         state = None
+        gone: PgError | None = CLIENT_GONE
         try:
             state = self._startup()
             if state is not None:
+                self.statements = ConnectionLog(self.server.query_log, state)
                 self._loop(state)
-        except (ConnectionError, EOFError):
+                gone = None  # Terminate: open portals are closed, not canceled
+        except (*_CLIENT_GONE, EOFError):
             pass
         except Exception:  # one broken client must not take the server down
             log.exception("client connection failed")
         finally:
+            if self.admitted:
+                self.server.supervisor.release()
             if state is not None:
+                self.statements.end_all(lambda key: _portal_sent(state, key), gone)
                 self.server.supervisor.unregister(state.pid)
                 for portal in state.portals.values():
                     if portal.result is not None:
                         portal.result.close()
                 for cursor in state.cursors.values():
                     cursor.close()
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):  # the client is gone: nothing left to flush to
+            super().finish()
 
     # ----------------------------------------------------------- framing
 
@@ -142,6 +158,10 @@ class _Handler(socketserver.StreamRequestHandler):
     def _startup(self) -> SessionState | None:
         body = self._startup_packet()
         if body is None:
+            return None
+        self.admitted = self.server.supervisor.admit()
+        if not self.admitted:  # before authentication, as PostgreSQL
+            self._fatal("sorry, too many clients already", "53300")
             return None
         parts = body[4:].split(b"\x00")
         params = {
@@ -185,6 +205,9 @@ class _Handler(socketserver.StreamRequestHandler):
             watch=lambda cursor: server.supervisor.attach(pid, cursor),
             pid=pid,
             server_timeout_s=server.limits.statement_timeout_s,
+            principal=user,
+            client_address=_address(self.client_address),
+            application_name=params.get("application_name", ""),
         )
         self._ready(state)
         return state
@@ -242,28 +265,59 @@ class _Handler(socketserver.StreamRequestHandler):
     def _extended(self, state: SessionState, kind: bytes, body: bytes) -> bool:
         """Handle one extended-protocol message; False when it failed (skip until Sync)."""
         handler = self._EXTENDED.get(kind)
+        logged = self._log_begin(state, kind, body)
         with self._supervised(state, kind.decode(errors="replace")) as running:
             try:
                 if handler is None:
                     raise PgError(f"unsupported message type {kind!r}", "08P01")
                 handler(self, state, body)
             except PgError as exc:
-                self._fail(state, running.error(exc))
+                self._fail(state, running.error(exc), logged)
                 return False
+            except _CLIENT_GONE:
+                raise
             except Exception as exc:  # report, keep the connection usable
                 log.exception("statement failed")
-                self._fail(state, running.error(PgError(str(exc))))
+                self._fail(state, running.error(PgError(str(exc))), logged)
                 return False
+        self._log_step(state, logged)
         return True
 
     def _supervised(self, state: SessionState, sql: str) -> AbstractContextManager[Running]:
         """The statement limits (timeout, cancel, disconnect, temp space) around one step."""
         return self.server.supervisor.statement(state.pid, sql, state.statement_timeout_s)
 
-    def _fail(self, state: SessionState, exc: PgError) -> None:
+    def _fail(self, state: SessionState, exc: PgError, logged: str | None = None) -> None:
+        if logged is not None:  # the portal whose query-log row the failed message started
+            self.statements.end(logged, _portal_sent(state, logged), exc)
         if state.in_transaction:
             state.failed = True
         self._error(exc)
+
+    # ----------------------------------------------------------- the query log
+
+    def _log_begin(self, state: SessionState, kind: bytes, body: bytes) -> str | None:
+        """Start (or continue) the query-log row of the portal a message runs (Describe
+        portal, Execute); close the row of a portal a Bind replaces or a Close drops."""
+        portal_message = kind == b"E" or (kind in (b"D", b"C") and body[:1] == b"P")
+        if kind == b"B" or portal_message:
+            name = cstring(body)[0] if kind in (b"B", b"E") else body[1:].rstrip(b"\x00").decode()
+            portal = state.portals.get(name)
+            if kind in (b"B", b"C"):
+                self.statements.end(name, _portal_sent(state, name))
+            elif portal is not None:
+                self.statements.begin(name, portal.statement.sql, _portal_sent(state, name))
+                return name
+        return None
+
+    def _log_step(self, state: SessionState, logged: str | None) -> None:
+        if logged is None:
+            return
+        portal = state.portals.get(logged)
+        if portal is not None and portal.result is not None and portal.result.done:
+            self.statements.end(logged, portal.result.sent)
+        else:
+            self.statements.suspend(logged)
 
     def _simple_query(self, state: SessionState, sql: str) -> None:
         pieces = split_statements(sql)
@@ -272,19 +326,35 @@ class _Handler(socketserver.StreamRequestHandler):
                 self._send(b"I")
                 continue
             with self._supervised(state, piece) as running:
+                self.statements.begin(None, piece)
+                result: Result | None = None
                 try:
                     result = self.server.engine.run(state, piece)
                     if result.columns is not None:
                         self._row_description(result.columns, [])
                     self._send_rows(result, [], 0)
+                    self.statements.end(None, result.sent)
                 except PgError as exc:
-                    self._fail(state, running.error(exc))
+                    self._statement_failed(state, result, running.error(exc))
                     break
+                except _CLIENT_GONE:
+                    self._statement_failed(state, result, CLIENT_GONE, send=False)
+                    raise
                 except Exception as exc:
                     log.exception("statement failed")
-                    self._fail(state, running.error(PgError(str(exc))))
+                    self._statement_failed(state, result, running.error(PgError(str(exc))))
                     break
         self._ready(state)
+
+    def _statement_failed(
+        self, state: SessionState, result: Result | None, exc: PgError, *, send: bool = True
+    ) -> None:
+        """A simple-query statement failed: log it, free its cursor, tell the client."""
+        self.statements.end(None, 0 if result is None else result.sent, exc)
+        if result is not None:
+            result.close()
+        if send:
+            self._fail(state, exc)
 
     def _parse(self, state: SessionState, body: bytes) -> None:
         name, rest = cstring(body)
@@ -390,6 +460,12 @@ class _Handler(socketserver.StreamRequestHandler):
 
     # ----------------------------------------------------------- rows
 
+    def _budget(self, result: Result) -> ResultBudget:
+        """The result caps of ``result``'s statement (every row path takes from it)."""
+        if result.budget is None:
+            result.budget = self.server.limits.result_budget()
+        return result.budget
+
     def _row_description(self, columns: list[ColumnInfo], formats: list[int]) -> None:
         out = [struct.pack("!h", len(columns))]
         for i, col in enumerate(columns):
@@ -411,6 +487,7 @@ class _Handler(socketserver.StreamRequestHandler):
         ]
         write = self.wfile.write
         pack = struct.Struct("!i").pack
+        budget = self._budget(result)
         count = 0  # rows of this Execute: PostgreSQL's tag counts those, not the portal's total
         for count, row in enumerate(result.rows, start=1):
             parts = [struct.pack("!h", len(row))]
@@ -421,6 +498,7 @@ class _Handler(socketserver.StreamRequestHandler):
                     data = encode(value)
                     parts.append(pack(len(data)) + data)
             payload = b"".join(parts)
+            budget.take(1, len(payload) + 5)
             write(b"D" + struct.pack("!i", len(payload) + 4) + payload)
             result.sent += 1
             if limit > 0 and count >= limit:
@@ -443,6 +521,7 @@ class PgWireServer(socketserver.ThreadingTCPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    query_log: QueryLog | None = None  # where each statement is logged (None: nowhere)
 
     def __init__(
         self,
@@ -486,3 +565,24 @@ class PgWireServer(socketserver.ThreadingTCPServer):
         self.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def _portal_sent(state: SessionState, key: str | None) -> int:
+    """Rows portal ``key`` has sent so far (0: no such portal or not run yet)."""
+    portal = state.portals.get(key) if key is not None else None
+    return portal.result.sent if portal is not None and portal.result is not None else 0
+
+
+def _address(address: object) -> str:
+    """``host:port`` of a client socket address."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def _send_timeout(sock: socket.socket, seconds: float) -> None:
+    """Writes to a client that has stopped reading fail after ``seconds`` (0: never)."""
+    if seconds > 0:
+        whole = int(seconds)
+        value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
