@@ -46,9 +46,10 @@ def load(root: Path) -> Project:
     return load_project(root, var_overrides={"data_root": str(root / "data")})
 
 
-@pytest.fixture(scope="module")
-def sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo bundle with masked Gold columns and Bronze, Silver and Gold built."""
+@pytest.fixture(scope="session")
+def built_sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo bundle with masked Gold columns and Bronze, Silver and Gold built, once per
+    session; each test module gets its own copy (:func:`sql_project`)."""
     root = tmp_path_factory.mktemp("sqlproj")
     shutil.copy(REPO / "bundle.yml", root / "bundle.yml")
     for name in ("conf", "jobs"):
@@ -68,6 +69,14 @@ def sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     for table in ("lakehouse.silver.customers", "lakehouse.silver.orders"):
         refine_table(ctx, table)
     build_gold(ctx)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sql_project(built_sql_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the built demo project for one test module (its tests may write to it)."""
+    root = tmp_path_factory.mktemp("sqlproj") / "project"
+    shutil.copytree(built_sql_project, root, symlinks=True)
     return root
 
 
