@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,8 +24,10 @@ from lakehouse.cli.render import console, err_console
 from lakehouse.config.project import Project
 
 if TYPE_CHECKING:
+    from lakehouse.apps.sql.auth import SqlLogins
     from lakehouse.apps.sql.endpoint import SqlEndpoint
     from lakehouse.apps.sql.limits import SqlLimits
+    from lakehouse.apps.sql.tls import SqlTls
     from lakehouse.governance.scope import GovernanceScope
 
 sql_app = typer.Typer(
@@ -101,6 +104,27 @@ def sql_serve(
         str | None,
         typer.Option(help="Require the password held in this environment variable."),
     ] = None,
+    logins: Annotated[
+        Path | None,
+        typer.Option(
+            help="Logins file (YAML, mode 0600): every principal listed logs in as itself "
+            "and sees what it may SELECT."
+        ),
+    ] = None,
+    auth: Annotated[
+        str,
+        typer.Option(help="With --logins: scram-sha-256, or password (cleartext, needs TLS)."),
+    ] = "scram-sha-256",
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="TLS certificate chain (PEM); with --tls-key.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    tls_self_signed: Annotated[
+        bool,
+        typer.Option(
+            help="TLS with a certificate made at start (under <data_root>/_sql_endpoint/tls)."
+        ),
+    ] = False,
     audit: Annotated[
         bool,
         typer.Option(help="Record the SELECT decisions in the access audit table at start."),
@@ -141,6 +165,9 @@ def sql_serve(
     from lakehouse.apps.sql.endpoint import SqlEndpoint
 
     project = _load(project_dir, target, engine, var)
+    sql_logins, tls = _logins_and_tls(
+        project, logins, auth, password_env, tls_cert, tls_key, tls_self_signed
+    )
     password = None
     if password_env:
         password = os.environ.get(password_env)
@@ -157,12 +184,21 @@ def sql_serve(
 
     def endpoint_for(gov: GovernanceScope) -> SqlEndpoint:
         return SqlEndpoint(
-            project, gov, schemas=schema, host=host, port=port, password=password, limits=limits
+            project,
+            gov,
+            schemas=schema,
+            host=host,
+            port=port,
+            password=password,
+            limits=limits,
+            logins=sql_logins,
+            tls=tls,
+            auth_method="password" if auth == "password" else "scram-sha-256",
         )
 
     endpoint = _governed_endpoint(project, audit, endpoint_for)
     _print_endpoint(endpoint, password_env if password else None)
-    if not password and host not in ("127.0.0.1", "localhost", "::1"):
+    if not password and not sql_logins and host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
             f"[yellow]warning[/]: listening on {host} without a password (use --password-env)"
         )
@@ -198,9 +234,41 @@ def _governed_endpoint(
     return endpoint
 
 
+def _logins_and_tls(
+    project: Project,
+    logins: Path | None,
+    auth: str,
+    password_env: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_self_signed: bool,
+) -> tuple[SqlLogins | None, SqlTls | None]:
+    """The ``--logins`` file and the TLS options, checked (one-line errors)."""
+    from lakehouse.apps.sql.auth import SqlLogins
+    from lakehouse.apps.sql.tls import SqlTls
+
+    if auth not in ("scram-sha-256", "password"):
+        raise CliError(f"--auth: give scram-sha-256 or password (not {auth})")
+    if logins is not None and password_env:
+        raise CliError("give --logins or --password-env, not both")
+    if auth == "password" and logins is None:
+        raise CliError("--auth password applies to --logins")
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("give --tls-cert and --tls-key together")
+    if tls_cert is not None and tls_self_signed:
+        raise CliError("give --tls-cert/--tls-key or --tls-self-signed, not both")
+    tls = None
+    if tls_cert is not None or tls_self_signed:
+        tls = SqlTls(tls_cert, tls_key)
+    return (SqlLogins.load(project, logins) if logins is not None else None), tls
+
+
 def _print_endpoint(endpoint: SqlEndpoint, password_env: str | None) -> None:
     """How to connect: address, database, user, where the password comes from, the tables."""
     info = endpoint.info
+    if info.principals:
+        _print_logins_endpoint(endpoint)
+        return
     console.print(
         f"SQL endpoint (PostgreSQL protocol, read-only) on {info.host}:{info.port}\n"
         f"  host {info.host} · port {info.port} · database {info.database} · user {info.user}"
@@ -209,6 +277,40 @@ def _print_endpoint(endpoint: SqlEndpoint, password_env: str | None) -> None:
         + ", ".join(f"{t.schema}.{t.name}" for t in endpoint.tables)
         + f"\n  psql: psql '{info.url()}'\n  Ctrl-C stops"
     )
+
+
+def _print_logins_endpoint(endpoint: SqlEndpoint) -> None:
+    """How to connect when each principal logs in as itself."""
+    info = endpoint.info
+    lines = [
+        f"SQL endpoint (PostgreSQL protocol, read-only) on {info.host}:{info.port}",
+        f"  host {info.host} · port {info.port} · database {info.database}"
+        f" · TLS {'on' if info.tls else 'off'}"
+        f" · {'SCRAM-SHA-256' if endpoint.auth_method == 'scram-sha-256' else 'cleartext password'}",
+        f"  logins (from {endpoint.logins.source if endpoint.logins else ''}):",
+    ]
+    for principal in info.principals:
+        tables = endpoint.tables_for[principal]
+        seen = ", ".join(f"{t.schema}.{t.name}" for t in tables) or "no table"
+        lines.append(f"    {principal}: {len(tables)} tables: {seen}")
+    if info.sslrootcert:
+        lines.append(f"  server certificate (self-signed): {info.sslrootcert}")
+    lines.append(f"  psql: psql '{info.url()}'  (as each principal: change the user)")
+    lines.append("  Ctrl-C stops")
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)
+
+
+@sql_app.command("verifier")
+def sql_verifier() -> None:
+    """Print the SCRAM-SHA-256 verifier of the secret read from stdin (for a logins file)."""
+    import sys
+
+    from lakehouse.apps.sql.auth import ScramVerifier
+
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise CliError("give the secret on stdin (e.g. `lakehouse sql verifier < secret.txt`)")
+    print(ScramVerifier.from_secret(secret))
 
 
 @samples_app.command("serve")

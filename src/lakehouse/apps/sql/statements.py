@@ -243,6 +243,8 @@ class SessionState:
     statements: dict[str, Prepared] = field(default_factory=dict)
     portals: dict[str, Portal] = field(default_factory=dict)
     cursors: dict[str, Result] = field(default_factory=dict)
+    principal: str = ""  # who logged in (the catalog principal the session reads as)
+    client_address: str = ""  # "host:port" of the client
 
     @property
     def statement_timeout_s(self) -> float:
