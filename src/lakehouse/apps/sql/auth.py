@@ -30,7 +30,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -253,6 +253,15 @@ class Authenticator:
         digest = hmac.new(self._mock_nonce, user.encode(), hashlib.sha256).digest()
         return ScramVerifier(ITERATIONS, digest[:16], secrets.token_bytes(32), digest)
 
+    def refusal(self, tls: bool) -> str | None:
+        """Why a connection cannot log in at all (cleartext without TLS), or None."""
+        if self.method == "password" and not tls:
+            return (
+                "this endpoint takes passwords over TLS only: connect with sslmode=require "
+                "(or verify-full)"
+            )
+        return None
+
     def authenticate(self, user: str, send: Send, receive: Receive) -> None:
         """Run the exchange for ``user``; raise :class:`AuthFailedError` when it does not prove it."""
         if self.method == "password":
@@ -282,7 +291,7 @@ class Authenticator:
             raise AuthFailedError(user)
         size = struct.unpack("!i", rest[:4])[0]
         try:
-            server.set_client_first(rest[4 : 4 + size].decode())
+            _client_first(server, rest[4 : 4 + size].decode())
             send(b"R", struct.pack("!i", AUTH_SASL_CONTINUE) + server.get_server_first().encode())
             kind, body = receive()
             if kind != b"p":
@@ -293,3 +302,17 @@ class Authenticator:
         if self._verifier(user) is None:  # a mock cannot be proven, but be explicit
             raise AuthFailedError(user)
         send(b"R", struct.pack("!i", AUTH_SASL_FINAL) + server.get_server_final().encode())
+
+
+def _client_first(server: Any, message: str) -> None:
+    """Feed client-first to scramp, which refuses the empty user name libpq sends (``n=``).
+
+    PostgreSQL ignores that name (the startup packet's is the one), so the message is parsed
+    with ``n=*`` and the proofs are checked against the bare message the client really sent.
+    """
+    header, sep, bare = message.partition("n=,")
+    if sep and header.count(",") == 2 and header.endswith(","):  # gs2 header, then "n=,"
+        server.set_client_first(f"{header}n=*,{bare}")
+        server.client_first_bare = f"n=,{bare}"  # scramp 1.5.0 keeps it under this name
+    else:
+        server.set_client_first(message)

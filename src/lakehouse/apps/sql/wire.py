@@ -184,6 +184,11 @@ class _Handler(socketserver.StreamRequestHandler):
                 self.request.close()
 
     def _authenticate(self, user: str, authenticator: Authenticator) -> bool:
+        refusal = authenticator.refusal(self._tls)
+        if refusal is not None:
+            self._fatal(refusal, "28000")
+            return False
+
         def send(kind: bytes, payload: bytes) -> None:
             self._send(kind, payload)
             self._flush()
