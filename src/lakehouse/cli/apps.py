@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,10 +24,8 @@ from lakehouse.cli.render import console, err_console
 from lakehouse.config.project import Project
 
 if TYPE_CHECKING:
-    from lakehouse.apps.sql.auth import SqlLogins
     from lakehouse.apps.sql.endpoint import SqlEndpoint
     from lakehouse.apps.sql.limits import SqlLimits
-    from lakehouse.apps.sql.tls import SqlTls
     from lakehouse.governance.scope import GovernanceScope
 
 sql_app = typer.Typer(
@@ -90,6 +88,32 @@ def ui(
         )
 
 
+PasswordEnvOpt = Annotated[
+    str | None,
+    typer.Option(help="Require the password held in this environment variable (one principal)."),
+]
+LoginsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Logins file (YAML, mode 0600): every principal listed logs in as itself "
+        "and sees what it may SELECT."
+    ),
+]
+AuthOpt = Annotated[
+    str, typer.Option(help="With --logins: scram-sha-256, or password (cleartext, needs TLS).")
+]
+TlsCertOpt = Annotated[
+    Path | None, typer.Option(help="TLS certificate chain (PEM); with --tls-key.")
+]
+TlsKeyOpt = Annotated[Path | None, typer.Option(help="TLS private key (PEM).")]
+TlsSelfSignedOpt = Annotated[
+    bool,
+    typer.Option(
+        help="TLS with a certificate made at start (under <data_root>/_sql_endpoint/tls)."
+    ),
+]
+
+
 @sql_app.command("serve")
 def sql_serve(
     host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
@@ -100,31 +124,12 @@ def sql_serve(
             "--schema", help="Serve this schema (repeatable; default: the schemas of Gold tables)."
         ),
     ] = None,
-    password_env: Annotated[
-        str | None,
-        typer.Option(help="Require the password held in this environment variable."),
-    ] = None,
-    logins: Annotated[
-        Path | None,
-        typer.Option(
-            help="Logins file (YAML, mode 0600): every principal listed logs in as itself "
-            "and sees what it may SELECT."
-        ),
-    ] = None,
-    auth: Annotated[
-        str,
-        typer.Option(help="With --logins: scram-sha-256, or password (cleartext, needs TLS)."),
-    ] = "scram-sha-256",
-    tls_cert: Annotated[
-        Path | None, typer.Option(help="TLS certificate chain (PEM); with --tls-key.")
-    ] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
-    tls_self_signed: Annotated[
-        bool,
-        typer.Option(
-            help="TLS with a certificate made at start (under <data_root>/_sql_endpoint/tls)."
-        ),
-    ] = False,
+    password_env: PasswordEnvOpt = None,
+    logins: LoginsOpt = None,
+    auth: AuthOpt = "scram-sha-256",
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_self_signed: TlsSelfSignedOpt = False,
     audit: Annotated[
         bool,
         typer.Option(help="Record the SELECT decisions in the access audit table at start."),
@@ -158,22 +163,15 @@ def sql_serve(
 ) -> None:
     """Serve the tables the principal may SELECT over the PostgreSQL protocol until Ctrl-C.
 
-    Read-only; masked columns stay masked; each query sees the latest Delta version; a
-    statement stops at the timeout, on a cancel request (Ctrl-C in psql) or when its
-    client disconnects.
+    With --logins each principal listed logs in as itself and sees its own. Read-only;
+    masked columns stay masked; each query sees the latest Delta version; a statement
+    stops at the timeout, on a cancel request (Ctrl-C in psql) or when its client leaves.
     """
     from lakehouse.apps.sql.endpoint import SqlEndpoint
 
     project = _load(project_dir, target, engine, var)
-    sql_logins, tls = _logins_and_tls(
-        project, logins, auth, password_env, tls_cert, tls_key, tls_self_signed
-    )
-    password = None
-    if password_env:
-        password = os.environ.get(password_env)
-        if not password:
-            raise CliError(f"--password-env: environment variable {password_env} is not set")
-
+    tls = (tls_cert, tls_key, tls_self_signed)
+    access = _endpoint_access(project, logins, auth, password_env, *tls)
     limits = _sql_limits(
         statement_timeout_s=statement_timeout,
         memory_limit_mb=memory_limit_mb,
@@ -184,21 +182,13 @@ def sql_serve(
 
     def endpoint_for(gov: GovernanceScope) -> SqlEndpoint:
         return SqlEndpoint(
-            project,
-            gov,
-            schemas=schema,
-            host=host,
-            port=port,
-            password=password,
-            limits=limits,
-            logins=sql_logins,
-            tls=tls,
-            auth_method="password" if auth == "password" else "scram-sha-256",
+            project, gov, schemas=schema, host=host, port=port, limits=limits, **access
         )
 
     endpoint = _governed_endpoint(project, audit, endpoint_for)
+    password = access["password"]
     _print_endpoint(endpoint, password_env if password else None)
-    if not password and not sql_logins and host not in ("127.0.0.1", "localhost", "::1"):
+    if not password and not access["logins"] and host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
             f"[yellow]warning[/]: listening on {host} without a password (use --password-env)"
         )
@@ -234,7 +224,7 @@ def _governed_endpoint(
     return endpoint
 
 
-def _logins_and_tls(
+def _endpoint_access(
     project: Project,
     logins: Path | None,
     auth: str,
@@ -242,10 +232,16 @@ def _logins_and_tls(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_self_signed: bool,
-) -> tuple[SqlLogins | None, SqlTls | None]:
-    """The ``--logins`` file and the TLS options, checked (one-line errors)."""
+) -> dict[str, Any]:
+    """SqlEndpoint's password, logins, tls and auth_method from the options (one-line errors)."""
     from lakehouse.apps.sql.auth import SqlLogins
     from lakehouse.apps.sql.tls import SqlTls
+
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise CliError(f"--password-env: environment variable {password_env} is not set")
 
     if auth not in ("scram-sha-256", "password"):
         raise CliError(f"--auth: give scram-sha-256 or password (not {auth})")
@@ -257,10 +253,13 @@ def _logins_and_tls(
         raise CliError("give --tls-cert and --tls-key together")
     if tls_cert is not None and tls_self_signed:
         raise CliError("give --tls-cert/--tls-key or --tls-self-signed, not both")
-    tls = None
-    if tls_cert is not None or tls_self_signed:
-        tls = SqlTls(tls_cert, tls_key)
-    return (SqlLogins.load(project, logins) if logins is not None else None), tls
+    tls = SqlTls(tls_cert, tls_key) if tls_cert is not None or tls_self_signed else None
+    return {
+        "password": password,
+        "logins": SqlLogins.load(project, logins) if logins is not None else None,
+        "tls": tls,
+        "auth_method": auth,
+    }
 
 
 def _print_endpoint(endpoint: SqlEndpoint, password_env: str | None) -> None:
