@@ -18,13 +18,14 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 from scramp import ScramClient
 
-from lakehouse.apps.sql.auth import SqlLogins
+from lakehouse.apps.sql.auth import ScramVerifier, SqlLogins
 from lakehouse.apps.sql.endpoint import SqlEndpoint
 from lakehouse.apps.sql.mirror import SqlEndpointError
 from lakehouse.apps.sql.tls import SqlTls
@@ -323,3 +324,30 @@ def test_sql_serve_refuses_a_readable_logins_file(sql_project: Path, tmp_path: P
     out = (got.stdout + got.stderr).strip()
     assert len(out.splitlines()) == 1, out
     assert f"{path}: " in out and "is mode 0644: group and other may not read it" in out
+
+
+def test_first_logins_at_once_build_one_mirror(sql_project: Path, logins: SqlLogins) -> None:
+    ep = start_endpoint(sql_project, "bi-reader", logins=logins)
+    try:
+
+        def count(_: int) -> tuple[int, ...] | None:
+            with psycopg.connect(dsn(ep, "bi-reader")) as conn:
+                return conn.execute("SELECT count(*) FROM gold.daily_sales").fetchone()
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = set(pool.map(count, range(4)))
+        assert len(answers) == 1 and ep.mirrors is not None
+        assert ep.mirrors.built == ["bi-reader"]
+    finally:
+        ep.stop()
+
+
+def test_sql_verifier_prints_a_verifier_for_the_secret_on_stdin() -> None:
+    got = subprocess.run(
+        [LAKEHOUSE, "sql", "verifier"], input="s3cret\n", capture_output=True, text=True, timeout=60
+    )
+    assert got.returncode == 0, got.stderr
+    verifier = ScramVerifier.parse(got.stdout.strip())
+    assert verifier.matches("s3cret") and not verifier.matches("s3cret\n")
+    empty = subprocess.run([LAKEHOUSE, "sql", "verifier"], input="", capture_output=True, text=True)
+    assert empty.returncode == 1 and "give the secret on stdin" in empty.stderr
