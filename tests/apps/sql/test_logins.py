@@ -23,6 +23,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from deltalake import DeltaTable
 from scramp import ScramClient
 
 from lakehouse.apps.sql.auth import ScramVerifier, SqlLogins
@@ -275,11 +276,11 @@ def test_cleartext_password_over_tls_with_a_given_certificate(
         ep.stop()
 
 
-def test_sql_serve_with_logins_and_tls(sql_project: Path) -> None:
+def test_sql_serve_with_logins_and_tls(sql_project: Path, logins: SqlLogins) -> None:
     port = _free_port()
     env = {**os.environ, "LAKEHOUSE_PRINCIPAL": "bi-reader", "I22_CAROL_SECRET": "carol-pw"}
     cmd = [LAKEHOUSE, "sql", "serve", "--port", str(port), "--schema", "gold"]
-    cmd += ["--logins", str(sql_project / "logins.yml"), "--tls-self-signed", "--no-audit"]
+    cmd += ["--logins", str(sql_project / "logins.yml"), "--tls-self-signed"]
     cmd += ["-C", str(sql_project), "--var", f"data_root={sql_project / 'data'}"]
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -311,6 +312,11 @@ def test_sql_serve_with_logins_and_tls(sql_project: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+    audit = DeltaTable(str(sql_project / "data" / "tables" / "meta" / "access_audit")).to_pandas()
+    run = audit[audit.job == "sql-serve"]  # this module's project: this command's rows
+    decisions = {(r.principal, r.securable, bool(r.allowed)) for r in run.itertuples()}
+    assert ("carol", "lakehouse.gold.daily_sales", False) in decisions  # every login's
+    assert ("alice", "lakehouse.gold.daily_sales", True) in decisions
 
 
 def test_sql_serve_refuses_a_readable_logins_file(sql_project: Path, tmp_path: Path) -> None:
