@@ -357,3 +357,28 @@ def test_sql_verifier_prints_a_verifier_for_the_secret_on_stdin() -> None:
     assert verifier.matches("s3cret") and not verifier.matches("s3cret\n")
     empty = subprocess.run([LAKEHOUSE, "sql", "verifier"], input="", capture_output=True, text=True)
     assert empty.returncode == 1 and "give the secret on stdin" in empty.stderr
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the server closed the connection (a TLS alert may come first)."""
+    try:
+        while data := sock.recv(1024):
+            if not data.startswith(b"\x15"):  # anything but a TLS alert
+                return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_tls_refuses_bytes_sent_before_the_handshake(tls_endpoint: SqlEndpoint) -> None:
+    ssl_request = struct.pack("!ii", 8, 80877103)
+    with socket.create_connection(("127.0.0.1", tls_endpoint.info.port), timeout=10) as sock:
+        sock.sendall(ssl_request + b"Q\x00\x00\x00\x0dSELECT 1\x00")  # injected, not over TLS
+        assert _closed(sock)  # no 'S'
+    with socket.create_connection(("127.0.0.1", tls_endpoint.info.port), timeout=10) as sock:
+        sock.sendall(ssl_request)
+        assert sock.recv(1) == b"S"
+        sock.sendall(b"not a TLS client hello\r\n")
+        assert _closed(sock)
+    with psycopg.connect(dsn(tls_endpoint, "bi-reader", sslmode="require")) as conn:
+        assert conn.pgconn.ssl_in_use is True  # the server still serves

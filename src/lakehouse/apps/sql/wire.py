@@ -67,6 +67,7 @@ PROTOCOL_V3 = 196608
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
+TLS_HANDSHAKE_TIMEOUT_S = 30.0
 
 STARTUP_PARAMETERS = (
     "server_version",
@@ -171,7 +172,13 @@ class _Handler(socketserver.StreamRequestHandler):
             raise ConnectionError("data after SSLRequest before the TLS handshake")
         self.wfile.write(b"S")
         self._flush()
-        self.request = self.connection = context.wrap_socket(self.request, server_side=True)
+        self.request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+        try:
+            wrapped = context.wrap_socket(self.request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:  # not a TLS client, a bad certificate...
+            raise ConnectionError(f"TLS handshake failed: {exc}") from exc
+        wrapped.settimeout(None)
+        self.request = self.connection = wrapped
         self.rfile = self.connection.makefile("rb", self.rbufsize)
         self.wfile = self.connection.makefile("wb", self.wbufsize)
         self._tls = True
