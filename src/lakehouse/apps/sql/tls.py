@@ -9,6 +9,7 @@ sslrootcert=<that file>``.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import ipaddress
 import os
 import socket
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lakehouse.core.errors import LakehouseError
+
+TLS_HANDSHAKE_TIMEOUT_S = 30.0
 
 
 class TlsError(LakehouseError):
@@ -114,3 +117,31 @@ def write_self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     key_file.chmod(0o600)
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_file, key_file
+
+
+def start_tls(
+    sock: socket.socket, rfile: io.BufferedReader, wfile: io.BufferedIOBase, context: ssl.SSLContext
+) -> ssl.SSLSocket:
+    """Answer an SSLRequest with 'S' and do the server side of the TLS handshake.
+
+    Bytes that came with the SSLRequest would pass as sent over TLS (CVE-2021-23214): the
+    connection is dropped instead. Failures raise :class:`ConnectionError`.
+    """
+    sock.setblocking(False)
+    try:
+        pending = rfile.peek(1)
+    except BlockingIOError:
+        pending = b""
+    finally:
+        sock.setblocking(True)
+    if pending:
+        raise ConnectionError("data after SSLRequest before the TLS handshake")
+    wfile.write(b"S")
+    wfile.flush()
+    sock.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+    try:
+        wrapped = context.wrap_socket(sock, server_side=True)
+    except (ssl.SSLError, OSError) as exc:  # not a TLS client, a bad certificate...
+        raise ConnectionError(f"TLS handshake failed: {exc}") from exc
+    wrapped.settimeout(None)
+    return wrapped

@@ -60,6 +60,7 @@ from lakehouse.apps.sql.statements import (
     SessionState,
     split_statements,
 )
+from lakehouse.apps.sql.tls import start_tls
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ PROTOCOL_V3 = 196608
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
 CANCEL_REQUEST = 80877102
-TLS_HANDSHAKE_TIMEOUT_S = 30.0
 
 STARTUP_PARAMETERS = (
     "server_version",
@@ -160,24 +160,7 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def _start_tls(self, context: ssl.SSLContext) -> None:
         """Answer 'S', do the TLS handshake and read and write through it from now on."""
-        # bytes that came with the SSLRequest would pass as sent over TLS (CVE-2021-23214)
-        self.request.setblocking(False)
-        try:
-            pending = cast(io.BufferedReader, self.rfile).peek(1)
-        except BlockingIOError:
-            pending = b""
-        finally:
-            self.request.setblocking(True)
-        if pending:
-            raise ConnectionError("data after SSLRequest before the TLS handshake")
-        self.wfile.write(b"S")
-        self._flush()
-        self.request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
-        try:
-            wrapped = context.wrap_socket(self.request, server_side=True)
-        except (ssl.SSLError, OSError) as exc:  # not a TLS client, a bad certificate...
-            raise ConnectionError(f"TLS handshake failed: {exc}") from exc
-        wrapped.settimeout(None)
+        wrapped = start_tls(self.request, cast(io.BufferedReader, self.rfile), self.wfile, context)
         self.request = self.connection = wrapped
         self.rfile = self.connection.makefile("rb", self.rbufsize)
         self.wfile = self.connection.makefile("wb", self.wbufsize)
