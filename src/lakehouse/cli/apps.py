@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -122,6 +123,30 @@ MaxConnectionsOpt = Annotated[
 QueryLogOpt = Annotated[
     bool, typer.Option(help="Record every statement in <catalog>.meta.sql_query_log.")
 ]
+PasswordEnvOpt = Annotated[
+    str | None,
+    typer.Option(help="Require the password held in this environment variable (one principal)."),
+]
+LoginsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Logins file (YAML, mode 0600): every principal listed logs in as itself "
+        "and sees what it may SELECT."
+    ),
+]
+AuthOpt = Annotated[
+    str, typer.Option(help="With --logins: scram-sha-256, or password (cleartext, needs TLS).")
+]
+TlsCertOpt = Annotated[
+    Path | None, typer.Option(help="TLS certificate chain (PEM); with --tls-key.")
+]
+TlsKeyOpt = Annotated[Path | None, typer.Option(help="TLS private key (PEM).")]
+TlsSelfSignedOpt = Annotated[
+    bool,
+    typer.Option(
+        help="TLS with a certificate made at start (under <data_root>/_sql_endpoint/tls)."
+    ),
+]
 
 
 @sql_app.command("serve")
@@ -134,10 +159,12 @@ def sql_serve(
             "--schema", help="Serve this schema (repeatable; default: the schemas of Gold tables)."
         ),
     ] = None,
-    password_env: Annotated[
-        str | None,
-        typer.Option(help="Require the password held in this environment variable."),
-    ] = None,
+    password_env: PasswordEnvOpt = None,
+    logins: LoginsOpt = None,
+    auth: AuthOpt = "scram-sha-256",
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_self_signed: TlsSelfSignedOpt = False,
     audit: Annotated[
         bool,
         typer.Option(help="Record the SELECT decisions in the access audit table at start."),
@@ -158,19 +185,15 @@ def sql_serve(
 ) -> None:
     """Serve the tables the principal may SELECT over the PostgreSQL protocol until Ctrl-C.
 
-    Read-only; masked columns stay masked; each query sees the latest Delta version; a
-    statement stops at the timeout, on a cancel request (Ctrl-C in psql) or when its
-    client disconnects.
+    With --logins each principal listed logs in as itself and sees its own. Read-only;
+    masked columns stay masked; each query sees the latest Delta version; a statement
+    stops at the timeout, on a cancel request (Ctrl-C in psql) or when its client leaves.
     """
     from lakehouse.apps.sql.endpoint import SqlEndpoint
 
     project = _load(project_dir, target, engine, var)
-    password = None
-    if password_env:
-        password = os.environ.get(password_env)
-        if not password:
-            raise CliError(f"--password-env: environment variable {password_env} is not set")
-
+    tls = (tls_cert, tls_key, tls_self_signed)
+    access = _endpoint_access(project, logins, auth, password_env, *tls)
     limits = _sql_limits(
         statement_timeout_s=statement_timeout,
         memory_limit_mb=memory_limit_mb,
@@ -189,14 +212,15 @@ def sql_serve(
             schemas=schema,
             host=host,
             port=port,
-            password=password,
             limits=limits,
             query_log=query_log,
+            **access,
         )
 
     endpoint = _governed_endpoint(project, audit, endpoint_for)
+    password = access["password"]
     _print_endpoint(endpoint, password_env if password else None)
-    if not password and host not in ("127.0.0.1", "localhost", "::1"):
+    if not password and not access["logins"] and host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(
             f"[yellow]warning[/]: listening on {host} without a password (use --password-env)"
         )
@@ -232,9 +256,50 @@ def _governed_endpoint(
     return endpoint
 
 
+def _endpoint_access(
+    project: Project,
+    logins: Path | None,
+    auth: str,
+    password_env: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_self_signed: bool,
+) -> dict[str, Any]:
+    """SqlEndpoint's password, logins, tls and auth_method from the options (one-line errors)."""
+    from lakehouse.apps.sql.auth import SqlLogins
+    from lakehouse.apps.sql.tls import SqlTls
+
+    password = None
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise CliError(f"--password-env: environment variable {password_env} is not set")
+
+    if auth not in ("scram-sha-256", "password"):
+        raise CliError(f"--auth: give scram-sha-256 or password (not {auth})")
+    if logins is not None and password_env:
+        raise CliError("give --logins or --password-env, not both")
+    if auth == "password" and logins is None:
+        raise CliError("--auth password applies to --logins")
+    if (tls_cert is None) != (tls_key is None):
+        raise CliError("give --tls-cert and --tls-key together")
+    if tls_cert is not None and tls_self_signed:
+        raise CliError("give --tls-cert/--tls-key or --tls-self-signed, not both")
+    tls = SqlTls(tls_cert, tls_key) if tls_cert is not None or tls_self_signed else None
+    return {
+        "password": password,
+        "logins": SqlLogins.load(project, logins) if logins is not None else None,
+        "tls": tls,
+        "auth_method": auth,
+    }
+
+
 def _print_endpoint(endpoint: SqlEndpoint, password_env: str | None) -> None:
     """How to connect: address, database, user, where the password comes from, the tables."""
     info = endpoint.info
+    if info.principals:
+        _print_logins_endpoint(endpoint)
+        return
     console.print(
         f"SQL endpoint (PostgreSQL protocol, read-only) on {info.host}:{info.port}\n"
         f"  host {info.host} · port {info.port} · database {info.database} · user {info.user}"
@@ -243,6 +308,40 @@ def _print_endpoint(endpoint: SqlEndpoint, password_env: str | None) -> None:
         + ", ".join(f"{t.schema}.{t.name}" for t in endpoint.tables)
         + f"\n  psql: psql '{info.url()}'\n  Ctrl-C stops"
     )
+
+
+def _print_logins_endpoint(endpoint: SqlEndpoint) -> None:
+    """How to connect when each principal logs in as itself."""
+    info = endpoint.info
+    lines = [
+        f"SQL endpoint (PostgreSQL protocol, read-only) on {info.host}:{info.port}",
+        f"  host {info.host} · port {info.port} · database {info.database}"
+        f" · TLS {'on' if info.tls else 'off'}"
+        f" · {'SCRAM-SHA-256' if endpoint.auth_method == 'scram-sha-256' else 'cleartext password'}",
+        f"  logins (from {endpoint.logins.source if endpoint.logins else ''}):",
+    ]
+    for principal in info.principals:
+        tables = endpoint.tables_for[principal]
+        seen = ", ".join(f"{t.schema}.{t.name}" for t in tables) or "no table"
+        lines.append(f"    {principal}: {len(tables)} tables: {seen}")
+    if info.sslrootcert:
+        lines.append(f"  server certificate (self-signed): {info.sslrootcert}")
+    lines.append(f"  psql: psql '{info.url()}'  (as each principal: change the user)")
+    lines.append("  Ctrl-C stops")
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)
+
+
+@sql_app.command("verifier")
+def sql_verifier() -> None:
+    """Print the SCRAM-SHA-256 verifier of the secret read from stdin (for a logins file)."""
+    import sys
+
+    from lakehouse.apps.sql.auth import ScramVerifier
+
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise CliError("give the secret on stdin (e.g. `lakehouse sql verifier < secret.txt`)")
+    print(ScramVerifier.from_secret(secret))
 
 
 @samples_app.command("serve")

@@ -238,8 +238,8 @@ class SessionState:
     # called with the DuckDB cursor a FETCH reads, so the statement limits can interrupt it
     watch: Callable[[duckdb.DuckDBPyConnection], object] = lambda cursor: cursor
     pid: int = 0
-    principal: str = ""  # who the connection acts as
-    client_address: str = ""  # "host:port"
+    principal: str = ""  # who logged in (the catalog principal the session reads as)
+    client_address: str = ""  # "host:port" of the client
     application_name: str = ""
     server_timeout_s: float = 0.0  # the server's statement timeout (0: none), a ceiling
     session_timeout_s: float = 0.0  # SET statement_timeout (0: the server's)

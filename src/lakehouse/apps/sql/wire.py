@@ -1,7 +1,8 @@
 """A read-only PostgreSQL wire-protocol (v3) front for the DuckDB mirror.
 
-It speaks what BI tools' PostgreSQL drivers use: startup (SSL/GSS requests refused so
-clients fall back to plain TCP), trust or cleartext-password authentication, simple queries
+It speaks what BI tools' PostgreSQL drivers use: startup (TLS when configured, else SSL/GSS
+requests refused so clients fall back to plain TCP), trust, cleartext-password or
+SCRAM-SHA-256 authentication (:mod:`lakehouse.apps.sql.auth`), simple queries
 (several statements per message), the extended protocol (Parse / Bind / Describe / Execute /
 Close / Sync / Flush, text and common binary formats, row limits with portal suspension)
 ErrorResponse with SQLSTATE codes, and CancelRequest (statement limits, cancel keys and
@@ -24,19 +25,22 @@ contains the word "begin" as a transaction start.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import secrets
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, cast
 
 import duckdb
 
+from lakehouse.apps.sql.auth import Authenticator, AuthFailedError
 from lakehouse.apps.sql.codec import (
     TEXT_OID,
     ColumnInfo,
@@ -58,6 +62,7 @@ from lakehouse.apps.sql.statements import (
     SessionState,
     split_statements,
 )
+from lakehouse.apps.sql.tls import start_tls
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,14 @@ STARTUP_PARAMETERS = (
 )
 # what a client that vanished (or stopped reading past the send timeout) raises on a write
 _CLIENT_GONE = (ConnectionError, BlockingIOError, TimeoutError)
+
+
+class PrincipalView(Protocol):
+    """What one principal's sessions read: a mirror's ``connect`` and ``refresh``."""
+
+    def connect(self) -> duckdb.DuckDBPyConnection: ...
+
+    def refresh(self) -> object: ...
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -116,10 +129,6 @@ class _Handler(socketserver.StreamRequestHandler):
                 for cursor in state.cursors.values():
                     cursor.close()
 
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):  # the client is gone: nothing left to flush to
-            super().finish()
-
     # ----------------------------------------------------------- framing
 
     def _read(self, n: int) -> bytes:
@@ -142,6 +151,9 @@ class _Handler(socketserver.StreamRequestHandler):
             length = struct.unpack("!i", self._read(4))[0]
             body = self._read(length - 4)
             code = struct.unpack("!i", body[:4])[0]
+            if code == SSL_REQUEST and self.server.tls is not None and not self._tls:
+                self._start_tls(self.server.tls)
+                continue
             if code in (SSL_REQUEST, GSSENC_REQUEST):
                 self.wfile.write(b"N")
                 self._flush()
@@ -154,6 +166,60 @@ class _Handler(socketserver.StreamRequestHandler):
                 self._fatal(f"unsupported protocol version {code >> 16}.{code & 0xFFFF}", "0A000")
                 return None
             return body
+
+    _tls = False
+    _user = ""
+
+    def _start_tls(self, context: ssl.SSLContext) -> None:
+        """Answer 'S', do the TLS handshake and read and write through it from now on."""
+        wrapped = start_tls(self.request, cast(io.BufferedReader, self.rfile), self.wfile, context)
+        self.request = self.connection = wrapped
+        self.rfile = self.connection.makefile("rb", self.rbufsize)
+        self.wfile = self.connection.makefile("wb", self.wbufsize)
+        self._tls = True
+
+    def finish(self) -> None:
+        try:
+            with contextlib.suppress(OSError):  # the client is gone: nothing left to flush to
+                super().finish()
+        finally:  # socketserver closes the plain socket it accepted, not the TLS one
+            if self._tls:
+                self.request.close()
+
+    def _authenticate(self, user: str, authenticator: Authenticator) -> bool:
+        refusal = authenticator.refusal(self._tls)
+        if refusal is not None:
+            self._fatal(refusal, "28000")
+            return False
+
+        def send(kind: bytes, payload: bytes) -> None:
+            self._send(kind, payload)
+            self._flush()
+
+        def receive() -> tuple[bytes, bytes]:
+            kind = self._read(1)
+            length = struct.unpack("!i", self._read(4))[0]
+            if not 4 <= length <= 1 << 16:
+                raise AuthFailedError(user)
+            return kind, self._read(length - 4)
+
+        try:
+            authenticator.authenticate(user, send, receive)
+        except AuthFailedError:
+            self._fatal(f'password authentication failed for user "{user}"', "28P01")
+            return False
+        return True
+
+    def _view(self, user: str) -> PrincipalView | None:
+        """The principal's mirror (logins) or None (the server's own); FATAL if it fails."""
+        if self.server.view_for is None:
+            return None
+        try:
+            return self.server.view_for(user)
+        except Exception as exc:
+            log.exception("no view for %s", user)
+            self._fatal(f"cannot serve {user}: {exc}", "XX000")
+            raise ConnectionError from exc
 
     def _startup(self) -> SessionState | None:
         body = self._startup_packet()
@@ -172,21 +238,15 @@ class _Handler(socketserver.StreamRequestHandler):
         user = params.get("user", "")
         database = params.get("database") or user
         server = self.server
-        if server.users is not None and user not in server.users:
-            self._fatal(
-                f'this endpoint serves principal "{server.principal}": connect as user '
-                f'"{server.principal}" (not "{user}")',
-                "28000",
-            )
+        if not self._serves(user, database):
             return None
-        if database != server.database:
-            self._fatal(
-                f'database "{database}" does not exist (this endpoint serves "{server.database}")',
-                "3D000",
-            )
+        self._user = user
+        if server.authenticator is not None:
+            if not self._authenticate(user, server.authenticator):
+                return None
+        elif server.password is not None and not self._password_ok(server.password):
             return None
-        if server.password is not None and not self._password_ok(server.password):
-            return None
+        view = self._view(user)
         self._send(b"R", struct.pack("!i", 0))
         for name in STARTUP_PARAMETERS:
             self._parameter_status(name, SETTINGS[name])
@@ -196,7 +256,10 @@ class _Handler(socketserver.StreamRequestHandler):
         self._send(b"K", struct.pack("!I", pid) + secret)
 
         def connect() -> duckdb.DuckDBPyConnection:
-            return server.supervisor.attach(pid, server.connect())
+            if view is None:
+                return server.supervisor.attach(pid, server.connect())
+            view.refresh()  # the server-wide before_query does nothing with logins
+            return server.supervisor.attach(pid, view.connect())
 
         state = SessionState(
             user=user,
@@ -212,6 +275,24 @@ class _Handler(socketserver.StreamRequestHandler):
         self._ready(state)
         return state
 
+    def _serves(self, user: str, database: str) -> bool:
+        """Whether this endpoint serves ``user`` and ``database``; FATAL if not."""
+        server = self.server
+        if server.users is not None and user not in server.users:
+            self._fatal(
+                f'this endpoint serves principal "{server.principal}": connect as user '
+                f'"{server.principal}" (not "{user}")',
+                "28000",
+            )
+            return False
+        if database != server.database:
+            self._fatal(
+                f'database "{database}" does not exist (this endpoint serves "{server.database}")',
+                "3D000",
+            )
+            return False
+        return True
+
     def _password_ok(self, expected: str) -> bool:
         self._send(b"R", struct.pack("!i", 3))  # AuthenticationCleartextPassword
         self._flush()
@@ -219,7 +300,7 @@ class _Handler(socketserver.StreamRequestHandler):
         length = struct.unpack("!i", self._read(4))[0]
         given = self._read(length - 4).rstrip(b"\x00").decode()
         if kind != b"p" or not secrets.compare_digest(given, expected):
-            self._fatal("password authentication failed", "28P01")
+            self._fatal(f'password authentication failed for user "{self._user}"', "28P01")
             return False
         return True
 
@@ -515,6 +596,9 @@ class PgWireServer(socketserver.ThreadingTCPServer):
 
     ``before_query`` runs before each read (the mirror's refresh). ``users``: the user
     names accepted (None: any); ``password``: required cleartext password (None: trust);
+    ``authenticator``: the logins (SCRAM-SHA-256 or cleartext), instead of ``password``;
+    ``view_for``: each user's own ``connect``/``refresh`` (built at its first login) instead
+    of ``connect``/``before_query``; ``tls``: answer SSLRequest with TLS;
     ``limits``: the statement timeout and supervision interval (memory and temp space are
     the DuckDB database's, set where it is opened).
     """
@@ -534,8 +618,14 @@ class PgWireServer(socketserver.ThreadingTCPServer):
         users: set[str] | None = None,
         password: str | None = None,
         limits: SqlLimits | None = None,
+        authenticator: Authenticator | None = None,
+        view_for: Callable[[str], PrincipalView] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.connect = connect
+        self.authenticator = authenticator
+        self.view_for = view_for
+        self.tls = tls
         self.limits = limits or SqlLimits()
         self.supervisor = StatementSupervisor(self.limits)
         self.database = database
