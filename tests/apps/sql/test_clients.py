@@ -59,7 +59,7 @@ QUERIES = {
     ),
     "masked rows": (
         "SELECT customer_id, region, plan, orders_count, total_spend"
-        " FROM lakehouse.gold.customer_features ORDER BY customer_id"
+        " FROM lakehouse.gold.customer_features ORDER BY customer_id, feature_ts"
     ),
     "dates": (
         "SELECT order_date, region, product, orders, revenue FROM lakehouse.gold.daily_sales"
@@ -123,15 +123,18 @@ def canon(value: Any) -> Any:
         return None
     if isinstance(value, decimal.Decimal):
         return format(value, "f")
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):  # PostgreSQL's text: 0 and 359 for 0.0 and 359.0
+        return repr(value).removesuffix(".0")
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None).isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars from pandas
         return canon(value.item())
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and text.endswith(".0") and text[:-2].lstrip("-").isdigit():
+        return text[:-2]  # a float column as psql prints it
+    return text
 
 
 def rows(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -195,7 +198,7 @@ def via_sqlalchemy_pandas(endpoint: SqlEndpoint, principal: str, sql: str) -> li
     engine = sa.create_engine(url(endpoint, principal, "postgresql+psycopg"))
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql(sa.text(sql), conn)
+            frame = pd.read_sql(sa.text(sql), conn, coerce_float=False)
     finally:
         engine.dispose()
     return rows([tuple(None if pd.isna(v) else v for v in r) for r in frame.itertuples(False)])
