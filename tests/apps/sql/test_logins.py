@@ -28,6 +28,7 @@ from scramp import ScramClient
 
 from lakehouse.apps.sql.auth import ScramVerifier, SqlLogins
 from lakehouse.apps.sql.endpoint import SqlEndpoint
+from lakehouse.apps.sql.limits import SqlLimits
 from lakehouse.apps.sql.mirror import SqlEndpointError
 from lakehouse.apps.sql.tls import SqlTls
 from lakehouse.governance.masks import load_mask_key
@@ -382,3 +383,31 @@ def test_tls_refuses_bytes_sent_before_the_handshake(tls_endpoint: SqlEndpoint) 
         assert _closed(sock)
     with psycopg.connect(dsn(tls_endpoint, "bi-reader", sslmode="require")) as conn:
         assert conn.pgconn.ssl_in_use is True  # the server still serves
+
+
+def test_mirrors_share_the_server_memory_and_spill_apart(
+    sql_project: Path, logins: SqlLogins
+) -> None:
+    """With two principals logged in each mirror holds half the server's memory limit, and
+    each spills to a directory of its own under the server's temp directory."""
+    ep = start_endpoint(
+        sql_project, "bi-reader", logins=logins, limits=SqlLimits(memory_limit_mb=1024)
+    )
+    try:
+        assert ep.mirrors is not None
+        for user in ("bi-reader", "alice"):
+            with psycopg.connect(dsn(ep, user)) as conn:
+                conn.execute("SELECT count(*) FROM gold.daily_sales").fetchone()
+        mirrors = [ep.mirrors.view_for(user) for user in ("bi-reader", "alice")]
+        limits = [
+            m.db.execute("SELECT current_setting('memory_limit')").fetchone() for m in mirrors
+        ]
+        assert limits == [("512.0 MiB",), ("512.0 MiB",)]
+        temp = [
+            m.db.execute("SELECT current_setting('temp_directory')").fetchone() for m in mirrors
+        ]
+        base = sql_project / "data" / "_sql_endpoint" / "tmp"
+        assert len({t for t in temp}) == 2
+        assert all(t is not None and Path(t[0]).parent == base for t in temp)
+    finally:
+        ep.stop()

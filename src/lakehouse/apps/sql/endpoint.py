@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ssl
 import threading
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ from lakehouse.apps.sql.tls import SqlTls, TlsError
 from lakehouse.apps.sql.wire import PgWireServer
 from lakehouse.config.project import Project
 from lakehouse.governance.scope import GovernanceScope
+
+MIN_MIRROR_MEMORY_MB = 64  # a principal's mirror never gets less, however many log in
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,13 @@ class ConnectionInfo:
 
 
 class PrincipalMirrors:
-    """One :class:`DeltaMirror` per principal with a login, made at its first login."""
+    """One :class:`DeltaMirror` per principal with a login, made at its first login.
+
+    Each mirror is a DuckDB database of its own (so no query reaches another principal's
+    tables). They share the server's limits: with n mirrors each holds ``memory_limit_mb / n``
+    (the ones already made are lowered when another is made) and spills to a directory of
+    its own under the server's temp directory, counted against the server's temp cap.
+    """
 
     def __init__(
         self,
@@ -74,10 +83,22 @@ class PrincipalMirrors:
                 hashed = any("hash" in t.masks.values() for t in tables)
                 key = self.policy.mask_key() if hashed else None
                 database = self.project.catalog.name
-                mirror = DeltaMirror(tables, database, mask_key=key, limits=self.limits)
+                share = self._memory_share(len(self._mirrors) + 1)
+                for other in self._mirrors.values():
+                    other.set_memory_limit(share)
+                limits = dataclasses.replace(
+                    self.limits,
+                    memory_limit_mb=share,
+                    temp_directory=_principal_directory(self.limits.temp_directory, principal),
+                )
+                mirror = DeltaMirror(tables, database, mask_key=key, limits=limits)
                 mirror.refresh()
                 self._mirrors[principal] = mirror
         return mirror
+
+    def _memory_share(self, mirrors: int) -> int:
+        """MiB of the server's memory limit for each of ``mirrors`` mirrors."""
+        return max(MIN_MIRROR_MEMORY_MB, self.limits.memory_limit_mb // mirrors)
 
     @property
     def built(self) -> list[str]:
@@ -90,6 +111,13 @@ class PrincipalMirrors:
             for mirror in self._mirrors.values():
                 mirror.close()
             self._mirrors.clear()
+
+
+def _principal_directory(base: Path | None, principal: str) -> Path | None:
+    """A spill directory of the principal's own under ``base`` (a name safe on any disk)."""
+    if base is None:
+        return None
+    return base / ("p-" + hashlib.sha256(principal.encode()).hexdigest()[:16])
 
 
 def _no_session_mirror() -> duckdb.DuckDBPyConnection:

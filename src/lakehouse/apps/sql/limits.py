@@ -288,17 +288,26 @@ class StatementSupervisor:
         directory = self.limits.temp_directory
         if directory is None:
             return 0
-        total = 0
-        try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    try:
+        return _disk_bytes(directory)
+
+
+def _disk_bytes(directory: Path) -> int:
+    """Bytes on disk under ``directory`` (its files and those of its subdirectories: the
+    spill directories of each principal's mirror)."""
+    total = 0
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        total += _disk_bytes(Path(entry.path))
+                    else:
                         total += entry.stat(follow_symlinks=False).st_blocks * 512
-                    except FileNotFoundError:
-                        continue
-        except FileNotFoundError:
-            return 0
-        return total
+                except FileNotFoundError:
+                    continue
+    except FileNotFoundError:
+        return 0
+    return total
 
 
 def _interrupt(cursor: duckdb.DuckDBPyConnection | None) -> None:

@@ -484,6 +484,11 @@ class DeltaMirror:
                     f"IS {sql_literal(comment)}"
                 )
 
+    def set_memory_limit(self, mb: int) -> None:
+        """Change the database's memory limit (a share of the server's)."""
+        with self._lock:
+            self.db.execute(f"SET memory_limit = '{int(mb)}MiB'")
+
     def close(self) -> None:
         self.db.close()
 
