@@ -52,6 +52,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         "models.html",
         "notebooks.html",
         "reference/config.html",
+        "row-filters.html",
         "running.html",
         "schema-evolution.html",
         "schema-inference.html",
