@@ -4,8 +4,9 @@ Arrow-native clients (ADBC's PostgreSQL driver, connectorx, ``polars.read_databa
 and ``psql``'s ``\\copy`` fetch results with ``COPY (query) TO STDOUT``. The query runs like
 any other read (the read-only gate, translation, the statement limits); its rows come from
 DuckDB as Arrow record batches and are encoded a column at a time in PostgreSQL's ``text``,
-``csv`` or ``binary`` COPY format, several rows per CopyData message. ``COPY … FROM`` is a
-write (25006) and ``COPY … TO 'file'`` / ``PROGRAM`` would write on the server (42501).
+``csv`` or ``binary`` COPY format (:mod:`lakehouse.apps.sql.copy_format`), one CopyData
+message per row as PostgreSQL sends them, a batch of messages per write. ``COPY … FROM``
+is a write (25006) and ``COPY … TO 'file'`` / ``PROGRAM`` would write on the server (42501).
 """
 
 from __future__ import annotations
