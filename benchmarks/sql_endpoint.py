@@ -4,9 +4,12 @@
    directory with an embedded Sail session, then stops the session: the endpoint has none.
 2. **start-up**: ``SqlEndpoint(...)`` constructed (Gold tables loaded into the DuckDB
    mirror) and started, until the first query is answered; ``--startups`` rounds, median.
+   Also with a logins file of 3 principals (bi-reader, alice, carol; SCRAM-SHA-256): until
+   each of the three has logged in and answered its first query (its mirror is made then).
 3. **concurrency**: ``--clients`` psycopg 3 clients (threads of one client process, so the
    clients do not share the server's interpreter) each run a Gold aggregate ``--queries``
-   times against one endpoint: p50/p99 latency per query and queries/s over the whole run.
+   times against one endpoint with logins (half as bi-reader, half as alice, SCRAM, the
+   query log on): p50/p99 latency per query and queries/s over the whole run.
 4. **1M-row fetch**: ``--rows`` rows of five columns (bigint, int, double, text, date;
    DuckDB's ``range``, so the figure is the endpoint's encoding and protocol, not a scan):
    plain ``cursor.execute`` + ``fetchall`` in text format vs ``COPY (...) TO STDOUT (FORMAT
@@ -36,6 +39,7 @@ from _common import REPO, git_commit, machine, timed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRINCIPAL = "bi-reader"
+SECRETS = {"bi-reader": "bench-bi-reader", "alice": "bench-alice", "carol": "bench-carol"}
 AGGREGATE = (
     "SELECT region, order_month, sum(revenue) AS revenue, sum(orders) AS orders "
     "FROM gold.daily_sales GROUP BY 1, 2 ORDER BY 1, 2"
@@ -48,9 +52,9 @@ WIDE = (
 # Run in a separate process: N client threads, each its own connection.
 CLIENTS = """
 import json, sys, threading, time, psycopg
-url, clients, queries, sql = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+urls, clients, queries, sql = sys.argv[1].split(), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 latencies, errors, barrier = [], [], threading.Barrier(clients + 1)
-def client():
+def client(url):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql).fetchall()  # warm-up, not timed
         barrier.wait()
@@ -61,7 +65,7 @@ def client():
             except psycopg.Error as exc:
                 errors.append(str(exc))
             latencies.append(time.perf_counter() - t)
-threads = [threading.Thread(target=client) for _ in range(clients)]
+threads = [threading.Thread(target=client, args=(urls[i % len(urls)],)) for i in range(clients)]
 for t in threads: t.start()
 barrier.wait()
 started = time.perf_counter()
@@ -105,28 +109,65 @@ def build_demo(work: Path) -> Path:
     return root
 
 
-def start_endpoint(root: Path, work: Path) -> Any:
+def start_endpoint(root: Path, work: Path, logins: bool = False) -> Any:
+    """The endpoint over Gold: as bi-reader alone, or with ``logins`` for 3 principals."""
+    from lakehouse.apps.sql.auth import SqlLogins
     from lakehouse.apps.sql.endpoint import SqlEndpoint
     from lakehouse.config import load_project
     from lakehouse.governance.scope import GovernanceScope
 
     project = load_project(root, var_overrides={"data_root": str(work / "data")})
     governance = GovernanceScope(project, PRINCIPAL, run_id="bench", job="bench-sql")
-    return SqlEndpoint(project, governance, schemas=["gold"], port=0).start()
+    if not logins:
+        return SqlEndpoint(project, governance, schemas=["gold", "silver"], port=0).start()
+    path = work / "logins.yml"
+    path.write_text(json.dumps({"logins": {p: {"secret": s} for p, s in SECRETS.items()}}))
+    path.chmod(0o600)
+    access = SqlLogins.load(project, path)
+    return SqlEndpoint(
+        project, governance, schemas=["gold", "silver"], port=0, logins=access
+    ).start()
+
+
+def login_url(endpoint: Any, principal: str) -> str:
+    info = endpoint.info
+    return f"postgresql://{principal}:{SECRETS[principal]}@{info.host}:{info.port}/{info.database}"
+
+
+FIRST_QUERY = {  # what each principal may read (carol: silver.customers only)
+    "bi-reader": "SELECT count(*) FROM gold.daily_sales",
+    "alice": "SELECT count(*) FROM gold.daily_sales",
+    "carol": "SELECT count(*) FROM silver.customers",
+}
 
 
 def measure_startup(root: Path, work: Path, rounds: int) -> dict[str, Any]:
     import psycopg
 
-    seconds = []
-    for _ in range(rounds):
+    def one(logins: bool) -> float:
         started = time.perf_counter()
-        endpoint = start_endpoint(root, work)
-        with psycopg.connect(endpoint.info.url(), autocommit=True) as conn:
-            conn.execute("SELECT count(*) FROM gold.daily_sales").fetchone()
-        seconds.append(time.perf_counter() - started)
-        endpoint.stop()
-    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "rounds": rounds}
+        endpoint = start_endpoint(root, work, logins)
+        try:
+            if logins:
+                for principal, sql in FIRST_QUERY.items():
+                    with psycopg.connect(login_url(endpoint, principal)) as conn:
+                        conn.execute(sql).fetchone()
+            else:
+                with psycopg.connect(endpoint.info.url(), autocommit=True) as conn:
+                    conn.execute(FIRST_QUERY[PRINCIPAL]).fetchone()
+            return time.perf_counter() - started
+        finally:
+            endpoint.stop()
+
+    single = [one(False) for _ in range(rounds)]
+    three = [one(True) for _ in range(rounds)]
+    return {
+        "median_s": statistics.median(single),
+        "min_s": min(single),
+        "three_median_s": statistics.median(three),
+        "three_min_s": min(three),
+        "rounds": rounds,
+    }
 
 
 def measure_concurrency(url: str, clients: int, queries: int) -> dict[str, Any]:
@@ -201,6 +242,8 @@ def markdown(record: dict[str, Any]) -> str:
         "|---|---|",
         f"| start-up (construct + start + first query), median of {start['rounds']} "
         f"| {start['median_s']:.2f} s (min {start['min_s']:.2f} s) |",
+        f"| start-up with 3 principals (logins; until each answered its first query) "
+        f"| {start['three_median_s']:.2f} s (min {start['three_min_s']:.2f} s) |",
         f"| {conc['clients']} clients x Gold aggregate: p50 / p99 "
         f"| {conc['p50_ms']:.1f} ms / {conc['p99_ms']:.1f} ms |",
         f"| {conc['clients']} clients x Gold aggregate: throughput "
@@ -237,13 +280,13 @@ def main() -> None:
     try:
         root = timed("demo project (bronze + silver + gold)", lambda: build_demo(work))
         startup = timed("start-up", lambda: measure_startup(root, work, args.startups))
-        endpoint = start_endpoint(root, work)
+        endpoint = start_endpoint(root, work, logins=True)
         try:
-            url = endpoint.info.url()
+            urls = " ".join(login_url(endpoint, p) for p in ("bi-reader", "alice"))
             conc = timed(
-                "concurrency", lambda: measure_concurrency(url, args.clients, args.queries)
+                "concurrency", lambda: measure_concurrency(urls, args.clients, args.queries)
             )
-            fetch = timed("fetch", lambda: measure_fetch(url, args.rows))
+            fetch = timed("fetch", lambda: measure_fetch(login_url(endpoint, "alice"), args.rows))
         finally:
             endpoint.stop()
     finally:

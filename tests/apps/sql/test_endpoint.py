@@ -231,18 +231,26 @@ def test_writes_are_refused(endpoint: SqlEndpoint) -> None:
         "INSERT INTO gold.daily_sales SELECT * FROM gold.daily_sales",
         "DELETE FROM gold.daily_sales",
         "CREATE TABLE gold.x AS SELECT 1 AS a",
+        "COPY gold.daily_sales FROM STDIN",
+    ):
+        got = psql(endpoint, sql)
+        assert got.returncode != 0
+        assert "the lakehouse SQL endpoint is read-only" in got.stderr, sql
+    for sql in (  # DuckDB's own statements and server files: 42501 (test_protocol.py)
         "COPY gold.daily_sales TO '/tmp/x.csv'",
         "ATTACH '/tmp/other.duckdb' AS other",
         "INSTALL delta",
     ):
         got = psql(endpoint, sql)
         assert got.returncode != 0
-        assert "the lakehouse SQL endpoint is read-only" in got.stderr, sql
+        assert "ERROR:  permission denied" in got.stderr, sql
     with psycopg.connect(endpoint.info.url()) as conn:
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("UPDATE gold.daily_sales SET units = 0")
         conn.rollback()
-        conn.execute("SET enable_external_access = true")  # accepted, and ignored
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # a DuckDB setting
+            conn.execute("SET enable_external_access = true")
+        conn.rollback()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):  # no file access
             conn.execute("SELECT * FROM read_csv('/etc/hostname')")
 
@@ -403,20 +411,26 @@ def test_the_endpoint_runs_within_its_limits_and_keeps_the_mask_key_out_of_reach
     )
     key = load_mask_key(sql_project / "data", "lakehouse")
     inner, outer = key.pads()
-    with psycopg.connect(endpoint.info.url(), autocommit=True) as conn:
+    with psycopg.connect(endpoint.info.url(), autocommit=True) as client:
+        assert client.execute("SHOW statement_timeout").fetchone() == ("300s",)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):  # DuckDB's internals
+            client.execute(settings)
+    conn = endpoint.mirror.connect()  # the server's own view of its DuckDB
+    try:
         got = dict(conn.execute(settings).fetchall())
         assert got == {
             "memory_limit": "2.0 GiB",
             "max_temp_directory_size": "10.0 GiB",
             "temp_directory": str(sql_project / "data" / "_sql_endpoint" / "tmp"),
         }
-        assert conn.execute("SHOW statement_timeout").fetchone() == ("300s",)
         # the key enters only the load statements: no macro, view or setting holds it
         for secret in (key.secret.hex(), inner, outer):
             found = conn.execute(
                 "SELECT (SELECT count(*) FROM duckdb_functions() WHERE contains("
-                "lower(coalesce(macro_definition, '')), %(s)s)) + (SELECT count(*) FROM "
-                "duckdb_views() WHERE contains(lower(sql), %(s)s))",
+                "lower(coalesce(macro_definition, '')), $s)) + (SELECT count(*) FROM "
+                "duckdb_views() WHERE contains(lower(sql), $s))",
                 {"s": secret},
             ).fetchone()
             assert found == (0,)
+    finally:
+        conn.close()

@@ -239,8 +239,7 @@ def test_jdbc_lists_schemas_and_exactly_the_selectable_tables(
 ) -> None:
     project = load(sql_project)
     assert [(s["catalog"], s["schema"]) for s in probe.kind("schema")] == [
-        ("lakehouse", name)
-        for name in ("gold", "information_schema", "main", "pg_catalog", "silver")
+        ("lakehouse", name) for name in ("gold", "information_schema", "pg_catalog", "silver")
     ]
     listed = [(t["schema"], t["name"], t["type"], t["remarks"]) for t in probe.kind("table")]
     visible = [  # as psql's \dt: silver.orders is granted to analysts, silver.customers is not

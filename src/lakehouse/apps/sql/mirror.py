@@ -27,6 +27,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.apps.sql.codec import NUMERIC_OID, TEXT_OID, TYPE_OIDS
+from lakehouse.apps.sql.internals import INFORMATION_SCHEMA_VIEWS
 from lakehouse.apps.sql.limits import SqlLimits
 from lakehouse.apps.sql.statements import SETTINGS
 from lakehouse.core.errors import LakehouseError
@@ -131,6 +132,14 @@ _PG_CATALOG_OID = (
 )
 
 
+# PostgreSQL's binary I/O function names: boolrecv, int8recv, float8recv, varcharrecv, but
+# date_recv, numeric_recv, json_recv (ADBC's driver maps types by these names)
+_IO_SUFFIX = (
+    "CASE WHEN oid >= 114 AND typname NOT IN ('float4', 'float8', 'bpchar', 'varchar')"
+    " THEN '_{io}' ELSE '{io}' END"
+)
+
+
 def _pg_type() -> str:
     """SQL for pg_type: one row per :data:`PG_TYPES` entry, in PostgreSQL's columns."""
     rows = ", ".join(
@@ -146,7 +155,8 @@ def _pg_type() -> str:
         " CAST(0 AS BIGINT) AS typrelid, CAST(0 AS BIGINT) AS typsubscript,"
         " CAST(0 AS BIGINT) AS typelem, CAST(0 AS BIGINT) AS typarray,"
         " typname || 'in' AS typinput, typname || 'out' AS typoutput,"
-        " typname || 'recv' AS typreceive, typname || 'send' AS typsend,"
+        f" typname || {_IO_SUFFIX.format(io='recv')} AS typreceive,"
+        f" typname || {_IO_SUFFIX.format(io='send')} AS typsend,"
         " '-' AS typmodin, '-' AS typmodout, '-' AS typanalyze,"
         " CASE WHEN typlen = 8 THEN 'd' WHEN typlen IN (1, 2) THEN 'c' ELSE 'i' END AS typalign,"
         " CASE WHEN typlen = -1 THEN 'x' ELSE 'p' END AS typstorage, false AS typnotnull,"
@@ -181,7 +191,7 @@ PG_RELATIONS = {
     "pg_type": _pg_type(),
     "pg_settings": _pg_settings(),
     "pg_namespace": (  # the served database's schemas, and pg_catalog and information_schema
-        "SELECT * FROM pg_catalog.pg_namespace UNION ALL"
+        "SELECT * FROM pg_catalog.pg_namespace WHERE nspname <> 'main' UNION ALL"
         " SELECT oid, schema_name, 0, NULL FROM duckdb_schemas()"
         " WHERE database_name = 'system' AND schema_name IN ('pg_catalog', 'information_schema')"
     ),
@@ -411,7 +421,7 @@ class DeltaMirror:
         self.db.execute(
             f"CREATE MACRO lh_current_setting(lh_name) AS CASE lower(lh_name) {settings} END"
         )
-        for name, query in PG_RELATIONS.items():
+        for name, query in {**PG_RELATIONS, **INFORMATION_SCHEMA_VIEWS}.items():
             self.db.execute(f"CREATE VIEW {name} AS {query}")
         for name, body in PG_MACROS.items():
             self.db.execute(f"CREATE MACRO {name} AS {body.format(owner=sql_literal(database))}")

@@ -18,7 +18,15 @@ from typing import Any
 import duckdb
 
 from lakehouse.apps.sql.codec import ColumnInfo, PgError
+from lakehouse.apps.sql.copy import CopyOut, parse_copy
+from lakehouse.apps.sql.copy_format import arrow_batches
+from lakehouse.apps.sql.internals import (
+    check_client_sql,
+    check_setting,
+    translate_information_schema,
+)
 from lakehouse.apps.sql.limits import ResultBudget
+from lakehouse.apps.sql.params import infer_types
 
 SERVER_VERSION = "15.0"
 
@@ -58,6 +66,8 @@ _REGCLASS = re.compile(r"CAST\s*\(\s*(\$\d+|'[^']*')\s+AS\s+REGCLASS\s*\)", re.I
 _REG_LITERAL = re.compile(  # 'pg_class'::regclass, 'int4'::regtype: a name looked up as an OID
     r"('(?:[^']|'')*')\s*::\s*(?:pg_catalog\s*\.\s*)?reg(class|type)\b", re.IGNORECASE
 )
+# regproc columns compared with 0 (ADBC: "typreceive != 0"); ours hold names, '-' for none
+_REGPROC_ZERO = re.compile(r"\b(typreceive|typsend)\s*(!=|<>|=)\s*0\b", re.IGNORECASE)
 _AS_REG = re.compile(r"AS\s+REG(CLASS|TYPE|PROC|NAMESPACE)\s*\)", re.IGNORECASE)
 EMULATED_RELATIONS = (
     "pg_attribute",
@@ -140,10 +150,12 @@ class ReadOnlyError(PgError):
 def translate(sql: str) -> str:
     """Rewrite the PostgreSQL spellings DuckDB does not parse or bind."""
     sql = _OPERATOR.sub(r"\1", sql)
+    sql = _REGPROC_ZERO.sub(r"\1 \2 '-'", sql)
     sql = _REGCLASS.sub(r"to_regclass(\1)", sql)
     sql = _REG_LITERAL.sub(r"to_reg\2(\1)", sql)
     sql = _AS_REG.sub("AS BIGINT)", sql)
     sql = _EMULATED.sub(r"memory.main.\1", sql)
+    sql = translate_information_schema(sql)
     sql = _FN_PREFIX.sub(r"\1(", sql)
     sql = _FORMAT_TYPE.sub("lh_format_type(", sql)
     sql = _DESCRIPTION.sub(r"lh_\1_description(", sql)
@@ -190,6 +202,7 @@ class Result:
     done: bool = False
     cursor: duckdb.DuckDBPyConnection | None = None
     budget: ResultBudget | None = None  # the result caps, taken from as rows are sent
+    copy: CopyOut | None = None  # a COPY … TO STDOUT: rows go out as CopyData (copy.py)
 
     def close(self) -> None:
         if self.cursor is not None:
@@ -208,6 +221,14 @@ def _rows(cursor: duckdb.DuckDBPyConnection, batch: int = 2048) -> Iterator[tupl
         if not chunk:
             return
         yield from chunk
+
+
+def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+    """A streaming result's Arrow batches; DuckDB errors become PostgreSQL errors."""
+    try:
+        yield from arrow_batches(cursor)
+    except duckdb.Error as exc:
+        raise _pg_error(exc) from exc
 
 
 def _values_result(columns: list[str], rows: list[tuple[Any, ...]], tag: str = "SHOW") -> Result:
@@ -274,17 +295,9 @@ class QueryEngine:
                 "current transaction is aborted, commands ignored until end of transaction block",
                 "25P02",
             )
-        cursor_result = self._cursor_command(state, text, params)
-        if cursor_result is not None:
-            return cursor_result
-        session_result = _session_command(state, text)
-        if session_result is not None:
-            return session_result
-        show = _SHOW.match(text)
-        if show:
-            shown = self._show(show.group(1), state)
-            if shown is not None:
-                return shown
+        answered = self._answered_here(state, text, params)
+        if answered is not None:
+            return answered
         sql = translate(text)
         kind = statement_kind(sql)
         if kind not in READ_STATEMENTS:
@@ -300,11 +313,45 @@ class QueryEngine:
         columns = [ColumnInfo(str(d[0]), str(d[1])) for d in description]
         return Result(tag=kind, columns=columns, rows=_rows(cursor), cursor=cursor)
 
+    def _answered_here(
+        self, state: SessionState, text: str, params: list[Any] | None
+    ) -> Result | None:
+        """Cursors, session words, SHOW and COPY; DuckDB's internals refused first."""
+        check_client_sql(text)  # DuckDB's own statements and functions (internals.py)
+        cursor_result = self._cursor_command(state, text, params)
+        if cursor_result is not None:
+            return cursor_result
+        session_result = _session_command(state, text)
+        if session_result is not None:
+            return session_result
+        show = _SHOW.match(text)
+        if show:
+            shown = self._show(show.group(1), state)
+            if shown is not None:
+                return shown
+        copy = parse_copy(text)
+        if copy is not None:
+            return self._copy(state, copy.query, copy.options, params)
+        return None
+
+    def _copy(
+        self, state: SessionState, query: str, options: Any, params: list[Any] | None
+    ) -> Result:
+        """``COPY (query) TO STDOUT``: the query runs as a read; its rows stream as Arrow."""
+        inner = self.run(state, query, params)
+        if inner.cursor is None or inner.columns is None:
+            inner.close()
+            raise PgError("COPY query must be a SELECT that returns rows", "0A000")
+        batches = _batches(inner.cursor)
+        copy = CopyOut(inner.columns, options, batches)
+        return Result(tag="COPY", cursor=inner.cursor, copy=copy)
+
     def describe(self, state: SessionState, sql: str, nparams: int) -> list[ColumnInfo] | None:
         """Result columns of a prepared statement without running it (None: no rows)."""
         text = sql.strip().rstrip(";").strip()
-        if not text or _TXN.match(text) or _NOOP.match(text):
+        if not text or _TXN.match(text) or _NOOP.match(text) or parse_copy(text):
             return None
+        check_client_sql(text)
         show = _SHOW.match(text)
         if show and (shown := self._show(show.group(1), state)) is not None:
             return shown.columns
@@ -320,6 +367,33 @@ class QueryEngine:
             raise _pg_error(exc) from exc
         finally:
             cursor.close()
+
+    def parameter_types(self, state: SessionState, sql: str, oids: list[int]) -> list[int]:
+        """``oids`` with the unspecified (0) ones inferred from the statement where possible
+        (:mod:`lakehouse.apps.sql.params`); still 0 where unknown (described as text)."""
+        text = sql.strip().rstrip(";").strip()
+        if 0 not in oids or not text or _TXN.match(text) or _NOOP.match(text):
+            return oids
+        try:
+            check_client_sql(text)
+            if parse_copy(text) or statement_kind(translate(text)) not in READ_STATEMENTS:
+                return oids
+        except PgError:
+            return oids
+        cursor = state.connect()
+
+        def describe(query: str) -> list[ColumnInfo]:
+            cursor.execute(f"DESCRIBE {query}")
+            return [ColumnInfo(str(r[0]), str(r[1])) for r in cursor.fetchall()]
+
+        try:
+            inferred = infer_types(translate(text), len(oids), describe)
+        finally:
+            cursor.close()
+        return [
+            oid or (ColumnInfo("", kind).oid if kind is not None else 0)
+            for oid, kind in zip(oids, inferred, strict=True)
+        ]
 
     def _cursor_command(
         self, state: SessionState, text: str, params: list[Any] | None
@@ -409,6 +483,7 @@ def _set(state: SessionState, verb: str, name: str, value: str | None) -> Result
             "and temp space are the server's (options of `lakehouse sql serve`)",
             "42501",
         )
+    check_setting(name)
     if key == "application_name":
         state.application_name = "" if value is None else value.strip().strip("'")
     if key in ("statement_timeout", "all"):

@@ -50,6 +50,7 @@ from lakehouse.apps.sql.codec import (
     cstring,
     decode_parameter,
 )
+from lakehouse.apps.sql.copy import send_copy
 from lakehouse.apps.sql.limits import ResultBudget, Running, SqlLimits, StatementSupervisor
 from lakehouse.apps.sql.query_log import CLIENT_GONE, ConnectionLog, QueryLog
 from lakehouse.apps.sql.statements import (
@@ -445,6 +446,7 @@ class _Handler(socketserver.StreamRequestHandler):
         placeholders = [int(m) for m in re.findall(r"\$(\d+)", sql)]
         nparams = max([count, *placeholders]) if placeholders else count
         oids += [0] * (nparams - len(oids))
+        oids = self.server.engine.parameter_types(state, sql, oids)  # 0s inferred (params.py)
         state.statements[name] = Prepared(sql, oids)
         self._send(b"1")
 
@@ -556,6 +558,9 @@ class _Handler(socketserver.StreamRequestHandler):
         self._send(b"T", b"".join(out))
 
     def _send_rows(self, result: Result, formats: list[int], limit: int) -> None:
+        if result.copy is not None:  # COPY … TO STDOUT (copy.py)
+            self._send_copy(result)
+            return
         if result.columns is None or result.rows is None:
             if result.tag:
                 self._send(b"C", result.tag.encode() + b"\x00")
@@ -589,6 +594,20 @@ class _Handler(socketserver.StreamRequestHandler):
         result.close()
         tag = "SELECT" if result.tag in READ_STATEMENTS else result.tag
         self._send(b"C", f"{tag} {count}\x00".encode())
+
+    def _send_copy(self, result: Result) -> None:
+        assert result.copy is not None
+
+        budget = self._budget(result)
+
+        def count(rows: int, nbytes: int) -> None:
+            budget.take(rows, nbytes)
+            result.sent += rows
+
+        rows = send_copy(self.wfile.write, result.copy, count)
+        result.done = True
+        result.close()
+        self._send(b"C", f"COPY {rows}\x00".encode())
 
 
 class PgWireServer(socketserver.ThreadingTCPServer):
