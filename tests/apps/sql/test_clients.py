@@ -15,6 +15,7 @@ import datetime as dt
 import decimal
 import io
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,23 +119,30 @@ def url(endpoint: SqlEndpoint, principal: str, scheme: str = "postgresql") -> st
 
 
 def canon(value: Any) -> Any:
-    """One spelling per value whatever the client's types: the text PostgreSQL would send."""
+    """One spelling per value whatever the client's types and scales: numbers by value
+    (connectorx reads every numeric with scale 10, pandas a bigint sum as float, psql
+    prints text), dates and times in ISO form."""
     if value is None:
         return None
-    if isinstance(value, decimal.Decimal):
-        return format(value, "f")
-    if isinstance(value, float):  # PostgreSQL's text: 0 and 359 for 0.0 and 359.0
-        return repr(value).removesuffix(".0")
+    if isinstance(value, decimal.Decimal | float | int) and not isinstance(value, bool):
+        return _number(str(value) if not isinstance(value, float) else repr(value))
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        return _number(value)
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=None).isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalars from pandas
         return canon(value.item())
-    text = str(value)
-    if isinstance(value, str) and text.endswith(".0") and text[:-2].lstrip("-").isdigit():
-        return text[:-2]  # a float column as psql prints it
-    return text
+    return str(value)
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def _number(text: str) -> str:
+    number = decimal.Decimal(text)
+    return format(number.normalize(), "f") if number else "0"
 
 
 def rows(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -181,7 +189,7 @@ def via_psql(endpoint: SqlEndpoint, principal: str, sql: str) -> list[tuple[Any,
     )
     assert done.returncode == 0, done.stderr
     parsed = list(csv.reader(io.StringIO(done.stdout)))[1:]
-    return [tuple(None if v == "" else v for v in r) for r in parsed]
+    return rows([tuple(None if v == "" else v for v in r) for r in parsed])
 
 
 def via_psycopg(endpoint: SqlEndpoint, principal: str, sql: str) -> list[tuple[Any, ...]]:
@@ -285,6 +293,7 @@ def test_sqlalchemy_reflection_per_principal(
             assert "main" not in inspector.get_schema_names()
             assert "gold" in inspector.get_schema_names()
             assert sorted(inspector.get_table_names(schema="gold")) == [
+                "churn_predictions",
                 "customer_features",
                 "daily_sales",
             ]
