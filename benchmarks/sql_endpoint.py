@@ -13,7 +13,8 @@
 4. **1M-row fetch**: ``--rows`` rows of five columns (bigint, int, double, text, date;
    DuckDB's ``range``, so the figure is the endpoint's encoding and protocol, not a scan):
    plain ``cursor.execute`` + ``fetchall`` in text format vs ``COPY (...) TO STDOUT (FORMAT
-   binary)`` through ``cursor.copy``; rows/s and MB/s of the bytes received. A server
+   binary)`` through ``cursor.copy`` and ADBC's ``fetch_arrow_table`` (which uses that COPY);
+   rows/s and MB/s of the bytes received. A server
    without COPY prints ``COPY: not supported by this server``.
 
 Prints a markdown table and writes JSON under benchmarks/results/.
@@ -232,7 +233,23 @@ def fetch_client(url: str, rows: int) -> dict[str, Any]:
         except psycopg.Error as exc:
             out["copy_binary"] = None
             out["copy_error"] = str(exc).splitlines()[0]
+    out["adbc"] = adbc_fetch(url, sql, rows)
     return out
+
+
+def adbc_fetch(url: str, sql: str, rows: int) -> dict[str, Any] | None:
+    """The same rows as an Arrow table through ADBC's PostgreSQL driver (COPY binary)."""
+    try:
+        import adbc_driver_postgresql.dbapi as adbc
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    with adbc.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        table = cursor.fetch_arrow_table()
+    seconds = time.perf_counter() - started
+    assert table.num_rows == rows, table.num_rows
+    return {"s": seconds, "rows_per_s": rows / seconds}
 
 
 def markdown(record: dict[str, Any]) -> str:
@@ -261,6 +278,12 @@ def markdown(record: dict[str, Any]) -> str:
             f"| {fetch['rows']:,} rows, COPY binary | {copy['s']:.2f} s, "
             f"{copy['rows_per_s']:,.0f} rows/s, {copy['mb_per_s']:.0f} MB/s "
             f"(COPY / plain: {copy['s'] / fetch['plain']['s']:.2f}x time) |"
+        )
+    got = fetch.get("adbc")
+    if got is not None:
+        lines.append(
+            f"| {fetch['rows']:,} rows, ADBC fetch_arrow_table (COPY binary) "
+            f"| {got['s']:.2f} s, {got['rows_per_s']:,.0f} rows/s |"
         )
     return "\n".join(lines)
 

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.apps.sql.mirror import delta_arrow
+from lakehouse.apps.sql.mirror import delta_arrow, latest_commit
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "delta"
 
@@ -30,3 +30,14 @@ def test_a_column_mapped_table_written_by_delta_spark_is_read_with_its_values(
         {"id": 2, "s2": "b"},
         {"id": 3, "s2": "c"},
     ]
+
+
+def test_latest_commit_is_read_from_the_log_file_names(tmp_path: Path) -> None:
+    """The cheap freshness check: the newest commit file's version, None without a log."""
+    assert latest_commit(str(tmp_path / "missing")) is None
+    table = tmp_path / "t"
+    write_deltalake(table, pa.table({"x": [1]}))
+    write_deltalake(table, pa.table({"x": [2]}), mode="append")
+    assert latest_commit(str(table)) == DeltaTable(table).version() == 1
+    assert latest_commit(table.as_uri()) == 1
+    assert latest_commit("s3://bucket/t") is None  # told by opening the table instead

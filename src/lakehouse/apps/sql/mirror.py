@@ -16,10 +16,13 @@ tables would want a lazy scan instead.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
@@ -447,6 +450,9 @@ class DeltaMirror:
         changed: list[str] = []
         with self._lock:
             for table in self.tables:
+                loaded = self.versions.get(table.full_name)
+                if loaded is not None and latest_commit(table.location) == loaded:
+                    continue  # unchanged: known from the log's file names, no log read
                 try:
                     delta = DeltaTable(table.location)
                 except TableNotFoundError:
@@ -501,6 +507,25 @@ class DeltaMirror:
 
     def close(self) -> None:
         self.db.close()
+
+
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def latest_commit(location: str) -> int | None:
+    """The latest commit version of a Delta table on the local file system, from the names in
+    its ``_delta_log`` (a commit file appears whole, when the commit is done); None when that
+    cannot be told this way (another file system, no log yet)."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    directory = Path(parsed.path if parsed.scheme else location) / "_delta_log"
+    try:
+        names = [entry.name for entry in directory.iterdir()]
+    except OSError:
+        return None
+    versions = [int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m]
+    return max(versions) if versions else None
 
 
 def delta_arrow(delta: DeltaTable) -> Any:
