@@ -48,7 +48,7 @@ GROUP_COMMANDS = {
     "catalog": ["show", "infer", "grants", "check", "validate"],
     "table": ["reset"],
     "samples": ["serve"],
-    "sql": ["query", "serve"],
+    "sql": ["query", "serve", "verifier"],
     "pipeline": ["run", "dry-run", "list"],
 }
 
