@@ -9,8 +9,9 @@ those.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
+
+from lakehouse.core.spark_sql import parse_spark
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -54,19 +55,13 @@ class PredicateError(ValueError):
 
 def parse_predicate(predicate: str) -> exp.Expr:
     """The predicate's expression tree (Spark dialect), or :class:`PredicateError`."""
-    import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
-    quiet = logging.getLogger("sqlglot")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        trees = [t for t in sqlglot.parse(predicate, dialect="spark") if t is not None]
+        trees = parse_spark(predicate)
     except SqlglotError as exc:
         raise PredicateError(f"cannot parse {predicate!r}: {str(exc).splitlines()[0]}") from None
-    finally:
-        quiet.setLevel(level)
     if len(trees) != 1:
         raise PredicateError(f"give one boolean expression (got {len(trees)} statements)")
     tree = trees[0]

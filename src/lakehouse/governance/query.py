@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lakehouse.core.errors import LakehouseError
+from lakehouse.core.spark_sql import parse_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -150,19 +150,13 @@ def _regenerated(tree: exp.Expr, views: list[tuple[exp.Table, str]]) -> str:
 
 def parse_query(sql: str) -> exp.Expr:
     """One read statement, parsed (Spark dialect), or :class:`QueryError`."""
-    import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
-    quiet = logging.getLogger("sqlglot")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "falling back to parsing as a Command" is refused below
-    try:
-        statements = [s for s in sqlglot.parse(sql, dialect="spark") if s is not None]
+    try:  # a statement parsed "as a Command" is refused below
+        statements = parse_spark(sql)
     except SqlglotError as exc:
         raise QueryError(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
-    finally:
-        quiet.setLevel(level)
     if len(statements) != 1:
         raise QueryError(f"give one statement (got {len(statements)})")
     tree: exp.Expr = statements[0]

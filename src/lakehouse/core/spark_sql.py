@@ -1,0 +1,26 @@
+"""Spark SQL text parsed with sqlglot (pure): one place that parses the user's SQL."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+
+def parse_spark(text: str) -> list[exp.Expr]:
+    """The statements of ``text`` in the Spark dialect; raises ``sqlglot.errors.SqlglotError``.
+
+    sqlglot's warnings (e.g. "falling back to parsing as a Command") are silenced: callers
+    refuse what they cannot use with an error of their own.
+    """
+    import sqlglot
+
+    quiet = logging.getLogger("sqlglot")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return [tree for tree in sqlglot.parse(text, dialect="spark") if tree is not None]
+    finally:
+        quiet.setLevel(level)
