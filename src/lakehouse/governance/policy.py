@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.config.catalog import CatalogSpec, Grant, SecurableGrant, TableSpec
+from lakehouse.config.catalog import CatalogSpec, Grant, RowFilter, SecurableGrant, TableSpec
 from lakehouse.config.validate import governance_enabled
 from lakehouse.governance import row_filters
 from lakehouse.governance.masks import MaskKey, spark_mask
@@ -160,17 +160,19 @@ class AccessPolicy:
     def row_filter_for(self, principal: str, table: str) -> str | None:
         """The Spark SQL predicate selecting the rows ``principal`` sees (None: all rows);
         owners are not exempt. See :mod:`lakehouse.governance.row_filters`."""
-        spec = self._tables.get(table)
-        if spec is None or not spec.row_filters:
-            return None
-        return row_filters.spark_row_filter(spec.row_filters, self.identities(principal))
+        rules = self._row_filters(table)
+        return row_filters.spark_row_filter(rules, self.identities(principal)) if rules else None
 
     def duckdb_row_filter(self, principal: str, table: str) -> str | None:
         """:meth:`row_filter_for` in DuckDB SQL (the SQL endpoint's mirror)."""
-        spec = self._tables.get(table)
-        if spec is None or not spec.row_filters:
+        rules = self._row_filters(table)
+        if not rules:
             return None
-        return row_filters.duckdb_row_filter(spec.row_filters, self.identities(principal), table)
+        return row_filters.duckdb_row_filter(rules, self.identities(principal), table)
+
+    def _row_filters(self, table: str) -> list[RowFilter]:
+        spec = self._tables.get(table)
+        return list(spec.row_filters) if spec is not None else []
 
     def restrict(self, principal: str, table: str, df: DataFrame) -> DataFrame:
         """``df`` as ``principal`` may see it: rows filtered (on raw values), then masked.

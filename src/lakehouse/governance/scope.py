@@ -140,9 +140,6 @@ class GovernanceScope:
                 f"({decision.reason})"
             )
 
-    def mask(self, table: str, df: DataFrame) -> DataFrame:
-        return self.policy.mask(self.principal, table, df)
-
     def restrict(self, table: str, df: DataFrame) -> DataFrame:
         """The rows the principal may see (row filters), masked (see AccessPolicy.restrict)."""
         return self.policy.restrict(self.principal, table, df)
