@@ -374,9 +374,10 @@ class QueryEngine:
         text = sql.strip().rstrip(";").strip()
         if 0 not in oids or not text or _TXN.match(text) or _NOOP.match(text):
             return oids
+        translated = translate(text)
         try:
             check_client_sql(text)
-            if parse_copy(text) or statement_kind(translate(text)) not in READ_STATEMENTS:
+            if parse_copy(text) or statement_kind(translated) not in READ_STATEMENTS:
                 return oids
         except PgError:
             return oids
@@ -387,7 +388,7 @@ class QueryEngine:
             return [ColumnInfo(str(r[0]), str(r[1])) for r in cursor.fetchall()]
 
         try:
-            inferred = infer_types(translate(text), len(oids), describe)
+            inferred = infer_types(translated, len(oids), describe)
         finally:
             cursor.close()
         return [
