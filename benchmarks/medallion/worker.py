@@ -11,7 +11,9 @@ workers unless ``--cluster-workers``), ``jvm`` (the same job on the ``jvm`` targ
 JVM Spark local[2] + delta-spark, Delta), ``jvm-connect`` (the same job on the ``connect``
 target, a Spark Connect client of a JVM Spark Connect server this process starts on 127.0.0.1
 with the ``jvm`` target's engine settings and stops after), ``polars`` (polars_peer.py),
-``duckdb`` (duckdb_peer.py). Peak RSS is sampled over this process and all its descendants
+``duckdb`` (duckdb_peer.py), ``plain`` (Bronze only: the engine's own reader + a Delta write of
+the same drops, on the same embedded Sail session kind as ``ours``: the floor the Bronze layer
+is measured against). Peak RSS is sampled over this process and all its descendants
 (the JVM, the Connect server and Sail's workers are child processes); the Connect server's
 start is counted in ``start``.
 
@@ -131,6 +133,49 @@ def run_bundle(
         session.stop()
 
 
+def run_plain(root: Path, landing: Path, times: LayerTimes) -> dict[str, Any]:
+    """Bronze's floor: every source's drops read by the engine's own CSV / JSON reader under the
+    Bronze table's declared columns and appended to a Delta table, one write per source: no
+    batch ids, no bad-line handling, no processed-files log."""
+    from lakehouse.config.sources import BRONZE_METADATA_COLUMNS, FileSource
+    from lakehouse.engine import build_session
+
+    metadata = {c.name for c in BRONZE_METADATA_COLUMNS}
+
+    project = load("local", root, landing)
+    with times.layer("start"):
+        session = build_session(
+            project.engine,
+            warehouse_dir=root / "warehouse",
+            app_name="medallion-bench-plain",
+            log_dir=root / "logs",
+        )
+    spark = session.spark
+    try:
+        with times.layer("bronze"):
+            for name, source in sorted(project.sources.items()):
+                assert isinstance(source, FileSource)
+                target = project.source_handle(name).target
+                schema = ", ".join(
+                    f"`{c.name}` {c.type}" for c in target.spec.columns if c.name not in metadata
+                )
+                path = f"{source.path}/{source.glob}"
+                reader = spark.read.schema(schema)
+                if source.format == "csv":
+                    frame = (
+                        reader.option("sep", source.csv.delimiter)
+                        .option("header", source.csv.header)
+                        .option("mode", "FAILFAST")
+                        .csv(path)
+                    )
+                else:
+                    frame = reader.option("mode", "FAILFAST").json(path)
+                frame.write.format("delta").mode("append").save(str(root / "plain" / name))
+        return {"engine": session.kind, "engine_mode": session.mode, "format": "delta"}
+    finally:
+        session.stop()
+
+
 def run_on_connect_server(root: Path, landing: Path, times: LayerTimes) -> dict[str, Any]:
     """The job on the ``connect`` target against a JVM Spark Connect server started here (with
     the ``jvm`` target's engine: master, memory, conf, Delta jars) and stopped after."""
@@ -153,7 +198,8 @@ def run_on_connect_server(root: Path, landing: Path, times: LayerTimes) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "system", choices=["ours", "ours-cluster", "jvm", "jvm-connect", "polars", "duckdb"]
+        "system",
+        choices=["ours", "ours-cluster", "jvm", "jvm-connect", "polars", "duckdb", "plain"],
     )
     parser.add_argument("--root", type=Path, required=True, help="tables and state")
     parser.add_argument("--landing", type=Path, required=True, help="the raw drops")
@@ -177,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.system == "jvm":
         use_local_delta_jars()
         info = run_bundle("jvm", args.root, args.landing, times)
+    elif args.system == "plain":
+        info = run_plain(args.root, args.landing, times)
     elif args.system == "polars":
         import polars_peer
 
