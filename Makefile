@@ -130,7 +130,7 @@ test-jvm-then-cluster:
 
 SF ?= 1
 bench-medallion: $(STAMP)
-	$(BIN)/python benchmarks/medallion/bench.py --sf $(SF) --repeat 2 --jvm-repeat 1
+	$(BIN)/python benchmarks/medallion/bench.py --sf $(SF) --repeat 2 --jvm-repeat 1 --keep-going
 
 bench: $(STAMP) bench-medallion
 	$(BIN)/python benchmarks/engine_startup.py
