@@ -128,17 +128,24 @@ def refine(
     ] = False,
 ) -> None:
     """Conform, validate, quarantine and MERGE new Bronze batches into Silver tables."""
+    from lakehouse.pipelines.silver.ledger import SilverLedger
     from lakehouse.pipelines.silver.refine import RefineParams, refine_table
 
     project = _load(project_dir, target, engine, var)
     names = [_silver_name(project, t) for t in (tables_ or list(project.silver))]
-    params = RefineParams(tables=tuple(names), full_refresh=full_refresh)
+    params = RefineParams(tables=tuple(dict.fromkeys(names)), full_refresh=full_refresh)
+    ledger = SilverLedger()  # the bookkeeping of every table, written once at the end
     with _task_context(project, "refine") as ctx, console.status("refining …"):
-        _run_each(
-            ctx,
-            list(params.tables),
-            lambda name: refine_table(ctx, name, full_refresh=params.full_refresh),
-        )
+        try:
+            _run_each(
+                ctx,
+                list(params.tables),
+                lambda name: refine_table(
+                    ctx, name, full_refresh=params.full_refresh, ledger=ledger
+                ),
+            )
+        finally:
+            ledger.flush(ctx)
     _finish(ctx, "refine")
 
 

@@ -4,9 +4,15 @@ Bronze is append-only and each ingest commit writes whole batches, every row car
 ``_batch_id``. A Silver table's progress is the set of batch ids it has refined, kept as rows
 of ``meta.silver_batches`` (the role a streaming checkpoint plays for a Delta source, but as
 data: it survives compaction and can be queried). A run refines the batches of one pinned
-Bronze version that are not in that set, and records them once its MERGE has committed; a
-run that dies in between refines them again next time, which the MERGE makes harmless
-(updates need a newer sequence, quarantine inserts are keyed by row hash).
+Bronze version that are not in that set, and records them once its MERGE has committed (in
+the job run's one append to the ledger, :mod:`lakehouse.pipelines.silver.ledger`); a run
+that dies in between refines them again next time, which the MERGE makes harmless (updates
+need a newer sequence, quarantine inserts are keyed by row hash).
+
+The ledger is appended to, not MERGEd: a run records only the batches the ledger did not
+hold when the run read it (:attr:`PendingBatches.unrecorded`), so a table/batch pair is
+recorded once. Readers take the batch ids as a set all the same, so a duplicate (two runs of
+one table at the same time) changes nothing.
 
 A Bronze table without ``_batch_id`` (not written by the project's ingest) is read whole
 every run, as is any table on ``full_refresh``.
@@ -25,7 +31,6 @@ from lakehouse.config.project import SilverHandle
 from lakehouse.config.system_tables import (
     SilverBatchRow,
     SystemTable,
-    rows_frame,
 )
 
 BATCH_ID = "_batch_id"
@@ -41,10 +46,17 @@ class PendingBatches:
     incremental: bool = True
     earlier: DataFrame | None = None  # the rows of those batches (same Bronze version)
     full_refresh: bool = False  # all of Bronze, into the table created again
+    recorded: frozenset[str] = frozenset()  # of ``batches``, those the ledger already holds
 
     @property
     def empty(self) -> bool:
         return self.incremental and not self.batches
+
+    @property
+    def unrecorded(self) -> dict[str, int]:
+        """The batches to add to the ledger once refined (a full refresh re-refines
+        recorded ones too)."""
+        return batches_not_refined(self.batches, set(self.recorded))
 
 
 def batches_not_refined(present: dict[str, int], refined: set[str]) -> dict[str, int]:
@@ -77,13 +89,12 @@ def pending_batches(
         str(r[BATCH_ID]): int(r["rows"])
         for r in bronze.groupBy(BATCH_ID).agg(F.count("*").alias("rows")).collect()
     }
-    refined: set[str] = set()
-    if not full_refresh:
-        ledger = tables.read(ctx.project.system_table(SystemTable.SILVER_BATCHES))
-        refined = {
-            str(r["batch_id"])
-            for r in ledger.where(F.col("table") == t.name).select("batch_id").collect()
-        } & set(present)
+    ledger = tables.read(ctx.project.system_table(SystemTable.SILVER_BATCHES))
+    recorded = {
+        str(r["batch_id"])
+        for r in ledger.where(F.col("table") == t.name).select("batch_id").collect()
+    } & set(present)
+    refined = set() if full_refresh else recorded
     todo = batches_not_refined(present, refined)
     return PendingBatches(
         rows_of_batches(bronze, sorted(todo), sorted(refined)),
@@ -91,22 +102,17 @@ def pending_batches(
         refined_before=len(refined),
         earlier=rows_of_batches(bronze, sorted(refined), sorted(todo)),
         full_refresh=full_refresh,
+        recorded=frozenset(recorded & set(todo)),
     )
 
 
-def record_refined(ctx: TaskContext, t: SilverHandle, pending: PendingBatches) -> None:
-    """Add the run's batches to ``meta.silver_batches`` (after the table's MERGE committed)."""
-    if not pending.batches:
-        return
-    table = ctx.project.system_table(SystemTable.SILVER_BATCHES)
+def refined_rows(
+    ctx: TaskContext, t: SilverHandle, pending: PendingBatches
+) -> list[SilverBatchRow]:
+    """The ``meta.silver_batches`` rows of the run's batches the ledger does not hold yet
+    (to append once the table's MERGE has committed)."""
     now = datetime.now(tz=UTC).replace(tzinfo=None)
-    rows = [
+    return [
         SilverBatchRow(t.name, t.source.full_name, b, n, ctx.run_id, now)
-        for b, n in sorted(pending.batches.items())
+        for b, n in sorted(pending.unrecorded.items())
     ]
-    ctx.tables.merge(
-        table,
-        rows_frame(ctx.spark, SystemTable.SILVER_BATCHES, rows),
-        ["table", "batch_id"],
-        insert_only=True,
-    )

@@ -5,6 +5,9 @@ Delta Live Tables semantics for the rules: ``warn`` keeps the row and records th
 stops the run before anything is written to the target. Every run records one row per rule
 in ``meta.dq_results`` (plus Data Docs HTML under ``<data_root>/quality/docs``) and its row
 accounting in ``meta.silver_runs``: rows read = rows kept + rows quarantined, or the run fails.
+Those rows and the refined Bronze batches (``meta.silver_batches``) are kept in a
+:class:`~lakehouse.pipelines.silver.ledger.SilverLedger` and written once per job run, also
+when a table fails (see that module for what a crash leaves).
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ from lakehouse.config.project import SilverHandle
 from lakehouse.config.system_tables import (
     DqResultRow,
     SilverRunRow,
-    SystemTable,
-    rows_frame,
 )
 from lakehouse.core.errors import TaskError
 from lakehouse.core.params import TaskParams
 from lakehouse.io.results import WriteResult
-from lakehouse.pipelines.silver.progress import PendingBatches, pending_batches, record_refined
+from lakehouse.pipelines.silver.ledger import SilverLedger
+from lakehouse.pipelines.silver.progress import PendingBatches, pending_batches, refined_rows
 from lakehouse.transforms.conform import (
     REASONS,
     apply_transforms,
@@ -104,26 +106,53 @@ def refine_silver(ctx: TaskContext) -> None:
     Each table refines the Bronze batches it has not refined yet; the parameter
     ``--full-refresh`` re-reads all of Bronze (the MERGE keeps the result the same unless
     the rules or the conform config changed; a column whose type changed unsafely makes the
-    table be created again).
+    table be created again). The bookkeeping of all the tables is written at the end, in one
+    commit per system table, also when a table fails (the tables refined before it keep
+    their progress; the task still fails).
     """
     params = RefineParams.parse(ctx.parameters, task=ctx.task_key)
-    names = params.tables or list(ctx.project.silver)
+    names = list(dict.fromkeys(params.tables or ctx.project.silver))
     unknown = [n for n in names if n not in ctx.project.silver]
     if unknown:
         raise TaskError(f"unknown Silver table(s): {', '.join(unknown)}")
-    for name in names:
-        refine_table(ctx, name, full_refresh=params.full_refresh)
+    ledger = SilverLedger()
+    try:
+        for name in names:
+            refine_table(ctx, name, full_refresh=params.full_refresh, ledger=ledger)
+    finally:
+        ledger.flush(ctx)
 
 
-def refine_table(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> RefineSummary:
+def refine_table(
+    ctx: TaskContext,
+    name: str,
+    *,
+    full_refresh: bool = False,
+    ledger: SilverLedger | None = None,
+) -> RefineSummary:
     """Refine the Bronze batches of ``name``'s source it has not refined yet (all of them
-    with ``full_refresh``) into the table."""
+    with ``full_refresh``) into the table.
+
+    Its bookkeeping goes into ``ledger``, for the caller to flush; without one it is
+    written before this returns (or raises)."""
+    if ledger is not None:
+        return _refine_table(ctx, name, full_refresh, ledger)
+    own = SilverLedger()
+    try:
+        return _refine_table(ctx, name, full_refresh, own)
+    finally:
+        own.flush(ctx)
+
+
+def _refine_table(
+    ctx: TaskContext, name: str, full_refresh: bool, ledger: SilverLedger
+) -> RefineSummary:
     t = ctx.project.silver_handle(name)
     summary = RefineSummary(t.name)
     pending = pending_batches(ctx, t, full_refresh=full_refresh)
     if pending.empty:  # nothing new: no rules to run, nothing to write
         summary.version = ctx.tables.version(t.table) if ctx.tables.exists(t.table) else -1
-        _record_run(ctx, summary)
+        ledger.record_run(_run_row(ctx, summary))
         ctx.report.count(
             f"silver {t.name}", rows_read=0, batches_refined_before=pending.refined_before
         )
@@ -137,10 +166,11 @@ def refine_table(ctx: TaskContext, name: str, *, full_refresh: bool = False) -> 
     checked.write.mode("overwrite").parquet(str(staging / "checked"))
     try:
         staged = ctx.spark.read.schema(checked.schema).parquet(str(staging / "checked"))
-        summary = _refine_staged(ctx, t, summary, staging, staged, pending)
+        summary = _refine_staged(ctx, t, summary, staging, staged, pending, ledger)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    record_refined(ctx, t, pending)
+    # the table's MERGEs committed: its batches count as refined (at the ledger's flush)
+    ledger.record_refined(refined_rows(ctx, t, pending))
     return summary
 
 
@@ -151,19 +181,20 @@ def _refine_staged(
     staging: Path,
     staged: DataFrame,
     pending: PendingBatches,
+    ledger: SilverLedger,
 ) -> RefineSummary:
     """Rules, quality gate, row accounting, the target write and the quarantine, from the
     staged conformed rows."""
     checked = _rule_checked_rows(ctx, t, staged)
-    _pass_quality_gate(ctx, t, summary, checked.results)
+    _pass_quality_gate(ctx, t, summary, checked.results, ledger)
     kept = _kept_and_rejected_rows(t, checked)
-    _account_rows(ctx, t, summary, staged, checked.flagged, kept.dropped)
+    _account_rows(ctx, t, summary, staged, checked.flagged, kept.dropped, ledger)
     result = _write_kept_rows(ctx, t, summary, staging, kept.rows, pending)
     summary.rows_written = result.rows_written
     summary.version = result.version
     if summary.rows_quarantined:  # (finding no rejects would be one more pass over the rows)
         _quarantine_rejected_rows(ctx, t, staging, kept.rejected)
-    _record_run(ctx, summary)
+    ledger.record_run(_run_row(ctx, summary))
     _report_refine_counts(ctx, t, summary, checked.results)
     return summary
 
@@ -212,15 +243,19 @@ def _rule_checked_rows(ctx: TaskContext, t: SilverHandle, staged: DataFrame) -> 
 
 
 def _pass_quality_gate(
-    ctx: TaskContext, t: SilverHandle, summary: RefineSummary, sql_results: list[RuleResult]
+    ctx: TaskContext,
+    t: SilverHandle,
+    summary: RefineSummary,
+    sql_results: list[RuleResult],
+    ledger: SilverLedger,
 ) -> None:
     """Record the rule results; raise QualityGateError if a ``fail`` rule failed."""
     summary.rules = sql_results
-    _record_results(ctx, t.name, sql_results)
+    ledger.record_results(_result_rows(ctx, t.name, sql_results))
     failing = [r for r in sql_results if r.action == "fail" and outcome(r) == "failed"]
     if failing:
         summary.status = "FAILED"
-        _record_run(ctx, summary)
+        ledger.record_run(_run_row(ctx, summary))
         details = ", ".join(f"{r.rule} ({r.failed} of {r.evaluated} rows)" for r in failing)
         raise QualityGateError(f"{t.name}: quality gate failed, nothing written: {details}")
 
@@ -256,6 +291,7 @@ def _account_rows(
     staged: DataFrame,
     flagged: DataFrame,
     dropped: Column,
+    ledger: SilverLedger,
 ) -> None:
     """Count kept, quarantined and deleted rows; raise TaskError unless read = kept + quarantined."""
     counts = flagged.agg(
@@ -270,7 +306,7 @@ def _account_rows(
     summary.rows_deleted = int(counts["deleted"])
     if summary.rows_kept + summary.rows_quarantined != summary.rows_read:
         summary.status = "FAILED"
-        _record_run(ctx, summary)
+        ledger.record_run(_run_row(ctx, summary))
         raise TaskError(
             f"{t.name}: row accounting failed: read {summary.rows_read}, kept {summary.rows_kept} "
             f"+ quarantined {summary.rows_quarantined}"
@@ -435,11 +471,10 @@ def _merge_scd2(
     return ctx.tables.merge(t.table, source, [*spec.keys, VALID_FROM], delete_flag=DELETE_FLAG)
 
 
-def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> None:
-    if not results:
-        return
+def _result_rows(ctx: TaskContext, name: str, results: list[RuleResult]) -> list[DqResultRow]:
+    """The ``meta.dq_results`` rows of the table's rule results."""
     now = datetime.now(tz=UTC).replace(tzinfo=None)
-    rows = [
+    return [
         DqResultRow(
             ctx.run_id,
             name,
@@ -454,32 +489,20 @@ def _record_results(ctx: TaskContext, name: str, results: list[RuleResult]) -> N
         )
         for r in results
     ]
-    table = ctx.project.system_table(SystemTable.DQ_RESULTS)
-    ctx.tables.merge(
-        table,
-        rows_frame(ctx.spark, SystemTable.DQ_RESULTS, rows),
-        ["run_id", "table", "rule"],
-    )
 
 
-def _record_run(ctx: TaskContext, s: RefineSummary) -> None:
-    now = datetime.now(tz=UTC).replace(tzinfo=None)
-    table = ctx.project.system_table(SystemTable.SILVER_RUNS)
-    row = [
-        SilverRunRow(
-            ctx.run_id,
-            s.table,
-            s.rows_read,
-            s.rows_kept,
-            s.rows_quarantined,
-            s.rows_deleted,
-            s.duplicates_collapsed,
-            s.rows_written,
-            s.version,
-            s.status,
-            now,
-        )
-    ]
-    ctx.tables.merge(
-        table, rows_frame(ctx.spark, SystemTable.SILVER_RUNS, row), ["run_id", "table"]
+def _run_row(ctx: TaskContext, s: RefineSummary) -> SilverRunRow:
+    """The ``meta.silver_runs`` row of the table's run."""
+    return SilverRunRow(
+        ctx.run_id,
+        s.table,
+        s.rows_read,
+        s.rows_kept,
+        s.rows_quarantined,
+        s.rows_deleted,
+        s.duplicates_collapsed,
+        s.rows_written,
+        s.version,
+        s.status,
+        datetime.now(tz=UTC).replace(tzinfo=None),
     )
