@@ -46,7 +46,7 @@ from lakehouse.transforms.csv_text import header_note, unique_header
 from lakehouse.transforms.parse import EXTRA
 
 BLOCK = 16 * CHUNK  # bytes scanned at once
-_ENGINE_SAFE_PATH = re.compile(r"[\w./+=@, -]+")  # nothing a reader takes as a glob or URI
+_ENGINE_SAFE_PATH = re.compile(r"[A-Za-z0-9_./=@-]+")  # nothing a reader takes as a glob
 _MAX_COLUMNS = 20_000  # below JVM Spark's CSV maxColumns (20480)
 
 
