@@ -59,6 +59,7 @@ variables:
   data_root: {default: ./data}
   landing: {default: ./landing}
 targets: {local: {default: true}}
+allowed_external_paths: ["${var.landing}"]
 """
 CONF = """
 catalog:

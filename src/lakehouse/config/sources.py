@@ -33,6 +33,11 @@ class CsvOptions(StrictModel):
     multiline: bool = Field(
         default=True, description="a quoted field may span lines; false: one record per line"
     )
+    native_reader: bool = Field(
+        default=True,
+        description="read a plain file (no quotes, every line as wide as the header) with the "
+        "engine's CSV reader; false: parse every file in the driver (the same rows, slower)",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> CsvOptions:

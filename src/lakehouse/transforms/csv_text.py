@@ -213,7 +213,8 @@ class CsvRows:
         return out
 
 
-def _header_note(header: list[str], declared: list[str]) -> str | None:
+def header_note(header: list[str], declared: list[str]) -> str | None:
+    """Why ``header`` is probably not the file's header (it names no declared column), or None."""
     if not declared or set(header) & set(declared):
         return None
     shown = ", ".join(repr(h) for h in header[:6]) + (", ..." if len(header) > 6 else "")
@@ -242,7 +243,7 @@ def parse_csv(
             rows.header_note = (
                 f"the header line does not parse as CSV: {_record_text(taken)[:80]!r}"
                 if fields is None
-                else _header_note(rows.names, declared)
+                else header_note(rows.names, declared)
             )
             break
     append = rows.good.append

@@ -1,8 +1,11 @@
 """File drops: discover landed files on any filesystem pyarrow can list, read each into the
 raw Bronze shape (``_fields``/``_corrupt``/``_raw``).
 
-CSV is parsed in the driver by :mod:`lakehouse.transforms.csv_text` (Python's csv module:
-quoted fields spanning lines, per-record ``_raw``) and handed to the engine as Arrow. JSON
+A plain CSV file (no quotes, one record per line, every line as wide as the header: checked
+in one pass over its bytes, :mod:`~lakehouse.pipelines.bronze.native_csv`) is read by the
+engine's CSV reader; any other is parsed in the driver by
+:mod:`lakehouse.transforms.csv_text` (Python's csv module: quoted fields spanning lines,
+per-record ``_raw``) and handed to the engine as Arrow; both give the same rows. JSON
 lines are read as text by the engine and parsed line by line. A JSON array
 file and an Excel workbook are parsed in the driver (json / openpyxl via pandas) into JSON
 lines first: an array is one document, so one bad byte makes the whole file one corrupt
@@ -15,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -37,6 +41,7 @@ from lakehouse.pipelines.bronze.decode import (
     read_file_bytes,
     text_lines,
 )
+from lakehouse.pipelines.bronze.native_csv import PlainCsv, native_csv_frame, plain_csv_file
 from lakehouse.transforms.csv_text import CsvRows, parse_csv
 from lakehouse.transforms.parse import (
     corrupt_record,
@@ -44,6 +49,8 @@ from lakehouse.transforms.parse import (
     parse_json_lines,
     raw_schema,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -177,13 +184,30 @@ def _decoded_lines(landed: LandedFile) -> Iterator[Iterable[str]]:
 
 @dataclass(frozen=True)
 class RawFile:
-    """A landed file in the raw Bronze shape, and why it was probably misread (or None)."""
+    """A landed file in the raw Bronze shape, and why it was probably misread (or None);
+    ``native``: read by the engine's CSV reader, not parsed in the driver."""
 
     frame: DataFrame
     note: str | None = None
+    native: bool = False
 
 
 def read_csv(
+    spark: SparkSession, options: CsvOptions, landed: LandedFile, declared: list[str]
+) -> RawFile:
+    """A CSV file read by the engine when it is plain (:mod:`.native_csv`), else parsed in
+    the driver (:mod:`lakehouse.transforms.csv_text`); both give the same rows."""
+    decoding = landed.decoding
+    if options.native_reader and decoding is not None and decoding.encoding is None:
+        plain = plain_csv_file(landed.path, options, declared, bom=decoding.bom)
+        if isinstance(plain, PlainCsv):
+            frame = native_csv_frame(spark, landed.path, options, plain, declared)
+            return RawFile(frame, plain.header_note, native=True)
+        log.info("%s: parsed as text: %s", landed.path, plain)
+    return read_csv_text(spark, options, landed, declared)
+
+
+def read_csv_text(
     spark: SparkSession, options: CsvOptions, landed: LandedFile, declared: list[str]
 ) -> RawFile:
     """A CSV file parsed in the driver (:mod:`lakehouse.transforms.csv_text`)."""

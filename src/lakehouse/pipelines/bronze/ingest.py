@@ -78,6 +78,8 @@ class IngestSummary:
     refused: list[str] = field(default_factory=list)  # symlinks leaving the landing root
     bad_files: list[str] = field(default_factory=list)  # landed, but mostly bad: why, the fix
     rejected: list[str] = field(default_factory=list)  # mostly bad, kept aside (action: fail)
+    csv_native_files: int = 0  # CSV files read by the engine's CSV reader (plain files)
+    csv_text_files: int = 0  # CSV files parsed in the driver (the others)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Batch:
     http_status: int | None = None
     fetched_at: datetime | None = None
     note: str | None = None  # what the reader found (a header naming no declared column)
+    native: bool | None = None  # a CSV file: read by the engine's CSV reader (else parsed)
 
 
 def with_ingest_metadata(
@@ -324,7 +327,8 @@ def _file_batch(
     decoding = f.decoding
     if decoding is None or decoding.problem is None:
         read = file_drops.read_raw(ctx.spark, source, f, declared)
-        return Batch(f.batch_id, read.frame, source_file=f.path, note=read.note)
+        native = read.native if source.format == "csv" else None
+        return Batch(f.batch_id, read.frame, source_file=f.path, note=read.note, native=native)
     copy = file_drops.keep_quarantined_copy(f, _quarantine_dir(ctx, source_name))
     if copy is None:
         return None
@@ -426,6 +430,8 @@ def _land_files(
             _vanished(summary, f)
         else:
             batches.append(batch)
+    summary.csv_native_files += sum(b.native is True for b in batches)
+    summary.csv_text_files += sum(b.native is False for b in batches)
     rejected: set[str] = set()
     if source.bad_rows.action == "fail":
         rejected = _reject_bad_files(ctx, handle, declared, batches, files, summary)
@@ -657,6 +663,9 @@ def ingest_source(
     }
     if isinstance(source, HttpSource):
         counts["requests"] = summary.requests
+    elif source.format == "csv":
+        counts["csv_native_files"] = summary.csv_native_files
+        counts["csv_text_files"] = summary.csv_text_files
     _report_files_aside(ctx, source_name, summary, counts)
     ctx.report.count(f"source {source_name}", **counts)
     if summary.new_columns:
