@@ -29,6 +29,7 @@ def test_demo_bundle_loads_with_resolved_tables(demo_project_dir: Path) -> None:
         "lakehouse.gold.daily_sales",
         "lakehouse.meta.access_audit",
         "lakehouse.meta.dq_results",
+        "lakehouse.meta.gold_refreshes",
         "lakehouse.meta.http_responses",
         "lakehouse.meta.job_runs",
         "lakehouse.meta.lineage",

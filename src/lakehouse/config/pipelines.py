@@ -110,7 +110,13 @@ class GoldSpec(StrictModel):
         description="makes the table a time series feature table; must be one of the catalog table's keys",
     )
     mode: Literal["overwrite"] = Field(
-        "overwrite", description="only overwrite: Gold is rebuilt on every run"
+        "overwrite", description="only overwrite: Gold is replaced on every run"
+    )
+    refresh: Literal["auto", "incremental", "full"] = Field(
+        "auto",
+        description="auto: maintain the table from its input's changed rows when the query "
+        "allows it (else rebuild it); incremental: the same, and a query that does not allow "
+        "it is a config error; full: rebuild it from all of its inputs on every run",
     )
 
     @model_validator(mode="after")
@@ -119,4 +125,10 @@ class GoldSpec(StrictModel):
             raise ValueError("give exactly one of 'transform' or 'query'")
         if self.query is not None and self.params:
             raise ValueError("'params' are passed to a 'transform'; a 'query' takes none")
+        if self.refresh == "incremental":
+            from lakehouse.core.refresh_plan import plan_refresh
+
+            plan = plan_refresh(self.query, tuple(self.inputs), self.features)
+            if plan.strategy == "full":
+                raise ValueError(f"refresh: incremental is not possible: {plan.reason}")
         return self

@@ -191,6 +191,24 @@ class SqlQueryLogRow:
     endpoint_id: str
 
 
+@dataclass(frozen=True)
+class GoldRefreshRow:
+    """One refresh of one Gold table: how (strategy, reason) and from which input versions."""
+
+    table: str
+    run_id: str
+    strategy: str
+    reason: str
+    gold_version: int
+    gold_table_id: str
+    state_version: int | None
+    input_versions: str
+    definition_hash: str
+    rows_removed: int | None
+    rows_added: int | None
+    refreshed_at: dt.datetime
+
+
 # ---------------------------------------------------------------- specs
 
 
@@ -377,6 +395,26 @@ _SQL_QUERY_LOG = TableSpec(
     ],
 )
 
+_GOLD_REFRESHES = TableSpec(
+    layer="system",
+    description="Every Gold refresh: the strategy chosen and why, the versions it read and wrote",
+    columns=[
+        _col("table", "string", False),
+        _col("run_id", "string", False),
+        _col("strategy", "string", False, "decomposable|affected_groups|full"),
+        _col("reason", "string", False),
+        _col("gold_version", "bigint", False, "the Gold table version the refresh wrote"),
+        _col("gold_table_id", "string", False, "the Gold table's Delta table id"),
+        _col("state_version", "bigint", comment="version of the table's aggregate state"),
+        _col("input_versions", "string", False, "JSON: input table -> version read"),
+        _col("definition_hash", "string", False, "hash of the query, features and inputs"),
+        _col("rows_removed", "bigint", comment="input rows removed since the last refresh"),
+        _col("rows_added", "bigint", comment="input rows added since the last refresh"),
+        _col("refreshed_at", "timestamp", False),
+    ],
+    keys=["table", "gold_version"],
+)
+
 
 # ---------------------------------------------------------------- the registry
 
@@ -394,6 +432,7 @@ class SystemTable(Enum):
     MODEL_MONITORING = ("model_monitoring", _MODEL_MONITORING, ModelMonitoringRow)
     HTTP_RESPONSES = ("http_responses", _HTTP_RESPONSES, HttpResponseRow)
     SQL_QUERY_LOG = ("sql_query_log", _SQL_QUERY_LOG, SqlQueryLogRow)
+    GOLD_REFRESHES = ("gold_refreshes", _GOLD_REFRESHES, GoldRefreshRow)
 
     def __init__(self, table: str, spec: TableSpec, row_type: type[Any]) -> None:
         self.table = table

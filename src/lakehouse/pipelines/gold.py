@@ -16,6 +16,7 @@ from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle
 from lakehouse.core.errors import LakehouseError, TaskError
 from lakehouse.core.params import TaskParams
+from lakehouse.io.results import WriteResult
 from lakehouse.transforms.quality import duplicate_keys
 
 log = logging.getLogger(__name__)
@@ -79,19 +80,26 @@ def build_gold(ctx: TaskContext) -> None:
 
 
 def build_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = False) -> None:
-    """Rebuild one Gold table from its inputs (a feature table's keys checked unique).
+    """Refresh one Gold table from its inputs (a feature table's keys checked unique).
 
+    The strategy (:mod:`lakehouse.pipelines.gold_refresh`) is chosen from the query and the
+    input's changes since the last refresh; the table equals a full rebuild either way.
     The table takes the result's columns: new ones are added, safe type widenings applied;
     an unsafe type change needs ``full_refresh``."""
-    inputs = {alias: ctx.tables.read(ref) for alias, ref in t.inputs.items()}
+    from lakehouse.pipelines.gold_refresh import refresh_gold_table
+
+    refresh_gold_table(ctx, t, full_refresh=full_refresh)
+
+
+def write_gold(ctx: TaskContext, t: GoldHandle, result: DataFrame, *, replace: bool) -> WriteResult:
+    """Check a feature table's keys, evolve the table to ``result``'s columns, overwrite it."""
     keys = t.table.spec.keys
-    with gold_frame(ctx.spark, t.spec, inputs) as result:
-        if t.spec.timestamp_key is not None and keys:
-            dupes = duplicate_keys(result, keys)
-            if dupes:
-                raise LakehouseError(
-                    f"{t.name}: the transform produced more than one row per "
-                    f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
-                )
-        ctx.tables.evolve(t.table, result.schema, step="Gold transform", replace=full_refresh)
-        ctx.tables.overwrite(t.table, result)
+    if t.spec.timestamp_key is not None and keys:
+        dupes = duplicate_keys(result, keys)
+        if dupes:
+            raise LakehouseError(
+                f"{t.name}: the transform produced more than one row per "
+                f"({', '.join(keys)}), e.g. {dupes[0]}; a feature table needs unique keys"
+            )
+    ctx.tables.evolve(t.table, result.schema, step="Gold transform", replace=replace)
+    return ctx.tables.overwrite(t.table, result)

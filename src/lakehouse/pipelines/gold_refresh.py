@@ -1,0 +1,493 @@
+"""Refresh a Gold table: full rebuild, or from the rows its input changed since the last one.
+
+The strategy comes from the query (:func:`lakehouse.core.refresh_plan.plan_refresh`) and
+from what the input did since the last refresh:
+
+* ``decomposable``: a per-group state (keys, row count, sums, non-null counts, MIN/MAX) is
+  kept in a sidecar Delta table next to ``meta.gold_refreshes`` (the Gold table keeps the
+  query's columns); the input's removed rows are subtracted, its added rows added, groups
+  left with no rows dropped, and the Gold rows derived from the state. MIN/MAX after
+  removed rows, and floating-point SUM/AVG or a decimal AVG (not exact that way), recompute
+  the affected groups' state instead.
+* ``affected_groups``: the group keys of the removed and added rows are computed again from
+  the current input (only their rows are aggregated) and replace their old rows.
+* ``full``: the query over all inputs, as before; also the fallback whenever the changes
+  cannot be used (first run, the definition changed, the Gold table or its state is not the
+  one the last refresh wrote, the input's history is gone, its schema changed, ...).
+
+The changed rows come from the input's Delta log (:mod:`lakehouse.io.delta_changes`). Each
+refresh appends a ``meta.gold_refreshes`` row last, naming the Gold version and state
+version it wrote and the input versions it read: a crash before that row leaves versions
+that no row names, and the next refresh rebuilds in full.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.bundle.context import TaskContext
+from lakehouse.config.project import GoldHandle, TableRef
+from lakehouse.config.system_tables import GoldRefreshRow, SystemTable, rows_frame
+from lakehouse.core.refresh_plan import RefreshPlan, full, plan_refresh
+from lakehouse.io.delta_changes import ChangesUnavailable, TableChanges, table_changes
+from lakehouse.io.sql import quote
+from lakehouse.pipelines.gold import gold_frame, write_gold
+
+log = logging.getLogger(__name__)
+
+ROWS = "__rows"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The strategy of one refresh and why."""
+
+    strategy: str
+    reason: str
+
+
+def definition_hash(t: GoldHandle) -> str:
+    """What the table is built from: a new hash means a full rebuild."""
+    spec = t.spec
+    text = json.dumps(
+        {
+            "query": spec.query,
+            "transform": spec.transform,
+            "params": spec.params,
+            "features": spec.features,
+            "inputs": {a: r.full_name for a, r in t.inputs.items()},
+            "state": 1,  # the layout of the aggregate state
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def state_location(ctx: TaskContext, t: GoldHandle) -> str:
+    """The sidecar Delta table holding ``t``'s aggregate state."""
+    refreshes = ctx.project.system_table(SystemTable.GOLD_REFRESHES)
+    return f"{refreshes.location.rstrip('/')}_state/{t.name}"
+
+
+def _delta_version(location: str) -> tuple[int, str] | None:
+    """The table's current version and Delta table id (None when there is no table)."""
+    from deltalake import DeltaTable
+
+    try:
+        table = DeltaTable(location)
+    except Exception:  # no table there (delta-rs raises TableNotFoundError)
+        return None
+    return table.version(), table.metadata().id
+
+
+def last_refresh(ctx: TaskContext, t: GoldHandle) -> dict[str, Any] | None:
+    """The latest ``meta.gold_refreshes`` row of ``t``."""
+    table = ctx.project.system_table(SystemTable.GOLD_REFRESHES)
+    rows = (
+        ctx.tables.read(table)
+        .where(F.col("table") == t.name)
+        .orderBy(F.col("refreshed_at").desc(), F.col("gold_version").desc())
+        .limit(1)
+        .collect()
+    )
+    return rows[0].asDict() if rows else None
+
+
+def plan_for(t: GoldHandle) -> RefreshPlan:
+    """The table's plan, ``full`` when its config asks for it."""
+    if t.spec.refresh == "full":
+        return full("refresh: full")
+    return plan_refresh(t.spec.query, tuple(t.spec.inputs), t.spec.features)
+
+
+def refresh_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = False) -> None:
+    """Refresh ``t`` by the strategy its query and its input's changes allow (see module)."""
+    plan = plan_for(t)
+    if plan.strategy == "decomposable":
+        inexact = _inexact_aggregates(ctx, t, plan)
+        if inexact:
+            plan = replace(plan, strategy="affected_groups", reason=inexact, aggregates=())
+    input_refs = t.inputs
+    versions = {ref.full_name: ctx.tables.version(ref) for ref in input_refs.values()}
+    decision, last, changes = _decide(ctx, t, plan, versions, full_refresh)
+    if decision.strategy == "unchanged":
+        log.info("%s: unchanged (%s)", t.name, decision.reason)
+        ctx.report.notes.append(f"{t.name}: refresh skipped ({decision.reason})")
+        return
+    spark = ctx.spark
+    state_path = state_location(ctx, t)
+    state_version: int | None = None
+    if decision.strategy == "full":
+        inputs = {
+            a: ctx.tables.read(r, version=versions[r.full_name]) for a, r in input_refs.items()
+        }
+        with gold_frame(spark, t.spec, inputs) as result:
+            written = write_gold(ctx, t, result, replace=full_refresh)
+        if plan.strategy == "decomposable":
+            state_version = _write_state(
+                spark,
+                state_path,
+                _state_of(spark, plan, inputs[str(plan.alias)], _types(ctx, t, plan, inputs)),
+            )
+    else:
+        assert last is not None and changes is not None and plan.alias is not None
+        ref = input_refs[plan.alias]
+        current = ctx.tables.read(ref, version=versions[ref.full_name])
+        removed, added = _frames(ctx, ref, changes, current.schema)
+        types = _types(ctx, t, plan, {plan.alias: current})
+        if plan.strategy == "decomposable":
+            old_state = (
+                spark.read.format("delta")
+                .option("versionAsOf", int(last["state_version"]))
+                .load(state_path)
+            )
+            if decision.strategy == "decomposable":
+                state = _state_updated(plan, types, old_state, removed, added)
+            else:
+                state = _groups_replaced(
+                    plan,
+                    old_state,
+                    _affected_keys(plan, removed, added),
+                    current,
+                    lambda rows: _state_of(spark, plan, rows, types),
+                )
+            state_version = _write_state(spark, state_path, state)
+            state = spark.read.format("delta").option("versionAsOf", state_version).load(state_path)
+            with gold_frame(spark, t.spec, {plan.alias: current}) as rebuilt:
+                final = rebuilt.schema
+            derived = _features(_gold_of_state(plan, types, state), t)
+            result = derived.select(
+                *[F.col(quote(f.name)).cast(f.dataType).alias(f.name) for f in final.fields]
+            )
+        else:
+            old_gold = ctx.tables.read(t.table, version=int(last["gold_version"]))
+            result = _groups_replaced(
+                plan,
+                old_gold,
+                _affected_keys(plan, removed, added),
+                current,
+                lambda rows: _query_over(spark, t, plan, rows, old_gold.schema),
+            )
+        try:
+            written = write_gold(ctx, t, result, replace=False)
+        finally:
+            if decision.strategy == "affected_groups" and plan.strategy != "decomposable":
+                spark.catalog.dropTempView(str(plan.alias))  # registered by _query_over
+    gold = _delta_version(t.table.location)
+    assert gold is not None
+    row = GoldRefreshRow(
+        table=t.name,
+        run_id=ctx.run_id,
+        strategy=decision.strategy,
+        reason=decision.reason,
+        gold_version=written.version,
+        gold_table_id=gold[1],
+        state_version=state_version,
+        input_versions=json.dumps(versions, sort_keys=True),
+        definition_hash=definition_hash(t),
+        rows_removed=changes.removed.num_rows if changes else None,
+        rows_added=changes.added.num_rows if changes else None,
+        refreshed_at=datetime.now(tz=UTC).replace(tzinfo=None),
+    )
+    ctx.tables.append_system(
+        ctx.project.system_table(SystemTable.GOLD_REFRESHES),
+        rows_frame(spark, SystemTable.GOLD_REFRESHES, [row]),
+    )
+    log.info("%s: %s refresh (%s)", t.name, decision.strategy, decision.reason)
+    ctx.report.notes.append(f"{t.name}: {decision.strategy} refresh ({decision.reason})")
+
+
+# ---------------------------------------------------------------- deciding
+
+
+def _decide(
+    ctx: TaskContext,
+    t: GoldHandle,
+    plan: RefreshPlan,
+    versions: dict[str, int],
+    full_refresh: bool,
+) -> tuple[Decision, dict[str, Any] | None, TableChanges | None]:
+    """The refresh's strategy, the last refresh it continues from and the input's changes."""
+    if full_refresh:
+        return Decision("full", "--full-refresh"), None, None
+    if plan.strategy == "full":
+        return Decision("full", plan.reason), None, None
+    last = last_refresh(ctx, t)
+    if last is None:
+        return Decision("full", "first refresh"), None, None
+    if last["definition_hash"] != definition_hash(t):
+        return Decision("full", "the table's definition changed"), None, None
+    gold = _delta_version(t.table.location)
+    if gold is None or (gold[0], gold[1]) != (last["gold_version"], last["gold_table_id"]):
+        return Decision("full", "the Gold table is not the one the last refresh wrote"), None, None
+    if plan.strategy == "decomposable":
+        state = _delta_version(state_location(ctx, t))
+        if last["state_version"] is None or state is None or state[0] != last["state_version"]:
+            return Decision("full", "the aggregate state is not the last refresh's"), None, None
+    consumed = json.loads(last["input_versions"])
+    if consumed == versions:
+        return Decision("unchanged", "no input changed since the last refresh"), last, None
+    ref = t.inputs[str(plan.alias)]
+    if ref.full_name not in consumed:
+        return Decision("full", "the input is not the one the last refresh read"), None, None
+    if consumed[ref.full_name] > versions[ref.full_name]:
+        return Decision("full", "the input's version went back (restored?)"), None, None
+    governed = hasattr(ctx.tables, "governance")
+    schema = ctx.tables.schema(ref)
+    wanted = _wanted_columns(plan, schema, all_columns=governed)
+    try:
+        changes = table_changes(
+            ref.location, int(consumed[ref.full_name]), versions[ref.full_name], wanted
+        )
+    except ChangesUnavailable as e:
+        return Decision("full", f"the input's changes cannot be read: {e}"), None, None
+    if plan.strategy == "decomposable":
+        if plan.has_min_max and not changes.append_only:
+            return (
+                Decision("affected_groups", "MIN/MAX after rows were updated or deleted"),
+                last,
+                changes,
+            )
+        return Decision("decomposable", plan.reason), last, changes
+    return Decision("affected_groups", plan.reason), last, changes
+
+
+def _wanted_columns(plan: RefreshPlan, schema: T.StructType, *, all_columns: bool) -> list[str]:
+    if all_columns:
+        return schema.fieldNames()
+    referenced = {c.lower() for c in plan.columns}
+    return [f.name for f in schema.fields if f.name.lower() in referenced]
+
+
+def _inexact_aggregates(ctx: TaskContext, t: GoldHandle, plan: RefreshPlan) -> str:
+    """Why the aggregates' state would not reproduce a full rebuild exactly ('' if it would)."""
+    alias = str(plan.alias)
+    rows = ctx.tables.read(t.inputs[alias]).alias(alias)
+    for a in plan.aggregates:
+        if a.kind not in ("sum", "avg") or a.arg is None:
+            continue
+        type_ = rows.select(F.expr(a.arg)).schema.fields[0].dataType
+        if isinstance(type_, T.FloatType | T.DoubleType):
+            return f"{a.kind.upper()}({a.arg}) adds floating-point values (order-dependent)"
+        if a.kind == "avg" and not isinstance(type_, T.IntegralType):
+            return f"AVG({a.arg}) of {type_.simpleString()} is recomputed (rounding)"
+    return ""
+
+
+# ---------------------------------------------------------------- changed rows
+
+
+def _frames(
+    ctx: TaskContext, ref: TableRef, changes: TableChanges, schema: T.StructType
+) -> tuple[DataFrame, DataFrame]:
+    """The removed and added rows as DataFrames of the input's types, restricted as a
+    governed read would be."""
+    spark = ctx.spark
+
+    def frame(rows: Any) -> DataFrame:
+        fields = [schema[name] for name in rows.column_names]
+        struct = T.StructType([T.StructField(f.name, f.dataType, True) for f in fields])
+        if rows.num_rows == 0:
+            df = spark.createDataFrame([], struct)
+        else:
+            df = spark.createDataFrame(rows).select(
+                *[F.col(quote(f.name)).cast(f.dataType).alias(f.name) for f in fields]
+            )
+        governance = getattr(ctx.tables, "governance", None)
+        return governance.restrict(ref.full_name, df) if governance is not None else df
+
+    return frame(changes.removed), frame(changes.added)
+
+
+def _types(
+    ctx: TaskContext, t: GoldHandle, plan: RefreshPlan, inputs: dict[str, DataFrame]
+) -> T.StructType:
+    """The query's result schema (what a full rebuild produces, before features)."""
+    with gold_frame(ctx.spark, t.spec.model_copy(update={"features": {}}), inputs) as q:
+        return q.schema
+
+
+def _key_columns(plan: RefreshPlan, types: T.StructType) -> list[Column]:
+    return [F.expr(k.sql).cast(types[k.output].dataType).alias(k.output) for k in plan.keys]
+
+
+def _where(plan: RefreshPlan, rows: DataFrame) -> DataFrame:
+    rows = rows.alias(str(plan.alias))
+    return rows.where(F.expr(plan.where)) if plan.where else rows
+
+
+def _affected_keys(plan: RefreshPlan, removed: DataFrame, added: DataFrame) -> DataFrame:
+    """The group keys (``__k<i>``) of the changed rows that pass the WHERE clause."""
+
+    def keys(rows: DataFrame) -> DataFrame:
+        return _where(plan, rows).select(
+            *[F.expr(k.sql).alias(f"__k{i}") for i, k in enumerate(plan.keys)]
+        )
+
+    return keys(removed).unionByName(keys(added)).distinct()
+
+
+def _groups_replaced(
+    plan: RefreshPlan,
+    old: DataFrame,
+    affected: DataFrame,
+    current: DataFrame,
+    recompute: Any,
+) -> DataFrame:
+    """``old`` with the affected groups' rows replaced by ``recompute`` of their input rows."""
+    alias = str(plan.alias)
+    tagged = current.alias(alias).withColumns(
+        {f"__k{i}": F.expr(k.sql) for i, k in enumerate(plan.keys)}
+    )
+    match = [tagged[f"__k{i}"].eqNullSafe(affected[f"__k{i}"]) for i in range(len(plan.keys))]
+    rows = tagged.join(affected, match, "left_semi").drop(
+        *[f"__k{i}" for i in range(len(plan.keys))]
+    )
+    fresh = recompute(rows)
+    keep = [old[quote(k.output)].eqNullSafe(affected[f"__k{i}"]) for i, k in enumerate(plan.keys)]
+    kept = old.join(affected, keep, "left_anti")
+    fresh = fresh.select(
+        *[F.col(quote(f.name)).cast(f.dataType).alias(f.name) for f in old.schema.fields]
+    )
+    return kept.unionByName(fresh)
+
+
+def _query_over(
+    spark: SparkSession, t: GoldHandle, plan: RefreshPlan, rows: DataFrame, schema: T.StructType
+) -> DataFrame:
+    """The query (and features) over ``rows`` as the input, in the Gold table's columns.
+
+    The temporary view outlives the ``with`` block until the result is written; the view
+    name is the alias, so it is registered again here for the final plan."""
+    rows.createOrReplaceTempView(str(plan.alias))
+    frame = spark.sql(str(t.spec.query))
+    if t.spec.features:
+        frame = frame.withColumns({n: F.expr(sql) for n, sql in t.spec.features.items()})
+    return frame.select(*[F.col(quote(f.name)) for f in schema.fields])
+
+
+# ---------------------------------------------------------------- aggregate state
+
+
+def _state_type(a_kind: str, output: T.DataType) -> T.DataType:
+    return T.LongType() if a_kind == "avg" else output
+
+
+def _state_of(
+    spark: SparkSession, plan: RefreshPlan, rows: DataFrame, types: T.StructType
+) -> DataFrame:
+    """The aggregate state of ``rows``: keys, row count, per aggregate its parts."""
+    values: list[Column] = []
+    aggregates: list[Column] = [F.count(F.lit(1)).cast("bigint").alias(ROWS)]
+    for i, a in enumerate(plan.aggregates):
+        out = types[a.output].dataType
+        if a.kind == "count_star":
+            continue
+        value = f"__v{i}"
+        if a.kind == "count":
+            values.append(F.expr(str(a.arg)).alias(value))
+            aggregates.append(F.count(value).cast("bigint").alias(f"__a{i}_n"))
+        elif a.kind in ("sum", "avg"):
+            st = _state_type(a.kind, out)
+            values.append(F.expr(str(a.arg)).cast(st).alias(value))
+            aggregates.append(F.sum(value).cast(st).alias(f"__a{i}_s"))
+            aggregates.append(F.count(value).cast("bigint").alias(f"__a{i}_n"))
+        else:
+            agg = F.min if a.kind == "min" else F.max
+            values.append(F.expr(str(a.arg)).cast(out).alias(value))
+            aggregates.append(agg(value).alias(f"__a{i}_m"))
+    projected = _where(plan, rows).select(*_key_columns(plan, types), *values)
+    return projected.groupBy(*[quote(k.output) for k in plan.keys]).agg(*aggregates)
+
+
+def _state_updated(
+    plan: RefreshPlan,
+    types: T.StructType,
+    old: DataFrame,
+    removed: DataFrame,
+    added: DataFrame,
+) -> DataFrame:
+    """``old`` state plus the added rows minus the removed ones; empty groups dropped."""
+
+    def contributions(rows: DataFrame, sign: int) -> DataFrame:
+        columns: list[Column] = [F.lit(sign).cast("bigint").alias(ROWS)]
+        for i, a in enumerate(plan.aggregates):
+            out = types[a.output].dataType
+            if a.kind == "count_star":
+                continue
+            arg = F.expr(str(a.arg))
+            if a.kind in ("count", "sum", "avg"):
+                counted = F.when(arg.isNull(), 0).otherwise(sign).cast("bigint")
+                if a.kind != "count":
+                    value = arg.cast(_state_type(a.kind, out))
+                    columns.append((value if sign > 0 else -value).alias(f"__a{i}_s"))
+                columns.append(counted.alias(f"__a{i}_n"))
+            else:
+                columns.append(arg.cast(out).alias(f"__a{i}_m"))
+        return _where(plan, rows).select(*_key_columns(plan, types), *columns)
+
+    parts = old.unionByName(contributions(added, 1))
+    if not plan.has_min_max:
+        parts = parts.unionByName(contributions(removed, -1))
+    merged: list[Column] = [F.sum(ROWS).cast("bigint").alias(ROWS)]
+    for name in old.columns:
+        if name.startswith("__a"):
+            if name.endswith("_m"):
+                kind = plan.aggregates[int(name[3:].split("_")[0])].kind
+                agg = F.min if kind == "min" else F.max
+                merged.append(agg(name).alias(name))
+            else:
+                merged.append(F.sum(name).cast(old.schema[name].dataType).alias(name))
+    keys = [quote(k.output) for k in plan.keys]
+    return parts.groupBy(*keys).agg(*merged).where(F.col(ROWS) > 0)
+
+
+def _gold_of_state(plan: RefreshPlan, types: T.StructType, state: DataFrame) -> DataFrame:
+    """The query's rows from the state, in the query's column order and types."""
+    values: dict[str, Column] = {k.output: F.col(quote(k.output)) for k in plan.keys}
+    for i, a in enumerate(plan.aggregates):
+        n = F.col(f"__a{i}_n")
+        if a.kind == "count_star":
+            value = F.col(ROWS)
+        elif a.kind == "count":
+            value = n
+        elif a.kind == "sum":
+            value = F.when(n > 0, F.col(f"__a{i}_s"))
+        elif a.kind == "avg":
+            value = F.when(n > 0, F.col(f"__a{i}_s").cast("double") / n.cast("double"))
+        else:
+            value = F.col(f"__a{i}_m")
+        values[a.output] = value
+    return state.select(
+        *[values[name].cast(types[name].dataType).alias(name) for name in plan.outputs]
+    )
+
+
+def _features(rows: DataFrame, t: GoldHandle) -> DataFrame:
+    if not t.spec.features:
+        return rows
+    return rows.withColumns({n: F.expr(sql) for n, sql in t.spec.features.items()})
+
+
+def _write_state(spark: SparkSession, location: str, state: DataFrame) -> int:
+    """Overwrite the sidecar state table; its new version."""
+    (
+        state.repartition(1)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .save(location)
+    )
+    version = _delta_version(location)
+    assert version is not None
+    return version[0]
