@@ -208,6 +208,17 @@ def test_gold_query_takes_no_params(demo_project_dir: Path) -> None:
     assert err.message == "'params' are passed to a 'transform'; a 'query' takes none"
 
 
+def test_gold_refresh_incremental_needs_a_query_that_allows_it(demo_project_dir: Path) -> None:
+    edit_gold(demo_project_dir, DAILY_SALES, refresh="incremental")
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/pipelines.yml", "gold.lakehouse.gold.daily_sales")
+    assert err.message == "refresh: incremental is not possible: 2 inputs (joins are rebuilt)"
+    edit_gold(demo_project_dir, DAILY_SALES, refresh="sometimes")
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/pipelines.yml", "gold.lakehouse.gold.daily_sales.refresh")
+    assert "'auto', 'incremental' or 'full'" in err.message
+
+
 def test_candidate_needs_an_estimator_unless_named_after_one(demo_project_dir: Path) -> None:
     edit_model(demo_project_dir, lambda m: m["candidates"].update({"xgboost": {"params": {}}}))
     err = load_error(demo_project_dir)

@@ -100,11 +100,9 @@ def _conf(root: Path, queries: dict[str, tuple[str, dict[str, str], str]]) -> Pr
     tables = "".join(f"        {n}:\n          layer: gold\n" for n in queries)
     specs = ""
     for name, (query, features, _) in queries.items():
-        specs += f"  c.gold.{name}:\n    inputs: {{f: c.silver.facts}}\n    query: \"{query}\"\n"
+        specs += f'  c.gold.{name}:\n    inputs: {{f: c.silver.facts}}\n    query: "{query}"\n'
         if features:
-            specs += "    features:\n" + "".join(
-                f'      {k}: "{v}"\n' for k, v in features.items()
-            )
+            specs += "    features:\n" + "".join(f'      {k}: "{v}"\n' for k, v in features.items())
     (root / "conf").mkdir(parents=True, exist_ok=True)
     (root / "bundle.yml").write_text(BUNDLE)
     text = CATALOG.replace("GOLD_TABLES\n", tables).replace("GOLD_SPECS\n", specs)
@@ -125,7 +123,9 @@ def _rows(spark: SparkSession, rows: list[tuple[object, ...]]) -> DataFrame:
     return spark.createDataFrame(rows, SCHEMA)
 
 
-def _row(id_: int, g: str | None, h: str, i: int | None, d: str | None, x: float | None, day: int):
+def _row(
+    id_: int, g: str | None, h: str, i: int | None, d: str | None, x: float | None, day: int
+) -> tuple[object, ...]:
     return (
         id_,
         g,
@@ -187,13 +187,17 @@ def test_incremental_refreshes_equal_a_full_rebuild_after_inserts_updates_and_de
     ctx.tables.merge(facts, _rows(spark, FIRST), ["id"])
     _refresh_all(ctx)
     assert {_last(ctx, n) for n in QUERIES} == {("full", "first refresh"), _last(ctx, "ranked")}
-    assert _last(ctx, "ranked") == ("full", "feature r is not row-level (window function "
-                                    "RANK() OVER (ORDER BY s))")
+    assert _last(ctx, "ranked") == (
+        "full",
+        "feature r is not row-level (window function RANK() OVER (ORDER BY s))",
+    )
 
     # appends only: MIN/MAX stay decomposable
     ctx.tables.merge(
         facts,
-        _rows(spark, [_row(8, "a", "p", 4, "5.50", 2.5, 5), _row(9, "d", "q", None, None, None, 9)]),
+        _rows(
+            spark, [_row(8, "a", "p", 4, "5.50", 2.5, 5), _row(9, "d", "q", None, None, None, 9)]
+        ),
         ["id"],
     )
     _refresh_all(ctx)
@@ -218,7 +222,14 @@ def test_incremental_refreshes_equal_a_full_rebuild_after_inserts_updates_and_de
         assert _last(ctx, name)[0] == expected, (name, _last(ctx, name))
 
     # deletes: group d and group NULL disappear, group c shrinks
-    delete = _rows(spark, [_row(9, "d", "q", None, None, None, 9), _row(5, None, "q", 7, "0.01", 1e-17, 70), _row(6, "c", "p", 95, "9.99", 1e17, 80)])
+    delete = _rows(
+        spark,
+        [
+            _row(9, "d", "q", None, None, None, 9),
+            _row(5, None, "q", 7, "0.01", 1e-17, 70),
+            _row(6, "c", "p", 95, "9.99", 1e17, 80),
+        ],
+    )
     ctx.tables.merge(facts, delete.withColumn("gone", F.lit(True)), ["id"], delete_flag="gone")
     _refresh_all(ctx)
     counts = {r["g"] for r in ctx.tables.read(ctx.project.table("c.gold.counts")).collect()}
@@ -260,14 +271,19 @@ def test_falls_back_to_a_full_rebuild_when_the_state_or_history_is_not_usable(
     # the Gold table was written by someone else
     ctx.tables.overwrite(distinct.table, ctx.tables.read(distinct.table).limit(1))
     build_gold_table(ctx, distinct)
-    assert _last(ctx, "distinct") == ("full", "the Gold table is not the one the last refresh wrote")
+    assert _last(ctx, "distinct") == (
+        "full",
+        "the Gold table is not the one the last refresh wrote",
+    )
     _assert_equals_full_rebuild(ctx, "distinct")
 
     # the input's old files were vacuumed
     ctx.tables.overwrite(facts, _rows(spark, [*FIRST[1:], _row(1, "z", "p", 2, "2.00", 2.0, 2)]))
     from deltalake import DeltaTable
 
-    DeltaTable(facts.location).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    DeltaTable(facts.location).vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False
+    )
     build_gold_table(ctx, sums)
     strategy, reason = _last(ctx, "sums")
     assert strategy == "full" and reason.startswith("the input's changes cannot be read"), reason

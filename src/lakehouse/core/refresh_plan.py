@@ -20,7 +20,7 @@ Each plan carries the reason in words; it is logged and recorded with every refr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from sqlglot import exp
@@ -102,7 +102,7 @@ def full(reason: str) -> RefreshPlan:
     return RefreshPlan("full", reason)
 
 
-def _function_name(node: exp.Expression) -> str:
+def _function_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
     if isinstance(node, exp.Func):
@@ -110,7 +110,7 @@ def _function_name(node: exp.Expression) -> str:
     return ""
 
 
-def row_level_problem(node: exp.Expression) -> str | None:
+def row_level_problem(node: exp.Expr) -> str | None:
     """Why ``node`` is not a deterministic function of one row (None when it is)."""
     for sub in node.walk():
         if isinstance(sub, exp.Window):
@@ -128,11 +128,11 @@ def row_level_problem(node: exp.Expression) -> str | None:
     return None
 
 
-def _sql(node: exp.Expression) -> str:
+def _sql(node: exp.Expr) -> str:
     return node.sql(dialect="spark")
 
 
-def _decomposable(node: exp.Expression) -> Aggregate | None:
+def _decomposable(node: exp.Expr) -> Aggregate | None:
     """The aggregate of a SELECT item that is one plain aggregate call (else None)."""
     inner = node.unalias()
     if not isinstance(inner, exp.Count | exp.Sum | exp.Avg | exp.Min | exp.Max):
@@ -183,38 +183,53 @@ def plan_refresh(
     return _plan_select(select, inputs[0])
 
 
-def _plan_select(select: exp.Select, alias: str) -> RefreshPlan:
+def _shape_problem(select: exp.Select, alias: str) -> str | None:
+    """Why the SELECT is not a plain GROUP BY over the input (None when it is)."""
     if select.args.get("with") or select.args.get("with_"):
-        return full("a WITH clause (CTEs are rebuilt)")
+        return "a WITH clause (CTEs are rebuilt)"
     if select.args.get("joins"):
-        return full("a join")
+        return "a join"
     source = select.args.get("from_") or select.args.get("from")
     table = source.this if source is not None else None
     if not isinstance(table, exp.Table) or table.name.lower() != alias.lower() or table.db:
-        return full(f"the query does not read its input {alias} directly")
+        return f"the query does not read its input {alias} directly"
     for clause in ("limit", "offset", "distinct", "qualify", "windows"):
         if select.args.get(clause):
-            return full(f"{clause.upper()} in the query")
+            return f"{clause.upper()} in the query"
     group = select.args.get("group")
     if group is None or not group.expressions:
-        return full("no GROUP BY")
+        return "no GROUP BY"
     if any(group.args.get(k) for k in ("grouping_sets", "cube", "rollup", "totals")):
-        return full("GROUPING SETS, ROLLUP or CUBE")
-    items = list(select.expressions)
-    if any(isinstance(i, exp.Star) or i.find(exp.Star) is i for i in items):
-        return full("SELECT *")
+        return "GROUPING SETS, ROLLUP or CUBE"
     where = select.args.get("where")
     if where is not None:
         problem = row_level_problem(where.this)
         if problem:
-            return full(f"the WHERE clause has {problem}")
+            return f"the WHERE clause has {problem}"
+    return _output_problem(select.expressions)
+
+
+def _output_problem(items: list[exp.Expr]) -> str | None:
+    """Why an output column stands in the way (None when none does)."""
     for item in items:
+        if isinstance(item, exp.Star) or isinstance(item.unalias(), exp.Star):
+            return "SELECT *"
         for window in item.find_all(exp.Window):
-            return full(f"window function {_sql(window)}")
+            return f"window function {_sql(window)}"
         if item.find(exp.Subquery, exp.Exists) is not None:
-            return full("a subquery in SELECT")
+            return "a subquery in SELECT"
         if not isinstance(item, exp.Column | exp.Alias):
-            return full(f"the output {_sql(item)} needs an alias")
+            return f"the output {_sql(item)} needs an alias"
+    return None
+
+
+def _plan_select(select: exp.Select, alias: str) -> RefreshPlan:
+    problem = _shape_problem(select, alias)
+    if problem:
+        return full(problem)
+    group = select.args["group"]
+    where = select.args.get("where")
+    items = list(select.expressions)
     keys = _group_keys(group.expressions, items)
     if isinstance(keys, str):
         return full(keys)
@@ -222,38 +237,36 @@ def _plan_select(select: exp.Select, alias: str) -> RefreshPlan:
     outputs = tuple(i.alias_or_name for i in items)
     if len(set(outputs)) != len(outputs):
         return full("two outputs share a name")
-    common = {
-        "alias": alias,
-        "where": _sql(where.this) if where is not None else None,
-        "keys": keys,
-        "outputs": outputs,
-        "columns": tuple(sorted({c.name for c in select.find_all(exp.Column)})),
-    }
+    base = RefreshPlan(
+        "affected_groups",
+        "",
+        alias=alias,
+        where=_sql(where.this) if where is not None else None,
+        keys=keys,
+        outputs=outputs,
+        columns=tuple(sorted({c.name for c in select.find_all(exp.Column)})),
+    )
     if select.args.get("having") is not None:
-        return RefreshPlan("affected_groups", "HAVING filters whole groups", **common)  # type: ignore[arg-type]
+        return replace(base, reason="HAVING filters whole groups")
     aggregates: list[Aggregate] = []
     for item in items:
         if item.alias_or_name in key_outputs and item.find(exp.AggFunc) is None:
             continue
         aggregate = _decomposable(item)
         if aggregate is None:
-            return RefreshPlan(
-                "affected_groups",
-                f"{_sql(item)} is not COUNT, SUM, AVG, MIN or MAX of a row expression",
-                **common,  # type: ignore[arg-type]
+            return replace(
+                base, reason=f"{_sql(item)} is not COUNT, SUM, AVG, MIN or MAX of a row expression"
             )
         aggregates.append(aggregate)
-    return RefreshPlan(
-        "decomposable",
-        "a GROUP BY of COUNT, SUM, AVG, MIN or MAX over one input",
+    return replace(
+        base,
+        strategy="decomposable",
+        reason="a GROUP BY of COUNT, SUM, AVG, MIN or MAX over one input",
         aggregates=tuple(aggregates),
-        **common,  # type: ignore[arg-type]
     )
 
 
-def _group_keys(
-    groups: list[exp.Expression], items: list[exp.Expression]
-) -> tuple[GroupKey, ...] | str:
+def _group_keys(groups: list[exp.Expr], items: list[exp.Expr]) -> tuple[GroupKey, ...] | str:
     """Each GROUP BY expression with the output column that holds it (or why there is none).
 
     A key may be an ordinal (``GROUP BY 1``), an output alias, or an expression that a
@@ -262,7 +275,7 @@ def _group_keys(
     by_alias = {i.alias: i for i in items if isinstance(i, exp.Alias)}
     keys: list[GroupKey] = []
     for g in groups:
-        item: exp.Expression | None = None
+        item: exp.Expr | None = None
         if isinstance(g, exp.Literal) and g.is_int:
             n = int(g.name)
             if not 1 <= n <= len(items):
@@ -280,5 +293,7 @@ def _group_keys(
         problem = row_level_problem(expression)
         if problem:
             return f"the group key {_sql(g)} has {problem}"
-        keys.append(GroupKey(_sql(expression), item.alias_or_name))
+        key = GroupKey(_sql(expression), item.alias_or_name)
+        if key not in keys:
+            keys.append(key)
     return tuple(keys)

@@ -7,7 +7,7 @@ Unchanged rows of a rewritten file appear in both ``removed`` and ``added``; agg
 subtract the one and add the other stay exact.
 
 ``deltalake`` (delta-rs) lists each version's files and materialises their deletion vectors
-as keep-masks; the rows are read with pyarrow. :class:`ChangesUnavailable` says why the
+as keep-masks; the rows are read with pyarrow. :class:`ChangesUnreadableError` says why the
 changes cannot be read (the old version is gone, its files were vacuumed, the schema or the
 partitioning changed, column mapping, a deletion vector that shrank).
 """
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
-class ChangesUnavailable(Exception):
+class ChangesUnreadableError(Exception):
     """The changes between two versions cannot be read from the log; the message says why."""
 
 
@@ -37,7 +37,7 @@ class TableChanges:
 
     @property
     def append_only(self) -> bool:
-        return self.removed.num_rows == 0
+        return bool(self.removed.num_rows == 0)
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ def _load(location: str, version: int) -> _Snapshot:
     try:
         table = DeltaTable(location, version=version)
     except Exception as e:  # delta-rs raises its own errors for a missing version
-        raise ChangesUnavailable(f"version {version} cannot be loaded ({e})") from e
+        raise ChangesUnreadableError(f"version {version} cannot be loaded ({e})") from e
     config = table.metadata().configuration
     if config.get("delta.columnMapping.mode", "none") != "none":
-        raise ChangesUnavailable("the table uses column mapping")
+        raise ChangesUnreadableError("the table uses column mapping")
     partitions = list(table.metadata().partition_columns)
     actions = pa.table(table.get_add_actions(flatten=True))
     part_cols = {c: actions.column(f"partition.{c}").to_pylist() for c in partitions}
@@ -90,10 +90,10 @@ def _read(snap: _Snapshot, path: str, columns: list[str], keep: pa.Array | None)
             file_path, columns=[c for c in data_columns if c in present], filesystem=filesystem
         )
     except (FileNotFoundError, OSError) as e:
-        raise ChangesUnavailable(f"the data file {path} is gone (vacuumed?)") from e
+        raise ChangesUnreadableError(f"the data file {path} is gone (vacuumed?)") from e
     if keep is not None:
         if len(keep) != table.num_rows:
-            raise ChangesUnavailable(f"the deletion vector of {path} does not match its rows")
+            raise ChangesUnreadableError(f"the deletion vector of {path} does not match its rows")
         table = table.filter(keep)
     arrays = []
     for c in columns:
@@ -108,6 +108,19 @@ def _read(snap: _Snapshot, path: str, columns: list[str], keep: pa.Array | None)
     return pa.table(arrays, schema=pa.schema([snap.schema.field(c) for c in columns]))
 
 
+def _newly_deleted(path: str, before: pa.Array | None, after: pa.Array | None) -> pa.Array | None:
+    """The mask of a kept file's rows that its new deletion vector deletes (None: none)."""
+    if (before is None and after is None) or (before is not None and before.equals(after)):
+        return None
+    if after is None:
+        raise ChangesUnreadableError(f"the deletion vector of {path} was dropped")
+    if before is None:
+        before = pa.array([True] * len(after))
+    if pc.any(pc.and_(pc.invert(before), after)).as_py():
+        raise ChangesUnreadableError(f"the deletion vector of {path} shrank")
+    return pc.and_(before, pc.invert(after))
+
+
 def table_changes(
     location: str, old_version: int, new_version: int, columns: list[str]
 ) -> TableChanges:
@@ -115,12 +128,12 @@ def table_changes(
     old = _load(location, old_version)
     new = _load(location, new_version)
     if old.schema != new.schema:
-        raise ChangesUnavailable("the input's schema changed")
+        raise ChangesUnreadableError("the input's schema changed")
     if old.partition_columns != new.partition_columns:
-        raise ChangesUnavailable("the input's partitioning changed")
+        raise ChangesUnreadableError("the input's partitioning changed")
     missing = [c for c in columns if c not in new.schema.names]
     if missing:
-        raise ChangesUnavailable(f"the input has no column {', '.join(missing)}")
+        raise ChangesUnreadableError(f"the input has no column {', '.join(missing)}")
     removed: list[pa.Table] = []
     added: list[pa.Table] = []
     for path in sorted(set(old.files) - set(new.files)):
@@ -128,16 +141,9 @@ def table_changes(
     for path in sorted(set(new.files) - set(old.files)):
         added.append(_read(new, path, columns, new.masks.get(path)))
     for path in sorted(set(old.files) & set(new.files)):
-        before, after = old.masks.get(path), new.masks.get(path)
-        if before is None and after is None or (before is not None and before.equals(after)):
-            continue
-        if after is None:
-            raise ChangesUnavailable(f"the deletion vector of {path} was dropped")
-        if before is None:
-            before = pa.array([True] * len(after))
-        if pc.any(pc.and_(pc.invert(before), after)).as_py():
-            raise ChangesUnavailable(f"the deletion vector of {path} shrank")
-        removed.append(_read(old, path, columns, pc.and_(before, pc.invert(after))))
+        gone = _newly_deleted(path, old.masks.get(path), new.masks.get(path))
+        if gone is not None:
+            removed.append(_read(old, path, columns, gone))
     schema = pa.schema([new.schema.field(c) for c in columns])
     return TableChanges(
         pa.concat_tables(removed) if removed else schema.empty_table(),

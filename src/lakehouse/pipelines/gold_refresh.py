@@ -37,8 +37,10 @@ from pyspark.sql import types as T
 from lakehouse.bundle.context import TaskContext
 from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.config.system_tables import GoldRefreshRow, SystemTable, rows_frame
+from lakehouse.core.errors import LakehouseError
 from lakehouse.core.refresh_plan import RefreshPlan, full, plan_refresh
-from lakehouse.io.delta_changes import ChangesUnavailable, TableChanges, table_changes
+from lakehouse.io.delta_changes import ChangesUnreadableError, TableChanges, table_changes
+from lakehouse.io.results import WriteResult
 from lakehouse.io.sql import quote
 from lakehouse.pipelines.gold import gold_frame, write_gold
 
@@ -87,7 +89,7 @@ def _delta_version(location: str) -> tuple[int, str] | None:
         table = DeltaTable(location)
     except Exception:  # no table there (delta-rs raises TableNotFoundError)
         return None
-    return table.version(), table.metadata().id
+    return int(table.version()), str(table.metadata().id)
 
 
 def last_refresh(ctx: TaskContext, t: GoldHandle) -> dict[str, Any] | None:
@@ -117,74 +119,19 @@ def refresh_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = 
         inexact = _inexact_aggregates(ctx, t, plan)
         if inexact:
             plan = replace(plan, strategy="affected_groups", reason=inexact, aggregates=())
-    input_refs = t.inputs
-    versions = {ref.full_name: ctx.tables.version(ref) for ref in input_refs.values()}
+    versions = {ref.full_name: ctx.tables.version(ref) for ref in t.inputs.values()}
     decision, last, changes = _decide(ctx, t, plan, versions, full_refresh)
     if decision.strategy == "unchanged":
         log.info("%s: unchanged (%s)", t.name, decision.reason)
         ctx.report.notes.append(f"{t.name}: refresh skipped ({decision.reason})")
         return
-    spark = ctx.spark
-    state_path = state_location(ctx, t)
-    state_version: int | None = None
-    if decision.strategy == "full":
-        inputs = {
-            a: ctx.tables.read(r, version=versions[r.full_name]) for a, r in input_refs.items()
-        }
-        with gold_frame(spark, t.spec, inputs) as result:
-            written = write_gold(ctx, t, result, replace=full_refresh)
-        if plan.strategy == "decomposable":
-            state_version = _write_state(
-                spark,
-                state_path,
-                _state_of(spark, plan, inputs[str(plan.alias)], _types(ctx, t, plan, inputs)),
-            )
+    if decision.strategy == "full" or last is None or changes is None:
+        written, state_version = _rebuild(ctx, t, plan, versions, replace_table=full_refresh)
     else:
-        assert last is not None and changes is not None and plan.alias is not None
-        ref = input_refs[plan.alias]
-        current = ctx.tables.read(ref, version=versions[ref.full_name])
-        removed, added = _frames(ctx, ref, changes, current.schema)
-        types = _types(ctx, t, plan, {plan.alias: current})
-        if plan.strategy == "decomposable":
-            old_state = (
-                spark.read.format("delta")
-                .option("versionAsOf", int(last["state_version"]))
-                .load(state_path)
-            )
-            if decision.strategy == "decomposable":
-                state = _state_updated(plan, types, old_state, removed, added)
-            else:
-                state = _groups_replaced(
-                    plan,
-                    old_state,
-                    _affected_keys(plan, removed, added),
-                    current,
-                    lambda rows: _state_of(spark, plan, rows, types),
-                )
-            state_version = _write_state(spark, state_path, state)
-            state = spark.read.format("delta").option("versionAsOf", state_version).load(state_path)
-            with gold_frame(spark, t.spec, {plan.alias: current}) as rebuilt:
-                final = rebuilt.schema
-            derived = _features(_gold_of_state(plan, types, state), t)
-            result = derived.select(
-                *[F.col(quote(f.name)).cast(f.dataType).alias(f.name) for f in final.fields]
-            )
-        else:
-            old_gold = ctx.tables.read(t.table, version=int(last["gold_version"]))
-            result = _groups_replaced(
-                plan,
-                old_gold,
-                _affected_keys(plan, removed, added),
-                current,
-                lambda rows: _query_over(spark, t, plan, rows, old_gold.schema),
-            )
-        try:
-            written = write_gold(ctx, t, result, replace=False)
-        finally:
-            if decision.strategy == "affected_groups" and plan.strategy != "decomposable":
-                spark.catalog.dropTempView(str(plan.alias))  # registered by _query_over
+        written, state_version = _apply_changes(ctx, t, plan, decision, last, changes, versions)
     gold = _delta_version(t.table.location)
-    assert gold is not None
+    if gold is None:
+        raise LakehouseError(f"{t.name}: no Delta table after the write")
     row = GoldRefreshRow(
         table=t.name,
         run_id=ctx.run_id,
@@ -201,10 +148,79 @@ def refresh_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = 
     )
     ctx.tables.append_system(
         ctx.project.system_table(SystemTable.GOLD_REFRESHES),
-        rows_frame(spark, SystemTable.GOLD_REFRESHES, [row]),
+        rows_frame(ctx.spark, SystemTable.GOLD_REFRESHES, [row]),
     )
     log.info("%s: %s refresh (%s)", t.name, decision.strategy, decision.reason)
     ctx.report.notes.append(f"{t.name}: {decision.strategy} refresh ({decision.reason})")
+
+
+def _rebuild(
+    ctx: TaskContext,
+    t: GoldHandle,
+    plan: RefreshPlan,
+    versions: dict[str, int],
+    *,
+    replace_table: bool,
+) -> tuple[WriteResult, int | None]:
+    """The query over all of the inputs (at ``versions``); the state too when it has one."""
+    spark = ctx.spark
+    inputs = {a: ctx.tables.read(r, version=versions[r.full_name]) for a, r in t.inputs.items()}
+    with gold_frame(spark, t.spec, inputs) as result:
+        written = write_gold(ctx, t, result, replace=replace_table)
+    if plan.strategy != "decomposable":
+        return written, None
+    rows = inputs[str(plan.alias)]
+    state = _state_of(spark, plan, rows, _types(ctx, t, plan, inputs))
+    return written, _write_state(spark, state_location(ctx, t), state)
+
+
+def _apply_changes(
+    ctx: TaskContext,
+    t: GoldHandle,
+    plan: RefreshPlan,
+    decision: Decision,
+    last: dict[str, Any],
+    changes: TableChanges,
+    versions: dict[str, int],
+) -> tuple[WriteResult, int | None]:
+    """The Gold table (and its state) moved on by the input's removed and added rows."""
+    spark = ctx.spark
+    alias = str(plan.alias)
+    ref = t.inputs[alias]
+    current = ctx.tables.read(ref, version=versions[ref.full_name])
+    removed, added = _frames(ctx, ref, changes, current.schema)
+    types = _types(ctx, t, plan, {alias: current})
+    affected = _affected_keys(plan, removed, added)
+    if plan.strategy != "decomposable":
+        old_gold = ctx.tables.read(t.table, version=int(last["gold_version"]))
+        result = _groups_replaced(
+            plan,
+            old_gold,
+            affected,
+            current,
+            lambda rows: _query_over(spark, t, plan, rows, old_gold.schema),
+        )
+        try:
+            return write_gold(ctx, t, result, replace=False), None
+        finally:
+            spark.catalog.dropTempView(alias)  # registered by _query_over
+    path = state_location(ctx, t)
+    old_state = spark.read.format("delta").option("versionAsOf", last["state_version"]).load(path)
+    if decision.strategy == "decomposable":
+        state = _state_updated(plan, types, old_state, removed, added)
+    else:
+        state = _groups_replaced(
+            plan, old_state, affected, current, lambda rows: _state_of(spark, plan, rows, types)
+        )
+    state_version = _write_state(spark, path, state)
+    state = spark.read.format("delta").option("versionAsOf", state_version).load(path)
+    with gold_frame(spark, t.spec, {alias: current}) as rebuilt:
+        final = rebuilt.schema
+    derived = _features(_gold_of_state(plan, types, state), t)
+    result = derived.select(
+        *[F.col(quote(f.name)).cast(f.dataType).alias(f.name) for f in final.fields]
+    )
+    return write_gold(ctx, t, result, replace=False), state_version
 
 
 # ---------------------------------------------------------------- deciding
@@ -220,46 +236,49 @@ def _decide(
     """The refresh's strategy, the last refresh it continues from and the input's changes."""
     if full_refresh:
         return Decision("full", "--full-refresh"), None, None
+    last = last_refresh(ctx, t)
+    problem = _continuation_problem(ctx, t, plan, last)
+    if last is not None and problem is None and json.loads(last["input_versions"]) == versions:
+        return Decision("unchanged", "no input changed since the last refresh"), last, None
     if plan.strategy == "full":
         return Decision("full", plan.reason), None, None
-    last = last_refresh(ctx, t)
-    if last is None:
-        return Decision("full", "first refresh"), None, None
-    if last["definition_hash"] != definition_hash(t):
-        return Decision("full", "the table's definition changed"), None, None
-    gold = _delta_version(t.table.location)
-    if gold is None or (gold[0], gold[1]) != (last["gold_version"], last["gold_table_id"]):
-        return Decision("full", "the Gold table is not the one the last refresh wrote"), None, None
-    if plan.strategy == "decomposable":
-        state = _delta_version(state_location(ctx, t))
-        if last["state_version"] is None or state is None or state[0] != last["state_version"]:
-            return Decision("full", "the aggregate state is not the last refresh's"), None, None
+    if last is None or problem is not None:
+        return Decision("full", problem or "first refresh"), None, None
     consumed = json.loads(last["input_versions"])
-    if consumed == versions:
-        return Decision("unchanged", "no input changed since the last refresh"), last, None
     ref = t.inputs[str(plan.alias)]
-    if ref.full_name not in consumed:
-        return Decision("full", "the input is not the one the last refresh read"), None, None
-    if consumed[ref.full_name] > versions[ref.full_name]:
-        return Decision("full", "the input's version went back (restored?)"), None, None
-    governed = hasattr(ctx.tables, "governance")
-    schema = ctx.tables.schema(ref)
-    wanted = _wanted_columns(plan, schema, all_columns=governed)
+    if consumed.get(ref.full_name, versions[ref.full_name] + 1) > versions[ref.full_name]:
+        return Decision("full", "the input is older than the last refresh read"), None, None
+    wanted = _wanted_columns(
+        plan, ctx.tables.schema(ref), all_columns=hasattr(ctx.tables, "governance")
+    )
     try:
         changes = table_changes(
             ref.location, int(consumed[ref.full_name]), versions[ref.full_name], wanted
         )
-    except ChangesUnavailable as e:
+    except ChangesUnreadableError as e:
         return Decision("full", f"the input's changes cannot be read: {e}"), None, None
+    if plan.strategy == "decomposable" and plan.has_min_max and not changes.append_only:
+        reason = "MIN/MAX after rows were updated or deleted"
+        return Decision("affected_groups", reason), last, changes
+    return Decision(plan.strategy, plan.reason), last, changes
+
+
+def _continuation_problem(
+    ctx: TaskContext, t: GoldHandle, plan: RefreshPlan, last: dict[str, Any] | None
+) -> str | None:
+    """Why the last refresh's result cannot be moved on (None when it can)."""
+    if last is None:
+        return "first refresh"
+    if last["definition_hash"] != definition_hash(t):
+        return "the table's definition changed"
+    gold = _delta_version(t.table.location)
+    if gold is None or (gold[0], gold[1]) != (last["gold_version"], last["gold_table_id"]):
+        return "the Gold table is not the one the last refresh wrote"
     if plan.strategy == "decomposable":
-        if plan.has_min_max and not changes.append_only:
-            return (
-                Decision("affected_groups", "MIN/MAX after rows were updated or deleted"),
-                last,
-                changes,
-            )
-        return Decision("decomposable", plan.reason), last, changes
-    return Decision("affected_groups", plan.reason), last, changes
+        state = _delta_version(state_location(ctx, t))
+        if state is None or state[0] != last["state_version"]:
+            return "the aggregate state is not the last refresh's"
+    return None
 
 
 def _wanted_columns(plan: RefreshPlan, schema: T.StructType, *, all_columns: bool) -> list[str]:
