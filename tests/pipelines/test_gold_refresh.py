@@ -18,6 +18,7 @@ from lakehouse.config import Project, load_project
 from lakehouse.config.system_tables import SystemTable
 from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines.gold import build_gold_table, gold_frame
+from lakehouse.pipelines import gold_refresh
 from lakehouse.pipelines.gold_refresh import state_location
 from tests.support import session_engine
 
@@ -180,8 +181,10 @@ def _refresh_all(ctx: TaskContext) -> None:
 
 
 def test_incremental_refreshes_equal_a_full_rebuild_after_inserts_updates_and_deletes(
-    spark: SparkSession, tmp_path: Path
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # these few groups are mostly touched by every change: recompute them anyway
+    monkeypatch.setattr(gold_refresh, "MAX_AFFECTED_SHARE", 2.0)
     ctx = _ctx(spark, _conf(tmp_path, QUERIES))
     facts = ctx.project.table("c.silver.facts")
     ctx.tables.merge(facts, _rows(spark, FIRST), ["id"])
@@ -288,3 +291,25 @@ def test_falls_back_to_a_full_rebuild_when_the_state_or_history_is_not_usable(
     strategy, reason = _last(ctx, "sums")
     assert strategy == "full" and reason.startswith("the input's changes cannot be read"), reason
     _assert_equals_full_rebuild(ctx, "sums")
+
+
+def test_changes_that_touch_most_groups_rebuild_in_full(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    ctx = _ctx(spark, _conf(tmp_path, {"distinct": QUERIES["distinct"]}))
+    facts = ctx.project.table("c.silver.facts")
+    ctx.tables.merge(facts, _rows(spark, FIRST), ["id"])
+    distinct = ctx.project.gold_handle("c.gold.distinct")
+    build_gold_table(ctx, distinct)
+    ctx.tables.merge(facts, _rows(spark, [_row(2, "a", "z", 1, "1.00", 1.0, 1)]), ["id"])
+    build_gold_table(ctx, distinct)
+    assert _last(ctx, "distinct")[0] == "affected_groups"
+    _assert_equals_full_rebuild(ctx, "distinct")
+    ctx.tables.merge(
+        facts,
+        _rows(spark, [_row(2, "b", "z", 1, "1.00", 1.0, 1), _row(7, "a", "z", 1, "1.00", 1.0, 1)]),
+        ["id"],
+    )
+    build_gold_table(ctx, distinct)
+    assert _last(ctx, "distinct") == ("full", "the changes touch 100% of the groups")
+    _assert_equals_full_rebuild(ctx, "distinct")

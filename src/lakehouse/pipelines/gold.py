@@ -75,8 +75,16 @@ def build_gold(ctx: TaskContext) -> None:
     unknown = [n for n in names if n not in ctx.project.gold]
     if unknown:
         raise TaskError(f"unknown Gold table(s): {', '.join(unknown)}")
-    for name in names:
-        build_gold_table(ctx, ctx.project.gold_handle(name), full_refresh=params.full_refresh)
+    from lakehouse.pipelines.gold_refresh import RefreshLedger, refresh_gold_table
+
+    ledger = RefreshLedger(ctx, list(names))
+    try:
+        for name in names:
+            refresh_gold_table(
+                ctx, ctx.project.gold_handle(name), ledger, full_refresh=params.full_refresh
+            )
+    finally:
+        ledger.flush()
 
 
 def build_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = False) -> None:
@@ -86,9 +94,13 @@ def build_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = Fa
     input's changes since the last refresh; the table equals a full rebuild either way.
     The table takes the result's columns: new ones are added, safe type widenings applied;
     an unsafe type change needs ``full_refresh``."""
-    from lakehouse.pipelines.gold_refresh import refresh_gold_table
+    from lakehouse.pipelines.gold_refresh import RefreshLedger, refresh_gold_table
 
-    refresh_gold_table(ctx, t, full_refresh=full_refresh)
+    ledger = RefreshLedger(ctx, [t.name])
+    try:
+        refresh_gold_table(ctx, t, ledger, full_refresh=full_refresh)
+    finally:
+        ledger.flush()
 
 
 def write_gold(ctx: TaskContext, t: GoldHandle, result: DataFrame, *, replace: bool) -> WriteResult:

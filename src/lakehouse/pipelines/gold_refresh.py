@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -47,6 +48,8 @@ from lakehouse.pipelines.gold import gold_frame, write_gold
 log = logging.getLogger(__name__)
 
 ROWS = "__rows"
+# Recomputing most of the groups costs about a full rebuild plus the merge with the old rows.
+MAX_AFFECTED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -92,17 +95,34 @@ def _delta_version(location: str) -> tuple[int, str] | None:
     return int(table.version()), str(table.metadata().id)
 
 
-def last_refresh(ctx: TaskContext, t: GoldHandle) -> dict[str, Any] | None:
-    """The latest ``meta.gold_refreshes`` row of ``t``."""
-    table = ctx.project.system_table(SystemTable.GOLD_REFRESHES)
-    rows = (
-        ctx.tables.read(table)
-        .where(F.col("table") == t.name)
-        .orderBy(F.col("refreshed_at").desc(), F.col("gold_version").desc())
-        .limit(1)
-        .collect()
-    )
-    return rows[0].asDict() if rows else None
+class RefreshLedger:
+    """``meta.gold_refreshes`` for one task: the last row of each table read once, the new
+    rows appended in one commit by :meth:`flush` (after the Gold writes they describe)."""
+
+    def __init__(self, ctx: TaskContext, names: list[str]) -> None:
+        self.ctx = ctx
+        self.table = ctx.project.system_table(SystemTable.GOLD_REFRESHES)
+        self.pending: list[GoldRefreshRow] = []
+        self._rows: dict[str, dict[str, Any]] = {}
+        if names:
+            for r in ctx.tables.read(self.table).where(F.col("table").isin(names)).collect():
+                known = self._rows.get(r["table"])
+                order = (r["refreshed_at"], r["gold_version"])
+                if known is None or order > (known["refreshed_at"], known["gold_version"]):
+                    self._rows[r["table"]] = r.asDict()
+
+    def last(self, name: str) -> dict[str, Any] | None:
+        """The latest refresh row of the Gold table ``name``."""
+        return self._rows.get(name)
+
+    def add(self, row: GoldRefreshRow) -> None:
+        self.pending.append(row)
+
+    def flush(self) -> None:
+        if self.pending:
+            rows = rows_frame(self.ctx.spark, SystemTable.GOLD_REFRESHES, self.pending)
+            self.ctx.tables.append_system(self.table, rows)
+            self.pending = []
 
 
 def plan_for(t: GoldHandle) -> RefreshPlan:
@@ -112,19 +132,26 @@ def plan_for(t: GoldHandle) -> RefreshPlan:
     return plan_refresh(t.spec.query, tuple(t.spec.inputs), t.spec.features)
 
 
-def refresh_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = False) -> None:
-    """Refresh ``t`` by the strategy its query and its input's changes allow (see module)."""
+def refresh_gold_table(
+    ctx: TaskContext, t: GoldHandle, ledger: RefreshLedger, *, full_refresh: bool = False
+) -> None:
+    """Refresh ``t`` by the strategy its query and its input's changes allow (see module);
+    its ``meta.gold_refreshes`` row goes to ``ledger``."""
     plan = plan_for(t)
     if plan.strategy == "decomposable":
         inexact = _inexact_aggregates(ctx, t, plan)
         if inexact:
             plan = replace(plan, strategy="affected_groups", reason=inexact, aggregates=())
     versions = {ref.full_name: ctx.tables.version(ref) for ref in t.inputs.values()}
-    decision, last, changes = _decide(ctx, t, plan, versions, full_refresh)
+    decision, last, changes = _decide(ctx, t, plan, ledger.last(t.name), versions, full_refresh)
     if decision.strategy == "unchanged":
         log.info("%s: unchanged (%s)", t.name, decision.reason)
         ctx.report.notes.append(f"{t.name}: refresh skipped ({decision.reason})")
         return
+    if decision.strategy == "affected_groups" and last is not None and changes is not None:
+        share = _affected_share(ctx, t, plan, last, changes)
+        if share >= MAX_AFFECTED_SHARE:
+            decision = Decision("full", f"the changes touch {share:.0%} of the groups")
     if decision.strategy == "full" or last is None or changes is None:
         written, state_version = _rebuild(ctx, t, plan, versions, replace_table=full_refresh)
     else:
@@ -146,10 +173,7 @@ def refresh_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = 
         rows_added=changes.added.num_rows if changes else None,
         refreshed_at=datetime.now(tz=UTC).replace(tzinfo=None),
     )
-    ctx.tables.append_system(
-        ctx.project.system_table(SystemTable.GOLD_REFRESHES),
-        rows_frame(ctx.spark, SystemTable.GOLD_REFRESHES, [row]),
-    )
+    ledger.add(row)
     log.info("%s: %s refresh (%s)", t.name, decision.strategy, decision.reason)
     ctx.report.notes.append(f"{t.name}: {decision.strategy} refresh ({decision.reason})")
 
@@ -223,6 +247,28 @@ def _apply_changes(
     return write_gold(ctx, t, result, replace=False), state_version
 
 
+def _affected_share(
+    ctx: TaskContext,
+    t: GoldHandle,
+    plan: RefreshPlan,
+    last: dict[str, Any],
+    changes: TableChanges,
+) -> float:
+    """The share of the last refresh's groups that the changed rows touch (new groups count)."""
+    from deltalake import DeltaTable
+
+    if plan.strategy == "decomposable":
+        location, version = state_location(ctx, t), int(last["state_version"])
+    else:
+        location, version = t.table.location, int(last["gold_version"])
+    actions = pa.table(DeltaTable(location, version=version).get_add_actions(flatten=True))
+    groups = sum(n or 0 for n in actions.column("num_records").to_pylist())
+    ref = t.inputs[str(plan.alias)]
+    removed, added = _frames(ctx, ref, changes, ctx.tables.schema(ref))
+    touched = _affected_keys(plan, removed, added).count()
+    return touched / groups if groups else 1.0
+
+
 # ---------------------------------------------------------------- deciding
 
 
@@ -230,13 +276,13 @@ def _decide(
     ctx: TaskContext,
     t: GoldHandle,
     plan: RefreshPlan,
+    last: dict[str, Any] | None,
     versions: dict[str, int],
     full_refresh: bool,
 ) -> tuple[Decision, dict[str, Any] | None, TableChanges | None]:
     """The refresh's strategy, the last refresh it continues from and the input's changes."""
     if full_refresh:
         return Decision("full", "--full-refresh"), None, None
-    last = last_refresh(ctx, t)
     problem = _continuation_problem(ctx, t, plan, last)
     if last is not None and problem is None and json.loads(last["input_versions"]) == versions:
         return Decision("unchanged", "no input changed since the last refresh"), last, None
