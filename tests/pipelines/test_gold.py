@@ -20,7 +20,7 @@ from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.core.errors import LakehouseError
 from lakehouse.io.store import TableName
-from lakehouse.pipelines.gold import build_gold, gold_frame
+from lakehouse.pipelines.gold import gold_frame, write_gold
 from lakehouse.transforms.quality import duplicate_keys
 
 pytestmark = pytest.mark.transform
@@ -236,8 +236,17 @@ def _context(spark: SparkSession, spec: GoldSpec, tables: _Tables) -> TaskContex
     )
 
 
+def _build(ctx: TaskContext) -> None:
+    """What every refresh strategy ends with: the rows, checked and written (write_gold)."""
+    (name,) = ctx.project.gold
+    handle = ctx.project.gold_handle(name)
+    inputs = {alias: ctx.tables.read(ref) for alias, ref in handle.inputs.items()}
+    with gold_frame(ctx.spark, handle.spec, inputs) as result:
+        write_gold(ctx, handle, result, replace=False)
+
+
 @pytest.mark.parametrize("timestamp_key", ["feature_ts", None])
-def test_build_gold_refuses_duplicate_keys_in_a_feature_table(
+def test_write_gold_refuses_duplicate_keys_in_a_feature_table(
     spark: SparkSession, timestamp_key: str | None
 ) -> None:
     rows = spark.createDataFrame(
@@ -251,11 +260,11 @@ def test_build_gold_refuses_duplicate_keys_in_a_feature_table(
     )
     tables = _Tables({"c.silver.rows": rows})
     if timestamp_key is None:  # not a feature table: written as it is
-        build_gold(_context(spark, spec, tables))
+        _build(_context(spark, spec, tables))
         assert [r[2] for r in tables.written["c.gold.features"]] == [1, 2, 3]
         return
     with pytest.raises(LakehouseError) as info:
-        build_gold(_context(spark, spec, tables))
+        _build(_context(spark, spec, tables))
     assert str(info.value) == (
         "c.gold.features: the transform produced more than one row per (customer_id, feature_ts), "
         "e.g. {'customer_id': 'C1', 'feature_ts': datetime.datetime(2026, 3, 1, 0, 0)}; "
@@ -263,5 +272,5 @@ def test_build_gold_refuses_duplicate_keys_in_a_feature_table(
     )
     assert tables.written == {}
     unique = _Tables({"c.silver.rows": rows.where("value > 1")})
-    build_gold(_context(spark, spec, unique))
+    _build(_context(spark, spec, unique))
     assert [r[2] for r in unique.written["c.gold.features"]] == [2, 3]

@@ -61,7 +61,7 @@ class Decision:
 
 
 def definition_hash(t: GoldHandle) -> str:
-    """What the table is built from: a new hash means a full rebuild."""
+    """What the table is built from and declared as: a new hash means a full rebuild."""
     spec = t.spec
     text = json.dumps(
         {
@@ -70,6 +70,7 @@ def definition_hash(t: GoldHandle) -> str:
             "params": spec.params,
             "features": spec.features,
             "inputs": {a: r.full_name for a, r in t.inputs.items()},
+            "table": t.table.spec.model_dump(mode="json"),  # declared columns and types
             "state": 1,  # the layout of the aggregate state
         },
         sort_keys=True,
