@@ -17,8 +17,8 @@ from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import Project, load_project
 from lakehouse.config.system_tables import SystemTable
 from lakehouse.io.delta import DeltaStore
-from lakehouse.pipelines.gold import build_gold_table, gold_frame
 from lakehouse.pipelines import gold_refresh
+from lakehouse.pipelines.gold import build_gold_table, gold_frame
 from lakehouse.pipelines.gold_refresh import state_location
 from tests.support import session_engine
 
