@@ -104,6 +104,14 @@ class RefreshLedger:
         self.ctx = ctx
         self.table = ctx.project.system_table(SystemTable.GOLD_REFRESHES)
         self.pending: list[GoldRefreshRow] = []
+        self._changes: dict[tuple[str, int, int], TableChanges] = {}
+        self._columns: dict[str, set[str]] = {}
+        for name in names:
+            handle = ctx.project.gold_handle(name)
+            plan = plan_for(handle)
+            if plan.alias is not None:
+                ref = handle.inputs[plan.alias]
+                self._columns.setdefault(ref.full_name, set()).update(plan.columns)
         self._rows: dict[str, dict[str, Any]] = {}
         if names:
             for r in ctx.tables.read(self.table).where(F.col("table").isin(names)).collect():
@@ -111,6 +119,21 @@ class RefreshLedger:
                 order = (r["refreshed_at"], r["gold_version"])
                 if known is None or order > (known["refreshed_at"], known["gold_version"]):
                     self._rows[r["table"]] = r.asDict()
+
+    def changes(self, ref: TableRef, old: int, new: int) -> TableChanges:
+        """The input's removed and added rows between two versions, read once per task for
+        all of its Gold tables (the columns any of them references; all on a governed store,
+        whose row filters and masks may use any)."""
+        key = (ref.full_name, old, new)
+        if key not in self._changes:
+            schema = self.ctx.tables.schema(ref)
+            if hasattr(self.ctx.tables, "governance"):
+                wanted = schema.fieldNames()
+            else:
+                referenced = {c.lower() for c in self._columns.get(ref.full_name, ())}
+                wanted = [f.name for f in schema.fields if f.name.lower() in referenced]
+            self._changes[key] = table_changes(ref.location, old, new, wanted)
+        return self._changes[key]
 
     def last(self, name: str) -> dict[str, Any] | None:
         """The latest refresh row of the Gold table ``name``."""
@@ -144,7 +167,7 @@ def refresh_gold_table(
         if inexact:
             plan = replace(plan, strategy="affected_groups", reason=inexact, aggregates=())
     versions = {ref.full_name: ctx.tables.version(ref) for ref in t.inputs.values()}
-    decision, last, changes = _decide(ctx, t, plan, ledger.last(t.name), versions, full_refresh)
+    decision, last, changes = _decide(ctx, t, plan, ledger, versions, full_refresh)
     if decision.strategy == "unchanged":
         log.info("%s: unchanged (%s)", t.name, decision.reason)
         ctx.report.notes.append(f"{t.name}: refresh skipped ({decision.reason})")
@@ -277,11 +300,12 @@ def _decide(
     ctx: TaskContext,
     t: GoldHandle,
     plan: RefreshPlan,
-    last: dict[str, Any] | None,
+    ledger: RefreshLedger,
     versions: dict[str, int],
     full_refresh: bool,
 ) -> tuple[Decision, dict[str, Any] | None, TableChanges | None]:
     """The refresh's strategy, the last refresh it continues from and the input's changes."""
+    last = ledger.last(t.name)
     if full_refresh:
         return Decision("full", "--full-refresh"), None, None
     problem = _continuation_problem(ctx, t, plan, last)
@@ -295,13 +319,8 @@ def _decide(
     ref = t.inputs[str(plan.alias)]
     if consumed.get(ref.full_name, versions[ref.full_name] + 1) > versions[ref.full_name]:
         return Decision("full", "the input is older than the last refresh read"), None, None
-    wanted = _wanted_columns(
-        plan, ctx.tables.schema(ref), all_columns=hasattr(ctx.tables, "governance")
-    )
     try:
-        changes = table_changes(
-            ref.location, int(consumed[ref.full_name]), versions[ref.full_name], wanted
-        )
+        changes = ledger.changes(ref, int(consumed[ref.full_name]), versions[ref.full_name])
     except ChangesUnreadableError as e:
         return Decision("full", f"the input's changes cannot be read: {e}"), None, None
     if plan.strategy == "decomposable" and plan.has_min_max and not changes.append_only:
@@ -326,13 +345,6 @@ def _continuation_problem(
         if state is None or state[0] != last["state_version"]:
             return "the aggregate state is not the last refresh's"
     return None
-
-
-def _wanted_columns(plan: RefreshPlan, schema: T.StructType, *, all_columns: bool) -> list[str]:
-    if all_columns:
-        return schema.fieldNames()
-    referenced = {c.lower() for c in plan.columns}
-    return [f.name for f in schema.fields if f.name.lower() in referenced]
 
 
 def _inexact_aggregates(ctx: TaskContext, t: GoldHandle, plan: RefreshPlan) -> str:
