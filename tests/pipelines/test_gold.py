@@ -20,7 +20,7 @@ from lakehouse.config.pipelines import GoldSpec
 from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.core.errors import LakehouseError
 from lakehouse.io.store import TableName
-from lakehouse.pipelines.gold import gold_frame, write_gold
+from lakehouse.pipelines.gold_frame import gold_frame, write_gold
 from lakehouse.transforms.quality import duplicate_keys
 
 pytestmark = pytest.mark.transform

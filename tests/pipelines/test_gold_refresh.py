@@ -18,7 +18,8 @@ from lakehouse.config import Project, load_project
 from lakehouse.config.system_tables import SystemTable
 from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines import gold_refresh
-from lakehouse.pipelines.gold import build_gold_table, gold_frame
+from lakehouse.pipelines.gold import build_gold_table
+from lakehouse.pipelines.gold_frame import gold_frame
 from lakehouse.pipelines.gold_refresh import state_location
 from tests.support import session_engine
 

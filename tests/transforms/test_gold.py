@@ -11,9 +11,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 
-from lakehouse.pipelines.gold import duplicate_keys
 from lakehouse.samples.generator import SampleSpec, build_sample_data
 from lakehouse.transforms.gold import customer_features
+from lakehouse.transforms.quality import duplicate_keys
 
 pytestmark = pytest.mark.transform
 

@@ -43,7 +43,7 @@ from lakehouse.core.refresh_plan import RefreshPlan, full, plan_refresh
 from lakehouse.io.delta_changes import ChangesUnreadableError, TableChanges, table_changes
 from lakehouse.io.results import WriteResult
 from lakehouse.io.sql import quote
-from lakehouse.pipelines.gold import gold_frame, write_gold
+from lakehouse.pipelines.gold_frame import gold_frame, write_gold
 
 log = logging.getLogger(__name__)
 
