@@ -99,34 +99,95 @@ def _union(frames: list[DataFrame]) -> DataFrame:
     return reduce(lambda a, b: a.union(b), frames)
 
 
-def parse_json_lines(lines: DataFrame, declared: list[str]) -> DataFrame:
+# One flat JSON object whose values are strings with plain escapes (no lone surrogate, no raw
+# control character), plain numbers, true or false, and nothing around it but JSON whitespace. Written unrolled
+# (``[^"\\]*(?:\\.[^"\\]*)*``) so a backtracking engine (the JVM's) does not recurse per
+# character.
+_WS = "[ \\t\\n\\r]*"
+_CHARS = '[^"\\\\\\x00-\\x1f]*'
+_HEX = "[0-9a-fA-F]"
+_ESCAPE = f'\\\\(?:["\\\\/bfnrt]|u(?:[0-9a-cA-CeEfF]{_HEX}{{3}}|[dD][0-7]{_HEX}{{2}}))'
+_STRING = f'"{_CHARS}(?:{_ESCAPE}{_CHARS})*"'
+# numbers every engine and the variant parse hold exactly: no exponent, at most 18 digits
+# before and 17 after the point
+_NUMBER = r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?"
+_PAIR = f"{_STRING}{_WS}:{_WS}(?:{_STRING}|{_NUMBER}|true|false)"
+FLAT_OBJECT = f"^{_WS}\\{{{_WS}{_PAIR}(?:{_WS},{_WS}{_PAIR})*{_WS}\\}}{_WS}$"
+KEY_END = f'"{_WS}:'  # ends every key; may also occur inside a string
+_FLAT_MAX = 1_000_000  # longer lines always get the full checks
+
+
+def parse_json_lines(lines: DataFrame, declared: list[str], *, screen: bool = True) -> DataFrame:
     """JSON lines (column ``value``) -> the raw shape.
 
     Blank lines are skipped; a line that is not a JSON object is corrupt. Nested objects and
     arrays are kept as their JSON text.
+
+    Every line is parsed once into the declared fields. The checks that find corrupt lines
+    and undeclared keys (:func:`_json_problem`) cost several more parses, so with ``screen``
+    they run only for the lines not proved *plain*: a line is plain when it is one flat object
+    of strings, plain numbers and booleans (:data:`FLAT_OBJECT`) with as many key ends (:data:`KEY_END`) as declared
+    fields that came out non-NULL. Key ends over-count keys and keys over-count non-NULL
+    fields, so equality means every key is declared, none repeats and none is NULL or lost:
+    the checks would find nothing and the map of undeclared keys would be empty.
+    ``screen=False`` runs every check on every line (the reference, for tests).
+
+    Each parse is wrapped in a one-row generator (``inline``) because the embedded engine
+    does not share a subexpression between projections: merged into the next select, a parse
+    referenced N times would run N times.
     """
     struct = T.StructType([T.StructField(name, T.StringType()) for name in declared])
     value = F.col("value")
     content = lines.where(F.trim(value) != "")
-    parsed = content.select(
-        value.alias("_line"),
-        F.from_json(value, struct).alias("_record"),
-        F.from_json(value, "map<string,string>").alias("_map"),
-        F.get_json_object(value, "$").alias("_first"),
-    ).select("*", _json_problem(declared).alias("_corrupt"))
+    parse = F.from_json(value, struct)
+    plain = plain_json_line(value, parse, declared) if screen else F.lit(False)
+    parsed = _once(content, value.alias("_line"), parse.alias("_record"), plain.alias("_plain"))
+    line, record, suspect = F.col("_line"), F.col("_record"), ~F.col("_plain")
+    as_map = F.from_json(line, "map<string,string>")
+    checked = _once(
+        parsed,
+        line,
+        record,
+        F.when(suspect, as_map).alias("_map"),
+        F.when(suspect, _json_problem(declared, as_map)).alias("_corrupt"),
+    )
     bad = F.col("_corrupt").isNotNull()
     extra_fields = F.map_filter("_map", lambda k, _v: ~k.isin(declared))
     extra = F.when(~bad & (F.size(extra_fields) > 0), extra_fields)
-    return parsed.select(
-        *[F.when(~bad, F.col("_record").getField(name)).alias(name) for name in declared],
+    return checked.select(
+        *[F.when(~bad, record.getField(name)).alias(name) for name in declared],
         extra.alias(EXTRA),
         F.col("_corrupt"),
-        F.when(bad, F.col("_line")).alias("_raw"),
+        F.when(bad, line).alias("_raw"),
     )
 
 
-def _json_problem(declared: list[str]) -> Column:
-    """Why a parsed JSON line (``_line``, ``_record``, ``_map``, ``_first``) is corrupt, else NULL.
+def plain_json_line(line: Column, parsed: Column, declared: list[str]) -> Column:
+    """Whether a JSON ``line`` is plain: its struct parse ``parsed`` (declared fields as
+    strings) is all there is to it (see :func:`parse_json_lines`)."""
+    if not declared:
+        return F.lit(False)
+    found = reduce(
+        lambda a, b: a + b, [parsed.getField(name).isNotNull().cast("int") for name in declared]
+    )
+    # the parse first: the engine shares it with the struct column only where it is always
+    # evaluated (not in the later operands of an AND)
+    return (
+        (F.regexp_count(line, F.lit(KEY_END)) == found)
+        & (F.length(line) < _FLAT_MAX)
+        & line.rlike(FLAT_OBJECT)
+    )
+
+
+def _once(frame: DataFrame, *columns: Column) -> DataFrame:
+    """``frame.select(*columns)``, each column evaluated once per row even where the next
+    select references it many times (a generator is not merged into a projection)."""
+    return frame.select(F.inline(F.array(F.struct(*columns))))
+
+
+def _json_problem(declared: list[str], as_map: Column) -> Column:
+    """Why a JSON line (``_line``, parsed into ``_record``; ``as_map`` its map parse) is
+    corrupt, else NULL.
 
     Built from functions every engine runs on its workers (Sail's cluster mode has no
     ``json_object_keys``): ``get_json_object(line, '$')`` is the line's first JSON value.
@@ -135,10 +196,11 @@ def _json_problem(declared: list[str]) -> Column:
     lines whose fields all came out NULL. A map keeps one value per key, and a variant parse
     refuses a repeated key: a line the map reads but the variant does not repeats a key.
     """
-    first = F.ltrim(F.col("_first"))
+    line = F.col("_line")
+    first = F.ltrim(F.get_json_object(line, "$"))
     fields = [F.col("_record").getField(name).isNull() for name in declared]
     all_null = reduce(lambda a, b: a & b, fields) if fields else F.lit(True)
-    parsed_map = F.col("_map").isNotNull()
+    parsed_map = as_map.isNotNull()
     return (
         F.when(first.isNull() | ~first.startswith("{"), F.lit("malformed JSON: not a JSON object"))
         .when(
@@ -146,7 +208,7 @@ def _json_problem(declared: list[str]) -> Column:
             F.lit("malformed JSON: not exactly one JSON object, or a number out of range"),
         )
         .when(
-            parsed_map & F.try_parse_json(F.col("_line")).isNull(),
+            parsed_map & F.try_parse_json(line).isNull(),
             F.lit("malformed JSON: duplicate key"),
         )
     )
