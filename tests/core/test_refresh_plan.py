@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lakehouse.core.refresh_plan import Aggregate, GroupKey, plan_refresh
+from lakehouse.core.refresh_plan import Aggregate, GroupKey, plan_refresh, repeatable_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,3 +174,24 @@ def test_the_benchmark_and_demo_gold_tables() -> None:
         "customer_features": "full",
         "daily_sales": "full",
     }
+
+
+@pytest.mark.parametrize(
+    ("query", "features", "problem"),
+    [
+        ("SELECT g, COUNT(*) AS n FROM f GROUP BY g", {"m": "n * 2"}, None),
+        ("SELECT year(day) AS y, SUM(CAST(i AS DOUBLE)) AS s FROM f GROUP BY 1", {}, None),
+        (None, {}, "a Python transform may change without its inputs"),
+        ("SELECT g, MAX(current_date()) AS d FROM f GROUP BY g", {}, "non-deterministic"),
+        ("SELECT g FROM f", {"r": "rand()"}, "non-deterministic rand()"),
+        ("SELECT my_udf(g) AS u FROM f", {}, "function my_udf() is not a Spark built-in"),
+    ],
+)
+def test_only_a_repeatable_table_may_skip_a_refresh_without_changes(
+    query: str | None, features: dict[str, str], problem: str | None
+) -> None:
+    found = repeatable_problem(query, features)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(problem), found

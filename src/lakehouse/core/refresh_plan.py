@@ -154,6 +154,31 @@ def _decomposable(node: exp.Expr) -> Aggregate | None:
     return Aggregate(kind, _sql(arg), node.alias_or_name)
 
 
+def repeatable_problem(query: str | None, features: Mapping[str, str] | None = None) -> str | None:
+    """Why the same inputs may not give the same Gold rows again (None when they do): a
+    Python transform (its code can change without its name), a non-deterministic function,
+    or a function sqlglot does not know (a UDF whose code can change). Only a repeatable
+    table may skip a refresh whose inputs did not change."""
+    if query is None:
+        return "a Python transform may change without its inputs"
+    for text in (query, *(features or {}).values()):
+        try:
+            trees = parse_spark(text)
+        except SqlglotError as e:
+            return f"does not parse: {e}"
+        for tree in trees:
+            for sub in tree.walk():
+                name = _function_name(sub)
+                if isinstance(sub, exp.Anonymous):
+                    return f"function {name}() is not a Spark built-in (a UDF may change)"
+                if name in NONDETERMINISTIC or (
+                    isinstance(sub, exp.Func)
+                    and any(n.lower() in NONDETERMINISTIC for n in type(sub).sql_names())
+                ):
+                    return f"non-deterministic {name}()"
+    return None
+
+
 def plan_refresh(
     query: str | None, inputs: tuple[str, ...], features: Mapping[str, str] | None = None
 ) -> RefreshPlan:

@@ -39,7 +39,7 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config.project import GoldHandle, TableRef
 from lakehouse.config.system_tables import GoldRefreshRow, SystemTable, rows_frame
 from lakehouse.core.errors import LakehouseError
-from lakehouse.core.refresh_plan import RefreshPlan, full, plan_refresh
+from lakehouse.core.refresh_plan import RefreshPlan, full, plan_refresh, repeatable_problem
 from lakehouse.io.delta_changes import ChangesUnreadableError, TableChanges, table_changes
 from lakehouse.io.results import WriteResult
 from lakehouse.io.sql import quote
@@ -309,7 +309,12 @@ def _decide(
     if full_refresh:
         return Decision("full", "--full-refresh"), None, None
     problem = _continuation_problem(ctx, t, plan, last)
-    if last is not None and problem is None and json.loads(last["input_versions"]) == versions:
+    if (
+        last is not None
+        and problem is None
+        and json.loads(last["input_versions"]) == versions
+        and repeatable_problem(t.spec.query, t.spec.features) is None
+    ):
         return Decision("unchanged", "no input changed since the last refresh"), last, None
     if plan.strategy == "full":
         return Decision("full", plan.reason), None, None

@@ -1,7 +1,7 @@
 """The UI against a real serving API, a temp MLflow registry and governed Delta tables.
 
 Builds on the serving fixtures (demo project, Silver/Gold, registry with v1 @champion and v2
-@challenger). On top: Gold is rebuilt once through the governed adapter so ``meta.lineage``
+@challenger). On top: Gold is rebuilt once (in full) through the governed adapter so ``meta.lineage``
 has edges; ``meta.model_monitoring`` gets three days of known drift and quality rows (the
 monitoring job's columns); the serving API and the UI run on free loopback ports for the
 whole module. A second UI runs on a catalog without the monitoring table.
@@ -102,7 +102,18 @@ def ui_stack(
         report = RunReport(
             job="ui-test", run_id="r-ui-test", target="local", engine=session_engine(spark)
         )
-        build_gold(TaskContext(spark, project, tables, report, task_key="build_gold"))
+        # --full-refresh: the inputs did not change since the fixtures built Gold, and a
+        # query-built table would skip the refresh (and record no lineage)
+        build_gold(
+            TaskContext(
+                spark,
+                project,
+                tables,
+                report,
+                task_key="build_gold",
+                parameters=["--full-refresh"],
+            )
+        )
         tables.append(name, spark.createDataFrame(monitoring_rows(), tables.schema(name)))
 
     bare = load_project(churn_project, var_overrides=overrides)
