@@ -490,7 +490,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Incremental runs: ours and the JVM peer (the same code) refine only the Bronze "
         "batches Silver has not refined yet (`meta.silver_batches`); the Polars and DuckDB "
-        "peers re-read all of Bronze and MERGE it. Every system rebuilds Gold in full.",
+        "peers re-read all of Bronze and MERGE it. The peers rebuild Gold in full; ours refreshes "
+        "each Gold table as its query allows (`meta.gold_refreshes`: strategy and reason).",
         "",
         *[f"Note: {n}" for n in result["notes"][1:]],
         "",

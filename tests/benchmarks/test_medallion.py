@@ -36,12 +36,12 @@ def run_bench(work: Path, systems: str, *options: str) -> dict[str, Any]:
     )  # fmt: skip
     assert code == 0
     assert (work / "results" / "smoke.md").read_text().startswith("# Medallion benchmark")
-    return dict(json.loads((work / "results" / "smoke.json").read_text()))
+    return {**json.loads((work / "results" / "smoke.json").read_text()), "work": str(work)}
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    return run_bench(tmp_path_factory.mktemp("medallion"), "ours,polars")
+    return run_bench(tmp_path_factory.mktemp("medallion"), "ours,plain,polars")
 
 
 def test_drops_have_the_tpch_row_counts(result: dict[str, object]) -> None:
@@ -61,6 +61,21 @@ def test_polars_gold_equals_ours_in_both_runs(result: dict[str, object]) -> None
         rows = summary["ours"][phase]["gold_rows"]
         assert {k: rows[k] for k in gold_rows} == gold_rows
         assert rows == summary["polars"][phase]["gold_rows"]
+
+
+def test_the_bronze_floor_lands_the_same_drops_and_the_targets_are_listed(
+    result: dict[str, object],
+) -> None:
+    summary = result["summary"]
+    assert isinstance(summary, dict)
+    plain = summary["plain"]
+    assert set(plain) == {"full", "peer_over_ours"}  # full runs only, Bronze only
+    assert plain["full"]["bronze"]["median_s"] > 0
+    assert plain["full"]["gold_check"] == "n/a (Bronze only)"
+    assert set(plain["peer_over_ours"]["full"]) == {"bronze"}
+    text = (Path(str(result["work"])) / "results" / "smoke.md").read_text()
+    assert "- target Bronze: ours <= 1.3x a plain native read + Delta write: ours = " in text
+    assert "- target full run: ours <= 1.0x the DuckDB pipeline: not measured in this run" in text
 
 
 def test_incremental_run_quarantines_the_three_invalid_lines(result: dict[str, object]) -> None:
