@@ -23,8 +23,6 @@ from lakehouse.pipelines.gold_frame import gold_frame
 from lakehouse.pipelines.gold_refresh import state_location
 from tests.support import session_engine
 
-pytestmark = pytest.mark.delta
-
 BUNDLE = """
 bundle: {name: t}
 include: [conf/*.yml]
@@ -181,6 +179,7 @@ def _refresh_all(ctx: TaskContext) -> None:
         _assert_equals_full_rebuild(ctx, name)
 
 
+@pytest.mark.delta  # on JVM too: delta-spark's MERGE writes the deletion vectors read here
 def test_incremental_refreshes_equal_a_full_rebuild_after_inserts_updates_and_deletes(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
