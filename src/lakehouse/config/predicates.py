@@ -11,42 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lakehouse.core.spark_sql import parse_spark
+from lakehouse.core.spark_sql import NON_DETERMINISTIC, parse_spark
 
 if TYPE_CHECKING:
     from sqlglot import exp
-
-# functions whose value changes between calls or readers, or that reach outside the row
-NON_DETERMINISTIC = frozenset(
-    {
-        "rand",
-        "randn",
-        "random",
-        "uuid",
-        "shuffle",
-        "now",
-        "current_timestamp",
-        "current_date",
-        "current_time",
-        "current_datetime",
-        "current_timezone",
-        "localtimestamp",
-        "current_user",
-        "user",
-        "session_user",
-        "current_catalog",
-        "current_database",
-        "current_schema",
-        "monotonically_increasing_id",
-        "spark_partition_id",
-        "input_file_name",
-        "input_file_block_start",
-        "input_file_block_length",
-        "reflect",
-        "java_method",
-        "try_reflect",
-    }
-)
 
 
 class PredicateError(ValueError):

@@ -26,35 +26,10 @@ from typing import Literal
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from lakehouse.core.spark_sql import parse_spark
+from lakehouse.core.spark_sql import NON_DETERMINISTIC, parse_spark
 
 Strategy = Literal["decomposable", "affected_groups", "full"]
 AggregateKind = Literal["count_star", "count", "sum", "avg", "min", "max"]
-
-# Functions whose value is not a function of the row (Spark's non-deterministic expressions).
-NONDETERMINISTIC = frozenset(
-    {
-        "rand",
-        "randn",
-        "random",
-        "uuid",
-        "shuffle",
-        "now",
-        "current_date",
-        "current_timestamp",
-        "current_timezone",
-        "localtimestamp",
-        "curdate",
-        "monotonically_increasing_id",
-        "spark_partition_id",
-        "input_file_name",
-        "input_file_block_start",
-        "input_file_block_length",
-        "reflect",
-        "java_method",
-        "try_reflect",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -120,9 +95,9 @@ def row_level_problem(node: exp.Expr) -> str | None:
         if isinstance(sub, exp.AggFunc):
             return f"aggregate {sub.sql(dialect='spark')}"
         name = _function_name(sub)
-        if name in NONDETERMINISTIC or (
+        if name in NON_DETERMINISTIC or (
             isinstance(sub, exp.Func)
-            and any(n.lower() in NONDETERMINISTIC for n in type(sub).sql_names())
+            and any(n.lower() in NON_DETERMINISTIC for n in type(sub).sql_names())
         ):
             return f"non-deterministic {name or type(sub).__name__}()"
     return None
@@ -171,9 +146,9 @@ def repeatable_problem(query: str | None, features: Mapping[str, str] | None = N
                 name = _function_name(sub)
                 if isinstance(sub, exp.Anonymous):
                     return f"function {name}() is not a Spark built-in (a UDF may change)"
-                if name in NONDETERMINISTIC or (
+                if name in NON_DETERMINISTIC or (
                     isinstance(sub, exp.Func)
-                    and any(n.lower() in NONDETERMINISTIC for n in type(sub).sql_names())
+                    and any(n.lower() in NON_DETERMINISTIC for n in type(sub).sql_names())
                 ):
                     return f"non-deterministic {name}()"
     return None

@@ -9,6 +9,39 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
 
+# functions whose value changes between calls or readers, or that reach outside the row
+NON_DETERMINISTIC = frozenset(
+    {
+        "rand",
+        "randn",
+        "random",
+        "uuid",
+        "shuffle",
+        "now",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "current_datetime",
+        "current_timezone",
+        "localtimestamp",
+        "current_user",
+        "user",
+        "session_user",
+        "current_catalog",
+        "current_database",
+        "current_schema",
+        "monotonically_increasing_id",
+        "spark_partition_id",
+        "input_file_name",
+        "input_file_block_start",
+        "input_file_block_length",
+        "reflect",
+        "java_method",
+        "try_reflect",
+    }
+)
+
+
 def parse_spark(text: str) -> list[exp.Expr]:
     """The statements of ``text`` in the Spark dialect; raises ``sqlglot.errors.SqlglotError``.
 
