@@ -32,6 +32,11 @@
   then reports it.
 - Every prediction is logged (request id, model version, alias, keys, features, output) as
   JSON lines under ``<data_root>/landing/predictions`` (see :mod:`lakehouse.apps.serving.predictions`).
+- Concurrent requests for the same version share one ``predict_proba`` call (adaptive
+  micro-batching, :mod:`lakehouse.apps.serving.batching`: no wait for a lone request, at most
+  ``batch_wait_ms`` when several clients send, at most ``max_batch`` records; ``max_batch=0``
+  calls the model per request). :meth:`ModelServer.predict` / :meth:`ModelServer.call_model`
+  batch for any route.
 
 Request bodies (all records in one request go to the same version)::
 
@@ -54,6 +59,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import random
 import threading
 import uuid
@@ -64,12 +70,21 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Header, Response
+from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from lakehouse.apps.http_guard import (
     allowed_hosts,
     check_body_limit,
     guard_hosts,
     json_safe_validation_errors,
+)
+from lakehouse.apps.serving.batching import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_WAIT_MS,
+    MicroBatcher,
+    batching_options,
 )
 from lakehouse.apps.serving.predictions import PredictionLog
 from lakehouse.apps.serving.schemas import (
@@ -83,7 +98,7 @@ from lakehouse.apps.serving.schemas import (
     signature_columns,
 )
 from lakehouse.config.project import Project, feature_lookup_keys
-from lakehouse.core.errors import LakehouseError
+from lakehouse.core.errors import LakehouseError, one_line
 from lakehouse.pipelines.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
 
 log = logging.getLogger(__name__)
@@ -136,6 +151,7 @@ class ModelServer:
     columns: tuple[InputColumn, ...] = ()
     last_refresh: str = ""
     refresh_error: str | None = None
+    batcher: MicroBatcher | None = None  # None: each request calls the model itself
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -256,11 +272,54 @@ class ModelServer:
                 return CHALLENGER, served[CHALLENGER]
         return CHAMPION, served[CHAMPION]
 
+    def _model_call(self, model: ServedModel, method: str) -> tuple[Any, Any]:
+        """The batch key and the batch function of ``model.<method>`` on records."""
+        function = getattr(model.model, method)
+        columns = self.columns
+
+        def run(rows: list[dict[str, Any]]) -> Any:
+            return function(input_frame(rows, columns))
+
+        # one key per loaded version object and method: aliases never share a batch
+        return (model.version, id(model.model), method), run
+
+    def call_model(
+        self, model: ServedModel, rows: list[dict[str, Any]], method: str = "predict_proba"
+    ) -> np.ndarray:
+        """``model.<method>`` on these records' input frame, from any thread; concurrent
+        calls for the same version share one model call when batching is on."""
+        key, run = self._model_call(model, method)
+        if self.batcher is None:
+            return np.asarray(run(rows))
+        return np.asarray(self.batcher.call(key, run, rows))
+
+    async def call_model_async(
+        self, model: ServedModel, rows: list[dict[str, Any]], method: str = "predict_proba"
+    ) -> np.ndarray:
+        """:meth:`call_model` for async routes: the model runs off the event loop."""
+        if self.batcher is None:
+            return await run_in_threadpool(self.call_model, model, rows, method)
+        key, run = self._model_call(model, method)
+        return np.asarray(await asyncio.wrap_future(self.batcher.submit(key, run, rows)))
+
     def predict(
         self, model: ServedModel, rows: list[dict[str, Any]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predicted classes and positive-class probabilities for these records."""
-        probabilities = model.model.predict_proba(input_frame(rows, self.columns))
+        return self.classes_and_probabilities(model, self.call_model(model, rows))
+
+    async def predict_async(
+        self, model: ServedModel, rows: list[dict[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict` for async routes."""
+        probabilities = await self.call_model_async(model, rows)
+        return self.classes_and_probabilities(model, probabilities)
+
+    @staticmethod
+    def classes_and_probabilities(
+        model: ServedModel, probabilities: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The predicted classes and positive-class probabilities from ``predict_proba``."""
         # the class with the highest probability: what predict() returns for these models,
         # without running the pipeline twice
         classes = np.asarray(model.model.classes_)
@@ -283,18 +342,25 @@ def create_app(
     max_abs_number: float = MAX_ABS_NUMBER,
     max_body_bytes: int = MAX_BODY_BYTES,
     hosts: list[str] | None = None,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    batch_wait_ms: float = DEFAULT_MAX_WAIT_MS,
 ) -> FastAPI:
     """A FastAPI app serving ``model_name`` (a key of ``project.models`` or a registered name).
 
     The champion is loaded here, so a missing model fails now rather than on the first
     request. ``log_dir`` defaults to ``<data_root>/landing/predictions``. ``hosts``: the
     ``Host`` names answered (default: loopback only, see :func:`allowed_hosts`).
+    ``max_batch`` / ``batch_wait_ms``: micro-batching of concurrent requests (``max_batch=0``
+    turns it off), see :mod:`lakehouse.apps.serving.batching`.
     """
     if not 0.0 <= challenger_share <= 1.0:
         raise LakehouseError(f"challenger share {challenger_share} is not between 0 and 1")
+    max_batch, batch_wait_ms = batching_options(max_batch, batch_wait_ms)
     spec = project.models.get(model_name)
     registered = spec.registered_name if spec is not None else model_name
     server = ModelServer(connect(project), registered, challenger_share, seed)
+    if max_batch:
+        server.batcher = MicroBatcher(max_batch, batch_wait_ms, name=f"{registered}-batcher")
     if not server.refresh():
         raise LakehouseError(server.refresh_error or f"{registered}: nothing to serve")
     predictions_log = (
@@ -354,6 +420,8 @@ def _lifespan(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if server.batcher is not None:  # requests have been answered: nothing is queued
+                await asyncio.to_thread(server.batcher.close)
             if predictions_log is not None:
                 predictions_log.flush()
 
@@ -404,7 +472,7 @@ def _add_predict_route(
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)
-    def predict(
+    async def predict(
         body: request_cls,  # type: ignore[valid-type]
         x_request_id: str | None = Header(default=None, max_length=200),
     ) -> Response:
@@ -414,9 +482,20 @@ def _add_predict_route(
         # keys with a value; a key that is also an input column is taken from the features
         row_keys = [{k: str(r[k]) for k in keys if r.get(k) is not None} for r in rows]
         alias, model = server.route()
-        predicted, probability = server.predict(model, rows)
+        # async: the model runs on the batcher's thread (or the thread pool without batching)
+        # and this route needs no thread-pool hop of its own (benchmarks/serve.py)
+        try:
+            predicted, probability = await server.predict_async(model, rows)
+        except Exception as exc:  # this request's records only (see batching): a clean 500
+            log.error("%s v%s: request %s failed: %s", registered, model.version, request_id, exc)
+            return JSONResponse(
+                {"detail": f"prediction failed: {one_line(exc)}", "request_id": request_id},
+                status_code=500,
+                headers={"X-Request-ID": request_id},
+            )
+        flush = False
         if predictions_log is not None:
-            predictions_log.append(
+            flush = predictions_log.append(
                 _log_lines(
                     request_id,
                     registered,
@@ -427,7 +506,8 @@ def _add_predict_route(
                     row_keys,
                     predicted,
                     probability,
-                )
+                ),
+                flush_when_full=False,  # not on the event loop: after the response, below
             )
         result = PredictResponse(
             predictions=[
@@ -440,12 +520,13 @@ def _add_predict_route(
             request_id=request_id,
         )
         # a Response is sent as is: FastAPI skips re-validating the (already typed) result
-        # against response_model, a second thread-pool hop that cost about a sixth of a
-        # single prediction (py-spy, benchmarks/serve.py); response_model still documents it
+        # against response_model (when the route was sync, a second thread-pool hop that
+        # cost about a sixth of a single prediction, py-spy); response_model documents it
         return Response(
             result.model_dump_json(),
             media_type="application/json",
             headers={"X-Request-ID": request_id},
+            background=BackgroundTask(predictions_log.flush) if flush and predictions_log else None,
         )
 
 
@@ -464,6 +545,16 @@ def _add_info_routes(
             "versions": {a: m.version for a, m in server.served.items()},
             "last_refresh": server.last_refresh,
             "refresh_error": server.refresh_error,
+            "pid": os.getpid(),  # the worker process that answered (`lakehouse serve --workers`)
+            "batching": (
+                {
+                    "max_batch": server.batcher.max_batch,
+                    "max_wait_ms": server.batcher.max_wait_s * 1000,
+                    **server.batcher.stats.as_dict(),
+                }
+                if server.batcher is not None
+                else None
+            ),
         }
 
     @app.get("/model")
