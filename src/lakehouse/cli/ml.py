@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from lakehouse.apps.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS
 from lakehouse.cli._context import CliError, _finish, _load, _run_each, _task_context
 from lakehouse.cli.options import EngineOpt, ProjectDir, TargetOpt, VarOpt
 from lakehouse.cli.render import console, new_table
@@ -129,14 +130,37 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest request body in bytes; bigger ones get 413.")
     ] = 16 * 1024 * 1024,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (uvicorn workers), each with its own model copy.")
+    ] = 1,
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            help="Most records per model call when concurrent requests are batched; 0: no batching."
+        ),
+    ] = DEFAULT_MAX_BATCH,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            help="Longest wait (ms) for more requests when several clients send; "
+            "a lone request never waits. 0: only batch what queued while the model was busy."
+        ),
+    ] = DEFAULT_MAX_WAIT_MS,
+    access_log: Annotated[
+        bool, typer.Option(help="uvicorn's log line per request (predictions are logged anyway).")
+    ] = False,
     project_dir: ProjectDir = None,
     target: TargetOpt = None,
     var: VarOpt = None,
 ) -> None:
     """Serve MODEL's @champion over HTTP: POST /predict, GET /health, /model, /docs; Ctrl-C stops."""
     from lakehouse.apps.http_guard import allowed_hosts
+    from lakehouse.apps.serving.batching import batching_options
+    from lakehouse.apps.serving.server import check_workers
     from lakehouse.apps.serving.server import serve as serve_model
 
+    check_workers(workers)  # option errors first, in one line
+    batching_options(max_batch, batch_wait_ms)
     project = _load(project_dir, target, None, var)
     require_known_models(project, [model])
     name = project.models[model].registered_name
@@ -145,6 +169,12 @@ def serve(
         f"serving models:/{name}@champion on http://{host}:{port} (docs: /docs)"
         + (f" · {challenger_share:.0%} to @challenger" if challenger_share else "")
         + f" · predictions logged to {project.data_root / 'landing' / 'predictions'}"
+        + (f" · {workers} workers" if workers > 1 else "")
+        + (
+            f" · batching up to {max_batch} records, waiting at most {batch_wait_ms:g} ms"
+            if max_batch
+            else " · no batching"
+        )
     )
     serve_model(
         project,
@@ -155,6 +185,10 @@ def serve(
         refresh_seconds=refresh_seconds,
         max_body_bytes=max_body_bytes,
         extra_hosts=allowed_host or (),
+        workers=workers,
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+        access_log=access_log,
     )
 
 
