@@ -10,9 +10,12 @@ package ``wrk``, an event-loop HTTP load generator in C) on loopback:
    becomes ``@champion`` is the one both servers serve (``--candidates`` restricts the
    candidates trained, e.g. ``logistic_regression`` for a model whose own cost is tiny, so
    the serving overhead shows).
-2. Two servers, each a subprocess on a free 127.0.0.1 port with one uvicorn worker:
-   ``lakehouse serve churn`` (the project CLI, prediction logging on, as in production) and
-   ``mlflow models serve -m models:/churn_model/<version> --env-manager local``.
+2. Two servers, each a subprocess on a free 127.0.0.1 port with the same number of uvicorn
+   worker processes (``--workers``, default 1 and 2: each count is a separate pair of
+   servers): ``lakehouse serve churn --workers N`` (the project CLI, prediction logging and
+   micro-batching on, as in production; ``--serve-args`` adds options, e.g.
+   ``"--max-batch 0"``) and ``mlflow models serve -m models:/churn_model/<version>
+   --env-manager local --workers N``.
 3. Agreement check before timing: ``--check`` records of the latest Gold feature snapshot
    are sent one by one and as one batch to both; the predicted classes must be identical
    (MLflow's ``/invocations`` returns the class only; ours also the probability).
@@ -22,18 +25,23 @@ package ``wrk``, an event-loop HTTP load generator in C) on loopback:
    each server: a ``--warmup`` second run, then a ``--duration`` second measured run of
    ``wrk -t1 -cN --latency`` (closed loop: each connection sends its next request when the
    previous answer arrived; latency percentiles from wrk's own histogram via a Lua
-   ``done`` hook). ``--repeat`` rounds alternate the server order; the table shows the
-   median of the rounds. Any non-2xx answer or socket error fails the run.
+   ``done`` hook). ``--repeat`` rounds alternate the server order (ours, mlflow, then
+   mlflow, ours); the table shows the median of the rounds. Any non-2xx answer or socket
+   error fails the run.
 
-Also reported: CPU seconds the server's process tree used per 1,000 requests during the
-measured runs (less sensitive to other load on a shared machine than wall-clock figures),
-and the load average before and after (a note is printed when the machine is busy).
+Also reported: CPU milliseconds the server's process tree (all its workers) used per request
+during the measured runs (less sensitive to other load on a shared machine than wall-clock
+figures), the 1-minute load average before each measured run, the load average before and
+after (a note is printed when the machine is busy), and our ``/health`` batching figures
+(one worker's, cumulative over the runs).
 
 Prints a markdown table, writes ``benchmarks/results/serve.json`` and ``serve.md`` (with
-``--candidates``: ``serve_<candidates>.json`` / ``.md``).
+``--candidates``: ``serve_<candidates>.json`` / ``.md``; ``--output NAME``: ``NAME.json`` /
+``.md``).
 
     .venv/bin/python benchmarks/serve.py [--customers 2000] [--candidates NAME ...] \
-        [--connections 1 8] [--duration 10] [--warmup 3] [--repeat 2] [--check 100] [--keep]
+        [--workers 1 2] [--connections 1 8] [--duration 10] [--warmup 3] [--repeat 2] \
+        [--check 100] [--serve-args "--max-batch 0"] [--keep | --reuse DIR] [--output NAME]
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ import contextlib
 import json
 import logging
 import os
+import pickle
+import shlex
 import shutil
 import signal
 import socket
@@ -257,8 +267,11 @@ def cpu_seconds(root: int) -> float:
 
 
 @contextlib.contextmanager
-def start_server(name: str, model: dict[str, Any], work: Path) -> Iterator[Server]:
-    """Start one server as a subprocess (own process group) and stop it on exit."""
+def start_server(
+    name: str, model: dict[str, Any], work: Path, workers: int = 1, extra: tuple[str, ...] = ()
+) -> Iterator[Server]:
+    """Start one server with ``workers`` worker processes as a subprocess (own process
+    group) and stop it on exit; ``extra``: more options for ``lakehouse serve``."""
     import httpx
 
     port = free_port()
@@ -273,7 +286,9 @@ def start_server(name: str, model: dict[str, Any], work: Path) -> Iterator[Serve
             f"--port={port}",
             "--host=127.0.0.1",
             f"--project-dir={model['project_dir']}",
+            f"--workers={workers}",
             *variables,
+            *extra,
         ]
         health, path = "/health", "/predict"
     else:
@@ -289,9 +304,11 @@ def start_server(name: str, model: dict[str, Any], work: Path) -> Iterator[Serve
             "127.0.0.1",
             "-p",
             str(port),
+            "--workers",
+            str(workers),
         ]
         health, path = "/ping", "/invocations"
-    log_path = work / f"{name}-server.log"
+    log_path = work / f"{name}-{workers}-server.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             command, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -375,6 +392,7 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float) -> d
         str(script),
         server.url + server.predict_path,
     ]
+    load = os.getloadavg()[0]
     cpu_before = cpu_seconds(server.process.pid)
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     cpu = cpu_seconds(server.process.pid) - cpu_before
@@ -396,6 +414,7 @@ def run_wrk(server: Server, script: Path, connections: int, seconds: float) -> d
         "mean_ms": figures["mean_us"] / 1000,
         "server_cpu_s": cpu,
         "server_cpu_ms_per_request": 1000 * cpu / max(figures["requests"], 1),
+        "load_1min_before": load,
     }
 
 
@@ -419,7 +438,8 @@ def measure(
                 rounds.setdefault((name, c), []).append(figures)
                 print(
                     f"  round {n + 1} {name:9} c={c}: p50 {figures['p50_ms']:.2f} ms, "
-                    f"p99 {figures['p99_ms']:.2f} ms, {figures['rps']:.0f} req/s",
+                    f"p99 {figures['p99_ms']:.2f} ms, {figures['rps']:.0f} req/s "
+                    f"(load {figures['load_1min_before']:.2f})",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -429,7 +449,14 @@ def measure(
             runs = rounds[(name, c)]
             med = {
                 k: statistics.median(r[k] for r in runs)
-                for k in ("p50_ms", "p90_ms", "p99_ms", "rps", "server_cpu_ms_per_request")
+                for k in (
+                    "p50_ms",
+                    "p90_ms",
+                    "p99_ms",
+                    "rps",
+                    "server_cpu_ms_per_request",
+                    "load_1min_before",
+                )
             }
             rows.append({"server": name, "connections": c, **med, "rounds": runs})
     for row in rows:
@@ -467,17 +494,19 @@ def markdown(record: dict[str, Any]) -> str:
         f"({model['best']}), {record['check']['records']} records checked identical; "
         f"load generator: {record['load_generator']}; {record['repeat']} round(s) of "
         f"{record['duration_s']:g} s per cell (after {record['warmup_s']:g} s warm-up), "
-        "medians; one record per request.",
+        "medians; one record per request; both servers with the same number of uvicorn "
+        "workers.",
         "",
-        "| server | connections | p50 ms | p99 ms | req/s | server CPU ms/req "
-        "| req/s vs mlflow | p50 vs mlflow | p99 vs mlflow |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | workers | connections | p50 ms | p99 ms | req/s | server CPU ms/req "
+        "| req/s vs mlflow | p50 vs mlflow | p99 vs mlflow | load (1 min) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in record["results"]:
         lines.append(
-            f"| {r['server']} | {r['connections']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
-            f"| {r['rps']:.0f} | {r['server_cpu_ms_per_request']:.2f} "
-            f"| {r['rps_vs_mlflow']:.2f}x | {r['p50_vs_mlflow']:.2f}x | {r['p99_vs_mlflow']:.2f}x |"
+            f"| {r['server']} | {r['workers']} | {r['connections']} | {r['p50_ms']:.2f} "
+            f"| {r['p99_ms']:.2f} | {r['rps']:.0f} | {r['server_cpu_ms_per_request']:.2f} "
+            f"| {r['rps_vs_mlflow']:.2f}x | {r['p50_vs_mlflow']:.2f}x | {r['p99_vs_mlflow']:.2f}x "
+            f"| {r['load_1min_before']:.2f} |"
         )
     load = record["load_average"]
     lines += [
@@ -485,6 +514,15 @@ def markdown(record: dict[str, Any]) -> str:
         f"Load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load['before'])}; "
         f"after: {', '.join(f'{x:.2f}' for x in load['after'])}; {record['machine']['cpus']} CPUs.",
     ]
+    for workers, batching in record.get("batching", {}).items():
+        if batching:
+            lines.append(
+                f"lakehouse micro-batching ({workers} worker(s), one worker's /health after "
+                f"the runs): {batching['calls']} requests in {batching['batches']} model calls, "
+                f"mean batch {batching['mean_batch']:g}, largest {batching['largest_batch']}."
+            )
+    if record["serve_args"]:
+        lines.append(f"`lakehouse serve` options added: `{' '.join(record['serve_args'])}`.")
     if record["note"]:
         lines += ["", f"Note: {record['note']}."]
     return "\n".join(lines) + "\n"
@@ -501,12 +539,20 @@ def main() -> None:
     parser.add_argument(
         "--candidates", nargs="*", default=[], help="train only these candidates of conf/"
     )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="per server")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--serve-args", default="", help='more `lakehouse serve` options, e.g. "--max-batch 0"'
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per run")
     parser.add_argument("--repeat", type=int, default=2, help="rounds (server order alternates)")
     parser.add_argument("--check", type=int, default=100, help="records checked and cycled")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--reuse", type=Path, help="a directory kept by --keep: skip the setup, serve its model"
+    )
+    parser.add_argument("--output", help="results file name without suffix (default: serve…)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install -y wrk")
@@ -514,29 +560,45 @@ def main() -> None:
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # never touch a real tracking server
     logging.getLogger("mlflow.utils.databricks_utils").setLevel(logging.ERROR)
 
-    tmp = Path(tempfile.mkdtemp(prefix="lakehouse-serve-bench-"))
+    import httpx
+
+    tmp = args.reuse or Path(tempfile.mkdtemp(prefix="lakehouse-serve-bench-"))
     try:
-        model = train_demo_model(tmp, args.customers, args.candidates)
+        if args.reuse:  # the project, registry and records of a --keep run
+            with (tmp / "model.pickle").open("rb") as saved:
+                model = pickle.load(saved)
+        else:
+            model = train_demo_model(tmp, args.customers, args.candidates)
+            with (tmp / "model.pickle").open("wb") as out:
+                pickle.dump(model, out)
         records = json_records(model["rows"], model["features"], args.check)
         print(
             f"  serving models:/{model['registered_name']}/{model['version']} ({model['best']})",
             file=sys.stderr,
         )
         load_before = os.getloadavg()
-        with (
-            start_server("lakehouse", model, tmp) as ours,
-            start_server("mlflow", model, tmp) as theirs,
-        ):
-            servers = {"lakehouse": ours, "mlflow": theirs}
-            check = check_agreement(servers, records)
-            scripts = {n: wrk_script(tmp, s.predict_path, records) for n, s in servers.items()}
-            results = measure(
-                servers, scripts, args.connections, args.duration, args.warmup, args.repeat
-            )
+        extra = tuple(shlex.split(args.serve_args))
+        results: list[dict[str, Any]] = []
+        batching: dict[str, Any] = {}
+        for workers in args.workers:
+            with (
+                start_server("lakehouse", model, tmp, workers, extra) as ours,
+                start_server("mlflow", model, tmp, workers) as theirs,
+            ):
+                servers = {"lakehouse": ours, "mlflow": theirs}
+                check = check_agreement(servers, records)
+                scripts = {n: wrk_script(tmp, s.predict_path, records) for n, s in servers.items()}
+                rows = measure(
+                    servers, scripts, args.connections, args.duration, args.warmup, args.repeat
+                )
+                batching[str(workers)] = (
+                    httpx.get(ours.url + "/health", timeout=10).json().get("batching")
+                )
+            results += [{"workers": workers, **row} for row in rows]
         load_after = os.getloadavg()
     finally:
-        if args.keep:
-            print(f"  kept {tmp}", file=sys.stderr)
+        if args.keep or args.reuse:
+            print(f"  kept {tmp} (--reuse it)", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -555,6 +617,8 @@ def main() -> None:
         "load_generator": f"{wrk_version()} -t1 (closed loop, loopback)",
         "request": '{"dataframe_records": [one record]} to POST /predict and /invocations',
         "check": check,
+        "workers": args.workers,
+        "serve_args": list(extra),
         "connections": args.connections,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
@@ -562,8 +626,9 @@ def main() -> None:
         "load_average": {"before": list(load_before), "after": list(load_after)},
         "note": busy_note(load_before, load_after),
         "results": results,
+        "batching": batching,
     }
-    name = "_".join(["serve", *sorted(args.candidates)])
+    name = args.output or "_".join(["serve", *sorted(args.candidates)])
     record["results_file"] = str(RESULTS / f"{name}.json")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
