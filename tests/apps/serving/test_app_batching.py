@@ -32,6 +32,15 @@ def _unbatched(server: ModelServer, alias: str, records: list[dict[str, Any]]) -
         server.batcher = batcher
 
 
+def _same(answer: dict[str, Any], expected: tuple[int, float]) -> None:
+    """The answer a record gets alone: the same class, the same probability up to the last
+    bits a linear model's matrix product (BLAS) may round differently in a batch."""
+    assert answer["prediction"] == expected[0]
+    np.testing.assert_array_max_ulp(
+        np.array([answer["probability"]]), np.array([expected[1]]), maxulp=4
+    )
+
+
 def _post_all(url: str, bodies: list[dict[str, Any]], threads: int = 16) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
     with (
@@ -64,8 +73,8 @@ def test_concurrent_requests_share_model_calls_and_get_their_unbatched_answers(
         body = response.json()
         answer = body["predictions"][0]
         routed[body["alias"]] += 1
-        # exactly the unbatched answer of the version that answered (JSON floats round-trip)
-        assert (answer["prediction"], answer["probability"]) == expected[body["alias"]][i]
+        # the unbatched answer of the version that answered (JSON floats round-trip)
+        _same(answer, expected[body["alias"]][i])
     assert min(routed.values()) > 0.3 * len(order)  # both aliases got traffic
     batching = health["batching"]
     assert batching["calls"] == len(order)
@@ -107,8 +116,7 @@ def test_a_failing_request_gets_a_clean_500_and_its_batch_mates_their_answers(
                     assert body["request_id"] == response.headers["X-Request-ID"]
                 else:
                     assert response.status_code == 200, response.text
-                    answer = response.json()["predictions"][0]
-                    assert (answer["prediction"], answer["probability"]) == expected[i]
+                    _same(response.json()["predictions"][0], expected[i])
         health = httpx.get(f"{url}/health").json()
     assert health["batching"]["split_after_error"] >= 1
 

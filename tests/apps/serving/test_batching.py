@@ -117,7 +117,12 @@ def test_concurrent_calls_get_exactly_their_unbatched_results(
         got = list(pool.map(lambda rows: batcher.call(("v1", "proba"), run, rows), requests))
     for rows, want, have in zip(requests, expected, got, strict=True):
         assert have.shape == want.shape
-        assert np.array_equal(have, want)  # bit for bit
+        if estimator == "gradient_boosting":
+            assert np.array_equal(have, want)  # trees: bit for bit
+        else:
+            # a linear model's matrix product (BLAS) may round the last bit of a row
+            # differently in a batch than alone; never more than a few units in the last place
+            np.testing.assert_array_max_ulp(have, want, maxulp=4)
         classes = np.asarray(pipeline.classes_)[np.argmax(have, axis=1)]
         assert np.array_equal(classes, pipeline.predict(input_frame(rows, COLUMNS)))
     stats = batcher.stats
@@ -222,7 +227,7 @@ def test_different_keys_never_share_a_batch(
         results = [f.result(30) for f in futures]
     for (alias, rows), result in zip(requests, results, strict=True):
         want = models[alias].predict_proba(input_frame(rows, COLUMNS))
-        assert np.array_equal(result, want)
+        np.testing.assert_array_max_ulp(result, want, maxulp=4)  # the champion is linear
     for alias, gate in gates.items():
         assert len(gate.batches) == 1  # each alias's queued calls: one batch of its own
         assert {r["alias"] for r in gate.batches[0]} == {alias}

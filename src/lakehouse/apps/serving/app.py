@@ -71,8 +71,6 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Header, Response
 from fastapi.responses import JSONResponse
-from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
 from lakehouse.apps.http_guard import (
     allowed_hosts,
@@ -293,27 +291,11 @@ class ModelServer:
             return np.asarray(run(rows))
         return np.asarray(self.batcher.call(key, run, rows))
 
-    async def call_model_async(
-        self, model: ServedModel, rows: list[dict[str, Any]], method: str = "predict_proba"
-    ) -> np.ndarray:
-        """:meth:`call_model` for async routes: the model runs off the event loop."""
-        if self.batcher is None:
-            return await run_in_threadpool(self.call_model, model, rows, method)
-        key, run = self._model_call(model, method)
-        return np.asarray(await asyncio.wrap_future(self.batcher.submit(key, run, rows)))
-
     def predict(
         self, model: ServedModel, rows: list[dict[str, Any]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Predicted classes and positive-class probabilities for these records."""
         return self.classes_and_probabilities(model, self.call_model(model, rows))
-
-    async def predict_async(
-        self, model: ServedModel, rows: list[dict[str, Any]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict` for async routes."""
-        probabilities = await self.call_model_async(model, rows)
-        return self.classes_and_probabilities(model, probabilities)
 
     @staticmethod
     def classes_and_probabilities(
@@ -472,7 +454,7 @@ def _add_predict_route(
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)
-    async def predict(
+    def predict(
         body: request_cls,  # type: ignore[valid-type]
         x_request_id: str | None = Header(default=None, max_length=200),
     ) -> Response:
@@ -482,10 +464,10 @@ def _add_predict_route(
         # keys with a value; a key that is also an input column is taken from the features
         row_keys = [{k: str(r[k]) for k in keys if r.get(k) is not None} for r in rows]
         alias, model = server.route()
-        # async: the model runs on the batcher's thread (or the thread pool without batching)
-        # and this route needs no thread-pool hop of its own (benchmarks/serve.py)
+        # a sync route (thread pool): it waits for its share of a batch on the batcher's
+        # thread; as fast as an async route here and simpler (benchmarks/serve.py, the notes)
         try:
-            predicted, probability = await server.predict_async(model, rows)
+            predicted, probability = server.predict(model, rows)
         except Exception as exc:  # this request's records only (see batching): a clean 500
             log.error("%s v%s: request %s failed: %s", registered, model.version, request_id, exc)
             return JSONResponse(
@@ -493,9 +475,8 @@ def _add_predict_route(
                 status_code=500,
                 headers={"X-Request-ID": request_id},
             )
-        flush = False
         if predictions_log is not None:
-            flush = predictions_log.append(
+            predictions_log.append(
                 _log_lines(
                     request_id,
                     registered,
@@ -506,8 +487,7 @@ def _add_predict_route(
                     row_keys,
                     predicted,
                     probability,
-                ),
-                flush_when_full=False,  # not on the event loop: after the response, below
+                )
             )
         result = PredictResponse(
             predictions=[
@@ -520,13 +500,12 @@ def _add_predict_route(
             request_id=request_id,
         )
         # a Response is sent as is: FastAPI skips re-validating the (already typed) result
-        # against response_model (when the route was sync, a second thread-pool hop that
-        # cost about a sixth of a single prediction, py-spy); response_model documents it
+        # against response_model, a second thread-pool hop that cost about a sixth of a
+        # single prediction (py-spy, benchmarks/serve.py); response_model still documents it
         return Response(
             result.model_dump_json(),
             media_type="application/json",
             headers={"X-Request-ID": request_id},
-            background=BackgroundTask(predictions_log.flush) if flush and predictions_log else None,
         )
 
 

@@ -43,13 +43,11 @@ class PredictionLog:
         self.lines_written = 0
         self.files_written = 0
 
-    def append(self, records: list[dict[str, Any]], *, flush_when_full: bool = True) -> bool:
+    def append(self, records: list[dict[str, Any]]) -> None:
         """Buffer these records; flush when the buffer is full.
 
         Each line is strict JSON: a non-finite number (``NaN``, ``Infinity``, which JSON has
-        no token for) raises ``ValueError`` and nothing of ``records`` is buffered. With
-        ``flush_when_full=False`` (an async route, which must not write files on the event
-        loop) a full buffer is left to the caller: True means "call :meth:`flush` now".
+        no token for) raises ``ValueError`` and nothing of ``records`` is buffered.
         """
         lines = [
             json.dumps(r, separators=(",", ":"), default=str, allow_nan=False) for r in records
@@ -57,10 +55,8 @@ class PredictionLog:
         with self._lock:
             self._buffer.extend(lines)
             full = len(self._buffer) >= self.flush_records
-        if full and flush_when_full:
+        if full:
             self.flush()
-            return False
-        return full
 
     def flush_if_due(self) -> None:
         """Flush when ``flush_seconds`` passed since the last flush (called periodically)."""
