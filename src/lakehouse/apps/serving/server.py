@@ -82,7 +82,7 @@ def serve(
         "batch_wait_ms": batch_wait_ms,
     }
     app = create_app(project, model, **options)  # fails here, in one line, when it cannot serve
-    run = {
+    run: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
