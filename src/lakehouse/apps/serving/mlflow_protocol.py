@@ -207,7 +207,9 @@ def table_from_json(payload: dict[str, Any]) -> tuple[Table, Any]:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "dictionary", list: "list"}.get(type(value), f"type {type(value).__name__}")
+    if isinstance(value, dict):
+        return "dictionary"
+    return "list" if isinstance(value, list) else f"type {type(value).__name__}"
 
 
 def _split_table(value: Any) -> Table:
@@ -320,7 +322,7 @@ class ScoringParser:
         self.keys = tuple(keys)
         self.record = record
         self.max_records = max_records
-        self._rows = TypeAdapter(list[record])  # type: ignore[valid-type]
+        self._rows: TypeAdapter[list[BaseModel]] = TypeAdapter(list[record])  # type: ignore[valid-type]
 
     def parse(self, body: bytes, content_type: str | None) -> ScoringRequest:
         """The request's records, keys and params; :class:`ScoringError` when refused."""
