@@ -45,6 +45,11 @@ Response::
      "model_name": "churn_model", "model_version": "3", "alias": "champion",
      "request_id": "…"}
 
+A prediction follows the model's kind (:mod:`lakehouse.pipelines.ml.kinds`): binary as above
+(``probability`` of class 1); multiclass adds ``probabilities`` (class -> probability) and
+its ``probability`` is the predicted class's; regression has a number as ``prediction`` and
+no probability. The prediction log line carries the same fields.
+
 ``keys`` holds the entity keys the record carried (``{}`` when it carried none); the
 prediction log line has the same top-level ``keys`` object. The request id is the client's ``X-Request-ID`` header when given, else a new UUID; it is
 returned in the body and in the ``X-Request-ID`` response header.
@@ -62,7 +67,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Header, Response
 
 from lakehouse.apps.http_guard import (
@@ -84,6 +88,7 @@ from lakehouse.apps.serving.schemas import (
 )
 from lakehouse.config.project import Project, feature_lookup_keys
 from lakehouse.core.errors import LakehouseError
+from lakehouse.pipelines.ml.kinds import ModelOutputs, model_outputs
 from lakehouse.pipelines.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
 
 log = logging.getLogger(__name__)
@@ -256,17 +261,10 @@ class ModelServer:
                 return CHALLENGER, served[CHALLENGER]
         return CHAMPION, served[CHAMPION]
 
-    def predict(
-        self, model: ServedModel, rows: list[dict[str, Any]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted classes and positive-class probabilities for these records."""
-        probabilities = model.model.predict_proba(input_frame(rows, self.columns))
-        # the class with the highest probability: what predict() returns for these models,
-        # without running the pipeline twice
-        classes = np.asarray(model.model.classes_)
-        predicted = classes[np.argmax(probabilities, axis=1)]
-        positive = list(classes).index(1) if 1 in list(classes) else probabilities.shape[1] - 1
-        return predicted.astype(int), probabilities[:, positive].astype(float)
+    def predict(self, model: ServedModel, rows: list[dict[str, Any]]) -> ModelOutputs:
+        """The model's outputs for these records: predictions, and for a classifier the
+        probabilities (see :func:`lakehouse.pipelines.ml.kinds.model_outputs`)."""
+        return model_outputs(model.model, input_frame(rows, self.columns))
 
 
 def create_app(
@@ -368,8 +366,7 @@ def _log_lines(
     features: list[str],
     rows: list[dict[str, Any]],
     row_keys: list[dict[str, str]],
-    predicted: np.ndarray,
-    probability: np.ndarray,
+    predictions: list[Prediction],
 ) -> list[dict[str, Any]]:
     """The prediction log lines of one request, one per record."""
     ts = _now()
@@ -383,10 +380,26 @@ def _log_lines(
             "alias": alias,
             "keys": k,
             "features": {c: row[c] for c in features},
-            "prediction": int(p),
-            "probability": float(q),
+            **p.model_dump(exclude={"keys"}, exclude_none=True),
         }
-        for i, (row, k, p, q) in enumerate(zip(rows, row_keys, predicted, probability, strict=True))
+        for i, (row, k, p) in enumerate(zip(rows, row_keys, predictions, strict=True))
+    ]
+
+
+def predictions_of(outputs: ModelOutputs, row_keys: list[dict[str, str]]) -> list[Prediction]:
+    """One :class:`Prediction` per record, with the fields of the model's kind."""
+    if outputs.kind == "regression":
+        return [
+            Prediction(prediction=float(p), keys=k)
+            for p, k in zip(outputs.prediction, row_keys, strict=True)
+        ]
+    assert outputs.probability is not None
+    maps: list[dict[str, float] | None] = [None] * len(row_keys)
+    if outputs.kind == "multiclass":
+        maps = list(outputs.probabilities() or maps)
+    return [
+        Prediction(prediction=int(p), probability=float(q), probabilities=m, keys=k)
+        for p, q, m, k in zip(outputs.prediction, outputs.probability, maps, row_keys, strict=True)
     ]
 
 
@@ -414,26 +427,15 @@ def _add_predict_route(
         # keys with a value; a key that is also an input column is taken from the features
         row_keys = [{k: str(r[k]) for k in keys if r.get(k) is not None} for r in rows]
         alias, model = server.route()
-        predicted, probability = server.predict(model, rows)
+        predictions = predictions_of(server.predict(model, rows), row_keys)
         if predictions_log is not None:
             predictions_log.append(
                 _log_lines(
-                    request_id,
-                    registered,
-                    alias,
-                    model,
-                    features,
-                    rows,
-                    row_keys,
-                    predicted,
-                    probability,
+                    request_id, registered, alias, model, features, rows, row_keys, predictions
                 )
             )
         result = PredictResponse(
-            predictions=[
-                Prediction(prediction=int(p), probability=float(q), keys=k)
-                for p, q, k in zip(predicted, probability, row_keys, strict=True)
-            ],
+            predictions=predictions,
             model_name=registered,
             model_version=model.version,
             alias=alias,
@@ -443,7 +445,7 @@ def _add_predict_route(
         # against response_model, a second thread-pool hop that cost about a sixth of a
         # single prediction (py-spy, benchmarks/serve.py); response_model still documents it
         return Response(
-            result.model_dump_json(),
+            result.model_dump_json(exclude_none=True),  # a field not of the model's kind
             media_type="application/json",
             headers={"X-Request-ID": request_id},
         )
