@@ -605,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
                 if i >= len(rounds):
                     break
                 rounds[i][system] = phases
+            if system in JVM_SYSTEMS:  # the header counts the rounds the merged runs had
+                jvm_repeat = min(len(old), len(rounds))
             if system not in systems:
                 systems.append(system)
         merged_note = (

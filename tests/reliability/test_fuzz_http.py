@@ -1,8 +1,11 @@
 """Generated requests (schemathesis) against the real serving API and the UI's forms.
 
-The serving API's own OpenAPI document drives ``POST /predict``: valid records (positive
-mode, numbers inside the advertised bounds) must be answered 200 and logged, invalid ones
-(negative mode: wrong types, missing and unknown fields, out-of-range numbers) 4xx. The UI's
+The serving API's own OpenAPI document drives ``POST /predict`` and MLflow's ``POST
+/invocations`` (JSON in its four shapes, CSV, Parquet): valid records (positive mode, numbers
+inside the advertised bounds) must be answered 200 and logged, invalid ones (negative mode:
+wrong types, missing and unknown fields, out-of-range numbers) 4xx. CSV bodies for
+``/invocations`` come from a Hypothesis strategy of their own (valid tables, any cells, cut
+bodies), since the document can only call CSV a string. The UI's
 forms are described by a small OpenAPI document built here from the served input schema
 (the UI reads its form body itself, so its own document has none): ``POST /predict`` (the
 prediction form, sent with the session's CSRF token) and ``GET /lineage?table=`` (the table
@@ -10,7 +13,7 @@ picker). Every answer must be below 500, and the prediction log must hold exactl
 JSON line (no ``NaN`` / ``Infinity`` tokens) per record answered 200.
 
 Bounded and deterministic: ``derandomize=True``, no example database, ``MAX_EXAMPLES`` per
-mode and operation (600 cases, under a minute once the model is trained). The counts per
+mode and operation (900 cases, about a minute once the model is trained). The counts per
 status are printed (``-s``).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,9 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from schemathesis import GenerationMode
 
@@ -158,6 +164,88 @@ def test_generated_predict_requests_never_get_5xx_and_the_log_stays_json(
     lines = strict_lines(stack.log_dir)
     # one line per record answered: nothing refused was logged, nothing answered was lost
     assert len(lines) - logged_before == sum(t.records_answered for t in results.values())
+
+
+def test_generated_invocations_never_get_5xx_and_the_log_stays_json(stack: Stack) -> None:
+    schema = schemathesis.openapi.from_url(f"{stack.serving_url}/openapi.json")
+    operation = schema["/invocations"]["POST"]
+    stack.flush_log()
+    logged_before = len(strict_lines(stack.log_dir))
+    results = {
+        mode.value: fuzz(
+            operation, mode, lambda case: case.call(base_url=stack.serving_url, timeout=60)
+        )
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    }
+    print("\n/invocations", {mode: tally.row() for mode, tally in results.items()})
+    positive, negative = results["positive"].row(), results["negative"].row()
+    assert positive["cases"] >= MAX_EXAMPLES // 2 and negative["cases"] >= MAX_EXAMPLES // 2
+    assert positive["5xx"] == negative["5xx"] == 0
+    assert positive["2xx"] > 0 and negative["4xx"] > 0
+    stack.flush_log()
+    lines = strict_lines(stack.log_dir)
+    assert len(lines) - logged_before == sum(t.records_answered for t in results.values())
+
+
+# any cell: numbers of every size, text, pandas' missing markers, non-finite spellings
+ANY_CELL = st.one_of(
+    st.none(),
+    st.floats(),
+    st.integers(),
+    st.text(max_size=8),
+    st.sampled_from(["inf", "-Infinity", "nan", "NA", "1e308", "north", "basic", ""]),
+)
+
+
+@st.composite
+def csv_bodies(draw: st.DrawFn, features: list[str]) -> bytes:
+    """A CSV body: a valid table of the model's inputs, or any cells under any columns, and
+    now and then cut short (a ragged or truncated body)."""
+    rows = draw(st.integers(min_value=1, max_value=5))
+    if draw(st.booleans()):
+        columns = features
+        text = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=10)
+        number = st.floats(min_value=-1e6, max_value=1e6)
+        table = [
+            {c: draw(text if c in CATEGORICAL else number) for c in columns} for _ in range(rows)
+        ]
+    else:
+        names = st.sampled_from([*features, "customer_id", "other"])
+        columns = draw(st.lists(names, unique=True, max_size=len(features) + 2))
+        table = [{c: draw(ANY_CELL) for c in columns} for _ in range(rows)]
+    body = pd.DataFrame(table, columns=columns).to_csv(index=False)
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        body = body[: draw(st.integers(min_value=0, max_value=len(body)))]
+    return body.encode()
+
+
+def test_generated_csv_invocations_never_get_5xx(stack: Stack) -> None:
+    stack.flush_log()
+    logged_before = len(strict_lines(stack.log_dir))
+    tally = Tally()
+
+    @SETTINGS
+    @given(body=csv_bodies(stack.features))
+    def one(body: bytes) -> None:
+        response = httpx.post(
+            f"{stack.serving_url}/invocations",
+            content=body,
+            headers={"content-type": "text/csv"},
+            timeout=60,
+        )
+        tally.statuses[response.status_code] += 1
+        tally.seconds += response.elapsed.total_seconds()
+        assert response.status_code < 500, (body[:1000], response.text[:1000])
+        if response.status_code == 200:
+            tally.records_answered += len(response.json()["predictions"])
+
+    one()
+    row = tally.row()
+    print("\n/invocations text/csv", row)
+    assert row["cases"] >= MAX_EXAMPLES // 2 and row["5xx"] == 0
+    assert row["2xx"] > 0 and row["4xx"] > 0
+    stack.flush_log()
+    assert len(strict_lines(stack.log_dir)) - logged_before == tally.records_answered
 
 
 def ui_form_schema(stack: Stack) -> dict[str, Any]:

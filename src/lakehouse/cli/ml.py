@@ -133,7 +133,8 @@ def serve(
     target: TargetOpt = None,
     var: VarOpt = None,
 ) -> None:
-    """Serve MODEL's @champion over HTTP: POST /predict, GET /health, /model, /docs; Ctrl-C stops."""
+    """Serve MODEL's @champion over HTTP: POST /predict, MLflow's POST /invocations, GET /health,
+    /model, /docs; Ctrl-C stops."""
     from lakehouse.apps.http_guard import allowed_hosts
     from lakehouse.apps.serving.server import serve as serve_model
 

@@ -177,7 +177,7 @@ def test_sigkill_after_the_data_commits_then_rerun_refines_and_records_once(
 
     project = _project(tmp_path / "killed")
     _land(spark, project, "a.jsonl", GOOD_AND_BAD, "i1")
-    _job_task(project, "r1")
+    _refine_silver(spark, project, "r1")
     ctx = _land(spark, project, "b.jsonl", SECOND_DROP, "i2")
     ledger_before = _ledger(ctx)
     # killed right after the last data commit of the run (customers is refined after
@@ -196,7 +196,7 @@ def test_sigkill_after_the_data_commits_then_rerun_refines_and_records_once(
     assert {r[0] for r in ledger["results"]} == {"r1", "r3"}
     assert len(ledger["results"]) == len(set(ledger["results"])) == 8
     assert len(ledger["batches"]) == len(set(ledger["batches"])) == 4  # 2 tables x 2 batches
-    _job_task(project, "r4")  # and nothing is pending any more
+    _refine_silver(spark, project, "r4")  # and nothing is pending any more
     assert [r for r in _ledger(ctx)["runs"] if r[0] == "r4"] == [
         ("r4", "c.silver.customers", "0", "SUCCESS"),
         ("r4", "c.silver.orders", "0", "SUCCESS"),

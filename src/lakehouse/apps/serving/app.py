@@ -39,6 +39,11 @@ Request bodies (all records in one request go to the same version)::
     {"records": [{...}, ...]}         a batch
     {"dataframe_records": [{...}]}    a batch, Databricks / MLflow serving shape
 
+The same app speaks MLflow's scoring protocol (``POST /invocations`` with ``dataframe_split``,
+``dataframe_records``, ``instances``, ``inputs``, CSV or Parquet; ``GET /ping``, ``/version``), so
+clients of ``mlflow models serve`` work unchanged: see :mod:`lakehouse.apps.serving.mlflow_protocol`.
+Those requests are routed, validated and logged like ``/predict`` ones.
+
 Response::
 
     {"predictions": [{"prediction": 1, "probability": 0.83, "keys": {"customer_id": "C1"}}, ...],
@@ -74,6 +79,11 @@ from lakehouse.apps.http_guard import (
     check_body_limit,
     guard_hosts,
     json_safe_validation_errors,
+)
+from lakehouse.apps.serving.mlflow_protocol import (
+    ScoringParser,
+    ScoringRequest,
+    add_scoring_routes,
 )
 from lakehouse.apps.serving.predictions import PredictionLog
 from lakehouse.apps.serving.schemas import (
@@ -316,6 +326,7 @@ def create_app(
     app.state.prediction_log = predictions_log
     keys = entity_keys(project, model_name)
     _add_predict_route(app, server, keys, predictions_log, max_abs_number)
+    _add_invocations_route(app, server, keys, predictions_log, max_abs_number, model_name)
     _add_info_routes(app, server, keys, refresh_seconds)
     return app
 
@@ -449,6 +460,46 @@ def _add_predict_route(
             media_type="application/json",
             headers={"X-Request-ID": request_id},
         )
+
+
+def _add_invocations_route(
+    app: FastAPI,
+    server: ModelServer,
+    keys: tuple[str, ...],
+    predictions_log: PredictionLog | None,
+    max_abs_number: float,
+    model_name: str,
+) -> None:
+    """MLflow's ``POST /invocations`` (and ``GET /ping``, ``/version``, Databricks' path
+    ``/serving-endpoints/{model_name or registered name}/invocations``), routed, predicted
+    and logged as ``/predict`` is (:mod:`lakehouse.apps.serving.mlflow_protocol`)."""
+    from mlflow.version import VERSION
+
+    registered = server.name
+    features = server.features
+    record = record_model(registered, server.columns, (), max_abs_number)
+    parser = ScoringParser(server.columns, keys, record)
+
+    def score(request: ScoringRequest, request_id: str) -> np.ndarray:
+        alias, model = server.route()
+        predicted, probability = server.predict(model, request.rows)
+        if predictions_log is not None:
+            predictions_log.append(
+                _log_lines(
+                    request_id,
+                    registered,
+                    alias,
+                    model,
+                    features,
+                    request.rows,
+                    request.keys,
+                    predicted,
+                    probability,
+                )
+            )
+        return predicted
+
+    add_scoring_routes(app, parser, score, VERSION, tuple(dict.fromkeys([model_name, registered])))
 
 
 def _add_info_routes(
