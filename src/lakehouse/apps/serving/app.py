@@ -72,6 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, Header, Response
 
 from lakehouse.apps.http_guard import (
@@ -482,8 +483,9 @@ def _add_invocations_route(
 
     def score(request: ScoringRequest, request_id: str) -> np.ndarray:
         alias, model = server.route()
-        predicted, probability = server.predict(model, request.rows)
+        outputs = server.predict(model, request.rows)
         if predictions_log is not None:
+            predictions = predictions_of(outputs, request.keys)
             predictions_log.append(
                 _log_lines(
                     request_id,
@@ -493,11 +495,10 @@ def _add_invocations_route(
                     features,
                     request.rows,
                     request.keys,
-                    predicted,
-                    probability,
+                    predictions,
                 )
             )
-        return predicted
+        return outputs.prediction
 
     add_scoring_routes(app, parser, score, VERSION, tuple(dict.fromkeys([model_name, registered])))
 
