@@ -325,6 +325,12 @@ def _serve(project: Project, kind: Kind, records: list[dict[str, Any]], log_dir:
     with running_server(app) as url, httpx.Client(base_url=url) as http:
         answer = http.post("/predict", json={"records": records})
         one = http.post("/predict", json={"record": records[0]})
+        features = [{k: v for k, v in r.items() if k != kind.key} for r in records[:5]]
+        mlflow_answer = http.post("/invocations", json={"dataframe_records": features})
+    # MLflow's scoring protocol answers the predictions alone, of the model's kind
+    assert mlflow_answer.status_code == 200, mlflow_answer.text
+    expected = [p["prediction"] for p in answer.json()["predictions"][:5]]
+    assert mlflow_answer.json()["predictions"] == pytest.approx(expected, rel=1e-12)
     assert answer.status_code == 200, answer.text
     assert one.status_code == 200, one.text
     single, first = one.json()["predictions"][0], answer.json()["predictions"][0]
@@ -359,7 +365,7 @@ def test_multiclass_serving_returns_every_class_probability(
         np.testing.assert_allclose(list(p["probabilities"].values()), expected, atol=1e-12)
         assert p["probability"] == pytest.approx(expected.max(), abs=1e-12)
     logged = _log_lines(tmp_path)
-    assert len(logged) == len(rows) + 1
+    assert len(logged) == len(rows) + 1 + 5  # /predict batch, one record, /invocations
     assert [
         {k: line[k] for k in ("prediction", "probability", "probabilities", "keys")}
         for line in logged[: len(rows)]
@@ -478,10 +484,11 @@ def test_served_predictions_are_monitored_per_kind(project: Project, name: str) 
     as_of = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=1)
     result = monitor_model(project.context(current="served"), name, as_of=as_of)
     drift = _rows(result, "drift")
-    assert {r.current_rows for r in drift} == {len(kind.frame) + 1}
+    served_rows = len(kind.frame) + 1 + 5  # /predict batch, one record, /invocations (no keys)
+    assert {r.current_rows for r in drift} == {served_rows}
     assert not [r for r in drift if r.alert]
     ab = {r.metric: r.value for r in _rows(result, "ab") if r.subject == "champion v1"}
-    assert ab["records"] == len(kind.frame) + 1 and ab["labeled_rows"] == len(kind.frame) + 1
+    assert ab["records"] == served_rows and ab["labeled_rows"] == len(kind.frame) + 1
     served = pd.DataFrame(body["predictions"])
     served[kind.key] = [k[kind.key] for k in served["keys"]]
     labelled = served.merge(kind.frame[[kind.key, kind.label]], on=kind.key)
