@@ -143,3 +143,90 @@ def test_scoring_input_must_have_the_model_features(demo_project_dir: Path) -> N
     err = load_error(demo_project_dir)
     assert (err.file, err.key) == ("conf/models.yml", "models.churn.scoring.input")
     assert err.message == "column 'plan' is not a column of daily_sales"
+
+
+def test_the_task_defaults_to_classification_and_regression_promotes_on_rmse(
+    demo_project_dir: Path,
+) -> None:
+    churn = load_project(demo_project_dir).models["churn"]
+    assert (churn.task, churn.promotion.metric) == ("classification", "roc_auc")
+    edit_yaml(  # the demo monitors roc_auc, not a regression metric
+        demo_project_dir / "conf" / "monitoring.yml",
+        lambda d: [d["monitoring"]["models"]["churn"].pop(k) for k in ("performance", "ab")],
+    )
+    edit_model(
+        demo_project_dir,
+        lambda m: m.update(
+            {
+                "task": "regression",
+                "candidates": {"linear_regression": {}, "random_forest": {}},
+                "promotion": {"min_improvement": 0.5},
+            }
+        ),
+    )
+    churn = load_project(demo_project_dir).models["churn"]
+    assert (churn.task, churn.promotion.metric, churn.promotion.min_improvement) == (
+        "regression",
+        "rmse",
+        0.5,
+    )
+    table = load_project(demo_project_dir).tables["lakehouse.gold.churn_predictions"]
+    types = {c.name: c.type for c in table.spec.columns}
+    assert types["prediction"] == "double" and "probability" not in types
+
+
+@pytest.mark.parametrize(
+    ("task", "candidates", "key", "message"),
+    [
+        (
+            "regression",
+            {"logistic_regression": {}},
+            "models.churn.candidates.logistic_regression",
+            "logistic_regression does not fit task: regression "
+            "(estimators for regression: linear_regression, random_forest, gradient_boosting)",
+        ),
+        (
+            "classification",
+            {"ols": {"estimator": "linear_regression"}},
+            "models.churn.candidates.ols.estimator",
+            "linear_regression does not fit task: classification "
+            "(estimators for classification: logistic_regression, random_forest, "
+            "gradient_boosting)",
+        ),
+    ],
+)
+def test_a_candidate_must_fit_the_task(
+    demo_project_dir: Path, task: str, candidates: dict[str, object], key: str, message: str
+) -> None:
+    edit_model(
+        demo_project_dir,
+        lambda m: m.update(
+            {"task": task, "candidates": candidates, "promotion": {"metric": "accuracy"}}
+            if task == "classification"
+            else {"task": task, "candidates": candidates, "promotion": {}}
+        ),
+    )
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key, err.message) == ("conf/models.yml", key, message)
+
+
+def test_promotion_and_monitoring_metrics_must_be_of_the_task(demo_project_dir: Path) -> None:
+    edit_model(
+        demo_project_dir,
+        lambda m: m.update(
+            {"task": "regression", "candidates": {"random_forest": {}}, "promotion": {}}
+        ),
+    )
+    # conf/monitoring.yml names roc_auc for churn: wrong for a regression model
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == (
+        "conf/monitoring.yml",
+        "monitoring.models.churn.performance.thresholds.roc_auc",
+    )
+    assert err.message == (
+        "roc_auc is not a metric of model 'churn' (task: regression; metrics: rmse, mae, r2)"
+    )
+    edit_model(demo_project_dir, lambda m: m.update({"promotion": {"metric": "f1_macro"}}))
+    err = load_error(demo_project_dir)
+    assert (err.file, err.key) == ("conf/models.yml", "models.churn.promotion.metric")
+    assert err.message.startswith("f1_macro is not a metric of task: regression")

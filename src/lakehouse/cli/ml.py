@@ -205,7 +205,12 @@ def models_(
     """List registered models: versions, aliases and key holdout metrics."""
     from dataclasses import asdict
 
-    from lakehouse.pipelines.ml.registry import METRIC_COLUMNS, connect, list_versions, tracking_uri
+    from lakehouse.pipelines.ml.registry import (
+        connect,
+        list_versions,
+        metric_columns,
+        tracking_uri,
+    )
 
     project = _load(project_dir, target, None, var)
     versions = list_versions(connect(project), name)
@@ -215,9 +220,11 @@ def models_(
     if not versions:
         console.print(f"no registered models in {tracking_uri(project)}")
         return
+    # the metrics of every model kind listed (classification, regression), in order
+    columns = tuple(dict.fromkeys(c for v in versions for c in metric_columns([v.metrics])))
     table = new_table(
         f"registered models ({tracking_uri(project)})",
-        ("model", "version", "aliases", "created", *METRIC_COLUMNS, "promotion"),
+        ("model", "version", "aliases", "created", *columns, "promotion"),
     )
     for v in versions:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created / 1000))
@@ -226,7 +233,7 @@ def models_(
             v.version,
             ", ".join(f"@{a}" for a in v.aliases),
             created,
-            *[f"{v.metrics[m]:.3f}" if m in v.metrics else "-" for m in METRIC_COLUMNS],
+            *[f"{v.metrics[m]:.3f}" if m in v.metrics else "-" for m in columns],
             v.tags.get("lakehouse.promotion", ""),
         )
     console.print(table)

@@ -2,13 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from lakehouse.config.base import Identifier, StrictModel, TableName
 
-Estimator = Literal["logistic_regression", "random_forest", "gradient_boosting"]
+Task = Literal["classification", "regression"]
+Estimator = Literal[
+    "logistic_regression", "linear_regression", "random_forest", "gradient_boosting"
+]
+CLASSIFIERS = ("logistic_regression", "random_forest", "gradient_boosting")
+REGRESSORS = ("linear_regression", "random_forest", "gradient_boosting")
+
+ClassificationMetric = Literal[
+    "roc_auc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "f1_weighted",
+]
+RegressionMetric = Literal["rmse", "mae", "r2"]
+Metric = Literal[ClassificationMetric, RegressionMetric]
+CLASSIFICATION_METRICS: tuple[str, ...] = get_args(ClassificationMetric)
+REGRESSION_METRICS: tuple[str, ...] = get_args(RegressionMetric)
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})
+"""Metrics where a smaller value is better; every other metric is better when larger."""
+MONITORED_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": ("roc_auc", "accuracy", "precision", "recall", "f1"),
+    "regression": ("rmse", "mae", "r2"),
+}
+"""The metrics monitoring reports per task unless ``performance.metrics`` names others."""
+PROMOTION_METRIC_BY_TASK = {"classification": "roc_auc", "regression": "rmse"}
+MAX_DROP_BY_TASK: dict[str, dict[str, float]] = {
+    "classification": {"roc_auc": 0.05},
+    "regression": {"r2": 0.05},
+}
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """Every metric a model of ``task`` is evaluated on."""
+    return REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+
+
+def task_estimators(task: str) -> tuple[str, ...]:
+    """The estimators a candidate of a model of ``task`` may name."""
+    return REGRESSORS if task == "regression" else CLASSIFIERS
 
 
 class LabelSpec(StrictModel):
@@ -19,7 +64,10 @@ class LabelSpec(StrictModel):
     timestamp: Identifier | None = Field(
         default=None, description="label time; features are looked up as of it"
     )
-    label: str = Field(description="a column, or a Spark SQL expression giving 0/1")
+    label: str = Field(
+        description="a column, or a Spark SQL expression: an integer class (classification) "
+        "or a number (regression)"
+    )
     where: str | None = Field(default=None, description="Spark SQL filter on the label table")
 
 
@@ -63,12 +111,15 @@ class SplitSpec(StrictModel):
 
 
 class PromotionSpec(StrictModel):
-    metric: Literal["roc_auc", "f1", "accuracy", "precision", "recall"] = "roc_auc"
+    metric: Metric = Field(
+        default="roc_auc", description="default: roc_auc (classification), rmse (regression)"
+    )
     min_improvement: float = Field(
         default=0.0, ge=0, description="the challenger must beat the champion by at least this"
     )
-    thresholds: dict[Literal["roc_auc", "f1", "accuracy", "precision", "recall"], float] = Field(
-        default_factory=dict, description="minimum metric values for any champion"
+    thresholds: dict[Metric, float] = Field(
+        default_factory=dict,
+        description="limits for any champion: minimums, maximums for rmse and mae",
     )
 
 
@@ -79,6 +130,10 @@ class ScoringSpec(StrictModel):
 
 class ModelSpec(StrictModel):
     registered_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    task: Task = Field(
+        default="classification",
+        description="classification (binary or multiclass, told from the labels) or regression",
+    )
     training_set: TrainingSetSpec
     candidates: dict[Identifier, CandidateSpec] = Field(min_length=1)
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -87,10 +142,22 @@ class ModelSpec(StrictModel):
     seed: int = 42
     experiment: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        """A regression model is promoted on rmse unless ``promotion.metric`` says otherwise."""
+        if isinstance(data, dict) and data.get("task") == "regression":
+            promotion = data.get("promotion")
+            if promotion is None:
+                return {**data, "promotion": {"metric": "rmse"}}
+            if isinstance(promotion, dict) and "metric" not in promotion:
+                return {**data, "promotion": {**promotion, "metric": "rmse"}}
+        return data
+
     @field_validator("candidates")
     @classmethod
     def _known_estimators(cls, value: dict[str, CandidateSpec]) -> dict[str, CandidateSpec]:
-        known = ("logistic_regression", "random_forest", "gradient_boosting")
+        known = get_args(Estimator)
         for name, candidate in value.items():
             if candidate.estimator is None and name not in known:
                 raise ValueError(
@@ -107,7 +174,7 @@ class ModelSpec(StrictModel):
         return [f for lookup in self.training_set.features for f in lookup.features]
 
 
-MonitoredMetric = Literal["roc_auc", "accuracy", "precision", "recall", "f1"]
+MonitoredMetric = Metric
 
 
 def _all_metrics() -> list[MonitoredMetric]:
@@ -168,29 +235,62 @@ class QualityMonitorSpec(StrictModel):
 
 
 class PerformanceSpec(StrictModel):
-    """Metrics of the last batch scoring runs once labels arrive, vs minimums and training."""
+    """Metrics of the last batch scoring runs once labels arrive, vs limits and training.
 
-    metrics: list[MonitoredMetric] = Field(default_factory=_all_metrics)
+    Left out, ``metrics`` and ``max_drop`` follow the model's task (see
+    :meth:`metrics_for` and :meth:`max_drop_for`).
+    """
+
+    metrics: list[MonitoredMetric] = Field(
+        default_factory=_all_metrics,
+        description="default: roc_auc, accuracy, precision, recall, f1 (classification); "
+        "rmse, mae, r2 (regression)",
+    )
     thresholds: dict[MonitoredMetric, float] = Field(
-        default_factory=dict, description="absolute minimums"
+        default_factory=dict, description="absolute limits: minimums, maximums for rmse and mae"
     )
     max_drop: dict[MonitoredMetric, float] = Field(
         default_factory=_default_max_drop,
-        description="largest allowed drop below the champion's training (holdout) metric",
+        description="largest allowed worsening from the champion's training (holdout) metric "
+        "(a drop, or a rise for rmse and mae); default: roc_auc 0.05 (classification), "
+        "r2 0.05 (regression)",
     )
     last_runs: int = Field(default=5, ge=1, description="scoring runs (Delta versions) to judge")
     min_labeled: int = Field(default=30, ge=1, description="fewer labelled rows: no alert")
+
+    def metrics_for(self, task: str) -> list[str]:
+        """The metrics to report for a model of ``task``: as configured, else its defaults."""
+        if "metrics" in self.model_fields_set:
+            return list(self.metrics)
+        return list(MONITORED_BY_TASK[task])
+
+    def max_drop_for(self, task: str) -> dict[str, float]:
+        """The allowed worsening per metric for a model of ``task``."""
+        if "max_drop" in self.model_fields_set:
+            return {str(k): v for k, v in self.max_drop.items()}
+        return dict(MAX_DROP_BY_TASK[task])
 
 
 class ABSpec(StrictModel):
     """Champion vs challenger from served predictions (and labels) within a window."""
 
     window_days: float = Field(default=7.0, gt=0)
-    metric: MonitoredMetric = "roc_auc"
+    metric: MonitoredMetric = Field(
+        default="roc_auc", description="default: roc_auc (classification), rmse (regression)"
+    )
     min_improvement: float = Field(
-        default=0.01, ge=0, description="challenger lift that raises a 'consider promoting' alert"
+        default=0.01,
+        ge=0,
+        description="challenger lift (a fall for rmse and mae) that raises a 'consider "
+        "promoting' alert",
     )
     min_labeled: int = Field(default=30, ge=1)
+
+    def metric_for(self, task: str) -> str:
+        """The compared metric for a model of ``task``: as configured, else its default."""
+        if "metric" in self.model_fields_set:
+            return str(self.metric)
+        return PROMOTION_METRIC_BY_TASK[task]
 
 
 class ModelMonitorSpec(StrictModel):

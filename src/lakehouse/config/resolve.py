@@ -509,8 +509,8 @@ def _with_prediction_tables(
 
 
 def _predictions_spec(model: ModelSpec, source: TableSpec, ts_key: str | None) -> TableSpec:
-    """The scored table's keys (and its timestamp key), the prediction, the positive class
-    probability, which model version scored it, and when."""
+    """The scored table's keys (and its timestamp key), the prediction (and for classifiers
+    the probability), which model version scored it, and when."""
     assert model.scoring is not None
     types = {c.name: c.type for c in source.columns}
     keys = [k for k in source.keys if k != ts_key]
@@ -519,9 +519,19 @@ def _predictions_spec(model: ModelSpec, source: TableSpec, ts_key: str | None) -
         columns.append(Column(name=ts_key, type=types[ts_key], comment="features as of"))
     if len(columns) < len(keys) + bool(ts_key):  # a derived feature table: keys from the data
         columns, keys = [], []
+    if model.task == "regression":
+        columns.append(Column(name="prediction", type="double", nullable=False))
+    else:  # a multiclass model's scoring adds probabilities (map of class to probability)
+        columns += [
+            Column(name="prediction", type="int", nullable=False),
+            Column(
+                name="probability",
+                type="double",
+                nullable=False,
+                comment="P(class 1); multiclass: P(predicted class)",
+            ),
+        ]
     columns += [
-        Column(name="prediction", type="int", nullable=False),
-        Column(name="probability", type="double", nullable=False, comment="P(class 1)"),
         Column(name="model_name", type="string", nullable=False),
         Column(name="model_version", type="string", nullable=False),
         Column(name="scored_at", type="timestamp", nullable=False),

@@ -15,7 +15,7 @@ from lakehouse.config.catalog import (
     SecurableRowFilter,
     TableSpec,
 )
-from lakehouse.config.ml import ModelSpec
+from lakehouse.config.ml import ModelSpec, task_estimators, task_metrics
 from lakehouse.config.predicates import predicate_problem
 from lakehouse.config.project import (
     Project,
@@ -134,6 +134,7 @@ def _check_model(refs: _References, key: str, model: ModelSpec) -> None:
     )
     for n in range(len(model.training_set.features)):
         _check_feature_lookup(refs, key, model, n, label_table)
+    _check_task(refs, key, model)
     if model.split.by == "time" and not labels.timestamp:
         raise refs.model_error(
             key,
@@ -144,6 +145,32 @@ def _check_model(refs: _References, key: str, model: ModelSpec) -> None:
         scoring_input = refs.need(model.scoring.input, "models", key, "scoring.input")
         refs.model_columns(key, scoring_input, "scoring.input", model.features)
         refs.need(model.scoring.output, "models", key, "scoring.output")
+
+
+def _check_task(refs: _References, key: str, model: ModelSpec) -> None:
+    """Every candidate's estimator and every promotion metric fit the model's task."""
+    estimators = task_estimators(model.task)
+    for name in model.candidates:
+        estimator = model.estimator_of(name)
+        if estimator not in estimators:
+            attr = f"candidates.{name}" + (".estimator" if model.candidates[name].estimator else "")
+            raise refs.model_error(
+                key,
+                attr,
+                f"{estimator} does not fit task: {model.task} "
+                f"(estimators for {model.task}: {', '.join(estimators)})",
+            )
+    metrics = task_metrics(model.task)
+    named = [("promotion.metric", model.promotion.metric)] + [
+        (f"promotion.thresholds.{m}", m) for m in model.promotion.thresholds
+    ]
+    for attr, metric in named:
+        if metric not in metrics:
+            raise refs.model_error(
+                key,
+                attr,
+                f"{metric} is not a metric of task: {model.task} (metrics: {', '.join(metrics)})",
+            )
 
 
 def _check_feature_lookup(
@@ -190,6 +217,30 @@ def _check_monitor(project: Project, origin: dict[str, str], key: str) -> None:
                 file,
                 f"monitoring.models.{key}.drift.features[{n}]",
                 f"{feature!r} is not a feature of model {key!r}",
+            )
+    task = project.models[key].task
+    metrics = task_metrics(task)
+    perf, ab = monitor.performance, monitor.ab
+    named = [
+        *(f"performance.metrics[{n}]" for n in range(len(perf.metrics))),
+        *(f"performance.thresholds.{m}" for m in perf.thresholds),
+        *(f"performance.max_drop.{m}" for m in perf.max_drop),
+        "ab.metric",
+    ]
+    values = [*perf.metrics, *perf.thresholds, *perf.max_drop, ab.metric]
+    given = [
+        *(["metrics" in perf.model_fields_set] * len(perf.metrics)),
+        *([True] * len(perf.thresholds)),
+        *(["max_drop" in perf.model_fields_set] * len(perf.max_drop)),
+        "metric" in ab.model_fields_set,
+    ]
+    for attr, metric, explicit in zip(named, values, given, strict=True):
+        if explicit and metric not in metrics:
+            raise ConfigError(
+                file,
+                f"monitoring.models.{key}.{attr}",
+                f"{metric} is not a metric of model {key!r} (task: {task}; "
+                f"metrics: {', '.join(metrics)})",
             )
     for dq_table in monitor.quality.tables:
         if dq_table not in project.tables:

@@ -7,6 +7,7 @@ Spark SQL where the engine has the statement (JVM Spark, Spark Connect) and ``de
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -73,7 +74,15 @@ def add_nullable_columns(
         from deltalake.schema import Field, PrimitiveType
 
         fields = [
-            Field(col, PrimitiveType(_delta_type(dtype)), nullable=True) for col, dtype in columns
+            Field(col, PrimitiveType(_delta_type(dtype)), nullable=True)
+            if isinstance(dtype, T.AtomicType)
+            # a map, array or struct: Spark's JSON form of a type is the Delta protocol's
+            else Field.from_json(
+                json.dumps(
+                    {"name": col, "type": dtype.jsonValue(), "nullable": True, "metadata": {}}
+                )
+            )
+            for col, dtype in columns
         ]
         DeltaTable(ref.location).alter.add_columns(fields)
         return

@@ -59,6 +59,10 @@ def test_single_and_batch_predictions_match_the_registered_champion(
             "champion",
         )
         assert body["predictions"][0]["prediction"] == predicted[3]
+        # a binary model's answer keeps its layout: these fields, in this order, and no more
+        assert list(body) == ["predictions", "model_name", "model_version", "alias", "request_id"]
+        assert list(body["predictions"][0]) == ["prediction", "probability", "keys"]
+        assert one.text.startswith(f'{{"predictions":[{{"prediction":{predicted[3]},"probability":')
         assert np.isclose(body["predictions"][0]["probability"], probability[3])
 
         for shape in ("records", "dataframe_records"):
@@ -115,10 +119,11 @@ def test_the_record_schema_follows_the_signature_and_nulls_are_imputed(
         input_frame(records, server.columns),
         model_input(rows, registry.features, ["region", "plan"]),
     )
-    predicted, probability = server.predict(server.served["champion"], records)
+    outputs = server.predict(server.served["champion"], records)
     expected_predicted, expected_probability = registry.expected("champion", rows)
-    assert predicted.tolist() == expected_predicted
-    assert np.allclose(probability, expected_probability, rtol=0, atol=1e-12)
+    assert (outputs.kind, outputs.probabilities()) == ("binary", None)
+    assert outputs.prediction.tolist() == expected_predicted
+    assert np.allclose(outputs.probability, expected_probability, rtol=0, atol=1e-12)
 
 
 def test_invalid_payloads_get_422_with_the_failing_fields(

@@ -25,8 +25,9 @@ def _unbatched(server: ModelServer, alias: str, records: list[dict[str, Any]]) -
     try:
         out = []
         for record in records:
-            predicted, probability = server.predict(server.served[alias], [record])
-            out.append((int(predicted[0]), float(probability[0])))
+            outputs = server.predict(server.served[alias], [record])
+            assert outputs.probability is not None  # the demo models are binary
+            out.append((int(outputs.prediction[0]), float(outputs.probability[0])))
         return out
     finally:
         server.batcher = batcher

@@ -77,6 +77,7 @@ def test_prediction_view_and_api_errors() -> None:
         }
     )
     assert (view.prediction, view.probability, view.model_version) == (1, "0.8346", "3")
+    assert view.probability_label == "probability (class 1)" and view.probabilities == ()
     detail = [{"loc": ["body", "record", "tenure"], "msg": "Input should be a valid number"}]
     assert views.api_errors(detail) == ["record.tenure: Input should be a valid number"]
     assert views.api_errors("boom") == ["boom"]
@@ -189,3 +190,45 @@ def test_drift_chart_is_inline_svg_with_red_alert_points() -> None:
     assert charts.ALERT not in charts.drift_chart_svg(quiet)
     ids = set(re.findall(r'id="([^"]+)"', svg))
     assert not ids & set(re.findall(r'id="([^"]+)"', charts.drift_chart_svg(quiet)))
+
+
+def test_prediction_view_of_a_multiclass_and_a_regression_model() -> None:
+    meta = {"model_name": "m", "model_version": "2", "alias": "champion", "request_id": "r"}
+    multi = views.prediction_view(
+        {
+            "predictions": [
+                {
+                    "prediction": 2,
+                    "probability": 0.7,
+                    "probabilities": {"0": 0.1, "1": 0.2, "2": 0.7},
+                }
+            ],
+            **meta,
+        }
+    )
+    assert (multi.prediction, multi.probability, multi.probability_label) == (
+        2,
+        "0.7000",
+        "probability (predicted class)",
+    )
+    assert multi.probabilities == (("2", "0.7000"), ("1", "0.2000"), ("0", "0.1000"))
+    regression = views.prediction_view({"predictions": [{"prediction": 151.25}], **meta})
+    assert (regression.prediction, regression.probability, regression.probabilities) == (
+        151.25,
+        None,
+        (),
+    )
+
+
+def test_version_rows_list_the_metrics_of_the_model_kind() -> None:
+    regression = VersionInfo("m", "1", [], 0, "r1", {"rmse": 52.5, "mae": 41.0, "r2": 0.5}, {})
+    rows = views.version_rows([regression])
+    assert rows[0].metrics == (("rmse", "52.500"), ("mae", "41.000"), ("r2", "0.500"))
+    classifier = VersionInfo("m", "1", [], 0, "r1", {"roc_auc": 0.9}, {})
+    assert [m for m, _ in views.version_rows([classifier])[0].metrics] == [
+        "roc_auc",
+        "f1",
+        "accuracy",
+        "precision",
+        "recall",
+    ]

@@ -18,6 +18,7 @@ from lakehouse.pipelines.ml.train import (
     build_estimator,
     decide_promotion,
     evaluate,
+    fingerprint_settings,
     holdout_split,
     model_input,
     train_candidates,
@@ -173,3 +174,39 @@ def test_best_candidate_ignores_nan_and_keeps_config_order_on_ties() -> None:
         Candidate("c", "gradient_boosting", None, {"roc_auc": 0.7}),
     ]
     assert best_candidate(cands, "roc_auc").name == "b"
+
+
+def test_the_default_task_leaves_fingerprints_as_they_were() -> None:
+    """A model trained before ``task`` existed is not retrained because of it."""
+    before = SPEC.model_dump(mode="json")
+    del before["task"]
+    assert fingerprint_settings(SPEC) == before
+    regression = SPEC.model_copy(
+        update={
+            "task": "regression",
+            "candidates": {"linear_regression": SPEC.candidates["logistic_regression"]},
+        }
+    )
+    assert fingerprint_settings(regression)["task"] == "regression"
+
+
+def test_regression_candidates_train_on_numbers_split_without_strata(spark: SparkSession) -> None:
+    spec = SPEC.model_copy(
+        update={
+            "task": "regression",
+            "split": SplitSpec(by="random", test_size=0.25),
+            "candidates": {
+                "linear_regression": SPEC.candidates["logistic_regression"],
+                "random_forest": SPEC.candidates["random_forest"],
+            },
+        }
+    )
+    data = training_data(_training_set(spark), spec)
+    assert data.y.dtype == "float64"
+    candidates, test_rows = train_candidates(data, spec)
+    assert len(test_rows) == 10
+    assert [list(c.model.named_steps) for c in candidates] == [["preprocess", "regressor"]] * 2
+    for c in candidates:
+        assert set(c.metrics) == {"rmse", "mae", "r2", "prediction_seconds", "training_seconds"}
+    best = best_candidate(candidates, "rmse")
+    assert best.metrics["rmse"] == min(c.metrics["rmse"] for c in candidates)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -232,3 +233,103 @@ def test_ab_rows_exact_shares_and_a_lift_alert() -> None:
         True,
         "2",
     )
+
+
+def test_error_metrics_get_a_ceiling_not_a_floor() -> None:
+    assert metric_floor("rmse", {"rmse": 60.0}, {"rmse": 5.0}, {"rmse": 50.0}) == (
+        55.0,
+        "training 50.0000 + max rise 5.0",
+    )
+    assert metric_floor("mae", {"mae": 40.0}, {}, {}) == (40.0, "maximum 40.0")
+    assert metric_floor("r2", {}, {"r2": 0.05}, {"r2": 0.5}) == (
+        pytest.approx(0.45),
+        "training 0.5000 - max drop 0.05",
+    )
+
+
+def test_performance_rows_of_a_regression_and_a_multiclass_model() -> None:
+    regression = pd.DataFrame({"label": [1.0, 2.0, 3.0, 4.0], "prediction": [1.0, 2.0, 3.0, 6.0]})
+    common: dict[str, Any] = {
+        "subject": "cat.gold.preds@v1",
+        "model_version": "1",
+        "min_labeled": 4,
+        "scored_rows": 4,
+        "window_start": None,
+        "window_end": None,
+    }
+    rows = performance_rows(
+        regression,
+        kind="regression",
+        metrics=["rmse", "mae", "r2"],
+        minimums={"rmse": 0.9, "r2": 0.1},
+        max_drop={"mae": 0.2},
+        training={"mae": 0.25},
+        **common,
+    )
+    got = {r.metric: (r.value, r.threshold, r.alert) for r in rows}
+    assert got == {
+        "labeled_rows": (4.0, None, False),
+        "rmse": (1.0, 0.9, True),  # above its maximum
+        "mae": (0.5, pytest.approx(0.45), True),  # training 0.25 + 0.2
+        "r2": (pytest.approx(0.2), 0.1, False),
+    }
+    assert rows[0].details == {"label_mean": 2.5}
+    assert rows[1].message == "rmse of cat.gold.preds@v1 (v1) 1.0000 > 0.9000 (maximum 0.9)"
+
+    multiclass = pd.DataFrame(
+        {
+            "label": [0, 1, 2, 2],
+            "prediction": [0, 1, 2, 1],
+            "probabilities": [
+                {"0": 0.8, "1": 0.1, "2": 0.1},
+                {"0": 0.1, "1": 0.8, "2": 0.1},
+                {"0": 0.1, "1": 0.2, "2": 0.7},
+                {"0": 0.1, "1": 0.5, "2": 0.4},
+            ],
+        }
+    )
+    rows = performance_rows(
+        multiclass,
+        kind="multiclass",
+        metrics=["accuracy", "f1_macro", "roc_auc"],
+        minimums={"accuracy": 0.8},
+        max_drop={},
+        training={},
+        **common,
+    )
+    got = {r.metric: (r.value, r.alert) for r in rows}
+    # class 2's AUC: 0.7 and 0.4 vs 0.1 and 0.1 -> 1.0; classes 0 and 1 are ranked perfectly
+    assert got == {
+        "labeled_rows": (4.0, False),
+        "accuracy": (0.75, True),
+        "f1_macro": (pytest.approx((1 + 2 / 3 + 2 / 3) / 3), False),
+        "roc_auc": (1.0, False),
+    }
+    assert rows[0].details == {"classes": {"0": 1, "1": 1, "2": 2}}
+
+
+def test_ab_lift_of_an_error_metric_is_a_fall() -> None:
+    served = pd.DataFrame(
+        {
+            "request_id": ["a", "b", "c", "d"],
+            "alias": ["champion", "champion", "challenger", "challenger"],
+            "model_version": ["1", "1", "2", "2"],
+            "label": [10.0, 20.0, 10.0, 20.0],
+            "prediction": [14.0, 16.0, 11.0, 19.0],
+            "probability": [None] * 4,
+        }
+    )
+    rows = ab_rows(
+        served,
+        metric="rmse",
+        min_improvement=1.0,
+        min_labeled=2,
+        window_start=None,
+        window_end=None,
+        task="regression",
+    )
+    got = {(r.subject, r.metric): r.value for r in rows}
+    assert (got[("champion v1", "rmse")], got[("challenger v2", "rmse")]) == (4.0, 1.0)
+    assert ("champion v1", "roc_auc") not in got
+    lift = rows[-1]
+    assert (lift.metric, lift.value, lift.alert) == ("rmse_lift", 3.0, True)

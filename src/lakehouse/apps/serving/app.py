@@ -55,6 +55,11 @@ Response::
      "model_name": "churn_model", "model_version": "3", "alias": "champion",
      "request_id": "…"}
 
+A prediction follows the model's kind (:mod:`lakehouse.pipelines.ml.kinds`): binary as above
+(``probability`` of class 1); multiclass adds ``probabilities`` (class -> probability) and
+its ``probability`` is the predicted class's; regression has a number as ``prediction`` and
+no probability. The prediction log line carries the same fields.
+
 ``keys`` holds the entity keys the record carried (``{}`` when it carried none); the
 prediction log line has the same top-level ``keys`` object. The request id is the client's ``X-Request-ID`` header when given, else a new UUID; it is
 returned in the body and in the ``X-Request-ID`` response header.
@@ -107,6 +112,7 @@ from lakehouse.apps.serving.schemas import (
 )
 from lakehouse.config.project import Project, feature_lookup_keys
 from lakehouse.core.errors import LakehouseError, one_line
+from lakehouse.pipelines.ml.kinds import ModelOutputs, output_method, outputs_of
 from lakehouse.pipelines.ml.registry import CHALLENGER, CHAMPION, connect, version_by_alias
 
 log = logging.getLogger(__name__)
@@ -301,23 +307,12 @@ class ModelServer:
             return np.asarray(run(rows))
         return np.asarray(self.batcher.call(key, run, rows))
 
-    def predict(
-        self, model: ServedModel, rows: list[dict[str, Any]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted classes and positive-class probabilities for these records."""
-        return self.classes_and_probabilities(model, self.call_model(model, rows))
-
-    @staticmethod
-    def classes_and_probabilities(
-        model: ServedModel, probabilities: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The predicted classes and positive-class probabilities from ``predict_proba``."""
-        # the class with the highest probability: what predict() returns for these models,
-        # without running the pipeline twice
-        classes = np.asarray(model.model.classes_)
-        predicted = classes[np.argmax(probabilities, axis=1)]
-        positive = list(classes).index(1) if 1 in list(classes) else probabilities.shape[1] - 1
-        return predicted.astype(int), probabilities[:, positive].astype(float)
+    def predict(self, model: ServedModel, rows: list[dict[str, Any]]) -> ModelOutputs:
+        """The model's outputs for these records: predictions, and for a classifier the
+        probabilities (see :mod:`lakehouse.pipelines.ml.kinds`); batched with concurrent
+        requests for the same version."""
+        raw = self.call_model(model, rows, method=output_method(model.model))
+        return outputs_of(model.model, raw)
 
 
 def create_app(
@@ -429,8 +424,7 @@ def _log_lines(
     features: list[str],
     rows: list[dict[str, Any]],
     row_keys: list[dict[str, str]],
-    predicted: np.ndarray,
-    probability: np.ndarray,
+    predictions: list[Prediction],
 ) -> list[dict[str, Any]]:
     """The prediction log lines of one request, one per record."""
     ts = _now()
@@ -444,10 +438,26 @@ def _log_lines(
             "alias": alias,
             "keys": k,
             "features": {c: row[c] for c in features},
-            "prediction": int(p),
-            "probability": float(q),
+            **p.model_dump(exclude={"keys"}, exclude_none=True),
         }
-        for i, (row, k, p, q) in enumerate(zip(rows, row_keys, predicted, probability, strict=True))
+        for i, (row, k, p) in enumerate(zip(rows, row_keys, predictions, strict=True))
+    ]
+
+
+def predictions_of(outputs: ModelOutputs, row_keys: list[dict[str, str]]) -> list[Prediction]:
+    """One :class:`Prediction` per record, with the fields of the model's kind."""
+    if outputs.kind == "regression":
+        return [
+            Prediction(prediction=float(p), keys=k)
+            for p, k in zip(outputs.prediction, row_keys, strict=True)
+        ]
+    assert outputs.probability is not None
+    maps: list[dict[str, float] | None] = [None] * len(row_keys)
+    if outputs.kind == "multiclass":
+        maps = list(outputs.probabilities() or maps)
+    return [
+        Prediction(prediction=int(p), probability=float(q), probabilities=m, keys=k)
+        for p, q, m, k in zip(outputs.prediction, outputs.probability, maps, row_keys, strict=True)
     ]
 
 
@@ -478,7 +488,7 @@ def _add_predict_route(
         # a sync route (thread pool): it waits for its share of a batch on the batcher's
         # thread; as fast as an async route here and simpler (benchmarks/serve.py, the notes)
         try:
-            predicted, probability = server.predict(model, rows)
+            outputs = server.predict(model, rows)
         except Exception as exc:  # this request's records only (see batching): a clean 500
             log.error("%s v%s: request %s failed: %s", registered, model.version, request_id, exc)
             return JSONResponse(
@@ -486,25 +496,15 @@ def _add_predict_route(
                 status_code=500,
                 headers={"X-Request-ID": request_id},
             )
+        predictions = predictions_of(outputs, row_keys)
         if predictions_log is not None:
             predictions_log.append(
                 _log_lines(
-                    request_id,
-                    registered,
-                    alias,
-                    model,
-                    features,
-                    rows,
-                    row_keys,
-                    predicted,
-                    probability,
+                    request_id, registered, alias, model, features, rows, row_keys, predictions
                 )
             )
         result = PredictResponse(
-            predictions=[
-                Prediction(prediction=int(p), probability=float(q), keys=k)
-                for p, q, k in zip(predicted, probability, row_keys, strict=True)
-            ],
+            predictions=predictions,
             model_name=registered,
             model_version=model.version,
             alias=alias,
@@ -514,7 +514,7 @@ def _add_predict_route(
         # against response_model, a second thread-pool hop that cost about a sixth of a
         # single prediction (py-spy, benchmarks/serve.py); response_model still documents it
         return Response(
-            result.model_dump_json(),
+            result.model_dump_json(exclude_none=True),  # a field not of the model's kind
             media_type="application/json",
             headers={"X-Request-ID": request_id},
         )
@@ -540,8 +540,9 @@ def _add_invocations_route(
 
     def score(request: ScoringRequest, request_id: str) -> np.ndarray:
         alias, model = server.route()
-        predicted, probability = server.predict(model, request.rows)
+        outputs = server.predict(model, request.rows)
         if predictions_log is not None:
+            predictions = predictions_of(outputs, request.keys)
             predictions_log.append(
                 _log_lines(
                     request_id,
@@ -551,11 +552,10 @@ def _add_invocations_route(
                     features,
                     request.rows,
                     request.keys,
-                    predicted,
-                    probability,
+                    predictions,
                 )
             )
-        return predicted
+        return outputs.prediction
 
     add_scoring_routes(app, parser, score, VERSION, tuple(dict.fromkeys([model_name, registered])))
 

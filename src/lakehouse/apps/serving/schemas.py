@@ -122,8 +122,17 @@ def request_model(model_name: str, record: type[BaseModel]) -> type[_RequestBase
 
 
 class Prediction(BaseModel):
-    prediction: int
-    probability: float = Field(description="probability of the positive class (1)")
+    """One record's prediction; the fields not of the model's kind are left out (None)."""
+
+    prediction: int | float = Field(description="the class, or the number for regression")
+    probability: float | None = Field(
+        default=None,
+        description="binary: probability of the positive class (1); multiclass: of the "
+        "predicted class; regression: left out",
+    )
+    probabilities: dict[str, float] | None = Field(
+        default=None, description="multiclass: the probability of every class; else left out"
+    )
     keys: dict[str, str] = Field(
         default_factory=dict, description="the entity keys the record carried ({} when none)"
     )

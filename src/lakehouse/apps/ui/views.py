@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lakehouse.pipelines.ml.registry import CHAMPION, METRIC_COLUMNS, VersionInfo
+from lakehouse.pipelines.ml.registry import CHAMPION, VersionInfo, metric_columns
 
 PROMOTION_TAG = "lakehouse.promotion"
 
@@ -27,7 +27,7 @@ class VersionRow:
     version: str
     aliases: tuple[str, ...]
     created: str  # "YYYY-MM-DD HH:MM UTC"
-    metrics: tuple[tuple[str, str], ...]  # (metric, formatted value or "-") in METRIC_COLUMNS order
+    metrics: tuple[tuple[str, str], ...]  # (metric, formatted value or "-") in metric_columns order
     promotion: str
     run_id: str
 
@@ -37,10 +37,16 @@ class VersionRow:
 
 
 def version_rows(
-    versions: Iterable[VersionInfo], metric_names: Sequence[str] = METRIC_COLUMNS
+    versions: Iterable[VersionInfo], metric_names: Sequence[str] | None = None
 ) -> list[VersionRow]:
-    """Versions newest first, with formatted holdout metrics and the promotion reason."""
+    """Versions newest first, with formatted holdout metrics and the promotion reason.
+
+    The metrics shown default to those of the versions' kind (see ``metric_columns``).
+    """
     out = []
+    versions = list(versions)
+    if metric_names is None:
+        metric_names = metric_columns([v.metrics for v in versions])
     for v in sorted(versions, key=lambda i: -int(i.version)):
         created = dt.datetime.fromtimestamp(v.created / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         out.append(
@@ -131,24 +137,38 @@ def parse_record(
 
 @dataclass(frozen=True)
 class PredictionView:
-    prediction: int
-    probability: str  # formatted, 4 decimals
+    prediction: int | float
+    probability: str | None  # formatted, 4 decimals; None for a regression model
     model_name: str
     model_version: str
     alias: str
     request_id: str
+    probability_label: str = "probability (class 1)"
+    probabilities: tuple[tuple[str, str], ...] = ()  # multiclass: (class, formatted), best first
 
 
 def prediction_view(response: Mapping[str, Any]) -> PredictionView:
-    """The first prediction of a ``POST /predict`` response."""
+    """The first prediction of a ``POST /predict`` response, by the model's kind: the class
+    and the class-1 probability (binary), the class, its probability and every class's
+    (multiclass), or the number (regression)."""
     first = response["predictions"][0]
+    probability = first.get("probability")
+    probabilities = first.get("probabilities") or {}
+    value = first["prediction"]
     return PredictionView(
-        prediction=int(first["prediction"]),
-        probability=f"{float(first['probability']):.4f}",
+        prediction=int(value) if probability is not None else float(value),
+        probability=None if probability is None else f"{float(probability):.4f}",
         model_name=str(response["model_name"]),
         model_version=str(response["model_version"]),
         alias=str(response["alias"]),
         request_id=str(response["request_id"]),
+        probability_label=(
+            "probability (predicted class)" if probabilities else "probability (class 1)"
+        ),
+        probabilities=tuple(
+            (str(c), f"{float(q):.4f}")
+            for c, q in sorted(probabilities.items(), key=lambda item: -float(item[1]))
+        ),
     )
 
 

@@ -330,7 +330,7 @@ def prediction_column_lineage(project: Project, model: ModelSpec) -> ColumnLinea
         k: ColumnMapping((f"{source}.{k}",), IDENTITY) for k in passthrough if k in output_cols
     }
     features = tuple(f"{source}.{f}" for f in model.features)
-    for col in ("prediction", "probability"):
+    for col in ("prediction", "probability", "probabilities"):
         if col in output_cols:
             out[col] = ColumnMapping(features, TRANSFORMATION)
     return out

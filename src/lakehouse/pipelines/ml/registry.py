@@ -18,6 +18,16 @@ from lakehouse.config.project import Project
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 METRIC_COLUMNS = ("roc_auc", "f1", "accuracy", "precision", "recall")
+REGRESSION_METRIC_COLUMNS = ("rmse", "mae", "r2")
+
+
+def metric_columns(metrics: list[dict[str, float]]) -> tuple[str, ...]:
+    """The metrics to list for these versions: regression's when every version with metrics
+    has rmse and none has roc_auc, else classification's."""
+    measured = [m for m in metrics if m]
+    if measured and all("rmse" in m and "roc_auc" not in m for m in measured):
+        return REGRESSION_METRIC_COLUMNS
+    return METRIC_COLUMNS
 
 
 def tracking_uri(project: Project) -> str:

@@ -4,6 +4,11 @@ The champion is loaded once (``models:/NAME@champion``) on the driver and shippe
 workers inside a ``mapInPandas`` function, so scoring scales with the engine rather than
 the driver's memory. Each run replaces the predictions table (one row per input key, with
 the model version and the scoring time); earlier runs stay readable by Delta time travel.
+
+The prediction columns follow the champion's kind (:mod:`lakehouse.pipelines.ml.kinds`):
+binary ``prediction`` (int) and ``probability`` (of class 1); multiclass the same plus
+``probabilities`` (map of class to probability; ``probability`` is the predicted class's);
+regression ``prediction`` (double) alone.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from lakehouse.bundle.context import TaskContext
 from lakehouse.config.project import ModelHandle
 from lakehouse.core.errors import LakehouseError
 from lakehouse.core.params import TaskParams
+from lakehouse.pipelines.ml.kinds import ModelKind, model_kind, model_outputs
 from lakehouse.pipelines.ml.registry import CHAMPION, connect, model_uri, version_by_alias
 from lakehouse.pipelines.ml.train import feature_kinds, model_input
 
@@ -45,27 +51,46 @@ class ScoringModel:
     features: list[str]
     categorical: list[str]
 
+    @property
+    def kind(self) -> ModelKind:
+        return model_kind(self.model)
+
+
+def prediction_fields(kind: ModelKind) -> list[T.StructField]:
+    """The prediction columns a model of ``kind`` writes (see the module docstring)."""
+    if kind == "regression":
+        return [T.StructField("prediction", T.DoubleType(), False)]
+    fields = [
+        T.StructField("prediction", T.IntegerType(), False),
+        T.StructField("probability", T.DoubleType(), False),
+    ]
+    if kind == "multiclass":
+        probabilities = T.MapType(T.StringType(), T.DoubleType(), False)
+        fields.append(T.StructField("probabilities", probabilities, False))
+    return fields
+
 
 def score_frame(rows: DataFrame, scorer: ScoringModel, passthrough: list[str]) -> DataFrame:
-    """``passthrough`` columns plus ``prediction`` (int) and ``probability`` (of class 1)."""
+    """``passthrough`` columns plus the prediction columns of the model's kind."""
     in_schema = {f.name: f for f in rows.schema.fields}
-    out_schema = T.StructType(
-        [in_schema[c] for c in passthrough]
-        + [
-            T.StructField("prediction", T.IntegerType(), False),
-            T.StructField("probability", T.DoubleType(), False),
-        ]
-    )
+    kind = scorer.kind
+    out_schema = T.StructType([in_schema[c] for c in passthrough] + prediction_fields(kind))
     model, features, categorical = scorer.model, scorer.features, scorer.categorical
 
     def predict(batches: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             if batch.empty:
                 continue
-            x = model_input(batch, features, categorical)
+            outputs = model_outputs(model, model_input(batch, features, categorical))
             out = batch[passthrough].copy()
-            out["prediction"] = model.predict(x).astype("int32")
-            out["probability"] = model.predict_proba(x)[:, 1].astype("float64")
+            if kind == "regression":
+                out["prediction"] = outputs.prediction.astype("float64")
+            else:
+                out["prediction"] = outputs.prediction.astype("int32")
+                assert outputs.probability is not None
+                out["probability"] = outputs.probability.astype("float64")
+            if kind == "multiclass":
+                out["probabilities"] = outputs.probabilities()
             yield out
 
     columns = list(dict.fromkeys([*passthrough, *features]))
@@ -108,12 +133,12 @@ def score_model(ctx: TaskContext, name: str | ModelHandle) -> None:
     _, categorical = feature_kinds(table.schema, spec.features)
     rows = latest_rows(table, keys, ts_key)
     passthrough = [*keys, *([ts_key] if ts_key else [])]
-    predictions = score_frame(rows, ScoringModel(model, spec.features, categorical), passthrough)
+    scorer = ScoringModel(model, spec.features, categorical)
+    predictions = score_frame(rows, scorer, passthrough)
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     result = predictions.select(
         *passthrough,
-        "prediction",
-        "probability",
+        *[f.name for f in prediction_fields(scorer.kind)],
         F.lit(spec.registered_name).alias("model_name"),
         F.lit(str(champion.version)).alias("model_version"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),

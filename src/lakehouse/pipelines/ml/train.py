@@ -1,5 +1,10 @@
 """Train the configured candidates on a point-in-time training set; register and promote.
 
+A model's ``task`` picks the estimators: classifiers (binary or multiclass, as the labels
+have two classes or more) or regressors; its metrics are those of its kind (see
+:mod:`lakehouse.pipelines.ml.kinds`), and the promotion metric is compared in its direction
+(lower rmse and mae are better).
+
 ``train_model`` builds the training set (labels + features as of the label time, every
 input table pinned to one Delta version), holds out the latest label times (or a seeded
 random split), trains every candidate as a scikit-learn Pipeline, logs each as an MLflow run
@@ -30,6 +35,14 @@ from lakehouse.bundle.context import ModelResult, TaskContext
 from lakehouse.config.ml import ModelSpec, PromotionSpec, SplitSpec
 from lakehouse.core.errors import LakehouseError, TaskError
 from lakehouse.core.params import TaskParams
+from lakehouse.pipelines.ml.kinds import (
+    evaluation_metrics,
+    improvement,
+    lower_is_better,
+    model_kind,
+    model_outputs,
+    worse_than,
+)
 from lakehouse.pipelines.ml.registry import (
     CHALLENGER,
     CHAMPION,
@@ -49,10 +62,11 @@ FINGERPRINT_TAG = "lakehouse.training_fingerprint"
 PROMOTION_TAG = "lakehouse.promotion"
 PROMOTE_TAG = "lakehouse.promote"
 """On a version: ``true``/``false``, whether its training run decided to make it champion."""
+MODEL_KIND_TAG = "lakehouse.model_kind"
+"""On a candidate run: binary, multiclass or regression."""
 ALIASES_SET_TAG = "lakehouse.aliases_set"
 """On a version: present once its aliases were set; absent = registration was interrupted."""
 NUMERIC_TYPES = (T.NumericType, T.BooleanType)
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class TrainingData:
     label: str
     timestamp: str | None
     fingerprint: str
+    task: str = "classification"
 
     @property
     def x(self) -> pd.DataFrame:
@@ -73,7 +88,8 @@ class TrainingData:
 
     @property
     def y(self) -> pd.Series:
-        return self.frame[self.label].astype(int)
+        """The labels: integer classes, or numbers for regression."""
+        return self.frame[self.label].astype("float64" if self.task == "regression" else int)
 
 
 def feature_kinds(schema: T.StructType, features: list[str]) -> tuple[list[str], list[str]]:
@@ -131,7 +147,7 @@ def training_data(training_set: TrainingSet, spec: ModelSpec) -> TrainingData:
     digest.update(
         pd.util.hash_pandas_object(_fingerprint_view(pdf), index=False).to_numpy().tobytes()
     )
-    digest.update(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(json.dumps(fingerprint_settings(spec), sort_keys=True).encode())
     return TrainingData(
         frame=pdf,
         features=features,
@@ -140,7 +156,17 @@ def training_data(training_set: TrainingSet, spec: ModelSpec) -> TrainingData:
         label=training_set.label,
         timestamp=training_set.timestamp,
         fingerprint=digest.hexdigest()[:32],
+        task=spec.task,
     )
+
+
+def fingerprint_settings(spec: ModelSpec) -> dict[str, Any]:
+    """The model's settings as fingerprinted: the default task is left out, so a model
+    trained before ``task`` existed keeps its fingerprint (and is not retrained)."""
+    settings = spec.model_dump(mode="json")
+    if settings.get("task") == "classification":
+        del settings["task"]
+    return settings
 
 
 def holdout_split(data: TrainingData, split: SplitSpec, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +174,7 @@ def holdout_split(data: TrainingData, split: SplitSpec, seed: int) -> tuple[np.n
 
     ``time``: the rows with the latest label times are held out (the frame is sorted by
     label time), so the model is judged on examples from after everything it learned from.
-    ``random``: a stratified split with the model's seed.
+    ``random``: a split with the model's seed, stratified by class for classification.
     """
     n = len(data.frame)
     n_test = max(1, round(n * split.test_size))
@@ -159,20 +185,25 @@ def holdout_split(data: TrainingData, split: SplitSpec, seed: int) -> tuple[np.n
         return positions[: n - n_test], positions[n - n_test :]
     from sklearn.model_selection import train_test_split
 
+    stratify = None if data.task == "regression" else data.y.to_numpy()
     train, test = train_test_split(
-        positions, test_size=n_test, random_state=seed, stratify=data.y.to_numpy()
+        positions, test_size=n_test, random_state=seed, stratify=stratify
     )
     return np.sort(train), np.sort(test)
 
 
 def build_estimator(
-    estimator: str, params: dict[str, Any], seed: int, numeric: list[str], categorical: list[str]
+    estimator: str,
+    params: dict[str, Any],
+    seed: int,
+    numeric: list[str],
+    categorical: list[str],
+    task: str = "classification",
 ) -> Any:
-    """A scikit-learn Pipeline: impute + scale numbers, impute + one-hot categories, classifier."""
+    """A scikit-learn Pipeline: impute + scale numbers, impute + one-hot categories, then the
+    estimator (step ``classifier``, or ``regressor`` for ``task: regression``)."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -188,41 +219,47 @@ def build_estimator(
     pre = ColumnTransformer(
         [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)]
     )
-    classifier: Any
+    if task == "regression":
+        return Pipeline([("preprocess", pre), ("regressor", _regressor(estimator, params, seed))])
+    return Pipeline([("preprocess", pre), ("classifier", _classifier(estimator, params, seed))])
+
+
+def _classifier(estimator: str, params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
     if estimator == "logistic_regression":
-        classifier = LogisticRegression(random_state=seed, **{"max_iter": 1000, **params})
-    elif estimator == "random_forest":
-        classifier = RandomForestClassifier(random_state=seed, **params)
-    elif estimator == "gradient_boosting":
-        classifier = GradientBoostingClassifier(random_state=seed, **params)
-    else:
-        raise LakehouseError(f"unknown estimator {estimator!r}")
-    return Pipeline([("preprocess", pre), ("classifier", classifier)])
+        return LogisticRegression(random_state=seed, **{"max_iter": 1000, **params})
+    if estimator == "random_forest":
+        return RandomForestClassifier(random_state=seed, **params)
+    if estimator == "gradient_boosting":
+        return GradientBoostingClassifier(random_state=seed, **params)
+    raise LakehouseError(f"unknown estimator {estimator!r} (a classifier)")
+
+
+def _regressor(estimator: str, params: dict[str, Any], seed: int) -> Any:
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+
+    if estimator == "linear_regression":
+        return LinearRegression(**params)
+    if estimator == "random_forest":
+        return RandomForestRegressor(random_state=seed, **params)
+    if estimator == "gradient_boosting":
+        return GradientBoostingRegressor(random_state=seed, **params)
+    raise LakehouseError(f"unknown estimator {estimator!r} (a regressor)")
 
 
 def evaluate(model: Any, features: pd.DataFrame, label: pd.Series) -> dict[str, float]:
-    """Accuracy, precision, recall, F1, ROC AUC and prediction time on held-out rows."""
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
-
+    """The metrics of the model's kind (see :mod:`lakehouse.pipelines.ml.kinds`) on held-out
+    rows, and the prediction time."""
     started = time.perf_counter()
-    predicted = model.predict(features)
-    probability = model.predict_proba(features)[:, 1]
+    outputs = model_outputs(model, features)
     elapsed = time.perf_counter() - started
-    both_classes = label.nunique() > 1
-    return {
-        "accuracy": float(accuracy_score(label, predicted)),
-        "precision": float(precision_score(label, predicted, zero_division=0)),
-        "recall": float(recall_score(label, predicted, zero_division=0)),
-        "f1": float(f1_score(label, predicted, zero_division=0)),
-        "roc_auc": float(roc_auc_score(label, probability)) if both_classes else float("nan"),
-        "prediction_seconds": elapsed,
-    }
+    score = outputs.matrix if outputs.kind == "multiclass" else outputs.probability
+    classes = list(model.classes_) if outputs.kind == "multiclass" else None
+    metrics = evaluation_metrics(outputs.kind, label, outputs.prediction, score, classes)
+    return {**metrics, "prediction_seconds": elapsed}
 
 
 @dataclass(frozen=True)
@@ -240,15 +277,16 @@ def decide_promotion(
     """Whether the challenger becomes champion, and why (in words a person can act on)."""
     metric = rule.metric
     failing = [
-        f"{name} {challenger.get(name, float('nan')):.4f} < {minimum:.4f}"
-        for name, minimum in sorted(rule.thresholds.items())
-        if not challenger.get(name, float("nan")) >= minimum
+        f"{name} {value:.4f} {'>' if lower_is_better(name) else '<'} {limit:.4f}"
+        for name, limit in sorted(rule.thresholds.items())
+        if np.isnan(value := challenger.get(name, float("nan"))) or worse_than(name, value, limit)
     ]
     if failing:
         return Decision(False, "below the threshold: " + ", ".join(failing))
     if champion is None:
         return Decision(True, f"no champion yet; {metric} {challenger[metric]:.4f}")
-    gain = challenger[metric] - champion.get(metric, float("-inf"))
+    worst = float("inf") if lower_is_better(metric) else float("-inf")
+    gain = improvement(metric, challenger[metric], champion.get(metric, worst))
     versus = f"champion v{champion_version}" if champion_version else "champion"
     detail = (
         f"{metric} {challenger[metric]:.4f} vs {versus} {champion.get(metric, float('nan')):.4f}"
@@ -275,13 +313,13 @@ def train_candidates(data: TrainingData, spec: ModelSpec) -> tuple[list[Candidat
     x, y = data.x, data.y
     x_train, y_train = x.iloc[train_rows], y.iloc[train_rows]
     x_test, y_test = x.iloc[test_rows], y.iloc[test_rows]
-    if y_train.nunique() < 2:
+    if spec.task == "classification" and y_train.nunique() < 2:
         raise LakehouseError("the training rows hold only one class; nothing to learn")
     out = []
     for name, candidate in spec.candidates.items():
         estimator = spec.estimator_of(name)
         model = build_estimator(
-            estimator, candidate.params, spec.seed, data.numeric, data.categorical
+            estimator, candidate.params, spec.seed, data.numeric, data.categorical, spec.task
         )
         started = time.perf_counter()
         model.fit(x_train, y_train)
@@ -292,11 +330,13 @@ def train_candidates(data: TrainingData, spec: ModelSpec) -> tuple[list[Candidat
 
 
 def best_candidate(candidates: list[Candidate], metric: str) -> Candidate:
-    """The highest ``metric`` (NaN counts as worst); ties go to the first configured."""
+    """The best ``metric`` (the highest, the lowest for rmse and mae; NaN counts as worst);
+    ties go to the first configured."""
+    sign = -1.0 if lower_is_better(metric) else 1.0
 
     def score(c: Candidate) -> float:
         value = c.metrics.get(metric, float("nan"))
-        return float("-inf") if np.isnan(value) else value
+        return float("-inf") if np.isnan(value) else sign * value
 
     return max(candidates, key=score)
 
@@ -563,9 +603,10 @@ def _log_candidate(candidate: Candidate, inputs: RunInputs, tags: dict[str, str]
     import skops.io
 
     with mlflow.start_run(run_name=candidate.name, nested=True, tags=tags) as run:
-        classifier = candidate.model.named_steps["classifier"]
-        params = {k: v for k, v in classifier.get_params().items() if not callable(v)}
+        estimator = candidate.model.steps[-1][1]
+        params = {k: v for k, v in estimator.get_params().items() if not callable(v)}
         mlflow.log_params({"candidate": candidate.name, "estimator": candidate.estimator, **params})
+        mlflow.set_tag(MODEL_KIND_TAG, model_kind(candidate.model))
         mlflow.log_metrics(candidate.metrics)
         for dataset, context in inputs.datasets:
             mlflow.log_input(dataset, context=context)

@@ -27,14 +27,16 @@ def label_column(spec: LabelSpec) -> str:
     return spec.label if spec.label.isidentifier() else "label"
 
 
-def label_rows(table: DataFrame, spec: LabelSpec) -> DataFrame:
-    """Keys, label time (as ``label_ts``) and the label (0/1 int) from the label table."""
+def label_rows(table: DataFrame, spec: LabelSpec, task: str = "classification") -> DataFrame:
+    """Keys, label time (as ``label_ts``) and the label from the label table: an int class,
+    or a double for ``task: regression``."""
     if spec.where:
         table = table.where(F.expr(spec.where))
     columns = [F.col(k) for k in spec.keys]
     if spec.timestamp:
         columns.append(F.col(spec.timestamp).cast("timestamp").alias(LABEL_TS))
-    columns.append(F.expr(spec.label).cast("int").alias(label_column(spec)))
+    label_type = "double" if task == "regression" else "int"
+    columns.append(F.expr(spec.label).cast(label_type).alias(label_column(spec)))
     return table.select(*columns)
 
 
@@ -99,7 +101,7 @@ class TrainingSet:
 def training_frame(model: ModelHandle, read: Callable[[TableRef], DataFrame]) -> DataFrame:
     """The label rows joined point-in-time to every feature lookup; ``read`` gives each table."""
     labels_spec = model.spec.training_set.labels
-    frame = label_rows(read(model.labels), labels_spec)
+    frame = label_rows(read(model.labels), labels_spec, model.spec.task)
     for feature in model.features:
         lookup, source = feature.spec, feature.source
         frame = point_in_time_join(

@@ -9,15 +9,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from lakehouse.config.ml import MONITORED_BY_TASK
+from lakehouse.pipelines.ml.kinds import (
+    ModelKind,
+    evaluation_metrics,
+    improvement,
+    lower_is_better,
+    probability_matrix,
+    worse_than,
+)
 from lakehouse.pipelines.monitoring.stats import FeatureDrift
 
-METRIC_NAMES = ("roc_auc", "accuracy", "precision", "recall", "f1")
+METRIC_NAMES = MONITORED_BY_TASK["classification"]
 
 
 @dataclass(frozen=True)
@@ -161,30 +171,29 @@ def quality_rows(
     return out
 
 
-def classification_metrics(
-    label: Iterable[int], prediction: Iterable[int], probability: Iterable[float]
-) -> dict[str, float]:
-    """ROC AUC (NaN with one class), accuracy, precision, recall and F1 of labelled rows."""
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
+def labelled_metrics(kind: ModelKind, labelled: pd.DataFrame) -> dict[str, float]:
+    """The metrics of ``kind`` for labelled predictions: ``label`` and ``prediction``, plus
+    ``probability`` (binary) or ``probabilities`` (multiclass, a map per row)."""
+    if kind == "regression":
+        return evaluation_metrics(
+            kind, labelled["label"].astype("float64"), labelled["prediction"].astype("float64")
+        )
+    y = labelled["label"].astype("int64").to_numpy()
+    p = labelled["prediction"].astype("int64").to_numpy()
+    if kind == "multiclass":
+        classes, matrix = probability_matrix(list(labelled["probabilities"]))
+        return evaluation_metrics(kind, y, p, matrix, classes)
+    return evaluation_metrics(kind, y, p, labelled["probability"].astype("float64").to_numpy())
 
-    y = pd.Series(list(label), dtype="int64")
-    p = pd.Series(list(prediction), dtype="int64")
-    q = pd.Series(list(probability), dtype="float64")
-    if y.empty:
-        return {name: float("nan") for name in METRIC_NAMES}
-    return {
-        "roc_auc": float(roc_auc_score(y, q)) if y.nunique() > 1 else float("nan"),
-        "accuracy": float(accuracy_score(y, p)),
-        "precision": float(precision_score(y, p, zero_division=0)),
-        "recall": float(recall_score(y, p, zero_division=0)),
-        "f1": float(f1_score(y, p, zero_division=0)),
-    }
+
+def prediction_kind(task: str, frame: pd.DataFrame) -> ModelKind:
+    """The kind of the model behind these predictions: regression by task, else multiclass
+    when they carry per-class probabilities."""
+    if task == "regression":
+        return "regression"
+    if "probabilities" in frame.columns and frame["probabilities"].notna().any():
+        return "multiclass"
+    return "binary"
 
 
 def metric_floor(
@@ -193,16 +202,28 @@ def metric_floor(
     max_drop: dict[str, float],
     training: dict[str, float],
 ) -> tuple[float | None, str]:
-    """The lowest acceptable value of ``metric`` and how it was set (minimum or drop)."""
+    """The worst acceptable value of ``metric`` and how it was set (limit or drop).
+
+    For most metrics a floor: the higher of the minimum and the training value less
+    ``max_drop``. For rmse and mae (lower is better) a ceiling: the lower of the maximum
+    and the training value plus ``max_drop``.
+    """
+    lower = lower_is_better(metric)
     candidates = []
     if metric in minimums:
-        candidates.append((minimums[metric], f"minimum {minimums[metric]}"))
+        word = "maximum" if lower else "minimum"
+        candidates.append((minimums[metric], f"{word} {minimums[metric]}"))
     if metric in max_drop and metric in training and not math.isnan(training[metric]):
-        floor = training[metric] - max_drop[metric]
-        candidates.append((floor, f"training {training[metric]:.4f} - max drop {max_drop[metric]}"))
+        if lower:
+            bound = training[metric] + max_drop[metric]
+            how = f"training {training[metric]:.4f} + max rise {max_drop[metric]}"
+        else:
+            bound = training[metric] - max_drop[metric]
+            how = f"training {training[metric]:.4f} - max drop {max_drop[metric]}"
+        candidates.append((bound, how))
     if not candidates:
         return None, ""
-    return max(candidates)
+    return min(candidates) if lower else max(candidates)
 
 
 def performance_rows(
@@ -219,17 +240,16 @@ def performance_rows(
     window_start: dt.datetime | None,
     window_end: dt.datetime | None,
     details: dict[str, Any] | None = None,
+    kind: ModelKind = "binary",
 ) -> list[MetricRow]:
-    """Metrics of one scoring run's labelled predictions (label, prediction, probability).
+    """Metrics of one scoring run's labelled predictions (label, prediction and the
+    probabilities of ``kind``, see :func:`labelled_metrics`).
 
-    A metric alerts when it is below its floor (:func:`metric_floor`) and at least
+    A metric alerts when it is worse than its bound (:func:`metric_floor`) and at least
     ``min_labeled`` predictions have labels.
     """
-    values = classification_metrics(
-        labelled["label"], labelled["prediction"], labelled["probability"]
-    )
+    values = labelled_metrics(kind, labelled)
     n = len(labelled)
-    positives = int(labelled["label"].sum()) if n else 0
     out = [
         MetricRow(
             kind="performance",
@@ -240,14 +260,16 @@ def performance_rows(
             window_start=window_start,
             window_end=window_end,
             current_rows=scored_rows,
-            details={**(details or {}), "positives": positives},
+            details={**(details or {}), **_label_summary(kind, labelled["label"])},
         )
     ]
     for metric in metrics:
         value = _finite(values[metric])
         floor, how = metric_floor(metric, minimums, max_drop, training)
         enough = n >= min_labeled
-        alert = bool(floor is not None and value is not None and enough and value < floor)
+        alert = bool(
+            floor is not None and value is not None and enough and worse_than(metric, value, floor)
+        )
         out.append(
             MetricRow(
                 kind="performance",
@@ -267,13 +289,26 @@ def performance_rows(
                     **({} if enough else {"note": f"{n} labelled rows < {min_labeled}"}),
                 },
                 message=(
-                    f"{metric} of {subject} (v{model_version}) {value:.4f} < {floor:.4f} ({how})"
+                    f"{metric} of {subject} (v{model_version}) {value:.4f} "
+                    f"{'>' if lower_is_better(metric) else '<'} {floor:.4f} ({how})"
                     if alert and value is not None and floor is not None
                     else ""
                 ),
             )
         )
     return out
+
+
+def _label_summary(kind: ModelKind, label: pd.Series) -> dict[str, Any]:
+    """What the labelled rows hold: positives (binary), rows per class, or the mean."""
+    if label.empty:
+        return {"positives": 0} if kind == "binary" else {}
+    if kind == "binary":
+        return {"positives": int(label.sum())}
+    if kind == "multiclass":
+        counts = label.astype("int64").value_counts().sort_index()
+        return {"classes": {str(k): int(v) for k, v in counts.items()}}
+    return {"label_mean": float(np.mean(label.astype("float64")))}
 
 
 def _served_version_rows(
@@ -285,6 +320,7 @@ def _served_version_rows(
     total: int,
     window_start: dt.datetime | None,
     window_end: dt.datetime | None,
+    metrics: Sequence[str] = METRIC_NAMES,
 ) -> list[MetricRow]:
     """One served (alias, version)'s requests, records, share, labelled rows and metrics."""
     base = MetricRow(
@@ -303,7 +339,7 @@ def _served_version_rows(
         base,
         replace(base, metric="share", value=len(group) / total),
         replace(base, metric="labeled_rows", value=float(labelled_rows)),
-        *(replace(base, metric=m, value=_finite(values[m])) for m in METRIC_NAMES),
+        *(replace(base, metric=m, value=_finite(values[m])) for m in metrics),
     ]
 
 
@@ -319,12 +355,14 @@ def ab_rows(
     min_labeled: int,
     window_start: dt.datetime | None,
     window_end: dt.datetime | None,
+    task: str = "classification",
 ) -> list[MetricRow]:
     """Per served (alias, version): requests, records, share, labelled rows and metrics.
 
-    ``served`` has request_id, alias, model_version, prediction, probability and ``label``
-    (NaN where no label arrived). A last row compares challenger with champion on
-    ``metric`` (over labelled rows); it alerts when the challenger leads by at least
+    ``served`` has request_id, alias, model_version, prediction, probability (and for a
+    multiclass model probabilities) and ``label`` (NaN where no label arrived). A last row
+    compares challenger with champion on ``metric`` (over labelled rows); it alerts when the
+    challenger leads (scores higher, or lower for rmse and mae) by at least
     ``min_improvement`` with ``min_labeled`` labelled rows on both sides.
     """
     if served.empty:
@@ -334,13 +372,20 @@ def ab_rows(
     by_alias: dict[str, _AliasScores] = {}
     for (alias, version), group in served.groupby(["alias", "model_version"], sort=True):
         labelled = group[group["label"].notna()]
-        values = classification_metrics(
-            labelled["label"].astype(int), labelled["prediction"], labelled["probability"]
-        )
+        kind = prediction_kind(task, group)
+        values = labelled_metrics(kind, labelled)
         n = len(labelled)
         out.extend(
             _served_version_rows(
-                group, str(alias), str(version), values, n, total, window_start, window_end
+                group,
+                str(alias),
+                str(version),
+                values,
+                n,
+                total,
+                window_start,
+                window_end,
+                MONITORED_BY_TASK["regression" if kind == "regression" else "classification"],
             )
         )
         if str(alias) in ("champion", "challenger"):
@@ -377,7 +422,7 @@ def _lift_row(
     """The challenger's lead over the champion on ``metric``; alerts when it is enough."""
     champ_v, champ, champ_n = champion
     chall_v, chall, chall_n = challenger
-    lift = _finite(chall[metric] - champ[metric])
+    lift = _finite(improvement(metric, chall[metric], champ[metric]))
     enough = min(champ_n, chall_n) >= min_labeled
     alert = bool(lift is not None and enough and lift >= min_improvement)
     return MetricRow(

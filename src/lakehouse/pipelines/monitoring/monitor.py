@@ -14,7 +14,9 @@ For each model under ``monitoring.models`` (conf/monitoring.yml):
   features (counts as of each label day) differ from any latest snapshot by construction.
 * **quality**: pass rates per rule of each table's latest Silver run (``meta.dq_results``).
 * **performance**: the last scoring runs of the predictions table (one Delta version each)
-  joined by key to the labels, against minimums and the champion's training metrics.
+  joined by key to the labels, against limits and the champion's training metrics; the
+  metrics are those of the model's kind (binary, multiclass or regression, see
+  :mod:`lakehouse.pipelines.ml.kinds`).
 * **ab**: online predictions of the window per alias and version, joined to the labels.
 
 Every value becomes a row of ``<catalog>.meta.model_monitoring`` (long format); alerts are
@@ -50,6 +52,7 @@ from lakehouse.pipelines.monitoring.checks import (
     ab_rows,
     drift_rows,
     performance_rows,
+    prediction_kind,
     quality_rows,
 )
 from lakehouse.pipelines.monitoring.stats import DriftThresholds, drift_report
@@ -188,6 +191,14 @@ def served_predictions(
         if "keys" in raw.columns
         else F.get_json_object("_rescued_data", "$.keys").cast("string")
     )
+    # multiclass lines carry probabilities: a column where the catalog declares it, else
+    # kept by Bronze in _rescued_data
+    probabilities_json = (
+        F.col("probabilities").cast("string")
+        if "probabilities" in raw.columns
+        else F.get_json_object("_rescued_data", "$.probabilities")
+    )
+    prediction_type = "double" if spec.task == "regression" else "int"
     parsed = (
         raw.where(F.col("model_name") == spec.registered_name)
         .where(F.col("_corrupt").isNull())
@@ -197,8 +208,9 @@ def served_predictions(
             ts.alias("ts"),
             "model_version",
             "alias",
-            F.col("prediction").cast("int").alias("prediction"),
+            F.col("prediction").cast(prediction_type).alias("prediction"),
             F.col("probability").cast("double").alias("probability"),
+            F.from_json(probabilities_json, "map<string,double>").alias("probabilities"),
             F.from_json("features", schema).alias("__features"),
             keys_json.alias("__keys"),
         )
@@ -213,6 +225,7 @@ def served_predictions(
         "alias",
         "prediction",
         "probability",
+        "probabilities",
         *[F.col("__features").getField(f).alias(f) for f in spec.features],
         *[F.get_json_object("__keys", f"$.{k}").alias(f"__key_{k}") for k in label_keys],
     )
@@ -235,9 +248,10 @@ def collect(df: DataFrame, columns: list[str], max_rows: int, seed: int = 42) ->
 
 
 def latest_labels(ctx: TaskContext, model: ModelHandle) -> DataFrame:
-    """Label keys and the label (0/1) as ``label``: the latest labelled row per key."""
+    """Label keys and the label (a class, or a number) as ``label``: the latest labelled
+    row per key."""
     labels = model.spec.training_set.labels
-    rows = label_rows(ctx.tables.read(model.labels), labels).withColumnRenamed(
+    rows = label_rows(ctx.tables.read(model.labels), labels, model.spec.task).withColumnRenamed(
         label_column(labels), "label"
     )
     rows = latest_rows(rows, list(labels.keys), LABEL_TS if labels.timestamp else None)
@@ -345,8 +359,9 @@ def performance_check(
     ]
     for entry in history[: perf.last_runs]:
         predictions = ctx.tables.read(scoring.output, version=entry.version)
+        outputs = [c for c in ("probability", "probabilities") if c in predictions.columns]
         joined = predictions.join(renamed, keys, "left").select(
-            "model_version", "prediction", "probability", "label", "scored_at", "run_id"
+            "model_version", "prediction", *outputs, "label", "scored_at", "run_id"
         )
         pdf: pd.DataFrame = joined.toPandas()
         if pdf.empty:
@@ -356,12 +371,13 @@ def performance_check(
             training, _ = _training_metrics(client, spec.registered_name, str(version), cache)
             scored_at = pd.Timestamp(group["scored_at"].min()).to_pydatetime()
             out += performance_rows(
-                labelled.assign(label=labelled["label"].astype(int)),
+                labelled,
+                kind=prediction_kind(spec.task, group),
                 subject=f"{output}@v{entry.version}",
                 model_version=str(version),
-                metrics=perf.metrics,
+                metrics=perf.metrics_for(spec.task),
                 minimums={str(k): v for k, v in perf.thresholds.items()},
-                max_drop={str(k): v for k, v in perf.max_drop.items()},
+                max_drop=perf.max_drop_for(spec.task),
                 training=training,
                 min_labeled=perf.min_labeled,
                 scored_rows=len(group),
@@ -391,14 +407,23 @@ def ab_check(
         labels.select(*[F.col(k).alias(f"__key_{k}") for k in label_keys], "label"),
         [f"__key_{k}" for k in label_keys],
         "left",
-    ).select("request_id", "alias", "model_version", "prediction", "probability", "label")
+    ).select(
+        "request_id",
+        "alias",
+        "model_version",
+        "prediction",
+        "probability",
+        "probabilities",
+        "label",
+    )
     return ab_rows(
         joined.toPandas(),
-        metric=ab.metric,
+        metric=ab.metric_for(spec.task),
         min_improvement=ab.min_improvement,
         min_labeled=ab.min_labeled,
         window_start=start,
         window_end=as_of,
+        task=spec.task,
     )
 
 
