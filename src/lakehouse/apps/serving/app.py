@@ -461,6 +461,28 @@ def predictions_of(outputs: ModelOutputs, row_keys: list[dict[str, str]]) -> lis
     ]
 
 
+def _answered(
+    predictions_log: PredictionLog | None,
+    request_id: str,
+    server: ModelServer,
+    alias: str,
+    model: ServedModel,
+    rows: list[dict[str, Any]],
+    row_keys: list[dict[str, str]],
+    outputs: ModelOutputs,
+) -> list[Prediction]:
+    """One answered request's predictions (per record, with its keys), logged: the step
+    ``/predict`` and ``/invocations`` share after the model answered."""
+    predictions = predictions_of(outputs, row_keys)
+    if predictions_log is not None:
+        predictions_log.append(
+            _log_lines(
+                request_id, server.name, alias, model, server.features, rows, row_keys, predictions
+            )
+        )
+    return predictions
+
+
 def _add_predict_route(
     app: FastAPI,
     server: ModelServer,
@@ -470,7 +492,6 @@ def _add_predict_route(
 ) -> None:
     """``POST /predict``, with request and response schemas from the model signature."""
     registered = server.name
-    features = server.features  # the input schema is fixed at start
     record_cls = record_model(registered, server.columns, keys, max_abs_number)
     request_cls = request_model(registered, record_cls)
 
@@ -496,13 +517,9 @@ def _add_predict_route(
                 status_code=500,
                 headers={"X-Request-ID": request_id},
             )
-        predictions = predictions_of(outputs, row_keys)
-        if predictions_log is not None:
-            predictions_log.append(
-                _log_lines(
-                    request_id, registered, alias, model, features, rows, row_keys, predictions
-                )
-            )
+        predictions = _answered(
+            predictions_log, request_id, server, alias, model, rows, row_keys, outputs
+        )
         result = PredictResponse(
             predictions=predictions,
             model_name=registered,
@@ -534,27 +551,15 @@ def _add_invocations_route(
     from mlflow.version import VERSION
 
     registered = server.name
-    features = server.features
     record = record_model(registered, server.columns, (), max_abs_number)
     parser = ScoringParser(server.columns, keys, record)
 
     def score(request: ScoringRequest, request_id: str) -> np.ndarray:
         alias, model = server.route()
         outputs = server.predict(model, request.rows)
-        if predictions_log is not None:
-            predictions = predictions_of(outputs, request.keys)
-            predictions_log.append(
-                _log_lines(
-                    request_id,
-                    registered,
-                    alias,
-                    model,
-                    features,
-                    request.rows,
-                    request.keys,
-                    predictions,
-                )
-            )
+        _answered(
+            predictions_log, request_id, server, alias, model, request.rows, request.keys, outputs
+        )
         return outputs.prediction
 
     add_scoring_routes(app, parser, score, VERSION, tuple(dict.fromkeys([model_name, registered])))
