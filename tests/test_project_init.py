@@ -13,7 +13,7 @@ from lakehouse.project_init import TEMPLATES, init_project, job_script, yaml_sca
 
 # non-blank, non-comment lines of bundle.yml + conf/*.yml: the point of issue 19 is that a
 # new project starts with little YAML; a template that grows should be a decision
-YAML_LINES = {"minimal": 32, "medallion": 69, "mlops": 129}
+YAML_LINES = {"minimal": 32, "medallion": 69, "mlops": 130}
 
 
 def _yaml_lines(project: Path) -> int:
