@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -150,10 +151,20 @@ def run_worker(
         ]
     log = out.with_suffix(".log")
     load_before = load_average()
-    with log.open("w") as sink:
-        proc = subprocess.run(
-            cmd, stdout=sink, stderr=subprocess.STDOUT, timeout=timeout_s, check=False
-        )
+    with log.open("w") as sink:  # own session: a timeout stops the worker and its JVM alike
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if system == "ours" or not keep_going:
+                raise SystemExit(
+                    f"{system} did not finish within {timeout_s:g} s, log {log}"
+                ) from None
+            why = f"over the {timeout_s:g} s limit (stopped)"
+            print(f"    {system} {why}", file=sys.stderr, flush=True)
+            return {"system": system, "failed": why, "load_before": load_before}
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]
         if system == "ours" or not keep_going:
@@ -226,6 +237,7 @@ def one_round(
     phases: tuple[str, ...] = ("full", "incremental"),
     cluster_workers: int | None = None,
     keep_going: bool = False,
+    jvm_timeout_s: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Full + incremental run of every system (or just ``phases``); checks Gold against ours.
     The Bronze floor (``plain``) runs the full phase only; a failed run ends its system's round."""
@@ -252,7 +264,7 @@ def one_round(
                 landing,
                 run_dir / f"{phase}.json",
                 profile,
-                timeout_s,
+                jvm_timeout_s if system in JVM_SYSTEMS and jvm_timeout_s else timeout_s,
                 cluster_workers,
                 keep_going,
             )
@@ -534,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
     parser.add_argument(
+        "--jvm-timeout", type=float, default=None, help="seconds per JVM run (default: --timeout)"
+    )
+    parser.add_argument(
         "--full-only", action="store_true", help="measured rounds run the full run only"
     )
     parser.add_argument(
@@ -582,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             phases=("full", "incremental") if measured and not args.full_only else ("full",),
             cluster_workers=args.cluster_workers,
             keep_going=args.keep_going,
+            jvm_timeout_s=args.jvm_timeout,
         )
         if measured:
             rounds.append(outcome)
