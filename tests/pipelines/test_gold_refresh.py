@@ -179,6 +179,14 @@ def _refresh_all(ctx: TaskContext) -> None:
         _assert_equals_full_rebuild(ctx, name)
 
 
+@pytest.fixture(autouse=True)
+def _change_reads_of_whole_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tables are one small file each, so every MERGE rewrites (or marks) all of the
+    input and its changes re-read the whole table: read them anyway, to test every strategy
+    (``test_changes_that_re_read_most_of_the_input_rebuild_in_full`` restores the limit)."""
+    monkeypatch.setattr(gold_refresh, "MAX_CHANGE_READ_SHARE", 1e9)
+
+
 @pytest.mark.delta  # on JVM too: delta-spark's MERGE writes the deletion vectors read here
 def test_incremental_refreshes_equal_a_full_rebuild_after_inserts_updates_and_deletes(
     spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -237,6 +245,9 @@ def test_incremental_refreshes_equal_a_full_rebuild_after_inserts_updates_and_de
     _refresh_all(ctx)
     counts = {r["g"] for r in ctx.tables.read(ctx.project.table("c.gold.counts")).collect()}
     assert counts == {"a", "b", "c", "e"}
+    # the changed rows were staged as Parquet for the engine, and removed after the writes
+    staging = ctx.project.data_root / "_staging" / ctx.run_id
+    assert not (staging / "gold_changes").exists()
     for name, (_, _, expected) in QUERIES.items():
         assert _last(ctx, name)[0] == expected, (name, _last(ctx, name))
 
@@ -313,3 +324,25 @@ def test_changes_that_touch_most_groups_rebuild_in_full(
     build_gold_table(ctx, distinct)
     assert _last(ctx, "distinct") == ("full", "the changes touch 100% of the groups")
     _assert_equals_full_rebuild(ctx, "distinct")
+
+
+def test_changes_that_re_read_most_of_the_input_rebuild_in_full(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change read costs more than a rebuild once it re-reads most of the input's rows:
+    decided from the Delta log, before any row is read; an append stays incremental."""
+    monkeypatch.setattr(gold_refresh, "MAX_CHANGE_READ_SHARE", 0.5)
+    ctx = _ctx(spark, _conf(tmp_path, {"counts": QUERIES["counts"]}))
+    facts = ctx.project.table("c.silver.facts")
+    ctx.tables.merge(facts, _rows(spark, FIRST), ["id"])
+    counts = ctx.project.gold_handle("c.gold.counts")
+    build_gold_table(ctx, counts)
+    ctx.tables.merge(facts, _rows(spark, [_row(1, "b", "p", 2, "1.15", 0.4, 33)]), ["id"])
+    build_gold_table(ctx, counts)
+    strategy, reason = _last(ctx, "counts")
+    assert strategy == "full" and reason.startswith("its changes would re-read"), reason
+    _assert_equals_full_rebuild(ctx, "counts")
+    ctx.tables.append(facts, _rows(spark, [_row(20, "a", "q", 1, "1.00", 1.0, 1)]))
+    build_gold_table(ctx, counts)
+    assert _last(ctx, "counts")[0] == "decomposable"
+    _assert_equals_full_rebuild(ctx, "counts")

@@ -14,13 +14,18 @@ partitioning changed, column mapping, a deletion vector that shrank).
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
 
 
 class ChangesUnreadableError(Exception):
@@ -150,3 +155,47 @@ def table_changes(
         pa.concat_tables(added) if added else schema.empty_table(),
         len(removed) + len(added),
     )
+
+
+def change_read_share(location: str, old_version: int, new_version: int) -> float | None:
+    """The share of the table's rows at ``new_version`` that :func:`table_changes` would read:
+    the rows of the files removed, added or given a new deletion vector after
+    ``old_version``, from the commit files in between and the two versions' file lists.
+
+    Where a MERGE rewrote (or marked) files across the whole table, reading its changes costs
+    more than reading the table. None when that cannot be told cheaply: not a local table,
+    or a commit file cleaned up.
+    """
+    from deltalake import DeltaTable
+
+    parsed = urlparse(location)
+    if parsed.scheme not in ("", "file"):
+        return None
+    log_dir = Path(parsed.path if parsed.scheme else location) / "_delta_log"
+    removed: set[str] = set()
+    added: set[str] = set()
+    try:
+        for version in range(old_version + 1, new_version + 1):
+            with (log_dir / f"{version:020d}.json").open(encoding="utf-8") as commit:
+                for line in commit:
+                    action = json.loads(line)
+                    if "add" in action:
+                        added.add(unquote(action["add"]["path"]))
+                    elif "remove" in action:
+                        removed.add(unquote(action["remove"]["path"]))
+        old = _rows_per_file(DeltaTable(location, version=old_version))
+        new = _rows_per_file(DeltaTable(location, version=new_version))
+    except (OSError, ValueError, KeyError) as e:
+        log.debug("no change-read estimate for %s: %s", location, e)
+        return None
+    read = sum(new.get(p, 0) for p in added) + sum(old.get(p, 0) for p in removed - added)
+    total = sum(new.values())
+    return read / total if total else 1.0
+
+
+def _rows_per_file(table: Any) -> dict[str, int]:
+    """Each data file's row count (physical rows, deletion vectors not subtracted)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = [unquote(p) for p in actions.column("path").to_pylist()]
+    counts = actions.column("num_records").to_pylist()
+    return {p: int(n or 0) for p, n in zip(paths, counts, strict=True)}

@@ -40,6 +40,7 @@ def build_gold(ctx: TaskContext) -> None:
             )
     finally:
         ledger.flush()
+        ledger.discard_staged()
 
 
 def build_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = False) -> None:
@@ -54,3 +55,4 @@ def build_gold_table(ctx: TaskContext, t: GoldHandle, *, full_refresh: bool = Fa
         refresh_gold_table(ctx, t, ledger, full_refresh=full_refresh)
     finally:
         ledger.flush()
+        ledger.discard_staged()
