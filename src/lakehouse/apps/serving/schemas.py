@@ -9,6 +9,7 @@ validated records into the model's input frame.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -59,7 +60,8 @@ def record_model(
 ) -> type[BaseModel]:
     """The pydantic model of one record: a field per input column, unknown fields rejected.
 
-    ``keys`` (entity keys that are not input columns) come first, as optional strings.
+    ``keys`` (entity keys that are not input columns) come first, as optional strings or
+    integers (compared as text).
     Numbers are finite floats of magnitude at most ``max_abs_number``.
     """
     number = Annotated[float, Field(allow_inf_nan=False, ge=-max_abs_number, le=max_abs_number)]
@@ -68,8 +70,12 @@ def record_model(
     for key in keys:
         if key not in inputs:
             fields[key] = (
-                str | None,
-                Field(default=None, description="entity key: logged and echoed, not a feature"),
+                str | int | None,
+                Field(
+                    default=None,
+                    description="entity key: looks up the model's features (when it has feature "
+                    "lookups), logged and echoed; not a feature",
+                ),
             )
     for col in columns:
         kind: Any = number if col.kind == "number" else str
@@ -164,3 +170,8 @@ def input_frame(rows: list[dict[str, Any]], columns: tuple[InputColumn, ...]) ->
 
 def _camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^0-9A-Za-z]+", name) if p)
+
+
+def utc_now() -> str:
+    """The current UTC time as the API writes it: ISO 8601 with milliseconds and ``Z``."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
