@@ -210,8 +210,12 @@ def test_health_model_and_openapi_describe_the_served_model(
         ]
         assert "keys" in schemas["Prediction"]["properties"]
         assert record["additionalProperties"] is False
-        # the key may stand for every feature (looked up in gold.customer_features)
+        # the key may stand for the features (looked up in gold.customer_features): the
+        # schema asks for the required features or the key
         assert "required" not in record
+        [alternatives] = record["allOf"]
+        assert alternatives["anyOf"][1] == {"required": ["customer_id"]}
+        assert "tenure_days" in alternatives["anyOf"][0]["required"]
         assert set(schemas["ChurnModelRequest"]["properties"]) == {
             "record",
             "records",

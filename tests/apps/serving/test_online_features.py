@@ -107,13 +107,6 @@ def test_key_only_records_are_completed_and_overrides_win(tmp_path: Path) -> Non
     write_deltalake(tmp_path / "f", _features_table())
     features = _online(tmp_path / "f")
     assert features.refresh() == ["c.gold.customer_features"]
-    request = features.request_columns()
-    assert [(c.name, c.required) for c in request] == [
-        ("plan", False),  # looked up: may be left out
-        ("spend", False),
-        ("visits", False),
-        ("score", True),  # not in any lookup: still required
-    ]
     rows = [
         {"plan": None, "spend": None, "visits": None, "score": 1.0},
         {"plan": "gold", "spend": None, "visits": None, "score": 2.0},

@@ -495,11 +495,12 @@ class ServedInputs:
     keys: tuple[str, ...]
     max_abs_number: float
 
-    def request_columns(self) -> tuple[InputColumn, ...]:
-        """The input columns as a request gives them (looked-up features may be left out)."""
+    @property
+    def lookups(self) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The (request keys, features) of each feature lookup (none without features)."""
         if self.features is None:
-            return self.server.columns
-        return self.features.request_columns()
+            return []
+        return [(s.request_keys, s.features) for s in self.features.sources]
 
     def complete(
         self, rows: list[dict[str, Any]], row_keys: list[dict[str, str]]
@@ -574,7 +575,9 @@ def _add_predict_route(
     """``POST /predict``, with request and response schemas from the model signature."""
     server, keys = served.server, served.keys
     registered = server.name
-    record_cls = record_model(registered, served.request_columns(), keys, served.max_abs_number)
+    record_cls = record_model(
+        registered, server.columns, keys, served.max_abs_number, served.lookups
+    )
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)
@@ -634,11 +637,8 @@ def _add_invocations_route(
 
     server = served.server
     registered = server.name
-    record = record_model(registered, served.request_columns(), (), served.max_abs_number)
-    lookups = (
-        [(s.request_keys, s.features) for s in served.features.sources] if served.features else []
-    )
-    parser = ScoringParser(server.columns, served.keys, record, lookups=lookups)
+    record = record_model(registered, server.columns, (), served.max_abs_number, served.lookups)
+    parser = ScoringParser(server.columns, served.keys, record, lookups=served.lookups)
 
     def score(request: ScoringRequest, request_id: str) -> np.ndarray:
         try:

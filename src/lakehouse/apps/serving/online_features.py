@@ -191,12 +191,6 @@ class OnlineFeatures:
         """Every request key name a lookup uses, without repeats."""
         return tuple(dict.fromkeys(k for s in self.sources for k in s.request_keys))
 
-    def request_columns(self) -> tuple[InputColumn, ...]:
-        """The model's input columns as a request may give them: a looked-up feature may be
-        left out (the record's keys stand for it)."""
-        looked_up = {f for s in self.sources for f in s.features}
-        return tuple(replace(c, required=False) if c.name in looked_up else c for c in self.columns)
-
     def refresh(self) -> list[str]:
         """Reload every feature table whose latest Delta version differs from the loaded one;
         the names of the tables reloaded. A table that cannot be read keeps its loaded copy

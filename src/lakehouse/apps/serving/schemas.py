@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -57,16 +58,22 @@ def record_model(
     columns: tuple[InputColumn, ...],
     keys: tuple[str, ...] = (),
     max_abs_number: float = MAX_ABS_NUMBER,
+    lookups: Sequence[tuple[Sequence[str], Sequence[str]]] = (),
 ) -> type[BaseModel]:
     """The pydantic model of one record: a field per input column, unknown fields rejected.
 
     ``keys`` (entity keys that are not input columns) come first, as optional strings or
     integers (compared as text).
     Numbers are finite floats of magnitude at most ``max_abs_number``.
+    ``lookups``: the (keys, features) of each feature lookup. Those features are optional
+    fields (the keys stand for them), and the JSON schema says so: for each lookup, its
+    required features or its keys (``allOf`` of ``anyOf``); the server checks it per record.
     """
     number = Annotated[float, Field(allow_inf_nan=False, ge=-max_abs_number, le=max_abs_number)]
     fields: dict[str, Any] = {}
     inputs = {col.name for col in columns}
+    looked_up = {f for _, features in lookups for f in features}
+    required = {col.name for col in columns if col.required}
     for key in keys:
         if key not in inputs:
             fields[key] = (
@@ -79,12 +86,19 @@ def record_model(
             )
     for col in columns:
         kind: Any = number if col.kind == "number" else str
-        if col.required:
+        if col.required and col.name not in looked_up:
             fields[col.name] = (kind, Field(...))
         else:
             fields[col.name] = (kind | None, Field(default=None))
+    alternatives = [
+        {"anyOf": [{"required": [f for f in features if f in required]}, {"required": list(k)}]}
+        for k, features in lookups
+    ]
+    config = ConfigDict(extra="forbid")
+    if alternatives:
+        config["json_schema_extra"] = {"allOf": alternatives}
     model: type[BaseModel] = create_model(
-        f"{_camel(model_name)}Record", __config__=ConfigDict(extra="forbid"), **fields
+        f"{_camel(model_name)}Record", __config__=config, **fields
     )
     return model
 
