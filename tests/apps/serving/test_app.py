@@ -569,5 +569,11 @@ def test_key_lookups_take_overrides_and_name_unknown_keys_and_missing_features(
         missing = [d["loc"] for d in bare.json()["detail"]]
         assert ["body", "record", "tenure_days"] in missing
         assert ["body", "record", "plan"] not in missing
+        # /invocations: a table without the features or the key column is refused as MLflow
+        # refuses missing inputs; a row whose key is null, as an invalid row
         bad = http.post("/invocations", json={"dataframe_records": [{"plan": "pro"}]})
-        assert (bad.status_code, bad.json()["error_code"]) == (400, "BAD_REQUEST")
+        assert (bad.status_code, bad.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+        null_key = {"dataframe_records": [{"customer_id": ids[0]}, {"customer_id": None}]}
+        bad_row = http.post("/invocations", json=null_key)
+        assert (bad_row.status_code, bad_row.json()["error_code"]) == (400, "BAD_REQUEST")
+        assert "record 1: 'region' is required" in bad_row.json()["message"]
