@@ -214,8 +214,13 @@ def test_health_model_and_openapi_describe_the_served_model(
         # schema asks for the required features or the key
         assert "required" not in record
         [alternatives] = record["allOf"]
-        assert alternatives["anyOf"][1] == {"required": ["customer_id"]}
-        assert "tenure_days" in alternatives["anyOf"][0]["required"]
+        features, key = alternatives["anyOf"]
+        assert key == {
+            "required": ["customer_id"],
+            "properties": {"customer_id": {"type": ["string", "integer"]}},
+        }
+        assert "tenure_days" in features["required"]
+        assert features["properties"]["tenure_days"] == {"not": {"type": "null"}}
         assert set(schemas["ChurnModelRequest"]["properties"]) == {
             "record",
             "records",

@@ -91,7 +91,7 @@ def record_model(
         else:
             fields[col.name] = (kind | None, Field(default=None))
     alternatives = [
-        {"anyOf": [{"required": [f for f in features if f in required]}, {"required": list(k)}]}
+        {"anyOf": [_given([f for f in features if f in required]), _given(list(k), key=True)]}
         for k, features in lookups
     ]
     config = ConfigDict(extra="forbid")
@@ -122,6 +122,12 @@ class _RequestBase(BaseModel):
         given = getattr(self, "records", None) or getattr(self, "dataframe_records", None)
         records = given or [getattr(self, "record")]  # noqa: B009
         return [r.model_dump() for r in records]
+
+
+def _given(names: list[str], *, key: bool = False) -> dict[str, Any]:
+    """JSON schema: these fields present and not null (keys: a string or an integer)."""
+    value: dict[str, Any] = {"type": ["string", "integer"]} if key else {"not": {"type": "null"}}
+    return {"required": names, "properties": dict.fromkeys(names, value)}
 
 
 def request_model(model_name: str, record: type[BaseModel]) -> type[_RequestBase]:
