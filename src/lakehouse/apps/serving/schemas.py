@@ -90,7 +90,7 @@ def record_model(
             fields[col.name] = (kind, Field(...))
         else:
             fields[col.name] = (kind | None, Field(default=None))
-    alternatives = [
+    alternatives: list[Any] = [
         {"anyOf": [_given([f for f in features if f in required]), _given(list(k), key=True)]}
         for k, features in lookups
     ]
