@@ -19,6 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from lakehouse.bundle.context import TaskContext
 from lakehouse.config.ml import CandidateSpec, PromotionSpec
 from lakehouse.config.project import Project
 from lakehouse.pipelines.ml.registry import connect
@@ -41,6 +42,7 @@ class Registry:
     client: MlflowClient
     features: list[str]
     rows: pd.DataFrame  # sample rows of gold.customer_features
+    context: TaskContext  # the task context that trained the versions (batch scoring)
 
     def records(self, rows: pd.DataFrame | None = None) -> list[dict[str, Any]]:
         """Rows as JSON records: numbers as floats, categories as strings, missing as null."""
@@ -101,7 +103,7 @@ def registry(
         features = ctx.project.models[MODEL].features
         table = ctx.tables.read("lakehouse.gold.customer_features")
         every = table.orderBy("customer_id", "feature_ts").toPandas()
-        registry = Registry(ctx.project, connect(ctx.project), features, every)
+        registry = Registry(ctx.project, connect(ctx.project), features, every, ctx)
         # a sample in which the champion predicts both classes (churners are a minority)
         predicted, _ = registry.expected("1")
         positive = every[np.array(predicted) == 1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,7 @@ from lakehouse.config import load_project
 from lakehouse.core.errors import LakehouseError
 from lakehouse.io.delta import DeltaStore
 from lakehouse.pipelines.bronze.ingest import ingest_file_source
+from lakehouse.pipelines.ml.score import score_model
 from lakehouse.pipelines.ml.train import model_input
 from tests.apps.serving.conftest import MODEL, NAME, Registry
 from tests.support import session_engine
@@ -203,12 +205,22 @@ def test_health_model_and_openapi_describe_the_served_model(
         assert list(record["properties"]) == ["customer_id", *registry.features]
         assert record["properties"]["customer_id"]["anyOf"] == [
             {"type": "string"},
+            {"type": "integer"},
             {"type": "null"},
         ]
-        assert "customer_id" not in record["required"]
         assert "keys" in schemas["Prediction"]["properties"]
         assert record["additionalProperties"] is False
-        assert "tenure_days" in record["required"]
+        # the key may stand for the features (looked up in gold.customer_features): the
+        # schema asks for the required features or the key
+        assert "required" not in record
+        [alternatives] = record["allOf"]
+        features, key = alternatives["anyOf"]
+        assert key == {
+            "required": ["customer_id"],
+            "properties": {"customer_id": {"type": ["string", "integer"]}},
+        }
+        assert "tenure_days" in features["required"]
+        assert features["properties"]["tenure_days"] == {"not": {"type": "null"}}
         assert set(schemas["ChurnModelRequest"]["properties"]) == {
             "record",
             "records",
@@ -378,17 +390,22 @@ def test_entity_keys_are_echoed_logged_and_ingested_into_bronze(
         null_key = http.post("/predict", json={"record": {**records[3], "customer_id": None}})
         assert null_key.json()["predictions"][0]["keys"] == {}
 
-        wrong = http.post("/predict", json={"record": {**records[0], "customer_id": 17}})
+        # an integer key is a key (compared as text); a record giving every feature looks
+        # nothing up, so a key the feature table lacks is only echoed
+        number = http.post("/predict", json={"record": {**records[4], "customer_id": 17}})
+        assert number.json()["predictions"][0]["keys"] == {"customer_id": "17"}
+        wrong = http.post("/predict", json={"record": {**records[0], "customer_id": [17]}})
         assert wrong.status_code == 422, wrong.text
-        assert [(e["loc"], e["type"]) for e in wrong.json()["detail"]] == [
-            (["body", "record", "customer_id"], "string_type")
-        ]
+        assert {tuple(e["loc"][:3]) for e in wrong.json()["detail"]} == {
+            ("body", "record", "customer_id")
+        }
     lines = _log_lines(log_dir)
     assert [(line["request_id"], line["keys"]) for line in lines] == [
         ("keyed", {"customer_id": ids[0]}),
         ("keyed", {}),
         ("one", {"customer_id": ids[2]}),
         (lines[3]["request_id"], {}),
+        (lines[4]["request_id"], {"customer_id": "17"}),
     ]
     # the key is not a feature: the logged features are exactly the model's inputs
     assert lines[0]["features"] == records[0] and lines[2]["features"] == records[2]
@@ -400,7 +417,7 @@ def test_entity_keys_are_echoed_logged_and_ingested_into_bronze(
     report = RunReport(job="test", run_id="r-keys", target="local", engine=session_engine(spark))
     ctx = TaskContext(spark, project, tables, report, task_key="ingest")
     summary = ingest_file_source(ctx, "predictions_log")
-    assert (summary.units, summary.rows, summary.corrupt_rows) == (1, 4, 0)
+    assert (summary.units, summary.rows, summary.corrupt_rows) == (1, 5, 0)
     bronze = tables.read("lakehouse.bronze.predictions").orderBy("request_id", "record_index")
     rows = [r.asDict() for r in bronze.collect()]
     assert {r["_rescued_data"] for r in rows} == {None}
@@ -410,3 +427,158 @@ def test_entity_keys_are_echoed_logged_and_ingested_into_bronze(
     assert json.loads(rows[0]["features"]) == next(
         line["features"] for line in lines if line["request_id"] == rows[0]["request_id"]
     )
+
+
+FEATURES_TABLE = "lakehouse.gold.customer_features"
+
+
+def test_key_only_requests_equal_batch_scoring_and_log_the_feature_version(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Features looked up by key: the prediction batch scoring wrote for each key, on both
+    routes; the log names the feature table's version and has the features used."""
+    ctx = registry.context
+    score_model(ctx, MODEL)  # the champion (v1) over the latest row per customer
+    batch = ctx.tables.read("lakehouse.gold.churn_predictions").toPandas()
+    batch = batch.sort_values("customer_id").reset_index(drop=True)
+    ids = [str(c) for c in batch["customer_id"]]
+    assert len(ids) > 100 and batch["prediction"].nunique() == 2
+    version = ctx.tables.version(FEATURES_TABLE)
+    log_dir = tmp_path / "predictions"
+    app = create_app(registry.project, MODEL, log_dir=log_dir, flush_records=100_000)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        keyed = http.post("/predict", json={"records": [{"customer_id": c} for c in ids]})
+        assert keyed.status_code == 200, keyed.text
+        got = keyed.json()["predictions"]
+        assert [p["prediction"] for p in got] == batch["prediction"].tolist()
+        assert np.allclose(
+            [p["probability"] for p in got], batch["probability"], rtol=0, atol=1e-12
+        )
+        assert [p["keys"] for p in got] == [{"customer_id": c} for c in ids]
+
+        # MLflow's protocol: a table of keys alone, as JSON or CSV
+        split = {"dataframe_split": {"columns": ["customer_id"], "data": [[c] for c in ids]}}
+        invoked = http.post("/invocations", json=split)
+        assert invoked.status_code == 200, invoked.text
+        assert invoked.json()["predictions"] == batch["prediction"].tolist()
+        csv = http.post(
+            "/invocations",
+            content="customer_id\n" + "\n".join(ids[:7]) + "\n",
+            headers={"Content-Type": "text/csv"},
+        )
+        assert csv.json()["predictions"] == batch["prediction"].tolist()[:7]
+
+        described = http.get("/model").json()["feature_tables"][FEATURES_TABLE]
+        assert (described["version"], described["keys"]) == (version, ["customer_id"])
+        assert described["rows"] == len(ids)
+        assert http.get("/health").json()["feature_versions"] == {FEATURES_TABLE: version}
+    lines = _log_lines(log_dir)
+    first = lines[0]
+    assert first["feature_versions"] == {FEATURES_TABLE: version}
+    assert first["keys"] == {"customer_id": ids[0]}
+    latest = ctx.tables.read(FEATURES_TABLE).toPandas()
+    latest = latest.sort_values("feature_ts").groupby("customer_id").tail(1)
+    assert first["features"] == registry.records(latest[latest["customer_id"] == ids[0]])[0]
+
+
+def test_looked_up_features_follow_a_new_version_of_the_feature_table(
+    spark: SparkSession, registry: Registry, tmp_path: Path
+) -> None:
+    """The online copy is reloaded when the feature table moves (a copy of the demo data)."""
+    data = tmp_path / "data"
+    shutil.copytree(registry.project.data_root, data)
+    overrides = {
+        "data_root": str(data),
+        "mlflow_tracking_uri": str(registry.project.variables["mlflow_tracking_uri"]),
+    }
+    project = load_project(registry.project.root, var_overrides=overrides)
+    tables = DeltaStore(spark, project, session_engine(spark))
+    tables.register_all()
+    app = create_app(project, MODEL, log_dir=tmp_path / "predictions", refresh_seconds=0.1)
+    rows = registry.rows
+    predicted, _ = registry.expected("champion")
+    first = rows.iloc[0]
+    flip = rows.iloc[next(i for i, p in enumerate(predicted) if p != predicted[0])]
+    newer = pd.DataFrame([{**flip.to_dict(), "customer_id": first["customer_id"]}])
+    newer["feature_ts"] = pd.Timestamp("2100-01-01")
+    before = tables.version(FEATURES_TABLE)
+    with running_server(app) as url, httpx.Client(base_url=url) as http:
+        key = {"record": {"customer_id": str(first["customer_id"])}}
+        first_answer = http.post("/predict", json=key).json()
+        tables.append(
+            FEATURES_TABLE, spark.createDataFrame(newer, tables.read(FEATURES_TABLE).schema)
+        )
+        deadline = time.monotonic() + 30
+        while (
+            http.get("/model").json()["feature_tables"][FEATURES_TABLE]["version"] == before
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        answer = http.post("/predict", json=key).json()
+        expected, expected_probability = registry.expected("champion", newer)
+        assert answer["predictions"][0]["prediction"] == expected[0]
+        assert answer["predictions"][0]["probability"] == pytest.approx(
+            expected_probability[0], abs=1e-12
+        )
+        status = http.get("/model").json()["feature_tables"][FEATURES_TABLE]
+        assert status["version"] == before + 1
+        # not the row answered before the append
+        assert answer["predictions"][0]["probability"] != pytest.approx(
+            first_answer["predictions"][0]["probability"], abs=1e-9
+        )
+
+
+def test_key_lookups_take_overrides_and_name_unknown_keys_and_missing_features(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A value the record gives wins over the looked-up one; unknown keys answer 404 naming
+    each record; neither a feature nor its key answers 422 (400 on /invocations)."""
+    ctx = registry.context
+    latest = ctx.tables.read(FEATURES_TABLE).toPandas()
+    latest = latest.sort_values("feature_ts").groupby("customer_id").tail(1)
+    ids = sorted(str(c) for c in latest["customer_id"])
+    with running_server(_app(registry, tmp_path)) as url, httpx.Client(base_url=url) as http:
+        looked_up = http.post("/predict", json={"record": {"customer_id": ids[0]}}).json()
+        # an override: the key's features with one changed equal a full record saying so
+        row = latest[latest["customer_id"] == ids[0]]
+        full = registry.records(row)[0]
+        other = "pro" if full["plan"] != "pro" else "basic"
+        overridden = http.post("/predict", json={"record": {"customer_id": ids[0], "plan": other}})
+        as_given = http.post("/predict", json={"record": {**full, "plan": other}})
+        assert overridden.json()["predictions"][0]["probability"] == pytest.approx(
+            as_given.json()["predictions"][0]["probability"], abs=1e-12
+        )
+        assert overridden.json()["predictions"][0]["probability"] != pytest.approx(
+            looked_up["predictions"][0]["probability"], abs=1e-9
+        )
+
+        unknown = http.post(
+            "/predict",
+            json={
+                "records": [{"customer_id": ids[1]}, {"customer_id": "NOPE"}, {"customer_id": 7}]
+            },
+        )
+        assert unknown.status_code == 404, unknown.text
+        assert [(d["record_index"], d["keys"], d["table"]) for d in unknown.json()["detail"]] == [
+            (1, {"customer_id": "NOPE"}, FEATURES_TABLE),
+            (2, {"customer_id": "7"}, FEATURES_TABLE),
+        ]
+        refused = http.post("/invocations", json={"dataframe_records": [{"customer_id": "NOPE"}]})
+        assert refused.status_code == 404
+        assert refused.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+        assert "record 0: customer_id='NOPE' not in" in refused.json()["message"]
+
+        # neither the features nor the key: 422 naming each required feature left out
+        bare = http.post("/predict", json={"record": {"plan": "pro"}})
+        assert bare.status_code == 422, bare.text
+        missing = [d["loc"] for d in bare.json()["detail"]]
+        assert ["body", "record", "tenure_days"] in missing
+        assert ["body", "record", "plan"] not in missing
+        # /invocations: a table without the features or the key column is refused as MLflow
+        # refuses missing inputs; a row whose key is null, as an invalid row
+        bad = http.post("/invocations", json={"dataframe_records": [{"plan": "pro"}]})
+        assert (bad.status_code, bad.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+        null_key = {"dataframe_records": [{"customer_id": ids[0]}, {"customer_id": None}]}
+        bad_row = http.post("/invocations", json=null_key)
+        assert (bad_row.status_code, bad_row.json()["error_code"]) == (400, "BAD_REQUEST")
+        assert "record 1: 'region' is required" in bad_row.json()["message"]

@@ -67,7 +67,6 @@ returned in the body and in the ``X-Request-ID`` response header.
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import os
 import random
@@ -95,9 +94,18 @@ from lakehouse.apps.serving.batching import (
     batching_options,
 )
 from lakehouse.apps.serving.mlflow_protocol import (
+    ScoringError,
     ScoringParser,
     ScoringRequest,
     add_scoring_routes,
+)
+from lakehouse.apps.serving.online_features import (
+    CompletedRecords,
+    FeaturesUnavailableError,
+    MissingFeaturesError,
+    OnlineFeatures,
+    UnknownKeysError,
+    lookup_sources,
 )
 from lakehouse.apps.serving.predictions import PredictionLog
 from lakehouse.apps.serving.schemas import (
@@ -109,6 +117,7 @@ from lakehouse.apps.serving.schemas import (
     record_model,
     request_model,
     signature_columns,
+    utc_now,
 )
 from lakehouse.config.project import Project, feature_lookup_keys
 from lakehouse.core.errors import LakehouseError, one_line
@@ -147,10 +156,6 @@ def entity_keys(project: Project, model_name: str) -> tuple[str, ...]:
     for lookup in spec.training_set.features:
         names.extend(lookup.lookup_keys or feature_lookup_keys(project, lookup.table))
     return tuple(dict.fromkeys(names))
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -202,7 +207,7 @@ class ModelServer:
             model=pyfunc.get_raw_model(),
             columns=columns,
             metrics=metrics,
-            loaded_at=_now(),
+            loaded_at=utc_now(),
         )
         self._cache = {number: served, **{v.version: v for v in self.served.values()}}
         return served
@@ -217,7 +222,7 @@ class ModelServer:
                 log.warning("%s: alias refresh failed: %s", self.name, exc)
                 return False
             finally:
-                self.last_refresh = _now()
+                self.last_refresh = utc_now()
 
     def _refresh(self) -> bool:
         champion = version_by_alias(self.client, self.name, CHAMPION)
@@ -350,6 +355,12 @@ def create_app(
         server.batcher = MicroBatcher(max_batch, batch_wait_ms, name=f"{registered}-batcher")
     if not server.refresh():
         raise LakehouseError(server.refresh_error or f"{registered}: nothing to serve")
+    handle = project.model_handles.get(model_name)
+    features = (
+        OnlineFeatures(lookup_sources(handle), server.columns) if handle is not None else None
+    )
+    if features is not None:
+        features.refresh()
     predictions_log = (
         PredictionLog(
             log_dir or project.data_root / "landing" / "predictions",
@@ -362,17 +373,18 @@ def create_app(
     app = FastAPI(
         title=f"{registered} serving",
         description=_description(registered, challenger_share),
-        lifespan=_lifespan(server, predictions_log, refresh_seconds),
+        lifespan=_lifespan(server, features, predictions_log, refresh_seconds),
         max_body_size=check_body_limit(max_body_bytes),
     )
     guard_hosts(app, allowed_hosts() if hosts is None else hosts)
     json_safe_validation_errors(app)
     app.state.model_server = server
+    app.state.online_features = features
     app.state.prediction_log = predictions_log
-    keys = entity_keys(project, model_name)
-    _add_predict_route(app, server, keys, predictions_log, max_abs_number)
-    _add_invocations_route(app, server, keys, predictions_log, max_abs_number, model_name)
-    _add_info_routes(app, server, keys, refresh_seconds)
+    served = ServedInputs(server, features, entity_keys(project, model_name), max_abs_number)
+    _add_predict_route(app, served, predictions_log)
+    _add_invocations_route(app, served, predictions_log, model_name)
+    _add_info_routes(app, served, refresh_seconds)
     return app
 
 
@@ -387,9 +399,13 @@ def _description(registered: str, challenger_share: float) -> str:
 
 
 def _lifespan(
-    server: ModelServer, predictions_log: PredictionLog | None, refresh_seconds: float
+    server: ModelServer,
+    features: OnlineFeatures | None,
+    predictions_log: PredictionLog | None,
+    refresh_seconds: float,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """The app's lifespan: alias refresh and log flushing in the background, a final flush."""
+    """The app's lifespan: alias and feature refresh and log flushing in the background, a
+    final flush."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -399,6 +415,8 @@ def _lifespan(
                 await asyncio.to_thread(step)
 
         tasks = [asyncio.create_task(every(max(refresh_seconds, 0.05), server.refresh))]
+        if features is not None:
+            tasks.append(asyncio.create_task(every(max(refresh_seconds, 0.05), features.refresh)))
         if predictions_log is not None:
             interval = max(min(predictions_log.flush_seconds, 1.0), 0.05)
             tasks.append(asyncio.create_task(every(interval, predictions_log.flush_if_due)))
@@ -422,12 +440,14 @@ def _log_lines(
     alias: str,
     model: ServedModel,
     features: list[str],
-    rows: list[dict[str, Any]],
+    records: CompletedRecords,
     row_keys: list[dict[str, str]],
     predictions: list[Prediction],
 ) -> list[dict[str, Any]]:
-    """The prediction log lines of one request, one per record."""
-    ts = _now()
+    """The prediction log lines of one request, one per record: the features the model got
+    (looked up or given) and, for a record that looked features up, the Delta version of
+    each feature table it read (``feature_versions``)."""
+    ts = utc_now()
     return [
         {
             "request_id": request_id,
@@ -439,8 +459,11 @@ def _log_lines(
             "keys": k,
             "features": {c: row[c] for c in features},
             **p.model_dump(exclude={"keys"}, exclude_none=True),
+            **({"feature_versions": v} if v else {}),
         }
-        for i, (row, k, p) in enumerate(zip(rows, row_keys, predictions, strict=True))
+        for i, (row, v, k, p) in enumerate(
+            zip(records.rows, records.versions, row_keys, predictions, strict=True)
+        )
     ]
 
 
@@ -461,13 +484,40 @@ def predictions_of(outputs: ModelOutputs, row_keys: list[dict[str, str]]) -> lis
     ]
 
 
+@dataclass(frozen=True)
+class ServedInputs:
+    """What a scoring route needs besides the model: the online features (None: the model
+    has no feature lookups in ``conf/``), the entity keys a record may carry, the number
+    bound."""
+
+    server: ModelServer
+    features: OnlineFeatures | None
+    keys: tuple[str, ...]
+    max_abs_number: float
+
+    @property
+    def lookups(self) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The (request keys, features) of each feature lookup (none without features)."""
+        if self.features is None:
+            return []
+        return [(s.request_keys, s.features) for s in self.features.sources]
+
+    def complete(
+        self, rows: list[dict[str, Any]], row_keys: list[dict[str, str]]
+    ) -> CompletedRecords:
+        """The records with their looked-up features (see :mod:`online_features`)."""
+        if self.features is None:
+            return CompletedRecords(rows, [{} for _ in rows])
+        return self.features.complete(rows, row_keys)
+
+
 def _answered(
     predictions_log: PredictionLog | None,
     request_id: str,
     server: ModelServer,
     alias: str,
     model: ServedModel,
-    rows: list[dict[str, Any]],
+    records: CompletedRecords,
     row_keys: list[dict[str, str]],
     outputs: ModelOutputs,
 ) -> list[Prediction]:
@@ -477,22 +527,57 @@ def _answered(
     if predictions_log is not None:
         predictions_log.append(
             _log_lines(
-                request_id, server.name, alias, model, server.features, rows, row_keys, predictions
+                request_id,
+                server.name,
+                alias,
+                model,
+                server.features,
+                records,
+                row_keys,
+                predictions,
             )
         )
     return predictions
 
 
+def _lookup_refused(exc: Exception, shape: str, request_id: str) -> JSONResponse:
+    """``/predict``'s answer to records whose features cannot be looked up: 404 naming the
+    records with unknown keys, 422 for records missing a feature and its keys, 503 for a
+    feature table that is not loaded."""
+    headers = {"X-Request-ID": request_id}
+    if isinstance(exc, UnknownKeysError):
+        detail = [
+            {**u, "type": "unknown_keys", "msg": f"no row for these keys in {u['table']}"}
+            for u in exc.unknown
+        ]
+        return JSONResponse({"detail": detail, "request_id": request_id}, 404, headers=headers)
+    if isinstance(exc, MissingFeaturesError):
+        detail = [
+            {
+                "type": "missing",
+                "loc": [
+                    "body",
+                    shape,
+                    *([] if shape == "record" else [p["record_index"]]),
+                    p["feature"],
+                ],
+                "msg": p["msg"],
+            }
+            for p in exc.problems
+        ]
+        return JSONResponse({"detail": detail, "request_id": request_id}, 422, headers=headers)
+    return JSONResponse({"detail": str(exc), "request_id": request_id}, 503, headers=headers)
+
+
 def _add_predict_route(
-    app: FastAPI,
-    server: ModelServer,
-    keys: tuple[str, ...],
-    predictions_log: PredictionLog | None,
-    max_abs_number: float,
+    app: FastAPI, served: ServedInputs, predictions_log: PredictionLog | None
 ) -> None:
     """``POST /predict``, with request and response schemas from the model signature."""
+    server, keys = served.server, served.keys
     registered = server.name
-    record_cls = record_model(registered, server.columns, keys, max_abs_number)
+    record_cls = record_model(
+        registered, server.columns, keys, served.max_abs_number, served.lookups
+    )
     request_cls = request_model(registered, record_cls)
 
     @app.post("/predict", response_model=PredictResponse)
@@ -505,11 +590,16 @@ def _add_predict_route(
         rows = body.rows()  # type: ignore[attr-defined]
         # keys with a value; a key that is also an input column is taken from the features
         row_keys = [{k: str(r[k]) for k in keys if r.get(k) is not None} for r in rows]
+        try:
+            records = served.complete(rows, row_keys)
+        except (UnknownKeysError, MissingFeaturesError, FeaturesUnavailableError) as exc:
+            shape = next(s for s in ("record", "records", "dataframe_records") if getattr(body, s))
+            return _lookup_refused(exc, shape, request_id)
         alias, model = server.route()
         # a sync route (thread pool): it waits for its share of a batch on the batcher's
         # thread; as fast as an async route here and simpler (benchmarks/serve.py, the notes)
         try:
-            outputs = server.predict(model, rows)
+            outputs = server.predict(model, records.rows)
         except Exception as exc:  # this request's records only (see batching): a clean 500
             log.error("%s v%s: request %s failed: %s", registered, model.version, request_id, exc)
             return JSONResponse(
@@ -518,7 +608,7 @@ def _add_predict_route(
                 headers={"X-Request-ID": request_id},
             )
         predictions = _answered(
-            predictions_log, request_id, server, alias, model, rows, row_keys, outputs
+            predictions_log, request_id, server, alias, model, records, row_keys, outputs
         )
         result = PredictResponse(
             predictions=predictions,
@@ -538,37 +628,38 @@ def _add_predict_route(
 
 
 def _add_invocations_route(
-    app: FastAPI,
-    server: ModelServer,
-    keys: tuple[str, ...],
-    predictions_log: PredictionLog | None,
-    max_abs_number: float,
-    model_name: str,
+    app: FastAPI, served: ServedInputs, predictions_log: PredictionLog | None, model_name: str
 ) -> None:
     """MLflow's ``POST /invocations`` (and ``GET /ping``, ``/version``, Databricks' path
     ``/serving-endpoints/{model_name or registered name}/invocations``), routed, predicted
     and logged as ``/predict`` is (:mod:`lakehouse.apps.serving.mlflow_protocol`)."""
     from mlflow.version import VERSION
 
+    server = served.server
     registered = server.name
-    record = record_model(registered, server.columns, (), max_abs_number)
-    parser = ScoringParser(server.columns, keys, record)
+    record = record_model(registered, server.columns, (), served.max_abs_number, served.lookups)
+    parser = ScoringParser(server.columns, served.keys, record, lookups=served.lookups)
 
     def score(request: ScoringRequest, request_id: str) -> np.ndarray:
+        try:
+            records = served.complete(request.rows, request.keys)
+        except UnknownKeysError as exc:
+            raise ScoringError(str(exc), "RESOURCE_DOES_NOT_EXIST", status=404) from None
+        except MissingFeaturesError as exc:
+            raise ScoringError(f"Invalid input. {exc}") from None
+        except FeaturesUnavailableError as exc:
+            raise ScoringError(str(exc), "TEMPORARILY_UNAVAILABLE", status=503) from None
         alias, model = server.route()
-        outputs = server.predict(model, request.rows)
-        _answered(
-            predictions_log, request_id, server, alias, model, request.rows, request.keys, outputs
-        )
+        outputs = server.predict(model, records.rows)
+        _answered(predictions_log, request_id, server, alias, model, records, request.keys, outputs)
         return outputs.prediction
 
     add_scoring_routes(app, parser, score, VERSION, tuple(dict.fromkeys([model_name, registered])))
 
 
-def _add_info_routes(
-    app: FastAPI, server: ModelServer, keys: tuple[str, ...], refresh_seconds: float
-) -> None:
-    """``GET /health`` and ``GET /model`` (versions, metrics, input schema)."""
+def _add_info_routes(app: FastAPI, served: ServedInputs, refresh_seconds: float) -> None:
+    """``GET /health`` and ``GET /model`` (versions, metrics, input schema, feature tables)."""
+    server, keys, features = served.server, served.keys, served.features
     registered = server.name
 
     @app.get("/health")
@@ -589,6 +680,9 @@ def _add_info_routes(
                 }
                 if server.batcher is not None
                 else None
+            ),
+            "feature_versions": (
+                {t: s["version"] for t, s in features.status().items()} if features else {}
             ),
         }
 
@@ -613,4 +707,5 @@ def _add_info_routes(
                 {"name": c.name, "type": c.kind, "required": c.required} for c in server.columns
             ],
             "keys": list(keys),
+            "feature_tables": features.status() if features else {},
         }

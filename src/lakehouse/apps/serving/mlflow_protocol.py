@@ -309,6 +309,9 @@ class ScoringParser:
 
     ``columns``: the model's inputs; ``keys``: its entity keys (logged when a row carries
     them); numbers are finite and at most ``max_abs_number`` in magnitude, as in ``/predict``.
+    ``lookups``: the (keys, features) of each feature lookup: a table with every key column
+    may leave those features out (they are looked up, see
+    :mod:`lakehouse.apps.serving.online_features`); ``record`` then has them optional.
     """
 
     def __init__(
@@ -317,11 +320,13 @@ class ScoringParser:
         keys: Sequence[str],
         record: type[BaseModel],
         max_records: int = MAX_RECORDS,
+        lookups: Sequence[tuple[Sequence[str], Sequence[str]]] = (),
     ) -> None:
         self.columns = tuple(columns)
         self.keys = tuple(keys)
         self.record = record
         self.max_records = max_records
+        self.lookups = tuple((tuple(k), tuple(f)) for k, f in lookups)
         self._rows: TypeAdapter[list[BaseModel]] = TypeAdapter(list[record])  # type: ignore[valid-type]
 
     def parse(self, body: bytes, content_type: str | None) -> ScoringRequest:
@@ -339,7 +344,12 @@ class ScoringParser:
     def records(self, table: Table) -> list[dict[str, Any]]:
         """The rows as validated records of the model's inputs; other columns are ignored."""
         present = set(table.columns)
-        missing = [c.name for c in self.columns if c.required and c.name not in present]
+        looked_up = {f for keys, fs in self.lookups if present.issuperset(keys) for f in fs}
+        missing = [
+            c.name
+            for c in self.columns
+            if c.required and c.name not in present and c.name not in looked_up
+        ]
         if missing:
             hint = ""
             if table.columns and all(isinstance(c, int) for c in table.columns):

@@ -9,7 +9,9 @@ validated records into the model's input frame.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -56,29 +58,47 @@ def record_model(
     columns: tuple[InputColumn, ...],
     keys: tuple[str, ...] = (),
     max_abs_number: float = MAX_ABS_NUMBER,
+    lookups: Sequence[tuple[Sequence[str], Sequence[str]]] = (),
 ) -> type[BaseModel]:
     """The pydantic model of one record: a field per input column, unknown fields rejected.
 
-    ``keys`` (entity keys that are not input columns) come first, as optional strings.
+    ``keys`` (entity keys that are not input columns) come first, as optional strings or
+    integers (compared as text).
     Numbers are finite floats of magnitude at most ``max_abs_number``.
+    ``lookups``: the (keys, features) of each feature lookup. Those features are optional
+    fields (the keys stand for them), and the JSON schema says so: for each lookup, its
+    required features or its keys (``allOf`` of ``anyOf``); the server checks it per record.
     """
     number = Annotated[float, Field(allow_inf_nan=False, ge=-max_abs_number, le=max_abs_number)]
     fields: dict[str, Any] = {}
     inputs = {col.name for col in columns}
+    looked_up = {f for _, features in lookups for f in features}
+    required = {col.name for col in columns if col.required}
     for key in keys:
         if key not in inputs:
             fields[key] = (
-                str | None,
-                Field(default=None, description="entity key: logged and echoed, not a feature"),
+                str | int | None,
+                Field(
+                    default=None,
+                    description="entity key: looks up the model's features (when it has feature "
+                    "lookups), logged and echoed; not a feature",
+                ),
             )
     for col in columns:
         kind: Any = number if col.kind == "number" else str
-        if col.required:
+        if col.required and col.name not in looked_up:
             fields[col.name] = (kind, Field(...))
         else:
             fields[col.name] = (kind | None, Field(default=None))
+    alternatives: list[Any] = [
+        {"anyOf": [_given([f for f in features if f in required]), _given(list(k), key=True)]}
+        for k, features in lookups
+    ]
+    config = ConfigDict(extra="forbid")
+    if alternatives:
+        config["json_schema_extra"] = {"allOf": alternatives}
     model: type[BaseModel] = create_model(
-        f"{_camel(model_name)}Record", __config__=ConfigDict(extra="forbid"), **fields
+        f"{_camel(model_name)}Record", __config__=config, **fields
     )
     return model
 
@@ -102,6 +122,12 @@ class _RequestBase(BaseModel):
         given = getattr(self, "records", None) or getattr(self, "dataframe_records", None)
         records = given or [getattr(self, "record")]  # noqa: B009
         return [r.model_dump() for r in records]
+
+
+def _given(names: list[str], *, key: bool = False) -> dict[str, Any]:
+    """JSON schema: these fields present and not null (keys: a string or an integer)."""
+    value: dict[str, Any] = {"type": ["string", "integer"]} if key else {"not": {"type": "null"}}
+    return {"required": names, "properties": dict.fromkeys(names, value)}
 
 
 def request_model(model_name: str, record: type[BaseModel]) -> type[_RequestBase]:
@@ -164,3 +190,8 @@ def input_frame(rows: list[dict[str, Any]], columns: tuple[InputColumn, ...]) ->
 
 def _camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^0-9A-Za-z]+", name) if p)
+
+
+def utc_now() -> str:
+    """The current UTC time as the API writes it: ISO 8601 with milliseconds and ``Z``."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -16,17 +16,13 @@ tables would want a lazy scan instead.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder
+from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.apps.sql.codec import NUMERIC_OID, TEXT_OID, TYPE_OIDS
@@ -36,6 +32,7 @@ from lakehouse.apps.sql.statements import SETTINGS
 from lakehouse.core.errors import LakehouseError
 from lakehouse.governance.masks import MaskKey, duckdb_mask
 from lakehouse.governance.scope import AccessDeniedError
+from lakehouse.io.delta_arrow import delta_arrow, latest_commit
 from lakehouse.io.table_schema import effective_columns
 
 if TYPE_CHECKING:
@@ -507,39 +504,3 @@ class DeltaMirror:
 
     def close(self) -> None:
         self.db.close()
-
-
-_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
-
-
-def latest_commit(location: str) -> int | None:
-    """The latest commit version of a Delta table on the local file system, from the names in
-    its ``_delta_log`` (a commit file appears whole, when the commit is done); None when that
-    cannot be told this way (another file system, no log yet)."""
-    parsed = urlparse(location)
-    if parsed.scheme not in ("", "file"):
-        return None
-    directory = Path(parsed.path if parsed.scheme else location) / "_delta_log"
-    try:
-        names = [entry.name for entry in directory.iterdir()]
-    except OSError:
-        return None
-    versions = [int(m.group(1)) for m in map(_COMMIT_FILE.match, names) if m]
-    return max(versions) if versions else None
-
-
-def delta_arrow(delta: DeltaTable) -> Any:
-    """The Delta table as Arrow: a lazy dataset, or delta-rs's own scan for features the
-    dataset cannot read (deletion vectors, column mapping).
-
-    deltalake 1.6 raises for deletion vectors but not for column mapping: on a table written
-    by delta-spark with ``delta.columnMapping.mode`` set, ``to_pyarrow_dataset`` reads the
-    logical column names from files that store physical ones and returns every value NULL.
-    """
-    if delta.metadata().configuration.get("delta.columnMapping.mode", "none") == "none":
-        try:
-            return delta.to_pyarrow_dataset()
-        except Exception:  # deltalake raises for table features pyarrow datasets lack
-            log.debug("no Arrow dataset for %s; scanning it with delta-rs", delta.table_uri)
-    reader = QueryBuilder().register("t", delta).execute("SELECT * FROM t")
-    return pa.RecordBatchReader.from_stream(reader).read_all()

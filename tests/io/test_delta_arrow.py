@@ -1,4 +1,5 @@
-"""How the SQL endpoint's mirror reads Delta tables written by other engines."""
+"""How Delta tables are read outside the engine (the SQL endpoint's mirror, online features),
+written by other engines."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.apps.sql.mirror import delta_arrow, latest_commit
+from lakehouse.io.delta_arrow import delta_arrow, latest_commit
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "delta"
+DATA = Path(__file__).resolve().parents[1] / "data" / "delta"
 
 
 def test_a_column_mapped_table_written_by_delta_spark_is_read_with_its_values(
@@ -18,7 +19,7 @@ def test_a_column_mapped_table_written_by_delta_spark_is_read_with_its_values(
 ) -> None:
     """delta-spark 4.0.1 wrote this table with ``delta.columnMapping.mode = name`` and then
     renamed ``s`` to ``s2``; its files store physical column names. A pyarrow dataset of it
-    reads every value as NULL, so the mirror scans such tables with delta-rs."""
+    reads every value as NULL, so such tables are scanned with delta-rs."""
     table = tmp_path / "mapped"
     shutil.copytree(DATA / "column_mapping_renamed", table)
     delta = DeltaTable(str(table))
