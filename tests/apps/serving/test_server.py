@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lakehouse.apps.serving.server import SPEC_ENV, app_from_spec
+from lakehouse.apps.serving.server import SPEC_ENV, app_from_spec, tcp_socket
 from tests.apps.serving.conftest import MODEL, Registry
 
 LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
@@ -127,3 +127,23 @@ def test_a_worker_without_its_spec_stops_with_the_startup_failure_code(
     with pytest.raises(SystemExit) as stopped:
         app_from_spec()
     assert stopped.value.code == 3  # uvicorn's STARTUP_FAILURE: the supervisor gives up
+
+
+def test_the_workers_socket_says_tcp_so_answers_are_not_delayed() -> None:
+    """asyncio sets TCP_NODELAY only on connections of a socket whose protocol is TCP; a
+    socket rebuilt with protocol 0 (as uvicorn's workers get it) left Nagle on, and each
+    answer waited for the client's delayed ACK (44 ms at one connection)."""
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    plain.bind(("127.0.0.1", 0))
+    plain.listen()
+    address = plain.getsockname()
+    assert plain.proto == 0
+    tcp = tcp_socket(plain)
+    with tcp, socket.create_connection(address):
+        assert (tcp.proto, tcp.getsockname()) == (socket.IPPROTO_TCP, address)
+        accepted, _ = tcp.accept()
+        with accepted:
+            assert accepted.proto == socket.IPPROTO_TCP  # what asyncio checks
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with unix:
+        assert tcp_socket(unix) is unix
