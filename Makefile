@@ -20,13 +20,13 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_DIR := $(CURDIR)/build/jars
 JARS_STAMP := $(JARS_DIR)/.resolved
 
-.PHONY: help install jars run test test-sail test-jvm test-cluster test-jvm-then-cluster lint format typecheck docs bench bench-medallion clean
+.PHONY: help install jars run test test-sail test-jvm test-cluster test-sail-then-cluster test-jvm-logged lint format typecheck docs bench bench-medallion clean
 
 help:
 	@echo "make run        create .venv, install the runtime dependencies only, run the demo job on the embedded engine"
 	@echo "make install    create .venv and install everything the tests need (extras dev + bench + docs)"
 	@echo "make jars       resolve the Delta (JVM Spark) and PostgreSQL JDBC jars from Maven Central into build/jars"
-	@echo "make test       lint + typecheck, then tests on Sail beside the Delta and JVM tests on JVM Spark + delta-spark, then the distributed ones"
+	@echo "make test       lint + typecheck, then tests on Sail and then the distributed ones, beside the Delta and JVM tests on JVM Spark + delta-spark"
 	@echo "make test-sail  tests on the embedded Sail engine (Delta, end to end, JDBC client)"
 	@echo "make test-jvm   transforms, Delta tests and JVM-only tests on JVM Spark + delta-spark (own pytest process)"
 	@echo "make test-cluster  the tests marked distributed on Sail's local-cluster mode (a driver and 2 workers over RPC)"
@@ -110,23 +110,28 @@ test-cluster: $(STAMP)
 	SAIL_MODE=local-cluster SAIL_CLUSTER__WORKER_INITIAL_COUNT=2 \
 	  $(BIN)/pytest --engine sail -m distributed --durations=10; $(PYTEST_OK5)
 
-# `make test`: lint and typecheck, then the Sail invocation side by side with the JVM one and
-# the distributed one after it (two at a time: on 2 cores the JVM tests' start-ups and
-# spark-submit waits leave room for the Sail tests). The Sail invocation prints as it goes;
-# the other two write build/test-logs/ and print it when they end. Every invocation runs even
-# when another fails, and make exits non-zero if any did.
+# `make test`: lint and typecheck, then two lanes side by side (2 cores): the Sail invocation
+# followed by the distributed one, beside the JVM one. The JVM lane is the longer one (the demo
+# job with a spark-submit per task, the Connect servers), so the short distributed invocation
+# follows the Sail one (on 2 cores the JVM tests' start-ups and spark-submit waits leave room
+# for the Sail tests). The Sail lane prints as it goes; the JVM invocation writes
+# build/test-logs/ and prints it when it ends. Every invocation runs even when another fails,
+# and make exits non-zero if any did.
 TEST_LOGS := build/test-logs
 test: lint typecheck $(AIRFLOW_STAMP) $(JARS_STAMP)
-	$(MAKE) --no-print-directory -k -j2 test-sail test-jvm-then-cluster
+	$(MAKE) --no-print-directory -k -j2 test-sail-then-cluster test-jvm-logged
 
-test-jvm-then-cluster:
+test-sail-then-cluster:
+	@$(MAKE) --no-print-directory test-sail; sail=$$?; \
+	  $(MAKE) --no-print-directory test-cluster; cluster=$$?; \
+	  [ $$sail -eq 0 ] && [ $$cluster -eq 0 ]
+
+test-jvm-logged:
 	@mkdir -p $(TEST_LOGS)
-	@echo "== make test-jvm and make test-cluster: output in $(TEST_LOGS)/, printed when each ends"
+	@echo "== make test-jvm: output in $(TEST_LOGS)/test-jvm.log, printed when it ends"
 	@$(MAKE) --no-print-directory test-jvm > $(TEST_LOGS)/test-jvm.log 2>&1; jvm=$$?; \
 	  echo "== make test-jvm (exit $$jvm):"; cat $(TEST_LOGS)/test-jvm.log; \
-	  $(MAKE) --no-print-directory test-cluster > $(TEST_LOGS)/test-cluster.log 2>&1; cluster=$$?; \
-	  echo "== make test-cluster (exit $$cluster):"; cat $(TEST_LOGS)/test-cluster.log; \
-	  [ $$jvm -eq 0 ] && [ $$cluster -eq 0 ]
+	  [ $$jvm -eq 0 ]
 
 SF ?= 1
 bench-medallion: $(STAMP)

@@ -17,16 +17,29 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
 
+from lakehouse.bundle.context import RunReport, TaskContext
+from lakehouse.config import load_project
 from lakehouse.config.bundle_spec import EngineSpec
 from lakehouse.engine import EngineKind, EngineSession, build_session
+from lakehouse.io.delta import DeltaStore
+from lakehouse.pipelines.bronze.ingest import ingest_source
+from lakehouse.pipelines.gold import build_gold
+from lakehouse.pipelines.silver.refine import refine_table
+from lakehouse.samples.generator import land_sample_files
+from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[1]
+LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 DATA = Path(__file__).resolve().parent / "data"
 # The markers a test needs to run in the `--engine spark` invocation.
 JVM_MARKERS = {"transform", "delta", "jvm"}
@@ -121,3 +134,84 @@ def demo_project_dir(tmp_path: Path) -> Path:
     for name in ("conf", "jobs"):
         shutil.copytree(REPO / name, tmp_path / name)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def built_demo_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo bundle in a git work tree with the demo Bronze, Silver and Gold tables built
+    in-process (files landed, ingested, refined, Gold built), once per session.
+
+    Read-only: tests take a copy (``churn_project`` per module, ``built_sql_project``), so
+    one module's writes never reach another. Copies keep working because Delta logs name
+    their files relative to the table and the catalog comes from the copy's ``data_root``.
+    """
+    root = tmp_path_factory.mktemp("demo-built")
+    shutil.copy(REPO / "bundle.yml", root / "bundle.yml")
+    for name in ("conf", "jobs"):
+        shutil.copytree(REPO / name, root / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "fixture"], cwd=root, check=True)
+    project = load_project(root, var_overrides={"data_root": str(root / "data")})
+    tables = DeltaStore(spark, project, session_engine(spark))
+    tables.register_all()
+    report = RunReport(job="test", run_id="r-test", target="local", engine=session_engine(spark))
+    ctx = TaskContext(spark, project, tables, report, task_key="build")
+    land_sample_files(root / "data" / "landing")
+    for source in ("customers_drop", "orders_drop"):
+        ingest_source(ctx, source)
+    for table in ("lakehouse.silver.customers", "lakehouse.silver.orders"):
+        refine_table(ctx, table)
+    build_gold(ctx)
+    return root
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of a built project directory (its tables, landing files and git work tree)."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+@dataclass(frozen=True)
+class DemoJobRun:
+    """A finished ``lakehouse run demo``: the bundle copy it ran from and its data root."""
+
+    project_dir: Path
+    data_root: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def demo_job_on_sail(tmp_path_factory: pytest.TempPathFactory) -> DemoJobRun:
+    """``lakehouse run demo`` on the embedded engine through the CLI, once per session, from a
+    copy of the repository's bundle into its own data root.
+
+    Read-only for its users: the JVM demo test compares the JVM run's tables with it, the
+    notebooks read it. (Tests that run the demo job again on a data root, or change it, run
+    their own.) The CLI gets none of this process's ``LAKEHOUSE_``/Spark/MLflow settings, so
+    it runs on the bundle's default target whatever the invocation's engine.
+    """
+    work = tmp_path_factory.mktemp("demo-on-sail")
+    project_dir, data_root = work / "project", work / "data"
+    project_dir.mkdir()
+    shutil.copy(REPO / "bundle.yml", project_dir / "bundle.yml")
+    for name in ("conf", "jobs"):
+        shutil.copytree(REPO / name, project_dir / name)
+    cleared = ("LAKEHOUSE_", "PYSPARK_", "SPARK_CONNECT", "SPARK_REMOTE", "MLFLOW_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cleared)}
+    env["LAKEHOUSE_VAR_data_root"] = str(data_root)
+    env["LAKEHOUSE_VAR_sample_api_port"] = str(free_port())
+    done = subprocess.run(
+        [LAKEHOUSE, "run", "demo", "--project-dir", str(project_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return DemoJobRun(project_dir, data_root)

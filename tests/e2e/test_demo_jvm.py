@@ -2,7 +2,8 @@
 decision as on the embedded engine.
 
 Both runs go through the CLI (`lakehouse run` and `lakehouse run --engine spark`, where every
-task is a spark-submit with the Delta jars) into their own data roots; the tables are then
+task is a spark-submit with the Delta jars) into their own data roots (the Sail run is the
+session's ``demo_job_on_sail``, which the notebook tests read too); the tables are then
 read with JVM Spark and compared whole, without the columns that name a run, a time, a port
 or a path. Measured differences, allowed here and recorded in ARCHITECTURE.md: double sums
 differ in the last bits (summation order), and ``to_json`` renders timestamps and decimals
@@ -27,6 +28,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse.config import load_project
 from lakehouse.io.delta import DeltaStore
+from tests.conftest import DemoJobRun
 
 pytestmark = [pytest.mark.jvm, pytest.mark.e2e]
 
@@ -144,11 +146,9 @@ def models(project_dir: Path, data_root: Path) -> list[dict[str, Any]]:
 
 
 def test_the_demo_job_on_jvm_spark_equals_the_embedded_engine(
-    demo_project_dir: Path, tmp_path: Path, spark: SparkSession
+    demo_project_dir: Path, tmp_path: Path, spark: SparkSession, demo_job_on_sail: DemoJobRun
 ) -> None:
-    sail_root, jvm_root = tmp_path / "sail", tmp_path / "jvm"
-    on_sail = run_demo(demo_project_dir, sail_root)
-    assert on_sail.returncode == 0, on_sail.stdout[-3000:] + on_sail.stderr[-3000:]
+    sail_root, jvm_root = demo_job_on_sail.data_root, tmp_path / "jvm"
     on_jvm = run_demo(demo_project_dir, jvm_root, "--engine", "spark")
     assert on_jvm.returncode == 0, on_jvm.stdout[-3000:] + on_jvm.stderr[-3000:]
     assert "engine spark" in on_jvm.stdout

@@ -1,6 +1,7 @@
 """The notebooks under notebooks/ run top to bottom against the demo data (as CI runs them).
 
-The demo job runs once through the CLI into a temporary data root; each notebook is then
+The demo job runs once through the CLI into a temporary data root (the session's
+``demo_job_on_sail``, which the JVM demo test compares with too); each notebook is then
 executed by a real Jupyter kernel (nbclient + ipykernel) from the notebooks/ directory, as an
 analyst would open it, with ``LAKEHOUSE_VAR_data_root`` pointing at that data. A failing cell
 fails the test with the cell's error. In the JVM invocation (``--engine spark``) the kernels
@@ -10,9 +11,6 @@ open the same tables on JVM Spark + delta-spark (``LAKEHOUSE_ENGINE=spark``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -20,39 +18,20 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from tests.conftest import DemoJobRun
+
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
-LAKEHOUSE = str(Path(sys.executable).parent / "lakehouse")
 CLEARED = ("LAKEHOUSE_", "PYSPARK_", "SPARK_CONNECT", "SPARK_REMOTE", "MLFLOW_")
 KEPT = ("LAKEHOUSE_DELTA_JARS",)
 
 pytestmark = pytest.mark.delta
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Run the demo job once (the repository's bundle, a temporary data root)."""
-    data_root = tmp_path_factory.mktemp("notebook-demo") / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED)}
-    env["LAKEHOUSE_VAR_data_root"] = str(data_root)
-    env["LAKEHOUSE_VAR_sample_api_port"] = str(_free_port())
-    done = subprocess.run(
-        [LAKEHOUSE, "run", "demo", "--project-dir", str(REPO)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    yield data_root
+def demo_data(demo_job_on_sail: DemoJobRun) -> Path:
+    """The demo job's data root: the session's one Sail run of the repository's bundle."""
+    return demo_job_on_sail.data_root
 
 
 def test_the_notebooks_are_committed_without_outputs() -> None:

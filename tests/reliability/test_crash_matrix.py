@@ -6,7 +6,8 @@ The kill points are hit deterministically with ``LAKEHOUSE_CRASH_AT`` (see
 milliseconds apart, so no outside observer can kill the run between the two.
 
 To stay within CI time (one demo run is ~50 s on two cores) the cases run as two chains
-on two data roots, and share one clean baseline. In a chain the run that recovers from one
+on two data roots, and share one clean baseline (the session's uninterrupted demo run,
+``demo_job_on_sail``, which other tests read too). In a chain the run that recovers from one
 kill is itself killed at a later point, and the last run is clean; every kill is recovered
 by the next run, and the chain's end state is compared with the baseline:
 
@@ -47,6 +48,7 @@ from pyspark.sql import SparkSession
 from lakehouse.bundle.runlog import RunLog
 from lakehouse.config import load_project
 from lakehouse.io.delta import DeltaStore
+from tests.conftest import DemoJobRun
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,11 +137,10 @@ def project_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean(spark: SparkSession, project_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The baseline every chain is compared with: one uninterrupted demo run."""
-    data_root = tmp_path_factory.mktemp("clean") / "data"
-    _demo(project_dir, data_root)
-    return _end_state(spark, project_dir, data_root)
+def clean(spark: SparkSession, demo_job_on_sail: DemoJobRun) -> Any:
+    """The baseline every chain is compared with: one uninterrupted demo run (the session's
+    ``demo_job_on_sail``, read only)."""
+    return _end_state(spark, demo_job_on_sail.project_dir, demo_job_on_sail.data_root)
 
 
 def _job_runs(spark: SparkSession, project_dir: Path, data_root: Path) -> dict[str, set[str]]:

@@ -17,15 +17,11 @@ import yaml
 from pyspark.sql import SparkSession
 
 from lakehouse.apps.sql.endpoint import SqlEndpoint
-from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
 from lakehouse.config.project import Project
 from lakehouse.governance.scope import GovernanceScope
 from lakehouse.io.delta import DeltaStore
-from lakehouse.pipelines.bronze.ingest import ingest_source
-from lakehouse.pipelines.gold import build_gold
-from lakehouse.pipelines.silver.refine import refine_table
-from lakehouse.samples.generator import land_sample_files
+from tests.conftest import copy_project
 from tests.support import session_engine
 
 REPO = Path(__file__).resolve().parents[3]
@@ -47,28 +43,13 @@ def load(root: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
-def built_sql_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo bundle with masked Gold columns and Bronze, Silver and Gold built, once per
-    session; each test module gets its own copy (:func:`sql_project`)."""
-    root = tmp_path_factory.mktemp("sqlproj")
-    shutil.copy(REPO / "bundle.yml", root / "bundle.yml")
-    for name in ("conf", "jobs"):
-        shutil.copytree(REPO / name, root / name)
+def built_sql_project(built_demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo bundle with Bronze, Silver and Gold built (a copy of the session's build) and
+    masked Gold columns, once per session; each test module gets its own copy
+    (:func:`sql_project`). Masks apply when a governed reader reads, so the tables are the
+    same as if they had been built with the masked catalog."""
+    root = copy_project(built_demo_project, tmp_path_factory.mktemp("sqlproj") / "project")
     _mask_gold_columns(root / "conf" / "catalog.yml")
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "fixture"], cwd=root, check=True)
-    project = load(root)
-    tables = DeltaStore(spark, project, session_engine(spark))
-    tables.register_all()
-    report = RunReport(job="test", run_id="r-sql", target="local", engine=session_engine(spark))
-    ctx = TaskContext(spark, project, tables, report, task_key="build")
-    land_sample_files(root / "data" / "landing")
-    for source in ("customers_drop", "orders_drop"):
-        ingest_source(ctx, source)
-    for table in ("lakehouse.silver.customers", "lakehouse.silver.orders"):
-        refine_table(ctx, table)
-    build_gold(ctx)
     return root
 
 

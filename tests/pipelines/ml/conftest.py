@@ -1,9 +1,8 @@
-"""A demo project with Silver and Gold built once per module, and a fresh MLflow per test."""
+"""A demo project with Silver and Gold (built once per session, copied per module), and a fresh
+MLflow per test."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,13 +12,9 @@ from pyspark.sql import SparkSession
 from lakehouse.bundle.context import RunReport, TaskContext
 from lakehouse.config import load_project
 from lakehouse.io.delta import DeltaStore
-from lakehouse.pipelines.bronze.ingest import ingest_source
-from lakehouse.pipelines.gold import build_gold
-from lakehouse.pipelines.silver.refine import refine_table
-from lakehouse.samples.generator import land_sample_files
+from tests.conftest import copy_project
 from tests.support import session_engine
 
-REPO = Path(__file__).resolve().parents[3]
 ContextFactory = Callable[..., TaskContext]
 
 
@@ -32,23 +27,10 @@ def _context(spark: SparkSession, root: Path, overrides: dict[str, str]) -> Task
 
 
 @pytest.fixture(scope="module")
-def churn_project(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo bundle in a git work tree, with demo Bronze, Silver and Gold tables built."""
-    root = tmp_path_factory.mktemp("churn")
-    shutil.copy(REPO / "bundle.yml", root / "bundle.yml")
-    for name in ("conf", "jobs"):
-        shutil.copytree(REPO / name, root / name)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "fixture"], cwd=root, check=True)
-    ctx = _context(spark, root, {"data_root": str(root / "data")})
-    land_sample_files(root / "data" / "landing")
-    for source in ("customers_drop", "orders_drop"):
-        ingest_source(ctx, source)
-    for table in ("lakehouse.silver.customers", "lakehouse.silver.orders"):
-        refine_table(ctx, table)
-    build_gold(ctx)
-    return root
+def churn_project(built_demo_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo bundle in a git work tree, with demo Bronze, Silver and Gold tables built:
+    this module's own copy of the session's build (its tests may write to it)."""
+    return copy_project(built_demo_project, tmp_path_factory.mktemp("churn") / "project")
 
 
 @pytest.fixture()
